@@ -1,0 +1,309 @@
+"""Constants shared by the kernels: the Linux values where Linux has one.
+
+Flag-bit constants are module globals on purpose: Numba freezes them at compile time, which is what
+a constant wants. Tunables never live here; they travel in the ``cfg`` array.
+"""
+
+# ---- geometry -------------------------------------------------------------------------------
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT
+PMD_SHIFT = 21
+HPAGE_PMD_SIZE = 1 << PMD_SHIFT
+HPAGE_PMD_ORDER = 9
+HPAGE_PMD_NR = 1 << HPAGE_PMD_ORDER
+PUD_SHIFT = 30
+PGDIR_SHIFT = 39
+P4D_SHIFT = 48
+PTRS_PER_TABLE = 512
+TASK_SIZE = 0x7FFFFFFFF000
+MMAP_MIN_ADDR = 65536
+
+NR_PAGE_ORDERS = 11          # orders 0..10 (MAX_PAGE_ORDER = 10 since 6.8)
+MAX_PAGE_ORDER = 10
+PAGEBLOCK_ORDER = 9
+MAX_ORDER_NR_PAGES = 1 << MAX_PAGE_ORDER
+
+# ---- migratetypes (include/linux/mmzone.h) ----------------------------------------------------
+MIGRATE_UNMOVABLE = 0
+MIGRATE_MOVABLE = 1
+MIGRATE_RECLAIMABLE = 2
+MIGRATE_PCPTYPES = 3
+
+# ---- x86-64 page-table entry bits (arch/x86/include/asm/pgtable_types.h) ----------------------
+_PAGE_PRESENT = 1 << 0
+_PAGE_RW = 1 << 1
+_PAGE_USER = 1 << 2
+_PAGE_PWT = 1 << 3
+_PAGE_PCD = 1 << 4
+_PAGE_ACCESSED = 1 << 5
+_PAGE_DIRTY = 1 << 6
+_PAGE_PSE = 1 << 7
+_PAGE_GLOBAL = 1 << 8
+_PAGE_SPECIAL = 1 << 9
+_PAGE_SOFT_DIRTY = 1 << 11
+_PAGE_NX = -(1 << 63)        # bit 63, the sign bit of an int64
+PTE_PFN_MASK = ((1 << 52) - 1) & ~((1 << 12) - 1)
+_PAGE_TABLE = _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY
+
+# ---- struct page flags (our own compact set; names follow include/linux/page-flags.h) --------
+PG_buddy = 1 << 0            # head of a free buddy block (order in fr_order)
+PG_head = 1 << 1             # head of an allocated folio (order in fr_order)
+PG_tail = 1 << 2             # tail page of an allocated folio of order > 0
+PG_anon = 1 << 3             # anonymous folio (owner = anon root, index = virtual page number)
+PG_pgtable = 1 << 4          # page-table page (owner = mm, index = page-table pool slot)
+PG_hugezero = 1 << 5         # the huge zero folio
+PG_lru = 1 << 6
+PG_dirty = 1 << 7
+PG_mlocked = 1 << 8
+PG_reserved = 1 << 9         # the 4 KiB zero page
+
+# fr_i32 rows
+FR_NEXT = 0
+FR_PREV = 1
+FR_OWNER = 2                 # for page[1] of a large folio: the entire (PMD) mapcount
+FR_MAPCOUNT = 3
+NR_FR_I32 = 4
+
+# ---- VM flags (include/linux/mm.h) ------------------------------------------------------------
+VM_READ = 0x1
+VM_WRITE = 0x2
+VM_EXEC = 0x4
+VM_SHARED = 0x8
+VM_MAYREAD = 0x10
+VM_MAYWRITE = 0x20
+VM_MAYEXEC = 0x40
+VM_MAYSHARE = 0x80
+VM_GROWSDOWN = 0x100
+VM_LOCKED = 0x2000
+VM_LOCKONFAULT = 0x100000000
+VM_HUGEPAGE = 0x20000000
+VM_NOHUGEPAGE = 0x40000000
+
+# ---- mm->flags bits (include/linux/mm_types.h) ------------------------------------------------
+MMF_VM_HUGEPAGE = 17
+MMF_DISABLE_THP_EXCEPT_ADVISED = 23
+MMF_DISABLE_THP_COMPLETELY = 24   # MMF_DISABLE_THP in 4.13 .. 6.17
+
+# ---- mmap / madvise / prctl (include/uapi) -----------------------------------------------------
+PROT_NONE = 0x0
+PROT_READ = 0x1
+PROT_WRITE = 0x2
+PROT_EXEC = 0x4
+MAP_SHARED = 0x01
+MAP_PRIVATE = 0x02
+MAP_SHARED_VALIDATE = 0x03
+MAP_TYPE = 0x0F
+MAP_FIXED = 0x10
+MAP_ANONYMOUS = 0x20
+MAP_NORESERVE = 0x4000
+MAP_POPULATE = 0x8000
+MAP_FIXED_NOREPLACE = 0x100000
+
+MADV_NORMAL = 0
+MADV_RANDOM = 1
+MADV_SEQUENTIAL = 2
+MADV_WILLNEED = 3
+MADV_DONTNEED = 4
+MADV_FREE = 8
+MADV_HUGEPAGE = 14
+MADV_NOHUGEPAGE = 15
+MADV_POPULATE_READ = 22
+MADV_POPULATE_WRITE = 23
+MADV_COLLAPSE = 25
+
+PR_SET_THP_DISABLE = 41
+PR_GET_THP_DISABLE = 42
+PR_THP_DISABLE_EXCEPT_ADVISED = 1 << 1
+
+# ---- errno (include/uapi/asm-generic/errno-base.h) --------------------------------------------
+EPERM = 1
+EINTR = 4
+EAGAIN = 11
+ENOMEM = 12
+EFAULT = 14
+EBUSY = 16
+EEXIST = 17
+EINVAL = 22
+ENOSPC = 28
+
+# ---- kernel status codes beyond errno (negative errno is an error; these are positive) -------
+OK = 0
+SEGV = 1000                  # access outside a VMA or against its protection
+NEED_GROW = 1001             # a pool is full: Python enlarges it and re-enters at the resume index
+FLUSH = 1002                 # the event buffer is full
+BLOCKED = 1003               # the task waits (lock, memory)
+TIMER = 1004                 # a timed background event is due before the next operation
+OOM = 1005                   # an allocation failed in a way that needs the OOM path
+
+# ---- sysfs THP modes ---------------------------------------------------------------------------
+THP_NEVER = 0
+THP_MADVISE = 1
+THP_ALWAYS = 2
+DEFRAG_NEVER = 0
+DEFRAG_MADVISE = 1
+DEFRAG_DEFER_MADVISE = 2
+DEFRAG_DEFER = 3
+DEFRAG_ALWAYS = 4
+
+# THP disable semantics by kernel profile
+THPDIS_NONE = 0              # 3.10, 3.12: no prctl
+THPDIS_DEF_FLAGS = 1         # 3.15 .. 4.12: VM_NOHUGEPAGE in mm->def_flags
+THPDIS_MMF = 2               # 4.13 .. 6.17: MMF_DISABLE_THP master override
+THPDIS_EXCEPT_ADVISED = 3    # 6.18: adds PR_THP_DISABLE_EXCEPT_ADVISED
+
+# write fault on the huge zero page
+ZERO_WP_THP = 0              # allocate a THP (3.10; 6.18's do_huge_zero_wp_pmd), else split
+ZERO_WP_SPLIT = 1            # split to 4 KiB zero-page PTEs and COW one page
+
+# mmap THP alignment of anonymous mappings
+THP_ALIGN_NONE = 0           # before 6.8
+THP_ALIGN_ANY = 1            # 6.8 .. 6.11: any length >= 2 MiB
+THP_ALIGN_MULTIPLE = 2       # 6.12+: lengths that are a multiple of 2 MiB
+
+# ---- cfg array layout (validated, frozen in Python; see mmcore/config.py) ----------------------
+C_KERNEL = 0                 # version as 3 digits: 310, 312, 315, 413, 618
+C_THP_ENABLED = 1
+C_THP_DEFRAG = 2
+C_USE_ZERO_PAGE = 3
+C_THP_DISABLE_MODE = 4
+C_ZERO_WP = 5
+C_THP_ALIGN = 6
+C_PT_LEVELS = 7
+C_NCPUS = 8
+C_L1_4K_SETS = 9
+C_L1_4K_WAYS = 10
+C_L1_2M_SETS = 11
+C_L1_2M_WAYS = 12
+C_STLB_SETS = 13
+C_STLB_WAYS = 14
+C_PDE_CACHE = 15
+C_PDPTE_CACHE = 16
+C_MMAP_BASE = 17
+C_NR_FRAMES = 18
+C_COST_ACCESS = 19
+C_COST_STLB_HIT = 20
+C_COST_WALK_LOAD = 21
+C_COST_FAULT = 22
+C_COST_CLEAR_PAGE = 23
+C_COST_COPY_PAGE = 24
+C_COST_PGTABLE_ALLOC = 25
+C_COST_SYSCALL = 26
+C_COST_TLB_FLUSH = 27
+C_COST_COMPACT_SCAN = 28
+C_COST_MIGRATE_PAGE = 29
+C_RECORD = 30                # bit mask of event classes recorded
+C_SPLIT_MODE = 31            # 0: split PMD only (4.5+); 1: split page and PMD together (3.10)
+NR_CFG = 32
+
+# ---- global scalar state (gs) ------------------------------------------------------------------
+G_HIGH_WATER = 0             # lazily initialised frames start here
+G_NR_FREE = 1
+G_HUGE_ZERO_PFN = 2          # -1 until allocated
+G_PT_NFREE = 3
+G_PT_NEXT = 4                # next never-used page-table pool slot
+G_PT_CAP = 5
+G_VMA_NEXT = 6               # next unused VMA pool slot
+G_VMA_CAP = 7
+G_NOW = 8                    # machine clock (ps)
+G_NEXT_ANON = 9              # next anon root id
+G_EV_N = 10                  # events in the record buffer
+G_EV_CAP = 11
+G_NR_MM = 12                 # mm slots in use
+G_NR_TASKS = 13
+G_FREE_HEAD = 16             # + order * MIGRATE_PCPTYPES + mt: head pfn or -1
+G_FREE_COUNT = G_FREE_HEAD + NR_PAGE_ORDERS * MIGRATE_PCPTYPES
+NR_GS = G_FREE_COUNT + NR_PAGE_ORDERS * MIGRATE_PCPTYPES
+
+# ---- mm fields (mm array rows) -----------------------------------------------------------------
+MM_PGD = 0                   # pfn of the PGD, -1 until the first fault
+MM_FLAGS = 1
+MM_DEF_FLAGS = 2
+MM_ANON = 3                  # anon root id (shared along fork: the anon_vma tree)
+MM_USERS = 4
+MM_VBASE = 5                 # VMA pool segment
+MM_VCOUNT = 6
+MM_VCAP = 7
+MM_ANONPAGES = 8             # rss counters (include/linux/mm_types_task.h MM_*)
+MM_FILEPAGES = 9
+MM_SHMEMPAGES = 10
+MM_SWAPENTS = 11
+MM_PGTABLES = 12             # page-table pages (PGD excluded): mm_pgtables_bytes / 4096
+MM_LOCKED = 13               # pages in VM_LOCKED VMAs (VmLck)
+MM_TOTAL_VM = 14
+MM_ANON_THP = 15             # PMD-mapped anonymous THPs
+MM_HIWATER_RSS = 16
+MM_BRK_START = 17
+MM_BRK = 18
+NR_MM_FIELDS = 19
+
+# ---- VMA fields (vma array rows) ---------------------------------------------------------------
+V_START = 0
+V_END = 1
+V_FLAGS = 2
+V_PGOFF = 3
+V_FILE = 4
+NR_V_FIELDS = 5
+
+# ---- task fields (task array rows) -------------------------------------------------------------
+T_PID = 0
+T_MM = 1
+T_CPU = 2
+T_FLAGS = 3
+T_ADJ = 4
+T_CLOCK = 5                  # ps
+T_MINFLT = 6
+T_MAJFLT = 7
+T_ACCESSES = 8
+T_DTLB_MISS = 9              # L1 dTLB misses
+T_STLB_MISS = 10             # STLB misses = page walks
+T_WALK_LOADS = 11
+T_WALK_PS = 12
+T_FAULT_PS = 13
+T_TGID = 14
+T_ALIVE = 15
+NR_T_FIELDS = 16
+
+# ---- per-CPU (cpu array columns) ---------------------------------------------------------------
+CPU_STAMP = 0
+CPU_FREE_AT = 1
+NR_CPU_FIELDS = 2
+
+# ---- vmstat (mm/vmstat.c vmstat_text order is not reproduced; names are) -----------------------
+VMSTAT_NAMES = (
+    "nr_free_pages", "nr_anon_pages", "nr_anon_transparent_hugepages", "nr_page_table_pages",
+    "nr_mlock", "pgalloc_normal", "pgfree", "pgfault", "pgmajfault",
+    "thp_fault_alloc", "thp_fault_fallback", "thp_fault_fallback_charge",
+    "thp_zero_page_alloc", "thp_zero_page_alloc_failed", "thp_split_pmd", "thp_split_page",
+    "thp_deferred_split_page",
+    "compact_stall", "compact_fail", "compact_success", "compact_migrate_scanned",
+    "compact_free_scanned", "compact_isolated", "pgmigrate_success", "pgmigrate_fail",
+    "nr_tlb_local_flush_all", "nr_tlb_remote_flush",
+)
+VS_NR_FREE_PAGES = 0
+VS_NR_ANON_PAGES = 1
+VS_NR_ANON_THP = 2
+VS_NR_PAGE_TABLE_PAGES = 3
+VS_NR_MLOCK = 4
+VS_PGALLOC = 5
+VS_PGFREE = 6
+VS_PGFAULT = 7
+VS_PGMAJFAULT = 8
+VS_THP_FAULT_ALLOC = 9
+VS_THP_FAULT_FALLBACK = 10
+VS_THP_FAULT_FALLBACK_CHARGE = 11
+VS_THP_ZERO_PAGE_ALLOC = 12
+VS_THP_ZERO_PAGE_ALLOC_FAILED = 13
+VS_THP_SPLIT_PMD = 14
+VS_THP_SPLIT_PAGE = 15
+VS_THP_DEFERRED_SPLIT_PAGE = 16
+VS_COMPACT_STALL = 17
+VS_COMPACT_FAIL = 18
+VS_COMPACT_SUCCESS = 19
+VS_COMPACT_MIGRATE_SCANNED = 20
+VS_COMPACT_FREE_SCANNED = 21
+VS_COMPACT_ISOLATED = 22
+VS_PGMIGRATE_SUCCESS = 23
+VS_PGMIGRATE_FAIL = 24
+VS_TLB_LOCAL_FLUSH_ALL = 25
+VS_TLB_REMOTE_FLUSH = 26
+NR_VMSTAT = len(VMSTAT_NAMES)

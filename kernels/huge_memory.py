@@ -1,0 +1,118 @@
+"""Transparent huge pages at fault time and PMD splits (mm/huge_memory.c)."""
+from .consts import (
+    _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, _PAGE_SPECIAL,
+    _PAGE_TABLE, _PAGE_USER, C_THP_DISABLE_MODE, C_THP_ENABLED, C_USE_ZERO_PAGE, FR_OWNER,
+    FR_MAPCOUNT, G_HUGE_ZERO_PFN, HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, MIGRATE_MOVABLE,
+    MM_ANON, MM_ANON_THP, MM_ANONPAGES, MM_FLAGS, MM_PGTABLES, PG_anon, PG_head, PG_hugezero,
+    PG_lru, PG_tail, PTE_PFN_MASK, PTRS_PER_TABLE, THP_ALWAYS, THP_MADVISE, THP_NEVER,
+    THPDIS_EXCEPT_ADVISED, THPDIS_MMF, V_END, V_FLAGS, V_START, VM_EXEC, VM_HUGEPAGE,
+    VM_NOHUGEPAGE, VS_NR_ANON_PAGES, VS_NR_ANON_THP, VS_NR_PAGE_TABLE_PAGES, VS_PGALLOC,
+    VS_THP_SPLIT_PMD, VS_THP_ZERO_PAGE_ALLOC, VS_THP_ZERO_PAGE_ALLOC_FAILED,
+    MMF_DISABLE_THP_COMPLETELY, MMF_DISABLE_THP_EXCEPT_ADVISED, C_NR_FRAMES,
+)
+from .jit import kernel
+from .page_alloc import rmqueue
+from .pagetable import entry_pfn, withdraw_table
+
+
+@kernel
+def thp_disabled_by_mm(cfg, mm_flags, vm_flags):
+    """The per-process switch (prctl) as the profile has it (vma_thp_disabled)."""
+    mode = cfg[C_THP_DISABLE_MODE]
+    if mode == THPDIS_MMF or mode == THPDIS_EXCEPT_ADVISED:
+        if mm_flags & (1 << MMF_DISABLE_THP_COMPLETELY):
+            return True
+        if mode == THPDIS_EXCEPT_ADVISED and (mm_flags & (1 << MMF_DISABLE_THP_EXCEPT_ADVISED)):
+            return (vm_flags & VM_HUGEPAGE) == 0
+    return False
+
+
+@kernel
+def thp_vma_allowable(cfg, mm_flags, vm_flags, vm_start, vm_end, va):
+    """thp_vma_allowable_order for an anonymous VMA at fault time, and the 2 MiB geometry."""
+    en = cfg[C_THP_ENABLED]
+    if en == THP_NEVER:
+        return False
+    if vm_flags & VM_NOHUGEPAGE:
+        return False
+    if thp_disabled_by_mm(cfg, mm_flags, vm_flags):
+        return False
+    if en == THP_MADVISE and (vm_flags & VM_HUGEPAGE) == 0:
+        return False
+    h = va & ~(HPAGE_PMD_SIZE - 1)
+    return h >= vm_start and h + HPAGE_PMD_SIZE <= vm_end
+
+
+@kernel
+def get_huge_zero_pfn(gs, cfg, vmstat, fr32, fr_flags, fr_order, pb_mt):
+    """The huge zero folio, allocated on first use (mm_get_huge_zero_folio)."""
+    p = gs[G_HUGE_ZERO_PFN]
+    if p >= 0:
+        return p
+    p = rmqueue(gs, cfg, fr32, fr_flags, fr_order, pb_mt, HPAGE_PMD_ORDER, MIGRATE_MOVABLE)
+    if p < 0:
+        vmstat[VS_THP_ZERO_PAGE_ALLOC_FAILED] += 1
+        return -1
+    vmstat[VS_THP_ZERO_PAGE_ALLOC] += 1
+    vmstat[VS_PGALLOC] += HPAGE_PMD_NR
+    fr_flags[p] = PG_head | PG_hugezero
+    for i in range(1, HPAGE_PMD_NR):
+        fr_flags[p + i] = PG_tail
+    gs[G_HUGE_ZERO_PFN] = p
+    return p
+
+
+@kernel
+def prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, pfn, order, anon, vpn):
+    """Mark a freshly allocated anonymous folio (folio_add_new_anon_rmap bookkeeping)."""
+    fr_flags[pfn] = PG_head | PG_anon | PG_lru
+    fr_order[pfn] = order
+    fr32[FR_OWNER, pfn] = anon
+    fr_idx[pfn] = vpn
+    fr32[FR_MAPCOUNT, pfn] = 0
+    if order > 0:
+        for i in range(1, 1 << order):
+            fr_flags[pfn + i] = PG_tail
+            fr32[FR_MAPCOUNT, pfn + i] = 0
+            fr32[FR_OWNER, pfn + i] = 0
+            fr_idx[pfn + i] = 0
+        # page[1] carries the folio's entire (PMD) mapcount and its total PTE mapcount
+        fr32[FR_OWNER, pfn + 1] = 0
+        fr_idx[pfn + 1] = 0
+
+
+@kernel
+def leaf_prot(vm_flags):
+    """Present, user, accessed; NX unless executable (vm_get_page_prot)."""
+    e = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED
+    if (vm_flags & VM_EXEC) == 0:
+        e |= _PAGE_NX
+    return e
+
+
+@kernel
+def split_huge_pmd(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, mmi, pos):
+    """__split_huge_pmd_locked: turn a PMD leaf into the deposited PTE table with 512 PTEs.
+
+    The folio stays whole (a PTE-mapped THP); the zero folio splits into 4 KiB zero-page PTEs.
+    """
+    pmde = pt[pos]
+    pmd_table = pt_aux[0, pos // PTRS_PER_TABLE]
+    table = withdraw_table(fr32, pmd_table)
+    head = entry_pfn(pmde)
+    bits = pmde & ~(PTE_PFN_MASK | _PAGE_PSE)
+    base = fr_idx[table] * PTRS_PER_TABLE
+    if fr_flags[head] & PG_hugezero:
+        zp = cfg[C_NR_FRAMES]
+        for i in range(HPAGE_PMD_NR):
+            pt[base + i] = bits | (zp << 12)
+    else:
+        for i in range(HPAGE_PMD_NR):
+            pt[base + i] = bits | ((head + i) << 12)
+            fr32[FR_MAPCOUNT, head + i] += 1
+        fr32[FR_OWNER, head + 1] -= 1
+        fr_idx[head + 1] += HPAGE_PMD_NR
+        mm[MM_ANON_THP, mmi] -= 1
+        vmstat[VS_NR_ANON_THP] -= 1
+    pt[pos] = _PAGE_TABLE | (table << 12)
+    vmstat[VS_THP_SPLIT_PMD] += 1

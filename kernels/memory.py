@@ -1,0 +1,536 @@
+"""Page faults, zapping and the access path (mm/memory.c).
+
+``handle_mm_fault`` resolves one fault; ``access_one`` is the hardware side (TLBs, page walk,
+accessed and dirty bits) and calls it. Hot functions take arrays, never the state tuple.
+"""
+from .compaction import alloc_thp
+from .consts import (
+    _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, _PAGE_SPECIAL, _PAGE_TABLE,
+    C_COST_ACCESS, C_COST_CLEAR_PAGE, C_COST_COPY_PAGE, C_COST_FAULT, C_COST_PGTABLE_ALLOC,
+    C_COST_STLB_HIT, C_COST_TLB_FLUSH, C_COST_WALK_LOAD, C_L1_2M_SETS, C_L1_2M_WAYS,
+    C_L1_4K_SETS, C_L1_4K_WAYS, C_NR_FRAMES, C_PDE_CACHE, C_PDPTE_CACHE, C_PT_LEVELS,
+    C_STLB_SETS, C_STLB_WAYS, C_USE_ZERO_PAGE, C_ZERO_WP, CPU_STAMP, ENOMEM, FR_MAPCOUNT,
+    FR_OWNER, HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, MIGRATE_MOVABLE, MM_ANON,
+    MM_ANON_THP, MM_ANONPAGES, MM_FLAGS, MM_PGD, MM_PGTABLES, NEED_GROW, OK, PG_head,
+    PG_hugezero, PG_tail, PTRS_PER_TABLE, SEGV, T_ACCESSES, T_CLOCK, T_CPU, T_DTLB_MISS,
+    T_FAULT_PS, T_MINFLT, T_MM, T_STLB_MISS, T_WALK_LOADS, T_WALK_PS, V_END, V_FILE, V_FLAGS,
+    V_START, VM_READ, VM_WRITE, VS_NR_ANON_PAGES, VS_NR_ANON_THP, VS_NR_PAGE_TABLE_PAGES,
+    VS_PGALLOC, VS_PGFAULT, VS_PGFREE, VS_THP_FAULT_ALLOC, VS_THP_FAULT_FALLBACK, ZERO_WP_THP,
+)
+from .huge_memory import (
+    get_huge_zero_pfn, leaf_prot, prep_anon_folio, split_huge_pmd, thp_vma_allowable,
+)
+from .jit import kernel
+from .mmap import range_has_vma, vma_lookup
+from .page_alloc import free_pages, rmqueue
+from .pagetable import (
+    alloc_table, deposit_table, entry_pfn, free_table, pmd_alloc_walk, pmd_lookup,
+    pt_slots_available, pte_lookup, withdraw_table,
+)
+from .tlb import flush_tlb_page, key2m, key4k, tlb_fill, tlb_layout, tlb_probe
+
+FAULT_RESERVE_TABLES = 8     # pool slots a fault may need: P4D, PUD, PMD, PTE, deposit, spare
+
+
+# ---- folio accounting --------------------------------------------------------------------------
+
+@kernel
+def free_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head, order):
+    for i in range(1 << order):
+        fr_flags[head + i] = 0
+        fr32[FR_MAPCOUNT, head + i] = 0
+        fr32[FR_OWNER, head + i] = 0
+        fr_idx[head + i] = 0
+    vmstat[VS_PGFREE] += 1 << order
+    free_pages(gs, fr32, fr_flags, fr_order, pb_mt, head, order)
+
+
+@kernel
+def remove_rmap_pte(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pfn):
+    """folio_remove_rmap_pte: drop one PTE mapping of ``pfn``; free the folio when unmapped."""
+    if (fr_flags[pfn] & PG_tail) != 0 or fr_order[pfn] > 0:
+        head = pfn & ~(HPAGE_PMD_NR - 1)
+        fr32[FR_MAPCOUNT, pfn] -= 1
+        fr_idx[head + 1] -= 1
+        if fr_idx[head + 1] == 0 and fr32[FR_OWNER, head + 1] == 0:
+            free_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head, HPAGE_PMD_ORDER)
+        return
+    fr32[FR_MAPCOUNT, pfn] -= 1
+    if fr32[FR_MAPCOUNT, pfn] == 0:
+        free_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pfn, 0)
+
+
+@kernel
+def page_reusable(fr32, fr_idx, fr_flags, fr_order, pfn):
+    """wp_can_reuse_anon_folio: the only mapping of the page, and of its folio."""
+    if (fr_flags[pfn] & PG_tail) != 0 or fr_order[pfn] > 0:
+        head = pfn & ~(HPAGE_PMD_NR - 1)
+        return fr32[FR_OWNER, head + 1] == 0 and fr_idx[head + 1] == 1
+    return fr32[FR_MAPCOUNT, pfn] == 1
+
+
+# ---- the fault handler --------------------------------------------------------------------------
+
+@kernel
+def do_anonymous_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm, mmi,
+                      vm_flags, ppos, va, write):
+    """A fault on an empty PTE: the zero page for a read, a new zeroed page for a write."""
+    prot = leaf_prot(vm_flags)
+    if not write:
+        pt[ppos] = prot | _PAGE_SPECIAL | (cfg[C_NR_FRAMES] << 12)
+        return OK, 0
+    pfn = rmqueue(gs, cfg, fr32, fr_flags, fr_order, pb_mt, 0, MIGRATE_MOVABLE)
+    if pfn < 0:
+        return -ENOMEM, 0
+    prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, pfn, 0, mm[MM_ANON, mmi], va >> 12)
+    fr32[FR_MAPCOUNT, pfn] = 1
+    pt[ppos] = prot | _PAGE_RW | _PAGE_DIRTY | (pfn << 12)
+    mm[MM_ANONPAGES, mmi] += 1
+    vmstat[VS_NR_ANON_PAGES] += 1
+    vmstat[VS_PGALLOC] += 1
+    return OK, cfg[C_COST_CLEAR_PAGE]
+
+
+@kernel
+def do_wp_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm, mmi, tlb, pwc,
+               vm_flags, ppos, va):
+    """A write to a present read-only PTE in a writable VMA: reuse, or copy on write."""
+    pte = pt[ppos]
+    old = entry_pfn(pte)
+    if (pte & _PAGE_SPECIAL) == 0 and page_reusable(fr32, fr_idx, fr_flags, fr_order, old):
+        pt[ppos] = pte | _PAGE_RW | _PAGE_DIRTY
+        return OK, 0
+    pfn = rmqueue(gs, cfg, fr32, fr_flags, fr_order, pb_mt, 0, MIGRATE_MOVABLE)
+    if pfn < 0:
+        return -ENOMEM, 0
+    prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, pfn, 0, mm[MM_ANON, mmi], va >> 12)
+    fr32[FR_MAPCOUNT, pfn] = 1
+    vmstat[VS_PGALLOC] += 1
+    if pte & _PAGE_SPECIAL:
+        cost = cfg[C_COST_CLEAR_PAGE]
+        mm[MM_ANONPAGES, mmi] += 1
+        vmstat[VS_NR_ANON_PAGES] += 1
+    else:
+        cost = cfg[C_COST_COPY_PAGE]
+        remove_rmap_pte(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, old)
+    pt[ppos] = leaf_prot(vm_flags) | _PAGE_RW | _PAGE_DIRTY | (pfn << 12)
+    flush_tlb_page(cfg, tlb, pwc, mmi + 1, va)
+    return OK, cost + cfg[C_COST_TLB_FLUSH]
+
+
+@kernel
+def do_huge_pmd_anonymous_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
+                               pt_aux, mm, tlb, pwc, mmi, vm_flags, pos, va):
+    """Allocate and map a THP; returns (status, cost, mapped?). Not mapped means fall back."""
+    pfn, cost = alloc_thp(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm, tlb,
+                          pwc, vm_flags)
+    if pfn < 0:
+        vmstat[VS_THP_FAULT_FALLBACK] += 1
+        return OK, cost, False
+    table = alloc_table(gs, cfg, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mmi)
+    if table < 0:
+        free_pages(gs, fr32, fr_flags, fr_order, pb_mt, pfn, HPAGE_PMD_ORDER)
+        return -ENOMEM, cost, False
+    haddr = va & ~(HPAGE_PMD_SIZE - 1)
+    prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, pfn, HPAGE_PMD_ORDER, mm[MM_ANON, mmi],
+                    haddr >> 12)
+    fr32[FR_OWNER, pfn + 1] = 1
+    e = leaf_prot(vm_flags) | _PAGE_DIRTY | _PAGE_PSE | (pfn << 12)
+    if vm_flags & VM_WRITE:
+        e |= _PAGE_RW
+    pt[pos] = e
+    deposit_table(fr32, pt_aux[0, pos // PTRS_PER_TABLE], table)
+    mm[MM_PGTABLES, mmi] += 1
+    mm[MM_ANONPAGES, mmi] += HPAGE_PMD_NR
+    mm[MM_ANON_THP, mmi] += 1
+    vmstat[VS_NR_PAGE_TABLE_PAGES] += 1
+    vmstat[VS_NR_ANON_PAGES] += HPAGE_PMD_NR
+    vmstat[VS_NR_ANON_THP] += 1
+    vmstat[VS_PGALLOC] += HPAGE_PMD_NR
+    vmstat[VS_THP_FAULT_ALLOC] += 1
+    cost += HPAGE_PMD_NR * cfg[C_COST_CLEAR_PAGE] + cfg[C_COST_PGTABLE_ALLOC]
+    return OK, cost, True
+
+
+@kernel
+def map_huge_zero(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, mmi,
+                  vm_flags, pos):
+    """Map the huge zero folio read-only with one PMD (set_huge_zero_folio); False: fall back."""
+    hz = get_huge_zero_pfn(gs, cfg, vmstat, fr32, fr_flags, fr_order, pb_mt)
+    if hz < 0:
+        return OK, False
+    table = alloc_table(gs, cfg, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mmi)
+    if table < 0:
+        return -ENOMEM, False
+    pt[pos] = leaf_prot(vm_flags) | _PAGE_PSE | _PAGE_SPECIAL | (hz << 12)
+    deposit_table(fr32, pt_aux[0, pos // PTRS_PER_TABLE], table)
+    mm[MM_PGTABLES, mmi] += 1
+    vmstat[VS_NR_PAGE_TABLE_PAGES] += 1
+    return OK, True
+
+
+@kernel
+def handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma,
+                    tlb, pwc, mmi, va, write):
+    """Resolve a fault at ``va``; returns (status, cost in ps).
+
+    Status OK, SEGV, NEED_GROW (nothing changed: grow the page-table pool and retry) or -ENOMEM.
+    """
+    p = vma_lookup(mm, vma, mmi, va)
+    if p < 0:
+        return SEGV, 0
+    vm_flags = vma[V_FLAGS, p]
+    if vma[V_FILE, p] == -2:                      # [vvar]/[vdso]: special mappings, not modelled
+        return SEGV, 0
+    if write:
+        if (vm_flags & VM_WRITE) == 0:
+            return SEGV, 0
+    elif (vm_flags & VM_READ) == 0:
+        return SEGV, 0
+    if pt_slots_available(gs) < FAULT_RESERVE_TABLES:
+        return NEED_GROW, 0
+    cost = cfg[C_COST_FAULT]
+    if mm[MM_PGD, mmi] < 0:
+        pgd = alloc_table(gs, cfg, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
+                          mmi)
+        if pgd < 0:
+            return -ENOMEM, cost
+        mm[MM_PGD, mmi] = pgd
+        cost += cfg[C_COST_PGTABLE_ALLOC]
+    pos, n = pmd_alloc_walk(gs, cfg, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
+                            mm, mmi, va)
+    cost += n * cfg[C_COST_PGTABLE_ALLOC]
+    if pos < 0:
+        return -ENOMEM, cost
+    pmde = pt[pos]
+    if pmde == 0:
+        if thp_vma_allowable(cfg, mm[MM_FLAGS, mmi], vm_flags, vma[V_START, p], vma[V_END, p], va):
+            if not write and cfg[C_USE_ZERO_PAGE] != 0:
+                st, done = map_huge_zero(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
+                                         pt, pt_aux, mm, mmi, vm_flags, pos)
+                if st != OK or done:
+                    return st, cost
+            else:
+                st, c, done = do_huge_pmd_anonymous_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags,
+                                                         fr_order, pb_mt, pt, pt_aux, mm, tlb,
+                                                         pwc, mmi, vm_flags, pos, va)
+                cost += c
+                if st != OK or done:
+                    return st, cost
+    elif pmde & _PAGE_PSE:
+        if not write or (pmde & _PAGE_RW) != 0:
+            pt[pos] = pmde | _PAGE_ACCESSED
+            return OK, cost
+        head = entry_pfn(pmde)
+        if fr_flags[head] & PG_hugezero:
+            if cfg[C_ZERO_WP] == ZERO_WP_THP and thp_vma_allowable(
+                    cfg, mm[MM_FLAGS, mmi], vm_flags, vma[V_START, p], vma[V_END, p], va):
+                # do_huge_zero_wp_pmd: replace the zero PMD by a fresh THP, keep the deposit
+                pfn, c = alloc_thp(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
+                                   mm, tlb, pwc, vm_flags)
+                cost += c
+                if pfn >= 0:
+                    haddr = va & ~(HPAGE_PMD_SIZE - 1)
+                    prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, pfn, HPAGE_PMD_ORDER,
+                                    mm[MM_ANON, mmi], haddr >> 12)
+                    fr32[FR_OWNER, pfn + 1] = 1
+                    pt[pos] = (leaf_prot(vm_flags) | _PAGE_RW | _PAGE_DIRTY | _PAGE_PSE
+                               | (pfn << 12))
+                    mm[MM_ANONPAGES, mmi] += HPAGE_PMD_NR
+                    mm[MM_ANON_THP, mmi] += 1
+                    vmstat[VS_NR_ANON_PAGES] += HPAGE_PMD_NR
+                    vmstat[VS_NR_ANON_THP] += 1
+                    vmstat[VS_PGALLOC] += HPAGE_PMD_NR
+                    vmstat[VS_THP_FAULT_ALLOC] += 1
+                    flush_tlb_page(cfg, tlb, pwc, mmi + 1, va)
+                    cost += HPAGE_PMD_NR * cfg[C_COST_CLEAR_PAGE] + cfg[C_COST_TLB_FLUSH]
+                    return OK, cost
+                vmstat[VS_THP_FAULT_FALLBACK] += 1
+        elif page_reusable_pmd(fr32, fr_idx, head):
+            pt[pos] = pmde | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED
+            return OK, cost
+        split_huge_pmd(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, mmi, pos)
+        flush_tlb_page(cfg, tlb, pwc, mmi + 1, va)
+        cost += cfg[C_COST_TLB_FLUSH]
+        pmde = pt[pos]
+    if pt[pos] == 0:
+        table = alloc_table(gs, cfg, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
+                            mmi)
+        if table < 0:
+            return -ENOMEM, cost
+        pt[pos] = _PAGE_TABLE | (table << 12)
+        mm[MM_PGTABLES, mmi] += 1
+        vmstat[VS_NR_PAGE_TABLE_PAGES] += 1
+        cost += cfg[C_COST_PGTABLE_ALLOC]
+    ppos = pte_lookup(pt, fr_idx, pt[pos], va)
+    pte = pt[ppos]
+    if pte == 0:
+        st, c = do_anonymous_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
+                                  mm, mmi, vm_flags, ppos, va, write)
+        return st, cost + c
+    if write and (pte & _PAGE_RW) == 0:
+        st, c = do_wp_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm, mmi,
+                           tlb, pwc, vm_flags, ppos, va)
+        return st, cost + c
+    return OK, cost
+
+
+@kernel
+def page_reusable_pmd(fr32, fr_idx, head):
+    return fr32[FR_OWNER, head + 1] == 1 and fr_idx[head + 1] == 0
+
+
+# ---- the hardware side: TLB, walk, A/D bits ------------------------------------------------------
+
+@kernel
+def access_one(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma,
+               tlb, pwc, task, cpus, ti, va, write):
+    """One load or store by task ``ti``: returns OK, SEGV, NEED_GROW or -ENOMEM.
+
+    A fault re-executes the access, as the CPU re-executes the faulting instruction.
+    """
+    mmi = task[T_MM, ti]
+    c = task[T_CPU, ti]
+    asid = mmi + 1
+    b2, b3, _ = tlb_layout(cfg)
+    s1 = cfg[C_L1_4K_SETS]
+    w1 = cfg[C_L1_4K_WAYS]
+    s2 = cfg[C_L1_2M_SETS]
+    w2 = cfg[C_L1_2M_WAYS]
+    s3 = cfg[C_STLB_SETS]
+    w3 = cfg[C_STLB_WAYS]
+    npde = cfg[C_PDE_CACHE]
+    npdpte = cfg[C_PDPTE_CACHE]
+    levels = cfg[C_PT_LEVELS]
+    walk_cost = cfg[C_COST_WALK_LOAD]
+    v4 = va >> 12
+    v2 = va >> 21
+    k4 = key4k(asid, va)
+    k2 = key2m(asid, va)
+    if pt_slots_available(gs) < FAULT_RESERVE_TABLES:
+        return NEED_GROW               # checked first, so a restarted access counts once
+    task[T_ACCESSES, ti] += 1
+    cost = cfg[C_COST_ACCESS]
+    for attempt in range(4):
+        cpus[c, CPU_STAMP] += 1
+        stamp = cpus[c, CPU_STAMP]
+        e = tlb_probe(tlb, c, 0, s1, w1, v4, k4, stamp)
+        if e < 0:
+            e = tlb_probe(tlb, c, b2, s2, w2, v2, k2, stamp)
+        if e >= 0 and (not write or (tlb[c, 0, e] & 1) != 0):
+            task[T_CLOCK, ti] += cost
+            return OK
+        e3 = -1
+        if e < 0:
+            task[T_DTLB_MISS, ti] += 1
+            cost += cfg[C_COST_STLB_HIT]
+            e3 = tlb_probe(tlb, c, b3, s3, w3, v4, k4, stamp)
+            if e3 < 0:
+                e3 = tlb_probe(tlb, c, b3, s3, w3, v2, k2, stamp)
+            if e3 >= 0 and (not write or (tlb[c, 0, e3] & 1) != 0):
+                d = tlb[c, 0, e3] & 1
+                if (tlb[c, 0, e3] >> 1) == k4:
+                    tlb_fill(tlb, c, 0, s1, w1, v4, k4, d, stamp)
+                else:
+                    tlb_fill(tlb, c, b2, s2, w2, v2, k2, d, stamp)
+                task[T_CLOCK, ti] += cost
+                return OK
+            if e3 < 0:
+                task[T_STLB_MISS, ti] += 1
+        # page walk (a miss, or a store through a clean entry: the CPU re-walks to set D)
+        pdpte_i = (v2 >> 9) % npdpte if npdpte > 0 else 0
+        pde_i = v2 % npde if npde > 0 else 0
+        kp = (asid << 37) | (v2 >> 9)
+        kd = (asid << 37) | v2
+        pde_hit = npde > 0 and pwc[c, pde_i] == kd
+        pdpte_hit = npdpte > 0 and pwc[c, npde + pdpte_i] == kp
+        fault = False
+        huge = False
+        lpos = -1
+        pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, mmi], va)
+        if pos < 0 or (pt[pos] & _PAGE_PRESENT) == 0:
+            fault = True
+        elif pt[pos] & _PAGE_PSE:
+            huge = True
+            lpos = pos
+        else:
+            lpos = pte_lookup(pt, fr_idx, pt[pos], va)
+            if (pt[lpos] & _PAGE_PRESENT) == 0:
+                fault = True
+        if huge:
+            loads = 1 if pdpte_hit else levels - 1
+        elif pde_hit:
+            loads = 1
+        elif pdpte_hit:
+            loads = 2
+        else:
+            loads = levels
+        wc = loads * walk_cost
+        cost += wc
+        task[T_WALK_LOADS, ti] += loads
+        task[T_WALK_PS, ti] += wc
+        if not fault:
+            leaf = pt[lpos]
+            if write and (leaf & _PAGE_RW) == 0:
+                fault = True
+            else:
+                leaf |= _PAGE_ACCESSED
+                if write:
+                    leaf |= _PAGE_DIRTY
+                pt[lpos] = leaf
+                d = 1 if (leaf & _PAGE_DIRTY) != 0 else 0
+                if npdpte > 0:
+                    pwc[c, npde + pdpte_i] = kp
+                if huge:
+                    if e >= 0:
+                        tlb[c, 0, e] = k2 * 2 + d
+                    elif e3 >= 0:
+                        tlb[c, 0, e3] = k2 * 2 + d
+                        tlb_fill(tlb, c, b2, s2, w2, v2, k2, d, stamp)
+                    else:
+                        tlb_fill(tlb, c, b3, s3, w3, v2, k2, d, stamp)
+                        tlb_fill(tlb, c, b2, s2, w2, v2, k2, d, stamp)
+                else:
+                    if npde > 0:
+                        pwc[c, pde_i] = kd
+                    if e >= 0:
+                        tlb[c, 0, e] = k4 * 2 + d
+                    elif e3 >= 0:
+                        tlb[c, 0, e3] = k4 * 2 + d
+                        tlb_fill(tlb, c, 0, s1, w1, v4, k4, d, stamp)
+                    else:
+                        tlb_fill(tlb, c, b3, s3, w3, v4, k4, d, stamp)
+                        tlb_fill(tlb, c, 0, s1, w1, v4, k4, d, stamp)
+                task[T_CLOCK, ti] += cost
+                return OK
+        # page fault
+        vmstat[VS_PGFAULT] += 1
+        task[T_MINFLT, ti] += 1
+        st, fc = handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
+                                 pt_aux, mm, vma, tlb, pwc, mmi, va, write)
+        cost += fc
+        task[T_FAULT_PS, ti] += fc
+        if st != OK:
+            task[T_CLOCK, ti] += cost
+            return st
+    task[T_CLOCK, ti] += cost
+    return OK
+
+
+# ---- unmapping -----------------------------------------------------------------------------------
+
+@kernel
+def zap_huge_pmd(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, mmi,
+                 pos):
+    """Unmap a whole PMD leaf and free its deposited table (zap_huge_pmd)."""
+    pmde = pt[pos]
+    head = entry_pfn(pmde)
+    pt[pos] = 0
+    table = withdraw_table(fr32, pt_aux[0, pos // PTRS_PER_TABLE])
+    free_table(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt_aux, table)
+    mm[MM_PGTABLES, mmi] -= 1
+    vmstat[VS_NR_PAGE_TABLE_PAGES] -= 1
+    if fr_flags[head] & PG_hugezero:
+        return
+    fr32[FR_OWNER, head + 1] -= 1
+    mm[MM_ANONPAGES, mmi] -= HPAGE_PMD_NR
+    mm[MM_ANON_THP, mmi] -= 1
+    vmstat[VS_NR_ANON_PAGES] -= HPAGE_PMD_NR
+    vmstat[VS_NR_ANON_THP] -= 1
+    if fr32[FR_OWNER, head + 1] == 0 and fr_idx[head + 1] == 0:
+        free_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head, HPAGE_PMD_ORDER)
+
+
+@kernel
+def zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, mmi,
+                   start, end):
+    """unmap_page_range over [start, end): returns pages that were mapped (for the TLB flush)."""
+    pgd = mm[MM_PGD, mmi]
+    if pgd < 0:
+        return 0
+    zapped = 0
+    va = start
+    while va < end:
+        nxt = min((va | (HPAGE_PMD_SIZE - 1)) + 1, end)
+        pos = pmd_lookup(cfg, pt, fr_idx, pgd, va)
+        if pos < 0:
+            # no PMD table: skip to the next 1 GiB boundary
+            va = min((va | ((1 << 30) - 1)) + 1, end)
+            continue
+        pmde = pt[pos]
+        if pmde == 0:
+            va = nxt
+            continue
+        if pmde & _PAGE_PSE:
+            if (va & (HPAGE_PMD_SIZE - 1)) == 0 and nxt - va == HPAGE_PMD_SIZE:
+                zap_huge_pmd(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
+                             mm, mmi, pos)
+                zapped += HPAGE_PMD_NR
+                va = nxt
+                continue
+            split_huge_pmd(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, mmi, pos)
+        tb = pte_lookup(pt, fr_idx, pt[pos], va)
+        n = (nxt - va) >> 12
+        for i in range(n):
+            e = pt[tb + i]
+            if e == 0:
+                continue
+            pt[tb + i] = 0
+            zapped += 1
+            if e & _PAGE_SPECIAL:
+                continue
+            mm[MM_ANONPAGES, mmi] -= 1
+            vmstat[VS_NR_ANON_PAGES] -= 1
+            remove_rmap_pte(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, entry_pfn(e))
+        va = nxt
+    return zapped
+
+
+@kernel
+def _table_level_free(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
+                      vma, mmi, start, end, shift):
+    """Free the tables at one level whose range meets [start, end) and no VMA (free_pgtables).
+
+    ``shift`` is the span of the table's entries' parent: 21 frees PTE tables, 30 PMD tables, ...
+    """
+    from_va = start & ~((1 << shift) - 1)
+    va = from_va
+    size = 1 << shift
+    pgd = mm[MM_PGD, mmi]
+    levels = cfg[C_PT_LEVELS]
+    while va < end:
+        if not range_has_vma(mm, vma, mmi, va, va + size):
+            # walk to the entry that points at the table covering [va, va + size)
+            slot = fr_idx[pgd]
+            sh = 39 + 9 * (levels - 4)
+            ok = True
+            while sh > shift:
+                e = pt[slot * PTRS_PER_TABLE + ((va >> sh) & 511)]
+                if (e & _PAGE_PRESENT) == 0:
+                    ok = False
+                    break
+                slot = fr_idx[entry_pfn(e)]
+                sh -= 9
+            if ok:
+                pos = slot * PTRS_PER_TABLE + ((va >> shift) & 511)
+                e = pt[pos]
+                if (e & _PAGE_PRESENT) != 0 and (e & _PAGE_PSE) == 0:
+                    pt[pos] = 0
+                    free_table(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt_aux,
+                               entry_pfn(e))
+                    mm[MM_PGTABLES, mmi] -= 1
+                    vmstat[VS_NR_PAGE_TABLE_PAGES] -= 1
+        va += size
+
+
+@kernel
+def free_pgtables(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma,
+                  mmi, start, end):
+    """After munmap: free PTE, then PMD, then PUD (and P4D) tables no VMA needs any more."""
+    if mm[MM_PGD, mmi] < 0 or end <= start:
+        return
+    shift = 21
+    while shift <= 39 + 9 * (cfg[C_PT_LEVELS] - 4):
+        _table_level_free(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
+                          mm, vma, mmi, start, end, shift)
+        shift += 9

@@ -1,0 +1,107 @@
+"""Read-only walks behind the /proc observables (fs/proc/task_mmu.c)."""
+from .consts import (
+    _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_PSE, _PAGE_SPECIAL, FR_MAPCOUNT, FR_OWNER,
+    HPAGE_PMD_NR, HPAGE_PMD_SIZE, MM_PGD, PG_tail, PTRS_PER_TABLE,
+)
+from .jit import kernel
+from .pagetable import entry_pfn, pmd_lookup, pte_lookup
+
+# smaps_walk output slots (pages, except PSS which is pages << 12 to keep the kernel's precision)
+SM_RSS = 0
+SM_PSS = 1
+SM_SHARED_CLEAN = 2
+SM_SHARED_DIRTY = 3
+SM_PRIVATE_CLEAN = 4
+SM_PRIVATE_DIRTY = 5
+SM_REFERENCED = 6
+SM_ANONYMOUS = 7
+SM_ANON_HUGE = 8
+SM_PSS_DIRTY = 9
+NR_SM = 10
+
+
+@kernel
+def smaps_walk(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi, start, end, out):
+    """smaps_pte_range / smaps_pmd_entry over [start, end): accumulate into ``out``."""
+    pgd = mm[MM_PGD, mmi]
+    va = start
+    while va < end:
+        nxt = min((va | (HPAGE_PMD_SIZE - 1)) + 1, end)
+        pos = pmd_lookup(cfg, pt, fr_idx, pgd, va)
+        if pos < 0 or (pt[pos] & _PAGE_PRESENT) == 0:
+            va = nxt
+            continue
+        e = pt[pos]
+        if e & _PAGE_PSE:
+            if (e & _PAGE_SPECIAL) == 0:
+                head = entry_pfn(e)
+                n = (nxt - va) >> 12
+                _account(out, e, n, fr32[FR_OWNER, head + 1] + fr_idx[head + 1] // HPAGE_PMD_NR)
+                out[SM_ANON_HUGE] += n
+            va = nxt
+            continue
+        tb = pte_lookup(pt, fr_idx, e, va)
+        for i in range((nxt - va) >> 12):
+            pe = pt[tb + i]
+            if (pe & _PAGE_PRESENT) == 0 or (pe & _PAGE_SPECIAL) != 0:
+                continue
+            pfn = entry_pfn(pe)
+            mc = fr32[FR_MAPCOUNT, pfn]
+            if fr_flags[pfn] & PG_tail or fr_order[pfn] > 0:
+                mc += fr32[FR_OWNER, (pfn & ~(HPAGE_PMD_NR - 1)) + 1]
+            _account(out, pe, 1, mc)
+        va = nxt
+
+
+@kernel
+def _account(out, e, n, mapcount):
+    dirty = (e & _PAGE_DIRTY) != 0
+    out[SM_RSS] += n
+    out[SM_ANONYMOUS] += n
+    if e & _PAGE_ACCESSED:
+        out[SM_REFERENCED] += n
+    mc = max(mapcount, 1)
+    out[SM_PSS] += (n << 12) // mc
+    if dirty:
+        out[SM_PSS_DIRTY] += (n << 12) // mc
+    if mapcount >= 2:
+        if dirty:
+            out[SM_SHARED_DIRTY] += n
+        else:
+            out[SM_SHARED_CLEAN] += n
+    elif dirty:
+        out[SM_PRIVATE_DIRTY] += n
+    else:
+        out[SM_PRIVATE_CLEAN] += n
+
+
+@kernel
+def dump_leaves(cfg, pt, fr_idx, mm, mmi, start, end, vas, entries):
+    """Every present (or zero-page) leaf in [start, end): its address and entry; returns count."""
+    pgd = mm[MM_PGD, mmi]
+    n = 0
+    va = start
+    while va < end:
+        nxt = min((va | (HPAGE_PMD_SIZE - 1)) + 1, end)
+        pos = pmd_lookup(cfg, pt, fr_idx, pgd, va)
+        if pos < 0 or pt[pos] == 0:
+            va = nxt
+            continue
+        e = pt[pos]
+        if e & _PAGE_PSE:
+            if n < vas.shape[0]:
+                vas[n] = va & ~(HPAGE_PMD_SIZE - 1)
+                entries[n] = e
+            n += 1
+            va = nxt
+            continue
+        tb = pte_lookup(pt, fr_idx, e, va)
+        for i in range((nxt - va) >> 12):
+            pe = pt[tb + i]
+            if pe != 0:
+                if n < vas.shape[0]:
+                    vas[n] = va + (i << 12)
+                    entries[n] = pe
+                n += 1
+        va = nxt
+    return n

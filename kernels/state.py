@@ -1,0 +1,28 @@
+"""The machine's state: one NamedTuple of 1-D/2-D C-contiguous NumPy arrays (struct of arrays).
+
+Entry kernels take a ``State`` and unpack it once; everything they call takes arrays.
+Row layouts are the constants in ``consts`` (``MM_*``, ``T_*``, ``V_*``, ``FR_*``, ``G_*``).
+"""
+from typing import NamedTuple
+
+import numpy as np
+
+
+class State(NamedTuple):
+    cfg: np.ndarray       # int64[NR_CFG]           frozen configuration and costs (ps)
+    gs: np.ndarray        # int64[NR_GS]            global scalars and the buddy free-list heads
+    vmstat: np.ndarray    # int64[NR_VMSTAT]        /proc/vmstat event counters
+    fr32: np.ndarray      # int32[4, N+1]           per frame: list next/prev, owner, mapcount
+    fr_idx: np.ndarray    # int64[N+1]              per frame: virtual page number / table slot
+    fr_flags: np.ndarray  # int16[N+1]              per frame: PG_* flags
+    fr_order: np.ndarray  # int8[N+1]               per frame: buddy or folio order
+    fr_memcg: np.ndarray  # int16[N+1]              per frame: memory cgroup id
+    pb_mt: np.ndarray     # int8[N/512]             per pageblock: migratetype
+    pt: np.ndarray        # int64[cap*512]          page-table pool (hardware entry layout)
+    pt_aux: np.ndarray    # int32[2, cap]           slot -> pfn, free-slot stack
+    mm: np.ndarray        # int64[NR_MM_FIELDS, M]  address spaces
+    vma: np.ndarray       # int64[NR_V_FIELDS, V]   VMA pool (per-mm sorted segments)
+    task: np.ndarray      # int64[NR_T_FIELDS, T]   tasks (threads)
+    tlb: np.ndarray       # int64[ncpus, 2, E]      TLB tags and LRU stamps
+    pwc: np.ndarray       # int64[ncpus, P]         paging-structure caches
+    cpus: np.ndarray      # int64[ncpus, NR_CPU_FIELDS]

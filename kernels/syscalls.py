@@ -1,0 +1,419 @@
+"""System calls and the access drivers: the entry kernels the Python API and the batch runner share.
+
+Every entry kernel takes the ``State`` tuple, unpacks it once and returns ``(status, value)``:
+status ``OK``, ``NEED_GROW`` (nothing was changed; grow and call again) or a negative errno.
+Operations reserve what they need before they mutate anything, so a restart has no side effects.
+"""
+from .consts import (
+    _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, C_COST_SYSCALL, C_COST_TLB_FLUSH, C_MMAP_BASE, C_THP_ALIGN,
+    C_THP_DISABLE_MODE, C_THP_ENABLED, CPU_FREE_AT, EEXIST, EFAULT, EINVAL, ENOMEM, G_NOW,
+    HPAGE_PMD_SIZE, MADV_DONTNEED, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_POPULATE_READ,
+    MADV_POPULATE_WRITE, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_POPULATE,
+    MAP_PRIVATE, MAP_TYPE, MM_DEF_FLAGS, MM_FLAGS, MM_LOCKED, MM_PGD, MM_TOTAL_VM, MM_VBASE,
+    MM_VCOUNT, MMF_DISABLE_THP_COMPLETELY, MMF_DISABLE_THP_EXCEPT_ADVISED, MMF_VM_HUGEPAGE,
+    NEED_GROW, OK, PR_GET_THP_DISABLE, PR_SET_THP_DISABLE, PR_THP_DISABLE_EXCEPT_ADVISED,
+    PROT_EXEC, PROT_READ, PROT_WRITE, SEGV, T_CLOCK, T_CPU, T_MINFLT, T_MM, TASK_SIZE,
+    THP_ALIGN_ANY, THP_ALIGN_MULTIPLE, THP_NEVER, THPDIS_DEF_FLAGS, THPDIS_EXCEPT_ADVISED,
+    THPDIS_MMF, THPDIS_NONE, V_END, V_FLAGS, V_START, VM_EXEC, VM_HUGEPAGE, VM_LOCKED,
+    VM_MAYEXEC, VM_MAYREAD, VM_MAYWRITE, VM_NOHUGEPAGE, VM_READ, VM_WRITE, VS_PGFAULT,
+)
+from .jit import kernel
+from .memory import (
+    FAULT_RESERVE_TABLES, access_one, free_pgtables, handle_mm_fault, zap_page_range,
+)
+from .mmap import (
+    find_vma_index, get_unmapped_area, range_has_vma, vma_insert_at, vma_merge_around,
+    vma_remove_at, vma_reserve, vma_split_at,
+)
+from .pagetable import pmd_lookup, pt_slots_available, pte_lookup
+from .tlb import flush_tlb_range
+
+
+# ---- time ---------------------------------------------------------------------------------------
+
+@kernel
+def op_begin(task, cpus, ti):
+    """An operation starts when both its task and its CPU are free."""
+    c = task[T_CPU, ti]
+    if cpus[c, CPU_FREE_AT] > task[T_CLOCK, ti]:
+        task[T_CLOCK, ti] = cpus[c, CPU_FREE_AT]
+
+
+@kernel
+def op_end(gs, task, cpus, ti):
+    c = task[T_CPU, ti]
+    t = task[T_CLOCK, ti]
+    cpus[c, CPU_FREE_AT] = t
+    if t > gs[G_NOW]:
+        gs[G_NOW] = t
+
+
+# ---- mmap / munmap ------------------------------------------------------------------------------
+
+@kernel
+def calc_vm_flags(prot):
+    f = VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
+    if prot & PROT_READ:
+        f |= VM_READ
+    if prot & PROT_WRITE:
+        f |= VM_WRITE
+    if prot & PROT_EXEC:
+        f |= VM_EXEC
+    return f
+
+
+@kernel
+def do_munmap(S, mmi, start, end):
+    """Remove [start, end): split, zap, drop VMAs, free tables, flush. Room reserved by caller."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus = S
+    vma_split_at(mm, vma, mmi, start)
+    vma_split_at(mm, vma, mmi, end)
+    i = find_vma_index(mm, vma, mmi, start)
+    zapped = 0
+    while i < mm[MM_VCOUNT, mmi]:
+        p = mm[MM_VBASE, mmi] + i
+        if vma[V_START, p] >= end:
+            break
+        s = vma[V_START, p]
+        e = vma[V_END, p]
+        zapped += zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
+                                 pt_aux, mm, mmi, s, e)
+        mm[MM_TOTAL_VM, mmi] -= (e - s) >> 12
+        if vma[V_FLAGS, p] & VM_LOCKED:
+            mm[MM_LOCKED, mmi] -= (e - s) >> 12
+        vma_remove_at(mm, vma, mmi, i)
+    free_pgtables(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma,
+                  mmi, start, end)
+    flush_tlb_range(cfg, tlb, pwc, mmi + 1, start, end)
+    return zapped
+
+
+@kernel
+def sys_mmap(S, ti, addr, length, prot, flags):
+    """Anonymous private mappings (mm/mmap.c do_mmap). Returns (status, address)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus = S
+    mmi = task[T_MM, ti]
+    if vma_reserve(gs, mm, vma, mmi, 3) != OK:
+        return NEED_GROW, 0
+    st, a = _mmap(S, mmi, addr, length, prot, flags)
+    if st == OK:                       # a call that fails validation changes nothing, time included
+        op_begin(task, cpus, ti)
+        task[T_CLOCK, ti] += cfg[C_COST_SYSCALL]
+        op_end(gs, task, cpus, ti)
+    return st, a
+
+
+@kernel
+def _mmap(S, mmi, addr, length, prot, flags):
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus = S
+    if length <= 0:
+        return -EINVAL, 0
+    if length > TASK_SIZE:
+        return -ENOMEM, 0
+    ln = (length + 4095) & ~4095
+    if (flags & MAP_TYPE) != MAP_PRIVATE or (flags & MAP_ANONYMOUS) == 0:
+        return -EINVAL, 0
+    if prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC):
+        return -EINVAL, 0
+    fixed = (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) != 0
+    if fixed:
+        if addr & 4095:
+            return -EINVAL, 0
+        if addr + ln > TASK_SIZE or addr < 0:
+            return -ENOMEM, 0
+        if range_has_vma(mm, vma, mmi, addr, addr + ln):
+            if flags & MAP_FIXED_NOREPLACE and not (flags & MAP_FIXED):
+                return -EEXIST, 0
+            do_munmap(S, mmi, addr, addr + ln)
+        start = addr
+    else:
+        start = -1
+        if addr > 0:
+            h = (addr + 4095) & ~4095
+            if h + ln <= TASK_SIZE and not range_has_vma(mm, vma, mmi, h, h + ln):
+                start = h
+        if start < 0:
+            al = cfg[C_THP_ALIGN]
+            align = ((al == THP_ALIGN_MULTIPLE and (ln & (HPAGE_PMD_SIZE - 1)) == 0)
+                     or (al == THP_ALIGN_ANY and ln >= HPAGE_PMD_SIZE))
+            start = get_unmapped_area(mm, vma, mmi, ln, align, cfg[C_MMAP_BASE])
+            if start < 0:
+                return -ENOMEM, 0
+    vm_flags = calc_vm_flags(prot) | mm[MM_DEF_FLAGS, mmi]
+    i = find_vma_index(mm, vma, mmi, start)
+    vma_insert_at(mm, vma, mmi, i, start, start + ln, vm_flags, start >> 12, -1)
+    vma_merge_around(mm, vma, mmi, i)
+    mm[MM_TOTAL_VM, mmi] += ln >> 12
+    if vm_flags & VM_LOCKED:
+        mm[MM_LOCKED, mmi] += ln >> 12
+    return OK, start
+
+
+@kernel
+def sys_munmap(S, ti, addr, length):
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus = S
+    mmi = task[T_MM, ti]
+    if (addr & 4095) != 0 or length <= 0 or addr < 0:
+        return -EINVAL, 0
+    ln = (length + 4095) & ~4095
+    if addr + ln > TASK_SIZE or ln > TASK_SIZE:
+        return -EINVAL, 0
+    if vma_reserve(gs, mm, vma, mmi, 1) != OK:
+        return NEED_GROW, 0
+    op_begin(task, cpus, ti)
+    task[T_CLOCK, ti] += cfg[C_COST_SYSCALL]
+    if range_has_vma(mm, vma, mmi, addr, addr + ln):
+        do_munmap(S, mmi, addr, addr + ln)
+        task[T_CLOCK, ti] += cfg[C_COST_TLB_FLUSH]
+    op_end(gs, task, cpus, ti)
+    return OK, 0
+
+
+# ---- populate (MAP_POPULATE, MADV_POPULATE_*, mlock) -------------------------------------------
+
+@kernel
+def populate_range(S, ti, start, end, write):
+    """Fault in [start, end) like get_user_pages: returns (status, resume address).
+
+    Pages already mapped with the needed rights are skipped, so a restart repeats nothing.
+    """
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus = S
+    mmi = task[T_MM, ti]
+    va = start
+    op_begin(task, cpus, ti)
+    while va < end:
+        if pt_slots_available(gs) < FAULT_RESERVE_TABLES:
+            op_end(gs, task, cpus, ti)
+            return NEED_GROW, va
+        pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, mmi], va)
+        if pos >= 0 and (pt[pos] & _PAGE_PRESENT) != 0:
+            e = pt[pos]
+            if e & _PAGE_PSE:
+                if not write or (e & _PAGE_RW) != 0:
+                    va = (va | (HPAGE_PMD_SIZE - 1)) + 1
+                    continue
+            else:
+                e = pt[pte_lookup(pt, fr_idx, e, va)]
+                if (e & _PAGE_PRESENT) != 0 and (not write or (e & _PAGE_RW) != 0):
+                    va += 4096
+                    continue
+        vmstat[VS_PGFAULT] += 1
+        task[T_MINFLT, ti] += 1
+        st, c = handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
+                                pt_aux, mm, vma, tlb, pwc, mmi, va, write)
+        task[T_CLOCK, ti] += c
+        if st != OK:
+            op_end(gs, task, cpus, ti)
+            return (-EFAULT if st == SEGV else st), va
+    op_end(gs, task, cpus, ti)
+    return OK, end
+
+
+# ---- madvise --------------------------------------------------------------------------------------
+
+@kernel
+def _set_vma_flags(mm, vma, mmi, start, end, set_bits, clear_bits):
+    """Change flags over [start, end) (split at the ends, merge after); False if a hole was met."""
+    vma_split_at(mm, vma, mmi, start)
+    vma_split_at(mm, vma, mmi, end)
+    i = find_vma_index(mm, vma, mmi, start)
+    hole = False
+    va = start
+    while i < mm[MM_VCOUNT, mmi]:
+        p = mm[MM_VBASE, mmi] + i
+        if vma[V_START, p] >= end:
+            break
+        if vma[V_START, p] > va:
+            hole = True
+        vma[V_FLAGS, p] = (vma[V_FLAGS, p] | set_bits) & ~clear_bits
+        va = vma[V_END, p]
+        i = vma_merge_around(mm, vma, mmi, i) + 1
+    return not hole and va >= end
+
+
+@kernel
+def sys_madvise(S, ti, addr, length, advice):
+    """mm/madvise.c: returns (status, 0); a hole gives -ENOMEM after the mapped parts are done."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus = S
+    mmi = task[T_MM, ti]
+    if addr & 4095 or addr < 0 or length < 0:
+        return -EINVAL, 0
+    if not (advice == MADV_DONTNEED or advice == MADV_HUGEPAGE or advice == MADV_NOHUGEPAGE
+            or advice == MADV_POPULATE_READ or advice == MADV_POPULATE_WRITE):
+        return -EINVAL, 0
+    ln = (length + 4095) & ~4095
+    if length == 0:
+        return OK, 0
+    end = addr + ln
+    if end > TASK_SIZE:
+        return -EINVAL, 0
+    if vma_reserve(gs, mm, vma, mmi, 2) != OK:
+        return NEED_GROW, 0
+    if advice == MADV_POPULATE_READ or advice == MADV_POPULATE_WRITE:
+        # checked up front so that a NEED_GROW restart of the populate phase repeats nothing
+        st = _populate_check(mm, vma, mmi, addr, end, advice == MADV_POPULATE_WRITE)
+        if st != OK:
+            return st, 0
+        return OK, 1           # the caller runs populate_range
+    op_begin(task, cpus, ti)
+    task[T_CLOCK, ti] += cfg[C_COST_SYSCALL]
+    full = True
+    if advice == MADV_HUGEPAGE:
+        # hugepage_madvise: VM_HUGEPAGE on, VM_NOHUGEPAGE off; enrol the mm for khugepaged
+        full = _set_vma_flags(mm, vma, mmi, addr, end, VM_HUGEPAGE, VM_NOHUGEPAGE)
+        mm[MM_FLAGS, mmi] |= 1 << MMF_VM_HUGEPAGE
+    elif advice == MADV_NOHUGEPAGE:
+        full = _set_vma_flags(mm, vma, mmi, addr, end, VM_NOHUGEPAGE, VM_HUGEPAGE)
+    else:
+        i = find_vma_index(mm, vma, mmi, addr)
+        va = addr
+        zapped = 0
+        while i < mm[MM_VCOUNT, mmi]:
+            p = mm[MM_VBASE, mmi] + i
+            if vma[V_START, p] >= end:
+                break
+            if vma[V_FLAGS, p] & VM_LOCKED:
+                op_end(gs, task, cpus, ti)
+                return -EINVAL, 0
+            s = max(vma[V_START, p], addr)
+            if s > va:
+                full = False
+            e = min(vma[V_END, p], end)
+            zapped += zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
+                                     pt, pt_aux, mm, mmi, s, e)
+            va = e
+            i += 1
+        if va < end:
+            full = False
+        flush_tlb_range(cfg, tlb, pwc, mmi + 1, addr, end)
+        task[T_CLOCK, ti] += cfg[C_COST_TLB_FLUSH]
+    op_end(gs, task, cpus, ti)
+    return (OK if full else -ENOMEM), 0
+
+
+@kernel
+def _populate_check(mm, vma, mmi, start, end, write):
+    i = find_vma_index(mm, vma, mmi, start)
+    va = start
+    while va < end:
+        if i >= mm[MM_VCOUNT, mmi]:
+            return -ENOMEM
+        p = mm[MM_VBASE, mmi] + i
+        if vma[V_START, p] > va:
+            return -ENOMEM
+        f = vma[V_FLAGS, p]
+        if (write and (f & VM_WRITE) == 0) or (f & (VM_READ | VM_WRITE | VM_EXEC)) == 0:
+            return -EFAULT
+        va = vma[V_END, p]
+        i += 1
+    return OK
+
+
+# ---- prctl ------------------------------------------------------------------------------------------
+
+@kernel
+def sys_prctl_thp(S, ti, option, arg2, arg3, arg4, arg5):
+    """PR_SET_THP_DISABLE / PR_GET_THP_DISABLE with the profile's semantics (kernel/sys.c)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus = S
+    mmi = task[T_MM, ti]
+    mode = cfg[C_THP_DISABLE_MODE]
+    if mode == THPDIS_NONE:
+        return -EINVAL, 0
+    comp = 1 << MMF_DISABLE_THP_COMPLETELY
+    exc = 1 << MMF_DISABLE_THP_EXCEPT_ADVISED
+    if option == PR_GET_THP_DISABLE:
+        if arg2 != 0 or arg3 != 0 or arg4 != 0 or arg5 != 0:
+            return -EINVAL, 0
+        if mode == THPDIS_DEF_FLAGS:
+            return OK, 1 if (mm[MM_DEF_FLAGS, mmi] & VM_NOHUGEPAGE) else 0
+        if mm[MM_FLAGS, mmi] & comp:
+            return OK, 1
+        if mm[MM_FLAGS, mmi] & exc:
+            return OK, 1 | PR_THP_DISABLE_EXCEPT_ADVISED
+        return OK, 0
+    if option != PR_SET_THP_DISABLE:
+        return -EINVAL, 0
+    if arg4 != 0 or arg5 != 0:
+        return -EINVAL, 0
+    if mode == THPDIS_EXCEPT_ADVISED:
+        if arg2 == 0:
+            if arg3 != 0:
+                return -EINVAL, 0
+            mm[MM_FLAGS, mmi] &= ~(comp | exc)
+        elif arg3 == 0:
+            mm[MM_FLAGS, mmi] = (mm[MM_FLAGS, mmi] | comp) & ~exc
+        elif arg3 == PR_THP_DISABLE_EXCEPT_ADVISED:
+            mm[MM_FLAGS, mmi] = (mm[MM_FLAGS, mmi] | exc) & ~comp
+        else:
+            return -EINVAL, 0
+        return OK, 0
+    if arg3 != 0:
+        return -EINVAL, 0
+    if mode == THPDIS_MMF:
+        if arg2:
+            mm[MM_FLAGS, mmi] |= comp
+        else:
+            mm[MM_FLAGS, mmi] &= ~comp
+    else:
+        if arg2:
+            mm[MM_DEF_FLAGS, mmi] |= VM_NOHUGEPAGE
+        else:
+            mm[MM_DEF_FLAGS, mmi] &= ~VM_NOHUGEPAGE
+    return OK, 0
+
+
+# ---- the access drivers ----------------------------------------------------------------------------
+
+@kernel
+def run_touch(S, ti, start, length, stride, write, i0):
+    """One byte at each ``start + i*stride`` in order; returns (status, index reached)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus = S
+    n = (length + stride - 1) // stride
+    op_begin(task, cpus, ti)
+    for i in range(i0, n):
+        st = access_one(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
+                        vma, tlb, pwc, task, cpus, ti, start + i * stride, write)
+        if st != OK:
+            op_end(gs, task, cpus, ti)
+            return st, i
+    op_end(gs, task, cpus, ti)
+    return OK, n
+
+
+@kernel
+def run_access(S, ti, addrs, writes, i0, results):
+    """The trace-driven path: ``addrs[i]`` with ``writes[i]`` (or ``writes[0]`` for all).
+
+    With a ``results`` array of the same length, a SIGSEGV is recorded there (1) and the stream
+    goes on; with an empty one the stream stops at the first. Returns (status, index reached).
+    """
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus = S
+    n = addrs.shape[0]
+    one = writes.shape[0] == 1
+    record = results.shape[0] == n
+    op_begin(task, cpus, ti)
+    for i in range(i0, n):
+        w = writes[0] if one else writes[i]
+        va = addrs[i]
+        if va < 0 or va >= TASK_SIZE:
+            st = SEGV
+        else:
+            st = access_one(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
+                            mm, vma, tlb, pwc, task, cpus, ti, va, w != 0)
+        if st != OK:
+            if st == SEGV and record:
+                results[i] = 1
+                continue
+            op_end(gs, task, cpus, ti)
+            return st, i
+    op_end(gs, task, cpus, ti)
+    return OK, n

@@ -1,0 +1,140 @@
+"""Translation lookaside buffers and paging-structure caches (Intel SDM vol. 3, 4.10).
+
+Per simulated CPU ``c``: ``tlb[c, 0, e]`` is entry ``e``'s stored tag (``key * 2 + dirty``, -1 when
+invalid) and ``tlb[c, 1, e]`` its last-use stamp (LRU). Entries are laid out as the L1 dTLB for
+4 KiB pages, the L1 dTLB for 2 MiB pages, then the unified STLB. A key is
+``asid << 37 | size_bit << 36 | virtual page number``; the ASID is the mm id + 1, so a task switch
+flushes nothing (PCID).
+"""
+from .consts import (
+    C_L1_2M_SETS, C_L1_2M_WAYS, C_L1_4K_SETS, C_L1_4K_WAYS, C_NCPUS, C_PDE_CACHE, C_PDPTE_CACHE,
+    C_STLB_SETS, C_STLB_WAYS,
+)
+from .jit import kernel
+
+KEY_2M = 1 << 36
+VPN_MASK = (1 << 36) - 1
+TLB_SINGLE_PAGE_FLUSH_CEILING = 33   # arch/x86/mm/tlb.c tlb_single_page_flush_ceiling
+
+
+@kernel
+def key4k(asid, va):
+    return (asid << 37) | (va >> 12)
+
+
+@kernel
+def key2m(asid, va):
+    return (asid << 37) | KEY_2M | (va >> 21)
+
+
+@kernel
+def tlb_probe(tlb, c, base, sets, ways, vpn, key, stamp):
+    """Entry index holding ``key`` (its stamp refreshed), or -1."""
+    b = base + (vpn % sets) * ways
+    for w in range(ways):
+        if (tlb[c, 0, b + w] >> 1) == key:
+            tlb[c, 1, b + w] = stamp
+            return b + w
+    return -1
+
+
+@kernel
+def tlb_fill(tlb, c, base, sets, ways, vpn, key, dirty, stamp):
+    """Insert ``key``: the lowest invalid way, else the least recently used."""
+    b = base + (vpn % sets) * ways
+    victim = b
+    oldest = tlb[c, 1, b]
+    for w in range(ways):
+        e = b + w
+        if tlb[c, 0, e] < 0:
+            victim = e
+            break
+        if tlb[c, 1, e] < oldest:
+            oldest = tlb[c, 1, e]
+            victim = e
+    tlb[c, 0, victim] = key * 2 + dirty
+    tlb[c, 1, victim] = stamp
+    return victim
+
+
+@kernel
+def tlb_layout(cfg):
+    """(base of L1-2M, base of STLB, total entries)."""
+    l1 = cfg[C_L1_4K_SETS] * cfg[C_L1_4K_WAYS]
+    l2 = l1 + cfg[C_L1_2M_SETS] * cfg[C_L1_2M_WAYS]
+    return l1, l2, l2 + cfg[C_STLB_SETS] * cfg[C_STLB_WAYS]
+
+
+@kernel
+def _inval_set(tlb, c, base, sets, ways, vpn, key):
+    b = base + (vpn % sets) * ways
+    for w in range(ways):
+        if (tlb[c, 0, b + w] >> 1) == key:
+            tlb[c, 0, b + w] = -1
+
+
+@kernel
+def flush_tlb_page(cfg, tlb, pwc, asid, va):
+    """Invalidate the 4 KiB and 2 MiB translations of ``va`` in every CPU (INVLPG + shootdown)."""
+    b2, b3, _ = tlb_layout(cfg)
+    v4 = va >> 12
+    v2 = va >> 21
+    k4 = key4k(asid, va)
+    k2 = key2m(asid, va)
+    for c in range(cfg[C_NCPUS]):
+        _inval_set(tlb, c, 0, cfg[C_L1_4K_SETS], cfg[C_L1_4K_WAYS], v4, k4)
+        _inval_set(tlb, c, b2, cfg[C_L1_2M_SETS], cfg[C_L1_2M_WAYS], v2, k2)
+        _inval_set(tlb, c, b3, cfg[C_STLB_SETS], cfg[C_STLB_WAYS], v4, k4)
+        _inval_set(tlb, c, b3, cfg[C_STLB_SETS], cfg[C_STLB_WAYS], v2, k2)
+    flush_pwc(cfg, pwc, asid)
+
+
+@kernel
+def flush_pwc(cfg, pwc, asid):
+    """Paging-structure caches hold no leaf: drop every entry of the address space."""
+    n = cfg[C_PDE_CACHE] + cfg[C_PDPTE_CACHE]
+    for c in range(cfg[C_NCPUS]):
+        for i in range(n):
+            if pwc[c, i] >= 0 and (pwc[c, i] >> 37) == asid:
+                pwc[c, i] = -1
+
+
+@kernel
+def flush_tlb_range(cfg, tlb, pwc, asid, start, end):
+    """flush_tlb_mm_range: page by page up to the ceiling, else every entry of the ASID in range."""
+    npages = (end - start) >> 12
+    if npages <= TLB_SINGLE_PAGE_FLUSH_CEILING:
+        va = start
+        while va < end:
+            flush_tlb_page(cfg, tlb, pwc, asid, va)
+            va += 4096
+        return
+    _, _, total = tlb_layout(cfg)
+    for c in range(cfg[C_NCPUS]):
+        for e in range(total):
+            t = tlb[c, 0, e]
+            if t < 0:
+                continue
+            k = t >> 1
+            if (k >> 37) != asid:
+                continue
+            if k & KEY_2M:
+                lo = (k & VPN_MASK) << 21
+                hi = lo + (1 << 21)
+            else:
+                lo = (k & VPN_MASK) << 12
+                hi = lo + 4096
+            if lo < end and hi > start:
+                tlb[c, 0, e] = -1
+    flush_pwc(cfg, pwc, asid)
+
+
+@kernel
+def flush_tlb_mm(cfg, tlb, pwc, asid):
+    _, _, total = tlb_layout(cfg)
+    for c in range(cfg[C_NCPUS]):
+        for e in range(total):
+            t = tlb[c, 0, e]
+            if t >= 0 and ((t >> 1) >> 37) == asid:
+                tlb[c, 0, e] = -1
+    flush_pwc(cfg, pwc, asid)

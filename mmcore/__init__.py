@@ -1,0 +1,20 @@
+"""mmcore: a Numba-accelerated, kernel-faithful simulator of the Linux memory manager."""
+from .config import Config, ConfigError, Costs, TLBConfig
+from .kernels.consts import (
+    MADV_COLLAPSE, MADV_DONTNEED, MADV_FREE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_NORMAL,
+    MADV_POPULATE_READ, MADV_POPULATE_WRITE, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE,
+    MAP_NORESERVE, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, PR_GET_THP_DISABLE, PR_SET_THP_DISABLE,
+    PR_THP_DISABLE_EXCEPT_ADVISED, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE,
+)
+from .machine import Machine, SegmentationFault, Task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Config", "ConfigError", "Costs", "TLBConfig", "Machine", "Task", "SegmentationFault",
+    "MADV_COLLAPSE", "MADV_DONTNEED", "MADV_FREE", "MADV_HUGEPAGE", "MADV_NOHUGEPAGE", "MADV_NORMAL",
+    "MADV_POPULATE_READ", "MADV_POPULATE_WRITE", "MAP_ANONYMOUS", "MAP_FIXED", "MAP_FIXED_NOREPLACE",
+    "MAP_NORESERVE", "MAP_POPULATE", "MAP_PRIVATE", "MAP_SHARED", "PR_GET_THP_DISABLE",
+    "PR_SET_THP_DISABLE", "PR_THP_DISABLE_EXCEPT_ADVISED", "PROT_EXEC", "PROT_NONE", "PROT_READ",
+    "PROT_WRITE",
+]

@@ -1,0 +1,125 @@
+"""Invariant checks over a machine's state (used after every operation in the tests)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .kernels import consts as K
+
+
+def check_invariants(m) -> None:
+    """Raise AssertionError if the state is inconsistent.
+
+    Frames are conserved (free + folios + page tables = total); the buddy lists are consistent;
+    every leaf maps an allocated frame or a zero page; mapcounts equal the mappings; each mm's rss
+    counters equal what its page tables map; page-table page counts agree.
+    """
+    s = m.state
+    n = int(s.cfg[K.C_NR_FRAMES])
+    hw = int(s.gs[K.G_HIGH_WATER])
+    flags = s.fr_flags
+    order = s.fr_order
+    # free lists
+    free = 0
+    listed = np.zeros(n + 1, bool)
+    for o in range(K.NR_PAGE_ORDERS):
+        for mt in range(K.MIGRATE_PCPTYPES):
+            li = o * K.MIGRATE_PCPTYPES + mt
+            p = int(s.gs[K.G_FREE_HEAD + li])
+            cnt = 0
+            prev = -1
+            while p >= 0:
+                assert flags[p] & K.PG_buddy, f"listed pfn {p} lacks PG_buddy"
+                assert order[p] == o, f"pfn {p} on order-{o} list has order {order[p]}"
+                assert p % (1 << o) == 0, f"free block {p} misaligned for order {o}"
+                assert p + (1 << o) <= hw, f"free block {p} above high water {hw}"
+                assert int(s.pb_mt[p >> K.PAGEBLOCK_ORDER]) == mt, f"pfn {p} on wrong mt list"
+                assert int(s.fr32[K.FR_PREV, p]) == prev
+                assert not listed[p], f"pfn {p} listed twice"
+                listed[p] = True
+                cnt += 1
+                free += 1 << o
+                prev = p
+                p = int(s.fr32[K.FR_NEXT, p])
+            assert cnt == s.gs[K.G_FREE_COUNT + li], f"count mismatch on list ({o}, {mt})"
+    free += n - hw
+    assert free == s.gs[K.G_NR_FREE], f"free pages {free} != nr_free {s.gs[K.G_NR_FREE]}"
+    # walk every frame below high water: free blocks, folios and tables tile it exactly
+    used = tables = 0
+    p = 0
+    while p < hw:
+        f = int(flags[p])
+        if f & K.PG_buddy:
+            assert listed[p], f"PG_buddy pfn {p} on no list"
+            p += 1 << int(order[p])
+        elif f & K.PG_pgtable:
+            tables += 1
+            p += 1
+        elif f & K.PG_head:
+            sz = 1 << int(order[p])
+            assert np.all(flags[p + 1:p + sz] == K.PG_tail), f"folio {p}: bad tails"
+            used += sz
+            p += sz
+        else:
+            raise AssertionError(f"pfn {p} is neither free, a folio nor a table (flags {f:#x})")
+    assert free + used + tables == n, "frames not conserved"
+    assert tables == int(s.vmstat[K.VS_NR_PAGE_TABLE_PAGES]) + _pgd_count(s), "table count"
+    # mappings
+    mapcount = np.zeros(n + 1, np.int64)
+    entire = {}
+    zero = n
+    hz = int(s.gs[K.G_HUGE_ZERO_PFN])
+    for ti in range(int(s.gs[K.G_NR_TASKS])):
+        pass
+    for mmi in range(int(s.gs[K.G_NR_MM])):
+        if s.mm[K.MM_USERS, mmi] <= 0:
+            continue
+        anon = thp = 0
+        for va, e in _leaves(m, mmi):
+            pfn = (e & K.PTE_PFN_MASK) >> 12
+            assert e & K._PAGE_PRESENT
+            if e & K._PAGE_PSE:
+                assert va % K.HPAGE_PMD_SIZE == 0 and pfn % 512 == 0
+                if e & K._PAGE_SPECIAL:
+                    assert pfn == hz and not e & K._PAGE_RW
+                    continue
+                assert flags[pfn] & K.PG_head and order[pfn] == 9
+                entire[pfn] = entire.get(pfn, 0) + 1
+                anon += 512
+                thp += 1
+                continue
+            if e & K._PAGE_SPECIAL:
+                assert pfn == zero and not e & K._PAGE_RW, f"bad zero-page pte at {va:#x}"
+                continue
+            assert flags[pfn] & (K.PG_head | K.PG_tail) and flags[pfn] & K.PG_anon or \
+                flags[pfn] & K.PG_tail, f"pte at {va:#x} maps a frame not in use ({pfn})"
+            mapcount[pfn] += 1
+            anon += 1
+        assert anon == s.mm[K.MM_ANONPAGES, mmi], f"mm {mmi}: RssAnon {s.mm[K.MM_ANONPAGES, mmi]} != mapped {anon}"
+        assert thp == s.mm[K.MM_ANON_THP, mmi]
+    inuse = (flags[:n] & (K.PG_head | K.PG_tail)) != 0
+    anonish = inuse & ((flags[:n] & K.PG_hugezero) == 0)
+    idx = np.nonzero(anonish)[0]
+    assert np.array_equal(s.fr32[K.FR_MAPCOUNT, idx], mapcount[idx]), "mapcount mismatch"
+    for head, cnt in entire.items():
+        assert s.fr32[K.FR_OWNER, head + 1] == cnt, f"THP {head}: entire mapcount"
+
+
+def _pgd_count(s) -> int:
+    return int(np.sum(s.mm[K.MM_PGD, : int(s.gs[K.G_NR_MM])] >= 0))
+
+
+def _leaves(m, mmi):
+    from .kernels import proc as P
+    s = m.state
+    if s.mm[K.MM_PGD, mmi] < 0:
+        return []
+    b, c = int(s.mm[K.MM_VBASE, mmi]), int(s.mm[K.MM_VCOUNT, mmi])
+    out = []
+    for i in range(b, b + c):
+        start, end = int(s.vma[K.V_START, i]), int(s.vma[K.V_END, i])
+        cap = max(16, (end - start) >> 12)
+        vas = np.zeros(cap, np.int64)
+        ents = np.zeros(cap, np.int64)
+        k = P.dump_leaves(s.cfg, s.pt, s.fr_idx, s.mm, mmi, start, end, vas, ents)
+        out.extend(zip(vas[:k].tolist(), ents[:k].tolist()))
+    return out

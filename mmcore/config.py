@@ -1,0 +1,265 @@
+"""Machine configuration: one kernel-version profile plus per-feature overrides.
+
+``Config.kernel`` picks every version-dependent behaviour (see ``PROFILES``); any field left at
+``None`` takes the profile's value. Validation happens here, once, and the kernels get a frozen
+int64 array.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+import numpy as np
+
+from .kernels import consts as K
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGTP]i?B?|B)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or out of range; the message names the field."""
+
+
+def parse_size(value: int | str, field_name: str) -> int:
+    """Bytes from an int or a string such as ``"4GiB"``, ``"512M"``, ``"4096"``."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{field_name}: expected a size in bytes or a string like '4GiB', got {value!r}")
+    if isinstance(value, (int, np.integer)):
+        if value < 0:
+            raise ConfigError(f"{field_name}: expected a non-negative size, got {value}")
+        return int(value)
+    if isinstance(value, str):
+        m = _SIZE_RE.match(value)
+        if m:
+            unit = (m.group(2) or "").upper().rstrip("B").rstrip("I")
+            return int(m.group(1)) * _UNITS[unit]
+    raise ConfigError(f"{field_name}: expected a size in bytes or a string like '4GiB', got {value!r}")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a kernel version does, for every behaviour that changed over time."""
+    version: int                 # 3 digits: 310, 612, ...
+    thp_defrag_default: str
+    defrag_modes: tuple[str, ...]
+    thp_disable: int             # consts.THPDIS_*
+    zero_wp: int                 # consts.ZERO_WP_*
+    thp_align: int               # consts.THP_ALIGN_*
+    split_mode: int              # 1: 3.10 splits page and PMD together; 0: PMD only (4.5+)
+    madv_collapse: bool
+
+
+_DEFRAG_3 = ("always", "madvise", "never")
+_DEFRAG_5 = ("always", "defer", "defer+madvise", "madvise", "never")
+
+PROFILES: dict[str, Profile] = {
+    # 3.10: defrag=always by default; no prctl; write to the huge zero page allocates a THP
+    "3.10": Profile(310, "always", _DEFRAG_3, K.THPDIS_NONE, K.ZERO_WP_THP, K.THP_ALIGN_NONE, 1, False),
+    # 3.12: Johannes Weiner's reliable memcg OOM handling (the OOM work uses this)
+    "3.12": Profile(312, "always", _DEFRAG_3, K.THPDIS_NONE, K.ZERO_WP_THP, K.THP_ALIGN_NONE, 1, False),
+    # 3.15: PR_SET_THP_DISABLE sets VM_NOHUGEPAGE in mm->def_flags (commit a0715cc22601)
+    "3.15": Profile(315, "always", _DEFRAG_3, K.THPDIS_DEF_FLAGS, K.ZERO_WP_THP, K.THP_ALIGN_NONE, 1, False),
+    # 4.13: MMF_DISABLE_THP (commit 1860033237d4); defrag=madvise default since 4.6; PMD-only split
+    # since 4.5; a write to the huge zero page splits it and copies 4 KiB
+    "4.13": Profile(413, "madvise", _DEFRAG_5, K.THPDIS_MMF, K.ZERO_WP_SPLIT, K.THP_ALIGN_NONE, 0, False),
+    # 6.18: PR_THP_DISABLE_EXCEPT_ADVISED; 2 MiB-multiple anonymous mmaps aligned (6.12);
+    # do_huge_zero_wp_pmd allocates a THP on a write to the huge zero page (checked on 6.18)
+    "6.18": Profile(618, "madvise", _DEFRAG_5, K.THPDIS_EXCEPT_ADVISED, K.ZERO_WP_THP, K.THP_ALIGN_MULTIPLE, 0, True),
+}
+
+THP_ENABLED = {"never": K.THP_NEVER, "madvise": K.THP_MADVISE, "always": K.THP_ALWAYS}
+THP_DEFRAG = {"never": K.DEFRAG_NEVER, "madvise": K.DEFRAG_MADVISE,
+              "defer+madvise": K.DEFRAG_DEFER_MADVISE, "defer": K.DEFRAG_DEFER,
+              "always": K.DEFRAG_ALWAYS}
+
+
+@dataclass
+class Costs:
+    """Simulated cost of each event, in nanoseconds (a 3 GHz core; every one a parameter).
+
+    Sources: TLB and walk latencies from Intel's optimization manual, table 2-15 (Skylake), and
+    published Haswell measurements (STLB hit about 9 cycles, a cached walk about 20-30 cycles over
+    four levels); fault, clearing and copying costs are typical of a current x86-64 server
+    (clear_page at about 40 GB/s; an anonymous fault's exception and handle_mm_fault about 0.4 us).
+    """
+    access_ns: float = 0.333          # an access whose translation hits the L1 dTLB (1 cycle)
+    stlb_hit_ns: float = 3.0          # STLB lookup after an L1 dTLB miss (9 cycles)
+    walk_load_ns: float = 2.333       # one page-walk memory reference that hits in cache (7 cycles)
+    fault_ns: float = 400.0           # exception entry/exit and handle_mm_fault, no page work
+    clear_page_ns: float = 100.0      # zeroing 4 KiB (a 2 MiB page costs 512x)
+    copy_page_ns: float = 200.0       # copying 4 KiB (copy-on-write, migration, collapse)
+    pgtable_alloc_ns: float = 150.0   # allocating and zeroing a page-table page
+    syscall_ns: float = 100.0         # system call entry and exit
+    tlb_flush_ns: float = 100.0       # a TLB flush (INVLPG or a shootdown round)
+    compact_scan_ns: float = 5.0      # compaction scanner, per pfn examined
+    migrate_page_ns: float = 700.0    # migrating one 4 KiB page (copy, unmap, remap)
+
+
+@dataclass
+class TLBConfig:
+    """TLB geometry; defaults are Skylake's (Intel optimization manual, table 2-15)."""
+    l1_4k_entries: int = 64
+    l1_4k_ways: int = 4
+    l1_2m_entries: int = 32
+    l1_2m_ways: int = 4
+    stlb_entries: int = 1536
+    stlb_ways: int = 12
+    pde_cache_entries: int = 32       # paging-structure cache of PMD entries (va >> 21)
+    pdpte_cache_entries: int = 4      # paging-structure cache of PUD entries (va >> 30)
+
+
+@dataclass
+class Config:
+    """A simulated machine. Sizes are bytes or strings such as ``"4GiB"``.
+
+    THP defaults are mainline's Kconfig defaults (``enabled=always``, ``defrag=madvise``); many
+    distributions build with ``enabled=madvise`` instead.
+    """
+    memory: int | str = "4GiB"
+    swap: int | str = 0
+    kernel: str = "6.18"
+    ncpus: int = 2
+    thp_enabled: str = "always"
+    thp_defrag: str | None = None             # None: the profile's default
+    thp_use_zero_page: bool = True
+    page_table_levels: int = 4
+    mmap_base: int = K.TASK_SIZE - (128 << 20)  # x86 mmap_base() with ASLR off, 8 MiB stack
+    tlb: TLBConfig = field(default_factory=TLBConfig)
+    costs: Costs = field(default_factory=Costs)
+    # per-feature overrides of the profile (None: as the profile says)
+    thp_disable_semantics: str | None = None  # "none", "def_flags", "mmf", "except_advised"
+    zero_page_write: str | None = None        # "thp", "split"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tlb, Mapping):
+            self.tlb = _from_mapping(TLBConfig, self.tlb, "tlb")
+        if isinstance(self.costs, Mapping):
+            self.costs = _from_mapping(Costs, self.costs, "costs")
+        self.validate()
+
+    # ---- construction -----------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Config":
+        return _from_mapping(cls, d, "config")
+
+    @classmethod
+    def from_toml(cls, path: str) -> "Config":
+        import tomllib
+        with open(path, "rb") as f:
+            try:
+                d = tomllib.load(f)
+            except tomllib.TOMLDecodeError as e:
+                raise ConfigError(f"{path}: not valid TOML: {e}") from None
+        return cls.from_dict(d.get("machine", d))
+
+    # ---- validation ---------------------------------------------------------------------
+    @property
+    def profile(self) -> Profile:
+        return PROFILES[self.kernel]
+
+    @property
+    def memory_bytes(self) -> int:
+        return parse_size(self.memory, "memory")
+
+    @property
+    def defrag(self) -> str:
+        return self.thp_defrag if self.thp_defrag is not None else self.profile.thp_defrag_default
+
+    def validate(self) -> None:
+        if self.kernel not in PROFILES:
+            raise ConfigError(f"kernel: expected one of {sorted(PROFILES)}, got {self.kernel!r}")
+        mem = self.memory_bytes
+        if mem < (4 << 20) or mem % (4 << 20):
+            raise ConfigError(f"memory: expected a positive multiple of 4 MiB, got {self.memory!r}")
+        parse_size(self.swap, "swap")
+        _check_int("ncpus", self.ncpus, 1, 4096)
+        if self.thp_enabled not in THP_ENABLED:
+            raise ConfigError(f"thp_enabled: expected one of {list(THP_ENABLED)}, got {self.thp_enabled!r}")
+        if self.defrag not in self.profile.defrag_modes:
+            raise ConfigError(f"thp_defrag: kernel {self.kernel} offers {list(self.profile.defrag_modes)}, "
+                              f"got {self.defrag!r}")
+        if not isinstance(self.thp_use_zero_page, bool):
+            raise ConfigError(f"thp_use_zero_page: expected true or false, got {self.thp_use_zero_page!r}")
+        if self.page_table_levels not in (4, 5):
+            raise ConfigError(f"page_table_levels: expected 4 or 5, got {self.page_table_levels!r}")
+        _check_int("mmap_base", self.mmap_base, 1 << 24, K.TASK_SIZE)
+        if self.mmap_base % 4096:
+            raise ConfigError(f"mmap_base: expected a page-aligned address, got {self.mmap_base:#x}")
+        for name in ("l1_4k", "l1_2m", "stlb"):
+            n = getattr(self.tlb, f"{name}_entries")
+            w = getattr(self.tlb, f"{name}_ways")
+            _check_int(f"tlb.{name}_entries", n, 1, 1 << 20)
+            _check_int(f"tlb.{name}_ways", w, 1, n)
+            if n % w:
+                raise ConfigError(f"tlb.{name}_entries: {n} is not a multiple of tlb.{name}_ways = {w}")
+        _check_int("tlb.pde_cache_entries", self.tlb.pde_cache_entries, 0, 1 << 16)
+        _check_int("tlb.pdpte_cache_entries", self.tlb.pdpte_cache_entries, 0, 1 << 16)
+        for f in fields(Costs):
+            v = getattr(self.costs, f.name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise ConfigError(f"costs.{f.name}: expected a non-negative number of ns, got {v!r}")
+        if self.thp_disable_semantics not in (None, "none", "def_flags", "mmf", "except_advised"):
+            raise ConfigError("thp_disable_semantics: expected one of none, def_flags, mmf, "
+                              f"except_advised, got {self.thp_disable_semantics!r}")
+        if self.zero_page_write not in (None, "thp", "split"):
+            raise ConfigError(f"zero_page_write: expected 'thp' or 'split', got {self.zero_page_write!r}")
+
+    # ---- the kernels' view ----------------------------------------------------------------
+    def to_array(self) -> np.ndarray:
+        p = self.profile
+        c = np.zeros(K.NR_CFG, np.int64)
+        c[K.C_KERNEL] = p.version
+        c[K.C_THP_ENABLED] = THP_ENABLED[self.thp_enabled]
+        c[K.C_THP_DEFRAG] = THP_DEFRAG[self.defrag]
+        c[K.C_USE_ZERO_PAGE] = int(self.thp_use_zero_page)
+        sem = self.thp_disable_semantics
+        c[K.C_THP_DISABLE_MODE] = p.thp_disable if sem is None else {
+            "none": K.THPDIS_NONE, "def_flags": K.THPDIS_DEF_FLAGS, "mmf": K.THPDIS_MMF,
+            "except_advised": K.THPDIS_EXCEPT_ADVISED}[sem]
+        zw = self.zero_page_write
+        c[K.C_ZERO_WP] = p.zero_wp if zw is None else {"thp": K.ZERO_WP_THP, "split": K.ZERO_WP_SPLIT}[zw]
+        c[K.C_THP_ALIGN] = p.thp_align
+        c[K.C_SPLIT_MODE] = p.split_mode
+        c[K.C_PT_LEVELS] = self.page_table_levels
+        c[K.C_NCPUS] = self.ncpus
+        t = self.tlb
+        c[K.C_L1_4K_SETS], c[K.C_L1_4K_WAYS] = t.l1_4k_entries // t.l1_4k_ways, t.l1_4k_ways
+        c[K.C_L1_2M_SETS], c[K.C_L1_2M_WAYS] = t.l1_2m_entries // t.l1_2m_ways, t.l1_2m_ways
+        c[K.C_STLB_SETS], c[K.C_STLB_WAYS] = t.stlb_entries // t.stlb_ways, t.stlb_ways
+        c[K.C_PDE_CACHE] = t.pde_cache_entries
+        c[K.C_PDPTE_CACHE] = t.pdpte_cache_entries
+        c[K.C_MMAP_BASE] = self.mmap_base
+        c[K.C_NR_FRAMES] = self.memory_bytes // 4096
+        k = self.costs
+        for idx, ns in ((K.C_COST_ACCESS, k.access_ns), (K.C_COST_STLB_HIT, k.stlb_hit_ns),
+                        (K.C_COST_WALK_LOAD, k.walk_load_ns), (K.C_COST_FAULT, k.fault_ns),
+                        (K.C_COST_CLEAR_PAGE, k.clear_page_ns), (K.C_COST_COPY_PAGE, k.copy_page_ns),
+                        (K.C_COST_PGTABLE_ALLOC, k.pgtable_alloc_ns), (K.C_COST_SYSCALL, k.syscall_ns),
+                        (K.C_COST_TLB_FLUSH, k.tlb_flush_ns), (K.C_COST_COMPACT_SCAN, k.compact_scan_ns),
+                        (K.C_COST_MIGRATE_PAGE, k.migrate_page_ns)):
+            c[idx] = round(ns * 1000)
+        return c
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check_int(name: str, v: Any, lo: int, hi: int) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
+        raise ConfigError(f"{name}: expected an integer in [{lo}, {hi}], got {v!r}")
+
+
+def _from_mapping(cls: type, d: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(d, Mapping):
+        raise ConfigError(f"{where}: expected a table of settings, got {type(d).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(known)}")
+    try:
+        return cls(**dict(d))
+    except TypeError as e:
+        raise ConfigError(f"{where}: {e}") from None

@@ -1,0 +1,498 @@
+"""The simulated machine and its tasks: the syscall-shaped API over the JIT kernels."""
+from __future__ import annotations
+
+import errno as _errno
+import os
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .config import Config, ConfigError, THP_DEFRAG, THP_ENABLED
+from .kernels import consts as K
+from .kernels import proc as P
+from .kernels import syscalls as S_
+from .kernels.state import State
+
+_MAX_ADDR = K.TASK_SIZE
+
+
+class SegmentationFault(Exception):
+    """An access outside any VMA or against its protection (SIGSEGV)."""
+
+    def __init__(self, pid: int, address: int, write: bool):
+        self.pid, self.address, self.write = pid, address, write
+        kind = "write" if write else "read"
+        super().__init__(f"task {pid}: SIGSEGV on {kind} at {address:#x}")
+
+
+def _oserror(code: int, what: str) -> OSError:
+    return OSError(code, f"{what}: {os.strerror(code)}")
+
+
+def _check_int(name: str, v: object, lo: int = 0, hi: int = (1 << 63) - 1) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{name}: expected an integer, got {type(v).__name__} {v!r}")
+    v = int(v)
+    if not lo <= v <= hi:
+        raise ValueError(f"{name}: expected a value in [{lo}, {hi}], got {v}")
+    return v
+
+
+class Machine:
+    """A simulated Linux machine: physical memory, tasks, page tables, TLBs and a clock.
+
+    Parameters
+    ----------
+    config : Config, dict or None
+        The machine; ``None`` takes every default (4 GiB, kernel 6.18, THP ``always``).
+    seed : int
+        Seed for everything random in the machine (recorded with results).
+    """
+
+    def __init__(self, config: Config | dict | None = None, *, seed: int = 0):
+        if config is None:
+            config = Config()
+        elif isinstance(config, dict):
+            config = Config.from_dict(config)
+        elif not isinstance(config, Config):
+            raise TypeError(f"config: expected a Config or a dict, got {type(config).__name__}")
+        config.validate()
+        self.config = config
+        self.seed = _check_int("seed", seed)
+        self._tasks: dict[int, Task] = {}
+        self._next_pid = 1
+        self._dmesg: list[str] = []
+        self._mm_names: dict[int, dict[int, str]] = {}
+        self.state = self._new_state()
+
+    # ---- state -------------------------------------------------------------------------------
+    def _new_state(self) -> State:
+        c = self.config
+        cfg = c.to_array()
+        n = int(cfg[K.C_NR_FRAMES])
+        ncpu = c.ncpus
+        _, _, total = (0, 0, sum(e for e in (c.tlb.l1_4k_entries, c.tlb.l1_2m_entries, c.tlb.stlb_entries)))
+        gs = np.zeros(K.NR_GS, np.int64)
+        gs[K.G_NR_FREE] = n
+        gs[K.G_HUGE_ZERO_PFN] = -1
+        gs[K.G_FREE_HEAD:K.G_FREE_COUNT] = -1
+        pt_cap, vma_cap, mm_cap, t_cap = 64, 256, 16, 16
+        gs[K.G_PT_CAP] = pt_cap
+        gs[K.G_VMA_CAP] = vma_cap
+        fr_flags = np.zeros(n + 1, np.int16)
+        fr_flags[n] = K.PG_reserved                      # the 4 KiB zero page
+        tlb = np.zeros((ncpu, 2, total), np.int64)
+        tlb[:, 0, :] = -1
+        return State(
+            cfg=cfg, gs=gs, vmstat=np.zeros(K.NR_VMSTAT, np.int64),
+            fr32=np.zeros((K.NR_FR_I32, n + 1), np.int32), fr_idx=np.zeros(n + 1, np.int64),
+            fr_flags=fr_flags, fr_order=np.zeros(n + 1, np.int8),
+            fr_memcg=np.zeros(n + 1, np.int16),
+            pb_mt=np.full(n >> K.PAGEBLOCK_ORDER, K.MIGRATE_MOVABLE, np.int8),
+            pt=np.zeros(pt_cap * K.PTRS_PER_TABLE, np.int64),
+            pt_aux=np.full((2, pt_cap), -1, np.int32),
+            mm=np.zeros((K.NR_MM_FIELDS, mm_cap), np.int64),
+            vma=np.zeros((K.NR_V_FIELDS, vma_cap), np.int64),
+            task=np.zeros((K.NR_T_FIELDS, t_cap), np.int64),
+            tlb=tlb,
+            pwc=np.full((ncpu, max(1, c.tlb.pde_cache_entries + c.tlb.pdpte_cache_entries)), -1,
+                        np.int64),
+            cpus=np.zeros((ncpu, K.NR_CPU_FIELDS), np.int64),
+        )
+
+    def _grow(self) -> None:
+        """Enlarge the page-table and VMA pools (a kernel returned NEED_GROW)."""
+        s = self.state
+        gs = s.gs
+        cap = int(gs[K.G_PT_CAP])
+        if gs[K.G_PT_NFREE] + cap - gs[K.G_PT_NEXT] < 64:
+            new = cap * 2
+            pt = np.zeros(new * K.PTRS_PER_TABLE, np.int64)
+            pt[: s.pt.shape[0]] = s.pt
+            aux = np.full((2, new), -1, np.int32)
+            aux[:, :cap] = s.pt_aux
+            gs[K.G_PT_CAP] = new
+            s = s._replace(pt=pt, pt_aux=aux)
+        vcap = int(gs[K.G_VMA_CAP])
+        vma = np.zeros((K.NR_V_FIELDS, vcap * 2), np.int64)
+        vma[:, :vcap] = s.vma
+        gs[K.G_VMA_CAP] = vcap * 2
+        self.state = s._replace(vma=vma)
+
+    def _call(self, fn, *args):
+        """Run an entry kernel, growing pools and re-entering until it stops asking."""
+        while True:
+            st, val = fn(self.state, *args)
+            if st != K.NEED_GROW:
+                return int(st), int(val)
+            self._grow()
+
+    def _ensure_rows(self, name: str, used: int) -> None:
+        arr = getattr(self.state, name)
+        if used < arr.shape[1]:
+            return
+        new = np.zeros((arr.shape[0], arr.shape[1] * 2), arr.dtype)
+        new[:, : arr.shape[1]] = arr
+        self.state = self.state._replace(**{name: new})
+
+    # ---- tasks -------------------------------------------------------------------------------
+    def spawn(self, comm: str = "task", oom_score_adj: int = 0) -> "Task":
+        """Start a process with a fresh address space (as fork + execve of a small binary)."""
+        if not isinstance(comm, str) or not comm:
+            raise ValueError(f"comm: expected a non-empty string, got {comm!r}")
+        adj = _check_int("oom_score_adj", oom_score_adj, -1000, 1000)
+        mmi = self._new_mm()
+        return self._new_task(comm[:15], mmi, adj)
+
+    def _new_mm(self) -> int:
+        gs = self.state.gs
+        mmi = int(gs[K.G_NR_MM])
+        self._ensure_rows("mm", mmi)
+        mm = self.state.mm
+        mm[:, mmi] = 0
+        mm[K.MM_PGD, mmi] = -1
+        mm[K.MM_ANON, mmi] = mmi
+        mm[K.MM_USERS, mmi] = 1
+        while gs[K.G_VMA_NEXT] + 8 > gs[K.G_VMA_CAP]:
+            self._grow()
+        mm[K.MM_VBASE, mmi] = gs[K.G_VMA_NEXT]
+        mm[K.MM_VCAP, mmi] = 8
+        gs[K.G_VMA_NEXT] += 8
+        gs[K.G_NR_MM] = mmi + 1
+        # the vDSO data and code pages the kernel maps at exec, just below mmap_base
+        base = self.config.mmap_base
+        vma = self.state.vma
+        b = int(mm[K.MM_VBASE, mmi])
+        specials = [(base - 0x8000, base - 0x4000, K.VM_READ | K.VM_MAYREAD, "[vvar]"),
+                    (base - 0x4000, base - 0x2000, K.VM_READ | K.VM_MAYREAD, "[vvar_vclock]"),
+                    (base - 0x2000, base, K.VM_READ | K.VM_EXEC | K.VM_MAYREAD | K.VM_MAYEXEC,
+                     "[vdso]")]
+        for i, (s, e, f, name) in enumerate(specials):
+            vma[K.V_START, b + i], vma[K.V_END, b + i], vma[K.V_FLAGS, b + i] = s, e, f
+            vma[K.V_PGOFF, b + i], vma[K.V_FILE, b + i] = 0, -2
+        mm[K.MM_VCOUNT, mmi] = 3
+        mm[K.MM_TOTAL_VM, mmi] = 8
+        self._mm_names[mmi] = {s: name for s, _, _, name in specials}
+        return mmi
+
+    def _new_task(self, comm: str, mmi: int, adj: int) -> "Task":
+        gs = self.state.gs
+        ti = int(gs[K.G_NR_TASKS])
+        self._ensure_rows("task", ti)
+        t = self.state.task
+        t[:, ti] = 0
+        pid = self._next_pid
+        self._next_pid += 1
+        t[K.T_PID, ti] = pid
+        t[K.T_TGID, ti] = pid
+        t[K.T_MM, ti] = mmi
+        t[K.T_CPU, ti] = ti % self.config.ncpus
+        t[K.T_ADJ, ti] = adj
+        t[K.T_ALIVE, ti] = 1
+        t[K.T_CLOCK, ti] = self.state.gs[K.G_NOW]
+        gs[K.G_NR_TASKS] = ti + 1
+        task = Task(self, ti, pid, comm)
+        self._tasks[pid] = task
+        return task
+
+    def tasks(self) -> list["Task"]:
+        return list(self._tasks.values())
+
+    # ---- sysfs -------------------------------------------------------------------------------
+    _THP = "kernel/mm/transparent_hugepage/"
+
+    def sysfs_write(self, path: str, value: str | int) -> None:
+        """Write a /sys knob (path relative to /sys, e.g. ``kernel/mm/transparent_hugepage/enabled``)."""
+        p = path.removeprefix("/sys/").strip("/")
+        v = str(value).strip()
+        cfg = self.state.cfg
+        if p == self._THP + "enabled":
+            if v not in THP_ENABLED:
+                raise _oserror(_errno.EINVAL, f"write {v!r} to {path}")
+            self.config.thp_enabled = v
+            cfg[K.C_THP_ENABLED] = THP_ENABLED[v]
+        elif p == self._THP + "defrag":
+            if v not in self.config.profile.defrag_modes:
+                raise _oserror(_errno.EINVAL, f"write {v!r} to {path}")
+            self.config.thp_defrag = v
+            cfg[K.C_THP_DEFRAG] = THP_DEFRAG[v]
+        elif p == self._THP + "use_zero_page":
+            if v not in ("0", "1"):
+                raise _oserror(_errno.EINVAL, f"write {v!r} to {path}")
+            self.config.thp_use_zero_page = v == "1"
+            cfg[K.C_USE_ZERO_PAGE] = int(v)
+        else:
+            raise _oserror(_errno.ENOENT, f"/sys/{p}")
+
+    def sysfs_read(self, path: str) -> str:
+        p = path.removeprefix("/sys/").strip("/")
+        if p == self._THP + "enabled":
+            return " ".join(f"[{m}]" if m == self.config.thp_enabled else m
+                            for m in ("always", "madvise", "never"))
+        if p == self._THP + "defrag":
+            return " ".join(f"[{m}]" if m == self.config.defrag else m
+                            for m in self.config.profile.defrag_modes)
+        if p == self._THP + "use_zero_page":
+            return str(int(self.config.thp_use_zero_page))
+        if p == self._THP + "hpage_pmd_size":
+            return str(K.HPAGE_PMD_SIZE)
+        raise _oserror(_errno.ENOENT, f"/sys/{p}")
+
+    # ---- clocks and observables ---------------------------------------------------------------
+    @property
+    def now_ns(self) -> int:
+        return int(self.state.gs[K.G_NOW]) // 1000
+
+    def vmstat(self) -> dict[str, int]:
+        """/proc/vmstat counters (names as the kernel's)."""
+        d = {name: int(v) for name, v in zip(K.VMSTAT_NAMES, self.state.vmstat)}
+        d["nr_free_pages"] = int(self.state.gs[K.G_NR_FREE])
+        return d
+
+    def buddyinfo(self) -> list[int]:
+        """Free blocks per order (0..10), all migratetypes, as /proc/buddyinfo counts them."""
+        gs = self.state.gs
+        counts = gs[K.G_FREE_COUNT:K.G_FREE_COUNT + K.NR_PAGE_ORDERS * K.MIGRATE_PCPTYPES]
+        per = counts.reshape(K.NR_PAGE_ORDERS, K.MIGRATE_PCPTYPES).sum(axis=1)
+        per[K.MAX_PAGE_ORDER] += (self.state.cfg[K.C_NR_FRAMES] - gs[K.G_HIGH_WATER]) >> K.MAX_PAGE_ORDER
+        return [int(x) for x in per]
+
+    def buddyinfo_text(self) -> str:
+        return "Node 0, zone   Normal " + "".join(f"{c:7d}" for c in self.buddyinfo())
+
+    def meminfo(self) -> dict[str, int]:
+        """/proc/meminfo fields in kB."""
+        v = self.state.vmstat
+        n = int(self.state.cfg[K.C_NR_FRAMES])
+        return {
+            "MemTotal": n * 4,
+            "MemFree": int(self.state.gs[K.G_NR_FREE]) * 4,
+            "AnonPages": int(v[K.VS_NR_ANON_PAGES]) * 4,
+            "Mapped": 0,
+            "PageTables": int(v[K.VS_NR_PAGE_TABLE_PAGES]) * 4,
+            "Mlocked": int(v[K.VS_NR_MLOCK]) * 4,
+            "SwapTotal": 0,
+            "SwapFree": 0,
+            "AnonHugePages": int(v[K.VS_NR_ANON_THP]) * 2048,
+            "Hugepagesize": 2048,
+        }
+
+    def dmesg(self) -> list[str]:
+        return list(self._dmesg)
+
+
+class Task:
+    """A process (or thread) of a ``Machine``; methods are named after the system calls."""
+
+    def __init__(self, machine: Machine, index: int, pid: int, comm: str):
+        self.machine = machine
+        self._ti = index
+        self.pid = pid
+        self.comm = comm
+
+    def __repr__(self) -> str:
+        return f"<Task pid={self.pid} comm={self.comm!r}>"
+
+    @property
+    def _mmi(self) -> int:
+        return int(self.machine.state.task[K.T_MM, self._ti])
+
+    @property
+    def time_ns(self) -> int:
+        """Simulated time this task's clock has reached."""
+        return int(self.machine.state.task[K.T_CLOCK, self._ti]) // 1000
+
+    # ---- memory mapping ------------------------------------------------------------------------
+    def mmap(self, length: int, prot: int = K.PROT_READ | K.PROT_WRITE,
+             flags: int = K.MAP_PRIVATE | K.MAP_ANONYMOUS, addr: int = 0) -> int:
+        """Map anonymous memory; returns the address (mmap(2))."""
+        length = _check_int("length", length, 0, 1 << 62)
+        prot = _check_int("prot", prot, 0, 0xFFFFFFFF)
+        flags = _check_int("flags", flags, 0, 0xFFFFFFFF)
+        addr = _check_int("addr", addr, 0, 1 << 62)
+        if (flags & K.MAP_TYPE) in (K.MAP_SHARED, K.MAP_SHARED_VALIDATE) or not flags & K.MAP_ANONYMOUS:
+            raise NotImplementedError("mmap: only MAP_PRIVATE|MAP_ANONYMOUS mappings are modelled so far")
+        st, a = self.machine._call(S_.sys_mmap, self._ti, addr, length, prot, flags)
+        if st < 0:
+            raise _oserror(-st, "mmap")
+        if flags & K.MAP_POPULATE:
+            self._populate(a, (length + 4095) & ~4095, bool(prot & K.PROT_WRITE))
+        return a
+
+    def _populate(self, start: int, length: int, write: bool) -> None:
+        va, end = start, start + length
+        while True:
+            st, va = S_.populate_range(self.machine.state, self._ti, va, end, write)
+            if st != K.NEED_GROW:
+                break
+            self.machine._grow()
+        if st < 0:
+            raise _oserror(-st, "populate")
+
+    def munmap(self, addr: int, length: int) -> None:
+        addr = _check_int("addr", addr, 0, 1 << 62)
+        length = _check_int("length", length, 0, 1 << 62)
+        st, _ = self.machine._call(S_.sys_munmap, self._ti, addr, length)
+        if st < 0:
+            raise _oserror(-st, "munmap")
+
+    def madvise(self, addr: int, length: int, advice: int) -> None:
+        addr = _check_int("addr", addr, 0, 1 << 62)
+        length = _check_int("length", length, 0, 1 << 62)
+        advice = _check_int("advice", advice, -(1 << 31), (1 << 31) - 1)
+        st, populate = self.machine._call(S_.sys_madvise, self._ti, addr, length, advice)
+        if st < 0:
+            raise _oserror(-st, "madvise")
+        if populate:
+            self._populate(addr, (length + 4095) & ~4095, advice == K.MADV_POPULATE_WRITE)
+
+    def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+        """prctl(2) for the THP options; returns the call's value."""
+        args = [_check_int(n, v, -(1 << 63), (1 << 63) - 1)
+                for n, v in (("option", option), ("arg2", arg2), ("arg3", arg3), ("arg4", arg4),
+                             ("arg5", arg5))]
+        st, val = self.machine._call(S_.sys_prctl_thp, self._ti, *args)
+        if st < 0:
+            raise _oserror(-st, "prctl")
+        return val
+
+    # ---- memory accesses -----------------------------------------------------------------------
+    def touch(self, addr: int, length: int, stride: int = 4096, write: bool = True) -> None:
+        """One byte at each ``stride`` offset of [addr, addr + length), in address order."""
+        addr = _check_int("addr", addr, 0, _MAX_ADDR)
+        length = _check_int("length", length, 0, _MAX_ADDR)
+        stride = _check_int("stride", stride, 1, 1 << 40)
+        if addr + length > _MAX_ADDR:
+            raise ValueError(f"addr + length: {addr + length:#x} is beyond TASK_SIZE {_MAX_ADDR:#x}")
+        i = 0
+        while True:
+            st, i = S_.run_touch(self.machine.state, self._ti, addr, length, stride, bool(write), i)
+            if st != K.NEED_GROW:
+                break
+            self.machine._grow()
+        self._raise_access(st, addr + i * stride, write)
+
+    def access(self, addresses: Sequence[int] | np.ndarray, write: bool | np.ndarray = False,
+               *, record_faults: bool = False) -> np.ndarray | None:
+        """The trace-driven path: every address in one kernel call.
+
+        With ``record_faults`` a per-access array (1 = SIGSEGV) is returned and the stream goes on;
+        otherwise the first bad access raises ``SegmentationFault``.
+        """
+        a = np.ascontiguousarray(addresses, dtype=np.int64)
+        if a.ndim != 1:
+            raise ValueError(f"addresses: expected a 1-D array, got shape {a.shape}")
+        if np.ndim(write) == 0:
+            w = np.array([1 if write else 0], np.int8)
+        else:
+            w = np.ascontiguousarray(write, dtype=np.int8)
+            if w.shape != a.shape:
+                raise ValueError(f"write: expected a bool or an array of shape {a.shape}, got {w.shape}")
+        res = np.zeros(a.shape[0] if record_faults else 0, np.int8)
+        i = 0
+        while True:
+            st, i = S_.run_access(self.machine.state, self._ti, a, w, i, res)
+            if st != K.NEED_GROW:
+                break
+            self.machine._grow()
+        if st != K.OK:
+            self._raise_access(st, int(a[i]), bool(w[0] if w.shape[0] == 1 else w[i]))
+        return res if record_faults else None
+
+    def _raise_access(self, st: int, va: int, write: bool) -> None:
+        if st == K.OK:
+            return
+        if st == K.SEGV:
+            raise SegmentationFault(self.pid, va, write)
+        if st < 0:
+            raise _oserror(-st, f"fault at {va:#x}")
+        raise RuntimeError(f"kernel status {st} at {va:#x}")
+
+    # ---- observables -----------------------------------------------------------------------------
+    def vmas(self) -> list[tuple[int, int, int]]:
+        s = self.machine.state
+        mmi = self._mmi
+        b, n = int(s.mm[K.MM_VBASE, mmi]), int(s.mm[K.MM_VCOUNT, mmi])
+        return [(int(s.vma[K.V_START, i]), int(s.vma[K.V_END, i]), int(s.vma[K.V_FLAGS, i]))
+                for i in range(b, b + n)]
+
+    def smaps(self, addr: int | None = None) -> dict[str, int] | list[dict[str, int]]:
+        """/proc/PID/smaps for the VMA containing ``addr`` (all VMAs when ``addr`` is None)."""
+        out = [self._smaps_one(s, e, f) for s, e, f in self.vmas()]
+        if addr is None:
+            return out
+        for d in out:
+            if d["start"] <= addr < d["end"]:
+                return d
+        raise ValueError(f"addr: {addr:#x} is in no VMA of task {self.pid}")
+
+    def _smaps_one(self, start: int, end: int, flags: int) -> dict[str, int]:
+        s = self.machine.state
+        o = np.zeros(P.NR_SM, np.int64)
+        if s.mm[K.MM_PGD, self._mmi] >= 0:
+            P.smaps_walk(s.cfg, s.pt, s.fr32, s.fr_idx, s.fr_flags, s.fr_order, s.mm, self._mmi,
+                         start, end, o)
+        kb = lambda pages: int(pages) * 4  # noqa: E731
+        locked = kb((end - start) >> 12) if flags & K.VM_LOCKED else 0
+        return {
+            "start": start, "end": end, "flags": flags,
+            "Size": (end - start) >> 10, "KernelPageSize": 4, "MMUPageSize": 4,
+            "Rss": kb(o[P.SM_RSS]), "Pss": int(o[P.SM_PSS]) >> 10,
+            "Pss_Dirty": int(o[P.SM_PSS_DIRTY]) >> 10,
+            "Shared_Clean": kb(o[P.SM_SHARED_CLEAN]), "Shared_Dirty": kb(o[P.SM_SHARED_DIRTY]),
+            "Private_Clean": kb(o[P.SM_PRIVATE_CLEAN]), "Private_Dirty": kb(o[P.SM_PRIVATE_DIRTY]),
+            "Referenced": kb(o[P.SM_REFERENCED]), "Anonymous": kb(o[P.SM_ANONYMOUS]),
+            "KSM": 0, "LazyFree": 0, "AnonHugePages": kb(o[P.SM_ANON_HUGE]),
+            "ShmemPmdMapped": 0, "FilePmdMapped": 0, "Shared_Hugetlb": 0, "Private_Hugetlb": 0,
+            "Swap": 0, "SwapPss": 0, "Locked": locked,
+        }
+
+    def smaps_rollup(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for d in self.smaps():
+            for k, v in d.items():
+                if k not in ("start", "end", "flags", "Size", "KernelPageSize", "MMUPageSize"):
+                    total[k] = total.get(k, 0) + v
+        return total
+
+    def status(self) -> dict[str, int | str]:
+        """/proc/PID/status memory fields (kB) and THP_enabled."""
+        s = self.machine.state
+        m = s.mm[:, self._mmi]
+        anon, file, shmem = int(m[K.MM_ANONPAGES]), int(m[K.MM_FILEPAGES]), int(m[K.MM_SHMEMPAGES])
+        mode = int(s.cfg[K.C_THP_DISABLE_MODE])
+        off = mode in (K.THPDIS_MMF, K.THPDIS_EXCEPT_ADVISED) and bool(
+            m[K.MM_FLAGS] & (1 << K.MMF_DISABLE_THP_COMPLETELY))
+        return {
+            "Name": self.comm, "Pid": self.pid,
+            "VmSize": int(m[K.MM_TOTAL_VM]) * 4, "VmLck": int(m[K.MM_LOCKED]) * 4,
+            "VmRSS": (anon + file + shmem) * 4, "RssAnon": anon * 4, "RssFile": file * 4,
+            "RssShmem": shmem * 4, "VmPTE": int(m[K.MM_PGTABLES]) * 4,
+            "VmSwap": int(m[K.MM_SWAPENTS]) * 4, "THP_enabled": 0 if off else 1,
+        }
+
+    def counters(self) -> dict[str, int]:
+        """Per-task hardware and fault counters (minor faults, TLB misses, walk loads, time)."""
+        t = self.machine.state.task[:, self._ti]
+        return {"min_flt": int(t[K.T_MINFLT]), "maj_flt": int(t[K.T_MAJFLT]),
+                "accesses": int(t[K.T_ACCESSES]), "dtlb_misses": int(t[K.T_DTLB_MISS]),
+                "stlb_misses": int(t[K.T_STLB_MISS]), "walk_loads": int(t[K.T_WALK_LOADS]),
+                "walk_ns": int(t[K.T_WALK_PS]) // 1000, "fault_ns": int(t[K.T_FAULT_PS]) // 1000,
+                "time_ns": int(t[K.T_CLOCK]) // 1000}
+
+    def page_table(self) -> dict[int, int]:
+        """Every leaf entry (virtual address -> int64 entry in the x86-64 layout)."""
+        s = self.machine.state
+        out: dict[int, int] = {}
+        for start, end, _ in self.vmas():
+            cap = 1024
+            while True:
+                vas = np.zeros(cap, np.int64)
+                ents = np.zeros(cap, np.int64)
+                n = P.dump_leaves(s.cfg, s.pt, s.fr_idx, s.mm, self._mmi, start, end, vas, ents) \
+                    if s.mm[K.MM_PGD, self._mmi] >= 0 else 0
+                if n <= cap:
+                    break
+                cap = n
+            out.update(zip(vas[:n].tolist(), ents[:n].tolist()))
+        return out

@@ -1,0 +1,1665 @@
+"""Plain-Python reference model of mmcore (tests/reference/SEMANTICS.md).
+
+Slow and obvious on purpose: dicts, lists and ints, one Python object per page table, VMA and
+folio. The JIT engine (kernels/) implements the same page; differential tests compare the two
+state for state. Function names follow the Linux function each part mirrors.
+
+Choices made where SEMANTICS.md (and the brief) leave room -- each is the most literal reading
+or, where the page is silent, Linux's rule:
+
+Buddy allocator
+ B1. ``claim`` moves the other free blocks of the claimed pageblock(s) in ascending pfn order,
+     each inserted at the head of its new list (so the list ends up in descending order).
+ B2. The compaction free scanner "takes the lowest free pfn with alloc semantics restricted to the
+     block": the free block containing that pfn is removed and split like ``expand``; when the
+     block is an order-10 block whose lower half lies in the pageblock below, the half not
+     containing the pfn goes back to the lists (head) first.
+ B3. ``free_lists()`` returns a tuple ``(lists, high_water)``; ``lists`` has all 33 keys.
+Page tables
+ P1. Only 4-level paging is modelled (``page_table_levels = 5`` is not part of this API).
+ P2. The huge zero PMD also deposits a PTE table (as Linux ``set_huge_zero_folio`` does; it is
+     needed to split the PMD). Allocation order for every THP-style fault, zero page included:
+     the order-9 folio (huge zero page only if not yet allocated) first, then the deposited table.
+ P3. Zapping a whole huge PMD (munmap or MADV_DONTNEED) frees its deposited PTE table at once
+     (``zap_deposited_table``); "MADV_DONTNEED frees no tables" is read as "no table of the
+     hierarchy".
+ P4. Frees happen immediately, in this order: leaves in ascending VA order (for a huge PMD the
+     deposited table, then the folio if its mapcount reached 0), then ``free_pgtables`` in
+     post-order ascending (PTE tables, then their PMD table, then the PUD table).
+ P5. The PGD is allocated by the first fault that passes the VMA check (a SIGSEGV allocates
+     nothing).
+Faults
+ F1. Huge zero page: allocated like a THP -- order 9 MOVABLE with the faulting VMA's defrag effort
+     (direct compaction allowed); zeroing costs 512 clears; never freed (no shrinker). Its
+     failure counts only ``thp_zero_page_alloc_failed`` (not ``thp_fault_fallback``).
+ F2. Read fault on an empty PMD with ``use_zero_page = 0``: a THP is allocated (Linux); the PMD is
+     ``P|US|A|D|PS`` (+RW if VM_WRITE) as in ``map_anon_folio_pmd``.
+ F3. Write to a huge zero PMD: no eligibility re-check (``do_huge_zero_wp_pmd``); failure counts
+     ``thp_fault_fallback``. zero_wp profile: 3.10, 3.15, 6.18 = "thp"; 4.13 = "split". The THP
+     reuses the zero PMD's deposited table.
+ F4. Order-0 allocation failure (data page or page table) raises ``OutOfMemory`` (VM_FAULT_OOM);
+     a deposited-table failure after a successful THP frees the THP and raises too.
+ F5. GUP faults (MAP_POPULATE, MADV_POPULATE_*) skip the arch access check; their permission
+     check is ``check_vma_flags``: MAP_POPULATE (FOLL_FORCE) skips PROT_NONE VMAs only,
+     MADV_POPULATE needs VM_WRITE/VM_READ and returns EINVAL otherwise (Linux 6.18 __get_user_pages
+     with FOLL_MADV_POPULATE; the brief guessed EFAULT -- see POPULATE_PERM_ERRNO). A hole stops
+     MADV_POPULATE at once with ENOMEM (pages before it stay populated). MAP_POPULATE ignores OOM.
+ F6. ``do_wp_page`` on a subpage of a PTE-mapped THP reuses when that subpage's mapcount is 1 and
+     the folio has no PMD mapping (unreachable without fork).
+Mappings
+ M1. THP-aligned placement (6.18 profile, length a multiple of 2 MiB) applies whenever the hint is
+     not usable; if the padded search fails, the plain search is used (Linux). The found start is
+     rounded up (an already aligned start is kept, as SEMANTICS says).
+ M2. A non-zero hint below mmap_min_addr is raised to 65536 (``round_hint_to_min``).
+ M3. Error order of mmap follows do_mmap: length 0 -> EINVAL, length > TASK_SIZE -> ENOMEM,
+     MAP_FIXED range -> ENOMEM, MAP_FIXED alignment -> EINVAL, no room -> ENOMEM, NOREPLACE
+     overlap -> EEXIST, map type -> EINVAL. Shared or file mappings and MAP_LOCKED/GROWSDOWN/HUGETLB
+     raise NotImplementedError. VMA flags: prot bits | VM_MAY{READ,WRITE,EXEC} | def_flags (no
+     VM_ACCOUNT / VM_SOFTDIRTY). anon_vma compatibility is ignored when merging.
+ M4. Without fork, ``MMF_VM_HUGEPAGE`` is set (``mm_flags()``) by an eligible THP fault, by
+     MADV_HUGEPAGE and by mmap when the VMA is THP-allowed and holds an aligned 2 MiB range.
+ M5. The POPULATE advices and the defrag value "defer"/"defer+madvise" exist in every profile except
+     that "3.10" restricts defrag to always/madvise/never (the brief's wording; real 3.15 lacked
+     "defer" too).
+TLB / costs
+ T1. Counters: ``dtlb_misses`` = accesses that miss both L1s; ``stlb_misses`` = every walk (the
+     walk before and the walk after a fault, and the walk caused by a write hitting a clean
+     entry); ``walk_loads`` = loads of all walks. A walk when the mm has no PGD yet costs 1 load.
+ T2. A write that hits a clean (or read-only) L1 entry walks at once (no STLB lookup). The STLB
+     lookup costs ``stlb_hit_ps`` only when it satisfies the access.
+ T3. The PDPTE cache is direct-mapped like the PDE cache. Walks fill the PDPTE cache on passing a
+     present PUD entry and the PDE cache on passing a present non-leaf PMD entry (also when the
+     walk then faults). A flush of [start, end) invalidates the mm's TLB entries and PSC entries
+     whose region intersects the range, on every CPU.
+ T4. ``tlb_flush_ps`` is charged: once per munmap / madvise / MAP_FIXED call that zapped a present
+     leaf (zero-page leaves included) or split a huge PMD; in a fault, once per flush event (COW
+     of a present PTE, PMD split, huge-zero PMD replaced by a THP). Migration's flush is inside
+     ``migrate_page_ps``. madvise costs ``syscall_ps`` like mmap/munmap/prctl; sysfs writes cost
+     nothing. GUP faults cost what a fault costs, without access/walk costs.
+ T5. Costs of a fault: fault_ps + pgtable_alloc_ps per table (PGD and deposits included) +
+     clear_page_ps per zeroed 4 KiB (THP and huge zero page 512x; COW of the zero page clears) +
+     copy_page_ps per copied 4 KiB + compaction (compact_scan_ps per migrate-scanned pfn,
+     migrate_page_ps per migrated page).
+Compaction
+ C1. The migrate scanner looks at every pfn of each pageblock it visits (512 per block, counted in
+     ``compact_migrate_scanned``); the free scanner adds 512 to ``compact_free_scanned`` for each
+     pageblock it starts to look into (lazily, when a destination page is first needed). No
+     migratetype restrictions on either scanner. The allocation is retried after every source
+     block; when the free scanner runs into the migrate scanner's block the run fails at once.
+Observables
+ O1. ``frame_state()`` lists data folios (anonymous and the huge zero page, mapcount 0); page
+     tables are in ``page_table_frames()``. A folio's mapcount is its number of leaf mappings
+     (PMD mappings + PTE mappings of its subpages).
+ O2. ``nr_anon_pages`` = anonymous 4 KiB pages mapped by at least one leaf; ``nr_anon_transparent_
+     hugepages`` = anonymous folios with a PMD mapping; ``nr_page_table_pages`` counts every table
+     frame, PGDs and deposited tables included.
+ O3. smaps ``Rss``/``Referenced`` skip zero-page leaves (``vm_normal_page`` returns NULL).
+ O4. status ``THP_enabled`` is 1 on profiles 3.10 and 3.15.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+# ----------------------------------------------------------------------------- constants
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT
+PAGE_MASK = ~(PAGE_SIZE - 1)
+HPAGE_PMD_SHIFT = 21
+HPAGE_PMD_SIZE = 1 << HPAGE_PMD_SHIFT
+HPAGE_PMD_NR = 512
+HPAGE_PMD_ORDER = 9
+MAX_PAGE_ORDER = 10
+NR_PAGE_ORDERS = 11
+PAGEBLOCK_ORDER = 9
+PAGEBLOCK_NR = 1 << PAGEBLOCK_ORDER
+
+MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE = 0, 1, 2
+MIGRATETYPES = (MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE)
+# mm/page_alloc.c fallbacks[] (SEMANTICS 1, simplified)
+FALLBACKS = {
+    MIGRATE_UNMOVABLE: (MIGRATE_RECLAIMABLE, MIGRATE_MOVABLE),
+    MIGRATE_MOVABLE: (MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE),
+    MIGRATE_RECLAIMABLE: (MIGRATE_UNMOVABLE, MIGRATE_MOVABLE),
+}
+
+# arch/x86/include/asm/pgtable_types.h
+_PAGE_PRESENT = 1 << 0
+_PAGE_RW = 1 << 1
+_PAGE_USER = 1 << 2
+_PAGE_ACCESSED = 1 << 5
+_PAGE_DIRTY = 1 << 6
+_PAGE_PSE = 1 << 7
+_PAGE_SPECIAL = 1 << 9
+_PAGE_SOFTDIRTY = 1 << 11
+_PAGE_NX = 1 << 63
+PTE_PFN_MASK = ((1 << 52) - 1) & PAGE_MASK
+_PAGE_TABLE = _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY
+
+PGD_LEVEL, PUD_LEVEL, PMD_LEVEL, PTE_LEVEL = 4, 3, 2, 1
+LEVEL_SHIFT = {PGD_LEVEL: 39, PUD_LEVEL: 30, PMD_LEVEL: 21, PTE_LEVEL: 12}
+USER_VA_LIMIT = 1 << 47
+
+TASK_SIZE = 0x7FFFFFFFF000
+MMAP_BASE = TASK_SIZE - (128 << 20)
+MMAP_MIN_ADDR = 65536
+
+VM_READ, VM_WRITE, VM_EXEC, VM_SHARED = 0x1, 0x2, 0x4, 0x8
+VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC, VM_MAYSHARE = 0x10, 0x20, 0x40, 0x80
+VM_GROWSDOWN, VM_LOCKED = 0x100, 0x2000
+VM_HUGEPAGE, VM_NOHUGEPAGE = 0x20000000, 0x40000000
+
+PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
+MAP_SHARED, MAP_PRIVATE, MAP_TYPE = 0x01, 0x02, 0x03
+MAP_FIXED, MAP_ANONYMOUS = 0x10, 0x20
+MAP_GROWSDOWN, MAP_LOCKED, MAP_NORESERVE, MAP_POPULATE = 0x100, 0x2000, 0x4000, 0x8000
+MAP_HUGETLB, MAP_FIXED_NOREPLACE = 0x40000, 0x100000
+_MAP_UNSUPPORTED = MAP_GROWSDOWN | MAP_LOCKED | MAP_HUGETLB
+
+MADV_DONTNEED, MADV_HUGEPAGE, MADV_NOHUGEPAGE = 4, 14, 15
+MADV_POPULATE_READ, MADV_POPULATE_WRITE = 22, 23
+
+PR_SET_THP_DISABLE, PR_GET_THP_DISABLE = 41, 42
+PR_THP_DISABLE_EXCEPT_ADVISED = 1 << 1
+
+MMF_VM_HUGEPAGE = 17
+MMF_DISABLE_THP_EXCEPT_ADVISED = 23
+MMF_DISABLE_THP_COMPLETELY = 24
+MMF_DISABLE_THP = 24  # 4.13 name of the same bit
+
+EPERM, ENOENT, ENOMEM, EFAULT, EEXIST, EINVAL = 1, 2, 12, 14, 17, 22
+# Linux 6.18 __get_user_pages(FOLL_MADV_POPULATE): check_vma_flags() failure -> -EINVAL.
+POPULATE_PERM_ERRNO = EINVAL
+
+KERNELS = ("3.10", "3.15", "4.13", "6.18")
+ZERO_WP = {"3.10": "thp", "3.15": "thp", "4.13": "split", "6.18": "thp"}
+THP_ENABLED_VALUES = ("always", "madvise", "never")
+DEFRAG_VALUES = ("always", "defer", "defer+madvise", "madvise", "never")
+DEFRAG_VALUES_3_10 = ("always", "madvise", "never")
+SYSFS_THP = "kernel/mm/transparent_hugepage/"
+
+DEFAULT_TLB = dict(l1_4k_entries=64, l1_4k_ways=4, l1_2m_entries=32, l1_2m_ways=4,
+                   stlb_entries=1536, stlb_ways=12, pde_cache_entries=32, pdpte_cache_entries=4)
+DEFAULT_COSTS = dict(access_ps=333, stlb_hit_ps=3000, walk_load_ps=2333, fault_ps=400000,
+                     clear_page_ps=100000, copy_page_ps=200000, pgtable_alloc_ps=150000,
+                     syscall_ps=100000, tlb_flush_ps=100000, compact_scan_ps=5000,
+                     migrate_page_ps=700000)
+VMSTAT_EVENTS = ("pgfault", "thp_fault_alloc", "thp_fault_fallback", "thp_zero_page_alloc",
+                 "thp_zero_page_alloc_failed", "thp_split_pmd", "compact_stall", "compact_success",
+                 "compact_fail", "compact_migrate_scanned", "compact_free_scanned",
+                 "pgmigrate_success")
+
+
+class SegmentationFault(Exception):
+    """SIGSEGV delivered to the task at ``address``."""
+
+    def __init__(self, address):
+        super().__init__(f"SIGSEGV at {address:#x}")
+        self.address = address
+
+
+class OutOfMemory(Exception):
+    """A fault returned VM_FAULT_OOM (an order-0 allocation failed); no OOM killer here."""
+
+    def __init__(self, address):
+        super().__init__(f"VM_FAULT_OOM at {address:#x}")
+        self.address = address
+
+
+def _oserror(code):
+    import os
+    return OSError(code, os.strerror(code))
+
+
+def _page_align(n):
+    return (n + PAGE_SIZE - 1) & PAGE_MASK
+
+
+def _signed64(entry):
+    return entry - (1 << 64) if entry & (1 << 63) else entry
+
+
+def _entry_pfn(entry):
+    return (entry & PTE_PFN_MASK) >> PAGE_SHIFT
+
+
+def _pt_index(va, level):
+    return (va >> LEVEL_SHIFT[level]) & 511
+
+
+def _intersects(a0, a1, b0, b1):
+    return a0 < b1 and b0 < a1
+
+
+# ----------------------------------------------------------------------------- buddy allocator
+class BuddyZone:
+    """One zone of the buddy allocator (mm/page_alloc.c; SEMANTICS 1).
+
+    Lists are Python lists with the head at index 0. Blocks at and above ``high_water`` are free
+    without being listed; they act as the tail of the (10, MOVABLE) list.
+    """
+
+    def __init__(self, nr_pages):
+        self.nr_pages = nr_pages
+        self.high_water = 0
+        self.lists = {(o, mt): [] for o in range(NR_PAGE_ORDERS) for mt in MIGRATETYPES}
+        self.free_order = {}  # head pfn -> order of an explicit free block
+        self.free_mt = {}  # head pfn -> migratetype of the list it sits on
+        self.pageblock_mt = [MIGRATE_MOVABLE] * (nr_pages >> PAGEBLOCK_ORDER)
+
+    # -- list primitives (add_to_free_list / del_page_from_free_list)
+    def _add(self, pfn, order, mt):
+        self.lists[(order, mt)].insert(0, pfn)
+        self.free_order[pfn] = order
+        self.free_mt[pfn] = mt
+
+    def _del(self, pfn):
+        order = self.free_order.pop(pfn)
+        mt = self.free_mt.pop(pfn)
+        self.lists[(order, mt)].remove(pfn)
+        return order
+
+    def _pb_mt(self, pfn):
+        return self.pageblock_mt[pfn >> PAGEBLOCK_ORDER]
+
+    def _take_head(self, order, mt):
+        """Head block of the (order, mt) list, or the next implicit block; -1 if none."""
+        lst = self.lists[(order, mt)]
+        if lst:
+            pfn = lst[0]
+            self._del(pfn)
+            return pfn
+        if mt == MIGRATE_MOVABLE and order == MAX_PAGE_ORDER and self.high_water < self.nr_pages:
+            pfn = self.high_water
+            self.high_water += 1 << MAX_PAGE_ORDER
+            return pfn
+        return -1
+
+    def _expand(self, pfn, high, low):
+        """expand(): give back the upper halves, each to its own pageblock's list."""
+        while high > low:
+            high -= 1
+            buddy = pfn + (1 << high)
+            self._add(buddy, high, self._pb_mt(buddy))
+
+    def _claim(self, pfn, order, mt):
+        """Claim the pageblock(s) of a stolen block (SEMANTICS 1 step 2, see B1)."""
+        start = pfn & ~(PAGEBLOCK_NR - 1)
+        end = start + max(1 << order, PAGEBLOCK_NR)
+        for pb in range(start >> PAGEBLOCK_ORDER, end >> PAGEBLOCK_ORDER):
+            self.pageblock_mt[pb] = mt
+        inside = sorted(h for h, o in self.free_order.items()
+                        if start <= h and h + (1 << o) <= end)
+        for head in inside:
+            o = self._del(head)
+            self._add(head, o, mt)
+
+    def alloc(self, order, mt):
+        """__rmqueue_smallest, then __rmqueue_fallback; -1 on failure (nothing changes)."""
+        for o in range(order, NR_PAGE_ORDERS):
+            pfn = self._take_head(o, mt)
+            if pfn >= 0:
+                self._expand(pfn, o, order)
+                return pfn
+        for o in range(MAX_PAGE_ORDER, order - 1, -1):
+            for fallback_mt in FALLBACKS[mt]:
+                pfn = self._take_head(o, fallback_mt)
+                if pfn >= 0:
+                    if o >= PAGEBLOCK_ORDER // 2:
+                        self._claim(pfn, o, mt)
+                    self._expand(pfn, o, order)
+                    return pfn
+        return -1
+
+    def free(self, pfn, order):
+        """__free_one_page: merge with free buddies of the same order, insert at the head."""
+        while order < MAX_PAGE_ORDER:
+            buddy = pfn ^ (1 << order)
+            if buddy >= self.high_water or self.free_order.get(buddy) != order:
+                break
+            self._del(buddy)
+            pfn = min(pfn, buddy)
+            order += 1
+        self._add(pfn, order, self._pb_mt(pfn))
+
+    def free_block_containing(self, pfn):
+        """(head, order) of the explicit free block holding pfn, or None."""
+        for o in range(NR_PAGE_ORDERS):
+            head = pfn & ~((1 << o) - 1)
+            if self.free_order.get(head) == o:
+                return head, o
+        return None
+
+    def is_free(self, pfn):
+        return pfn >= self.high_water or self.free_block_containing(pfn) is not None
+
+    def isolate_lowest_free(self, pb):
+        """Compaction free scanner: take the lowest free pfn of pageblock pb (B2); -1 if none."""
+        base = pb << PAGEBLOCK_ORDER
+        for target in range(base, base + PAGEBLOCK_NR):
+            blk = self.free_block_containing(target)
+            if blk is None:
+                continue
+            cur, o = blk
+            self._del(cur)
+            while o > 0:
+                o -= 1
+                half = 1 << o
+                if target >= cur + half:
+                    self._add(cur, o, self._pb_mt(cur))
+                    cur += half
+                else:
+                    self._add(cur + half, o, self._pb_mt(cur + half))
+            return cur
+        return -1
+
+    def nr_free(self):
+        explicit = sum(1 << o for o in self.free_order.values())
+        return explicit + (self.nr_pages - self.high_water)
+
+
+# ----------------------------------------------------------------------------- records
+class Folio:
+    """An allocated data folio: anonymous (order 0 or 9) or the huge zero page."""
+
+    __slots__ = ("pfn", "order", "kind", "entire_mapcount", "page_mapcount", "rmap")
+
+    def __init__(self, pfn, order, kind):
+        self.pfn = pfn
+        self.order = order
+        self.kind = kind  # "anon" or "huge_zero"
+        self.entire_mapcount = 0  # PMD mappings
+        self.page_mapcount = [0] * (1 << order)  # PTE mappings per subpage
+        self.rmap = None  # (mm, va) of the single PTE mapping of an order-0 anon page
+
+    def mapcount(self):
+        return self.entire_mapcount + sum(self.page_mapcount)
+
+
+class Table:
+    """One page-table page: 512 entries (unsigned ints)."""
+
+    __slots__ = ("pfn", "level", "entries")
+
+    def __init__(self, pfn, level):
+        self.pfn = pfn
+        self.level = level
+        self.entries = [0] * 512
+
+
+class Vma:
+    __slots__ = ("start", "end", "flags", "pgoff")
+
+    def __init__(self, start, end, flags):
+        self.start, self.end, self.flags, self.pgoff = start, end, flags, start >> PAGE_SHIFT
+
+    def __repr__(self):
+        return f"Vma({self.start:#x}-{self.end:#x} {self.flags:#x})"
+
+
+class Mm:
+    def __init__(self, mm_id):
+        self.id = mm_id  # also the ASID
+        self.pgd = None  # pfn of the PGD table
+        self.vmas = []  # sorted by start, non-overlapping
+        self.rss_anon = 0
+        self.nr_pgtables = 0  # PUD + PMD + PTE tables + deposited tables (mm_pgtables_bytes / 4096)
+        self.deposits = {}  # haddr -> pfn of the PTE table deposited by the huge PMD at haddr
+        self.flags = 0  # mm->flags (MMF_*)
+        self.def_flags = 0  # mm->def_flags (3.15 PR_SET_THP_DISABLE)
+
+    def find_vma(self, va):
+        for vma in self.vmas:
+            if vma.start <= va < vma.end:
+                return vma
+        return None
+
+    def vmas_in(self, start, end):
+        return [v for v in self.vmas if _intersects(v.start, v.end, start, end)]
+
+    def any_vma_in(self, start, end):
+        return any(_intersects(v.start, v.end, start, end) for v in self.vmas)
+
+
+class Task:
+    def __init__(self, pid, comm, mm, cpu):
+        self.pid, self.comm, self.mm, self.cpu = pid, comm, mm, cpu
+        self.clock_ps = 0
+        self.min_flt = 0
+        self.accesses = self.dtlb_misses = self.stlb_misses = self.walk_loads = 0
+
+
+TlbEntry = namedtuple("TlbEntry", "asid vpn shift pfn writable dirty")
+
+
+class SetAssocTlb:
+    """A set-associative TLB with LRU replacement (invalid way first, lowest index first)."""
+
+    def __init__(self, entries, ways):
+        self.nsets = entries // ways
+        self.ways = ways
+        self.sets = [[None] * ways for _ in range(self.nsets)]
+        self.stamps = [[0] * ways for _ in range(self.nsets)]
+        self.clock = 0
+
+    def _touch(self, s, w):
+        self.clock += 1
+        self.stamps[s][w] = self.clock
+
+    def lookup(self, asid, vpn, shift):
+        s = vpn % self.nsets
+        for w, e in enumerate(self.sets[s]):
+            if e is not None and e.asid == asid and e.vpn == vpn and e.shift == shift:
+                self._touch(s, w)
+                return e
+        return None
+
+    def fill(self, entry):
+        s = entry.vpn % self.nsets
+        ways = self.sets[s]
+        victim = None
+        for w, e in enumerate(ways):  # same tag: update in place
+            if e is not None and (e.asid, e.vpn, e.shift) == (entry.asid, entry.vpn, entry.shift):
+                victim = w
+                break
+        if victim is None and None in ways:
+            victim = ways.index(None)
+        if victim is None:
+            victim = min(range(self.ways), key=lambda w: (self.stamps[s][w], w))
+        ways[victim] = entry
+        self._touch(s, victim)
+
+    def invalidate(self, asid, start, end):
+        for ways in self.sets:
+            for w, e in enumerate(ways):
+                if e is not None and e.asid == asid and _intersects(
+                        e.vpn << e.shift, (e.vpn + 1) << e.shift, start, end):
+                    ways[w] = None
+
+    def entries(self):
+        return [e for ways in self.sets for e in ways if e is not None]
+
+
+class Cpu:
+    def __init__(self, tlb):
+        self.l1_4k = SetAssocTlb(tlb["l1_4k_entries"], tlb["l1_4k_ways"])
+        self.l1_2m = SetAssocTlb(tlb["l1_2m_entries"], tlb["l1_2m_ways"])
+        self.stlb = SetAssocTlb(tlb["stlb_entries"], tlb["stlb_ways"])
+        self.pde = [None] * tlb["pde_cache_entries"]  # (asid, va >> 21, PTE-table pfn)
+        self.pdpte = [None] * tlb["pdpte_cache_entries"]  # (asid, va >> 30, PMD-table pfn)
+        self.free_ps = 0
+
+    def l1_for(self, shift):
+        return self.l1_4k if shift == PAGE_SHIFT else self.l1_2m
+
+
+def _psc_invalidate(cache, key_shift, asid, start, end):
+    for i, e in enumerate(cache):
+        if e is not None and e[0] == asid and _intersects(
+                e[1] << key_shift, (e[1] + 1) << key_shift, start, end):
+            cache[i] = None
+
+
+# ----------------------------------------------------------------------------- the machine
+class RefMachine:
+    """Reference model of one simulated machine (see the module docstring for the choices)."""
+
+    def __init__(self, memory_bytes, ncpus=1, kernel="6.18", thp_enabled="always",
+                 thp_defrag="madvise", use_zero_page=True, tlb=None, costs=None):
+        nr_pages = memory_bytes // PAGE_SIZE
+        if memory_bytes % PAGE_SIZE or nr_pages == 0 or nr_pages % 1024:
+            raise ValueError("memory must be a positive multiple of 4 MiB")
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {KERNELS}")
+        self.kernel = kernel
+        self.nr_pages = nr_pages
+        self.zero_pfn = nr_pages  # ZERO_PAGE(0): outside the zone
+        self.buddy = BuddyZone(nr_pages)
+        self.tlb_cfg = dict(DEFAULT_TLB, **(tlb or {}))
+        self.costs = dict(DEFAULT_COSTS, **(costs or {}))
+        self.cpus = [Cpu(self.tlb_cfg) for _ in range(ncpus)]
+        self.ncpus = ncpus
+        self.thp_enabled = self.thp_defrag = None
+        self.sysfs_write(SYSFS_THP + "enabled", thp_enabled)
+        self.sysfs_write(SYSFS_THP + "defrag", thp_defrag)
+        self.use_zero_page = bool(use_zero_page)
+        self.huge_zero_pfn = None
+        self.tasks = {}
+        self.next_pid = 1
+        self.folios = {}  # head pfn -> Folio
+        self.tables = {}  # pfn -> Table (every page-table frame, deposited ones included)
+        self.events = {k: 0 for k in VMSTAT_EVENTS}
+        self.now_ps = 0
+        self._cost = 0
+        self._flush_needed = False
+
+    # ------------------------------------------------------------------ time (SEMANTICS 8)
+    def _run(self, task, body, syscall=True):
+        """Run one operation on the task's clock: start at max(task clock, cpu free time)."""
+        cpu = self.cpus[task.cpu]
+        start = max(task.clock_ps, cpu.free_ps)
+        self._cost = self.costs["syscall_ps"] if syscall else 0
+        self._flush_needed = False
+        try:
+            return body()
+        finally:
+            if self._flush_needed:
+                self._cost += self.costs["tlb_flush_ps"]
+                self._flush_needed = False
+            end = start + self._cost
+            task.clock_ps = cpu.free_ps = end
+            self.now_ps = max(self.now_ps, end)
+
+    @property
+    def now_ns(self):
+        return self.now_ps // 1000
+
+    def _task(self, pid):
+        if pid not in self.tasks:
+            raise KeyError(f"no task {pid}")
+        return self.tasks[pid]
+
+    # ------------------------------------------------------------------ tasks
+    def spawn(self, comm="task"):
+        pid = self.next_pid
+        self.next_pid += 1
+        self.tasks[pid] = Task(pid, comm, Mm(pid), (pid - 1) % self.ncpus)
+        return pid
+
+    def exit(self, pid):
+        """exit_mmap: zap everything, free every table including the PGD, drop the task."""
+        task = self._task(pid)
+        mm = task.mm
+
+        def body():
+            if mm.vmas:
+                self._unmap_range(mm, 0, TASK_SIZE)
+            if mm.pgd is not None:
+                self._free_pgtables(mm, 0, USER_VA_LIMIT)
+                self._free_table(mm, mm.pgd, counted=False)
+                mm.pgd = None
+            self._tlb_invalidate(mm, 0, 1 << 64)
+            assert mm.nr_pgtables == 0 and mm.rss_anon == 0
+        self._run(task, body)
+        del self.tasks[pid]
+
+    # ------------------------------------------------------------------ frames
+    def _alloc_table(self, mm, level, va, counted=True):
+        """pte_alloc_one / pmd_alloc_one / pud_alloc_one / pgd_alloc: order 0 UNMOVABLE."""
+        pfn = self.buddy.alloc(0, MIGRATE_UNMOVABLE)
+        if pfn < 0:
+            raise OutOfMemory(va)
+        self.tables[pfn] = Table(pfn, level)
+        self._cost += self.costs["pgtable_alloc_ps"]
+        if counted:
+            mm.nr_pgtables += 1
+        return pfn
+
+    def _free_table(self, mm, pfn, counted=True):
+        table = self.tables.pop(pfn)
+        assert not any(table.entries), "freeing a page table that still has entries"
+        self.buddy.free(pfn, 0)
+        if counted:
+            mm.nr_pgtables -= 1
+
+    def _new_folio(self, pfn, order, kind):
+        folio = Folio(pfn, order, kind)
+        self.folios[pfn] = folio
+        self._cost += self.costs["clear_page_ps"] << order  # clear_page / folio_zero_user
+        return folio
+
+    def _free_folio(self, folio):
+        del self.folios[folio.pfn]
+        self.buddy.free(folio.pfn, folio.order)
+
+    def _folio_of(self, pfn):
+        """The folio holding pfn, and the subpage index."""
+        folio = self.folios.get(pfn)
+        if folio is None:
+            folio = self.folios[pfn & ~(HPAGE_PMD_NR - 1)]
+            assert folio.order == HPAGE_PMD_ORDER
+        return folio, pfn - folio.pfn
+
+    # ------------------------------------------------------------------ page-table helpers
+    def _table_at(self, mm, va, level):
+        """The table of `level` that maps va, or None if a level above is missing."""
+        if mm.pgd is None:
+            return None
+        table = self.tables[mm.pgd]
+        for lvl in (PGD_LEVEL, PUD_LEVEL, PMD_LEVEL):
+            if lvl == level:
+                return table
+            entry = table.entries[_pt_index(va, lvl)]
+            if not entry & _PAGE_PRESENT or (lvl == PMD_LEVEL and entry & _PAGE_PSE):
+                return None
+            table = self.tables[_entry_pfn(entry)]
+        return table
+
+    def _leaf(self, mm, va):
+        """(table, index, level) of the present leaf mapping va, or None."""
+        pmd_t = self._table_at(mm, va, PMD_LEVEL)
+        if pmd_t is None:
+            return None
+        i = _pt_index(va, PMD_LEVEL)
+        entry = pmd_t.entries[i]
+        if not entry & _PAGE_PRESENT:
+            return None
+        if entry & _PAGE_PSE:
+            return pmd_t, i, PMD_LEVEL
+        pte_t = self.tables[_entry_pfn(entry)]
+        j = _pt_index(va, PTE_LEVEL)
+        return (pte_t, j, PTE_LEVEL) if pte_t.entries[j] & _PAGE_PRESENT else None
+
+    def _get_or_alloc(self, mm, table, va, child_level):
+        """Follow (or allocate and install) the child table of `table` for va."""
+        i = _pt_index(va, table.level)
+        if not table.entries[i] & _PAGE_PRESENT:
+            pfn = self._alloc_table(mm, child_level, va)
+            table.entries[i] = _PAGE_TABLE | (pfn << PAGE_SHIFT)
+        return self.tables[_entry_pfn(table.entries[i])]
+
+    def _pmd_alloc_path(self, mm, va):
+        """pgd (first fault), pud_alloc, pmd_alloc (__handle_mm_fault); returns the PMD table."""
+        if mm.pgd is None:
+            mm.pgd = self._alloc_table(mm, PGD_LEVEL, va, counted=False)
+        pud_t = self._get_or_alloc(mm, self.tables[mm.pgd], va, PUD_LEVEL)
+        return self._get_or_alloc(mm, pud_t, va, PMD_LEVEL)
+
+    @staticmethod
+    def _prot_bits(vma):
+        return 0 if vma.flags & VM_EXEC else _PAGE_NX
+
+    def _iter_pmd_slots(self, mm, start, end):
+        """Yield (pmd_table, index, slot_va) for present PMD entries intersecting [start, end)."""
+        if mm.pgd is None:
+            return
+        pgd = self.tables[mm.pgd]
+        for gi in range(512):
+            g0 = gi << 39
+            if not _intersects(g0, g0 + (1 << 39), start, end) or not pgd.entries[gi] & _PAGE_PRESENT:
+                continue
+            pud_t = self.tables[_entry_pfn(pgd.entries[gi])]
+            for ui in range(512):
+                u0 = g0 + (ui << 30)
+                if not _intersects(u0, u0 + (1 << 30), start, end) or not pud_t.entries[ui] & _PAGE_PRESENT:
+                    continue
+                pmd_t = self.tables[_entry_pfn(pud_t.entries[ui])]
+                for mi in range(512):
+                    m0 = u0 + (mi << 21)
+                    if _intersects(m0, m0 + HPAGE_PMD_SIZE, start, end) and pmd_t.entries[mi] & _PAGE_PRESENT:
+                        yield pmd_t, mi, m0
+
+    # ------------------------------------------------------------------ TLB (SEMANTICS 7)
+    def _tlb_invalidate(self, mm, start, end):
+        """flush_tlb_mm_range on every CPU: TLB and paging-structure-cache entries (T3)."""
+        for cpu in self.cpus:
+            for tlb in (cpu.l1_4k, cpu.l1_2m, cpu.stlb):
+                tlb.invalidate(mm.id, start, end)
+            _psc_invalidate(cpu.pde, 21, mm.id, start, end)
+            _psc_invalidate(cpu.pdpte, 30, mm.id, start, end)
+
+    def _fault_flush(self, mm, start, end):
+        """A flush inside a fault: state plus tlb_flush_ps (T4)."""
+        self._tlb_invalidate(mm, start, end)
+        self._cost += self.costs["tlb_flush_ps"]
+
+    def _access(self, task, va, write):
+        """One load or store by the task (SEMANTICS 7)."""
+        if va < 0 or va >= USER_VA_LIMIT:
+            raise ValueError(f"address {va:#x} outside the user half")
+        cpu = self.cpus[task.cpu]
+        asid = task.mm.id
+        task.accesses += 1
+        self._cost += self.costs["access_ps"]
+        e = cpu.l1_4k.lookup(asid, va >> PAGE_SHIFT, PAGE_SHIFT)
+        if e is None:
+            e = cpu.l1_2m.lookup(asid, va >> HPAGE_PMD_SHIFT, HPAGE_PMD_SHIFT)
+        if e is not None:
+            if not write or (e.writable and e.dirty):
+                return
+        else:
+            task.dtlb_misses += 1
+            e = cpu.stlb.lookup(asid, va >> PAGE_SHIFT, PAGE_SHIFT)
+            if e is None:
+                e = cpu.stlb.lookup(asid, va >> HPAGE_PMD_SHIFT, HPAGE_PMD_SHIFT)
+            if e is not None and (not write or (e.writable and e.dirty)):
+                self._cost += self.costs["stlb_hit_ps"]
+                cpu.l1_for(e.shift).fill(e)
+                return
+        for _ in range(3):
+            entry = self._walk(task, va, write)
+            if entry is not None:
+                cpu.stlb.fill(entry)
+                cpu.l1_for(entry.shift).fill(entry)
+                return
+            self._handle_mm_fault(task, va, write)
+        raise AssertionError("fault did not make the access succeed")
+
+    def _walk(self, task, va, write):
+        """Hardware page walk with the PDE/PDPTE caches; a TlbEntry, or None to fault."""
+        mm, cpu = task.mm, self.cpus[task.cpu]
+        asid = mm.id
+        task.stlb_misses += 1
+        pde_key, pdpte_key = va >> 21, va >> 30
+        pde = cpu.pde[pde_key % len(cpu.pde)]
+        pdpte = cpu.pdpte[pdpte_key % len(cpu.pdpte)]
+        if pde is not None and pde[:2] == (asid, pde_key):
+            level, table = PTE_LEVEL, self.tables[pde[2]]
+            assert table is self._table_at(mm, va, PTE_LEVEL), "stale PDE cache entry"
+        elif pdpte is not None and pdpte[:2] == (asid, pdpte_key):
+            level, table = PMD_LEVEL, self.tables[pdpte[2]]
+            assert table is self._table_at(mm, va, PMD_LEVEL), "stale PDPTE cache entry"
+        else:
+            level, table = PGD_LEVEL, self.tables.get(mm.pgd)
+        loads, leaf = 0, None
+        while True:
+            loads += 1
+            if table is None:
+                break
+            i = _pt_index(va, level)
+            entry = table.entries[i]
+            if not entry & _PAGE_PRESENT:
+                break
+            table.entries[i] = entry | _PAGE_ACCESSED
+            if level == PTE_LEVEL or (level == PMD_LEVEL and entry & _PAGE_PSE):
+                leaf = (table, i, level)
+                break
+            child = _entry_pfn(entry)
+            if level == PUD_LEVEL:
+                cpu.pdpte[pdpte_key % len(cpu.pdpte)] = (asid, pdpte_key, child)
+            elif level == PMD_LEVEL:
+                cpu.pde[pde_key % len(cpu.pde)] = (asid, pde_key, child)
+            table, level = self.tables[child], level - 1
+        task.walk_loads += loads
+        self._cost += loads * self.costs["walk_load_ps"]
+        if leaf is None:
+            return None
+        table, i, level = leaf
+        entry = table.entries[i]
+        if write and not entry & _PAGE_RW:
+            return None
+        if write:
+            entry |= _PAGE_DIRTY
+            table.entries[i] = entry
+        shift = HPAGE_PMD_SHIFT if level == PMD_LEVEL else PAGE_SHIFT
+        return TlbEntry(asid, va >> shift, shift, _entry_pfn(entry),
+                        bool(entry & _PAGE_RW), bool(entry & _PAGE_DIRTY))
+
+    # ------------------------------------------------------------------ THP policy (SEMANTICS 4)
+    def _thp_flags_allowable(self, mm, vm_flags):
+        """thp_vma_allowable steps 1-4 (__thp_vma_allowable_orders / vma_thp_disabled)."""
+        if self.thp_enabled == "never" or vm_flags & VM_NOHUGEPAGE:
+            return False
+        if self.kernel == "4.13" and mm.flags & (1 << MMF_DISABLE_THP):
+            return False
+        if self.kernel == "6.18":
+            if mm.flags & (1 << MMF_DISABLE_THP_COMPLETELY):
+                return False
+            if mm.flags & (1 << MMF_DISABLE_THP_EXCEPT_ADVISED) and not vm_flags & VM_HUGEPAGE:
+                return False
+        return self.thp_enabled == "always" or bool(vm_flags & VM_HUGEPAGE)
+
+    @staticmethod
+    def _thp_geometry_ok(vma, va):
+        haddr = va & ~(HPAGE_PMD_SIZE - 1)
+        return haddr >= vma.start and haddr + HPAGE_PMD_SIZE <= vma.end
+
+    def _khugepaged_enter_vma(self, mm, vma_start, vma_end, vm_flags):
+        """Set MMF_VM_HUGEPAGE if the VMA could hold a PMD-mapped THP (M4)."""
+        first = (vma_start + HPAGE_PMD_SIZE - 1) & ~(HPAGE_PMD_SIZE - 1)
+        if self._thp_flags_allowable(mm, vm_flags) and first + HPAGE_PMD_SIZE <= vma_end:
+            mm.flags |= 1 << MMF_VM_HUGEPAGE
+
+    def _defrag_direct(self, vma):
+        """Direct compaction allowed for this VMA? (defrag sysfs, SEMANTICS 6)"""
+        mode = self.thp_defrag
+        if mode == "always":
+            return True
+        if mode in ("madvise", "defer+madvise"):
+            return bool(vma.flags & VM_HUGEPAGE)
+        return False
+
+    def _alloc_huge(self, vma):
+        """Order-9 MOVABLE allocation with the defrag mode's effort; pfn or -1."""
+        pfn = self.buddy.alloc(HPAGE_PMD_ORDER, MIGRATE_MOVABLE)
+        if pfn < 0 and self._defrag_direct(vma):
+            pfn = self._compact_order9()
+        return pfn
+
+    def _get_huge_zero_page(self, vma):
+        """mm_get_huge_zero_folio: allocate on first use (F1)."""
+        if self.huge_zero_pfn is None:
+            pfn = self._alloc_huge(vma)
+            if pfn < 0:
+                self.events["thp_zero_page_alloc_failed"] += 1
+                return -1
+            self._new_folio(pfn, HPAGE_PMD_ORDER, "huge_zero")
+            self.huge_zero_pfn = pfn
+            self.events["thp_zero_page_alloc"] += 1
+        return self.huge_zero_pfn
+
+    def _deposit_table(self, mm, haddr, va):
+        mm.deposits[haddr] = self._alloc_table(mm, PTE_LEVEL, va)
+
+    def _map_anon_folio_pmd(self, mm, vma, pmd_t, i, pfn):
+        """map_anon_folio_pmd: install a THP leaf, rss += 512, thp_fault_alloc."""
+        folio = self.folios[pfn]
+        folio.entire_mapcount += 1
+        entry = (_PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_PSE
+                 | self._prot_bits(vma) | (pfn << PAGE_SHIFT))
+        if vma.flags & VM_WRITE:
+            entry |= _PAGE_RW
+        pmd_t.entries[i] = entry
+        mm.rss_anon += HPAGE_PMD_NR
+        self.events["thp_fault_alloc"] += 1
+
+    def _do_huge_pmd_anonymous_page(self, mm, vma, pmd_t, i, va, write):
+        """True if the fault was handled with a PMD; False: fall back to 4 KiB."""
+        self._khugepaged_enter_vma(mm, vma.start, vma.end, vma.flags)
+        haddr = va & ~(HPAGE_PMD_SIZE - 1)
+        if not write and self.use_zero_page:
+            hzp = self._get_huge_zero_page(vma)
+            if hzp < 0:
+                return False
+            self._deposit_table(mm, haddr, va)
+            pmd_t.entries[i] = (_PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_PSE
+                                | _PAGE_SPECIAL | self._prot_bits(vma) | (hzp << PAGE_SHIFT))
+            return True
+        pfn = self._alloc_huge(vma)
+        if pfn < 0:
+            self.events["thp_fault_fallback"] += 1
+            return False
+        folio = self._new_folio(pfn, HPAGE_PMD_ORDER, "anon")
+        try:
+            self._deposit_table(mm, haddr, va)
+        except OutOfMemory:
+            self._free_folio(folio)
+            raise
+        self._map_anon_folio_pmd(mm, vma, pmd_t, i, pfn)
+        return True
+
+    def _do_huge_pmd_wp_page(self, mm, vma, pmd_t, i, va):
+        """Write to a read-only PMD leaf. True if handled; False after splitting the PMD."""
+        entry = pmd_t.entries[i]
+        haddr = va & ~(HPAGE_PMD_SIZE - 1)
+        pfn = _entry_pfn(entry)
+        if pfn == self.huge_zero_pfn:
+            if ZERO_WP[self.kernel] == "thp":  # do_huge_zero_wp_pmd
+                new = self._alloc_huge(vma)
+                if new >= 0:
+                    self._new_folio(new, HPAGE_PMD_ORDER, "anon")
+                    pmd_t.entries[i] = 0
+                    self._fault_flush(mm, haddr, haddr + HPAGE_PMD_SIZE)
+                    self._map_anon_folio_pmd(mm, vma, pmd_t, i, new)
+                    return True
+                self.events["thp_fault_fallback"] += 1
+        else:
+            folio = self.folios[pfn]
+            if folio.mapcount() == 1:  # reuse (only reachable after fork)
+                pmd_t.entries[i] = entry | _PAGE_RW | _PAGE_DIRTY
+                return True
+        self._split_huge_pmd(mm, pmd_t, i, haddr)
+        self._fault_flush(mm, haddr, haddr + HPAGE_PMD_SIZE)
+        return False
+
+    def _split_huge_pmd(self, mm, pmd_t, i, haddr):
+        """__split_huge_pmd: the deposited table becomes the PTE table (no flush cost here)."""
+        entry = pmd_t.entries[i]
+        pte_pfn = mm.deposits.pop(haddr)
+        pte_t = self.tables[pte_pfn]
+        bits = entry & ~_PAGE_PSE & ~PTE_PFN_MASK
+        pfn = _entry_pfn(entry)
+        if pfn == self.huge_zero_pfn:
+            for k in range(512):
+                pte_t.entries[k] = bits | (self.zero_pfn << PAGE_SHIFT)
+        else:
+            folio = self.folios[pfn]
+            for k in range(512):
+                pte_t.entries[k] = bits | ((pfn + k) << PAGE_SHIFT)
+                folio.page_mapcount[k] += 1
+            folio.entire_mapcount -= 1
+        pmd_t.entries[i] = _PAGE_TABLE | (pte_pfn << PAGE_SHIFT)
+        self.events["thp_split_pmd"] += 1
+        self._tlb_invalidate(mm, haddr, haddr + HPAGE_PMD_SIZE)
+
+    # ------------------------------------------------------------------ faults (SEMANTICS 5)
+    def _handle_mm_fault(self, task, va, write, gup=False):
+        """handle_mm_fault / __handle_mm_fault. gup=True: no arch access check (F5)."""
+        mm = task.mm
+        self.events["pgfault"] += 1
+        task.min_flt += 1
+        self._cost += self.costs["fault_ps"]
+        vma = mm.find_vma(va)
+        if vma is None:
+            raise SegmentationFault(va)
+        if not gup and ((write and not vma.flags & VM_WRITE) or (not write and not vma.flags & VM_READ)):
+            raise SegmentationFault(va)
+        pmd_t = self._pmd_alloc_path(mm, va)
+        i = _pt_index(va, PMD_LEVEL)
+        entry = pmd_t.entries[i]
+        if not entry & _PAGE_PRESENT:
+            if self._thp_flags_allowable(mm, vma.flags) and self._thp_geometry_ok(vma, va):
+                if self._do_huge_pmd_anonymous_page(mm, vma, pmd_t, i, va, write):
+                    return
+        elif entry & _PAGE_PSE:
+            if not (write and not entry & _PAGE_RW):
+                return  # spurious
+            if self._do_huge_pmd_wp_page(mm, vma, pmd_t, i, va):
+                return
+        pte_t = self._get_or_alloc(mm, pmd_t, va, PTE_LEVEL)  # pte_alloc
+        self._handle_pte_fault(task, vma, pte_t, _pt_index(va, PTE_LEVEL), va, write)
+
+    def _alloc_anon_page(self, mm, va):
+        pfn = self.buddy.alloc(0, MIGRATE_MOVABLE)
+        if pfn < 0:
+            raise OutOfMemory(va)
+        folio = self._new_folio(pfn, 0, "anon")
+        folio.page_mapcount[0] = 1
+        folio.rmap = (mm, va & PAGE_MASK)
+        return pfn
+
+    def _anon_pte(self, vma, pfn):
+        return (_PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_RW
+                | self._prot_bits(vma) | (pfn << PAGE_SHIFT))
+
+    def _handle_pte_fault(self, task, vma, pte_t, j, va, write):
+        mm = task.mm
+        entry = pte_t.entries[j]
+        if not entry & _PAGE_PRESENT:  # do_anonymous_page
+            if not write:
+                pte_t.entries[j] = (_PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_SPECIAL
+                                    | self._prot_bits(vma) | (self.zero_pfn << PAGE_SHIFT))
+                return
+            pfn = self._alloc_anon_page(mm, va)
+            pte_t.entries[j] = self._anon_pte(vma, pfn)
+            mm.rss_anon += 1
+            return
+        if write and not entry & _PAGE_RW:
+            self._do_wp_page(mm, vma, pte_t, j, va)
+
+    def _do_wp_page(self, mm, vma, pte_t, j, va):
+        """Write to a present read-only PTE: zero page -> new page; reuse; or copy."""
+        entry = pte_t.entries[j]
+        old = _entry_pfn(entry)
+        page_va = va & PAGE_MASK
+        if old == self.zero_pfn:
+            pfn = self._alloc_anon_page(mm, va)  # wp_page_copy with a zeroed page
+            pte_t.entries[j] = self._anon_pte(vma, pfn)
+            mm.rss_anon += 1
+            self._fault_flush(mm, page_va, page_va + PAGE_SIZE)
+            return
+        folio, sub = self._folio_of(old)
+        if folio.page_mapcount[sub] == 1 and folio.entire_mapcount == 0:  # wp_page_reuse
+            pte_t.entries[j] = entry | _PAGE_RW | _PAGE_DIRTY
+            return
+        pfn = self.buddy.alloc(0, MIGRATE_MOVABLE)  # wp_page_copy (only reachable after fork)
+        if pfn < 0:
+            raise OutOfMemory(va)
+        new = Folio(pfn, 0, "anon")
+        new.page_mapcount[0] = 1
+        new.rmap = (mm, page_va)
+        self.folios[pfn] = new
+        self._cost += self.costs["copy_page_ps"]
+        pte_t.entries[j] = self._anon_pte(vma, pfn)
+        folio.page_mapcount[sub] -= 1
+        if folio.mapcount() == 0:
+            self._free_folio(folio)
+        self._fault_flush(mm, page_va, page_va + PAGE_SIZE)
+
+    # ------------------------------------------------------------------ compaction (SEMANTICS 6)
+    def _migration_sources(self, pb):
+        """In-use order-0 anon pfns of pageblock pb, or None if the block cannot be a source."""
+        base = pb << PAGEBLOCK_ORDER
+        if (base in self.folios and self.folios[base].order > 0):
+            return None  # a THP or the huge zero page covers the block
+        sources = []
+        for pfn in range(base, base + PAGEBLOCK_NR):
+            if pfn in self.tables:
+                return None
+            folio = self.folios.get(pfn)
+            if folio is not None:
+                if folio.kind != "anon" or folio.order != 0 or folio.mapcount() > 1:
+                    return None
+                sources.append(pfn)
+            else:
+                assert self.buddy.is_free(pfn), f"pfn {pfn} neither free nor owned"
+        return sources
+
+    def _migrate_page(self, src, dst):
+        """migrate_pages for one order-0 anon page: copy, repoint the PTE via rmap, free src."""
+        folio = self.folios.pop(src)
+        mm, va = folio.rmap
+        pte_t, j, level = self._leaf(mm, va)
+        assert level == PTE_LEVEL and _entry_pfn(pte_t.entries[j]) == src
+        pte_t.entries[j] = (pte_t.entries[j] & ~PTE_PFN_MASK) | (dst << PAGE_SHIFT)
+        folio.pfn = dst
+        self.folios[dst] = folio
+        self.buddy.free(src, 0)
+        self._tlb_invalidate(mm, va, va + PAGE_SIZE)
+        self.events["pgmigrate_success"] += 1
+        self._cost += self.costs["migrate_page_ps"]
+
+    def _compact_order9(self):
+        """Direct compaction for an order-9 MOVABLE allocation (compact_zone, C1); pfn or -1."""
+        ev = self.events
+        ev["compact_stall"] += 1
+        migrate_pb = 0
+        free_pb = (self.buddy.high_water >> PAGEBLOCK_ORDER) - 1
+        free_pb_counted = False
+        while migrate_pb < free_pb:
+            ev["compact_migrate_scanned"] += PAGEBLOCK_NR
+            self._cost += PAGEBLOCK_NR * self.costs["compact_scan_ps"]
+            sources = self._migration_sources(migrate_pb)
+            if sources is not None:
+                for src in sources:
+                    dst = -1
+                    while free_pb > migrate_pb:
+                        if not free_pb_counted:
+                            ev["compact_free_scanned"] += PAGEBLOCK_NR
+                            free_pb_counted = True
+                        dst = self.buddy.isolate_lowest_free(free_pb)
+                        if dst >= 0:
+                            break
+                        free_pb -= 1
+                        free_pb_counted = False
+                    if dst < 0:
+                        ev["compact_fail"] += 1
+                        return -1
+                    self._migrate_page(src, dst)
+                pfn = self.buddy.alloc(HPAGE_PMD_ORDER, MIGRATE_MOVABLE)
+                if pfn >= 0:
+                    ev["compact_success"] += 1
+                    return pfn
+            migrate_pb += 1
+        ev["compact_fail"] += 1
+        return -1
+
+    # ------------------------------------------------------------------ zap / unmap
+    def _zap_pte(self, mm, pte_t, j):
+        pfn = _entry_pfn(pte_t.entries[j])
+        pte_t.entries[j] = 0
+        if pfn == self.zero_pfn:
+            return
+        folio, sub = self._folio_of(pfn)
+        folio.page_mapcount[sub] -= 1
+        mm.rss_anon -= 1
+        if folio.order == 0:
+            folio.rmap = None
+        if folio.mapcount() == 0:
+            self._free_folio(folio)
+
+    def _zap_huge_pmd(self, mm, pmd_t, i, haddr):
+        """zap_huge_pmd: the deposited table goes first, then the folio if unmapped (P3, P4)."""
+        pfn = _entry_pfn(pmd_t.entries[i])
+        pmd_t.entries[i] = 0
+        self._free_table(mm, mm.deposits.pop(haddr))
+        if pfn == self.huge_zero_pfn:
+            return
+        folio = self.folios[pfn]
+        folio.entire_mapcount -= 1
+        mm.rss_anon -= HPAGE_PMD_NR
+        if folio.mapcount() == 0:
+            self._free_folio(folio)
+
+    def _zap_range(self, mm, start, end):
+        """unmap_page_range over [start, end); splits partly covered huge PMDs. True if a
+        present leaf was zapped or a PMD split (so the syscall pays one flush)."""
+        did = False
+        for pmd_t, i, m0 in list(self._iter_pmd_slots(mm, start, end)):
+            entry = pmd_t.entries[i]
+            if entry & _PAGE_PSE:
+                did = True
+                if start <= m0 and m0 + HPAGE_PMD_SIZE <= end:
+                    self._zap_huge_pmd(mm, pmd_t, i, m0)
+                    continue
+                self._split_huge_pmd(mm, pmd_t, i, m0)
+                entry = pmd_t.entries[i]
+            pte_t = self.tables[_entry_pfn(entry)]
+            for j in range(512):
+                va = m0 + (j << PAGE_SHIFT)
+                if start <= va < end and pte_t.entries[j] & _PAGE_PRESENT:
+                    self._zap_pte(mm, pte_t, j)
+                    did = True
+        self._tlb_invalidate(mm, start, end)
+        return did
+
+    def _free_pgtables(self, mm, start, end):
+        """free_pgtables (SEMANTICS 2): post-order, tables whose range meets [start, end) and
+        no remaining VMA. The PGD itself is never freed here."""
+        if mm.pgd is None:
+            return
+        pgd = self.tables[mm.pgd]
+        for gi in range(512):
+            g0 = gi << 39
+            if not (pgd.entries[gi] & _PAGE_PRESENT and _intersects(g0, g0 + (1 << 39), start, end)):
+                continue
+            pud_t = self.tables[_entry_pfn(pgd.entries[gi])]
+            for ui in range(512):
+                u0 = g0 + (ui << 30)
+                if not (pud_t.entries[ui] & _PAGE_PRESENT and _intersects(u0, u0 + (1 << 30), start, end)):
+                    continue
+                pmd_t = self.tables[_entry_pfn(pud_t.entries[ui])]
+                for mi in range(512):
+                    m0 = u0 + (mi << 21)
+                    if (pmd_t.entries[mi] & _PAGE_PRESENT and _intersects(m0, m0 + HPAGE_PMD_SIZE, start, end)
+                            and not mm.any_vma_in(m0, m0 + HPAGE_PMD_SIZE)):
+                        assert not pmd_t.entries[mi] & _PAGE_PSE
+                        self._free_table(mm, _entry_pfn(pmd_t.entries[mi]))
+                        pmd_t.entries[mi] = 0
+                if not mm.any_vma_in(u0, u0 + (1 << 30)):
+                    self._free_table(mm, pmd_t.pfn)
+                    pud_t.entries[ui] = 0
+            if not mm.any_vma_in(g0, g0 + (1 << 39)):
+                self._free_table(mm, pud_t.pfn)
+                pgd.entries[gi] = 0
+        self._tlb_invalidate(mm, start, end)
+
+    # ------------------------------------------------------------------ VMAs
+    def _split_vma_at(self, mm, addr):
+        """__split_vma with vma_adjust_trans_huge: split a huge PMD straddling addr."""
+        vma = mm.find_vma(addr)
+        if vma is None or vma.start == addr:
+            return
+        if addr % HPAGE_PMD_SIZE:
+            haddr = addr & ~(HPAGE_PMD_SIZE - 1)
+            pmd_t = self._table_at(mm, haddr, PMD_LEVEL)
+            i = _pt_index(haddr, PMD_LEVEL)
+            if pmd_t is not None and pmd_t.entries[i] & _PAGE_PSE:
+                self._split_huge_pmd(mm, pmd_t, i, haddr)
+                self._flush_needed = True
+        tail = Vma(addr, vma.end, vma.flags)
+        vma.end = addr
+        mm.vmas.insert(mm.vmas.index(vma) + 1, tail)
+
+    def _merge_around(self, mm, start, end):
+        """Merge adjacent VMAs with identical flags touching [start, end] (vma_merge)."""
+        k = 0
+        while k + 1 < len(mm.vmas):
+            a, b = mm.vmas[k], mm.vmas[k + 1]
+            if (a.end == b.start and a.flags == b.flags and start <= b.start and a.end <= end):
+                a.end = b.end
+                del mm.vmas[k + 1]
+            else:
+                k += 1
+
+    def _unmap_range(self, mm, start, end):
+        """do_vmi_munmap: split the edge VMAs, drop VMAs, zap, free page tables."""
+        if not mm.any_vma_in(start, end):
+            return
+        self._split_vma_at(mm, start)
+        self._split_vma_at(mm, end)
+        mm.vmas = [v for v in mm.vmas if not (start <= v.start and v.end <= end)]
+        if self._zap_range(mm, start, end):
+            self._flush_needed = True
+        self._free_pgtables(mm, start, end)
+
+    def _insert_vma(self, mm, start, end, flags):
+        """mmap_region: merge with identical neighbours or insert a new VMA."""
+        prev = next((v for v in mm.vmas if v.end == start and v.flags == flags), None)
+        nxt = next((v for v in mm.vmas if v.start == end and v.flags == flags), None)
+        if prev is not None and nxt is not None:
+            prev.end = nxt.end
+            mm.vmas.remove(nxt)
+            return prev
+        if prev is not None:
+            prev.end = end
+            return prev
+        if nxt is not None:
+            nxt.start, nxt.pgoff = start, start >> PAGE_SHIFT
+            return nxt
+        vma = Vma(start, end, flags)
+        mm.vmas.append(vma)
+        mm.vmas.sort(key=lambda v: v.start)
+        return vma
+
+    def _unmapped_area_topdown(self, mm, length):
+        """vm_unmapped_area top-down: highest addr, addr+len <= mmap_base, addr >= 65536."""
+        high = MMAP_BASE
+        for vma in sorted(mm.vmas, key=lambda v: v.start, reverse=True):
+            if high - length < MMAP_MIN_ADDR:
+                return None
+            if vma.start >= high:
+                continue
+            if high - vma.end >= length:
+                return high - length
+            high = vma.start
+        return high - length if high - length >= MMAP_MIN_ADDR else None
+
+    def _get_unmapped_area(self, mm, hint, length):
+        if hint and hint + length <= TASK_SIZE and not mm.any_vma_in(hint, hint + length):
+            return hint
+        if self.kernel == "6.18" and length % HPAGE_PMD_SIZE == 0:  # __thp_get_unmapped_area
+            s = self._unmapped_area_topdown(mm, length + HPAGE_PMD_SIZE)
+            if s is not None:
+                return (s + HPAGE_PMD_SIZE - 1) & ~(HPAGE_PMD_SIZE - 1)
+        s = self._unmapped_area_topdown(mm, length)
+        if s is None:
+            raise _oserror(ENOMEM)
+        return s
+
+    # ------------------------------------------------------------------ syscalls
+    def mmap(self, pid, length, prot, flags, addr=0):
+        task = self._task(pid)
+        return self._run(task, lambda: self._do_mmap(task, length, prot, flags, addr))
+
+    def _do_mmap(self, task, length, prot, flags, addr):
+        mm = task.mm
+        if length < 0 or addr < 0:
+            raise ValueError("negative length or address")
+        if not flags & MAP_ANONYMOUS or flags & _MAP_UNSUPPORTED:
+            raise NotImplementedError("only anonymous mappings without LOCKED/GROWSDOWN/HUGETLB")
+        if length == 0:
+            raise _oserror(EINVAL)
+        length = _page_align(length)
+        if length > TASK_SIZE:
+            raise _oserror(ENOMEM)
+        if flags & MAP_FIXED_NOREPLACE:
+            flags |= MAP_FIXED
+        if flags & MAP_FIXED:
+            if addr > TASK_SIZE - length:
+                raise _oserror(ENOMEM)
+            if addr & ~PAGE_MASK:
+                raise _oserror(EINVAL)
+        else:
+            addr &= PAGE_MASK  # round_hint_to_min
+            if addr and addr < MMAP_MIN_ADDR:
+                addr = MMAP_MIN_ADDR
+            addr = self._get_unmapped_area(mm, addr, length)
+        end = addr + length
+        if flags & MAP_FIXED_NOREPLACE and mm.any_vma_in(addr, end):
+            raise _oserror(EEXIST)
+        if flags & MAP_TYPE not in (MAP_SHARED, MAP_PRIVATE):
+            raise _oserror(EINVAL)
+        if flags & MAP_TYPE == MAP_SHARED:
+            raise NotImplementedError("MAP_SHARED")
+        vm_flags = (prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
+        vm_flags |= mm.def_flags
+        if flags & MAP_FIXED:
+            self._unmap_range(mm, addr, end)
+        vma = self._insert_vma(mm, addr, end, vm_flags)
+        self._khugepaged_enter_vma(mm, vma.start, vma.end, vma.flags)
+        if flags & MAP_POPULATE and vm_flags & (VM_READ | VM_WRITE | VM_EXEC):
+            try:  # __mm_populate(ignore_errors=1)
+                self._populate(task, addr, end, bool(vm_flags & VM_WRITE))
+            except OutOfMemory:
+                pass
+        return addr
+
+    def _populate(self, task, start, end, write):
+        """__get_user_pages: fault every page that is not mapped with the needed right."""
+        mm = task.mm
+        va = start
+        while va < end:
+            leaf = self._leaf(mm, va)
+            if leaf is not None:
+                table, i, level = leaf
+                if not write or table.entries[i] & _PAGE_RW:
+                    va = ((va | (HPAGE_PMD_SIZE - 1)) + 1) if level == PMD_LEVEL else va + PAGE_SIZE
+                    continue
+            self._handle_mm_fault(task, va, write, gup=True)
+
+    def munmap(self, pid, addr, length):
+        task = self._task(pid)
+
+        def body():
+            if addr & ~PAGE_MASK or addr < 0 or length <= 0 or addr > TASK_SIZE \
+                    or _page_align(length) > TASK_SIZE - addr:
+                raise _oserror(EINVAL)
+            self._unmap_range(task.mm, addr, addr + _page_align(length))
+            return 0
+        return self._run(task, body)
+
+    def madvise(self, pid, addr, length, advice):
+        task = self._task(pid)
+        return self._run(task, lambda: self._do_madvise(task, addr, length, advice))
+
+    def _do_madvise(self, task, addr, length, advice):
+        if advice not in (MADV_DONTNEED, MADV_HUGEPAGE, MADV_NOHUGEPAGE,
+                          MADV_POPULATE_READ, MADV_POPULATE_WRITE):
+            raise _oserror(EINVAL)
+        if addr & ~PAGE_MASK or addr < 0 or length < 0:
+            raise _oserror(EINVAL)
+        end = addr + _page_align(length)
+        if end == addr:
+            return 0
+        if advice in (MADV_POPULATE_READ, MADV_POPULATE_WRITE):
+            return self._madvise_populate(task, addr, end, advice == MADV_POPULATE_WRITE)
+        mm = task.mm
+        start, unmapped = addr, False
+        while True:  # madvise_walk_vmas
+            vma = next((v for v in mm.vmas if v.end > start), None)
+            if vma is None:
+                raise _oserror(ENOMEM)
+            if start < vma.start:
+                unmapped = True
+                start = vma.start
+                if start >= end:
+                    break
+            tmp = min(vma.end, end)
+            if advice == MADV_DONTNEED:
+                if self._zap_range(mm, start, tmp):
+                    self._flush_needed = True
+            else:
+                self._madvise_hugepage(mm, vma, start, tmp, advice)
+            start = tmp
+            if start >= end:
+                break
+        if unmapped:
+            raise _oserror(ENOMEM)
+        return 0
+
+    def _madvise_hugepage(self, mm, vma, start, end, advice):
+        """hugepage_madvise + madvise_update_vma (split at the range ends, merge neighbours)."""
+        if advice == MADV_HUGEPAGE:
+            new_flags = (vma.flags & ~VM_NOHUGEPAGE) | VM_HUGEPAGE
+            self._khugepaged_enter_vma(mm, vma.start, vma.end, new_flags)
+        else:
+            new_flags = (vma.flags & ~VM_HUGEPAGE) | VM_NOHUGEPAGE
+        if new_flags == vma.flags:
+            return
+        self._split_vma_at(mm, start)
+        self._split_vma_at(mm, end)
+        mm.find_vma(start).flags = new_flags
+        self._merge_around(mm, start, end)
+
+    def _madvise_populate(self, task, start, end, write):
+        """madvise_populate (6.18): stop at the first hole (ENOMEM) or bad VMA (EINVAL)."""
+        mm = task.mm
+        while start < end:
+            vma = mm.find_vma(start)
+            if vma is None:
+                raise _oserror(ENOMEM)
+            if not vma.flags & (VM_WRITE if write else VM_READ):
+                raise _oserror(POPULATE_PERM_ERRNO)
+            tmp = min(end, vma.end)
+            try:
+                self._populate(task, start, tmp, write)
+            except OutOfMemory:
+                raise _oserror(ENOMEM) from None
+            start = tmp
+        return 0
+
+    def prctl(self, pid, option, arg2=0, arg3=0, arg4=0, arg5=0):
+        task = self._task(pid)
+        return self._run(task, lambda: self._do_prctl(task.mm, option, arg2, arg3, arg4, arg5))
+
+    def _do_prctl(self, mm, option, arg2, arg3, arg4, arg5):
+        """kernel/sys.c PR_SET/GET_THP_DISABLE per profile (spec section 2)."""
+        if option not in (PR_SET_THP_DISABLE, PR_GET_THP_DISABLE) or self.kernel == "3.10":
+            raise _oserror(EINVAL)
+        completely = 1 << MMF_DISABLE_THP_COMPLETELY
+        advised = 1 << MMF_DISABLE_THP_EXCEPT_ADVISED
+        if option == PR_GET_THP_DISABLE:
+            if arg2 or arg3 or arg4 or arg5:
+                raise _oserror(EINVAL)
+            if self.kernel == "3.15":
+                return int(bool(mm.def_flags & VM_NOHUGEPAGE))
+            if mm.flags & completely:
+                return 1
+            if self.kernel == "6.18" and mm.flags & advised:
+                return 1 | PR_THP_DISABLE_EXCEPT_ADVISED
+            return 0
+        if self.kernel in ("3.15", "4.13"):
+            if arg3 or arg4 or arg5:
+                raise _oserror(EINVAL)
+            if self.kernel == "3.15":
+                mm.def_flags = (mm.def_flags | VM_NOHUGEPAGE) if arg2 else (mm.def_flags & ~VM_NOHUGEPAGE)
+            else:
+                mm.flags = (mm.flags | completely) if arg2 else (mm.flags & ~completely)
+            return 0
+        # 6.18 prctl_set_thp_disable
+        if arg4 or arg5 or (not arg2 and arg3) or (arg3 & ~PR_THP_DISABLE_EXCEPT_ADVISED):
+            raise _oserror(EINVAL)
+        mm.flags &= ~(completely | advised)
+        if arg2:
+            mm.flags |= advised if arg3 & PR_THP_DISABLE_EXCEPT_ADVISED else completely
+        return 0
+
+    def sysfs_write(self, path, value):
+        """/sys/kernel/mm/transparent_hugepage/{enabled,defrag,use_zero_page}."""
+        if path.startswith("/sys/"):
+            path = path[len("/sys/"):]
+        if not path.startswith(SYSFS_THP):
+            raise _oserror(ENOENT)
+        knob = path[len(SYSFS_THP):]
+        text = str(int(value) if isinstance(value, bool) else value).strip()
+        if knob == "enabled":
+            if text not in THP_ENABLED_VALUES:
+                raise _oserror(EINVAL)
+            self.thp_enabled = text
+        elif knob == "defrag":
+            allowed = DEFRAG_VALUES_3_10 if self.kernel == "3.10" else DEFRAG_VALUES
+            if text not in allowed:
+                raise _oserror(EINVAL)
+            self.thp_defrag = text
+        elif knob == "use_zero_page":
+            if not text.isdigit() or int(text) > 1:
+                raise _oserror(EINVAL)
+            self.use_zero_page = bool(int(text))
+        else:
+            raise _oserror(ENOENT)
+
+    # ------------------------------------------------------------------ user accesses
+    def touch(self, pid, addr, length, stride=4096, write=True):
+        if stride <= 0:
+            raise ValueError("stride must be positive")
+        self.access(pid, range(addr, addr + length, stride), write)
+
+    def access(self, pid, addresses, write):
+        task = self._task(pid)
+        addresses = list(addresses)
+        writes = [bool(w) for w in write] if isinstance(write, (list, tuple)) else [bool(write)] * len(addresses)
+        if len(writes) != len(addresses):
+            raise ValueError("write list and addresses differ in length")
+
+        def body():
+            for va, w in zip(addresses, writes):
+                self._access(task, va, w)
+        self._run(task, body, syscall=False)
+
+    # ------------------------------------------------------------------ observables
+    def vmstat(self):
+        d = dict(self.events)
+        d["nr_free_pages"] = self.buddy.nr_free()
+        anon = [f for f in self.folios.values() if f.kind == "anon"]
+        d["nr_anon_pages"] = sum((1 << f.order) if f.entire_mapcount else
+                                 sum(1 for c in f.page_mapcount if c) for f in anon)
+        d["nr_anon_transparent_hugepages"] = sum(1 for f in anon if f.entire_mapcount)
+        d["nr_page_table_pages"] = len(self.tables)
+        return d
+
+    def status(self, pid):
+        mm = self._task(pid).mm
+        thp = 1
+        if self.kernel in ("4.13", "6.18") and mm.flags & (1 << MMF_DISABLE_THP_COMPLETELY):
+            thp = 0
+        rss_kb = mm.rss_anon * 4
+        return {"VmRSS": rss_kb, "RssAnon": rss_kb, "RssFile": 0, "RssShmem": 0,
+                "VmPTE": mm.nr_pgtables * 4, "VmSwap": 0, "VmLck": 0, "THP_enabled": thp}
+
+    def mm_flags(self, pid):
+        return self._task(pid).mm.flags
+
+    def vmas(self, pid):
+        return [(v.start, v.end, v.flags) for v in self._task(pid).mm.vmas]
+
+    def smaps(self, pid):
+        mm = self._task(pid).mm
+        out = []
+        for v in mm.vmas:
+            rss = anon_huge = referenced = 0
+            for va, entry, size_kb in self._leaves(mm, v.start, v.end):
+                if _entry_pfn(entry) in (self.zero_pfn, self.huge_zero_pfn):
+                    continue
+                rss += size_kb
+                if size_kb == 2048:
+                    anon_huge += size_kb
+                if entry & _PAGE_ACCESSED:
+                    referenced += size_kb
+            out.append({"start": v.start, "end": v.end, "flags": v.flags,
+                        "Size": (v.end - v.start) // 1024, "Rss": rss, "Anonymous": rss,
+                        "AnonHugePages": anon_huge, "Referenced": referenced})
+        return out
+
+    def _leaves(self, mm, start, end):
+        """(va, entry, size_kB) of every present leaf in [start, end), ascending."""
+        for pmd_t, i, m0 in self._iter_pmd_slots(mm, start, end):
+            entry = pmd_t.entries[i]
+            if entry & _PAGE_PSE:
+                yield m0, entry, 2048
+                continue
+            pte_t = self.tables[_entry_pfn(entry)]
+            for j, e in enumerate(pte_t.entries):
+                va = m0 + (j << PAGE_SHIFT)
+                if e & _PAGE_PRESENT and start <= va < end:
+                    yield va, e, 4
+
+    def page_table(self, pid):
+        mm = self._task(pid).mm
+        return {va: _signed64(e) for va, e, _ in self._leaves(mm, 0, USER_VA_LIMIT)}
+
+    def buddyinfo(self):
+        counts = [0] * NR_PAGE_ORDERS
+        for order in self.buddy.free_order.values():
+            counts[order] += 1
+        counts[MAX_PAGE_ORDER] += (self.nr_pages - self.buddy.high_water) >> MAX_PAGE_ORDER
+        return counts
+
+    def free_lists(self):
+        return {k: list(v) for k, v in self.buddy.lists.items()}, self.buddy.high_water
+
+    @property
+    def high_water(self):
+        return self.buddy.high_water
+
+    def pageblock_migratetypes(self):
+        return list(self.buddy.pageblock_mt)
+
+    def tlb_counters(self, pid):
+        t = self._task(pid)
+        return {"accesses": t.accesses, "dtlb_misses": t.dtlb_misses, "stlb_misses": t.stlb_misses,
+                "walk_loads": t.walk_loads, "time_ps": t.clock_ps}
+
+    def min_flt(self, pid):
+        return self._task(pid).min_flt
+
+    def frame_state(self):
+        return {pfn: (f.order, f.mapcount()) for pfn, f in sorted(self.folios.items())}
+
+    def page_table_frames(self):
+        return {pfn: t.level for pfn, t in sorted(self.tables.items())}
+
+    # ------------------------------------------------------------------ invariants
+    def check_invariants(self):
+        owner = self._check_frame_conservation()
+        self._check_free_lists()
+        expected = {pfn: [0, [0] * (1 << f.order)] for pfn, f in self.folios.items()}
+        for task in self.tasks.values():
+            self._check_mm(task.mm, owner, expected)
+        for pfn, f in self.folios.items():
+            if f.kind == "anon":
+                assert [f.entire_mapcount, f.page_mapcount] == expected[pfn], f"mapcount of {pfn}"
+                assert f.mapcount() > 0, f"unmapped anon folio {pfn} not freed"
+        self._check_tlbs()
+
+    def _check_frame_conservation(self):
+        b = self.buddy
+        owner = [None] * self.nr_pages
+        for pfn, order in b.free_order.items():
+            for p in range(pfn, pfn + (1 << order)):
+                assert owner[p] is None, f"pfn {p} in two free blocks"
+                owner[p] = "free"
+        for p in range(b.high_water, self.nr_pages):
+            owner[p] = "free"
+        for pfn, f in self.folios.items():
+            for p in range(pfn, pfn + (1 << f.order)):
+                assert owner[p] is None, f"pfn {p} both {owner[p]} and a folio"
+                owner[p] = ("folio", pfn)
+        for pfn in self.tables:
+            assert owner[pfn] is None, f"table pfn {pfn} also {owner[pfn]}"
+            owner[pfn] = "table"
+        assert None not in owner, f"pfn {owner.index(None)} unaccounted"
+        assert b.nr_free() + sum(1 << f.order for f in self.folios.values()) + len(self.tables) == self.nr_pages
+        return owner
+
+    def _check_free_lists(self):
+        b = self.buddy
+        seen = {}
+        for (order, mt), lst in b.lists.items():
+            for pfn in lst:
+                assert pfn not in seen, f"pfn {pfn} listed twice"
+                seen[pfn] = (order, mt)
+                assert pfn % (1 << order) == 0 and pfn + (1 << order) <= b.high_water
+        assert seen == {p: (o, b.free_mt[p]) for p, o in b.free_order.items()}
+        for pfn, order in b.free_order.items():
+            if order < MAX_PAGE_ORDER:
+                assert b.free_order.get(pfn ^ (1 << order)) != order, f"unmerged buddies at {pfn}"
+        for pb in range(b.high_water >> PAGEBLOCK_ORDER, len(b.pageblock_mt)):
+            assert b.pageblock_mt[pb] == MIGRATE_MOVABLE
+
+    def _check_mm(self, mm, owner, expected):
+        tables = 0
+        for va, entry, size_kb in self._leaves(mm, 0, USER_VA_LIMIT):
+            pfn = _entry_pfn(entry)
+            vma = mm.find_vma(va)
+            assert vma is not None and va + size_kb * 1024 <= vma.end, f"leaf {va:#x} outside VMAs"
+            if pfn == self.zero_pfn or pfn == self.huge_zero_pfn:
+                assert entry & _PAGE_SPECIAL and not entry & _PAGE_RW
+                continue
+            assert 0 <= pfn < self.nr_pages and isinstance(owner[pfn], tuple), \
+                f"leaf {va:#x} maps frame {pfn}, which is not an allocated folio"
+            folio, sub = self._folio_of(pfn)
+            assert folio.kind == "anon" and owner[pfn] == ("folio", folio.pfn)
+            if size_kb == 2048:
+                assert sub == 0
+                expected[folio.pfn][0] += 1
+            else:
+                expected[folio.pfn][1][sub] += 1
+                if folio.order == 0:
+                    assert folio.rmap == (mm, va), f"rmap of {pfn}"
+        rss = sum(sz // 4 for va, e, sz in self._leaves(mm, 0, USER_VA_LIMIT)
+                  if _entry_pfn(e) not in (self.zero_pfn, self.huge_zero_pfn))
+        assert rss == mm.rss_anon, f"rss {mm.rss_anon} but tables map {rss}"
+        if mm.pgd is not None:
+            tables = self._count_tables(self.tables[mm.pgd]) - 1
+        for haddr, pfn in mm.deposits.items():
+            leaf = self._leaf(mm, haddr)
+            assert leaf is not None and leaf[2] == PMD_LEVEL, f"deposit at {haddr:#x} without PMD"
+            assert pfn in self.tables
+        assert tables + len(mm.deposits) == mm.nr_pgtables, "VmPTE counter"
+        for a, b in zip(mm.vmas, mm.vmas[1:]):
+            assert a.start < a.end <= b.start and not (a.end == b.start and a.flags == b.flags)
+
+    def _count_tables(self, table):
+        n = 1
+        if table.level == PTE_LEVEL:
+            return n
+        for e in table.entries:
+            if e & _PAGE_PRESENT and not (table.level == PMD_LEVEL and e & _PAGE_PSE):
+                n += self._count_tables(self.tables[_entry_pfn(e)])
+        return n
+
+    def _check_tlbs(self):
+        mms = {t.mm.id: t.mm for t in self.tasks.values()}
+        for cpu in self.cpus:
+            for tlb in (cpu.l1_4k, cpu.l1_2m, cpu.stlb):
+                for e in tlb.entries():
+                    mm = mms.get(e.asid)
+                    assert mm is not None, "TLB entry of a dead mm"
+                    leaf = self._leaf(mm, e.vpn << e.shift)
+                    assert leaf is not None, f"stale TLB entry {e}"
+                    table, i, level = leaf
+                    entry = table.entries[i]
+                    assert (level == PMD_LEVEL) == (e.shift == HPAGE_PMD_SHIFT)
+                    assert _entry_pfn(entry) == e.pfn, f"TLB entry {e} maps a stale pfn"
+                    assert not e.writable or entry & _PAGE_RW
+                    assert not e.dirty or entry & _PAGE_DIRTY
+            for cache, level in ((cpu.pde, PTE_LEVEL), (cpu.pdpte, PMD_LEVEL)):
+                shift = 21 if level == PTE_LEVEL else 30
+                for e in cache:
+                    if e is None:
+                        continue
+                    mm = mms.get(e[0])
+                    assert mm is not None
+                    table = self._table_at(mm, e[1] << shift, level)
+                    assert table is not None and table.pfn == e[2], "stale paging-structure cache"
