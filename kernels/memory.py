@@ -196,6 +196,9 @@ def handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt
         if pgd < 0:
             return -ENOMEM, cost
         mm[MM_PGD, mmi] = pgd
+        # meminfo PageTables counts every level since 6.14 ("account page tables at all
+        # levels"); VmPTE (mm_pgtables_bytes) never counted the PGD
+        vmstat[VS_NR_PAGE_TABLE_PAGES] += 1
         cost += cfg[C_COST_PGTABLE_ALLOC]
     pos, n = pmd_alloc_walk(gs, cfg, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
                             mm, mmi, va)

@@ -256,11 +256,7 @@ def sys_madvise(S, ti, addr, length, advice):
     if vma_reserve(gs, mm, vma, mmi, 2) != OK:
         return NEED_GROW, 0
     if advice == MADV_POPULATE_READ or advice == MADV_POPULATE_WRITE:
-        # checked up front so that a NEED_GROW restart of the populate phase repeats nothing
-        st = _populate_check(mm, vma, mmi, addr, end, advice == MADV_POPULATE_WRITE)
-        if st != OK:
-            return st, 0
-        return OK, 1           # the caller runs populate_range
+        return OK, 1           # the caller runs madvise_populate_extent, then populate_range
     op_begin(task, cpus, ti)
     task[T_CLOCK, ti] += cfg[C_COST_SYSCALL]
     full = True
@@ -299,20 +295,29 @@ def sys_madvise(S, ti, addr, length, advice):
 
 @kernel
 def _populate_check(mm, vma, mmi, start, end, write):
+    """(status, limit): how far [start, end) can be populated, and the error met there, if any
+    (madvise_populate faults the good part first, then fails)."""
     i = find_vma_index(mm, vma, mmi, start)
     va = start
     while va < end:
         if i >= mm[MM_VCOUNT, mmi]:
-            return -ENOMEM
+            return -ENOMEM, va
         p = mm[MM_VBASE, mmi] + i
         if vma[V_START, p] > va:
-            return -ENOMEM
+            return -ENOMEM, va
         f = vma[V_FLAGS, p]
         if (write and (f & VM_WRITE) == 0) or (f & (VM_READ | VM_WRITE | VM_EXEC)) == 0:
-            return -EFAULT
-        va = vma[V_END, p]
+            return -EFAULT, va
+        va = min(vma[V_END, p], end)
         i += 1
-    return OK
+    return OK, end
+
+
+@kernel
+def madvise_populate_extent(S, ti, start, end, write):
+    """Entry kernel: (status, limit) for MADV_POPULATE_READ/WRITE over [start, end)."""
+    mm = S.mm
+    return _populate_check(mm, S.vma, S.task[T_MM, ti], start, end, write)
 
 
 # ---- prctl ------------------------------------------------------------------------------------------

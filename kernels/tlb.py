@@ -18,6 +18,14 @@ TLB_SINGLE_PAGE_FLUSH_CEILING = 33   # arch/x86/mm/tlb.c tlb_single_page_flush_c
 
 
 @kernel
+def set_index(vpn, sets):
+    """Virtual page number modulo the number of sets (a mask when that is a power of two)."""
+    if (sets & (sets - 1)) == 0:
+        return vpn & (sets - 1)
+    return vpn % sets
+
+
+@kernel
 def key4k(asid, va):
     return (asid << 37) | (va >> 12)
 
@@ -30,7 +38,7 @@ def key2m(asid, va):
 @kernel
 def tlb_probe(tlb, c, base, sets, ways, vpn, key, stamp):
     """Entry index holding ``key`` (its stamp refreshed), or -1."""
-    b = base + (vpn % sets) * ways
+    b = base + set_index(vpn, sets) * ways
     for w in range(ways):
         if (tlb[c, 0, b + w] >> 1) == key:
             tlb[c, 1, b + w] = stamp
@@ -41,7 +49,7 @@ def tlb_probe(tlb, c, base, sets, ways, vpn, key, stamp):
 @kernel
 def tlb_fill(tlb, c, base, sets, ways, vpn, key, dirty, stamp):
     """Insert ``key``: the lowest invalid way, else the least recently used."""
-    b = base + (vpn % sets) * ways
+    b = base + set_index(vpn, sets) * ways
     victim = b
     oldest = tlb[c, 1, b]
     for w in range(ways):
@@ -67,7 +75,7 @@ def tlb_layout(cfg):
 
 @kernel
 def _inval_set(tlb, c, base, sets, ways, vpn, key):
-    b = base + (vpn % sets) * ways
+    b = base + set_index(vpn, sets) * ways
     for w in range(ways):
         if (tlb[c, 0, b + w] >> 1) == key:
             tlb[c, 0, b + w] = -1

@@ -62,7 +62,7 @@ def check_invariants(m) -> None:
         else:
             raise AssertionError(f"pfn {p} is neither free, a folio nor a table (flags {f:#x})")
     assert free + used + tables == n, "frames not conserved"
-    assert tables == int(s.vmstat[K.VS_NR_PAGE_TABLE_PAGES]) + _pgd_count(s), "table count"
+    assert tables == int(s.vmstat[K.VS_NR_PAGE_TABLE_PAGES]), "table count"
     # mappings
     mapcount = np.zeros(n + 1, np.int64)
     entire = {}

@@ -344,7 +344,13 @@ class Task:
         if st < 0:
             raise _oserror(-st, "madvise")
         if populate:
-            self._populate(addr, (length + 4095) & ~4095, advice == K.MADV_POPULATE_WRITE)
+            write = advice == K.MADV_POPULATE_WRITE
+            end = addr + ((length + 4095) & ~4095)
+            err, limit = S_.madvise_populate_extent(self.machine.state, self._ti, addr, end, write)
+            if limit > addr:
+                self._populate(addr, int(limit) - addr, write)
+            if err < 0:
+                raise _oserror(-int(err), "madvise")
 
     def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
         """prctl(2) for the THP options; returns the call's value."""

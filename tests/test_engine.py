@@ -21,6 +21,7 @@ def errno_of(fn, *a):
     return e.value.errno
 
 
+@pytest.mark.boundscheck
 def test_mmap_placement_matches_linux_6_18(machine, checked):
     # the sequence observed on a 6.18 host with ASLR off (static binary, 8 MiB stack)
     m = machine(memory="64MiB")
@@ -77,6 +78,7 @@ def test_write_after_huge_zero_page_allocates_a_thp_on_6_18(machine, checked):
     checked(m)
 
 
+@pytest.mark.boundscheck
 def test_write_after_huge_zero_page_splits_on_4_13(machine, checked):
     m = machine(kernel="4.13")
     t = m.spawn()
@@ -89,6 +91,7 @@ def test_write_after_huge_zero_page_splits_on_4_13(machine, checked):
     checked(m)
 
 
+@pytest.mark.boundscheck
 def test_thp_write_fault_and_fallback_accounting(machine, checked):
     m = machine(memory="16MiB")
     t = m.spawn()
@@ -115,6 +118,7 @@ def test_vmpte_counts_pud_pmd_and_pte_tables(machine, checked):
     checked(m)
 
 
+@pytest.mark.boundscheck
 def test_munmap_partial_thp_splits_pmd(machine, checked):
     m = machine()
     t = m.spawn()
@@ -205,6 +209,7 @@ def test_enabled_madvise_needs_madv_hugepage(machine, checked):
     checked(m)
 
 
+@pytest.mark.boundscheck
 def test_madvise_errors_and_holes(machine, checked):
     m = machine()
     t = m.spawn()
@@ -358,6 +363,7 @@ def _fragment(m, unmovable_every_block):
     return filler
 
 
+@pytest.mark.boundscheck
 def test_defrag_always_compacts_movable_pageblocks(machine, checked):
     m = machine(memory="64MiB", thp_defrag="always")
     _fragment(m, unmovable_every_block=False)

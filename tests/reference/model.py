@@ -520,8 +520,11 @@ class RefMachine:
         self.cpus = [Cpu(self.tlb_cfg) for _ in range(ncpus)]
         self.ncpus = ncpus
         self.thp_enabled = self.thp_defrag = None
-        self.sysfs_write(SYSFS_THP + "enabled", thp_enabled)
-        self.sysfs_write(SYSFS_THP + "defrag", thp_defrag)
+        try:
+            self.sysfs_write(SYSFS_THP + "enabled", thp_enabled)
+            self.sysfs_write(SYSFS_THP + "defrag", thp_defrag)
+        except OSError:
+            raise ValueError(f"bad THP setting {thp_enabled!r}/{thp_defrag!r} for {kernel}") from None
         self.use_zero_page = bool(use_zero_page)
         self.huge_zero_pfn = None
         self.tasks = {}
