@@ -231,8 +231,9 @@ def _set_vma_flags(mm, vma, mmi, start, end, set_bits, clear_bits):
         if vma[V_START, p] > va:
             hole = True
         vma[V_FLAGS, p] = (vma[V_FLAGS, p] | set_bits) & ~clear_bits
-        va = vma[V_END, p]
-        i = vma_merge_around(mm, vma, mmi, i) + 1
+        i = vma_merge_around(mm, vma, mmi, i)
+        va = vma[V_END, mm[MM_VBASE, mmi] + i]      # the merged VMA may reach past this one
+        i += 1
     return not hole and va >= end
 
 
