@@ -95,6 +95,14 @@ Observables
      frame, PGDs and deposited tables included.
  O3. smaps ``Rss``/``Referenced`` skip zero-page leaves (``vm_normal_page`` returns NULL).
  O4. status ``THP_enabled`` is 1 on profiles 3.10 and 3.15.
+ O5. ``mm_flags()``, ``vmas()``, ``min_flt()``, ``pageblock_migratetypes()``, ``page_table_frames()``
+     and ``exit()`` are extras beyond the brief (for differential tests).
+API edges
+ A1. Every public call is one operation on the task clock (SEMANTICS 8), so even an empty
+     ``access()`` moves the task clock up to its CPU's free time. Addresses outside [0, 2**47)
+     raise ValueError (no page walk can represent them).
+ A2. ``SegmentationFault`` / ``OutOfMemory`` leave the state of earlier accesses, and the cost of
+     the failing access (its fault included), in place.
 """
 
 from __future__ import annotations
@@ -1450,8 +1458,11 @@ class RefMachine:
 
     def access(self, pid, addresses, write):
         task = self._task(pid)
-        addresses = list(addresses)
-        writes = [bool(w) for w in write] if isinstance(write, (list, tuple)) else [bool(write)] * len(addresses)
+        addresses = [int(a) for a in addresses]
+        if isinstance(write, (bool, int)) or getattr(write, "ndim", 1) == 0:
+            writes = [bool(write)] * len(addresses)
+        else:
+            writes = [bool(w) for w in write]
         if len(writes) != len(addresses):
             raise ValueError("write list and addresses differ in length")
 

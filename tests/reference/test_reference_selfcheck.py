@@ -367,6 +367,55 @@ def test_direct_compaction_hand_computed():
     m.check_invariants()
 
 
+def test_direct_compaction_fails_when_scanners_meet():
+    """As above, but only 100 odd pfns of pageblock 3 are freed: after 100 migrations the free
+    scanner moves to pageblock 2 (full) and then meets the migrate scanner at pageblock 1."""
+    m = RefMachine(8 * MiB, thp_enabled="never", thp_defrag="always")
+    pid = m.spawn()
+    a = m.mmap(pid, 6 * MiB, RW, ANON)
+    m.touch(pid, a, 1280 * 4096)
+    for k in range(513, 513 + 200, 2):
+        m.madvise(pid, a + k * 4096, 4096, MADV_DONTNEED)
+    m.sysfs_write("kernel/mm/transparent_hugepage/enabled", "always")
+    b = m.mmap(pid, 2 * MiB, RW, ANON)
+    m.touch(pid, b, 4096)
+    vs = m.vmstat()
+    assert (vs["compact_stall"], vs["compact_success"], vs["compact_fail"]) == (1, 0, 1)
+    assert (vs["pgmigrate_success"], vs["thp_fault_fallback"], vs["thp_fault_alloc"]) == (100, 1, 0)
+    assert (vs["compact_migrate_scanned"], vs["compact_free_scanned"]) == (1024, 1024)
+    pt = m.page_table(pid)
+    assert pt[a + 1024 * 4096] == signed(P | W | U | A | D | NX | (1537 << 12))
+    assert pt[a + 1124 * 4096] == signed(P | W | U | A | D | NX | (612 << 12))  # not migrated
+    m.check_invariants()
+
+
+def test_mmap_hint_rounding_and_no_bottom_up_fallback():
+    m = RefMachine(64 * MiB)
+    pid = m.spawn()
+    assert m.mmap(pid, 4096, RW, ANON, 0x1234) == 65536  # round_hint_to_min
+    assert m.mmap(pid, 4096, RW, ANON, 0x20000123) == 0x20000000  # aligned down
+    big = 0x7FFFF7FFF000 - 0x100000000
+    m.mmap(pid, big, RW, ANON | MAP_FIXED, 0x100000000)  # fills [4 GiB, mmap_base)
+    c = m.mmap(pid, 4096, RW, ANON)
+    assert c == 0x100000000 - 4096
+    m.munmap(pid, 65536, 0x100000000 - 65536)
+    m.mmap(pid, 0x100000000 - 65536, RW, ANON | MAP_FIXED, 65536)
+    # nothing free below mmap_base; space above it is not searched
+    assert errno_of(m.mmap, pid, 4096, RW, ANON) == errno.ENOMEM
+    m.check_invariants()
+
+
+def test_access_accepts_numpy():
+    np = pytest.importorskip("numpy")
+    m = RefMachine(64 * MiB)
+    pid = m.spawn()
+    a = m.mmap(pid, 4 * 4096, RW, ANON)
+    m.access(pid, np.arange(a, a + 4 * 4096, 4096, dtype=np.int64), np.array([1, 0, 1, 0], dtype=bool))
+    assert m.status(pid)["RssAnon"] == 8 and len(m.page_table(pid)) == 4
+    m.access(pid, np.array([a]), np.bool_(True))
+    m.check_invariants()
+
+
 def test_thp_fallback_without_compaction():
     m = RefMachine(8 * MiB, thp_enabled="never", thp_defrag="madvise")
     pid = m.spawn()
