@@ -226,9 +226,10 @@ def handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt
             return OK, cost
         head = entry_pfn(pmde)
         if fr_flags[head] & PG_hugezero:
-            if cfg[C_ZERO_WP] == ZERO_WP_THP and thp_vma_allowable(
-                    cfg, mm[MM_FLAGS, mmi], vm_flags, vma[V_START, p], vma[V_END, p], va):
-                # do_huge_zero_wp_pmd: replace the zero PMD by a fresh THP, keep the deposit
+            if cfg[C_ZERO_WP] == ZERO_WP_THP:
+                # do_huge_zero_wp_pmd: replace the zero PMD by a fresh THP, keep the deposit.
+                # Like wp_huge_pmd, it does not ask thp_vma_allowable again: a PMD that is
+                # already huge stays huge even if the prctl was set since.
                 pfn, c = alloc_thp(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
                                    mm, tlb, pwc, vm_flags)
                 cost += c

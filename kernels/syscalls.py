@@ -308,7 +308,7 @@ def _populate_check(mm, vma, mmi, start, end, write):
             return -ENOMEM, va
         f = vma[V_FLAGS, p]
         if (write and (f & VM_WRITE) == 0) or (f & (VM_READ | VM_WRITE | VM_EXEC)) == 0:
-            return -EFAULT, va
+            return -EINVAL, va        # 6.18 madvise_populate: a permission mismatch is EINVAL
         va = min(vma[V_END, p], end)
         i += 1
     return OK, end

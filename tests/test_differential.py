@@ -119,7 +119,7 @@ def test_profiles_agree(kernel):
     _run(Pair(kernel=kernel), _random_ops(rng, 30))
 
 
-@settings(max_examples=25, deadline=None, derandomize=True,
+@settings(max_examples=60, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 2**32 - 1), st.sampled_from(["always", "madvise", "never"]))
 def test_hypothesis_streams_agree(seed, enabled):

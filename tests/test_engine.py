@@ -224,7 +224,7 @@ def test_madvise_errors_and_holes(machine, checked):
     assert errno_of(t.madvise, a, 4096, 12345) == errno.EINVAL
     t.madvise(a, 0, MADV_DONTNEED)                       # length 0: success
     b = t.mmap(4096, prot=PROT_READ)
-    assert errno_of(t.madvise, b, 4096, MADV_POPULATE_WRITE) == errno.EFAULT
+    assert errno_of(t.madvise, b, 4096, MADV_POPULATE_WRITE) == errno.EINVAL  # as on 6.18
     t.madvise(b, 4096, MADV_POPULATE_READ)
     assert t.smaps(b)["Rss"] == 0
     checked(m)

@@ -412,7 +412,7 @@ class Mm:
         self.vmas = []  # sorted by start, non-overlapping
         self.rss_anon = 0
         self.nr_pgtables = 0  # PUD + PMD + PTE tables + deposited tables (mm_pgtables_bytes / 4096)
-        self.deposits = {}  # haddr -> pfn of the PTE table deposited by the huge PMD at haddr
+        self.deposits = {}  # (va >> 30) -> stack of PTE tables deposited on that PMD table (LIFO)
         self.flags = 0  # mm->flags (MMF_*)
         self.def_flags = 0  # mm->def_flags (3.15 PR_SET_THP_DISABLE)
 
@@ -850,7 +850,17 @@ class RefMachine:
         return self.huge_zero_pfn
 
     def _deposit_table(self, mm, haddr, va):
-        mm.deposits[haddr] = self._alloc_table(mm, PTE_LEVEL, va)
+        """pgtable_trans_huge_deposit: a stack per PMD table (one PMD table covers 1 GiB)."""
+        mm.deposits.setdefault(haddr >> 30, []).append(self._alloc_table(mm, PTE_LEVEL, va))
+
+    @staticmethod
+    def _withdraw_table(mm, haddr):
+        """pgtable_trans_huge_withdraw: the most recent deposit on that PMD table (LIFO)."""
+        stack = mm.deposits[haddr >> 30]
+        pfn = stack.pop()
+        if not stack:
+            del mm.deposits[haddr >> 30]
+        return pfn
 
     def _map_anon_folio_pmd(self, mm, vma, pmd_t, i, pfn):
         """map_anon_folio_pmd: install a THP leaf, rss += 512, thp_fault_alloc."""
@@ -916,7 +926,7 @@ class RefMachine:
     def _split_huge_pmd(self, mm, pmd_t, i, haddr):
         """__split_huge_pmd: the deposited table becomes the PTE table (no flush cost here)."""
         entry = pmd_t.entries[i]
-        pte_pfn = mm.deposits.pop(haddr)
+        pte_pfn = self._withdraw_table(mm, haddr)
         pte_t = self.tables[pte_pfn]
         bits = entry & ~_PAGE_PSE & ~PTE_PFN_MASK
         pfn = _entry_pfn(entry)
@@ -1103,7 +1113,7 @@ class RefMachine:
         """zap_huge_pmd: the deposited table goes first, then the folio if unmapped (P3, P4)."""
         pfn = _entry_pfn(pmd_t.entries[i])
         pmd_t.entries[i] = 0
-        self._free_table(mm, mm.deposits.pop(haddr))
+        self._free_table(mm, self._withdraw_table(mm, haddr))
         if pfn == self.huge_zero_pfn:
             return
         folio = self.folios[pfn]
@@ -1636,11 +1646,14 @@ class RefMachine:
         assert rss == mm.rss_anon, f"rss {mm.rss_anon} but tables map {rss}"
         if mm.pgd is not None:
             tables = self._count_tables(self.tables[mm.pgd]) - 1
-        for haddr, pfn in mm.deposits.items():
-            leaf = self._leaf(mm, haddr)
-            assert leaf is not None and leaf[2] == PMD_LEVEL, f"deposit at {haddr:#x} without PMD"
-            assert pfn in self.tables
-        assert tables + len(mm.deposits) == mm.nr_pgtables, "VmPTE counter"
+        huge_per_gib = {}
+        for va, e, sz in self._leaves(mm, 0, USER_VA_LIMIT):
+            if sz == 2048:
+                huge_per_gib[va >> 30] = huge_per_gib.get(va >> 30, 0) + 1
+        assert {k: len(v) for k, v in mm.deposits.items()} == huge_per_gib, "deposits per PMD table"
+        assert all(pfn in self.tables for v in mm.deposits.values() for pfn in v)
+        ndep = sum(len(v) for v in mm.deposits.values())
+        assert tables + ndep == mm.nr_pgtables, "VmPTE counter"
         for a, b in zip(mm.vmas, mm.vmas[1:]):
             assert a.start < a.end <= b.start and not (a.end == b.start and a.flags == b.flags)
 
