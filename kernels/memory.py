@@ -12,7 +12,7 @@ from .consts import (
     C_STLB_SETS, C_STLB_WAYS, C_USE_ZERO_PAGE, C_ZERO_WP, CPU_STAMP, ENOMEM, FR_MAPCOUNT,
     FR_OWNER, HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, MIGRATE_MOVABLE, MM_ANON,
     MM_ANON_THP, MM_ANONPAGES, MM_FLAGS, MM_PGD, MM_PGTABLES, NEED_GROW, OK, PG_head,
-    PG_hugezero, PG_tail, PTRS_PER_TABLE, SEGV, T_ACCESSES, T_CLOCK, T_CPU, T_DTLB_MISS,
+    PG_hugezero, PG_tail, PTRS_PER_TABLE, SEGV, TASK_SIZE, T_ACCESSES, T_CLOCK, T_CPU, T_DTLB_MISS,
     T_FAULT_PS, T_MINFLT, T_MM, T_STLB_MISS, T_WALK_LOADS, T_WALK_PS, V_END, V_FILE, V_FLAGS,
     V_START, VM_READ, VM_WRITE, VS_NR_ANON_PAGES, VS_NR_ANON_THP, VS_NR_PAGE_TABLE_PAGES,
     VS_PGALLOC, VS_PGFAULT, VS_PGFREE, VS_THP_FAULT_ALLOC, VS_THP_FAULT_FALLBACK, ZERO_WP_THP,
@@ -27,7 +27,7 @@ from .pagetable import (
     alloc_table, deposit_table, entry_pfn, free_table, pmd_alloc_walk, pmd_lookup,
     pt_slots_available, pte_lookup, withdraw_table,
 )
-from .tlb import flush_tlb_page, key2m, key4k, tlb_fill, tlb_layout, tlb_probe
+from .tlb import KEY_2M, flush_tlb_page, tlb_fill, tlb_layout, tlb_probe
 
 FAULT_RESERVE_TABLES = 8     # pool slots a fault may need: P4D, PUD, PMD, PTE, deposit, spare
 
@@ -287,11 +287,19 @@ def page_reusable_pmd(fr32, fr_idx, head):
 # ---- the hardware side: TLB, walk, A/D bits ------------------------------------------------------
 
 @kernel
-def access_one(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma,
-               tlb, pwc, task, cpus, ti, va, write):
-    """One load or store by task ``ti``: returns OK, SEGV, NEED_GROW or -ENOMEM.
+def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma,
+                tlb, pwc, task, cpus, ti, addrs, writes, start, stride, n, i0, results):
+    """Loads and stores by task ``ti``: the hardware side (TLBs, page walk, accessed and dirty
+    bits), calling ``handle_mm_fault`` on a fault; the faulting access then re-executes, as the
+    CPU re-executes the faulting instruction.
 
-    A fault re-executes the access, as the CPU re-executes the faulting instruction.
+    Addresses are ``addrs[i]`` (with ``writes[i]``, or ``writes[0]`` for all) or, when ``addrs`` is
+    empty, ``start + i * stride``. With ``results`` as long as the stream a SIGSEGV is recorded
+    (1) and the stream goes on; otherwise the loop stops there. Returns (status, index reached):
+    OK, SEGV, NEED_GROW (restart at the index after growing the pool) or -ENOMEM.
+
+    Everything per access stays in this one function: a call that passes the state arrays costs
+    a reference-count round trip per array, so only faults leave the loop.
     """
     mmi = task[T_MM, ti]
     c = task[T_CPU, ti]
@@ -307,118 +315,165 @@ def access_one(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_
     npdpte = cfg[C_PDPTE_CACHE]
     levels = cfg[C_PT_LEVELS]
     walk_cost = cfg[C_COST_WALK_LOAD]
-    v4 = va >> 12
-    v2 = va >> 21
-    k4 = key4k(asid, va)
-    k2 = key2m(asid, va)
-    if pt_slots_available(gs) < FAULT_RESERVE_TABLES:
-        return NEED_GROW               # checked first, so a restarted access counts once
-    task[T_ACCESSES, ti] += 1
-    cost = cfg[C_COST_ACCESS]
-    for attempt in range(4):
-        cpus[c, CPU_STAMP] += 1
-        stamp = cpus[c, CPU_STAMP]
-        e = tlb_probe(tlb, c, 0, s1, w1, v4, k4, stamp)
-        if e < 0:
-            e = tlb_probe(tlb, c, b2, s2, w2, v2, k2, stamp)
-        if e >= 0 and (not write or (tlb[c, 0, e] & 1) != 0):
-            task[T_CLOCK, ti] += cost
-            return OK
-        e3 = -1
-        if e < 0:
-            task[T_DTLB_MISS, ti] += 1
-            cost += cfg[C_COST_STLB_HIT]
-            e3 = tlb_probe(tlb, c, b3, s3, w3, v4, k4, stamp)
-            if e3 < 0:
-                e3 = tlb_probe(tlb, c, b3, s3, w3, v2, k2, stamp)
-            if e3 >= 0 and (not write or (tlb[c, 0, e3] & 1) != 0):
-                d = tlb[c, 0, e3] & 1
-                if (tlb[c, 0, e3] >> 1) == k4:
-                    tlb_fill(tlb, c, 0, s1, w1, v4, k4, d, stamp)
-                else:
-                    tlb_fill(tlb, c, b2, s2, w2, v2, k2, d, stamp)
-                task[T_CLOCK, ti] += cost
-                return OK
-            if e3 < 0:
-                task[T_STLB_MISS, ti] += 1
-        # page walk (a miss, or a store through a clean entry: the CPU re-walks to set D)
-        pdpte_i = (v2 >> 9) % npdpte if npdpte > 0 else 0
-        pde_i = v2 % npde if npde > 0 else 0
-        kp = (asid << 37) | (v2 >> 9)
-        kd = (asid << 37) | v2
-        pde_hit = npde > 0 and pwc[c, pde_i] == kd
-        pdpte_hit = npdpte > 0 and pwc[c, npde + pdpte_i] == kp
-        fault = False
-        huge = False
-        lpos = -1
-        pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, mmi], va)
-        if pos < 0 or (pt[pos] & _PAGE_PRESENT) == 0:
-            fault = True
-        elif pt[pos] & _PAGE_PSE:
-            huge = True
-            lpos = pos
+    access_cost = cfg[C_COST_ACCESS]
+    stlb_cost = cfg[C_COST_STLB_HIT]
+    tags = tlb[c, 0]
+    ages = tlb[c, 1]
+    cpwc = pwc[c]
+    one = writes.shape[0] == 1
+    from_array = addrs.shape[0] > 0
+    record = results.shape[0] == n
+    stamp = cpus[c, CPU_STAMP]
+    clock = task[T_CLOCK, ti]
+    accesses = 0
+    dtlb = 0
+    stlb = 0
+    wloads = 0
+    wps = 0
+    fps = 0
+    flt = 0
+    status = OK
+    i = i0
+    while i < n:
+        if from_array:
+            va = addrs[i]
+            write = (writes[0] if one else writes[i]) != 0
         else:
-            lpos = pte_lookup(pt, fr_idx, pt[pos], va)
-            if (pt[lpos] & _PAGE_PRESENT) == 0:
+            va = start + i * stride
+            write = writes[0] != 0
+        if va < 0 or va >= TASK_SIZE:
+            if record:
+                results[i] = 1
+                i += 1
+                continue
+            status = SEGV
+            break
+        if pt_slots_available(gs) < FAULT_RESERVE_TABLES:
+            status = NEED_GROW           # checked first, so a restarted access counts once
+            break
+        v4 = va >> 12
+        v2 = va >> 21
+        k4 = (asid << 37) | v4
+        k2 = (asid << 37) | KEY_2M | v2
+        accesses += 1
+        cost = access_cost
+        st = OK
+        for attempt in range(4):
+            stamp += 1
+            e = tlb_probe(tags, ages, 0, s1, w1, v4, k4, stamp)
+            if e < 0:
+                e = tlb_probe(tags, ages, b2, s2, w2, v2, k2, stamp)
+            if e >= 0 and (not write or (tags[e] & 1) != 0):
+                break
+            e3 = -1
+            if e < 0:
+                dtlb += 1
+                cost += stlb_cost
+                e3 = tlb_probe(tags, ages, b3, s3, w3, v4, k4, stamp)
+                if e3 < 0:
+                    e3 = tlb_probe(tags, ages, b3, s3, w3, v2, k2, stamp)
+                if e3 >= 0 and (not write or (tags[e3] & 1) != 0):
+                    d = tags[e3] & 1
+                    if (tags[e3] >> 1) == k4:
+                        tlb_fill(tags, ages, 0, s1, w1, v4, k4, d, stamp)
+                    else:
+                        tlb_fill(tags, ages, b2, s2, w2, v2, k2, d, stamp)
+                    break
+                if e3 < 0:
+                    stlb += 1
+            # page walk (a miss, or a store through a clean entry: the CPU re-walks to set D)
+            pdpte_i = (v2 >> 9) % npdpte if npdpte > 0 else 0
+            pde_i = v2 % npde if npde > 0 else 0
+            kp = (asid << 37) | (v2 >> 9)
+            kd = (asid << 37) | v2
+            pde_hit = npde > 0 and cpwc[pde_i] == kd
+            pdpte_hit = npdpte > 0 and cpwc[npde + pdpte_i] == kp
+            fault = False
+            huge = False
+            lpos = -1
+            pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, mmi], va)
+            if pos < 0 or (pt[pos] & _PAGE_PRESENT) == 0:
                 fault = True
-        if huge:
-            loads = 1 if pdpte_hit else levels - 1
-        elif pde_hit:
-            loads = 1
-        elif pdpte_hit:
-            loads = 2
-        else:
-            loads = levels
-        wc = loads * walk_cost
-        cost += wc
-        task[T_WALK_LOADS, ti] += loads
-        task[T_WALK_PS, ti] += wc
-        if not fault:
-            leaf = pt[lpos]
-            if write and (leaf & _PAGE_RW) == 0:
-                fault = True
+            elif pt[pos] & _PAGE_PSE:
+                huge = True
+                lpos = pos
             else:
-                leaf |= _PAGE_ACCESSED
-                if write:
-                    leaf |= _PAGE_DIRTY
-                pt[lpos] = leaf
-                d = 1 if (leaf & _PAGE_DIRTY) != 0 else 0
-                if npdpte > 0:
-                    pwc[c, npde + pdpte_i] = kp
-                if huge:
-                    if e >= 0:
-                        tlb[c, 0, e] = k2 * 2 + d
-                    elif e3 >= 0:
-                        tlb[c, 0, e3] = k2 * 2 + d
-                        tlb_fill(tlb, c, b2, s2, w2, v2, k2, d, stamp)
-                    else:
-                        tlb_fill(tlb, c, b3, s3, w3, v2, k2, d, stamp)
-                        tlb_fill(tlb, c, b2, s2, w2, v2, k2, d, stamp)
+                lpos = pte_lookup(pt, fr_idx, pt[pos], va)
+                if (pt[lpos] & _PAGE_PRESENT) == 0:
+                    fault = True
+            if huge:
+                loads = 1 if pdpte_hit else levels - 1
+            elif pde_hit:
+                loads = 1
+            elif pdpte_hit:
+                loads = 2
+            else:
+                loads = levels
+            wc = loads * walk_cost
+            cost += wc
+            wloads += loads
+            wps += wc
+            if not fault:
+                leaf = pt[lpos]
+                if write and (leaf & _PAGE_RW) == 0:
+                    fault = True
                 else:
-                    if npde > 0:
-                        pwc[c, pde_i] = kd
-                    if e >= 0:
-                        tlb[c, 0, e] = k4 * 2 + d
-                    elif e3 >= 0:
-                        tlb[c, 0, e3] = k4 * 2 + d
-                        tlb_fill(tlb, c, 0, s1, w1, v4, k4, d, stamp)
+                    leaf |= _PAGE_ACCESSED
+                    if write:
+                        leaf |= _PAGE_DIRTY
+                    pt[lpos] = leaf
+                    d = 1 if (leaf & _PAGE_DIRTY) != 0 else 0
+                    if npdpte > 0:
+                        cpwc[npde + pdpte_i] = kp
+                    if huge:
+                        if e >= 0:
+                            tags[e] = k2 * 2 + d
+                        elif e3 >= 0:
+                            tags[e3] = k2 * 2 + d
+                            tlb_fill(tags, ages, b2, s2, w2, v2, k2, d, stamp)
+                        else:
+                            tlb_fill(tags, ages, b3, s3, w3, v2, k2, d, stamp)
+                            tlb_fill(tags, ages, b2, s2, w2, v2, k2, d, stamp)
                     else:
-                        tlb_fill(tlb, c, b3, s3, w3, v4, k4, d, stamp)
-                        tlb_fill(tlb, c, 0, s1, w1, v4, k4, d, stamp)
-                task[T_CLOCK, ti] += cost
-                return OK
-        # page fault
-        vmstat[VS_PGFAULT] += 1
-        task[T_MINFLT, ti] += 1
-        st, fc = handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
-                                 pt_aux, mm, vma, tlb, pwc, mmi, va, write)
-        cost += fc
-        task[T_FAULT_PS, ti] += fc
+                        if npde > 0:
+                            cpwc[pde_i] = kd
+                        if e >= 0:
+                            tags[e] = k4 * 2 + d
+                        elif e3 >= 0:
+                            tags[e3] = k4 * 2 + d
+                            tlb_fill(tags, ages, 0, s1, w1, v4, k4, d, stamp)
+                        else:
+                            tlb_fill(tags, ages, b3, s3, w3, v4, k4, d, stamp)
+                            tlb_fill(tags, ages, 0, s1, w1, v4, k4, d, stamp)
+                    break
+            # page fault: the only way out of this function per access
+            vmstat[VS_PGFAULT] += 1
+            flt += 1
+            st, fc = handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
+                                     pt, pt_aux, mm, vma, tlb, pwc, mmi, va, write)
+            cost += fc
+            fps += fc
+            if st != OK:
+                break
+        clock += cost
         if st != OK:
-            task[T_CLOCK, ti] += cost
-            return st
-    task[T_CLOCK, ti] += cost
-    return OK
+            if st == SEGV and record:
+                results[i] = 1
+                i += 1
+                continue
+            status = st
+            break
+        i += 1
+    cpus[c, CPU_STAMP] = stamp
+    task[T_CLOCK, ti] = clock
+    task[T_ACCESSES, ti] += accesses
+    task[T_DTLB_MISS, ti] += dtlb
+    task[T_STLB_MISS, ti] += stlb
+    task[T_WALK_LOADS, ti] += wloads
+    task[T_WALK_PS, ti] += wps
+    task[T_FAULT_PS, ti] += fps
+    task[T_MINFLT, ti] += flt
+    return status, i
 
 
 # ---- unmapping -----------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ Every entry kernel takes the ``State`` tuple, unpacks it once and returns ``(sta
 status ``OK``, ``NEED_GROW`` (nothing was changed; grow and call again) or a negative errno.
 Operations reserve what they need before they mutate anything, so a restart has no side effects.
 """
+import numpy as np
+
 from .consts import (
     _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, C_COST_SYSCALL, C_COST_TLB_FLUSH, C_MMAP_BASE, C_THP_ALIGN,
     C_THP_DISABLE_MODE, C_THP_ENABLED, CPU_FREE_AT, EEXIST, EFAULT, EINVAL, ENOMEM, G_NOW,
@@ -19,7 +21,7 @@ from .consts import (
 )
 from .jit import kernel
 from .memory import (
-    FAULT_RESERVE_TABLES, access_one, free_pgtables, handle_mm_fault, zap_page_range,
+    FAULT_RESERVE_TABLES, access_loop, free_pgtables, handle_mm_fault, zap_page_range,
 )
 from .mmap import (
     find_vma_index, get_unmapped_area, range_has_vma, vma_insert_at, vma_merge_around,
@@ -383,15 +385,13 @@ def run_touch(S, ti, start, length, stride, write, i0):
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus = S
     n = (length + stride - 1) // stride
+    w = np.full(1, 1 if write else 0, np.int8)
     op_begin(task, cpus, ti)
-    for i in range(i0, n):
-        st = access_one(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
-                        vma, tlb, pwc, task, cpus, ti, start + i * stride, write)
-        if st != OK:
-            op_end(gs, task, cpus, ti)
-            return st, i
+    st, i = access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
+                        vma, tlb, pwc, task, cpus, ti, np.empty(0, np.int64), w, start, stride, n,
+                        i0, np.empty(0, np.int8))
     op_end(gs, task, cpus, ti)
-    return OK, n
+    return st, i
 
 
 @kernel
@@ -403,23 +403,9 @@ def run_access(S, ti, addrs, writes, i0, results):
     """
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus = S
-    n = addrs.shape[0]
-    one = writes.shape[0] == 1
-    record = results.shape[0] == n
     op_begin(task, cpus, ti)
-    for i in range(i0, n):
-        w = writes[0] if one else writes[i]
-        va = addrs[i]
-        if va < 0 or va >= TASK_SIZE:
-            st = SEGV
-        else:
-            st = access_one(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
-                            mm, vma, tlb, pwc, task, cpus, ti, va, w != 0)
-        if st != OK:
-            if st == SEGV and record:
-                results[i] = 1
-                continue
-            op_end(gs, task, cpus, ti)
-            return st, i
+    st, i = access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
+                        vma, tlb, pwc, task, cpus, ti, addrs, writes, 0, 0, addrs.shape[0], i0,
+                        results)
     op_end(gs, task, cpus, ti)
-    return OK, n
+    return st, i

@@ -36,32 +36,32 @@ def key2m(asid, va):
 
 
 @kernel
-def tlb_probe(tlb, c, base, sets, ways, vpn, key, stamp):
-    """Entry index holding ``key`` (its stamp refreshed), or -1."""
+def tlb_probe(tags, ages, base, sets, ways, vpn, key, stamp):
+    """Entry index holding ``key`` (its stamp refreshed), or -1. ``tags``/``ages``: one CPU's."""
     b = base + set_index(vpn, sets) * ways
     for w in range(ways):
-        if (tlb[c, 0, b + w] >> 1) == key:
-            tlb[c, 1, b + w] = stamp
+        if (tags[b + w] >> 1) == key:
+            ages[b + w] = stamp
             return b + w
     return -1
 
 
 @kernel
-def tlb_fill(tlb, c, base, sets, ways, vpn, key, dirty, stamp):
+def tlb_fill(tags, ages, base, sets, ways, vpn, key, dirty, stamp):
     """Insert ``key``: the lowest invalid way, else the least recently used."""
     b = base + set_index(vpn, sets) * ways
     victim = b
-    oldest = tlb[c, 1, b]
+    oldest = ages[b]
     for w in range(ways):
         e = b + w
-        if tlb[c, 0, e] < 0:
+        if tags[e] < 0:
             victim = e
             break
-        if tlb[c, 1, e] < oldest:
-            oldest = tlb[c, 1, e]
+        if ages[e] < oldest:
+            oldest = ages[e]
             victim = e
-    tlb[c, 0, victim] = key * 2 + dirty
-    tlb[c, 1, victim] = stamp
+    tags[victim] = key * 2 + dirty
+    ages[victim] = stamp
     return victim
 
 
