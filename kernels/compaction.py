@@ -6,7 +6,7 @@ block can be allocated or the scanners meet. Pages are found in page tables thro
 map (anon root + virtual page number), exactly one mapping per movable page.
 """
 from .consts import (
-    _PAGE_PRESENT, _PAGE_PSE, C_COST_COMPACT_SCAN, C_COST_MIGRATE_PAGE, C_THP_DEFRAG, CPU_STAMP,
+    _PAGE_PRESENT, _PAGE_PROTNONE, _PAGE_PSE, C_COST_COMPACT_SCAN, C_COST_MIGRATE_PAGE, C_THP_DEFRAG, CPU_STAMP,
     DEFRAG_ALWAYS, DEFRAG_DEFER_MADVISE, DEFRAG_MADVISE, FR_MAPCOUNT, FR_OWNER, G_HIGH_WATER,
     G_NR_FREE, G_NR_MM, HPAGE_PMD_ORDER, MIGRATE_MOVABLE, MM_ANON, MM_PGD, PAGEBLOCK_ORDER,
     PG_anon, PG_buddy, PG_head, PTE_PFN_MASK, VM_HUGEPAGE, VS_COMPACT_FAIL,
@@ -65,11 +65,11 @@ def _repoint_pte(cfg, pt, fr_idx, mm, gs, anon, vpn, old, new):
         if mm[MM_ANON, m] != anon or mm[MM_PGD, m] < 0:
             continue
         pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, m], va)
-        if pos < 0 or (pt[pos] & _PAGE_PRESENT) == 0 or (pt[pos] & _PAGE_PSE) != 0:
+        if pos < 0 or pt[pos] == 0 or (pt[pos] & _PAGE_PSE) != 0:
             continue
         q = pte_lookup(pt, fr_idx, pt[pos], va)
         e = pt[q]
-        if (e & _PAGE_PRESENT) != 0 and entry_pfn(e) == old:
+        if (e & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0 and entry_pfn(e) == old:
             pt[q] = (e & ~PTE_PFN_MASK) | (new << 12)
             return m
     return -1

@@ -41,6 +41,7 @@ _PAGE_PSE = 1 << 7
 _PAGE_GLOBAL = 1 << 8
 _PAGE_SPECIAL = 1 << 9
 _PAGE_SOFT_DIRTY = 1 << 11
+_PAGE_PROTNONE = _PAGE_GLOBAL   # a PROT_NONE leaf: not present, still mapped (x86)
 _PAGE_NX = -(1 << 63)        # bit 63, the sign bit of an int64
 PTE_PFN_MASK = ((1 << 52) - 1) & ~((1 << 12) - 1)
 _PAGE_TABLE = _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY
@@ -56,6 +57,8 @@ PG_lru = 1 << 6
 PG_dirty = 1 << 7
 PG_mlocked = 1 << 8
 PG_reserved = 1 << 9         # the 4 KiB zero page
+PG_anon_exclusive = 1 << 10  # PageAnonExclusive: no other mm may map this page
+PG_lazyfree = 1 << 11        # MADV_FREE'd and not written since
 
 # fr_i32 rows
 FR_NEXT = 0
@@ -193,7 +196,8 @@ C_COST_COMPACT_SCAN = 28
 C_COST_MIGRATE_PAGE = 29
 C_RECORD = 30                # bit mask of event classes recorded
 C_SPLIT_MODE = 31            # 0: split PMD only (4.5+); 1: split page and PMD together (3.10)
-NR_CFG = 32
+C_COST_COPY_PTE = 32         # fork: per leaf entry copied
+NR_CFG = 33
 
 # ---- global scalar state (gs) ------------------------------------------------------------------
 G_HIGH_WATER = 0             # lazily initialised frames start here

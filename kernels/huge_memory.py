@@ -3,7 +3,7 @@ from .consts import (
     _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, _PAGE_SPECIAL,
     _PAGE_TABLE, _PAGE_USER, C_THP_DISABLE_MODE, C_THP_ENABLED, C_USE_ZERO_PAGE, FR_OWNER,
     FR_MAPCOUNT, G_HUGE_ZERO_PFN, HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, MIGRATE_MOVABLE,
-    MM_ANON, MM_ANON_THP, MM_ANONPAGES, MM_FLAGS, MM_PGTABLES, PG_anon, PG_head, PG_hugezero,
+    MM_ANON, MM_ANON_THP, MM_ANONPAGES, MM_FLAGS, MM_PGTABLES, PG_anon, PG_anon_exclusive, PG_head, PG_hugezero,
     PG_lru, PG_tail, PTE_PFN_MASK, PTRS_PER_TABLE, THP_ALWAYS, THP_MADVISE, THP_NEVER,
     THPDIS_EXCEPT_ADVISED, THPDIS_MMF, V_END, V_FLAGS, V_START, VM_EXEC, VM_HUGEPAGE,
     VM_NOHUGEPAGE, VS_NR_ANON_PAGES, VS_NR_ANON_THP, VS_NR_PAGE_TABLE_PAGES, VS_PGALLOC,
@@ -65,14 +65,14 @@ def get_huge_zero_pfn(gs, cfg, vmstat, fr32, fr_flags, fr_order, pb_mt):
 @kernel
 def prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, pfn, order, anon, vpn):
     """Mark a freshly allocated anonymous folio (folio_add_new_anon_rmap bookkeeping)."""
-    fr_flags[pfn] = PG_head | PG_anon | PG_lru
+    fr_flags[pfn] = PG_head | PG_anon | PG_lru | PG_anon_exclusive
     fr_order[pfn] = order
     fr32[FR_OWNER, pfn] = anon
     fr_idx[pfn] = vpn
     fr32[FR_MAPCOUNT, pfn] = 0
     if order > 0:
         for i in range(1, 1 << order):
-            fr_flags[pfn + i] = PG_tail
+            fr_flags[pfn + i] = PG_tail | PG_anon_exclusive
             fr32[FR_MAPCOUNT, pfn + i] = 0
             fr32[FR_OWNER, pfn + i] = 0
             fr_idx[pfn + i] = 0
@@ -113,6 +113,7 @@ def split_huge_pmd(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, mmi, pos
         fr32[FR_OWNER, head + 1] -= 1
         fr_idx[head + 1] += HPAGE_PMD_NR
         mm[MM_ANON_THP, mmi] -= 1
-        vmstat[VS_NR_ANON_THP] -= 1
+        if fr32[FR_OWNER, head + 1] == 0:
+            vmstat[VS_NR_ANON_THP] -= 1      # NR_ANON_THPS counts PMD-mapped folios
     pt[pos] = _PAGE_TABLE | (table << 12)
     vmstat[VS_THP_SPLIT_PMD] += 1

@@ -11,7 +11,8 @@ from .consts import (
     C_L1_4K_SETS, C_L1_4K_WAYS, C_NR_FRAMES, C_PDE_CACHE, C_PDPTE_CACHE, C_PT_LEVELS,
     C_STLB_SETS, C_STLB_WAYS, C_USE_ZERO_PAGE, C_ZERO_WP, CPU_STAMP, ENOMEM, FR_MAPCOUNT,
     FR_OWNER, HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, MIGRATE_MOVABLE, MM_ANON,
-    MM_ANON_THP, MM_ANONPAGES, MM_FLAGS, MM_PGD, MM_PGTABLES, NEED_GROW, OK, PG_head,
+    MM_ANON_THP, MM_ANONPAGES, MM_FLAGS, MM_PGD, MM_PGTABLES, NEED_GROW, OK, PG_anon_exclusive,
+    PG_head,
     PG_hugezero, PG_tail, PTRS_PER_TABLE, SEGV, TASK_SIZE, T_ACCESSES, T_CLOCK, T_CPU, T_DTLB_MISS,
     T_FAULT_PS, T_MINFLT, T_MM, T_STLB_MISS, T_WALK_LOADS, T_WALK_PS, V_END, V_FILE, V_FLAGS,
     V_START, VM_READ, VM_WRITE, VS_NR_ANON_PAGES, VS_NR_ANON_THP, VS_NR_PAGE_TABLE_PAGES,
@@ -52,21 +53,43 @@ def remove_rmap_pte(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pfn):
         head = pfn & ~(HPAGE_PMD_NR - 1)
         fr32[FR_MAPCOUNT, pfn] -= 1
         fr_idx[head + 1] -= 1
+        if fr32[FR_MAPCOUNT, pfn] == 0 and fr32[FR_OWNER, head + 1] == 0:
+            vmstat[VS_NR_ANON_PAGES] -= 1        # NR_ANON_MAPPED: the page's last mapping
         if fr_idx[head + 1] == 0 and fr32[FR_OWNER, head + 1] == 0:
             free_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head, HPAGE_PMD_ORDER)
         return
     fr32[FR_MAPCOUNT, pfn] -= 1
     if fr32[FR_MAPCOUNT, pfn] == 0:
+        vmstat[VS_NR_ANON_PAGES] -= 1
         free_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pfn, 0)
 
 
 @kernel
+def pte_mapped_pages(fr32, fr_idx, head):
+    """Subpages of a THP mapped by at least one PTE."""
+    if fr_idx[head + 1] == 0:
+        return 0
+    n = 0
+    for i in range(HPAGE_PMD_NR):
+        if fr32[FR_MAPCOUNT, head + i] > 0:
+            n += 1
+    return n
+
+
+@kernel
 def page_reusable(fr32, fr_idx, fr_flags, fr_order, pfn):
-    """wp_can_reuse_anon_folio: the only mapping of the page, and of its folio."""
+    """do_wp_page's reuse test: PageAnonExclusive, else wp_can_reuse_anon_folio (the folio's only
+    mapping), which makes the page exclusive again."""
+    if fr_flags[pfn] & PG_anon_exclusive:
+        return True
     if (fr_flags[pfn] & PG_tail) != 0 or fr_order[pfn] > 0:
         head = pfn & ~(HPAGE_PMD_NR - 1)
-        return fr32[FR_OWNER, head + 1] == 0 and fr_idx[head + 1] == 1
-    return fr32[FR_MAPCOUNT, pfn] == 1
+        ok = fr32[FR_OWNER, head + 1] == 0 and fr_idx[head + 1] == 1
+    else:
+        ok = fr32[FR_MAPCOUNT, pfn] == 1
+    if ok:
+        fr_flags[pfn] |= PG_anon_exclusive
+    return ok
 
 
 # ---- the fault handler --------------------------------------------------------------------------
@@ -106,10 +129,10 @@ def do_wp_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm,
     prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, pfn, 0, mm[MM_ANON, mmi], va >> 12)
     fr32[FR_MAPCOUNT, pfn] = 1
     vmstat[VS_PGALLOC] += 1
+    vmstat[VS_NR_ANON_PAGES] += 1
     if pte & _PAGE_SPECIAL:
         cost = cfg[C_COST_CLEAR_PAGE]
         mm[MM_ANONPAGES, mmi] += 1
-        vmstat[VS_NR_ANON_PAGES] += 1
     else:
         cost = cfg[C_COST_COPY_PAGE]
         remove_rmap_pte(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, old)
@@ -250,7 +273,7 @@ def handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt
                     cost += HPAGE_PMD_NR * cfg[C_COST_CLEAR_PAGE] + cfg[C_COST_TLB_FLUSH]
                     return OK, cost
                 vmstat[VS_THP_FAULT_FALLBACK] += 1
-        elif page_reusable_pmd(fr32, fr_idx, head):
+        elif page_reusable_pmd(fr32, fr_idx, fr_flags, head):
             pt[pos] = pmde | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED
             return OK, cost
         split_huge_pmd(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, mmi, pos)
@@ -280,8 +303,15 @@ def handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt
 
 
 @kernel
-def page_reusable_pmd(fr32, fr_idx, head):
-    return fr32[FR_OWNER, head + 1] == 1 and fr_idx[head + 1] == 0
+def page_reusable_pmd(fr32, fr_idx, fr_flags, head):
+    """do_huge_pmd_wp_page: reuse an exclusive THP, or one with a single PMD and no PTE maps."""
+    if fr_flags[head] & PG_anon_exclusive:
+        return True
+    if fr32[FR_OWNER, head + 1] == 1 and fr_idx[head + 1] == 0:
+        for i in range(HPAGE_PMD_NR):
+            fr_flags[head + i] |= PG_anon_exclusive
+        return True
+    return False
 
 
 # ---- the hardware side: TLB, walk, A/D bits ------------------------------------------------------
@@ -494,8 +524,10 @@ def zap_huge_pmd(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, p
     fr32[FR_OWNER, head + 1] -= 1
     mm[MM_ANONPAGES, mmi] -= HPAGE_PMD_NR
     mm[MM_ANON_THP, mmi] -= 1
-    vmstat[VS_NR_ANON_PAGES] -= HPAGE_PMD_NR
-    vmstat[VS_NR_ANON_THP] -= 1
+    if fr32[FR_OWNER, head + 1] == 0:
+        # the last PMD mapping: pages still mapped by PTEs elsewhere stay counted
+        vmstat[VS_NR_ANON_THP] -= 1
+        vmstat[VS_NR_ANON_PAGES] -= HPAGE_PMD_NR - pte_mapped_pages(fr32, fr_idx, head)
     if fr32[FR_OWNER, head + 1] == 0 and fr_idx[head + 1] == 0:
         free_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head, HPAGE_PMD_ORDER)
 
@@ -539,7 +571,6 @@ def zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
             if e & _PAGE_SPECIAL:
                 continue
             mm[MM_ANONPAGES, mmi] -= 1
-            vmstat[VS_NR_ANON_PAGES] -= 1
             remove_rmap_pte(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, entry_pfn(e))
         va = nxt
     return zapped

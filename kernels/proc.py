@@ -1,6 +1,6 @@
 """Read-only walks behind the /proc observables (fs/proc/task_mmu.c)."""
 from .consts import (
-    _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_PSE, _PAGE_SPECIAL, FR_MAPCOUNT, FR_OWNER,
+    _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_PROTNONE, _PAGE_PSE, _PAGE_SPECIAL, FR_MAPCOUNT, FR_OWNER,
     HPAGE_PMD_NR, HPAGE_PMD_SIZE, MM_PGD, PG_tail, PTRS_PER_TABLE,
 )
 from .jit import kernel
@@ -28,7 +28,7 @@ def smaps_walk(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi, start, end, o
     while va < end:
         nxt = min((va | (HPAGE_PMD_SIZE - 1)) + 1, end)
         pos = pmd_lookup(cfg, pt, fr_idx, pgd, va)
-        if pos < 0 or (pt[pos] & _PAGE_PRESENT) == 0:
+        if pos < 0 or (pt[pos] & (_PAGE_PRESENT | _PAGE_PROTNONE)) == 0:
             va = nxt
             continue
         e = pt[pos]
@@ -43,7 +43,7 @@ def smaps_walk(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi, start, end, o
         tb = pte_lookup(pt, fr_idx, e, va)
         for i in range((nxt - va) >> 12):
             pe = pt[tb + i]
-            if (pe & _PAGE_PRESENT) == 0 or (pe & _PAGE_SPECIAL) != 0:
+            if (pe & (_PAGE_PRESENT | _PAGE_PROTNONE)) == 0 or (pe & _PAGE_SPECIAL) != 0:
                 continue
             pfn = entry_pfn(pe)
             mc = fr32[FR_MAPCOUNT, pfn]

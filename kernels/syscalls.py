@@ -11,7 +11,8 @@ from .consts import (
     C_THP_DISABLE_MODE, C_THP_ENABLED, CPU_FREE_AT, EEXIST, EFAULT, EINVAL, ENOMEM, G_NOW,
     HPAGE_PMD_SIZE, MADV_DONTNEED, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_POPULATE_READ,
     MADV_POPULATE_WRITE, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_POPULATE,
-    MAP_PRIVATE, MAP_TYPE, MM_DEF_FLAGS, MM_FLAGS, MM_LOCKED, MM_PGD, MM_TOTAL_VM, MM_VBASE,
+    MAP_PRIVATE, MAP_TYPE, MM_DEF_FLAGS, MM_FLAGS, MM_LOCKED, MM_PGD, MM_PGTABLES, MM_TOTAL_VM,
+    MM_USERS, MM_VBASE,
     MM_VCOUNT, MMF_DISABLE_THP_COMPLETELY, MMF_DISABLE_THP_EXCEPT_ADVISED, MMF_VM_HUGEPAGE,
     NEED_GROW, OK, PR_GET_THP_DISABLE, PR_SET_THP_DISABLE, PR_THP_DISABLE_EXCEPT_ADVISED,
     PROT_EXEC, PROT_READ, PROT_WRITE, SEGV, T_CLOCK, T_CPU, T_MINFLT, T_MM, TASK_SIZE,
@@ -19,16 +20,18 @@ from .consts import (
     THPDIS_MMF, THPDIS_NONE, V_END, V_FLAGS, V_START, VM_EXEC, VM_HUGEPAGE, VM_LOCKED,
     VM_MAYEXEC, VM_MAYREAD, VM_MAYWRITE, VM_NOHUGEPAGE, VM_READ, VM_WRITE, VS_PGFAULT,
 )
+from .fork import copy_mm, exit_mmap
 from .jit import kernel
+from .mprotect import change_protection, split_pmd_at
 from .memory import (
     FAULT_RESERVE_TABLES, access_loop, free_pgtables, handle_mm_fault, zap_page_range,
 )
 from .mmap import (
-    find_vma_index, get_unmapped_area, range_has_vma, vma_insert_at, vma_merge_around,
-    vma_remove_at, vma_reserve, vma_split_at,
+    find_vma_index, get_unmapped_area, range_has_vma, vma_insert_at, vma_lookup,
+    vma_merge_around, vma_remove_at, vma_reserve, vma_split_at,
 )
 from .pagetable import pmd_lookup, pt_slots_available, pte_lookup
-from .tlb import flush_tlb_range
+from .tlb import flush_tlb_mm, flush_tlb_range
 
 
 # ---- time ---------------------------------------------------------------------------------------
@@ -219,10 +222,24 @@ def populate_range(S, ti, start, end, write):
 # ---- madvise --------------------------------------------------------------------------------------
 
 @kernel
-def _set_vma_flags(mm, vma, mmi, start, end, set_bits, clear_bits):
+def split_vmas_at(S, mmi, start, end):
+    """Split the VMAs at both ends of [start, end), splitting a THP PMD a boundary falls in first
+    (__split_vma -> vma_adjust_trans_huge)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus = S
+    for a in (start, end):
+        p = vma_lookup(mm, vma, mmi, a)
+        if p >= 0 and vma[V_START, p] < a:
+            split_pmd_at(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, tlb, pwc, mmi, a)
+            vma_split_at(mm, vma, mmi, a)
+
+
+@kernel
+def _set_vma_flags(S, mmi, start, end, set_bits, clear_bits):
     """Change flags over [start, end) (split at the ends, merge after); False if a hole was met."""
-    vma_split_at(mm, vma, mmi, start)
-    vma_split_at(mm, vma, mmi, end)
+    mm = S.mm
+    vma = S.vma
+    split_vmas_at(S, mmi, start, end)
     i = find_vma_index(mm, vma, mmi, start)
     hole = False
     va = start
@@ -265,10 +282,10 @@ def sys_madvise(S, ti, addr, length, advice):
     full = True
     if advice == MADV_HUGEPAGE:
         # hugepage_madvise: VM_HUGEPAGE on, VM_NOHUGEPAGE off; enrol the mm for khugepaged
-        full = _set_vma_flags(mm, vma, mmi, addr, end, VM_HUGEPAGE, VM_NOHUGEPAGE)
+        full = _set_vma_flags(S, mmi, addr, end, VM_HUGEPAGE, VM_NOHUGEPAGE)
         mm[MM_FLAGS, mmi] |= 1 << MMF_VM_HUGEPAGE
     elif advice == MADV_NOHUGEPAGE:
-        full = _set_vma_flags(mm, vma, mmi, addr, end, VM_NOHUGEPAGE, VM_HUGEPAGE)
+        full = _set_vma_flags(S, mmi, addr, end, VM_NOHUGEPAGE, VM_HUGEPAGE)
     else:
         i = find_vma_index(mm, vma, mmi, addr)
         va = addr
@@ -409,3 +426,94 @@ def run_access(S, ti, addrs, writes, i0, results):
                         results)
     op_end(gs, task, cpus, ti)
     return st, i
+
+
+# ---- fork / exit ------------------------------------------------------------------------------------
+
+@kernel
+def sys_fork(S, ti, cti, cmm):
+    """Copy task ``ti``'s address space into the fresh mm ``cmm`` of the new task ``cti``.
+
+    The caller has made the child's VMA segment large enough. Returns (status, 0).
+    """
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus = S
+    pm = task[T_MM, ti]
+    if pt_slots_available(gs) < mm[MM_PGTABLES, pm] + FAULT_RESERVE_TABLES:
+        return NEED_GROW, 0
+    op_begin(task, cpus, ti)
+    st, cost = copy_mm(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
+                       vma, pm, cmm)
+    if st != OK:
+        exit_mmap(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma,
+                  cmm)
+    flush_tlb_mm(cfg, tlb, pwc, pm + 1)
+    task[T_CLOCK, ti] += cost + cfg[C_COST_SYSCALL] + cfg[C_COST_TLB_FLUSH]
+    op_end(gs, task, cpus, ti)
+    task[T_CLOCK, cti] = task[T_CLOCK, ti]
+    return st, 0
+
+
+@kernel
+def mm_put(S, mmi):
+    """mmput: drop a user; the last one tears the address space down."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus = S
+    mm[MM_USERS, mmi] -= 1
+    if mm[MM_USERS, mmi] == 0:
+        exit_mmap(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma,
+                  mmi)
+        flush_tlb_mm(cfg, tlb, pwc, mmi + 1)
+    return OK, 0
+
+
+# ---- mprotect -----------------------------------------------------------------------------------------
+
+@kernel
+def sys_mprotect(S, ti, addr, length, prot):
+    """do_mprotect_pkey for anonymous memory. Returns (status, 0)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus = S
+    mmi = task[T_MM, ti]
+    if addr & 4095 or addr < 0 or length < 0:
+        return -EINVAL, 0
+    if prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC):
+        return -EINVAL, 0
+    if length == 0:
+        return OK, 0
+    end = addr + ((length + 4095) & ~4095)
+    if end <= addr or end > TASK_SIZE:
+        return -ENOMEM, 0
+    if vma_reserve(gs, mm, vma, mmi, 2) != OK:
+        return NEED_GROW, 0
+    p = vma_lookup(mm, vma, mmi, addr)
+    if p < 0:
+        return -ENOMEM, 0
+    op_begin(task, cpus, ti)
+    task[T_CLOCK, ti] += cfg[C_COST_SYSCALL]
+    split_vmas_at(S, mmi, addr, end)
+    i = find_vma_index(mm, vma, mmi, addr)
+    va = addr
+    changed = 0
+    st = OK
+    rights = calc_vm_flags(prot) & (VM_READ | VM_WRITE | VM_EXEC)
+    while va < end:
+        if i >= mm[MM_VCOUNT, mmi]:
+            st = -ENOMEM
+            break
+        p = mm[MM_VBASE, mmi] + i
+        if vma[V_START, p] > va:
+            st = -ENOMEM
+            break
+        nf = (vma[V_FLAGS, p] & ~(VM_READ | VM_WRITE | VM_EXEC)) | rights
+        vma[V_FLAGS, p] = nf
+        e = vma[V_END, p]
+        changed += change_protection(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi,
+                                     vma[V_START, p], e, nf)
+        i = vma_merge_around(mm, vma, mmi, i) + 1
+        va = e
+    if changed > 0:
+        flush_tlb_range(cfg, tlb, pwc, mmi + 1, addr, end)
+        task[T_CLOCK, ti] += cfg[C_COST_TLB_FLUSH]
+    op_end(gs, task, cpus, ti)
+    return st, 0

@@ -96,6 +96,7 @@ class Costs:
     tlb_flush_ns: float = 100.0       # a TLB flush (INVLPG or a shootdown round)
     compact_scan_ns: float = 5.0      # compaction scanner, per pfn examined
     migrate_page_ns: float = 700.0    # migrating one 4 KiB page (copy, unmap, remap)
+    copy_pte_ns: float = 2.0          # fork: copying one page-table leaf entry
 
 
 @dataclass
@@ -239,7 +240,8 @@ class Config:
                         (K.C_COST_CLEAR_PAGE, k.clear_page_ns), (K.C_COST_COPY_PAGE, k.copy_page_ns),
                         (K.C_COST_PGTABLE_ALLOC, k.pgtable_alloc_ns), (K.C_COST_SYSCALL, k.syscall_ns),
                         (K.C_COST_TLB_FLUSH, k.tlb_flush_ns), (K.C_COST_COMPACT_SCAN, k.compact_scan_ns),
-                        (K.C_COST_MIGRATE_PAGE, k.migrate_page_ns)):
+                        (K.C_COST_MIGRATE_PAGE, k.migrate_page_ns),
+                        (K.C_COST_COPY_PTE, k.copy_pte_ns)):
             c[idx] = round(ns * 1000)
         return c
 

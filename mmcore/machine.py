@@ -14,6 +14,7 @@ from .kernels import syscalls as S_
 from .kernels.state import State
 
 _MAX_ADDR = K.TASK_SIZE
+START_BRK = 0x555555559000      # PAGE_ALIGN(end of bss) of a small PIE binary, ASLR off
 
 
 class SegmentationFault(Exception):
@@ -144,7 +145,7 @@ class Machine:
         mmi = self._new_mm()
         return self._new_task(comm[:15], mmi, adj)
 
-    def _new_mm(self) -> int:
+    def _new_mm(self, vcap: int = 8, specials: bool = True) -> int:
         gs = self.state.gs
         mmi = int(gs[K.G_NR_MM])
         self._ensure_rows("mm", mmi)
@@ -153,12 +154,17 @@ class Machine:
         mm[K.MM_PGD, mmi] = -1
         mm[K.MM_ANON, mmi] = mmi
         mm[K.MM_USERS, mmi] = 1
-        while gs[K.G_VMA_NEXT] + 8 > gs[K.G_VMA_CAP]:
+        mm[K.MM_BRK_START, mmi] = mm[K.MM_BRK, mmi] = START_BRK
+        while gs[K.G_VMA_NEXT] + vcap > gs[K.G_VMA_CAP]:
             self._grow()
+        mm = self.state.mm
         mm[K.MM_VBASE, mmi] = gs[K.G_VMA_NEXT]
-        mm[K.MM_VCAP, mmi] = 8
-        gs[K.G_VMA_NEXT] += 8
+        mm[K.MM_VCAP, mmi] = vcap
+        gs[K.G_VMA_NEXT] += vcap
         gs[K.G_NR_MM] = mmi + 1
+        if not specials:
+            self._mm_names[mmi] = {}
+            return mmi
         # the vDSO data and code pages the kernel maps at exec, just below mmap_base
         base = self.config.mmap_base
         vma = self.state.vma
@@ -175,7 +181,7 @@ class Machine:
         self._mm_names[mmi] = {s: name for s, _, _, name in specials}
         return mmi
 
-    def _new_task(self, comm: str, mmi: int, adj: int) -> "Task":
+    def _new_task(self, comm: str, mmi: int, adj: int, tgid: int | None = None) -> "Task":
         gs = self.state.gs
         ti = int(gs[K.G_NR_TASKS])
         self._ensure_rows("task", ti)
@@ -184,7 +190,7 @@ class Machine:
         pid = self._next_pid
         self._next_pid += 1
         t[K.T_PID, ti] = pid
-        t[K.T_TGID, ti] = pid
+        t[K.T_TGID, ti] = pid if tgid is None else tgid
         t[K.T_MM, ti] = mmi
         t[K.T_CPU, ti] = ti % self.config.ncpus
         t[K.T_ADJ, ti] = adj
@@ -302,10 +308,76 @@ class Task:
         """Simulated time this task's clock has reached."""
         return int(self.machine.state.task[K.T_CLOCK, self._ti]) // 1000
 
+    # ---- life cycle ----------------------------------------------------------------------------
+    def _alive(self) -> None:
+        if not self.machine.state.task[K.T_ALIVE, self._ti]:
+            raise ProcessLookupError(f"task {self.pid} has exited")
+
+    def fork(self) -> "Task":
+        """fork(2): a child with a copy-on-write copy of this address space."""
+        self._alive()
+        m = self.machine
+        pm = self._mmi
+        names = dict(m._mm_names.get(pm, {}))
+        cnt = int(m.state.mm[K.MM_VCOUNT, pm])
+        cmm = m._new_mm(vcap=max(8, 2 * cnt), specials=False)
+        child = m._new_task(self.comm, cmm, int(m.state.task[K.T_ADJ, self._ti]))
+        st, _ = m._call(S_.sys_fork, self._ti, child._ti, cmm)
+        m._mm_names[cmm] = names
+        if st < 0:
+            m.state.task[K.T_ALIVE, child._ti] = 0
+            m.state.mm[K.MM_USERS, cmm] = 0
+            del m._tasks[child.pid]
+            raise _oserror(-st, "fork")
+        return child
+
+    def clone_thread(self) -> "Task":
+        """clone(CLONE_VM | CLONE_THREAD): a thread sharing this task's mm."""
+        self._alive()
+        m = self.machine
+        m.state.mm[K.MM_USERS, self._mmi] += 1
+        tgid = int(m.state.task[K.T_TGID, self._ti])
+        t = m._new_task(self.comm, self._mmi, int(m.state.task[K.T_ADJ, self._ti]), tgid=tgid)
+        m.state.task[K.T_CLOCK, t._ti] = m.state.task[K.T_CLOCK, self._ti]
+        return t
+
+    def execve(self, comm: str) -> None:
+        """execve(2): a fresh address space; the THP-disable state survives (MMF_INIT_MASK)."""
+        self._alive()
+        if not isinstance(comm, str) or not comm:
+            raise ValueError(f"comm: expected a non-empty string, got {comm!r}")
+        m = self.machine
+        old = self._mmi
+        tgid = int(m.state.task[K.T_TGID, self._ti])
+        for other in list(m._tasks.values()):       # de_thread: the other threads exit first
+            if other is not self and other._alive_flag() and other._mmi == old and \
+                    int(m.state.task[K.T_TGID, other._ti]) == tgid:
+                other.exit()
+        new = m._new_mm()
+        mm = m.state.mm
+        keep = (1 << K.MMF_DISABLE_THP_COMPLETELY) | (1 << K.MMF_DISABLE_THP_EXCEPT_ADVISED)
+        mm[K.MM_FLAGS, new] = mm[K.MM_FLAGS, old] & keep
+        mm[K.MM_DEF_FLAGS, new] = mm[K.MM_DEF_FLAGS, old] & K.VM_NOHUGEPAGE
+        m.state.task[K.T_MM, self._ti] = new
+        m._call(S_.mm_put, old)
+        self.comm = comm[:15]
+
+    def _alive_flag(self) -> bool:
+        return bool(self.machine.state.task[K.T_ALIVE, self._ti])
+
+    def exit(self) -> None:
+        """exit(2): the task ends; its address space goes with its last user."""
+        self._alive()
+        m = self.machine
+        m.state.task[K.T_ALIVE, self._ti] = 0
+        m._call(S_.mm_put, self._mmi)
+        del m._tasks[self.pid]
+
     # ---- memory mapping ------------------------------------------------------------------------
     def mmap(self, length: int, prot: int = K.PROT_READ | K.PROT_WRITE,
              flags: int = K.MAP_PRIVATE | K.MAP_ANONYMOUS, addr: int = 0) -> int:
         """Map anonymous memory; returns the address (mmap(2))."""
+        self._alive()
         length = _check_int("length", length, 0, 1 << 62)
         prot = _check_int("prot", prot, 0, 0xFFFFFFFF)
         flags = _check_int("flags", flags, 0, 0xFFFFFFFF)
@@ -330,13 +402,25 @@ class Task:
             raise _oserror(-st, "populate")
 
     def munmap(self, addr: int, length: int) -> None:
+        self._alive()
         addr = _check_int("addr", addr, 0, 1 << 62)
         length = _check_int("length", length, 0, 1 << 62)
         st, _ = self.machine._call(S_.sys_munmap, self._ti, addr, length)
         if st < 0:
             raise _oserror(-st, "munmap")
 
+    def mprotect(self, addr: int, length: int, prot: int) -> None:
+        """mprotect(2) of anonymous memory."""
+        self._alive()
+        addr = _check_int("addr", addr, 0, 1 << 62)
+        length = _check_int("length", length, 0, 1 << 62)
+        prot = _check_int("prot", prot, 0, 0xFFFFFFFF)
+        st, _ = self.machine._call(S_.sys_mprotect, self._ti, addr, length, prot)
+        if st < 0:
+            raise _oserror(-st, "mprotect")
+
     def madvise(self, addr: int, length: int, advice: int) -> None:
+        self._alive()
         addr = _check_int("addr", addr, 0, 1 << 62)
         length = _check_int("length", length, 0, 1 << 62)
         advice = _check_int("advice", advice, -(1 << 31), (1 << 31) - 1)
@@ -354,6 +438,7 @@ class Task:
 
     def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
         """prctl(2) for the THP options; returns the call's value."""
+        self._alive()
         args = [_check_int(n, v, -(1 << 63), (1 << 63) - 1)
                 for n, v in (("option", option), ("arg2", arg2), ("arg3", arg3), ("arg4", arg4),
                              ("arg5", arg5))]
@@ -365,6 +450,7 @@ class Task:
     # ---- memory accesses -----------------------------------------------------------------------
     def touch(self, addr: int, length: int, stride: int = 4096, write: bool = True) -> None:
         """One byte at each ``stride`` offset of [addr, addr + length), in address order."""
+        self._alive()
         addr = _check_int("addr", addr, 0, _MAX_ADDR)
         length = _check_int("length", length, 0, _MAX_ADDR)
         stride = _check_int("stride", stride, 1, 1 << 40)
@@ -385,6 +471,7 @@ class Task:
         With ``record_faults`` a per-access array (1 = SIGSEGV) is returned and the stream goes on;
         otherwise the first bad access raises ``SegmentationFault``.
         """
+        self._alive()
         a = np.ascontiguousarray(addresses, dtype=np.int64)
         if a.ndim != 1:
             raise ValueError(f"addresses: expected a 1-D array, got shape {a.shape}")

@@ -138,6 +138,7 @@ _PAGE_USER = 1 << 2
 _PAGE_ACCESSED = 1 << 5
 _PAGE_DIRTY = 1 << 6
 _PAGE_PSE = 1 << 7
+_PAGE_PROTNONE = 1 << 8  # _PAGE_GLOBAL reused for PROT_NONE leaves (P clear)
 _PAGE_SPECIAL = 1 << 9
 _PAGE_SOFTDIRTY = 1 << 11
 _PAGE_NX = 1 << 63
@@ -155,6 +156,9 @@ MMAP_MIN_ADDR = 65536
 VM_READ, VM_WRITE, VM_EXEC, VM_SHARED = 0x1, 0x2, 0x4, 0x8
 VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC, VM_MAYSHARE = 0x10, 0x20, 0x40, 0x80
 VM_GROWSDOWN, VM_LOCKED = 0x100, 0x2000
+VM_LOCKONFAULT = 0x80000
+VM_LOCKED_MASK = VM_LOCKED | VM_LOCKONFAULT
+VM_ACCESS_FLAGS = VM_READ | VM_WRITE | VM_EXEC
 VM_HUGEPAGE, VM_NOHUGEPAGE = 0x20000000, 0x40000000
 
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
@@ -164,8 +168,10 @@ MAP_GROWSDOWN, MAP_LOCKED, MAP_NORESERVE, MAP_POPULATE = 0x100, 0x2000, 0x4000, 
 MAP_HUGETLB, MAP_FIXED_NOREPLACE = 0x40000, 0x100000
 _MAP_UNSUPPORTED = MAP_GROWSDOWN | MAP_LOCKED | MAP_HUGETLB
 
-MADV_DONTNEED, MADV_HUGEPAGE, MADV_NOHUGEPAGE = 4, 14, 15
+MADV_DONTNEED, MADV_FREE, MADV_HUGEPAGE, MADV_NOHUGEPAGE = 4, 8, 14, 15
 MADV_POPULATE_READ, MADV_POPULATE_WRITE = 22, 23
+
+MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = 1, 2, 4
 
 PR_SET_THP_DISABLE, PR_GET_THP_DISABLE = 41, 42
 PR_THP_DISABLE_EXCEPT_ADVISED = 1 << 1
@@ -174,8 +180,13 @@ MMF_VM_HUGEPAGE = 17
 MMF_DISABLE_THP_EXCEPT_ADVISED = 23
 MMF_DISABLE_THP_COMPLETELY = 24
 MMF_DISABLE_THP = 24  # 4.13 name of the same bit
+# MMF_INIT_MASK as far as the model has mm flags: the THP-disable bits (kept by fork and exec)
+MMF_THP_DISABLE_MASK = (1 << MMF_DISABLE_THP_EXCEPT_ADVISED) | (1 << MMF_DISABLE_THP_COMPLETELY)
+VM_INIT_DEF_MASK = VM_NOHUGEPAGE
 
-EPERM, ENOENT, ENOMEM, EFAULT, EEXIST, EINVAL = 1, 2, 12, 14, 17, 22
+START_BRK = 0x555555559000
+
+EPERM, ENOENT, EAGAIN, ENOMEM, EACCES, EFAULT, EEXIST, EINVAL = 1, 2, 11, 12, 13, 14, 17, 22
 # Linux 6.18 __get_user_pages(FOLL_MADV_POPULATE): check_vma_flags() failure -> -EINVAL.
 POPULATE_PERM_ERRNO = EINVAL
 
@@ -191,7 +202,7 @@ DEFAULT_TLB = dict(l1_4k_entries=64, l1_4k_ways=4, l1_2m_entries=32, l1_2m_ways=
 DEFAULT_COSTS = dict(access_ps=333, stlb_hit_ps=3000, walk_load_ps=2333, fault_ps=400000,
                      clear_page_ps=100000, copy_page_ps=200000, pgtable_alloc_ps=150000,
                      syscall_ps=100000, tlb_flush_ps=100000, compact_scan_ps=5000,
-                     migrate_page_ps=700000)
+                     migrate_page_ps=700000, copy_pte_ps=2000)
 VMSTAT_EVENTS = ("pgfault", "thp_fault_alloc", "thp_fault_fallback", "thp_zero_page_alloc",
                  "thp_zero_page_alloc_failed", "thp_split_pmd", "compact_stall", "compact_success",
                  "compact_fail", "compact_migrate_scanned", "compact_free_scanned",
@@ -237,6 +248,12 @@ def _pt_index(va, level):
 
 def _intersects(a0, a1, b0, b1):
     return a0 < b1 and b0 < a1
+
+
+def _present(entry):
+    """pte_present/pmd_present: a PROT_NONE leaf (P clear, PROTNONE set) is still present to
+    software (mapped, in Rss); only the hardware walk (``_walk``) looks at P alone."""
+    return bool(entry & (_PAGE_PRESENT | _PAGE_PROTNONE))
 
 
 # ----------------------------------------------------------------------------- buddy allocator
@@ -370,7 +387,8 @@ class BuddyZone:
 class Folio:
     """An allocated data folio: anonymous (order 0 or 9) or the huge zero page."""
 
-    __slots__ = ("pfn", "order", "kind", "entire_mapcount", "page_mapcount", "rmap")
+    __slots__ = ("pfn", "order", "kind", "entire_mapcount", "page_mapcount", "rmap", "anon_root",
+                 "lazyfree")
 
     def __init__(self, pfn, order, kind):
         self.pfn = pfn
@@ -378,10 +396,16 @@ class Folio:
         self.kind = kind  # "anon" or "huge_zero"
         self.entire_mapcount = 0  # PMD mappings
         self.page_mapcount = [0] * (1 << order)  # PTE mappings per subpage
-        self.rmap = None  # (mm, va) of the single PTE mapping of an order-0 anon page
+        self.rmap = []  # order-0 anon page: the (mm, va) of every PTE mapping it (R1)
+        self.anon_root = None  # anon_vma tree (shared along fork) of the mm that faulted it in
+        self.lazyfree = [False] * (1 << order)  # MADV_FREE per subpage (!PG_swapbacked, L2)
 
     def mapcount(self):
         return self.entire_mapcount + sum(self.page_mapcount)
+
+    def page_mapcount_of(self, sub):
+        """page_mapcount(): PTE mappings of the subpage plus the folio's PMD mappings."""
+        return self.page_mapcount[sub] + self.entire_mapcount
 
 
 class Table:
@@ -408,6 +432,10 @@ class Vma:
 class Mm:
     def __init__(self, mm_id):
         self.id = mm_id  # also the ASID
+        self.users = 1  # MM_USERS: tasks using this mm (threads share it)
+        self.anon_root = mm_id  # anon_vma tree id; a forked child keeps its parent's
+        self.locked_vm = 0  # MM_LOCKED: pages in VM_LOCKED VMAs (VmLck)
+        self.start_brk = self.brk = START_BRK
         self.pgd = None  # pfn of the PGD table
         self.vmas = []  # sorted by start, non-overlapping
         self.rss_anon = 0
@@ -430,8 +458,10 @@ class Mm:
 
 
 class Task:
-    def __init__(self, pid, comm, mm, cpu):
+    def __init__(self, pid, comm, mm, cpu, tgid=None, oom_score_adj=0):
         self.pid, self.comm, self.mm, self.cpu = pid, comm, mm, cpu
+        self.tgid = pid if tgid is None else tgid
+        self.oom_score_adj = oom_score_adj
         self.clock_ps = 0
         self.min_flt = 0
         self.accesses = self.dtlb_misses = self.stlb_misses = self.walk_loads = 0
@@ -537,6 +567,7 @@ class RefMachine:
         self.huge_zero_pfn = None
         self.tasks = {}
         self.next_pid = 1
+        self.next_mm_id = 1
         self.folios = {}  # head pfn -> Folio
         self.tables = {}  # pfn -> Table (every page-table frame, deposited ones included)
         self.events = {k: 0 for k in VMSTAT_EVENTS}
@@ -570,29 +601,140 @@ class RefMachine:
             raise KeyError(f"no task {pid}")
         return self.tasks[pid]
 
-    # ------------------------------------------------------------------ tasks
-    def spawn(self, comm="task"):
+    # ------------------------------------------------------------------ tasks (SEMANTICS 9)
+    def _new_mm(self):
+        mm = Mm(self.next_mm_id)
+        self.next_mm_id += 1
+        return mm
+
+    def _new_task(self, comm, mm, tgid=None, oom_score_adj=0):
         pid = self.next_pid
         self.next_pid += 1
-        self.tasks[pid] = Task(pid, comm, Mm(pid), (pid - 1) % self.ncpus)
-        return pid
+        self.tasks[pid] = Task(pid, comm, mm, (pid - 1) % self.ncpus, tgid, oom_score_adj)
+        return self.tasks[pid]
+
+    def _mms(self):
+        """Every live mm (once each, threads share theirs), by id."""
+        return {t.mm.id: t.mm for t in self.tasks.values()}
+
+    def spawn(self, comm="task", oom_score_adj=0):
+        return self._new_task(comm, self._new_mm(), oom_score_adj=oom_score_adj).pid
 
     def exit(self, pid):
-        """exit_mmap: zap everything, free every table including the PGD, drop the task."""
+        """do_exit -> exit_mm -> mmput: the last user's exit tears the mm down (exit_mmap)."""
         task = self._task(pid)
-        mm = task.mm
+        self._run(task, lambda: self._mmput(task.mm))
+        del self.tasks[pid]
+
+    def _mmput(self, mm):
+        mm.users -= 1
+        assert mm.users >= 0
+        if mm.users == 0:
+            self._exit_mmap(mm)
+
+    def _exit_mmap(self, mm):
+        """exit_mmap: zap every VMA in address order, free every table bottom-up, the PGD last."""
+        if mm.vmas:
+            self._unmap_range(mm, 0, TASK_SIZE)
+        if mm.pgd is not None:
+            self._free_pgtables(mm, 0, USER_VA_LIMIT)
+            self._free_table(mm, mm.pgd, counted=False)
+            mm.pgd = None
+        self._tlb_invalidate(mm, 0, 1 << 64)
+        assert mm.nr_pgtables == 0 and mm.rss_anon == 0 and mm.locked_vm == 0 and not mm.deposits
+
+    def clone_thread(self, pid):
+        """clone(CLONE_VM | CLONE_THREAD ...): a new task sharing the mm (X2)."""
+        task = self._task(pid)
 
         def body():
-            if mm.vmas:
-                self._unmap_range(mm, 0, TASK_SIZE)
-            if mm.pgd is not None:
-                self._free_pgtables(mm, 0, USER_VA_LIMIT)
-                self._free_table(mm, mm.pgd, counted=False)
-                mm.pgd = None
-            self._tlb_invalidate(mm, 0, 1 << 64)
-            assert mm.nr_pgtables == 0 and mm.rss_anon == 0
+            task.mm.users += 1
         self._run(task, body)
-        del self.tasks[pid]
+        thread = self._new_task(task.comm, task.mm, task.tgid, task.oom_score_adj)
+        thread.clock_ps = task.clock_ps
+        return thread.pid
+
+    def fork(self, pid):
+        """fork: dup_mm + copy_page_range (SEMANTICS 9); OSError(ENOMEM) if a table runs out."""
+        parent = self._task(pid)
+        mm = self._run(parent, lambda: self._dup_mm(parent.mm))
+        child = self._new_task(parent.comm, mm, oom_score_adj=parent.oom_score_adj)
+        child.clock_ps = parent.clock_ps
+        return child.pid
+
+    def _dup_mm(self, old):
+        mm = self._new_mm()
+        mm.anon_root = old.anon_root
+        mm.flags = old.flags & (MMF_THP_DISABLE_MASK | (1 << MMF_VM_HUGEPAGE))
+        mm.def_flags = old.def_flags & VM_INIT_DEF_MASK
+        mm.start_brk, mm.brk = old.start_brk, old.brk
+        for v in old.vmas:  # one for one: no merging of VMAs that became identical (X3)
+            vma = Vma(v.start, v.end, v.flags & ~VM_LOCKED_MASK)
+            vma.pgoff = v.pgoff
+            mm.vmas.append(vma)
+        try:
+            if old.pgd is not None:
+                mm.pgd = self._alloc_table(mm, PGD_LEVEL, 0, counted=False)
+                self._copy_page_range(old, mm)
+        except OutOfMemory:
+            self._exit_mmap(mm)  # X4
+            raise _oserror(ENOMEM) from None
+        finally:
+            self._tlb_invalidate(old, 0, 1 << 64)  # flush_tlb_mm(oldmm)
+            self._cost += self.costs["tlb_flush_ps"]
+        return mm
+
+    def _copy_page_range(self, old, mm):
+        """copy_page_range for every VMA, leaf by leaf in address order (X5)."""
+        for va, entry, size_kb in list(self._leaves(old, 0, USER_VA_LIMIT)):
+            pfn = _entry_pfn(entry)
+            pmd_c = self._pmd_alloc_path(mm, va)
+            if size_kb == 2048:  # copy_huge_pmd
+                i = _pt_index(va, PMD_LEVEL)
+                src = self._table_at(old, va, PMD_LEVEL)
+                self._deposit_table(mm, va, va)
+                if pfn != self.huge_zero_pfn:
+                    entry &= ~_PAGE_RW
+                    src.entries[i] = entry
+                    self.folios[pfn].entire_mapcount += 1
+                    mm.rss_anon += HPAGE_PMD_NR
+                pmd_c.entries[i] = entry & ~_PAGE_ACCESSED
+            else:  # copy_present_pte
+                pte_c = self._get_or_alloc(mm, pmd_c, va, PTE_LEVEL)
+                src, j, _ = self._leaf(old, va)
+                if pfn != self.zero_pfn:
+                    entry &= ~_PAGE_RW
+                    src.entries[j] = entry
+                    folio, sub = self._folio_of(pfn)
+                    folio.page_mapcount[sub] += 1
+                    if folio.order == 0:
+                        folio.rmap.append((mm, va))
+                    mm.rss_anon += 1
+                pte_c.entries[j] = entry & ~_PAGE_ACCESSED
+            self._cost += self.costs["copy_pte_ps"]
+
+    def execve(self, pid, comm):
+        """execve: other threads exit, the task gets a fresh mm, the old one loses a user (X6)."""
+        task = self._task(pid)
+
+        def body():
+            for other in [t for t in self.tasks.values() if t.tgid == task.tgid and t is not task]:
+                self._mmput(other.mm)
+                del self.tasks[other.pid]
+            old = task.mm
+            mm = self._new_mm()
+            mm.flags = old.flags & MMF_THP_DISABLE_MASK
+            mm.def_flags = old.def_flags & VM_INIT_DEF_MASK
+            task.mm = mm
+            task.comm = comm
+            task.tgid = task.pid
+            self._mmput(old)
+        self._run(task, body)
+
+    def task_info(self, pid):
+        t = self._task(pid)
+        return {"pid": t.pid, "tgid": t.tgid, "comm": t.comm, "oom_score_adj": t.oom_score_adj,
+                "cpu": t.cpu, "mm": t.mm.id, "mm_users": t.mm.users}
 
     # ------------------------------------------------------------------ frames
     def _alloc_table(self, mm, level, va, counted=True):
@@ -653,18 +795,18 @@ class RefMachine:
             return None
         i = _pt_index(va, PMD_LEVEL)
         entry = pmd_t.entries[i]
-        if not entry & _PAGE_PRESENT:
+        if not _present(entry):
             return None
         if entry & _PAGE_PSE:
             return pmd_t, i, PMD_LEVEL
         pte_t = self.tables[_entry_pfn(entry)]
         j = _pt_index(va, PTE_LEVEL)
-        return (pte_t, j, PTE_LEVEL) if pte_t.entries[j] & _PAGE_PRESENT else None
+        return (pte_t, j, PTE_LEVEL) if _present(pte_t.entries[j]) else None
 
     def _get_or_alloc(self, mm, table, va, child_level):
         """Follow (or allocate and install) the child table of `table` for va."""
         i = _pt_index(va, table.level)
-        if not table.entries[i] & _PAGE_PRESENT:
+        if not _present(table.entries[i]):
             pfn = self._alloc_table(mm, child_level, va)
             table.entries[i] = _PAGE_TABLE | (pfn << PAGE_SHIFT)
         return self.tables[_entry_pfn(table.entries[i])]
@@ -697,7 +839,7 @@ class RefMachine:
                 pmd_t = self.tables[_entry_pfn(pud_t.entries[ui])]
                 for mi in range(512):
                     m0 = u0 + (mi << 21)
-                    if _intersects(m0, m0 + HPAGE_PMD_SIZE, start, end) and pmd_t.entries[mi] & _PAGE_PRESENT:
+                    if _intersects(m0, m0 + HPAGE_PMD_SIZE, start, end) and _present(pmd_t.entries[mi]):
                         yield pmd_t, mi, m0
 
     # ------------------------------------------------------------------ TLB (SEMANTICS 7)
@@ -866,6 +1008,7 @@ class RefMachine:
         """map_anon_folio_pmd: install a THP leaf, rss += 512, thp_fault_alloc."""
         folio = self.folios[pfn]
         folio.entire_mapcount += 1
+        folio.anon_root = mm.anon_root
         entry = (_PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_PSE
                  | self._prot_bits(vma) | (pfn << PAGE_SHIFT))
         if vma.flags & VM_WRITE:
@@ -958,6 +1101,7 @@ class RefMachine:
         pmd_t = self._pmd_alloc_path(mm, va)
         i = _pt_index(va, PMD_LEVEL)
         entry = pmd_t.entries[i]
+        assert not entry & _PAGE_PROTNONE, "PROT_NONE leaf in an accessible VMA"
         if not entry & _PAGE_PRESENT:
             if self._thp_flags_allowable(mm, vma.flags) and self._thp_geometry_ok(vma, va):
                 if self._do_huge_pmd_anonymous_page(mm, vma, pmd_t, i, va, write):
@@ -976,7 +1120,8 @@ class RefMachine:
             raise OutOfMemory(va)
         folio = self._new_folio(pfn, 0, "anon")
         folio.page_mapcount[0] = 1
-        folio.rmap = (mm, va & PAGE_MASK)
+        folio.rmap = [(mm, va & PAGE_MASK)]
+        folio.anon_root = mm.anon_root
         return pfn
 
     def _anon_pte(self, vma, pfn):
@@ -986,6 +1131,7 @@ class RefMachine:
     def _handle_pte_fault(self, task, vma, pte_t, j, va, write):
         mm = task.mm
         entry = pte_t.entries[j]
+        assert not entry & _PAGE_PROTNONE, "PROT_NONE leaf in an accessible VMA"
         if not entry & _PAGE_PRESENT:  # do_anonymous_page
             if not write:
                 pte_t.entries[j] = (_PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_SPECIAL
@@ -1018,11 +1164,14 @@ class RefMachine:
             raise OutOfMemory(va)
         new = Folio(pfn, 0, "anon")
         new.page_mapcount[0] = 1
-        new.rmap = (mm, page_va)
+        new.rmap = [(mm, page_va)]
+        new.anon_root = mm.anon_root
         self.folios[pfn] = new
         self._cost += self.costs["copy_page_ps"]
         pte_t.entries[j] = self._anon_pte(vma, pfn)
         folio.page_mapcount[sub] -= 1
+        if folio.order == 0:
+            folio.rmap.remove((mm, page_va))
         if folio.mapcount() == 0:
             self._free_folio(folio)
         self._fault_flush(mm, page_va, page_va + PAGE_SIZE)
@@ -1049,7 +1198,8 @@ class RefMachine:
     def _migrate_page(self, src, dst):
         """migrate_pages for one order-0 anon page: copy, repoint the PTE via rmap, free src."""
         folio = self.folios.pop(src)
-        mm, va = folio.rmap
+        assert len(folio.rmap) == 1
+        mm, va = folio.rmap[0]
         pte_t, j, level = self._leaf(mm, va)
         assert level == PTE_LEVEL and _entry_pfn(pte_t.entries[j]) == src
         pte_t.entries[j] = (pte_t.entries[j] & ~PTE_PFN_MASK) | (dst << PAGE_SHIFT)
@@ -1096,7 +1246,7 @@ class RefMachine:
         return -1
 
     # ------------------------------------------------------------------ zap / unmap
-    def _zap_pte(self, mm, pte_t, j):
+    def _zap_pte(self, mm, pte_t, j, va):
         pfn = _entry_pfn(pte_t.entries[j])
         pte_t.entries[j] = 0
         if pfn == self.zero_pfn:
@@ -1105,7 +1255,7 @@ class RefMachine:
         folio.page_mapcount[sub] -= 1
         mm.rss_anon -= 1
         if folio.order == 0:
-            folio.rmap = None
+            folio.rmap.remove((mm, va))
         if folio.mapcount() == 0:
             self._free_folio(folio)
 
@@ -1138,8 +1288,8 @@ class RefMachine:
             pte_t = self.tables[_entry_pfn(entry)]
             for j in range(512):
                 va = m0 + (j << PAGE_SHIFT)
-                if start <= va < end and pte_t.entries[j] & _PAGE_PRESENT:
-                    self._zap_pte(mm, pte_t, j)
+                if start <= va < end and _present(pte_t.entries[j]):
+                    self._zap_pte(mm, pte_t, j, va)
                     did = True
         self._tlb_invalidate(mm, start, end)
         return did
@@ -1162,7 +1312,7 @@ class RefMachine:
                 pmd_t = self.tables[_entry_pfn(pud_t.entries[ui])]
                 for mi in range(512):
                     m0 = u0 + (mi << 21)
-                    if (pmd_t.entries[mi] & _PAGE_PRESENT and _intersects(m0, m0 + HPAGE_PMD_SIZE, start, end)
+                    if (_present(pmd_t.entries[mi]) and _intersects(m0, m0 + HPAGE_PMD_SIZE, start, end)
                             and not mm.any_vma_in(m0, m0 + HPAGE_PMD_SIZE)):
                         assert not pmd_t.entries[mi] & _PAGE_PSE
                         self._free_table(mm, _entry_pfn(pmd_t.entries[mi]))
@@ -1209,6 +1359,8 @@ class RefMachine:
             return
         self._split_vma_at(mm, start)
         self._split_vma_at(mm, end)
+        mm.locked_vm -= sum((v.end - v.start) >> PAGE_SHIFT for v in mm.vmas
+                            if start <= v.start and v.end <= end and v.flags & VM_LOCKED)
         mm.vmas = [v for v in mm.vmas if not (start <= v.start and v.end <= end)]
         if self._zap_range(mm, start, end):
             self._flush_needed = True
@@ -1299,12 +1451,30 @@ class RefMachine:
             self._unmap_range(mm, addr, end)
         vma = self._insert_vma(mm, addr, end, vm_flags)
         self._khugepaged_enter_vma(mm, vma.start, vma.end, vma.flags)
-        if flags & MAP_POPULATE and vm_flags & (VM_READ | VM_WRITE | VM_EXEC):
-            try:  # __mm_populate(ignore_errors=1)
-                self._populate(task, addr, end, bool(vm_flags & VM_WRITE))
-            except OutOfMemory:
-                pass
+        if vm_flags & VM_LOCKED:  # mmap_region: locked_vm += len (MCL_FUTURE)
+            mm.locked_vm += length >> PAGE_SHIFT
+        if flags & MAP_POPULATE or vm_flags & VM_LOCKED:
+            self._mm_populate(task, addr, end, ignore_errors=True)
         return addr
+
+    def _mm_populate(self, task, start, end, ignore_errors):
+        """__mm_populate: populate_vma_page_range for every VMA in [start, end). Skipped: VM_LOCKONFAULT
+        and PROT_NONE VMAs (L3). Write faults in private writable VMAs, read faults otherwise.
+        ignore_errors: an OOM ends that VMA's population only; else OutOfMemory propagates."""
+        mm = task.mm
+        va = start
+        while va < end:
+            vma = next((v for v in mm.vmas if v.end > va), None)
+            if vma is None or vma.start >= end:
+                return
+            s, e = max(va, vma.start), min(end, vma.end)
+            if not vma.flags & VM_LOCKONFAULT and vma.flags & VM_ACCESS_FLAGS:
+                try:
+                    self._populate(task, s, e, (vma.flags & (VM_WRITE | VM_SHARED)) == VM_WRITE)
+                except OutOfMemory:
+                    if not ignore_errors:
+                        raise
+            va = e
 
     def _populate(self, task, start, end, write):
         """__get_user_pages: fault every page that is not mapped with the needed right."""
@@ -1318,6 +1488,207 @@ class RefMachine:
                     va = ((va | (HPAGE_PMD_SIZE - 1)) + 1) if level == PMD_LEVEL else va + PAGE_SIZE
                     continue
             self._handle_mm_fault(task, va, write, gup=True)
+
+    def mprotect(self, pid, addr, length, prot):
+        task = self._task(pid)
+        return self._run(task, lambda: self._do_mprotect(task.mm, addr, length, prot))
+
+    def _do_mprotect(self, mm, start, length, prot):
+        """do_mprotect_pkey (SEMANTICS 9; check order is Linux's, E1)."""
+        if start < 0 or length < 0:
+            raise ValueError("negative length or address")
+        if start & ~PAGE_MASK:
+            raise _oserror(EINVAL)
+        if length == 0:
+            return 0
+        end = start + _page_align(length)
+        if end >= 1 << 64:  # end <= start after wrapping
+            raise _oserror(ENOMEM)
+        if prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC):
+            raise _oserror(EINVAL)
+        if mm.find_vma(start) is None:
+            raise _oserror(ENOMEM)
+        changed = False
+        nstart = start
+        try:
+            while nstart < end:
+                vma = mm.find_vma(nstart)
+                if vma is None:  # a hole: earlier VMAs stay changed
+                    raise _oserror(ENOMEM)
+                newflags = (vma.flags & ~VM_ACCESS_FLAGS) | prot  # PROT_x == VM_x
+                if (newflags & ~(newflags >> 4)) & VM_ACCESS_FLAGS:  # a right VM_MAYx forbids
+                    raise _oserror(EACCES)
+                tmp = min(vma.end, end)
+                if newflags != vma.flags:  # mprotect_fixup
+                    self._split_vma_at(mm, nstart)
+                    self._split_vma_at(mm, tmp)
+                    mm.find_vma(nstart).flags = newflags
+                    changed |= self._change_protection(mm, newflags, nstart, tmp)
+                    self._merge_around(mm, nstart, tmp)
+                nstart = tmp
+        finally:
+            if changed:  # P3: one flush of the call's range
+                self._tlb_invalidate(mm, start, end)
+                self._flush_needed = True
+        return 0
+
+    def _prot_entry(self, entry, vm_flags, exclusive):
+        """change_pte_range / change_huge_pmd entry rules (P1)."""
+        if not vm_flags & VM_ACCESS_FLAGS:  # PROT_NONE
+            new = (entry & ~(_PAGE_PRESENT | _PAGE_RW)) | _PAGE_PROTNONE
+        else:
+            new = (entry & ~_PAGE_PROTNONE) | _PAGE_PRESENT
+            if not vm_flags & VM_WRITE:
+                new &= ~_PAGE_RW
+            elif exclusive:
+                new |= _PAGE_RW
+        return (new & ~_PAGE_NX) if vm_flags & VM_EXEC else (new | _PAGE_NX)
+
+    def _change_protection(self, mm, vm_flags, start, end):
+        """Apply the entry rules to every leaf in [start, end); True if an entry changed or a
+        huge PMD was split."""
+        changed = False
+        for pmd_t, i, m0 in list(self._iter_pmd_slots(mm, start, end)):
+            entry = pmd_t.entries[i]
+            if entry & _PAGE_PSE:
+                if start <= m0 and m0 + HPAGE_PMD_SIZE <= end:
+                    pfn = _entry_pfn(entry)
+                    excl = pfn != self.huge_zero_pfn and self.folios[pfn].mapcount() == 1
+                    new = self._prot_entry(entry, vm_flags, excl)
+                    changed |= new != entry
+                    pmd_t.entries[i] = new
+                    continue
+                self._split_huge_pmd(mm, pmd_t, i, m0)
+                changed = True
+                entry = pmd_t.entries[i]
+            pte_t = self.tables[_entry_pfn(entry)]
+            for j in range(512):
+                va = m0 + (j << PAGE_SHIFT)
+                e = pte_t.entries[j]
+                if not (start <= va < end and _present(e)):
+                    continue
+                pfn = _entry_pfn(e)
+                excl = False
+                if pfn != self.zero_pfn:
+                    folio, sub = self._folio_of(pfn)
+                    excl = folio.page_mapcount_of(sub) == 1
+                new = self._prot_entry(e, vm_flags, excl)
+                changed |= new != e
+                pte_t.entries[j] = new
+        return changed
+
+    def mlock(self, pid, addr, length):
+        task = self._task(pid)
+        return self._run(task, lambda: self._do_mlock(task, addr, length, VM_LOCKED))
+
+    def munlock(self, pid, addr, length):
+        task = self._task(pid)
+        return self._run(task, lambda: self._do_mlock(task, addr, length, 0))
+
+    def _do_mlock(self, task, addr, length, flags):
+        """do_mlock / munlock: apply_vma_lock_flags, then (mlock) __mm_populate."""
+        if addr < 0 or length < 0:
+            raise ValueError("negative length or address")
+        length = _page_align(length + (addr & ~PAGE_MASK))
+        start = addr & PAGE_MASK
+        end = start + length
+        if end >= 1 << 64:
+            raise _oserror(EINVAL)
+        if end == start:
+            return 0
+        mm = task.mm
+        if mm.find_vma(start) is None:
+            raise _oserror(ENOMEM)
+        nstart = start
+        while nstart < end:  # apply_vma_lock_flags
+            vma = mm.find_vma(nstart)
+            if vma is None:
+                raise _oserror(ENOMEM)  # nothing populated
+            tmp = min(vma.end, end)
+            self._mlock_fixup(mm, vma, nstart, tmp, (vma.flags & ~VM_LOCKED_MASK) | flags)
+            nstart = tmp
+        if flags & VM_LOCKED:
+            try:
+                self._mm_populate(task, start, end, ignore_errors=False)
+            except OutOfMemory:
+                raise _oserror(EAGAIN) from None  # __mlock_posix_error_return(-ENOMEM)
+        return 0
+
+    def _mlock_fixup(self, mm, vma, start, end, newflags):
+        """mlock_fixup: split/merge, MM_LOCKED accounting. PG_mlocked is derived (L1)."""
+        old = vma.flags
+        if newflags == old:
+            return
+        self._split_vma_at(mm, start)
+        self._split_vma_at(mm, end)
+        mm.find_vma(start).flags = newflags
+        self._merge_around(mm, start, end)
+        npages = (end - start) >> PAGE_SHIFT
+        if not newflags & VM_LOCKED:
+            mm.locked_vm -= npages
+        elif not old & VM_LOCKED:
+            mm.locked_vm += npages
+
+    def mlockall(self, pid, flags):
+        task = self._task(pid)
+        return self._run(task, lambda: self._do_mlockall(task, flags))
+
+    def munlockall(self, pid):
+        task = self._task(pid)
+        return self._run(task, lambda: self._apply_mlockall_flags(task.mm, 0))
+
+    def _do_mlockall(self, task, flags):
+        if not flags or flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) or flags == MCL_ONFAULT:
+            raise _oserror(EINVAL)
+        self._apply_mlockall_flags(task.mm, flags)
+        if flags & MCL_CURRENT:
+            self._mm_populate(task, 0, TASK_SIZE, ignore_errors=True)
+        return 0
+
+    def _apply_mlockall_flags(self, mm, flags):
+        mm.def_flags &= ~VM_LOCKED_MASK
+        if flags & MCL_FUTURE:
+            mm.def_flags |= VM_LOCKED | (VM_LOCKONFAULT if flags & MCL_ONFAULT else 0)
+            if not flags & MCL_CURRENT:
+                return 0
+        to_add = 0
+        if flags & MCL_CURRENT:
+            to_add = VM_LOCKED | (VM_LOCKONFAULT if flags & MCL_ONFAULT else 0)
+        va = 0
+        while True:
+            vma = next((v for v in mm.vmas if v.end > va), None)
+            if vma is None:
+                return 0
+            va = vma.end
+            self._mlock_fixup(mm, vma, vma.start, vma.end, (vma.flags & ~VM_LOCKED_MASK) | to_add)
+
+    def brk(self, pid, addr):
+        task = self._task(pid)
+        return self._run(task, lambda: self._do_brk(task, addr))
+
+    def _do_brk(self, task, brk):
+        """SYSCALL_DEFINE1(brk) as SEMANTICS 9 states it (H1)."""
+        mm = task.mm
+        if brk < mm.start_brk:
+            return mm.brk
+        newbrk, oldbrk = _page_align(brk), _page_align(mm.brk)
+        if newbrk == oldbrk:
+            mm.brk = brk
+            return brk
+        if brk <= mm.brk:  # shrinking is always allowed
+            mm.brk = brk
+            self._unmap_range(mm, newbrk, oldbrk)
+            return brk
+        if newbrk > TASK_SIZE or mm.any_vma_in(oldbrk, newbrk):
+            return mm.brk
+        vm_flags = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | mm.def_flags
+        vma = self._insert_vma(mm, oldbrk, newbrk, vm_flags)
+        self._khugepaged_enter_vma(mm, vma.start, vma.end, vma.flags)
+        mm.brk = brk
+        if vm_flags & VM_LOCKED:
+            mm.locked_vm += (newbrk - oldbrk) >> PAGE_SHIFT
+            self._mm_populate(task, oldbrk, newbrk, ignore_errors=True)
+        return brk
 
     def munmap(self, pid, addr, length):
         task = self._task(pid)
@@ -1335,7 +1706,7 @@ class RefMachine:
         return self._run(task, lambda: self._do_madvise(task, addr, length, advice))
 
     def _do_madvise(self, task, addr, length, advice):
-        if advice not in (MADV_DONTNEED, MADV_HUGEPAGE, MADV_NOHUGEPAGE,
+        if advice not in (MADV_DONTNEED, MADV_FREE, MADV_HUGEPAGE, MADV_NOHUGEPAGE,
                           MADV_POPULATE_READ, MADV_POPULATE_WRITE):
             raise _oserror(EINVAL)
         if addr & ~PAGE_MASK or addr < 0 or length < 0:
@@ -1357,8 +1728,13 @@ class RefMachine:
                 if start >= end:
                     break
             tmp = min(vma.end, end)
+            if advice in (MADV_DONTNEED, MADV_FREE) and vma.flags & VM_LOCKED:
+                raise _oserror(EINVAL)  # can_madv_lru_vma; earlier VMAs stay done
             if advice == MADV_DONTNEED:
                 if self._zap_range(mm, start, tmp):
+                    self._flush_needed = True
+            elif advice == MADV_FREE:
+                if self._madvise_free(mm, start, tmp):
                     self._flush_needed = True
             else:
                 self._madvise_hugepage(mm, vma, start, tmp, advice)
@@ -1368,6 +1744,44 @@ class RefMachine:
         if unmapped:
             raise _oserror(ENOMEM)
         return 0
+
+    def _madvise_free(self, mm, start, end):
+        """madvise_free_pte_range / madvise_free_huge_pmd (SEMANTICS 9, L2). True if an entry
+        changed or a PMD was split (the range is then flushed)."""
+        changed = False
+        for pmd_t, i, m0 in list(self._iter_pmd_slots(mm, start, end)):
+            entry = pmd_t.entries[i]
+            if entry & _PAGE_PSE:
+                pfn = _entry_pfn(entry)
+                if pfn == self.huge_zero_pfn:
+                    continue
+                if start <= m0 and m0 + HPAGE_PMD_SIZE <= end:
+                    folio = self.folios[pfn]
+                    if folio.mapcount() == 1:
+                        new = entry & ~(_PAGE_ACCESSED | _PAGE_DIRTY)
+                        changed |= new != entry
+                        pmd_t.entries[i] = new
+                        folio.lazyfree = [True] * HPAGE_PMD_NR
+                    continue
+                self._split_huge_pmd(mm, pmd_t, i, m0)
+                changed = True
+                entry = pmd_t.entries[i]
+            pte_t = self.tables[_entry_pfn(entry)]
+            for j in range(512):
+                va = m0 + (j << PAGE_SHIFT)
+                e = pte_t.entries[j]
+                if not (start <= va < end and _present(e)) or _entry_pfn(e) == self.zero_pfn:
+                    continue
+                folio, sub = self._folio_of(_entry_pfn(e))
+                if folio.page_mapcount_of(sub) != 1:
+                    continue
+                new = e & ~(_PAGE_ACCESSED | _PAGE_DIRTY)
+                changed |= new != e
+                pte_t.entries[j] = new
+                folio.lazyfree[sub] = True
+        if changed:
+            self._tlb_invalidate(mm, start, end)
+        return changed
 
     def _madvise_hugepage(self, mm, vma, start, end, advice):
         """hugepage_madvise + madvise_update_vma (split at the range ends, merge neighbours)."""
@@ -1490,6 +1904,15 @@ class RefMachine:
                                  sum(1 for c in f.page_mapcount if c) for f in anon)
         d["nr_anon_transparent_hugepages"] = sum(1 for f in anon if f.entire_mapcount)
         d["nr_page_table_pages"] = len(self.tables)
+        mlocked = set()  # L1: 4 KiB pages mapped by a leaf inside a VM_LOCKED VMA
+        for mm in self._mms().values():
+            for v in mm.vmas:
+                if v.flags & VM_LOCKED:
+                    for va, e, sz in self._leaves(mm, v.start, v.end):
+                        pfn = _entry_pfn(e)
+                        if pfn not in (self.zero_pfn, self.huge_zero_pfn):
+                            mlocked.update(range(pfn, pfn + sz // 4))
+        d["nr_mlock"] = len(mlocked)
         return d
 
     def status(self, pid):
@@ -1499,7 +1922,7 @@ class RefMachine:
             thp = 0
         rss_kb = mm.rss_anon * 4
         return {"VmRSS": rss_kb, "RssAnon": rss_kb, "RssFile": 0, "RssShmem": 0,
-                "VmPTE": mm.nr_pgtables * 4, "VmSwap": 0, "VmLck": 0, "THP_enabled": thp}
+                "VmPTE": mm.nr_pgtables * 4, "VmSwap": 0, "VmLck": mm.locked_vm * 4, "THP_enabled": thp}
 
     def mm_flags(self, pid):
         return self._task(pid).mm.flags
@@ -1511,18 +1934,23 @@ class RefMachine:
         mm = self._task(pid).mm
         out = []
         for v in mm.vmas:
-            rss = anon_huge = referenced = 0
+            rss = anon_huge = referenced = lazyfree = 0
             for va, entry, size_kb in self._leaves(mm, v.start, v.end):
-                if _entry_pfn(entry) in (self.zero_pfn, self.huge_zero_pfn):
+                pfn = _entry_pfn(entry)
+                if pfn in (self.zero_pfn, self.huge_zero_pfn):
                     continue
                 rss += size_kb
                 if size_kb == 2048:
                     anon_huge += size_kb
                 if entry & _PAGE_ACCESSED:
                     referenced += size_kb
+                if not entry & _PAGE_DIRTY:
+                    folio, sub = self._folio_of(pfn)
+                    lazyfree += 4 * sum(folio.lazyfree[sub:sub + size_kb // 4])
             out.append({"start": v.start, "end": v.end, "flags": v.flags,
                         "Size": (v.end - v.start) // 1024, "Rss": rss, "Anonymous": rss,
-                        "AnonHugePages": anon_huge, "Referenced": referenced})
+                        "AnonHugePages": anon_huge, "Referenced": referenced,
+                        "LazyFree": lazyfree, "Locked": rss if v.flags & VM_LOCKED else 0})
         return out
 
     def _leaves(self, mm, start, end):
@@ -1535,7 +1963,7 @@ class RefMachine:
             pte_t = self.tables[_entry_pfn(entry)]
             for j, e in enumerate(pte_t.entries):
                 va = m0 + (j << PAGE_SHIFT)
-                if e & _PAGE_PRESENT and start <= va < end:
+                if _present(e) and start <= va < end:
                     yield va, e, 4
 
     def page_table(self, pid):
@@ -1578,12 +2006,20 @@ class RefMachine:
         owner = self._check_frame_conservation()
         self._check_free_lists()
         expected = {pfn: [0, [0] * (1 << f.order)] for pfn, f in self.folios.items()}
-        for task in self.tasks.values():
-            self._check_mm(task.mm, owner, expected)
+        rmaps = {pfn: [] for pfn in self.folios}
+        mms = self._mms()
+        for mm in mms.values():
+            assert mm.users == sum(1 for t in self.tasks.values() if t.mm is mm), "MM_USERS"
+            self._check_mm(mm, owner, expected, rmaps)
         for pfn, f in self.folios.items():
             if f.kind == "anon":
                 assert [f.entire_mapcount, f.page_mapcount] == expected[pfn], f"mapcount of {pfn}"
                 assert f.mapcount() > 0, f"unmapped anon folio {pfn} not freed"
+                if f.order == 0:
+                    key = lambda r: (r[0].id, r[1])  # noqa: E731
+                    assert sorted(f.rmap, key=key) == sorted(rmaps[pfn], key=key), f"rmap of {pfn}"
+            else:
+                assert not any(f.lazyfree)
         self._check_tlbs()
 
     def _check_frame_conservation(self):
@@ -1621,12 +2057,20 @@ class RefMachine:
         for pb in range(b.high_water >> PAGEBLOCK_ORDER, len(b.pageblock_mt)):
             assert b.pageblock_mt[pb] == MIGRATE_MOVABLE
 
-    def _check_mm(self, mm, owner, expected):
+    def _check_mm(self, mm, owner, expected, rmaps):
         tables = 0
-        for va, entry, size_kb in self._leaves(mm, 0, USER_VA_LIMIT):
+        leaves = list(self._leaves(mm, 0, USER_VA_LIMIT))
+        for va, entry, size_kb in leaves:
             pfn = _entry_pfn(entry)
             vma = mm.find_vma(va)
             assert vma is not None and va + size_kb * 1024 <= vma.end, f"leaf {va:#x} outside VMAs"
+            # protection bits follow the VMA (mprotect keeps them in step)
+            if vma.flags & VM_ACCESS_FLAGS:
+                assert entry & _PAGE_PRESENT and not entry & _PAGE_PROTNONE, f"leaf {va:#x} P"
+            else:
+                assert not entry & _PAGE_PRESENT and entry & _PAGE_PROTNONE, f"leaf {va:#x} PROT_NONE"
+            assert not entry & _PAGE_RW or vma.flags & VM_WRITE, f"leaf {va:#x} RW without VM_WRITE"
+            assert bool(entry & _PAGE_NX) == (not vma.flags & VM_EXEC), f"leaf {va:#x} NX"
             if pfn == self.zero_pfn or pfn == self.huge_zero_pfn:
                 assert entry & _PAGE_SPECIAL and not entry & _PAGE_RW
                 continue
@@ -1634,40 +2078,52 @@ class RefMachine:
                 f"leaf {va:#x} maps frame {pfn}, which is not an allocated folio"
             folio, sub = self._folio_of(pfn)
             assert folio.kind == "anon" and owner[pfn] == ("folio", folio.pfn)
+            # every mm mapping an anonymous folio belongs to the anon tree it was faulted in
+            assert folio.anon_root == mm.anon_root, f"leaf {va:#x}: folio of another anon tree"
             if size_kb == 2048:
                 assert sub == 0
                 expected[folio.pfn][0] += 1
             else:
                 expected[folio.pfn][1][sub] += 1
                 if folio.order == 0:
-                    assert folio.rmap == (mm, va), f"rmap of {pfn}"
-        rss = sum(sz // 4 for va, e, sz in self._leaves(mm, 0, USER_VA_LIMIT)
+                    rmaps[folio.pfn].append((mm, va))
+        for va, entry, size_kb in leaves:  # COW: a writable leaf maps an exclusive page
+            pfn = _entry_pfn(entry)
+            if entry & _PAGE_RW:
+                folio, sub = self._folio_of(pfn)
+                n = folio.mapcount() if size_kb == 2048 else folio.page_mapcount_of(sub)
+                assert n == 1, f"writable leaf {va:#x} maps a page mapped {n} times"
+        assert mm.locked_vm == sum((v.end - v.start) >> PAGE_SHIFT for v in mm.vmas
+                                   if v.flags & VM_LOCKED), "MM_LOCKED"
+        assert all(v.flags & VM_LOCKED for v in mm.vmas if v.flags & VM_LOCKONFAULT)
+        rss = sum(sz // 4 for va, e, sz in leaves
                   if _entry_pfn(e) not in (self.zero_pfn, self.huge_zero_pfn))
         assert rss == mm.rss_anon, f"rss {mm.rss_anon} but tables map {rss}"
         if mm.pgd is not None:
             tables = self._count_tables(self.tables[mm.pgd]) - 1
         huge_per_gib = {}
-        for va, e, sz in self._leaves(mm, 0, USER_VA_LIMIT):
+        for va, e, sz in leaves:
             if sz == 2048:
                 huge_per_gib[va >> 30] = huge_per_gib.get(va >> 30, 0) + 1
         assert {k: len(v) for k, v in mm.deposits.items()} == huge_per_gib, "deposits per PMD table"
         assert all(pfn in self.tables for v in mm.deposits.values() for pfn in v)
         ndep = sum(len(v) for v in mm.deposits.values())
         assert tables + ndep == mm.nr_pgtables, "VmPTE counter"
-        for a, b in zip(mm.vmas, mm.vmas[1:]):
-            assert a.start < a.end <= b.start and not (a.end == b.start and a.flags == b.flags)
+        for a, b in zip(mm.vmas, mm.vmas[1:]):  # identical neighbours may exist after fork (X3)
+            assert a.start < a.end <= b.start
+        assert all(v.start < v.end and not (v.start | v.end) & ~PAGE_MASK for v in mm.vmas)
 
     def _count_tables(self, table):
         n = 1
         if table.level == PTE_LEVEL:
             return n
         for e in table.entries:
-            if e & _PAGE_PRESENT and not (table.level == PMD_LEVEL and e & _PAGE_PSE):
+            if _present(e) and not (table.level == PMD_LEVEL and e & _PAGE_PSE):
                 n += self._count_tables(self.tables[_entry_pfn(e)])
         return n
 
     def _check_tlbs(self):
-        mms = {t.mm.id: t.mm for t in self.tasks.values()}
+        mms = self._mms()
         for cpu in self.cpus:
             for tlb in (cpu.l1_4k, cpu.l1_2m, cpu.stlb):
                 for e in tlb.entries():
@@ -1679,6 +2135,7 @@ class RefMachine:
                     entry = table.entries[i]
                     assert (level == PMD_LEVEL) == (e.shift == HPAGE_PMD_SHIFT)
                     assert _entry_pfn(entry) == e.pfn, f"TLB entry {e} maps a stale pfn"
+                    assert entry & _PAGE_PRESENT, f"TLB entry {e} for a non-present leaf"
                     assert not e.writable or entry & _PAGE_RW
                     assert not e.dirty or entry & _PAGE_DIRTY
             for cache, level in ((cpu.pde, PTE_LEVEL), (cpu.pdpte, PMD_LEVEL)):
