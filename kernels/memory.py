@@ -10,6 +10,7 @@ from .consts import (
     C_COST_STLB_HIT, C_COST_TLB_FLUSH, C_COST_WALK_LOAD, C_L1_2M_SETS, C_L1_2M_WAYS,
     C_L1_4K_SETS, C_L1_4K_WAYS, C_NR_FRAMES, C_PDE_CACHE, C_PDPTE_CACHE, C_PT_LEVELS,
     C_STLB_SETS, C_STLB_WAYS, C_USE_ZERO_PAGE, C_ZERO_WP, CPU_STAMP, ENOMEM, FR_MAPCOUNT,
+    G_HUGE_ZERO_PFN,
     FR_OWNER, HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, MIGRATE_MOVABLE, MM_ANON,
     MM_ANON_THP, MM_ANONPAGES, MM_FLAGS, MM_PGD, MM_PGTABLES, NEED_GROW, OK, PG_anon_exclusive,
     PG_head,
@@ -179,17 +180,20 @@ def do_huge_pmd_anonymous_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order
 def map_huge_zero(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, mmi,
                   vm_flags, pos):
     """Map the huge zero folio read-only with one PMD (set_huge_zero_folio); False: fall back."""
+    fresh = gs[G_HUGE_ZERO_PFN] < 0
     hz = get_huge_zero_pfn(gs, cfg, vmstat, fr32, fr_flags, fr_order, pb_mt)
     if hz < 0:
-        return OK, False
+        return OK, False, 0
+    # allocating the huge zero folio zeroes 2 MiB once (get_huge_zero_folio, __GFP_ZERO)
+    zc = HPAGE_PMD_NR * cfg[C_COST_CLEAR_PAGE] if fresh else 0
     table = alloc_table(gs, cfg, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mmi)
     if table < 0:
-        return -ENOMEM, False
+        return -ENOMEM, False, zc
     pt[pos] = leaf_prot(vm_flags) | _PAGE_PSE | _PAGE_SPECIAL | (hz << 12)
     deposit_table(fr32, pt_aux[0, pos // PTRS_PER_TABLE], table)
     mm[MM_PGTABLES, mmi] += 1
     vmstat[VS_NR_PAGE_TABLE_PAGES] += 1
-    return OK, True
+    return OK, True, zc + cfg[C_COST_PGTABLE_ALLOC]
 
 
 @kernel
@@ -201,15 +205,15 @@ def handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt
     """
     p = vma_lookup(mm, vma, mmi, va)
     if p < 0:
-        return SEGV, 0
+        return SEGV, cfg[C_COST_FAULT]     # the exception is paid for all the same
     vm_flags = vma[V_FLAGS, p]
     if vma[V_FILE, p] == -2:                      # [vvar]/[vdso]: special mappings, not modelled
-        return SEGV, 0
+        return SEGV, cfg[C_COST_FAULT]     # the exception is paid for all the same
     if write:
         if (vm_flags & VM_WRITE) == 0:
-            return SEGV, 0
+            return SEGV, cfg[C_COST_FAULT]     # the exception is paid for all the same
     elif (vm_flags & VM_READ) == 0:
-        return SEGV, 0
+        return SEGV, cfg[C_COST_FAULT]     # the exception is paid for all the same
     if pt_slots_available(gs) < FAULT_RESERVE_TABLES:
         return NEED_GROW, 0
     cost = cfg[C_COST_FAULT]
@@ -232,8 +236,9 @@ def handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt
     if pmde == 0:
         if thp_vma_allowable(cfg, mm[MM_FLAGS, mmi], vm_flags, vma[V_START, p], vma[V_END, p], va):
             if not write and cfg[C_USE_ZERO_PAGE] != 0:
-                st, done = map_huge_zero(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
-                                         pt, pt_aux, mm, mmi, vm_flags, pos)
+                st, done, c = map_huge_zero(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order,
+                                            pb_mt, pt, pt_aux, mm, mmi, vm_flags, pos)
+                cost += c
                 if st != OK or done:
                     return st, cost
             else:
@@ -350,6 +355,7 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
     tags = tlb[c, 0]
     ages = tlb[c, 1]
     cpwc = pwc[c]
+    npwc = npde + npdpte                 # keys in [0, npwc), table slots after them
     one = writes.shape[0] == 1
     from_array = addrs.shape[0] > 0
     record = results.shape[0] == n
@@ -388,93 +394,88 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
         accesses += 1
         cost = access_cost
         st = OK
-        for attempt in range(4):
-            stamp += 1
-            e = tlb_probe(tags, ages, 0, s1, w1, v4, k4, stamp)
-            if e < 0:
-                e = tlb_probe(tags, ages, b2, s2, w2, v2, k2, stamp)
-            if e >= 0 and (not write or (tags[e] & 1) != 0):
-                break
-            e3 = -1
-            if e < 0:
-                dtlb += 1
+        stamp += 1
+        e = tlb_probe(tags, ages, 0, s1, w1, v4, k4, stamp)
+        if e < 0:
+            e = tlb_probe(tags, ages, b2, s2, w2, v2, k2, stamp)
+        if e >= 0 and (not write or (tags[e] & 1) != 0):
+            clock += cost
+            i += 1
+            continue
+        if e < 0:
+            dtlb += 1
+            e3 = tlb_probe(tags, ages, b3, s3, w3, v4, k4, stamp)
+            if e3 < 0:
+                e3 = tlb_probe(tags, ages, b3, s3, w3, v2, k2, stamp)
+            if e3 >= 0 and (not write or (tags[e3] & 1) != 0):
                 cost += stlb_cost
-                e3 = tlb_probe(tags, ages, b3, s3, w3, v4, k4, stamp)
-                if e3 < 0:
-                    e3 = tlb_probe(tags, ages, b3, s3, w3, v2, k2, stamp)
-                if e3 >= 0 and (not write or (tags[e3] & 1) != 0):
-                    d = tags[e3] & 1
-                    if (tags[e3] >> 1) == k4:
-                        tlb_fill(tags, ages, 0, s1, w1, v4, k4, d, stamp)
-                    else:
-                        tlb_fill(tags, ages, b2, s2, w2, v2, k2, d, stamp)
-                    break
-                if e3 < 0:
-                    stlb += 1
-            # page walk (a miss, or a store through a clean entry: the CPU re-walks to set D)
-            pdpte_i = (v2 >> 9) % npdpte if npdpte > 0 else 0
-            pde_i = v2 % npde if npde > 0 else 0
-            kp = (asid << 37) | (v2 >> 9)
-            kd = (asid << 37) | v2
-            pde_hit = npde > 0 and cpwc[pde_i] == kd
-            pdpte_hit = npdpte > 0 and cpwc[npde + pdpte_i] == kp
-            fault = False
-            huge = False
+                stamp += 1
+                if (tags[e3] >> 1) == k4:
+                    tlb_fill(tags, ages, 0, s1, w1, v4, k4, 1 & tags[e3], stamp)
+                else:
+                    tlb_fill(tags, ages, b2, s2, w2, v2, k2, 1 & tags[e3], stamp)
+                clock += cost
+                i += 1
+                continue
+        # page walk (a TLB miss, or a store through a clean entry), then fault and walk again
+        pdpte_i = (v2 >> 9) % npdpte if npdpte > 0 else 0
+        pde_i = v2 % npde if npde > 0 else 0
+        kp = (asid << 37) | (v2 >> 9)
+        kd = (asid << 37) | v2
+        for attempt in range(3):
+            stlb += 1
+            # the paging-structure caches hold table pointers: a hit starts the walk lower down
+            if npde > 0 and cpwc[pde_i] == kd:
+                slot = cpwc[npwc + pde_i]
+                level = 1
+            elif npdpte > 0 and cpwc[npde + pdpte_i] == kp:
+                slot = cpwc[npwc + npde + pdpte_i]
+                level = 2
+            else:
+                pgd = mm[MM_PGD, mmi]
+                slot = fr_idx[pgd] if pgd >= 0 else -1
+                level = levels
+            loads = 0
             lpos = -1
-            pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, mmi], va)
-            if pos < 0 or (pt[pos] & _PAGE_PRESENT) == 0:
-                fault = True
-            elif pt[pos] & _PAGE_PSE:
-                huge = True
-                lpos = pos
-            else:
-                lpos = pte_lookup(pt, fr_idx, pt[pos], va)
-                if (pt[lpos] & _PAGE_PRESENT) == 0:
-                    fault = True
-            if huge:
-                loads = 1 if pdpte_hit else levels - 1
-            elif pde_hit:
-                loads = 1
-            elif pdpte_hit:
-                loads = 2
-            else:
-                loads = levels
+            while True:
+                loads += 1
+                if slot < 0:
+                    break
+                pos = slot * PTRS_PER_TABLE + ((va >> (3 + 9 * level)) & 511)
+                ent = pt[pos]
+                if (ent & _PAGE_PRESENT) == 0:
+                    break
+                pt[pos] = ent | _PAGE_ACCESSED
+                if level == 1 or (level == 2 and (ent & _PAGE_PSE) != 0):
+                    lpos = pos
+                    break
+                child = fr_idx[entry_pfn(ent)]
+                if level == 3 and npdpte > 0:
+                    cpwc[npde + pdpte_i] = kp
+                    cpwc[npwc + npde + pdpte_i] = child
+                elif level == 2 and npde > 0:
+                    cpwc[pde_i] = kd
+                    cpwc[npwc + pde_i] = child
+                slot = child
+                level -= 1
             wc = loads * walk_cost
             cost += wc
             wloads += loads
             wps += wc
-            if not fault:
+            if lpos >= 0:
                 leaf = pt[lpos]
-                if write and (leaf & _PAGE_RW) == 0:
-                    fault = True
-                else:
-                    leaf |= _PAGE_ACCESSED
+                if not write or (leaf & _PAGE_RW) != 0:
                     if write:
                         leaf |= _PAGE_DIRTY
-                    pt[lpos] = leaf
-                    d = 1 if (leaf & _PAGE_DIRTY) != 0 else 0
-                    if npdpte > 0:
-                        cpwc[npde + pdpte_i] = kp
-                    if huge:
-                        if e >= 0:
-                            tags[e] = k2 * 2 + d
-                        elif e3 >= 0:
-                            tags[e3] = k2 * 2 + d
-                            tlb_fill(tags, ages, b2, s2, w2, v2, k2, d, stamp)
-                        else:
-                            tlb_fill(tags, ages, b3, s3, w3, v2, k2, d, stamp)
-                            tlb_fill(tags, ages, b2, s2, w2, v2, k2, d, stamp)
+                        pt[lpos] = leaf
+                    d = 1 if (leaf & (_PAGE_RW | _PAGE_DIRTY)) == (_PAGE_RW | _PAGE_DIRTY) else 0
+                    stamp += 1
+                    if level == 2:
+                        tlb_fill(tags, ages, b3, s3, w3, v2, k2, d, stamp)
+                        tlb_fill(tags, ages, b2, s2, w2, v2, k2, d, stamp)
                     else:
-                        if npde > 0:
-                            cpwc[pde_i] = kd
-                        if e >= 0:
-                            tags[e] = k4 * 2 + d
-                        elif e3 >= 0:
-                            tags[e3] = k4 * 2 + d
-                            tlb_fill(tags, ages, 0, s1, w1, v4, k4, d, stamp)
-                        else:
-                            tlb_fill(tags, ages, b3, s3, w3, v4, k4, d, stamp)
-                            tlb_fill(tags, ages, 0, s1, w1, v4, k4, d, stamp)
+                        tlb_fill(tags, ages, b3, s3, w3, v4, k4, d, stamp)
+                        tlb_fill(tags, ages, 0, s1, w1, v4, k4, d, stamp)
                     break
             # page fault: the only way out of this function per access
             vmstat[VS_PGFAULT] += 1
@@ -535,7 +536,8 @@ def zap_huge_pmd(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, p
 @kernel
 def zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, mmi,
                    start, end):
-    """unmap_page_range over [start, end): returns pages that were mapped (for the TLB flush)."""
+    """unmap_page_range over [start, end): returns the leaves zapped plus PMDs split (non-zero
+    means the TLB needs a flush)."""
     pgd = mm[MM_PGD, mmi]
     if pgd < 0:
         return 0
@@ -560,6 +562,7 @@ def zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
                 va = nxt
                 continue
             split_huge_pmd(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, mmi, pos)
+            zapped += 1
         tb = pte_lookup(pt, fr_idx, pt[pos], va)
         n = (nxt - va) >> 12
         for i in range(n):

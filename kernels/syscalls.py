@@ -102,10 +102,10 @@ def sys_mmap(S, ti, addr, length, prot, flags):
     mmi = task[T_MM, ti]
     if vma_reserve(gs, mm, vma, mmi, 3) != OK:
         return NEED_GROW, 0
-    st, a = _mmap(S, mmi, addr, length, prot, flags)
+    st, a, extra = _mmap(S, mmi, addr, length, prot, flags)
     if st == OK:                       # a call that fails validation changes nothing, time included
         op_begin(task, cpus, ti)
-        task[T_CLOCK, ti] += cfg[C_COST_SYSCALL]
+        task[T_CLOCK, ti] += cfg[C_COST_SYSCALL] + extra
         op_end(gs, task, cpus, ti)
     return st, a
 
@@ -115,24 +115,26 @@ def _mmap(S, mmi, addr, length, prot, flags):
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus = S
     if length <= 0:
-        return -EINVAL, 0
+        return -EINVAL, 0, 0
     if length > TASK_SIZE:
-        return -ENOMEM, 0
+        return -ENOMEM, 0, 0
     ln = (length + 4095) & ~4095
     if (flags & MAP_TYPE) != MAP_PRIVATE or (flags & MAP_ANONYMOUS) == 0:
-        return -EINVAL, 0
+        return -EINVAL, 0, 0
     if prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC):
-        return -EINVAL, 0
+        return -EINVAL, 0, 0
     fixed = (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) != 0
+    extra = 0
     if fixed:
         if addr & 4095:
-            return -EINVAL, 0
+            return -EINVAL, 0, 0
         if addr + ln > TASK_SIZE or addr < 0:
-            return -ENOMEM, 0
+            return -ENOMEM, 0, 0
         if range_has_vma(mm, vma, mmi, addr, addr + ln):
             if flags & MAP_FIXED_NOREPLACE and not (flags & MAP_FIXED):
-                return -EEXIST, 0
-            do_munmap(S, mmi, addr, addr + ln)
+                return -EEXIST, 0, 0
+            if do_munmap(S, mmi, addr, addr + ln) > 0:
+                extra = cfg[C_COST_TLB_FLUSH]
         start = addr
     else:
         start = -1
@@ -146,7 +148,7 @@ def _mmap(S, mmi, addr, length, prot, flags):
                      or (al == THP_ALIGN_ANY and ln >= HPAGE_PMD_SIZE))
             start = get_unmapped_area(mm, vma, mmi, ln, align, cfg[C_MMAP_BASE])
             if start < 0:
-                return -ENOMEM, 0
+                return -ENOMEM, 0, 0
     vm_flags = calc_vm_flags(prot) | mm[MM_DEF_FLAGS, mmi]
     i = find_vma_index(mm, vma, mmi, start)
     vma_insert_at(mm, vma, mmi, i, start, start + ln, vm_flags, start >> 12, -1)
@@ -154,7 +156,7 @@ def _mmap(S, mmi, addr, length, prot, flags):
     mm[MM_TOTAL_VM, mmi] += ln >> 12
     if vm_flags & VM_LOCKED:
         mm[MM_LOCKED, mmi] += ln >> 12
-    return OK, start
+    return OK, start, extra
 
 
 @kernel
@@ -172,8 +174,8 @@ def sys_munmap(S, ti, addr, length):
     op_begin(task, cpus, ti)
     task[T_CLOCK, ti] += cfg[C_COST_SYSCALL]
     if range_has_vma(mm, vma, mmi, addr, addr + ln):
-        do_munmap(S, mmi, addr, addr + ln)
-        task[T_CLOCK, ti] += cfg[C_COST_TLB_FLUSH]
+        if do_munmap(S, mmi, addr, addr + ln) > 0:
+            task[T_CLOCK, ti] += cfg[C_COST_TLB_FLUSH]
     op_end(gs, task, cpus, ti)
     return OK, 0
 
@@ -276,6 +278,9 @@ def sys_madvise(S, ti, addr, length, advice):
     if vma_reserve(gs, mm, vma, mmi, 2) != OK:
         return NEED_GROW, 0
     if advice == MADV_POPULATE_READ or advice == MADV_POPULATE_WRITE:
+        op_begin(task, cpus, ti)
+        task[T_CLOCK, ti] += cfg[C_COST_SYSCALL]
+        op_end(gs, task, cpus, ti)
         return OK, 1           # the caller runs madvise_populate_extent, then populate_range
     op_begin(task, cpus, ti)
     task[T_CLOCK, ti] += cfg[C_COST_SYSCALL]
@@ -308,7 +313,8 @@ def sys_madvise(S, ti, addr, length, advice):
         if va < end:
             full = False
         flush_tlb_range(cfg, tlb, pwc, mmi + 1, addr, end)
-        task[T_CLOCK, ti] += cfg[C_COST_TLB_FLUSH]
+        if zapped > 0:
+            task[T_CLOCK, ti] += cfg[C_COST_TLB_FLUSH]
     op_end(gs, task, cpus, ti)
     return (OK if full else -ENOMEM), 0
 
@@ -344,7 +350,19 @@ def madvise_populate_extent(S, ti, start, end, write):
 
 @kernel
 def sys_prctl_thp(S, ti, option, arg2, arg3, arg4, arg5):
-    """PR_SET_THP_DISABLE / PR_GET_THP_DISABLE with the profile's semantics (kernel/sys.c)."""
+    """PR_SET_THP_DISABLE / PR_GET_THP_DISABLE; a call that succeeds costs a syscall."""
+    task = S.task
+    st, v = _prctl_thp(S, ti, option, arg2, arg3, arg4, arg5)
+    if st == OK:
+        op_begin(task, S.cpus, ti)
+        task[T_CLOCK, ti] += S.cfg[C_COST_SYSCALL]
+        op_end(S.gs, task, S.cpus, ti)
+    return st, v
+
+
+@kernel
+def _prctl_thp(S, ti, option, arg2, arg3, arg4, arg5):
+    """The profile's semantics (kernel/sys.c)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus = S
     mmi = task[T_MM, ti]

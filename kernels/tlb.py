@@ -48,18 +48,24 @@ def tlb_probe(tags, ages, base, sets, ways, vpn, key, stamp):
 
 @kernel
 def tlb_fill(tags, ages, base, sets, ways, vpn, key, dirty, stamp):
-    """Insert ``key``: the lowest invalid way, else the least recently used."""
+    """Insert ``key``: in place if present, else the lowest invalid way, else the LRU way."""
     b = base + set_index(vpn, sets) * ways
-    victim = b
-    oldest = ages[b]
+    victim = -1
     for w in range(ways):
-        e = b + w
-        if tags[e] < 0:
-            victim = e
+        if (tags[b + w] >> 1) == key:
+            victim = b + w
             break
-        if ages[e] < oldest:
-            oldest = ages[e]
-            victim = e
+    if victim < 0:
+        victim = b
+        oldest = ages[b]
+        for w in range(ways):
+            e = b + w
+            if tags[e] < 0:
+                victim = e
+                break
+            if ages[e] < oldest:
+                oldest = ages[e]
+                victim = e
     tags[victim] = key * 2 + dirty
     ages[victim] = stamp
     return victim
@@ -94,16 +100,22 @@ def flush_tlb_page(cfg, tlb, pwc, asid, va):
         _inval_set(tlb, c, b2, cfg[C_L1_2M_SETS], cfg[C_L1_2M_WAYS], v2, k2)
         _inval_set(tlb, c, b3, cfg[C_STLB_SETS], cfg[C_STLB_WAYS], v4, k4)
         _inval_set(tlb, c, b3, cfg[C_STLB_SETS], cfg[C_STLB_WAYS], v2, k2)
-    flush_pwc(cfg, pwc, asid)
+    flush_pwc(cfg, pwc, asid, va & ~4095, (va & ~4095) + 4096)
 
 
 @kernel
-def flush_pwc(cfg, pwc, asid):
-    """Paging-structure caches hold no leaf: drop every entry of the address space."""
-    n = cfg[C_PDE_CACHE] + cfg[C_PDPTE_CACHE]
+def flush_pwc(cfg, pwc, asid, start, end):
+    """Drop the paging-structure-cache entries of the address space that cover [start, end)."""
+    npde = cfg[C_PDE_CACHE]
+    n = npde + cfg[C_PDPTE_CACHE]
     for c in range(cfg[C_NCPUS]):
         for i in range(n):
-            if pwc[c, i] >= 0 and (pwc[c, i] >> 37) == asid:
+            k = pwc[c, i]
+            if k < 0 or (k >> 37) != asid:
+                continue
+            shift = 21 if i < npde else 30
+            lo = (k & VPN_MASK) << shift
+            if lo < end and lo + (1 << shift) > start:
                 pwc[c, i] = -1
 
 
@@ -134,7 +146,7 @@ def flush_tlb_range(cfg, tlb, pwc, asid, start, end):
                 hi = lo + 4096
             if lo < end and hi > start:
                 tlb[c, 0, e] = -1
-    flush_pwc(cfg, pwc, asid)
+    flush_pwc(cfg, pwc, asid, start, end)
 
 
 @kernel
@@ -145,4 +157,4 @@ def flush_tlb_mm(cfg, tlb, pwc, asid):
             t = tlb[c, 0, e]
             if t >= 0 and ((t >> 1) >> 37) == asid:
                 tlb[c, 0, e] = -1
-    flush_pwc(cfg, pwc, asid)
+    flush_pwc(cfg, pwc, asid, 0, 1 << 57)

@@ -96,8 +96,8 @@ class Machine:
             vma=np.zeros((K.NR_V_FIELDS, vma_cap), np.int64),
             task=np.zeros((K.NR_T_FIELDS, t_cap), np.int64),
             tlb=tlb,
-            pwc=np.full((ncpu, max(1, c.tlb.pde_cache_entries + c.tlb.pdpte_cache_entries)), -1,
-                        np.int64),
+            pwc=np.full((ncpu, max(1, 2 * (c.tlb.pde_cache_entries + c.tlb.pdpte_cache_entries))),
+                        -1, np.int64),
             cpus=np.zeros((ncpu, K.NR_CPU_FIELDS), np.int64),
         )
 

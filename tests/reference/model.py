@@ -993,7 +993,8 @@ class RefMachine:
 
     def _deposit_table(self, mm, haddr, va):
         """pgtable_trans_huge_deposit: a stack per PMD table (one PMD table covers 1 GiB)."""
-        mm.deposits.setdefault(haddr >> 30, []).append(self._alloc_table(mm, PTE_LEVEL, va))
+        pfn = self._alloc_table(mm, PTE_LEVEL, va)  # may raise: no empty stack left behind
+        mm.deposits.setdefault(haddr >> 30, []).append(pfn)
 
     @staticmethod
     def _withdraw_table(mm, haddr):
