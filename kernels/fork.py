@@ -13,6 +13,7 @@ from .consts import (
 )
 from .jit import kernel
 from .memory import zap_page_range
+from .mlock import mlock_range
 from .pagetable import (
     alloc_table, deposit_table, entry_pfn, free_table, pmd_alloc_walk, pmd_lookup, pte_lookup,
     top_shift,
@@ -200,6 +201,9 @@ def exit_mmap(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_a
     """Tear down an mm: zap every VMA in address order, then free every table."""
     b = mm[MM_VBASE, mmi]
     for i in range(mm[MM_VCOUNT, mmi]):
+        if vma[V_FLAGS, b + i] & VM_LOCKED:
+            mlock_range(cfg, pt, fr_idx, fr_flags, fr_order, vmstat, mm, mmi, vma[V_START, b + i],
+                        vma[V_END, b + i], False)
         zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
                        mmi, vma[V_START, b + i], vma[V_END, b + i])
     mm[MM_VCOUNT, mmi] = 0

@@ -16,13 +16,15 @@ from .consts import (
     PG_head,
     PG_hugezero, PG_tail, PTRS_PER_TABLE, SEGV, TASK_SIZE, T_ACCESSES, T_CLOCK, T_CPU, T_DTLB_MISS,
     T_FAULT_PS, T_MINFLT, T_MM, T_STLB_MISS, T_WALK_LOADS, T_WALK_PS, V_END, V_FILE, V_FLAGS,
-    V_START, VM_READ, VM_WRITE, VS_NR_ANON_PAGES, VS_NR_ANON_THP, VS_NR_PAGE_TABLE_PAGES,
+    V_START, VM_LOCKED, VM_READ, VM_WRITE, VS_NR_MLOCK, PG_mlocked, VS_NR_ANON_PAGES,
+    VS_NR_ANON_THP, VS_NR_PAGE_TABLE_PAGES,
     VS_PGALLOC, VS_PGFAULT, VS_PGFREE, VS_THP_FAULT_ALLOC, VS_THP_FAULT_FALLBACK, ZERO_WP_THP,
 )
 from .huge_memory import (
     get_huge_zero_pfn, leaf_prot, prep_anon_folio, split_huge_pmd, thp_vma_allowable,
 )
 from .jit import kernel
+from .mlock import mlock_range
 from .mmap import range_has_vma, vma_lookup
 from .page_alloc import free_pages, rmqueue
 from .pagetable import (
@@ -38,6 +40,8 @@ FAULT_RESERVE_TABLES = 8     # pool slots a fault may need: P4D, PUD, PMD, PTE, 
 
 @kernel
 def free_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head, order):
+    if fr_flags[head] & PG_mlocked:
+        vmstat[VS_NR_MLOCK] -= 1 << order
     for i in range(1 << order):
         fr_flags[head + i] = 0
         fr32[FR_MAPCOUNT, head + i] = 0
@@ -197,12 +201,9 @@ def map_huge_zero(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, 
 
 
 @kernel
-def handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma,
-                    tlb, pwc, mmi, va, write):
-    """Resolve a fault at ``va``; returns (status, cost in ps).
-
-    Status OK, SEGV, NEED_GROW (nothing changed: grow the page-table pool and retry) or -ENOMEM.
-    """
+def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
+                     vma, tlb, pwc, mmi, va, write):
+    """__handle_mm_fault: see ``handle_mm_fault``."""
     p = vma_lookup(mm, vma, mmi, va)
     if p < 0:
         return SEGV, cfg[C_COST_FAULT]     # the exception is paid for all the same
@@ -305,6 +306,24 @@ def handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt
                            tlb, pwc, vm_flags, ppos, va)
         return st, cost + c
     return OK, cost
+
+
+@kernel
+def handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma,
+                    tlb, pwc, mmi, va, write):
+    """Resolve a fault at ``va``; returns (status, cost in ps).
+
+    Status OK, SEGV, NEED_GROW (nothing changed: grow the page-table pool and retry) or -ENOMEM.
+    A page faulted into a VM_LOCKED VMA is mlocked (PG_mlocked, Mlocked).
+    """
+    st, cost = _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
+                                pt_aux, mm, vma, tlb, pwc, mmi, va, write)
+    if st == OK:
+        p = vma_lookup(mm, vma, mmi, va)
+        if vma[V_FLAGS, p] & VM_LOCKED:
+            mlock_range(cfg, pt, fr_idx, fr_flags, fr_order, vmstat, mm, mmi, va & ~4095,
+                        (va & ~4095) + 4096, True)
+    return st, cost
 
 
 @kernel

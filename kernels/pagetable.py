@@ -130,3 +130,18 @@ def withdraw_table(fr32, pmd_table_pfn):
     fr32[FR_NEXT, pmd_table_pfn] = fr32[FR_NEXT, t]
     fr32[FR_NEXT, t] = -1
     return t
+
+
+@kernel
+def next_pmd(cfg, pt, fr_idx, pgd, va, end):
+    """Step of a walk over [va, end) by PMD ranges: (PMD entry position or -1, next address).
+
+    -1 means nothing is mapped up to the next address (a missing table skips its whole span).
+    """
+    nxt = min((va | ((1 << 21) - 1)) + 1, end)
+    pos = pmd_lookup(cfg, pt, fr_idx, pgd, va)
+    if pos < 0:
+        return -1, min((va | ((1 << 30) - 1)) + 1, end)
+    if pt[pos] == 0:
+        return -1, nxt
+    return pos, nxt

@@ -1,7 +1,7 @@
 """Read-only walks behind the /proc observables (fs/proc/task_mmu.c)."""
 from .consts import (
     _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_PROTNONE, _PAGE_PSE, _PAGE_SPECIAL, FR_MAPCOUNT, FR_OWNER,
-    HPAGE_PMD_NR, HPAGE_PMD_SIZE, MM_PGD, PG_tail, PTRS_PER_TABLE,
+    HPAGE_PMD_NR, HPAGE_PMD_SIZE, MM_PGD, PG_lazyfree, PG_tail, PTRS_PER_TABLE,
 )
 from .jit import kernel
 from .pagetable import entry_pfn, pmd_lookup, pte_lookup
@@ -17,7 +17,8 @@ SM_REFERENCED = 6
 SM_ANONYMOUS = 7
 SM_ANON_HUGE = 8
 SM_PSS_DIRTY = 9
-NR_SM = 10
+SM_LAZYFREE = 10
+NR_SM = 11
 
 
 @kernel
@@ -38,6 +39,8 @@ def smaps_walk(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi, start, end, o
                 n = (nxt - va) >> 12
                 _account(out, e, n, fr32[FR_OWNER, head + 1] + fr_idx[head + 1] // HPAGE_PMD_NR)
                 out[SM_ANON_HUGE] += n
+                if fr_flags[head] & PG_lazyfree and (e & _PAGE_DIRTY) == 0:
+                    out[SM_LAZYFREE] += n
             va = nxt
             continue
         tb = pte_lookup(pt, fr_idx, e, va)
@@ -50,6 +53,8 @@ def smaps_walk(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi, start, end, o
             if fr_flags[pfn] & PG_tail or fr_order[pfn] > 0:
                 mc += fr32[FR_OWNER, (pfn & ~(HPAGE_PMD_NR - 1)) + 1]
             _account(out, pe, 1, mc)
+            if fr_flags[pfn] & PG_lazyfree and (pe & _PAGE_DIRTY) == 0:
+                out[SM_LAZYFREE] += 1
         va = nxt
 
 

@@ -9,10 +9,11 @@ import numpy as np
 from .consts import (
     _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, C_COST_SYSCALL, C_COST_TLB_FLUSH, C_MMAP_BASE, C_THP_ALIGN,
     C_THP_DISABLE_MODE, C_THP_ENABLED, CPU_FREE_AT, EEXIST, EFAULT, EINVAL, ENOMEM, G_NOW,
-    HPAGE_PMD_SIZE, MADV_DONTNEED, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_POPULATE_READ,
+    HPAGE_PMD_SIZE, MADV_DONTNEED, MADV_FREE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_POPULATE_READ,
     MADV_POPULATE_WRITE, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_POPULATE,
     MAP_PRIVATE, MAP_TYPE, MM_DEF_FLAGS, MM_FLAGS, MM_LOCKED, MM_PGD, MM_PGTABLES, MM_TOTAL_VM,
-    MM_USERS, MM_VBASE,
+    MM_USERS, MM_VBASE, MM_BRK, MM_BRK_START, MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT, V_FILE,
+    VM_LOCKONFAULT,
     MM_VCOUNT, MMF_DISABLE_THP_COMPLETELY, MMF_DISABLE_THP_EXCEPT_ADVISED, MMF_VM_HUGEPAGE,
     NEED_GROW, OK, PR_GET_THP_DISABLE, PR_SET_THP_DISABLE, PR_THP_DISABLE_EXCEPT_ADVISED,
     PROT_EXEC, PROT_READ, PROT_WRITE, SEGV, T_CLOCK, T_CPU, T_MINFLT, T_MM, TASK_SIZE,
@@ -22,6 +23,7 @@ from .consts import (
 )
 from .fork import copy_mm, exit_mmap
 from .jit import kernel
+from .mlock import lazyfree_range, mlock_range
 from .mprotect import change_protection, split_pmd_at
 from .memory import (
     FAULT_RESERVE_TABLES, access_loop, free_pgtables, handle_mm_fault, zap_page_range,
@@ -82,6 +84,8 @@ def do_munmap(S, mmi, start, end):
             break
         s = vma[V_START, p]
         e = vma[V_END, p]
+        if vma[V_FLAGS, p] & VM_LOCKED:
+            mlock_range(cfg, pt, fr_idx, fr_flags, fr_order, vmstat, mm, mmi, s, e, False)
         zapped += zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
                                  pt_aux, mm, mmi, s, e)
         mm[MM_TOTAL_VM, mmi] -= (e - s) >> 12
@@ -192,11 +196,19 @@ def populate_range(S, ti, start, end, write):
         task, tlb, pwc, cpus = S
     mmi = task[T_MM, ti]
     va = start
+    mode = write
     op_begin(task, cpus, ti)
     while va < end:
         if pt_slots_available(gs) < FAULT_RESERVE_TABLES:
             op_end(gs, task, cpus, ti)
             return NEED_GROW, va
+        if mode == 2:                  # mlock: populate_vma_page_range writes private writable VMAs
+            p = vma_lookup(mm, vma, mmi, va)
+            if p < 0 or vma[V_FILE, p] == -2 or (vma[V_FLAGS, p] & (VM_READ | VM_WRITE
+                                                                     | VM_EXEC)) == 0:
+                va += 4096             # holes, special and PROT_NONE mappings are not populated
+                continue
+            write = 1 if vma[V_FLAGS, p] & VM_WRITE else 0
         pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, mmi], va)
         if pos >= 0 and (pt[pos] & _PAGE_PRESENT) != 0:
             e = pt[pos]
@@ -212,7 +224,7 @@ def populate_range(S, ti, start, end, write):
         vmstat[VS_PGFAULT] += 1
         task[T_MINFLT, ti] += 1
         st, c = handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
-                                pt_aux, mm, vma, tlb, pwc, mmi, va, write)
+                                pt_aux, mm, vma, tlb, pwc, mmi, va, write != 0)
         task[T_CLOCK, ti] += c
         if st != OK:
             op_end(gs, task, cpus, ti)
@@ -267,7 +279,8 @@ def sys_madvise(S, ti, addr, length, advice):
     if addr & 4095 or addr < 0 or length < 0:
         return -EINVAL, 0
     if not (advice == MADV_DONTNEED or advice == MADV_HUGEPAGE or advice == MADV_NOHUGEPAGE
-            or advice == MADV_POPULATE_READ or advice == MADV_POPULATE_WRITE):
+            or advice == MADV_POPULATE_READ or advice == MADV_POPULATE_WRITE
+            or advice == MADV_FREE):
         return -EINVAL, 0
     ln = (length + 4095) & ~4095
     if length == 0:
@@ -292,6 +305,10 @@ def sys_madvise(S, ti, addr, length, advice):
     elif advice == MADV_NOHUGEPAGE:
         full = _set_vma_flags(S, mmi, addr, end, VM_NOHUGEPAGE, VM_HUGEPAGE)
     else:
+        if advice == MADV_FREE:
+            # a THP partly covered is split first, like any VMA boundary inside one
+            for a in (addr, end):
+                split_pmd_at(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, tlb, pwc, mmi, a)
         i = find_vma_index(mm, vma, mmi, addr)
         va = addr
         zapped = 0
@@ -306,8 +323,11 @@ def sys_madvise(S, ti, addr, length, advice):
             if s > va:
                 full = False
             e = min(vma[V_END, p], end)
-            zapped += zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
-                                     pt, pt_aux, mm, mmi, s, e)
+            if advice == MADV_FREE:
+                zapped += lazyfree_range(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi, s, e)
+            else:
+                zapped += zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
+                                         pt, pt_aux, mm, mmi, s, e)
             va = e
             i += 1
         if va < end:
@@ -535,3 +555,135 @@ def sys_mprotect(S, ti, addr, length, prot):
         task[T_CLOCK, ti] += cfg[C_COST_TLB_FLUSH]
     op_end(gs, task, cpus, ti)
     return st, 0
+
+
+# ---- mlock / brk ---------------------------------------------------------------------------------------
+
+@kernel
+def _lock_vmas(S, mmi, start, end, set_bits, clear_bits):
+    """apply_vma_lock_flags: VM_LOCKED on or off over [start, end); False if a hole was met
+    (the VMAs before it changed). The vDSO's special mappings are never locked."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus = S
+    split_vmas_at(S, mmi, start, end)
+    i = find_vma_index(mm, vma, mmi, start)
+    va = start
+    while va < end:
+        if i >= mm[MM_VCOUNT, mmi]:
+            return False
+        p = mm[MM_VBASE, mmi] + i
+        if vma[V_START, p] > va:
+            return False
+        s = vma[V_START, p]
+        e = vma[V_END, p]
+        if vma[V_FILE, p] != -2:
+            old = vma[V_FLAGS, p]
+            new = (old | set_bits) & ~clear_bits
+            if (old & VM_LOCKED) != (new & VM_LOCKED):
+                pages = (e - s) >> 12
+                mm[MM_LOCKED, mmi] += pages if new & VM_LOCKED else -pages
+                mlock_range(cfg, pt, fr_idx, fr_flags, fr_order, vmstat, mm, mmi, s, e,
+                            (new & VM_LOCKED) != 0)
+            vma[V_FLAGS, p] = new
+            i = vma_merge_around(mm, vma, mmi, i)
+        va = vma[V_END, mm[MM_VBASE, mmi] + i]
+        i += 1
+    return True
+
+
+@kernel
+def sys_mlock(S, ti, addr, length, lock, onfault):
+    """mlock2 / munlock: returns (status, 1 if the caller should populate [start, end))."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus = S
+    mmi = task[T_MM, ti]
+    if addr < 0 or length < 0:
+        return -EINVAL, 0
+    start = addr & ~4095
+    end = start + ((length + (addr & 4095) + 4095) & ~4095)
+    if end > TASK_SIZE:
+        return -ENOMEM, 0
+    if end == start:
+        return OK, 0
+    if vma_reserve(gs, mm, vma, mmi, 2) != OK:
+        return NEED_GROW, 0
+    op_begin(task, cpus, ti)
+    task[T_CLOCK, ti] += cfg[C_COST_SYSCALL]
+    if lock:
+        bits = VM_LOCKED | (VM_LOCKONFAULT if onfault else 0)
+        full = _lock_vmas(S, mmi, start, end, bits, 0 if onfault else VM_LOCKONFAULT)
+    else:
+        full = _lock_vmas(S, mmi, start, end, 0, VM_LOCKED | VM_LOCKONFAULT)
+    op_end(gs, task, cpus, ti)
+    if not full:
+        return -ENOMEM, 0
+    return OK, 1 if lock and not onfault else 0
+
+
+@kernel
+def sys_mlockall(S, ti, flags):
+    """mlockall(MCL_*) with flags > 0, munlockall with flags == 0. Returns (status, populate?)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus = S
+    mmi = task[T_MM, ti]
+    if flags < 0 or flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) or flags == MCL_ONFAULT:
+        return -EINVAL, 0
+    if vma_reserve(gs, mm, vma, mmi, 2) != OK:
+        return NEED_GROW, 0
+    op_begin(task, cpus, ti)
+    task[T_CLOCK, ti] += cfg[C_COST_SYSCALL]
+    onfault = (flags & MCL_ONFAULT) != 0
+    mm[MM_DEF_FLAGS, mmi] &= ~(VM_LOCKED | VM_LOCKONFAULT)
+    if flags & MCL_FUTURE:
+        mm[MM_DEF_FLAGS, mmi] |= VM_LOCKED | (VM_LOCKONFAULT if onfault else 0)
+    populate = 0
+    if flags == 0 or flags & MCL_CURRENT:
+        lock = (flags & MCL_CURRENT) != 0
+        i = 0
+        while i < mm[MM_VCOUNT, mmi]:
+            p = mm[MM_VBASE, mmi] + i
+            s = vma[V_START, p]
+            e = vma[V_END, p]
+            if lock:
+                _lock_vmas(S, mmi, s, e, VM_LOCKED | (VM_LOCKONFAULT if onfault else 0),
+                           0 if onfault else VM_LOCKONFAULT)
+            else:
+                _lock_vmas(S, mmi, s, e, 0, VM_LOCKED | VM_LOCKONFAULT)
+            i = find_vma_index(mm, vma, mmi, e)
+        populate = 1 if lock and not onfault else 0
+    op_end(gs, task, cpus, ti)
+    return OK, populate
+
+
+@kernel
+def sys_brk(S, ti, addr):
+    """brk(2): returns (status, new break); growth maps like mmap(PROT_READ|PROT_WRITE)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus = S
+    mmi = task[T_MM, ti]
+    if vma_reserve(gs, mm, vma, mmi, 3) != OK:
+        return NEED_GROW, 0
+    op_begin(task, cpus, ti)
+    task[T_CLOCK, ti] += cfg[C_COST_SYSCALL]
+    old = mm[MM_BRK, mmi]
+    res = old
+    if addr >= mm[MM_BRK_START, mmi] and addr < TASK_SIZE:
+        oa = (old + 4095) & ~4095
+        na = (addr + 4095) & ~4095
+        if na < oa:
+            if do_munmap(S, mmi, na, oa) > 0:
+                task[T_CLOCK, ti] += cfg[C_COST_TLB_FLUSH]
+            res = addr
+        elif na == oa or not range_has_vma(mm, vma, mmi, oa, na):
+            if na > oa:
+                f = calc_vm_flags(PROT_READ | PROT_WRITE) | mm[MM_DEF_FLAGS, mmi]
+                i = find_vma_index(mm, vma, mmi, oa)
+                vma_insert_at(mm, vma, mmi, i, oa, na, f, oa >> 12, -1)
+                vma_merge_around(mm, vma, mmi, i)
+                mm[MM_TOTAL_VM, mmi] += (na - oa) >> 12
+                if f & VM_LOCKED:
+                    mm[MM_LOCKED, mmi] += (na - oa) >> 12
+            res = addr
+    mm[MM_BRK, mmi] = res
+    op_end(gs, task, cpus, ti)
+    return OK, res

@@ -387,14 +387,19 @@ class Task:
         st, a = self.machine._call(S_.sys_mmap, self._ti, addr, length, prot, flags)
         if st < 0:
             raise _oserror(-st, "mmap")
-        if flags & K.MAP_POPULATE:
-            self._populate(a, (length + 4095) & ~4095, bool(prot & K.PROT_WRITE))
+        ln = (length + 4095) & ~4095
+        deff = int(self.machine.state.mm[K.MM_DEF_FLAGS, self._mmi])
+        if deff & K.VM_LOCKED and not deff & K.VM_LOCKONFAULT:       # mlockall(MCL_FUTURE)
+            self._populate(a, ln, 2)
+        elif flags & K.MAP_POPULATE:
+            self._populate(a, ln, 1 if prot & K.PROT_WRITE else 0)
         return a
 
-    def _populate(self, start: int, length: int, write: bool) -> None:
+    def _populate(self, start: int, length: int, write: int) -> None:
+        """Fault in a range: write 0 reads, 1 writes, 2 as mlock does (writes where writable)."""
         va, end = start, start + length
         while True:
-            st, va = S_.populate_range(self.machine.state, self._ti, va, end, write)
+            st, va = S_.populate_range(self.machine.state, self._ti, va, end, int(write))
             if st != K.NEED_GROW:
                 break
             self.machine._grow()
@@ -418,6 +423,52 @@ class Task:
         st, _ = self.machine._call(S_.sys_mprotect, self._ti, addr, length, prot)
         if st < 0:
             raise _oserror(-st, "mprotect")
+
+    def mlock(self, addr: int, length: int, *, onfault: bool = False) -> None:
+        """mlock(2) (``onfault``: mlock2 with MLOCK_ONFAULT): lock and populate the range."""
+        self._lock(addr, length, True, onfault)
+
+    def munlock(self, addr: int, length: int) -> None:
+        self._lock(addr, length, False, False)
+
+    def _lock(self, addr: int, length: int, lock: bool, onfault: bool) -> None:
+        self._alive()
+        addr = _check_int("addr", addr, 0, 1 << 62)
+        length = _check_int("length", length, 0, 1 << 62)
+        st, populate = self.machine._call(S_.sys_mlock, self._ti, addr, length, lock, onfault)
+        if st < 0:
+            raise _oserror(-st, "mlock" if lock else "munlock")
+        if populate:
+            start = addr & ~4095
+            self._populate(start, ((length + (addr & 4095) + 4095) & ~4095), 2)
+
+    def mlockall(self, flags: int) -> None:
+        """mlockall(2) with MCL_CURRENT, MCL_FUTURE and MCL_ONFAULT."""
+        self._alive()
+        flags = _check_int("flags", flags, -(1 << 31), (1 << 31) - 1)
+        if flags == 0:
+            raise _oserror(_errno.EINVAL, "mlockall")
+        st, populate = self.machine._call(S_.sys_mlockall, self._ti, flags)
+        if st < 0:
+            raise _oserror(-st, "mlockall")
+        if populate:
+            for start, end, _ in self.vmas():
+                self._populate(start, end - start, 2)
+
+    def munlockall(self) -> None:
+        self._alive()
+        self.machine._call(S_.sys_mlockall, self._ti, 0)
+
+    def brk(self, addr: int = 0) -> int:
+        """brk(2): returns the new (or unchanged) program break."""
+        self._alive()
+        addr = _check_int("addr", addr, 0, 1 << 62)
+        old = int(self.machine.state.mm[K.MM_BRK, self._mmi])
+        st, res = self.machine._call(S_.sys_brk, self._ti, addr)
+        if res > old and self.machine.state.mm[K.MM_DEF_FLAGS, self._mmi] & K.VM_LOCKED:
+            a = (old + 4095) & ~4095
+            self._populate(a, ((res + 4095) & ~4095) - a, 2)
+        return res
 
     def madvise(self, addr: int, length: int, advice: int) -> None:
         self._alive()
@@ -526,7 +577,7 @@ class Task:
             P.smaps_walk(s.cfg, s.pt, s.fr32, s.fr_idx, s.fr_flags, s.fr_order, s.mm, self._mmi,
                          start, end, o)
         kb = lambda pages: int(pages) * 4  # noqa: E731
-        locked = kb((end - start) >> 12) if flags & K.VM_LOCKED else 0
+        locked = int(o[P.SM_PSS]) >> 10 if flags & K.VM_LOCKED else 0   # smaps: Locked is the Pss
         return {
             "start": start, "end": end, "flags": flags,
             "Size": (end - start) >> 10, "KernelPageSize": 4, "MMUPageSize": 4,
@@ -535,7 +586,7 @@ class Task:
             "Shared_Clean": kb(o[P.SM_SHARED_CLEAN]), "Shared_Dirty": kb(o[P.SM_SHARED_DIRTY]),
             "Private_Clean": kb(o[P.SM_PRIVATE_CLEAN]), "Private_Dirty": kb(o[P.SM_PRIVATE_DIRTY]),
             "Referenced": kb(o[P.SM_REFERENCED]), "Anonymous": kb(o[P.SM_ANONYMOUS]),
-            "KSM": 0, "LazyFree": 0, "AnonHugePages": kb(o[P.SM_ANON_HUGE]),
+            "KSM": 0, "LazyFree": kb(o[P.SM_LAZYFREE]), "AnonHugePages": kb(o[P.SM_ANON_HUGE]),
             "ShmemPmdMapped": 0, "FilePmdMapped": 0, "Shared_Hugetlb": 0, "Private_Hugetlb": 0,
             "Swap": 0, "SwapPss": 0, "Locked": locked,
         }

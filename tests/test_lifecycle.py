@@ -118,3 +118,81 @@ def test_mprotect_errors(machine):
             t.mprotect(*args)
         assert e.value.errno == errno.EINVAL
     t.mprotect(a, 0, PROT_READ)
+
+
+@pytest.mark.boundscheck
+def test_mlock_populates_locks_and_counts(machine, checked):
+    m = machine()
+    t = m.spawn()
+    a = t.mmap(4 * MiB, addr=BASE, flags=FIXED)
+    t.touch(a, 4 * MiB, stride=2 * MiB)                  # two THPs
+    t.mlock(a + 4096, 8192)                              # inside a THP: the PMD splits first
+    assert m.vmstat()["thp_split_pmd"] == 1
+    assert t.status()["VmLck"] == 8
+    assert m.meminfo()["Mlocked"] == 2048                # the whole folio is mlocked
+    assert t.smaps(a + 4096)["Locked"] == 8
+    t.munlock(a, 4 * MiB)
+    assert t.status()["VmLck"] == 0 and m.meminfo()["Mlocked"] == 0
+    b = t.mmap(64 * 1024, addr=BASE + 8 * MiB, flags=FIXED)
+    t.mlock(b + 5, 100)                                  # any address: page-rounded
+    assert t.smaps(b)["Rss"] == 4 and t.status()["VmLck"] == 4
+    checked(m)
+
+
+def test_mlockall_future_and_errors(machine, checked):
+    m = machine()
+    t = m.spawn()
+    for bad in (0, 4, 8, -1):
+        with pytest.raises(OSError) as e:
+            t.mlockall(bad)
+        assert e.value.errno == errno.EINVAL
+    t.mlockall(mmcore.MCL_CURRENT | mmcore.MCL_FUTURE)
+    a = t.mmap(MiB)
+    assert t.smaps(a)["Rss"] == 1024 and t.smaps(a)["Locked"] == 1024   # populated by mmap
+    with pytest.raises(OSError) as e:
+        t.madvise(a, 4096, mmcore.MADV_DONTNEED)
+    assert e.value.errno == errno.EINVAL
+    c = t.fork()                                          # VM_LOCKED is not inherited
+    assert c.status()["VmLck"] == 0 and t.status()["VmLck"] == 1024
+    t.munlockall()
+    assert t.status()["VmLck"] == 0 and m.meminfo()["Mlocked"] == 0
+    hole = t.mmap(3 * 4096)
+    t.munmap(hole + 4096, 4096)
+    with pytest.raises(OSError) as e:
+        t.mlock(hole, 3 * 4096)
+    assert e.value.errno == errno.ENOMEM
+    checked(m)
+
+
+def test_brk_grows_and_shrinks_the_heap(machine, checked):
+    m = machine()
+    t = m.spawn()
+    start = t.brk(0)
+    assert start == 0x555555559000
+    assert t.brk(start - 4096) == start                  # below start_brk: unchanged
+    assert t.brk(start + 10000) == start + 10000
+    assert t.smaps(start)["Size"] == 12
+    t.touch(start, 10000)
+    assert t.brk(start + 100) == start + 100
+    assert t.smaps(start)["Size"] == 4 and t.status()["RssAnon"] == 4
+    blocker = t.mmap(4096, addr=start + 8192, flags=FIXED)
+    assert t.brk(start + 5 * 4096) == start + 100        # the range is taken: old break
+    assert blocker == start + 8192
+    checked(m)
+
+
+def test_madv_free_marks_clean_exclusive_pages_lazy(machine, checked):
+    m = machine()
+    t = m.spawn()
+    a = t.mmap(4 * 4096)
+    t.touch(a, 4 * 4096)
+    c = t.fork()
+    t.touch(a, 4096)                                      # parent's own copy of page 0
+    t.madvise(a, 4 * 4096, mmcore.MADV_FREE)
+    assert t.smaps(a)["LazyFree"] == 4                    # only the page mapped once
+    pte = t.page_table()[a]
+    assert not pte & (K._PAGE_DIRTY | K._PAGE_ACCESSED)
+    t.touch(a, 1)                                         # written again: no longer lazy
+    assert t.smaps(a)["LazyFree"] == 0
+    assert c.smaps(a)["Rss"] == 16
+    checked(m)
