@@ -242,7 +242,8 @@ MM_ANON_THP = 15             # PMD-mapped anonymous THPs
 MM_HIWATER_RSS = 16
 MM_BRK_START = 17
 MM_BRK = 18
-NR_MM_FIELDS = 19
+MM_HAD_PMD = 19              # 1 once any PMD leaf was mapped: 2 MiB TLB entries may exist
+NR_MM_FIELDS = 20
 
 # ---- VMA fields (vma array rows) ---------------------------------------------------------------
 V_START = 0

@@ -6,7 +6,8 @@ from .consts import (
     _PAGE_ACCESSED, _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, _PAGE_SPECIAL, _PAGE_TABLE,
     C_COST_COPY_PTE, C_COST_PGTABLE_ALLOC, C_PT_LEVELS, ENOMEM, FR_MAPCOUNT, FR_OWNER,
     G_HUGE_ZERO_PFN, HPAGE_PMD_NR, HPAGE_PMD_SIZE, MM_ANON, MM_ANON_THP, MM_ANONPAGES,
-    MM_DEF_FLAGS, MM_FLAGS, MM_LOCKED, MM_PGD, MM_PGTABLES, MM_TOTAL_VM, MM_VBASE, MM_VCOUNT,
+    MM_DEF_FLAGS, MM_FLAGS, MM_HAD_PMD, MM_LOCKED, MM_PGD, MM_PGTABLES, MM_TOTAL_VM, MM_VBASE,
+    MM_VCOUNT,
     MMF_DISABLE_THP_COMPLETELY, MMF_DISABLE_THP_EXCEPT_ADVISED, MMF_VM_HUGEPAGE, MM_BRK,
     MM_BRK_START, NR_V_FIELDS, OK, PG_anon_exclusive, PG_tail, PTRS_PER_TABLE, V_END, V_FLAGS, V_START, VM_LOCKED,
     VM_LOCKONFAULT, VM_NOHUGEPAGE, VS_NR_PAGE_TABLE_PAGES,
@@ -115,6 +116,7 @@ def copy_mm(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux
                     mm[MM_ANONPAGES, cm] += HPAGE_PMD_NR
                     mm[MM_ANON_THP, cm] += 1
                 pt[cpos] = e & ~_PAGE_ACCESSED
+                mm[MM_HAD_PMD, cm] = 1
                 va = nxt
                 continue
             tb = pte_lookup(pt, fr_idx, e, va)

@@ -12,7 +12,8 @@ from .consts import (
     C_STLB_SETS, C_STLB_WAYS, C_USE_ZERO_PAGE, C_ZERO_WP, CPU_STAMP, ENOMEM, FR_MAPCOUNT,
     G_HUGE_ZERO_PFN,
     FR_OWNER, HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, MIGRATE_MOVABLE, MM_ANON,
-    MM_ANON_THP, MM_ANONPAGES, MM_FLAGS, MM_PGD, MM_PGTABLES, NEED_GROW, OK, PG_anon_exclusive,
+    MM_ANON_THP, MM_ANONPAGES, MM_FLAGS, MM_HAD_PMD, MM_PGD, MM_PGTABLES, NEED_GROW, OK,
+    PG_anon_exclusive,
     PG_head,
     PG_hugezero, PG_tail, PTRS_PER_TABLE, SEGV, TASK_SIZE, T_ACCESSES, T_CLOCK, T_CPU, T_DTLB_MISS,
     T_FAULT_PS, T_MINFLT, T_MM, T_STLB_MISS, T_WALK_LOADS, T_WALK_PS, V_END, V_FILE, V_FLAGS,
@@ -167,6 +168,7 @@ def do_huge_pmd_anonymous_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order
     if vm_flags & VM_WRITE:
         e |= _PAGE_RW
     pt[pos] = e
+    mm[MM_HAD_PMD, mmi] = 1
     deposit_table(fr32, pt_aux[0, pos // PTRS_PER_TABLE], table)
     mm[MM_PGTABLES, mmi] += 1
     mm[MM_ANONPAGES, mmi] += HPAGE_PMD_NR
@@ -194,6 +196,7 @@ def map_huge_zero(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, 
     if table < 0:
         return -ENOMEM, False, zc
     pt[pos] = leaf_prot(vm_flags) | _PAGE_PSE | _PAGE_SPECIAL | (hz << 12)
+    mm[MM_HAD_PMD, mmi] = 1
     deposit_table(fr32, pt_aux[0, pos // PTRS_PER_TABLE], table)
     mm[MM_PGTABLES, mmi] += 1
     vmstat[VS_NR_PAGE_TABLE_PAGES] += 1
@@ -414,8 +417,10 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
         cost = access_cost
         st = OK
         stamp += 1
+        # 2 MiB entries of this address space exist only if it ever mapped a PMD leaf
+        huge_ok = mm[MM_HAD_PMD, mmi] != 0
         e = tlb_probe(tags, ages, 0, s1, w1, v4, k4, stamp)
-        if e < 0:
+        if e < 0 and huge_ok:
             e = tlb_probe(tags, ages, b2, s2, w2, v2, k2, stamp)
         if e >= 0 and (not write or (tags[e] & 1) != 0):
             clock += cost
@@ -424,7 +429,7 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
         if e < 0:
             dtlb += 1
             e3 = tlb_probe(tags, ages, b3, s3, w3, v4, k4, stamp)
-            if e3 < 0:
+            if e3 < 0 and huge_ok:
                 e3 = tlb_probe(tags, ages, b3, s3, w3, v2, k2, stamp)
             if e3 >= 0 and (not write or (tags[e3] & 1) != 0):
                 cost += stlb_cost
