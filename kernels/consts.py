@@ -201,7 +201,8 @@ C_COST_MIGRATE_PAGE = 29
 C_RECORD = 30                # bit mask of event classes recorded
 C_SPLIT_MODE = 31            # 0: split PMD only (4.5+); 1: split page and PMD together (3.10)
 C_COST_COPY_PTE = 32         # fork: per leaf entry copied
-NR_CFG = 33
+C_SAMPLE_PS = 33             # interval of the meminfo/vmstat sampler (0: off)
+NR_CFG = 34
 
 # ---- global scalar state (gs) ------------------------------------------------------------------
 G_HIGH_WATER = 0             # lazily initialised frames start here
@@ -218,6 +219,8 @@ G_EV_N = 10                  # events in the record buffer
 G_EV_CAP = 11
 G_NR_MM = 12                 # mm slots in use
 G_NR_TASKS = 13
+G_NEXT_EVENT = 14             # due time (ps) of the next timed background event
+G_SMP_N = 15                  # rows in the sample buffer
 G_FREE_HEAD = 16             # + order * MIGRATE_PCPTYPES + mt: head pfn or -1
 G_FREE_COUNT = G_FREE_HEAD + NR_PAGE_ORDERS * MIGRATE_PCPTYPES
 NR_GS = G_FREE_COUNT + NR_PAGE_ORDERS * MIGRATE_PCPTYPES
@@ -316,3 +319,48 @@ VS_PGMIGRATE_FAIL = 24
 VS_TLB_LOCAL_FLUSH_ALL = 25
 VS_TLB_REMOTE_FLUSH = 26
 NR_VMSTAT = len(VMSTAT_NAMES)
+
+# ---- event records (ev array rows) and what is recorded (cfg[C_RECORD] bits) -------------------
+EV_TIME = 0                  # ps, when the event started
+EV_PID = 1
+EV_OP = 2                    # OP_* of a system call, or OP_FAULT
+EV_ADDR = 3
+EV_RESULT = 4                # 0 or a negative errno (SEGV for a SIGSEGV)
+EV_LAT = 5                   # ps
+EV_KIND = 6                  # FK_* for faults
+NR_EV_FIELDS = 7
+REC_FAULT = 1
+REC_SYSCALL = 2
+
+# fault kinds
+FK_ANON = 0                  # a new 4 KiB anonymous page
+FK_ZERO = 1                  # the 4 KiB zero page mapped
+FK_THP = 2                   # a new THP mapped by a PMD
+FK_HUGE_ZERO = 3             # the huge zero page mapped
+FK_WP = 4                    # a write-protect fault (copy on write, or reuse)
+FK_SEGV = 5
+FK_OTHER = 6
+
+# operation codes (batch op streams and event records)
+OP_FAULT = 0
+OP_MMAP = 1
+OP_MUNMAP = 2
+OP_MPROTECT = 3
+OP_MADVISE = 4
+OP_PRCTL = 5
+OP_TOUCH = 6
+OP_ACCESS = 7
+OP_BRK = 8
+OP_MLOCK = 9
+OP_MUNLOCK = 10
+OP_NAMES = ("fault", "mmap", "munmap", "mprotect", "madvise", "prctl", "touch", "access", "brk",
+            "mlock", "munlock")
+# ops array rows
+OPR_CODE = 0
+OPR_TASK = 1
+OPR_A0 = 2
+NR_OP_ROWS = 6               # code, task, a0..a3
+
+# sample buffer rows: time, then every vmstat counter (nr_free_pages current)
+SMP_TIME = 0
+NR_SMP_FIELDS = 1 + NR_VMSTAT

@@ -18,12 +18,15 @@ from .consts import (
     PG_hugezero, PG_tail, PTRS_PER_TABLE, SEGV, TASK_SIZE, T_ACCESSES, T_CLOCK, T_CPU, T_DTLB_MISS,
     T_FAULT_PS, T_MINFLT, T_MM, T_STLB_MISS, T_WALK_LOADS, T_WALK_PS, V_END, V_FILE, V_FLAGS,
     V_START, VM_LOCKED, VM_READ, VM_WRITE, VS_NR_MLOCK, PG_mlocked, VS_NR_ANON_PAGES,
-    VS_NR_ANON_THP, VS_NR_PAGE_TABLE_PAGES,
+    VS_NR_ANON_THP, VS_NR_PAGE_TABLE_PAGES, C_RECORD, REC_FAULT, G_NEXT_EVENT, FLUSH, T_PID,
+    OP_FAULT, EFAULT, FK_ANON, FK_ZERO, FK_THP, FK_HUGE_ZERO, FK_WP, FK_SEGV, FK_OTHER,
     VS_PGALLOC, VS_PGFAULT, VS_PGFREE, VS_THP_FAULT_ALLOC, VS_THP_FAULT_FALLBACK, ZERO_WP_THP,
 )
 from .huge_memory import (
     get_huge_zero_pfn, leaf_prot, prep_anon_folio, split_huge_pmd, thp_vma_allowable,
 )
+from .events import ev_room, run_timers
+from .events import record as ev_record
 from .jit import kernel
 from .mlock import mlock_range
 from .mmap import range_has_vma, vma_lookup
@@ -330,6 +333,25 @@ def handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt
 
 
 @kernel
+def fault_kind(cfg, pt, fr_idx, fr_flags, mm, mmi, va, st, was_present):
+    """What a fault did, for the event record (FK_*), read off the page tables afterwards."""
+    if st == SEGV:
+        return FK_SEGV
+    if st != OK:
+        return FK_OTHER
+    if was_present:
+        return FK_WP
+    pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, mmi], va)
+    if pos < 0 or pt[pos] == 0:
+        return FK_OTHER
+    e = pt[pos]
+    if e & _PAGE_PSE:
+        return FK_HUGE_ZERO if fr_flags[entry_pfn(e)] & PG_hugezero else FK_THP
+    pe = pt[pte_lookup(pt, fr_idx, e, va)]
+    return FK_ZERO if pe & _PAGE_SPECIAL else FK_ANON
+
+
+@kernel
 def page_reusable_pmd(fr32, fr_idx, fr_flags, head):
     """do_huge_pmd_wp_page: reuse an exclusive THP, or one with a single PMD and no PTE maps."""
     if fr_flags[head] & PG_anon_exclusive:
@@ -345,7 +367,7 @@ def page_reusable_pmd(fr32, fr_idx, fr_flags, head):
 
 @kernel
 def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma,
-                tlb, pwc, task, cpus, ti, addrs, writes, start, stride, n, i0, results):
+                tlb, pwc, task, cpus, ev, smp, ti, addrs, writes, start, stride, n, i0, results):
     """Loads and stores by task ``ti``: the hardware side (TLBs, page walk, accessed and dirty
     bits), calling ``handle_mm_fault`` on a fault; the faulting access then re-executes, as the
     CPU re-executes the faulting instruction.
@@ -353,7 +375,9 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
     Addresses are ``addrs[i]`` (with ``writes[i]``, or ``writes[0]`` for all) or, when ``addrs`` is
     empty, ``start + i * stride``. With ``results`` as long as the stream a SIGSEGV is recorded
     (1) and the stream goes on; otherwise the loop stops there. Returns (status, index reached):
-    OK, SEGV, NEED_GROW (restart at the index after growing the pool) or -ENOMEM.
+    OK, SEGV, NEED_GROW (restart at the index after growing the pool), FLUSH (drain the event or
+    sample buffer, then restart at the index) or -ENOMEM. Timed events due before an access run
+    first, at their own times.
 
     Everything per access stays in this one function: a call that passes the state arrays costs
     a reference-count round trip per array, so only faults leave the loop.
@@ -391,8 +415,17 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
     fps = 0
     flt = 0
     status = OK
+    rec_fault = (cfg[C_RECORD] & REC_FAULT) != 0
+    pid = task[T_PID, ti]
     i = i0
     while i < n:
+        if clock >= gs[G_NEXT_EVENT]:
+            if run_timers(cfg, gs, vmstat, smp, clock) != OK:
+                status = FLUSH
+                break
+        if rec_fault and not ev_room(gs, ev, 3):
+            status = FLUSH
+            break
         if from_array:
             va = addrs[i]
             write = (writes[0] if one else writes[i]) != 0
@@ -506,6 +539,9 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
             flt += 1
             st, fc = handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
                                      pt, pt_aux, mm, vma, tlb, pwc, mmi, va, write)
+            if rec_fault:
+                ev_record(gs, ev, clock + cost, pid, OP_FAULT, va, st if st != SEGV else -EFAULT,
+                          fc, fault_kind(cfg, pt, fr_idx, fr_flags, mm, mmi, va, st, lpos >= 0))
             cost += fc
             fps += fc
             if st != OK:

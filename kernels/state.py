@@ -26,3 +26,5 @@ class State(NamedTuple):
     tlb: np.ndarray       # int64[ncpus, 2, E]      TLB tags and LRU stamps
     pwc: np.ndarray       # int64[ncpus, P]         paging-structure caches
     cpus: np.ndarray      # int64[ncpus, NR_CPU_FIELDS]
+    ev: np.ndarray        # int64[NR_EV_FIELDS, cap]  event records (flushed by Python)
+    smp: np.ndarray       # int64[NR_SMP_FIELDS, cap] vmstat samples (flushed by Python)

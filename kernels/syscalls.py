@@ -73,7 +73,7 @@ def calc_vm_flags(prot):
 def do_munmap(S, mmi, start, end):
     """Remove [start, end): split, zap, drop VMAs, free tables, flush. Room reserved by caller."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus = S
+        task, tlb, pwc, cpus, ev, smp = S
     vma_split_at(mm, vma, mmi, start)
     vma_split_at(mm, vma, mmi, end)
     i = find_vma_index(mm, vma, mmi, start)
@@ -102,7 +102,7 @@ def do_munmap(S, mmi, start, end):
 def sys_mmap(S, ti, addr, length, prot, flags):
     """Anonymous private mappings (mm/mmap.c do_mmap). Returns (status, address)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus = S
+        task, tlb, pwc, cpus, ev, smp = S
     mmi = task[T_MM, ti]
     if vma_reserve(gs, mm, vma, mmi, 3) != OK:
         return NEED_GROW, 0
@@ -117,7 +117,7 @@ def sys_mmap(S, ti, addr, length, prot, flags):
 @kernel
 def _mmap(S, mmi, addr, length, prot, flags):
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus = S
+        task, tlb, pwc, cpus, ev, smp = S
     if length <= 0:
         return -EINVAL, 0, 0
     if length > TASK_SIZE:
@@ -166,7 +166,7 @@ def _mmap(S, mmi, addr, length, prot, flags):
 @kernel
 def sys_munmap(S, ti, addr, length):
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus = S
+        task, tlb, pwc, cpus, ev, smp = S
     mmi = task[T_MM, ti]
     if (addr & 4095) != 0 or length <= 0 or addr < 0:
         return -EINVAL, 0
@@ -193,7 +193,7 @@ def populate_range(S, ti, start, end, write):
     Pages already mapped with the needed rights are skipped, so a restart repeats nothing.
     """
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus = S
+        task, tlb, pwc, cpus, ev, smp = S
     mmi = task[T_MM, ti]
     va = start
     mode = write
@@ -240,7 +240,7 @@ def split_vmas_at(S, mmi, start, end):
     """Split the VMAs at both ends of [start, end), splitting a THP PMD a boundary falls in first
     (__split_vma -> vma_adjust_trans_huge)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus = S
+        task, tlb, pwc, cpus, ev, smp = S
     for a in (start, end):
         p = vma_lookup(mm, vma, mmi, a)
         if p >= 0 and vma[V_START, p] < a:
@@ -274,7 +274,7 @@ def _set_vma_flags(S, mmi, start, end, set_bits, clear_bits):
 def sys_madvise(S, ti, addr, length, advice):
     """mm/madvise.c: returns (status, 0); a hole gives -ENOMEM after the mapped parts are done."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus = S
+        task, tlb, pwc, cpus, ev, smp = S
     mmi = task[T_MM, ti]
     if addr & 4095 or addr < 0 or length < 0:
         return -EINVAL, 0
@@ -384,7 +384,7 @@ def sys_prctl_thp(S, ti, option, arg2, arg3, arg4, arg5):
 def _prctl_thp(S, ti, option, arg2, arg3, arg4, arg5):
     """The profile's semantics (kernel/sys.c)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus = S
+        task, tlb, pwc, cpus, ev, smp = S
     mmi = task[T_MM, ti]
     mode = cfg[C_THP_DISABLE_MODE]
     if mode == THPDIS_NONE:
@@ -438,13 +438,13 @@ def _prctl_thp(S, ti, option, arg2, arg3, arg4, arg5):
 def run_touch(S, ti, start, length, stride, write, i0):
     """One byte at each ``start + i*stride`` in order; returns (status, index reached)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus = S
+        task, tlb, pwc, cpus, ev, smp = S
     n = (length + stride - 1) // stride
     w = np.full(1, 1 if write else 0, np.int8)
     op_begin(task, cpus, ti)
     st, i = access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
-                        vma, tlb, pwc, task, cpus, ti, np.empty(0, np.int64), w, start, stride, n,
-                        i0, np.empty(0, np.int8))
+                        vma, tlb, pwc, task, cpus, ev, smp, ti, np.empty(0, np.int64), w, start,
+                        stride, n, i0, np.empty(0, np.int8))
     op_end(gs, task, cpus, ti)
     return st, i
 
@@ -457,11 +457,11 @@ def run_access(S, ti, addrs, writes, i0, results):
     goes on; with an empty one the stream stops at the first. Returns (status, index reached).
     """
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus = S
+        task, tlb, pwc, cpus, ev, smp = S
     op_begin(task, cpus, ti)
     st, i = access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
-                        vma, tlb, pwc, task, cpus, ti, addrs, writes, 0, 0, addrs.shape[0], i0,
-                        results)
+                        vma, tlb, pwc, task, cpus, ev, smp, ti, addrs, writes, 0, 0, addrs.shape[0],
+                        i0, results)
     op_end(gs, task, cpus, ti)
     return st, i
 
@@ -475,7 +475,7 @@ def sys_fork(S, ti, cti, cmm):
     The caller has made the child's VMA segment large enough. Returns (status, 0).
     """
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus = S
+        task, tlb, pwc, cpus, ev, smp = S
     pm = task[T_MM, ti]
     if pt_slots_available(gs) < mm[MM_PGTABLES, pm] + FAULT_RESERVE_TABLES:
         return NEED_GROW, 0
@@ -496,7 +496,7 @@ def sys_fork(S, ti, cti, cmm):
 def mm_put(S, mmi):
     """mmput: drop a user; the last one tears the address space down."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus = S
+        task, tlb, pwc, cpus, ev, smp = S
     mm[MM_USERS, mmi] -= 1
     if mm[MM_USERS, mmi] == 0:
         exit_mmap(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma,
@@ -511,7 +511,7 @@ def mm_put(S, mmi):
 def sys_mprotect(S, ti, addr, length, prot):
     """do_mprotect_pkey for anonymous memory. Returns (status, 0)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus = S
+        task, tlb, pwc, cpus, ev, smp = S
     mmi = task[T_MM, ti]
     if addr & 4095 or addr < 0 or length < 0:
         return -EINVAL, 0
@@ -564,7 +564,7 @@ def _lock_vmas(S, mmi, start, end, set_bits, clear_bits):
     """apply_vma_lock_flags: VM_LOCKED on or off over [start, end); False if a hole was met
     (the VMAs before it changed). The vDSO's special mappings are never locked."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus = S
+        task, tlb, pwc, cpus, ev, smp = S
     split_vmas_at(S, mmi, start, end)
     i = find_vma_index(mm, vma, mmi, start)
     va = start
@@ -595,7 +595,7 @@ def _lock_vmas(S, mmi, start, end, set_bits, clear_bits):
 def sys_mlock(S, ti, addr, length, lock, onfault):
     """mlock2 / munlock: returns (status, 1 if the caller should populate [start, end))."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus = S
+        task, tlb, pwc, cpus, ev, smp = S
     mmi = task[T_MM, ti]
     if addr < 0 or length < 0:
         return -EINVAL, 0
@@ -624,7 +624,7 @@ def sys_mlock(S, ti, addr, length, lock, onfault):
 def sys_mlockall(S, ti, flags):
     """mlockall(MCL_*) with flags > 0, munlockall with flags == 0. Returns (status, populate?)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus = S
+        task, tlb, pwc, cpus, ev, smp = S
     mmi = task[T_MM, ti]
     if flags < 0 or flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) or flags == MCL_ONFAULT:
         return -EINVAL, 0
@@ -659,7 +659,7 @@ def sys_mlockall(S, ti, flags):
 def sys_brk(S, ti, addr):
     """brk(2): returns (status, new break); growth maps like mmap(PROT_READ|PROT_WRITE)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus = S
+        task, tlb, pwc, cpus, ev, smp = S
     mmi = task[T_MM, ti]
     if vma_reserve(gs, mm, vma, mmi, 3) != OK:
         return NEED_GROW, 0

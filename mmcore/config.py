@@ -130,6 +130,10 @@ class Config:
     mmap_base: int = K.TASK_SIZE - (128 << 20)  # x86 mmap_base() with ASLR off, 8 MiB stack
     tlb: TLBConfig = field(default_factory=TLBConfig)
     costs: Costs = field(default_factory=Costs)
+    # what a run records (event records go to HDF5 traces; off: the hot path pays nothing)
+    record_faults: bool = False               # one record per page fault
+    record_syscalls: bool = False             # one record per system call
+    sample_interval_ns: int = 0               # vmstat/meminfo sampled every so often (0: off)
     # per-feature overrides of the profile (None: as the profile says)
     thp_disable_semantics: str | None = None  # "none", "def_flags", "mmf", "except_advised"
     zero_page_write: str | None = None        # "thp", "split"
@@ -202,6 +206,10 @@ class Config:
             v = getattr(self.costs, f.name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
                 raise ConfigError(f"costs.{f.name}: expected a non-negative number of ns, got {v!r}")
+        for name in ("record_faults", "record_syscalls"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name}: expected true or false, got {getattr(self, name)!r}")
+        _check_int("sample_interval_ns", self.sample_interval_ns, 0, 1 << 50)
         if self.thp_disable_semantics not in (None, "none", "def_flags", "mmf", "except_advised"):
             raise ConfigError("thp_disable_semantics: expected one of none, def_flags, mmf, "
                               f"except_advised, got {self.thp_disable_semantics!r}")
@@ -234,6 +242,9 @@ class Config:
         c[K.C_PDPTE_CACHE] = t.pdpte_cache_entries
         c[K.C_MMAP_BASE] = self.mmap_base
         c[K.C_NR_FRAMES] = self.memory_bytes // 4096
+        c[K.C_RECORD] = (K.REC_FAULT if self.record_faults else 0) | (
+            K.REC_SYSCALL if self.record_syscalls else 0)
+        c[K.C_SAMPLE_PS] = self.sample_interval_ns * 1000
         k = self.costs
         for idx, ns in ((K.C_COST_ACCESS, k.access_ns), (K.C_COST_STLB_HIT, k.stlb_hit_ns),
                         (K.C_COST_WALK_LOAD, k.walk_load_ns), (K.C_COST_FAULT, k.fault_ns),

@@ -10,11 +10,15 @@ import numpy as np
 from .config import Config, ConfigError, THP_DEFRAG, THP_ENABLED
 from .kernels import consts as K
 from .kernels import proc as P
+from .kernels import sched as SCH
 from .kernels import syscalls as S_
 from .kernels.state import State
 
 _MAX_ADDR = K.TASK_SIZE
 START_BRK = 0x555555559000      # PAGE_ALIGN(end of bss) of a small PIE binary, ASLR off
+EV_CAP = 1 << 16                # event records held before Python drains them
+SMP_CAP = 1 << 12
+NEVER = 1 << 62
 
 
 class SegmentationFault(Exception):
@@ -64,6 +68,8 @@ class Machine:
         self._next_pid = 1
         self._dmesg: list[str] = []
         self._mm_names: dict[int, dict[int, str]] = {}
+        self._ev_chunks: list[np.ndarray] = []
+        self._smp_chunks: list[np.ndarray] = []
         self.state = self._new_state()
 
     # ---- state -------------------------------------------------------------------------------
@@ -80,6 +86,7 @@ class Machine:
         pt_cap, vma_cap, mm_cap, t_cap = 64, 256, 16, 16
         gs[K.G_PT_CAP] = pt_cap
         gs[K.G_VMA_CAP] = vma_cap
+        gs[K.G_NEXT_EVENT] = 0 if cfg[K.C_SAMPLE_PS] > 0 else NEVER
         fr_flags = np.zeros(n + 1, np.int16)
         fr_flags[n] = K.PG_reserved                      # the 4 KiB zero page
         tlb = np.zeros((ncpu, 2, total), np.int64)
@@ -99,6 +106,8 @@ class Machine:
             pwc=np.full((ncpu, max(1, 2 * (c.tlb.pde_cache_entries + c.tlb.pdpte_cache_entries))),
                         -1, np.int64),
             cpus=np.zeros((ncpu, K.NR_CPU_FIELDS), np.int64),
+            ev=np.zeros((K.NR_EV_FIELDS, EV_CAP), np.int64),
+            smp=np.zeros((K.NR_SMP_FIELDS, SMP_CAP), np.int64),
         )
 
     def _grow(self) -> None:
@@ -127,6 +136,38 @@ class Machine:
             if st != K.NEED_GROW:
                 return int(st), int(val)
             self._grow()
+
+    def _flush(self) -> None:
+        """Move the event and sample buffers' contents out of the state (a kernel said FLUSH)."""
+        gs = self.state.gs
+        n = int(gs[K.G_EV_N])
+        if n:
+            self._ev_chunks.append(self.state.ev[:, :n].copy())
+            gs[K.G_EV_N] = 0
+        n = int(gs[K.G_SMP_N])
+        if n:
+            self._smp_chunks.append(self.state.smp[:, :n].copy())
+            gs[K.G_SMP_N] = 0
+
+    def events(self) -> dict[str, np.ndarray]:
+        """Every event recorded so far, as columns: time_ns, pid, op (``OP_NAMES`` index),
+        address, result (0 or -errno), latency_ns, kind (fault kind)."""
+        self._flush()
+        ev = (np.concatenate(self._ev_chunks, axis=1) if self._ev_chunks
+              else np.zeros((K.NR_EV_FIELDS, 0), np.int64))
+        return {"time_ns": ev[K.EV_TIME] // 1000, "pid": ev[K.EV_PID], "op": ev[K.EV_OP],
+                "address": ev[K.EV_ADDR], "result": ev[K.EV_RESULT],
+                "latency_ns": ev[K.EV_LAT] // 1000, "kind": ev[K.EV_KIND]}
+
+    def samples(self) -> dict[str, np.ndarray]:
+        """The vmstat counters sampled every ``Config.sample_interval_ns`` of simulated time."""
+        self._flush()
+        sm = (np.concatenate(self._smp_chunks, axis=1) if self._smp_chunks
+              else np.zeros((K.NR_SMP_FIELDS, 0), np.int64))
+        out = {"time_ns": sm[K.SMP_TIME] // 1000}
+        for j, name in enumerate(K.VMSTAT_NAMES):
+            out[name] = sm[1 + j]
+        return out
 
     def _ensure_rows(self, name: str, used: int) -> None:
         arr = getattr(self.state, name)
@@ -200,6 +241,59 @@ class Machine:
         task = Task(self, ti, pid, comm)
         self._tasks[pid] = task
         return task
+
+    # ---- batch runs -----------------------------------------------------------------------------
+    _OPS = {"mmap": (K.OP_MMAP, 4), "munmap": (K.OP_MUNMAP, 2), "mprotect": (K.OP_MPROTECT, 3),
+            "madvise": (K.OP_MADVISE, 3), "prctl": (K.OP_PRCTL, 3), "touch": (K.OP_TOUCH, 4),
+            "access": (K.OP_ACCESS, 2), "brk": (K.OP_BRK, 1), "mlock": (K.OP_MLOCK, 2),
+            "munlock": (K.OP_MUNLOCK, 2)}
+
+    def run(self, ops: Sequence[tuple]) -> np.ndarray:
+        """Run many tasks' operations in one kernel call, interleaved in simulated time.
+
+        ``ops`` is a sequence of ``(task, name, *args)``: ``("mmap", addr, length, prot, flags)``,
+        ``("munmap", addr, length)``, ``("mprotect", addr, length, prot)``,
+        ``("madvise", addr, length, advice)``, ``("prctl", option, arg2, arg3)``,
+        ``("touch", addr, length, stride, write)``, ``("access", addr, write)``, ``("brk", addr)``,
+        ``("mlock", addr, length)``, ``("munlock", addr, length)``. Each task's ops keep their
+        order; across tasks the op that can start first runs first (ties: lower pid). Returns an
+        int64 array ``(3, len(ops))``: each op's status (0 or -errno; 1000 for SIGSEGV), value,
+        and its position in the order the ops ran.
+        """
+        n = len(ops)
+        arr = np.zeros((K.NR_OP_ROWS, n), np.int64)
+        for k, op in enumerate(ops):
+            if len(op) < 2 or not isinstance(op[0], Task) or op[0].machine is not self:
+                raise ValueError(f"ops[{k}]: expected (task of this machine, name, *args), got {op!r}")
+            task, name, args = op[0], op[1], op[2:]
+            if name not in self._OPS:
+                raise ValueError(f"ops[{k}]: unknown operation {name!r}; known: {sorted(self._OPS)}")
+            code, nargs = self._OPS[name]
+            if len(args) != nargs:
+                raise ValueError(f"ops[{k}]: {name} takes {nargs} arguments, got {len(args)}")
+            if not task._alive_flag():
+                raise ProcessLookupError(f"ops[{k}]: task {task.pid} has exited")
+            arr[K.OPR_CODE, k] = code
+            arr[K.OPR_TASK, k] = task._ti
+            for j, v in enumerate(args):
+                arr[K.OPR_A0 + j, k] = _check_int(f"ops[{k}] argument {j + 1}", v, -(1 << 62), 1 << 62)
+        tis = arr[K.OPR_TASK]
+        streams = np.unique(tis)
+        order = np.argsort(tis, kind="stable").astype(np.int64)
+        tstart = np.searchsorted(tis[order], streams, side="left").astype(np.int64)
+        tend = np.searchsorted(tis[order], streams, side="right").astype(np.int64)
+        cursor = tstart.copy()
+        res = np.zeros((3, n), np.int64)
+        rs = np.full(SCH.NR_RS, -1, np.int64)
+        rs[SCH.RS_SEQ] = 0
+        while True:
+            st, _ = SCH.run_ops(self.state, arr, order, tstart, tend, cursor, res, rs)
+            if st == K.NEED_GROW:
+                self._grow()
+            elif st == K.FLUSH:
+                self._flush()
+            else:
+                return res
 
     def tasks(self) -> list["Task"]:
         return list(self._tasks.values())
@@ -310,8 +404,13 @@ class Task:
 
     # ---- life cycle ----------------------------------------------------------------------------
     def _alive(self) -> None:
-        if not self.machine.state.task[K.T_ALIVE, self._ti]:
+        """Check the task lives, then run the timed events due before its next operation."""
+        m = self.machine
+        if not m.state.task[K.T_ALIVE, self._ti]:
             raise ProcessLookupError(f"task {self.pid} has exited")
+        if m.state.gs[K.G_NEXT_EVENT] < NEVER:
+            while SCH.tick(m.state, self._ti)[0] == K.FLUSH:
+                m._flush()
 
     def fork(self) -> "Task":
         """fork(2): a child with a copy-on-write copy of this address space."""
@@ -510,9 +609,12 @@ class Task:
         i = 0
         while True:
             st, i = S_.run_touch(self.machine.state, self._ti, addr, length, stride, bool(write), i)
-            if st != K.NEED_GROW:
+            if st == K.NEED_GROW:
+                self.machine._grow()
+            elif st == K.FLUSH:
+                self.machine._flush()
+            else:
                 break
-            self.machine._grow()
         self._raise_access(st, addr + i * stride, write)
 
     def access(self, addresses: Sequence[int] | np.ndarray, write: bool | np.ndarray = False,
@@ -536,9 +638,12 @@ class Task:
         i = 0
         while True:
             st, i = S_.run_access(self.machine.state, self._ti, a, w, i, res)
-            if st != K.NEED_GROW:
+            if st == K.NEED_GROW:
+                self.machine._grow()
+            elif st == K.FLUSH:
+                self.machine._flush()
+            else:
                 break
-            self.machine._grow()
         if st != K.OK:
             self._raise_access(st, int(a[i]), bool(w[0] if w.shape[0] == 1 else w[i]))
         return res if record_faults else None
