@@ -3,6 +3,7 @@
 ``handle_mm_fault`` resolves one fault; ``access_one`` is the hardware side (TLBs, page walk,
 accessed and dirty bits) and calls it. Hot functions take arrays, never the state tuple.
 """
+from .borrow import borrow
 from .compaction import alloc_thp
 from .consts import (
     _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, _PAGE_SPECIAL, _PAGE_TABLE,
@@ -382,6 +383,25 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
     Everything per access stays in this one function: a call that passes the state arrays costs
     a reference-count round trip per array, so only faults leave the loop.
     """
+    # the entry kernel holds every array for the whole call: no reference counting inside
+    cfg = borrow(cfg)
+    gs = borrow(gs)
+    vmstat = borrow(vmstat)
+    fr32 = borrow(fr32)
+    fr_idx = borrow(fr_idx)
+    fr_flags = borrow(fr_flags)
+    fr_order = borrow(fr_order)
+    pb_mt = borrow(pb_mt)
+    pt = borrow(pt)
+    pt_aux = borrow(pt_aux)
+    mm = borrow(mm)
+    vma = borrow(vma)
+    tlb = borrow(tlb)
+    pwc = borrow(pwc)
+    task = borrow(task)
+    cpus = borrow(cpus)
+    ev = borrow(ev)
+    smp = borrow(smp)
     mmi = task[T_MM, ti]
     c = task[T_CPU, ti]
     asid = mmi + 1
