@@ -104,7 +104,7 @@ def page_reusable(fr32, fr_idx, fr_flags, fr_order, pfn):
 
 # ---- the fault handler --------------------------------------------------------------------------
 
-@kernel
+@kernel(inline="always")
 def do_anonymous_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm, mmi,
                       vm_flags, ppos, va, write):
     """A fault on an empty PTE: the zero page for a read, a new zeroed page for a write."""
@@ -207,7 +207,7 @@ def map_huge_zero(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, 
     return OK, True, zc + cfg[C_COST_PGTABLE_ALLOC]
 
 
-@kernel
+@kernel(inline="always")
 def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
                      vma, tlb, pwc, mmi, va, write):
     """__handle_mm_fault: see ``handle_mm_fault``."""
@@ -315,13 +315,14 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
     return OK, cost
 
 
-@kernel
+@kernel(inline="always")
 def handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma,
                     tlb, pwc, mmi, va, write):
     """Resolve a fault at ``va``; returns (status, cost in ps).
 
     Status OK, SEGV, NEED_GROW (nothing changed: grow the page-table pool and retry) or -ENOMEM.
-    A page faulted into a VM_LOCKED VMA is mlocked (PG_mlocked, Mlocked).
+    A page faulted into a VM_LOCKED VMA is mlocked (PG_mlocked, Mlocked). Inlined into its
+    callers (Numba IR inlining): a call passing the state arrays costs more than a minor fault.
     """
     st, cost = _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
                                 pt_aux, mm, vma, tlb, pwc, mmi, va, write)

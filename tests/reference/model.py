@@ -97,12 +97,91 @@ Observables
  O4. status ``THP_enabled`` is 1 on profiles 3.10 and 3.15.
  O5. ``mm_flags()``, ``vmas()``, ``min_flt()``, ``pageblock_migratetypes()``, ``page_table_frames()``
      and ``exit()`` are extras beyond the brief (for differential tests).
+ O6. ``_deposit_table`` allocates before touching ``mm.deposits`` (an OOM used to leave an empty
+     deposit stack behind; found by the section-9 stress).
 API edges
  A1. Every public call is one operation on the task clock (SEMANTICS 8), so even an empty
      ``access()`` moves the task clock up to its CPU's free time. Addresses outside [0, 2**47)
      raise ValueError (no page walk can represent them).
  A2. ``SegmentationFault`` / ``OutOfMemory`` leave the state of earlier accesses, and the cost of
      the failing access (its fault included), in place.
+Life cycle, protection, locking, heap (SEMANTICS 9)
+ X1. ``nr_anon_pages`` / ``nr_anon_transparent_hugepages`` stay derived from the mappings (O2), which
+     is the first/last-mapping rule. page_mapcount(page) = its PTE mappings + its folio's PMD
+     mappings; that is the "mapcount" of do_wp_page, mprotect's exclusivity and MADV_FREE. The rmap
+     of an order-0 page is the list of its (mm, va) mappings; compaction still migrates mapcount-1
+     pages only (C1). Every mm mapping a folio must share its anon root (checked).
+ X2. ``clone_thread`` is one operation on the caller's clock costing ``syscall_ps`` (SEMANTICS is
+     silent); the thread gets the next pid, CPU ``(pid - 1) % ncpus``, the caller's comm, tgid and
+     oom_score_adj, and a clock equal to the caller's at the end. ``fork``'s child likewise.
+ X3. fork copies VMAs one for one (dup_mmap): neighbours that become identical once VM_LOCKED is
+     cleared are not merged, so identical adjacent VMAs can exist (the invariant allows it); a
+     later mprotect/madvise/mlock around them merges them (anon_vma ignored, M3). mm ids (ASIDs)
+     come from their own counter, not from pids.
+ X4. fork running out of memory: the half-built child is torn down (exit_mmap) and fork raises
+     OSError(ENOMEM); the parent keeps its write-protected entries; flush_tlb_mm, its
+     ``tlb_flush_ps`` and all costs stay; no pid is used.
+ X5. fork allocates child tables only for present leaves ("as in a fault"), in address order: the
+     child PGD first (``pgtable_alloc_ps``, not in VmPTE), then per leaf PUD, PMD, then the PTE table
+     or the THP/huge-zero deposit. (Linux would also allocate child PTE tables under empty parent
+     PTE tables and skip VMAs without an anon_vma.) PROT_NONE leaves are copied like present ones.
+ X6. execve: the caller keeps its pid ("pid kept"; Linux's de_thread would hand a non-leader the
+     leader's pid) and becomes its group's leader; the other tasks of its thread group are removed
+     first (their mm puts cost nothing extra), then the old mm is put. The fresh mm is what
+     ``spawn`` gives -- this model has no vDSO VMAs, so "the vDSO VMAs of a new process" are none
+     here -- with brk reset, mm flags & the THP-disable bits (not MMF_VM_HUGEPAGE) and
+     def_flags & VM_NOHUGEPAGE (MCL_FUTURE is dropped). execve and exit cost ``syscall_ps`` (+ one
+     ``tlb_flush_ps`` if a teardown zapped a leaf, as before for exit).
+ X7. Extras: ``task_info(pid)``; ``spawn(comm, oom_score_adj)``.
+ V1. vma_adjust_trans_huge: every VMA split (munmap, mprotect, madvise flags, mlock/munlock/mlockall)
+     goes through ``_split_vma_at``, which splits a huge PMD (huge zero included) straddling an
+     unaligned split address first and then charges one flush (T4).
+ P1. mprotect entry rules change only P, PROTNONE (bit 8), RW and NX; US, A, D and SPECIAL are kept
+     (Linux's pte_modify would also drop US for PROT_NONE and set A). "Exclusive" = page_mapcount 1
+     for a PTE, folio mapcount 1 for a PMD (not PageAnonExclusive). A PROT_NONE leaf is present for
+     software (Rss, zap, fork, page_table(), smaps) but not for the walk: any access faults and the
+     VMA check raises SegmentationFault. Unknown prot bits = anything but READ|WRITE|EXEC
+     (PROT_SEM, PROT_GROWSDOWN/UP included) -> EINVAL.
+ P2. mprotect checks in do_mprotect_pkey's order: unaligned -> EINVAL, len 0 -> 0, wrap -> ENOMEM,
+     unknown prot -> EINVAL, no VMA at addr -> ENOMEM (SEMANTICS lists prot before len 0; Linux's
+     order wins, so mprotect(a, 0, 8) == 0). Negative values raise ValueError. A VMA whose flags do
+     not change is neither split nor merged (mprotect_fixup). The VM_MAY* check (EACCES) is coded
+     although unreachable for anonymous private VMAs.
+ P3. mprotect flush: if any leaf entry changed or a huge PMD was split, the call's whole range
+     [addr, addr + PAGE_ALIGN(len)) is invalidated once and ``tlb_flush_ps`` charged once (also when
+     it then fails at a hole); a call that changes VMA flags only costs ``syscall_ps``.
+ P4. mprotect does not populate a VM_LOCKED VMA that becomes writable (Linux's mprotect_fixup
+     would); SEMANTICS does not list it.
+ L1. PG_mlocked / ``nr_mlock`` are derived per 4 KiB page: a page counts iff a leaf of some mm maps
+     it inside a VM_LOCKED VMA (a PMD leaf: 512 pages; zero pages never). So munlock "clears"
+     it unless another locked mapping remains, a fork child's unlocked mapping does not count, and
+     a partly locked PTE-mapped THP counts its locked subpages (Linux: folio granularity,
+     mlock_count, large folios only when wholly mapped in the VMA). ``VmLck`` = MM_LOCKED * 4,
+     MM_LOCKED follows mlock_fixup / mmap_region / do_brk_flags / munmap and always equals the size of
+     the VM_LOCKED VMAs (checked). smaps ``Locked`` = the VMA's Rss when VM_LOCKED.
+ L2. mlock/munlock: ``start &= PAGE_MASK``, ``len = PAGE_ALIGN(len + offset)`` (so len 0 at an
+     unaligned start locks that page); end wrapping -> EINVAL; no VMA at start or a hole -> ENOMEM
+     after the earlier VMAs changed, nothing populated. mlock's OOM -> EAGAIN
+     (__mlock_posix_error_return); mlockall / mmap / brk populate with ignore_errors (an OOM ends
+     that VMA's population). mlockall(MCL_CURRENT) without MCL_FUTURE clears an earlier MCL_FUTURE
+     (apply_mlockall_flags); MCL_ONFAULT gives VM_LOCKED|VM_LOCKONFAULT (0x80000), never populated.
+     MAP_LOCKED stays unsupported (M3).
+ L3. Population (mlock, mlockall(MCL_CURRENT), mmap/brk under MCL_FUTURE, MAP_POPULATE) is
+     __mm_populate: VM_LOCKONFAULT VMAs and PROT_NONE VMAs are skipped without an error (Linux's GUP
+     would fail PROT_NONE with EFAULT, which mlock reports as ENOMEM); write faults iff VM_WRITE
+     (private), GUP faults as F5.
+ L4. MADV_FREE: the lazy-free mark is per 4 KiB page and never cleared (no reclaim yet); smaps
+     ``LazyFree`` counts marked pages whose leaf is clean (not D). Marked: page_mapcount 1 (a PMD:
+     folio mapcount 1) -- A and D cleared even if already clear. A huge-zero PMD is skipped, never
+     split (Linux is_huge_zero_pmd); a partly covered THP PMD is split whether shared or not
+     (literal SEMANTICS). A VM_LOCKED VMA -> EINVAL (can_madv_lru_vma, as for MADV_DONTNEED), earlier
+     VMAs done. Flush (range invalidation + one ``tlb_flush_ps``) only if an entry changed or a PMD
+     was split.
+ H1. brk: growing needs [PAGE_ALIGN(brk), PAGE_ALIGN(addr)) free of VMAs and <= TASK_SIZE (no
+     stack-guard gap); the range is inserted like mmap (merging with either neighbour,
+     khugepaged_enter_vma as mmap); shrinking always succeeds (Linux returns the old break when no
+     VMA intersects the range); an unchanged aligned end only moves ``brk``. The raw requested
+     value is returned and stored. fork copies start_brk/brk, execve resets them.
 """
 
 from __future__ import annotations
@@ -396,9 +475,9 @@ class Folio:
         self.kind = kind  # "anon" or "huge_zero"
         self.entire_mapcount = 0  # PMD mappings
         self.page_mapcount = [0] * (1 << order)  # PTE mappings per subpage
-        self.rmap = []  # order-0 anon page: the (mm, va) of every PTE mapping it (R1)
+        self.rmap = []  # order-0 anon page: the (mm, va) of every PTE mapping it (X1)
         self.anon_root = None  # anon_vma tree (shared along fork) of the mm that faulted it in
-        self.lazyfree = [False] * (1 << order)  # MADV_FREE per subpage (!PG_swapbacked, L2)
+        self.lazyfree = [False] * (1 << order)  # MADV_FREE per subpage (!PG_swapbacked, L4)
 
     def mapcount(self):
         return self.entire_mapcount + sum(self.page_mapcount)
@@ -1495,7 +1574,7 @@ class RefMachine:
         return self._run(task, lambda: self._do_mprotect(task.mm, addr, length, prot))
 
     def _do_mprotect(self, mm, start, length, prot):
-        """do_mprotect_pkey (SEMANTICS 9; check order is Linux's, E1)."""
+        """do_mprotect_pkey (SEMANTICS 9; check order is Linux's, P2)."""
         if start < 0 or length < 0:
             raise ValueError("negative length or address")
         if start & ~PAGE_MASK:
@@ -1747,7 +1826,7 @@ class RefMachine:
         return 0
 
     def _madvise_free(self, mm, start, end):
-        """madvise_free_pte_range / madvise_free_huge_pmd (SEMANTICS 9, L2). True if an entry
+        """madvise_free_pte_range / madvise_free_huge_pmd (SEMANTICS 9, L4). True if an entry
         changed or a PMD was split (the range is then flushed)."""
         changed = False
         for pmd_t, i, m0 in list(self._iter_pmd_slots(mm, start, end)):

@@ -13,11 +13,12 @@ import random
 import pytest
 
 from tests.reference.model import (
-    MADV_DONTNEED, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_POPULATE_READ, MADV_POPULATE_WRITE,
-    MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED,
-    MIGRATE_MOVABLE, MIGRATE_UNMOVABLE, PR_GET_THP_DISABLE, PR_SET_THP_DISABLE, PROT_READ,
-    PROT_WRITE, TASK_SIZE, VM_HUGEPAGE, VM_MAYEXEC, VM_MAYREAD, VM_MAYWRITE, VM_NOHUGEPAGE, VM_READ,
-    VM_WRITE, OutOfMemory, RefMachine, SegmentationFault,
+    MADV_DONTNEED, MADV_FREE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_POPULATE_READ,
+    MADV_POPULATE_WRITE, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_POPULATE, MAP_PRIVATE,
+    MAP_SHARED, MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE,
+    PR_GET_THP_DISABLE, PR_SET_THP_DISABLE, PROT_EXEC, PROT_READ, PROT_WRITE, TASK_SIZE,
+    VM_HUGEPAGE, VM_LOCKED, VM_LOCKONFAULT, VM_MAYEXEC, VM_MAYREAD, VM_MAYWRITE, VM_NOHUGEPAGE,
+    VM_READ, VM_WRITE, OutOfMemory, RefMachine, SegmentationFault,
 )
 
 MiB = 1 << 20
@@ -25,6 +26,9 @@ RW = PROT_READ | PROT_WRITE
 ANON = MAP_PRIVATE | MAP_ANONYMOUS
 NX = 1 << 63
 P, W, U, A, D, PS, SPECIAL = 0x1, 0x2, 0x4, 0x20, 0x40, 0x80, 0x200
+PROTNONE = 0x100
+MAY = VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
+INITIAL_64MIB = [0] * 10 + [16]  # buddyinfo of a fresh 64 MiB machine (all implicit blocks)
 
 
 def signed(entry):
@@ -502,4 +506,550 @@ def test_random_ops_keep_invariants(seed):
     for pid in pids:
         m.exit(pid)
     m.check_invariants()
+    assert m.vmstat()["nr_free_pages"] == 4096 - (512 if m.huge_zero_pfn is not None else 0)
+
+
+# ----------------------------------------------------------------------------- SEMANTICS 9
+def pte(pfn, *bits):
+    e = pfn << 12
+    for b in bits:
+        e |= b
+    return signed(e)
+
+
+def test_fork_cow_4k_pages_hand_computed():
+    m = RefMachine(64 * MiB)
+    p = m.spawn("sh")
+    a = m.mmap(p, 8192, RW, ANON)
+    m.touch(p, a, 8192)  # tables 0-3, data 1024 (a) and 1025 (a + 4 KiB)
+    t0 = m.tlb_counters(p)["time_ps"]
+    c = m.fork(p)
+    assert c == 2 and m.task_info(c)["comm"] == "sh" and m.task_info(c)["mm"] != m.task_info(p)["mm"]
+    # parent loses RW; child = parent's new entry with A cleared; mapcount 2
+    assert m.page_table(p) == {a: pte(1024, P, U, A, D, NX), a + 4096: pte(1025, P, U, A, D, NX)}
+    assert m.page_table(c) == {a: pte(1024, P, U, D, NX), a + 4096: pte(1025, P, U, D, NX)}
+    assert m.frame_state() == {1024: (0, 2), 1025: (0, 2)}
+    # child PGD, PUD, PMD, PTE come next from the UNMOVABLE lists
+    assert m.page_table_frames() == {0: 4, 1: 3, 2: 2, 3: 1, 4: 4, 5: 3, 6: 2, 7: 1}
+    assert m.status(c)["RssAnon"] == 8 and m.status(c)["VmPTE"] == 12
+    assert m.vmstat()["nr_anon_pages"] == 2  # first/last mapping only
+    assert m.vmas(c) == m.vmas(p)
+    # syscall + flush_tlb_mm + 4 child tables + 2 copied leaves
+    t1 = t0 + 100000 + 100000 + 4 * 150000 + 2 * 2000
+    assert m.tlb_counters(p)["time_ps"] == t1 and m.tlb_counters(c)["time_ps"] == t1
+    m.check_invariants()
+
+    # a write in the child copies: new pfn 1026 (the order-1 MOVABLE block 1026 splits)
+    m.touch(c, a, 4096)
+    assert m.page_table(c)[a] == pte(1026, P, W, U, A, D, NX)
+    assert m.frame_state() == {1024: (0, 1), 1025: (0, 2), 1026: (0, 1)}
+    assert m.vmstat()["nr_anon_pages"] == 3
+    # walk 4 loads, fault + copy + COW flush, walk again: 4 loads (the flush took the PSC entries)
+    t2 = t1 + 333 + 4 * 2333 + 400000 + 200000 + 100000 + 4 * 2333
+    assert m.tlb_counters(c)["time_ps"] == t2
+    # the parent's page now has mapcount 1: a write reuses it (no copy, RW back)
+    faults = m.vmstat()["pgfault"]
+    m.touch(p, a, 4096)
+    assert m.page_table(p)[a] == pte(1024, P, W, U, A, D, NX)
+    assert m.frame_state() == {1024: (0, 1), 1025: (0, 2), 1026: (0, 1)}
+    assert m.vmstat()["pgfault"] == faults + 1
+    # one CPU: the parent starts when the child's access ended (SEMANTICS 8). Its PSC entries
+    # were flushed by fork (4 loads); reuse costs no flush; the second walk hits the PDE cache
+    assert m.tlb_counters(p)["time_ps"] == t2 + 333 + 4 * 2333 + 400000 + 2333
+    m.check_invariants()
+    # exit frees every frame: buddyinfo returns to its initial state
+    m.exit(p)
+    assert m.frame_state() == {1025: (0, 1), 1026: (0, 1)}
+    m.check_invariants()
+    m.exit(c)
+    assert m.frame_state() == {} and m.page_table_frames() == {}
+    assert m.buddyinfo() == INITIAL_64MIB and m.vmstat()["nr_free_pages"] == 16384
+    m.check_invariants()
+
+
+def test_fork_thp_then_cow_splits():
+    m = RefMachine(64 * MiB)
+    p = m.spawn()
+    a = m.mmap(p, 2 * MiB, RW, ANON)
+    m.touch(p, a, 4096)  # THP 1024; PGD 0, PUD 1, PMD 2, deposit 3
+    t0 = m.tlb_counters(p)["time_ps"]
+    c = m.fork(p)
+    assert m.page_table(p) == {a: pte(1024, P, U, A, D, PS, NX)}
+    assert m.page_table(c) == {a: pte(1024, P, U, D, PS, NX)}
+    assert m.frame_state() == {1024: (9, 2)}
+    assert m.page_table_frames() == {0: 4, 1: 3, 2: 2, 3: 1, 4: 4, 5: 3, 6: 2, 7: 1}  # 7: deposit
+    assert m.status(c)["RssAnon"] == 2048 and m.status(c)["VmPTE"] == 12
+    vs = m.vmstat()
+    assert (vs["nr_anon_pages"], vs["nr_anon_transparent_hugepages"]) == (512, 1)
+    assert m.tlb_counters(c)["time_ps"] == t0 + 200000 + 4 * 150000 + 2000  # one leaf copied
+    m.check_invariants()
+    # child write: folio mapped twice -> split the child's PMD, COW the 4 KiB page (pfn 1536:
+    # head of the (9, MOVABLE) list, expanded)
+    m.touch(c, a + 8192, 4096)
+    pt = m.page_table(c)
+    assert len(pt) == 512 and pt[a + 8192] == pte(1536, P, W, U, A, D, NX)
+    assert pt[a] == pte(1024, P, U, A, D, NX)  # the walk had set A on the PMD before the split
+    assert m.frame_state() == {1024: (9, 1 + 511), 1536: (0, 1)}
+    vs = m.vmstat()
+    assert (vs["thp_split_pmd"], vs["nr_anon_pages"], vs["nr_anon_transparent_hugepages"]) == (1, 513, 1)
+    assert m.status(c)["RssAnon"] == 2048 and m.status(p)["RssAnon"] == 2048
+    m.check_invariants()
+    # parent write: PTE maps exist -> split + COW too (next page 1537)
+    m.touch(p, a, 4096)
+    assert m.page_table(p)[a] == pte(1537, P, W, U, A, D, NX)
+    assert m.frame_state() == {1024: (9, 1022), 1536: (0, 1), 1537: (0, 1)}
+    vs = m.vmstat()
+    assert (vs["thp_split_pmd"], vs["nr_anon_pages"], vs["nr_anon_transparent_hugepages"]) == (2, 514, 0)
+    m.check_invariants()
+    m.exit(c)
+    m.exit(p)
+    assert m.buddyinfo() == INITIAL_64MIB
+    m.check_invariants()
+
+
+def test_fork_thp_reuse_after_child_exits_and_zero_pages():
+    m = RefMachine(64 * MiB)
+    p = m.spawn()
+    a = m.mmap(p, 4 * MiB, RW, ANON)
+    m.touch(p, a, 4096)  # THP
+    m.touch(p, a + 2 * MiB, 4096, write=False)  # huge zero page
+    z = m.mmap(p, 4096, RW, ANON)
+    m.touch(p, z, 4096, write=False)  # 4 KiB zero page
+    c = m.fork(p)
+    hz = m.huge_zero_pfn
+    assert m.page_table(c)[a + 2 * MiB] == pte(hz, P, U, PS, SPECIAL, NX)
+    assert m.page_table(c)[z] == pte(m.zero_pfn, P, U, SPECIAL, NX)
+    assert m.status(c)["VmPTE"] == 4 * (1 + 1 + 2 + 1)  # PUD, PMD, 2 deposits, PTE table
+    m.check_invariants()
+    m.exit(c)
+    f = m.vmstat()["thp_split_pmd"]
+    m.touch(p, a, 4096)  # entire mapcount 1, no PTE maps: reuse the PMD
+    assert m.page_table(p)[a] == pte(1024, P, W, U, A, D, PS, NX)
+    assert m.vmstat()["thp_split_pmd"] == f and m.frame_state()[1024] == (9, 1)
+    m.check_invariants()
+
+
+def test_clone_thread_shares_mm_until_last_exit():
+    m = RefMachine(64 * MiB, ncpus=2)
+    p = m.spawn("app")
+    a = m.mmap(p, 4096, RW, ANON)
+    m.touch(p, a, 4096)
+    t = m.clone_thread(p)
+    info = m.task_info(t)
+    assert (info["tgid"], info["comm"], info["mm"], info["mm_users"], info["cpu"]) == (p, "app", m.task_info(p)["mm"], 2, 1)
+    m.touch(t, a, 4096, write=False)
+    assert m.page_table(t) == m.page_table(p)
+    m.exit(p)  # the mm keeps its other user
+    assert m.frame_state() == {1024: (0, 1)} and m.task_info(t)["mm_users"] == 1
+    m.check_invariants()
+    m.exit(t)
+    assert m.frame_state() == {} and m.buddyinfo() == INITIAL_64MIB
+    m.check_invariants()
+
+
+def test_execve_keeps_thp_disable_and_frees_old_mm():
+    m = RefMachine(64 * MiB, kernel="6.18")
+    p = m.spawn()
+    a = m.mmap(p, 2 * MiB, RW, ANON)
+    m.madvise(p, a, 2 * MiB, MADV_HUGEPAGE)  # MMF_VM_HUGEPAGE
+    m.touch(p, a, 4096)
+    m.prctl(p, PR_SET_THP_DISABLE, 1, 0)
+    assert m.mm_flags(p) == (1 << 24) | (1 << 17)
+    t = m.clone_thread(p)
+    m.execve(p, "new")
+    assert t not in m.tasks and m.task_info(p)["comm"] == "new" and m.task_info(p)["mm_users"] == 1
+    assert m.prctl(p, PR_GET_THP_DISABLE) == 1 and m.mm_flags(p) == 1 << 24  # MMF_VM_HUGEPAGE gone
+    assert m.vmas(p) == [] and m.status(p)["RssAnon"] == 0 and m.frame_state() == {}
+    assert m.buddyinfo() == INITIAL_64MIB
+    assert m.brk(p, 0) == 0x555555559000
+    m.check_invariants()
+    m3 = RefMachine(64 * MiB, kernel="3.15")  # def_flags & VM_NOHUGEPAGE survives exec
+    p3 = m3.spawn()
+    m3.prctl(p3, PR_SET_THP_DISABLE, 1)
+    m3.mlockall(p3, MCL_FUTURE)
+    m3.execve(p3, "x")
+    assert m3.prctl(p3, PR_GET_THP_DISABLE) == 1
+    b = m3.mmap(p3, 4096, RW, ANON)
+    assert m3.vmas(p3) == [(b, b + 4096, VM_READ | VM_WRITE | MAY | VM_NOHUGEPAGE)]  # not locked
+
+
+def test_fork_drops_locks_and_keeps_thp_disable():
+    m = RefMachine(64 * MiB, kernel="4.13")
+    p = m.spawn()
+    m.prctl(p, PR_SET_THP_DISABLE, 1)
+    a = m.mmap(p, 3 * 4096, RW, ANON)
+    m.mlock(p, a, 4096)
+    assert m.status(p)["VmLck"] == 4 and m.vmstat()["nr_mlock"] == 1
+    c = m.fork(p)
+    assert m.mm_flags(c) == 1 << 24 and m.status(c)["VmLck"] == 0
+    # the child's VMAs are copied one for one, VM_LOCKED cleared (no merge)
+    assert m.vmas(c) == [(a, a + 4096, VM_READ | VM_WRITE | MAY), (a + 4096, a + 3 * 4096, VM_READ | VM_WRITE | MAY)]
+    assert m.vmstat()["nr_mlock"] == 1  # still mapped in the parent's locked VMA
+    assert m.smaps(c)[0]["Locked"] == 0 and m.smaps(p)[0]["Locked"] == 4
+    m.check_invariants()
+
+
+def test_mprotect_read_only_and_back():
+    m = RefMachine(64 * MiB)
+    p = m.spawn()
+    a = m.mmap(p, 3 * 4096, RW, ANON)
+    m.touch(p, a, 3 * 4096)
+    t0 = m.tlb_counters(p)["time_ps"]
+    assert m.mprotect(p, a, 3 * 4096, PROT_READ) == 0
+    assert m.tlb_counters(p)["time_ps"] == t0 + 100000 + 100000  # syscall + one flush
+    assert m.page_table(p) == {a + k * 4096: pte(1024 + k, P, U, A, D, NX) for k in range(3)}
+    assert m.vmas(p) == [(a, a + 3 * 4096, VM_READ | MAY)]
+    with pytest.raises(SegmentationFault):
+        m.touch(p, a, 4096)
+    m.check_invariants()
+    # the middle page back to RW: 3 VMAs, RW set again (exclusive page)
+    m.mprotect(p, a + 4096, 4096, RW)
+    assert [v[2] & (VM_READ | VM_WRITE) for v in m.vmas(p)] == [VM_READ, VM_READ | VM_WRITE, VM_READ]
+    assert m.page_table(p)[a + 4096] == pte(1025, P, W, U, A, D, NX)
+    # PROT_EXEC clears NX; all RW again and merged
+    m.mprotect(p, a, 3 * 4096, RW | PROT_EXEC)
+    assert m.vmas(p) == [(a, a + 3 * 4096, VM_READ | VM_WRITE | 0x4 | MAY)]
+    assert m.page_table(p) == {a + k * 4096: pte(1024 + k, P, W, U, A, D) for k in range(3)}
+    # no change -> no flush
+    t1 = m.tlb_counters(p)["time_ps"]
+    m.mprotect(p, a, 3 * 4096, RW | PROT_EXEC)
+    assert m.tlb_counters(p)["time_ps"] == t1 + 100000
+    m.check_invariants()
+
+
+def test_mprotect_does_not_make_shared_pages_writable():
+    m = RefMachine(64 * MiB)
+    p = m.spawn()
+    a = m.mmap(p, 8192, RW, ANON)
+    m.touch(p, a, 8192)
+    c = m.fork(p)
+    m.mprotect(p, a, 8192, PROT_READ)
+    m.mprotect(p, a, 8192, RW)
+    assert m.page_table(p)[a] == pte(1024, P, U, A, D, NX)  # mapcount 2: stays read-only
+    m.touch(c, a, 4096)  # the child copies: the parent's page is exclusive again
+    m.mprotect(p, a, 8192, PROT_READ)
+    m.mprotect(p, a, 8192, RW)
+    assert m.page_table(p)[a] == pte(1024, P, W, U, A, D, NX)
+    assert m.page_table(p)[a + 4096] == pte(1025, P, U, A, D, NX)
+    m.check_invariants()
+
+
+def test_mprotect_prot_none():
+    m = RefMachine(64 * MiB)
+    p = m.spawn()
+    a = m.mmap(p, 2 * 4096, RW, ANON)
+    m.touch(p, a, 2 * 4096)
+    m.mprotect(p, a, 2 * 4096, 0)
+    assert m.page_table(p) == {a + k * 4096: pte(1024 + k, PROTNONE, U, A, D, NX) for k in range(2)}
+    faults = m.vmstat()["pgfault"]
+    with pytest.raises(SegmentationFault):
+        m.touch(p, a, 4096, write=False)
+    assert m.vmstat()["pgfault"] == faults + 1
+    assert m.status(p)["RssAnon"] == 8 and m.smaps(p)[0]["Rss"] == 8  # still mapped
+    assert m.frame_state() == {1024: (0, 1), 1025: (0, 1)}
+    m.check_invariants()
+    m.mprotect(p, a, 2 * 4096, RW)
+    assert m.page_table(p) == {a + k * 4096: pte(1024 + k, P, W, U, A, D, NX) for k in range(2)}
+    m.touch(p, a, 2 * 4096)
+    assert m.vmstat()["pgfault"] == faults + 1
+    # a PROT_NONE THP keeps its PMD; munmap still frees it
+    b = m.mmap(p, 2 * MiB, RW, ANON)
+    m.touch(p, b, 4096)
+    thp = m.page_table(p)[b]
+    m.mprotect(p, b, 2 * MiB, 0)
+    assert m.page_table(p)[b] == signed(((thp & ((1 << 64) - 1)) & ~(P | W)) | PROTNONE)
+    assert m.vmstat()["thp_split_pmd"] == 0
+    m.check_invariants()
+    m.munmap(p, b, 2 * MiB)
+    assert m.status(p)["RssAnon"] == 8
+    m.check_invariants()
+
+
+def test_mprotect_inside_thp_splits_pmd_and_errors():
+    m = RefMachine(64 * MiB)
+    p = m.spawn()
+    a = m.mmap(p, 4 * MiB, RW, ANON)
+    m.touch(p, a, 4 * MiB, stride=2 * MiB)
+    m.mprotect(p, a + 4096, 4096, PROT_READ)  # vma_adjust_trans_huge at a + 4 KiB
+    assert m.vmstat()["thp_split_pmd"] == 1
+    assert [v[:2] for v in m.vmas(p)] == [(a, a + 4096), (a + 4096, a + 8192), (a + 8192, a + 4 * MiB)]
+    pt = m.page_table(p)
+    assert pt[a + 4096] == pte(1025, P, U, A, D, NX) and pt[a + 8192] == pte(1026, P, W, U, A, D, NX)
+    # the second THP lies wholly inside: changed in place
+    m.mprotect(p, a + 2 * MiB, 2 * MiB, PROT_READ)
+    assert m.vmstat()["thp_split_pmd"] == 1
+    assert m.page_table(p)[a + 2 * MiB] & W == 0 and m.page_table(p)[a + 2 * MiB] & PS
+    m.check_invariants()
+    # errors
+    assert errno_of(m.mprotect, p, a + 1, 4096, PROT_READ) == errno.EINVAL
+    assert errno_of(m.mprotect, p, a, 4096, 8) == errno.EINVAL
+    assert m.mprotect(p, a, 0, 8) == 0  # len 0 first (do_mprotect_pkey order)
+    assert errno_of(m.mprotect, p, a - 4096, 8192, PROT_READ) == errno.ENOMEM
+    assert errno_of(m.mprotect, p, (1 << 64) - 4096, 8192, PROT_READ) == errno.ENOMEM
+    # a hole after a changed VMA: ENOMEM, the earlier VMAs stay changed
+    assert errno_of(m.mprotect, p, a, 4 * MiB + 4096, PROT_READ) == errno.ENOMEM
+    assert m.vmas(p) == [(a, a + 4 * MiB, VM_READ | MAY)]
+    m.check_invariants()
+
+
+def test_mlock_populates_with_write_faults():
+    m = RefMachine(64 * MiB)
+    p = m.spawn()
+    a = m.mmap(p, 4 * 4096, RW, ANON)
+    assert m.mlock(p, a + 5, 2 * 4096) == 0  # start rounded down, length grown: 3 pages
+    assert m.vmas(p) == [(a, a + 3 * 4096, VM_READ | VM_WRITE | MAY | VM_LOCKED),
+                         (a + 3 * 4096, a + 4 * 4096, VM_READ | VM_WRITE | MAY)]
+    assert m.page_table(p) == {a + k * 4096: pte(1024 + k, P, W, U, A, D, NX) for k in range(3)}
+    assert m.status(p)["VmLck"] == 12 and m.status(p)["RssAnon"] == 12
+    vs = m.vmstat()
+    assert (vs["nr_mlock"], vs["pgfault"]) == (3, 3)
+    assert [s["Locked"] for s in m.smaps(p)] == [12, 0]
+    m.touch(p, a + 3 * 4096, 4096)
+    assert m.vmstat()["nr_mlock"] == 3
+    m.check_invariants()
+    # munlock the second page: locked / unlocked / locked / unlocked tail
+    m.munlock(p, a + 4096, 4096)
+    assert [bool(v[2] & VM_LOCKED) for v in m.vmas(p)] == [True, False, True, False] and m.status(p)["VmLck"] == 8 and m.vmstat()["nr_mlock"] == 2
+    # MADV_DONTNEED on a locked VMA: EINVAL
+    assert errno_of(m.madvise, p, a, 4096, MADV_DONTNEED) == errno.EINVAL
+    m.munlock(p, a, 4 * 4096)
+    assert len(m.vmas(p)) == 1 and m.status(p)["VmLck"] == 0 and m.vmstat()["nr_mlock"] == 0
+    # read-only VMA: read faults (zero pages), nothing counted in Rss or nr_mlock
+    r = m.mmap(p, 2 * 4096, PROT_READ, ANON)
+    m.mlock(p, r, 2 * 4096)
+    assert m.page_table(p)[r] == pte(m.zero_pfn, P, U, A, SPECIAL, NX)
+    assert m.status(p)["VmLck"] == 8 and m.vmstat()["nr_mlock"] == 0
+    # munmap of a locked VMA gives back VmLck
+    m.munmap(p, r, 4096)
+    assert m.status(p)["VmLck"] == 4
+    # a hole: ENOMEM, earlier VMAs changed, nothing populated
+    h = m.mmap(p, 4096, RW, ANON, 0x10000000)
+    rss = m.status(p)["RssAnon"]
+    assert errno_of(m.mlock, p, h, 2 * 4096) == errno.ENOMEM
+    assert m.vmas(p)[0] == (h, h + 4096, VM_READ | VM_WRITE | MAY | VM_LOCKED)
+    assert m.status(p)["RssAnon"] == rss and m.status(p)["VmLck"] == 8
+    assert m.mlock(p, h, 0) == 0
+    m.check_invariants()
+
+
+def test_mlock_inside_thp_splits_and_after_fork_breaks_cow():
+    m = RefMachine(64 * MiB)
+    p = m.spawn()
+    a = m.mmap(p, 2 * MiB, RW, ANON)
+    m.touch(p, a, 4096)
+    m.mlock(p, a + 4096, 4096)
+    assert m.vmstat()["thp_split_pmd"] == 1 and len(m.vmas(p)) == 3
+    assert m.vmstat()["nr_mlock"] == 1 and m.status(p)["VmLck"] == 4
+    m.check_invariants()
+    b = m.mmap(p, 8192, RW, ANON)
+    m.touch(p, b, 8192)
+    c = m.fork(p)
+    m.mlock(p, b, 8192)  # write faults on read-only shared pages: COW in the parent
+    assert m.frame_state()[_pfn(m.page_table(c)[b])] == (0, 1)
+    assert m.page_table(p)[b] & W and _pfn(m.page_table(p)[b]) != _pfn(m.page_table(c)[b])
+    m.check_invariants()
+
+
+def _pfn(e):
+    return ((e & ((1 << 64) - 1)) >> 12) & ((1 << 40) - 1)
+
+
+def test_mlockall_current_future_onfault():
+    m = RefMachine(64 * MiB, thp_enabled="never")
+    p = m.spawn()
+    for bad in (0, MCL_ONFAULT, 8, MCL_CURRENT | 8):
+        assert errno_of(m.mlockall, p, bad) == errno.EINVAL
+    a = m.mmap(p, 2 * 4096, RW, ANON)
+    m.mlockall(p, MCL_CURRENT | MCL_FUTURE)
+    assert m.status(p)["RssAnon"] == 8 and m.status(p)["VmLck"] == 8
+    b = m.mmap(p, 4096, RW, ANON)  # locked, populated and merged
+    assert b == a - 4096 and m.vmas(p) == [(b, a + 8192, VM_READ | VM_WRITE | MAY | VM_LOCKED)]
+    assert m.status(p)["RssAnon"] == 12 and m.vmstat()["nr_mlock"] == 3
+    assert m.status(p)["VmLck"] == 12
+    m.munlockall(p)
+    assert m.status(p)["VmLck"] == 0 and m.vmstat()["nr_mlock"] == 0
+    c = m.mmap(p, 4096, RW, ANON, 0x20000000)
+    assert m.vmas(p)[0] == (c, c + 4096, VM_READ | VM_WRITE | MAY)  # MCL_FUTURE cleared
+    m.mlockall(p, MCL_CURRENT | MCL_ONFAULT)  # locked, not populated
+    assert all(v[2] & VM_LOCKONFAULT for v in m.vmas(p))
+    assert m.status(p)["RssAnon"] == 12 and m.status(p)["VmLck"] == 16
+    assert m.vmstat()["nr_mlock"] == 3  # the pages already mapped in now-locked VMAs
+    m.touch(p, c, 4096)
+    assert m.vmstat()["nr_mlock"] == 4
+    m.mlockall(p, MCL_FUTURE | MCL_ONFAULT)  # VMAs untouched, new ones locked on fault
+    d = m.mmap(p, 4096, RW, ANON, 0x30000000)
+    assert m.vmas(p)[1] == (d, d + 4096, VM_READ | VM_WRITE | MAY | VM_LOCKED | VM_LOCKONFAULT)
+    assert m.status(p)["RssAnon"] == 16 and m.status(p)["VmLck"] == 20
+    m.check_invariants()
+
+
+def test_brk_grow_shrink():
+    m = RefMachine(64 * MiB)
+    p = m.spawn()
+    base = 0x555555559000
+    assert m.brk(p, 0) == base
+    assert m.brk(p, base + 100) == base + 100
+    assert m.vmas(p) == [(base, base + 4096, VM_READ | VM_WRITE | MAY)]
+    assert m.brk(p, base + 3 * 4096) == base + 3 * 4096
+    assert m.vmas(p) == [(base, base + 3 * 4096, VM_READ | VM_WRITE | MAY)]  # merged
+    m.touch(p, base, 3 * 4096)
+    assert m.status(p)["RssAnon"] == 12
+    assert m.brk(p, base + 4096 + 1) == base + 4097  # unmaps [base + 8 KiB, base + 12 KiB)
+    assert m.vmas(p) == [(base, base + 2 * 4096, VM_READ | VM_WRITE | MAY)]
+    assert m.status(p)["RssAnon"] == 8
+    assert m.brk(p, base - 1) == base + 4097  # below start_brk: the current break
+    assert m.brk(p, base + 8000) == base + 8000  # same page-aligned end: only brk moves
+    assert m.vmas(p) == [(base, base + 2 * 4096, VM_READ | VM_WRITE | MAY)]
+    # growing into a mapping fails: the old break comes back
+    m.mmap(p, 4096, RW, ANON | MAP_FIXED, base + 5 * 4096)
+    assert m.brk(p, base + 6 * 4096) == base + 8000
+    assert m.brk(p, base + 5 * 4096) == base + 5 * 4096  # up to it is fine (and merges)
+    assert m.vmas(p) == [(base, base + 6 * 4096, VM_READ | VM_WRITE | MAY)]
+    t0 = m.tlb_counters(p)["time_ps"]
+    m.brk(p, base + 5 * 4096)
+    assert m.tlb_counters(p)["time_ps"] == t0 + 100000
+    # under MCL_FUTURE a grown heap is locked and populated (its own VMA: flags differ)
+    m.munmap(p, base + 5 * 4096, 4096)
+    m.mlockall(p, MCL_FUTURE)
+    assert m.brk(p, base + 8 * 4096) == base + 8 * 4096
+    assert m.vmas(p)[-1] == (base + 5 * 4096, base + 8 * 4096, VM_READ | VM_WRITE | MAY | VM_LOCKED)
+    assert m.status(p)["VmLck"] == 12 and m.status(p)["RssAnon"] == 8 + 12
+    c = m.fork(p)
+    assert m.brk(c, 0) == base + 8 * 4096
+    m.check_invariants()
+    m.exit(p)
+    m.exit(c)
+    assert m.buddyinfo() == INITIAL_64MIB
+
+
+def test_madv_free():
+    m = RefMachine(64 * MiB)
+    p = m.spawn()
+    a = m.mmap(p, 3 * 4096, RW, ANON)
+    m.touch(p, a, 3 * 4096)
+    assert m.madvise(p, a, 2 * 4096, MADV_FREE) == 0
+    pt = m.page_table(p)
+    assert pt[a] == pte(1024, P, W, U, NX) and pt[a + 4096] == pte(1025, P, W, U, NX)
+    assert pt[a + 8192] == pte(1026, P, W, U, A, D, NX)
+    assert m.smaps(p)[0]["LazyFree"] == 8 and m.status(p)["RssAnon"] == 12
+    assert m.vmstat()["nr_anon_pages"] == 3
+    m.touch(p, a, 4096)  # written again: the PTE is dirty, no longer counted
+    assert m.page_table(p)[a] == pte(1024, P, W, U, A, D, NX)
+    assert m.smaps(p)[0]["LazyFree"] == 4
+    m.check_invariants()
+    # shared pages are left alone
+    c = m.fork(p)
+    m.madvise(p, a + 8192, 4096, MADV_FREE)
+    assert m.page_table(p)[a + 8192] == pte(1026, P, U, A, D, NX)
+    m.exit(c)
+    # a THP wholly inside: all 512 pages; partly covered: split first
+    b = m.mmap(p, 4 * MiB, RW, ANON)
+    m.touch(p, b, 4 * MiB, stride=2 * MiB)
+    m.madvise(p, b, 2 * MiB + 8192, MADV_FREE)
+    pt = m.page_table(p)
+    assert pt[b] & (A | D) == 0 and pt[b] & PS
+    assert pt[b + 2 * MiB] & (A | D) == 0 and pt[b + 2 * MiB + 8192] & D
+    assert m.vmstat()["thp_split_pmd"] == 1
+    sm = [s for s in m.smaps(p) if s["start"] == b][0]
+    assert sm["LazyFree"] == 2048 + 8
+    assert m.vmstat()["nr_anon_transparent_hugepages"] == 1
+    m.check_invariants()
+    assert errno_of(m.madvise, p, a + 1, 4096, MADV_FREE) == errno.EINVAL
+    m.mlock(p, a, 4096)
+    assert errno_of(m.madvise, p, a, 4096, MADV_FREE) == errno.EINVAL
+
+
+def test_exit_frees_every_frame_after_mixed_use():
+    m = RefMachine(64 * MiB, thp_defrag="always")
+    p = m.spawn()
+    a = m.mmap(p, 6 * MiB, RW, ANON)
+    m.touch(p, a, 6 * MiB, stride=64 * 1024)
+    m.mprotect(p, a + 4096, 3 * MiB, PROT_READ)
+    m.mlock(p, a + 5 * MiB, 8192)
+    m.brk(p, 0x555555559000 + MiB)
+    m.touch(p, 0x555555559000, MiB, stride=8192)
+    c = m.fork(p)
+    t = m.clone_thread(c)
+    m.touch(t, a + 5 * MiB, MiB)
+    m.madvise(c, a, MiB, MADV_FREE)
+    m.check_invariants()
+    for pid in (p, c, t):
+        m.exit(pid)
+    assert m.frame_state() == {} and m.page_table_frames() == {}
+    assert m.vmstat()["nr_free_pages"] == 16384 and m.buddyinfo() == INITIAL_64MIB
+    m.check_invariants()
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_life_cycle_ops_keep_invariants(seed):
+    """fork / clone_thread / execve / exit / mprotect / mlock* / brk / MADV_FREE mixed with the
+    older calls; check_invariants after every op; every frame comes back at the end."""
+    rng = random.Random(1000 + seed)
+    kernel = ["3.10", "3.15", "4.13", "6.18"][seed % 4]
+    m = RefMachine(16 * MiB, ncpus=2, kernel=kernel, thp_defrag="always" if seed % 2 else "madvise",
+                   tlb=dict(stlb_entries=48, stlb_ways=4))
+    m.spawn()
+    m.spawn()
+    maps = {}  # mm id -> [(addr, length)]
+    for _ in range(150):
+        if not m.tasks:
+            m.spawn()
+        pid = rng.choice(list(m.tasks))
+        mine = maps.setdefault(m.task_info(pid)["mm"], [])
+        op = rng.random()
+        try:
+            if op < 0.12 or not mine:
+                length = rng.choice([4096, 3 * 4096, 2 * MiB, 4 * MiB, 5 * MiB // 2])
+                flags = ANON | (MAP_POPULATE if rng.random() < 0.2 else 0)
+                mine.append((m.mmap(pid, length, rng.choice([RW, RW, PROT_READ]), flags), length))
+            elif op < 0.16:
+                if len(m.tasks) < 6:
+                    child = m.fork(pid)
+                    maps[m.task_info(child)["mm"]] = list(mine)
+            elif op < 0.18:
+                if len(m.tasks) < 6:
+                    m.clone_thread(pid)
+            elif op < 0.20:
+                m.exit(pid)
+            elif op < 0.21:
+                m.execve(pid, "x")
+            elif op < 0.24:
+                cur = m.brk(pid, 0)
+                m.brk(pid, cur + rng.choice([-3 * 4096, -5000, 100, 3 * 4096, 2 * MiB + 77, 3 * MiB]))
+            elif op < 0.26:
+                m.mlockall(pid, rng.choice([1, 2, 3, 5, 6, 7, 0, 4]))
+            elif op < 0.27:
+                m.munlockall(pid)
+            else:
+                addr, length = rng.choice(mine)
+                off = rng.randrange(0, length, 4096)
+                sub = min(length - off, rng.choice([4096, 64 * 1024, 2 * MiB]))
+                if op < 0.50:
+                    m.touch(pid, addr + off, sub, stride=rng.choice([4096, 12288]),
+                            write=rng.random() < 0.7)
+                elif op < 0.56:
+                    m.munmap(pid, addr + off, sub)
+                elif op < 0.68:
+                    m.madvise(pid, addr + off, sub, rng.choice(
+                        [MADV_DONTNEED, MADV_FREE, MADV_FREE, MADV_HUGEPAGE, MADV_NOHUGEPAGE,
+                         MADV_POPULATE_READ, MADV_POPULATE_WRITE]))
+                elif op < 0.78:
+                    m.mprotect(pid, addr + off, sub,
+                               rng.choice([0, PROT_READ, RW, RW | PROT_EXEC, PROT_EXEC]))
+                elif op < 0.84:
+                    m.mlock(pid, addr + off + 7, sub)
+                elif op < 0.88:
+                    m.munlock(pid, addr + off, sub)
+                elif op < 0.90:
+                    m.prctl(pid, PR_SET_THP_DISABLE, rng.randrange(2))
+                else:
+                    m.access(pid, [addr + rng.randrange(0, length) for _ in range(20)],
+                             [rng.random() < 0.5 for _ in range(20)])
+        except (OSError, SegmentationFault, OutOfMemory):
+            pass
+        m.check_invariants()
+    for pid in list(m.tasks):
+        m.exit(pid)
+    m.check_invariants()
+    assert m.frame_state() == ({} if m.huge_zero_pfn is None else {m.huge_zero_pfn: (9, 0)})
     assert m.vmstat()["nr_free_pages"] == 4096 - (512 if m.huge_zero_pfn is not None else 0)
