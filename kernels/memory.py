@@ -36,7 +36,7 @@ from .pagetable import (
     alloc_table, deposit_table, entry_pfn, free_table, pmd_alloc_walk, pmd_lookup,
     pt_slots_available, pte_lookup, withdraw_table,
 )
-from .tlb import KEY_2M, flush_tlb_page, tlb_fill, tlb_layout, tlb_probe
+from .tlb import KEY_2M, flush_tlb_page, set_index, tlb_fill, tlb_layout, tlb_probe
 
 FAULT_RESERVE_TABLES = 8     # pool slots a fault may need: P4D, PUD, PMD, PTE, deposit, spare
 
@@ -436,14 +436,20 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
     fps = 0
     flt = 0
     status = OK
+    last = -1
     rec_fault = (cfg[C_RECORD] & REC_FAULT) != 0
     pid = task[T_PID, ti]
+    # kept in locals (the compiler cannot tell these arrays from the TLB's): the next timed
+    # event moves only when timers run here, and page-table slots go only to faults
+    next_event = gs[G_NEXT_EVENT]
+    slots = pt_slots_available(gs)
     i = i0
     while i < n:
-        if clock >= gs[G_NEXT_EVENT]:
+        if clock >= next_event:
             if run_timers(cfg, gs, vmstat, smp, clock) != OK:
                 status = FLUSH
                 break
+            next_event = gs[G_NEXT_EVENT]
         if rec_fault and not ev_room(gs, ev, 3):
             status = FLUSH
             break
@@ -460,7 +466,7 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
                 continue
             status = SEGV
             break
-        if pt_slots_available(gs) < FAULT_RESERVE_TABLES:
+        if slots < FAULT_RESERVE_TABLES:
             status = NEED_GROW           # checked first, so a restarted access counts once
             break
         v4 = va >> 12
@@ -471,12 +477,22 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
         cost = access_cost
         st = OK
         stamp += 1
+        # The L1 entry the previous access used: if it still holds this page, the set probe
+        # would find exactly it (a key is in one set, once), so this is that probe's result.
+        if last >= 0:
+            t = tags[last]
+            if ((t >> 1) == k4 or (t >> 1) == k2) and (not write or (t & 1) != 0):
+                ages[last] = stamp
+                clock += cost
+                i += 1
+                continue
         # 2 MiB entries of this address space exist only if it ever mapped a PMD leaf
         huge_ok = mm[MM_HAD_PMD, mmi] != 0
         e = tlb_probe(tags, ages, 0, s1, w1, v4, k4, stamp)
         if e < 0 and huge_ok:
             e = tlb_probe(tags, ages, b2, s2, w2, v2, k2, stamp)
         if e >= 0 and (not write or (tags[e] & 1) != 0):
+            last = e
             clock += cost
             i += 1
             continue
@@ -489,15 +505,15 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
                 cost += stlb_cost
                 stamp += 1
                 if (tags[e3] >> 1) == k4:
-                    tlb_fill(tags, ages, 0, s1, w1, v4, k4, 1 & tags[e3], stamp)
+                    last = tlb_fill(tags, ages, 0, s1, w1, v4, k4, 1 & tags[e3], stamp)
                 else:
-                    tlb_fill(tags, ages, b2, s2, w2, v2, k2, 1 & tags[e3], stamp)
+                    last = tlb_fill(tags, ages, b2, s2, w2, v2, k2, 1 & tags[e3], stamp)
                 clock += cost
                 i += 1
                 continue
         # page walk (a TLB miss, or a store through a clean entry), then fault and walk again
-        pdpte_i = (v2 >> 9) % npdpte if npdpte > 0 else 0
-        pde_i = v2 % npde if npde > 0 else 0
+        pdpte_i = set_index(v2 >> 9, npdpte) if npdpte > 0 else 0
+        pde_i = set_index(v2, npde) if npde > 0 else 0
         kp = (asid << 37) | (v2 >> 9)
         kd = (asid << 37) | v2
         for attempt in range(3):
@@ -550,10 +566,10 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
                     stamp += 1
                     if level == 2:
                         tlb_fill(tags, ages, b3, s3, w3, v2, k2, d, stamp)
-                        tlb_fill(tags, ages, b2, s2, w2, v2, k2, d, stamp)
+                        last = tlb_fill(tags, ages, b2, s2, w2, v2, k2, d, stamp)
                     else:
                         tlb_fill(tags, ages, b3, s3, w3, v4, k4, d, stamp)
-                        tlb_fill(tags, ages, 0, s1, w1, v4, k4, d, stamp)
+                        last = tlb_fill(tags, ages, 0, s1, w1, v4, k4, d, stamp)
                     break
             # page fault: the only way out of this function per access
             vmstat[VS_PGFAULT] += 1
@@ -565,6 +581,7 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
                           fc, fault_kind(cfg, pt, fr_idx, fr_flags, mm, mmi, va, st, lpos >= 0))
             cost += fc
             fps += fc
+            slots = pt_slots_available(gs)
             if st != OK:
                 break
         clock += cost

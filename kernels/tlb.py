@@ -50,22 +50,24 @@ def tlb_probe(tags, ages, base, sets, ways, vpn, key, stamp):
 def tlb_fill(tags, ages, base, sets, ways, vpn, key, dirty, stamp):
     """Insert ``key``: in place if present, else the lowest invalid way, else the LRU way."""
     b = base + set_index(vpn, sets) * ways
-    victim = -1
+    victim = b
+    oldest = ages[b]
+    invalid = -1
     for w in range(ways):
-        if (tags[b + w] >> 1) == key:
-            victim = b + w
+        e = b + w
+        t = tags[e]
+        if (t >> 1) == key:
+            victim = e
+            invalid = -2
             break
-    if victim < 0:
-        victim = b
-        oldest = ages[b]
-        for w in range(ways):
-            e = b + w
-            if tags[e] < 0:
-                victim = e
-                break
-            if ages[e] < oldest:
-                oldest = ages[e]
-                victim = e
+        if t < 0:
+            if invalid == -1:
+                invalid = e
+        elif invalid == -1 and ages[e] < oldest:
+            oldest = ages[e]
+            victim = e
+    if invalid >= 0:
+        victim = invalid
     tags[victim] = key * 2 + dirty
     ages[victim] = stamp
     return victim
