@@ -25,6 +25,25 @@ def _thp_story(args: argparse.Namespace) -> int:
     return 0
 
 
+def _info() -> int:
+    import os
+
+    import llvmlite
+    import numba
+    import numpy
+
+    from .config import PROFILES
+    from .kernels.jit import CACHE_DIR
+    cached = sum(f.endswith(".nbi") for _, _, files in os.walk(CACHE_DIR) for f in files)
+    print(f"mmcore {__version__}  numba {numba.__version__}  llvmlite {llvmlite.__version__}  "
+          f"numpy {numpy.__version__}")
+    print(f"kernel cache: {CACHE_DIR} ({cached} cached kernel index files)")
+    print("kernel profiles (Config.kernel): THP defrag default, defrag modes")
+    for name, p in PROFILES.items():
+        print(f"  {name:5}  {p.thp_defrag_default:8}  {', '.join(p.defrag_modes)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="mmcore", description=__doc__)
     p.add_argument("--version", action="version", version=f"mmcore {__version__}")
@@ -35,12 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--accesses", type=int, default=2_000_000)
     r.add_argument("--seed", type=int, default=0)
     sub.add_parser("warmup", help="compile and cache every kernel")
+    sub.add_parser("info", help="versions, the kernel cache, the kernel profiles")
     args = p.parse_args(argv)
     try:
         if args.cmd in (None, "run"):
             if args.cmd is None:
                 args = p.parse_args(["run"])
             return _thp_story(args)
+        if args.cmd == "info":
+            return _info()
         if args.cmd == "warmup":
             from .scenarios import warmup
             warmup()

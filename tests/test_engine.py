@@ -410,3 +410,13 @@ def test_planted_out_of_bounds_access_raises():
     vma = np.zeros((5, 1), np.int64)
     with pytest.raises(IndexError):
         find_vma_index(mm, vma, 0, 1 << 40)
+
+
+def test_cli_info_and_bad_input():
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "mmcore", "info"], capture_output=True, text=True)
+    assert out.returncode == 0 and "kernel cache:" in out.stdout and "6.18" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "mmcore", "run", "--size", "lots"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "size" in bad.stderr
