@@ -5,7 +5,7 @@ import numpy as np
 from .consts import (
     _PAGE_ACCESSED, _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, _PAGE_SPECIAL, _PAGE_TABLE,
     C_COST_COPY_PTE, C_COST_PGTABLE_ALLOC, C_PT_LEVELS, ENOMEM, FR_MAPCOUNT, FR_OWNER,
-    G_HUGE_ZERO_PFN, HPAGE_PMD_NR, HPAGE_PMD_SIZE, MM_ANON, MM_ANON_THP, MM_ANONPAGES,
+    HPAGE_PMD_NR, MM_ANON, MM_ANON_THP, MM_ANONPAGES,
     MM_DEF_FLAGS, MM_FLAGS, MM_HAD_PMD, MM_LOCKED, MM_PGD, MM_PGTABLES, MM_TOTAL_VM, MM_VBASE,
     MM_VCOUNT,
     MMF_DISABLE_THP_COMPLETELY, MMF_DISABLE_THP_EXCEPT_ADVISED, MMF_VM_HUGEPAGE, MM_BRK,
@@ -16,8 +16,7 @@ from .jit import kernel
 from .memory import zap_page_range
 from .mlock import mlock_range
 from .pagetable import (
-    alloc_table, deposit_table, entry_pfn, free_table, pmd_alloc_walk, pmd_lookup, pte_lookup,
-    top_shift,
+    alloc_table, deposit_table, entry_pfn, free_table, next_pmd, pmd_alloc_walk, pte_lookup,
 )
 
 MMF_INIT_MASK = ((1 << MMF_DISABLE_THP_COMPLETELY) | (1 << MMF_DISABLE_THP_EXCEPT_ADVISED)
@@ -82,15 +81,11 @@ def copy_mm(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux
         end = vma[V_END, pb + i]
         va = start
         while va < end:
-            nxt = min((va | (HPAGE_PMD_SIZE - 1)) + 1, end)
-            pos = pmd_lookup(cfg, pt, fr_idx, ppgd, va)
+            pos, nxt = next_pmd(cfg, pt, fr_idx, ppgd, va, end)
             if pos < 0:
-                va = min((va | ((1 << 30) - 1)) + 1, end)
-                continue
-            e = pt[pos]
-            if e == 0:
                 va = nxt
                 continue
+            e = pt[pos]
             if e & _PAGE_PSE:
                 # copy_huge_pmd: PMD table first, then the table to deposit, then the entries
                 cpos, n = pmd_alloc_walk(gs, cfg, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,

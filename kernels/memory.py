@@ -15,7 +15,6 @@ from .consts import (
     FR_OWNER, HPAGE_PMD_NR, HPAGE_PMD_ORDER, HPAGE_PMD_SIZE, MIGRATE_MOVABLE, MM_ANON,
     MM_ANON_THP, MM_ANONPAGES, MM_FLAGS, MM_HAD_PMD, MM_PGD, MM_PGTABLES, NEED_GROW, OK,
     PG_anon_exclusive,
-    PG_head,
     PG_hugezero, PG_tail, PTRS_PER_TABLE, SEGV, TASK_SIZE, T_ACCESSES, T_CLOCK, T_CPU, T_DTLB_MISS,
     T_FAULT_PS, T_MINFLT, T_MM, T_STLB_MISS, T_WALK_LOADS, T_WALK_PS, V_END, V_FILE, V_FLAGS,
     V_START, VM_LOCKED, VM_READ, VM_WRITE, VS_NR_MLOCK, PG_mlocked, VS_NR_ANON_PAGES,
@@ -33,7 +32,7 @@ from .mlock import mlock_range
 from .mmap import range_has_vma, vma_lookup
 from .page_alloc import free_pages, rmqueue
 from .pagetable import (
-    alloc_table, deposit_table, entry_pfn, free_table, pmd_alloc_walk, pmd_lookup,
+    alloc_table, deposit_table, entry_pfn, free_table, next_pmd, pmd_alloc_walk, pmd_lookup,
     pt_slots_available, pte_lookup, withdraw_table,
 )
 from .tlb import KEY_2M, flush_tlb_page, set_index, tlb_fill, tlb_layout, tlb_probe
@@ -642,16 +641,11 @@ def zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
     zapped = 0
     va = start
     while va < end:
-        nxt = min((va | (HPAGE_PMD_SIZE - 1)) + 1, end)
-        pos = pmd_lookup(cfg, pt, fr_idx, pgd, va)
+        pos, nxt = next_pmd(cfg, pt, fr_idx, pgd, va, end)
         if pos < 0:
-            # no PMD table: skip to the next 1 GiB boundary
-            va = min((va | ((1 << 30) - 1)) + 1, end)
-            continue
-        pmde = pt[pos]
-        if pmde == 0:
             va = nxt
             continue
+        pmde = pt[pos]
         if pmde & _PAGE_PSE:
             if (va & (HPAGE_PMD_SIZE - 1)) == 0 and nxt - va == HPAGE_PMD_SIZE:
                 zap_huge_pmd(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,

@@ -1,12 +1,11 @@
 """mprotect and the page-table side of VMA changes (mm/mprotect.c, mm/huge_memory.c)."""
 from .consts import (
-    _PAGE_NX, _PAGE_PRESENT, _PAGE_PROTNONE, _PAGE_PSE, _PAGE_RW, _PAGE_SPECIAL, FR_MAPCOUNT,
-    FR_OWNER, HPAGE_PMD_NR, HPAGE_PMD_SIZE, MM_PGD, PG_anon_exclusive, PG_tail, VM_EXEC,
+    _PAGE_NX, _PAGE_PRESENT, _PAGE_PROTNONE, _PAGE_PSE, _PAGE_RW, _PAGE_SPECIAL, HPAGE_PMD_SIZE, MM_PGD, PG_anon_exclusive, VM_EXEC,
     VM_READ, VM_WRITE,
 )
 from .huge_memory import split_huge_pmd
 from .jit import kernel
-from .pagetable import entry_pfn, pmd_lookup, pte_lookup
+from .pagetable import entry_pfn, next_pmd, pmd_lookup, pte_lookup
 from .tlb import flush_tlb_page
 
 
@@ -58,15 +57,11 @@ def change_protection(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi, start,
     changed = 0
     va = start
     while va < end:
-        nxt = min((va | (HPAGE_PMD_SIZE - 1)) + 1, end)
-        pos = pmd_lookup(cfg, pt, fr_idx, pgd, va)
+        pos, nxt = next_pmd(cfg, pt, fr_idx, pgd, va, end)
         if pos < 0:
-            va = min((va | ((1 << 30) - 1)) + 1, end)
-            continue
-        e = pt[pos]
-        if e == 0:
             va = nxt
             continue
+        e = pt[pos]
         if e & _PAGE_PSE:
             pfn = entry_pfn(e)
             ne = new_leaf(e, vm_flags, (e & _PAGE_SPECIAL) == 0

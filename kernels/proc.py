@@ -1,10 +1,10 @@
 """Read-only walks behind the /proc observables (fs/proc/task_mmu.c)."""
 from .consts import (
     _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_PROTNONE, _PAGE_PSE, _PAGE_SPECIAL, FR_MAPCOUNT, FR_OWNER,
-    HPAGE_PMD_NR, HPAGE_PMD_SIZE, MM_PGD, PG_lazyfree, PG_tail, PTRS_PER_TABLE,
+    HPAGE_PMD_NR, HPAGE_PMD_SIZE, MM_PGD, PG_lazyfree, PG_tail,
 )
 from .jit import kernel
-from .pagetable import entry_pfn, pmd_lookup, pte_lookup
+from .pagetable import entry_pfn, next_pmd, pte_lookup
 
 # smaps_walk output slots (pages, except PSS which is pages << 12 to keep the kernel's precision)
 SM_RSS = 0
@@ -27,9 +27,8 @@ def smaps_walk(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi, start, end, o
     pgd = mm[MM_PGD, mmi]
     va = start
     while va < end:
-        nxt = min((va | (HPAGE_PMD_SIZE - 1)) + 1, end)
-        pos = pmd_lookup(cfg, pt, fr_idx, pgd, va)
-        if pos < 0 or (pt[pos] & (_PAGE_PRESENT | _PAGE_PROTNONE)) == 0:
+        pos, nxt = next_pmd(cfg, pt, fr_idx, pgd, va, end)
+        if pos < 0:
             va = nxt
             continue
         e = pt[pos]
@@ -87,9 +86,8 @@ def dump_leaves(cfg, pt, fr_idx, mm, mmi, start, end, vas, entries):
     n = 0
     va = start
     while va < end:
-        nxt = min((va | (HPAGE_PMD_SIZE - 1)) + 1, end)
-        pos = pmd_lookup(cfg, pt, fr_idx, pgd, va)
-        if pos < 0 or pt[pos] == 0:
+        pos, nxt = next_pmd(cfg, pt, fr_idx, pgd, va, end)
+        if pos < 0:
             va = nxt
             continue
         e = pt[pos]

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from .config import Config, ConfigError, THP_DEFRAG, THP_ENABLED
+from .config import Config, THP_DEFRAG, THP_ENABLED
 from .kernels import consts as K
 from .kernels import proc as P
 from .kernels import sched as SCH

@@ -420,3 +420,20 @@ def test_cli_info_and_bad_input():
     bad = subprocess.run([sys.executable, "-m", "mmcore", "run", "--size", "lots"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "size" in bad.stderr
+
+
+def test_five_level_paging_walks_one_level_more(machine, checked):
+    loads = {}
+    for levels in (4, 5):
+        m = machine(page_table_levels=levels, tlb={"pde_cache_entries": 0,
+                                                   "pdpte_cache_entries": 0})
+        t = m.spawn()
+        t.prctl(PR_SET_THP_DISABLE, 1)
+        a = t.mmap(8192)
+        t.touch(a, 4096)
+        before = t.counters()["walk_loads"]
+        t.access([a + 4096])                 # a miss on a present table: a full walk, a fault,
+        loads[levels] = t.counters()["walk_loads"] - before   # and a second full walk
+        assert t.page_table()[a] & 1
+        checked(m)
+    assert loads == {4: 8, 5: 10}
