@@ -1,8 +1,23 @@
 """Event records and timed background work (the sampler now; khugepaged, writeback, kswapd and
 the oom_reaper later), kept in simulated time."""
 from .consts import (
-    C_SAMPLE_PS, EV_ADDR, EV_KIND, EV_LAT, EV_OP, EV_PID, EV_RESULT, EV_TIME, FLUSH, G_EV_N,
-    G_NEXT_EVENT, G_NR_FREE, G_SMP_N, NR_VMSTAT, OK, SMP_TIME, VS_NR_FREE_PAGES,
+    C_SAMPLE_PS,
+    EV_ADDR,
+    EV_KIND,
+    EV_LAT,
+    EV_OP,
+    EV_PID,
+    EV_RESULT,
+    EV_TIME,
+    FLUSH,
+    G_EV_N,
+    G_NEXT_EVENT,
+    G_NR_FREE,
+    G_SMP_N,
+    NR_VMSTAT,
+    OK,
+    SMP_TIME,
+    VS_NR_FREE_PAGES,
 )
 from .jit import kernel
 

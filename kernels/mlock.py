@@ -1,7 +1,19 @@
 """mlock's page side and MADV_FREE (mm/mlock.c, mm/madvise.c)."""
 from .consts import (
-    _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PROTNONE, _PAGE_PRESENT, _PAGE_PSE, _PAGE_SPECIAL,
-    FR_MAPCOUNT, FR_OWNER, HPAGE_PMD_NR, MM_PGD, PG_lazyfree, PG_mlocked, PG_tail, VS_NR_MLOCK,
+    _PAGE_ACCESSED,
+    _PAGE_DIRTY,
+    _PAGE_PRESENT,
+    _PAGE_PROTNONE,
+    _PAGE_PSE,
+    _PAGE_SPECIAL,
+    FR_MAPCOUNT,
+    FR_OWNER,
+    HPAGE_PMD_NR,
+    MM_PGD,
+    VS_NR_MLOCK,
+    PG_lazyfree,
+    PG_mlocked,
+    PG_tail,
 )
 from .jit import kernel
 from .pagetable import entry_pfn, next_pmd, pte_lookup

@@ -5,8 +5,21 @@ start in the first ``MM_VCOUNT`` slots. A segment that fills up moves to the end
 twice the room; Python grows the pool when ``vma_reserve`` returns NEED_GROW.
 """
 from .consts import (
-    G_VMA_CAP, G_VMA_NEXT, HPAGE_PMD_SIZE, MM_VBASE, MM_VCAP, MM_VCOUNT, MMAP_MIN_ADDR, NEED_GROW,
-    NR_V_FIELDS, OK, V_END, V_FILE, V_FLAGS, V_PGOFF, V_START,
+    G_VMA_CAP,
+    G_VMA_NEXT,
+    HPAGE_PMD_SIZE,
+    MM_VBASE,
+    MM_VCAP,
+    MM_VCOUNT,
+    MMAP_MIN_ADDR,
+    NEED_GROW,
+    NR_V_FIELDS,
+    OK,
+    V_END,
+    V_FILE,
+    V_FLAGS,
+    V_PGOFF,
+    V_START,
 )
 from .jit import kernel
 

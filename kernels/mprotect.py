@@ -1,7 +1,17 @@
 """mprotect and the page-table side of VMA changes (mm/mprotect.c, mm/huge_memory.c)."""
 from .consts import (
-    _PAGE_NX, _PAGE_PRESENT, _PAGE_PROTNONE, _PAGE_PSE, _PAGE_RW, _PAGE_SPECIAL, HPAGE_PMD_SIZE, MM_PGD, PG_anon_exclusive, VM_EXEC,
-    VM_READ, VM_WRITE,
+    _PAGE_NX,
+    _PAGE_PRESENT,
+    _PAGE_PROTNONE,
+    _PAGE_PSE,
+    _PAGE_RW,
+    _PAGE_SPECIAL,
+    HPAGE_PMD_SIZE,
+    MM_PGD,
+    VM_EXEC,
+    VM_READ,
+    VM_WRITE,
+    PG_anon_exclusive,
 )
 from .huge_memory import split_huge_pmd
 from .jit import kernel

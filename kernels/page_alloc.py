@@ -5,9 +5,21 @@ order-10 MOVABLE blocks at the tail of that list (deferred struct-page init), so
 built in constant time and only the frames it touches cost host memory.
 """
 from .consts import (
-    FR_NEXT, FR_PREV, G_FREE_COUNT, G_FREE_HEAD, G_HIGH_WATER, G_NR_FREE, MAX_ORDER_NR_PAGES,
-    MAX_PAGE_ORDER, MIGRATE_MOVABLE, MIGRATE_PCPTYPES, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE,
-    PAGEBLOCK_ORDER, PG_buddy, C_NR_FRAMES,
+    C_NR_FRAMES,
+    FR_NEXT,
+    FR_PREV,
+    G_FREE_COUNT,
+    G_FREE_HEAD,
+    G_HIGH_WATER,
+    G_NR_FREE,
+    MAX_ORDER_NR_PAGES,
+    MAX_PAGE_ORDER,
+    MIGRATE_MOVABLE,
+    MIGRATE_PCPTYPES,
+    MIGRATE_RECLAIMABLE,
+    MIGRATE_UNMOVABLE,
+    PAGEBLOCK_ORDER,
+    PG_buddy,
 )
 from .jit import kernel
 

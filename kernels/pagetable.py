@@ -5,9 +5,24 @@ Every table is a real frame from the buddy allocator (UNMOVABLE); its 512 entrie
 pfn. Entries use the hardware bit layout, so a dump reads like the hardware's.
 """
 from .consts import (
-    _PAGE_PRESENT, _PAGE_TABLE, C_PT_LEVELS, FR_NEXT, FR_OWNER, G_PT_CAP, G_PT_NEXT, G_PT_NFREE,
-    MIGRATE_UNMOVABLE, MM_PGD, MM_PGTABLES, PG_head, PG_pgtable, PTE_PFN_MASK, PTRS_PER_TABLE,
-    VS_NR_PAGE_TABLE_PAGES, VS_PGALLOC, VS_PGFREE,
+    _PAGE_PRESENT,
+    _PAGE_TABLE,
+    C_PT_LEVELS,
+    FR_NEXT,
+    FR_OWNER,
+    G_PT_CAP,
+    G_PT_NEXT,
+    G_PT_NFREE,
+    MIGRATE_UNMOVABLE,
+    MM_PGD,
+    MM_PGTABLES,
+    PTE_PFN_MASK,
+    PTRS_PER_TABLE,
+    VS_NR_PAGE_TABLE_PAGES,
+    VS_PGALLOC,
+    VS_PGFREE,
+    PG_head,
+    PG_pgtable,
 )
 from .jit import kernel
 from .page_alloc import free_pages, rmqueue

@@ -1,7 +1,18 @@
 """Read-only walks behind the /proc observables (fs/proc/task_mmu.c)."""
 from .consts import (
-    _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_PROTNONE, _PAGE_PSE, _PAGE_SPECIAL, FR_MAPCOUNT, FR_OWNER,
-    HPAGE_PMD_NR, HPAGE_PMD_SIZE, MM_PGD, PG_lazyfree, PG_tail,
+    _PAGE_ACCESSED,
+    _PAGE_DIRTY,
+    _PAGE_PRESENT,
+    _PAGE_PROTNONE,
+    _PAGE_PSE,
+    _PAGE_SPECIAL,
+    FR_MAPCOUNT,
+    FR_OWNER,
+    HPAGE_PMD_NR,
+    HPAGE_PMD_SIZE,
+    MM_PGD,
+    PG_lazyfree,
+    PG_tail,
 )
 from .jit import kernel
 from .pagetable import entry_pfn, next_pmd, pte_lookup

@@ -8,17 +8,54 @@ streams are done, or with NEED_GROW or FLUSH and a resume point (``rs``) to re-e
 import numpy as np
 
 from .consts import (
-    C_RECORD, CPU_FREE_AT, EINVAL, FLUSH, MAP_POPULATE, MADV_POPULATE_WRITE,
-    MM_BRK, MM_DEF_FLAGS, NEED_GROW, OK, OP_ACCESS, OP_BRK, OP_MADVISE, OP_MLOCK, OP_MMAP,
-    OP_MPROTECT, OP_MUNLOCK, OP_MUNMAP, OP_PRCTL, OP_TOUCH, OPR_A0, OPR_CODE, OPR_TASK,
-    PROT_WRITE, REC_SYSCALL, T_ALIVE, T_CLOCK, T_CPU, T_MM, T_PID, VM_LOCKED, VM_LOCKONFAULT,
+    C_RECORD,
+    CPU_FREE_AT,
+    EINVAL,
+    FLUSH,
+    MADV_POPULATE_WRITE,
+    MAP_POPULATE,
+    MM_BRK,
+    MM_DEF_FLAGS,
+    NEED_GROW,
+    OK,
+    OP_ACCESS,
+    OP_BRK,
+    OP_MADVISE,
+    OP_MLOCK,
+    OP_MMAP,
+    OP_MPROTECT,
+    OP_MUNLOCK,
+    OP_MUNMAP,
+    OP_PRCTL,
+    OP_TOUCH,
+    OPR_A0,
+    OPR_CODE,
+    OPR_TASK,
+    PROT_WRITE,
+    REC_SYSCALL,
+    T_ALIVE,
+    T_CLOCK,
+    T_CPU,
+    T_MM,
+    T_PID,
+    VM_LOCKED,
+    VM_LOCKONFAULT,
 )
 from .events import ev_room, record, run_timers
 from .jit import kernel
 from .memory import access_loop
 from .syscalls import (
-    madvise_populate_extent, op_begin, op_end, populate_range, sys_brk, sys_madvise, sys_mlock,
-    sys_mmap, sys_mprotect, sys_munmap, sys_prctl_thp,
+    madvise_populate_extent,
+    op_begin,
+    op_end,
+    populate_range,
+    sys_brk,
+    sys_madvise,
+    sys_mlock,
+    sys_mmap,
+    sys_mprotect,
+    sys_munmap,
+    sys_prctl_thp,
 )
 
 RS_OP = 0        # op being resumed (-1: none)

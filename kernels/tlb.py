@@ -7,8 +7,15 @@ invalid) and ``tlb[c, 1, e]`` its last-use stamp (LRU). Entries are laid out as 
 flushes nothing (PCID).
 """
 from .consts import (
-    C_L1_2M_SETS, C_L1_2M_WAYS, C_L1_4K_SETS, C_L1_4K_WAYS, C_NCPUS, C_PDE_CACHE, C_PDPTE_CACHE,
-    C_STLB_SETS, C_STLB_WAYS,
+    C_L1_2M_SETS,
+    C_L1_2M_WAYS,
+    C_L1_4K_SETS,
+    C_L1_4K_WAYS,
+    C_NCPUS,
+    C_PDE_CACHE,
+    C_PDPTE_CACHE,
+    C_STLB_SETS,
+    C_STLB_WAYS,
 )
 from .jit import kernel
 
