@@ -130,6 +130,15 @@ def op_end(gs, task, cpus, ti):
         gs[G_NOW] = t
 
 
+@kernel
+def _noop_syscall(S, ti):
+    """A call that succeeds without doing anything (length 0) still costs its entry and exit."""
+    op_begin(S.task, S.cpus, ti)
+    S.task[T_CLOCK, ti] += S.cfg[C_COST_SYSCALL]
+    op_end(S.gs, S.task, S.cpus, ti)
+    return OK
+
+
 # ---- mmap / munmap ------------------------------------------------------------------------------
 
 @kernel
@@ -359,7 +368,7 @@ def sys_madvise(S, ti, addr, length, advice):
         return -EINVAL, 0
     ln = (length + 4095) & ~4095
     if length == 0:
-        return OK, 0
+        return _noop_syscall(S, ti), 0
     end = addr + ln
     if end > TASK_SIZE:
         return -EINVAL, 0
@@ -593,7 +602,7 @@ def sys_mprotect(S, ti, addr, length, prot):
     if prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC):
         return -EINVAL, 0
     if length == 0:
-        return OK, 0
+        return _noop_syscall(S, ti), 0
     end = addr + ((length + 4095) & ~4095)
     if end <= addr or end > TASK_SIZE:
         return -ENOMEM, 0
@@ -679,7 +688,7 @@ def sys_mlock(S, ti, addr, length, lock, onfault):
     if end > TASK_SIZE:
         return -ENOMEM, 0
     if end == start:
-        return OK, 0
+        return _noop_syscall(S, ti), 0
     if vma_reserve(gs, mm, vma, mmi, 2) != OK:
         return NEED_GROW, 0
     op_begin(task, cpus, ti)
