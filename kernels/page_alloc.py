@@ -24,7 +24,7 @@ from .consts import (
 from .jit import kernel
 
 
-@kernel
+@kernel(inline="always")
 def _list_add(gs, links, pfn, order, mt):
     """Add a free block at the head of the (order, mt) list."""
     li = order * MIGRATE_PCPTYPES + mt
@@ -37,7 +37,7 @@ def _list_add(gs, links, pfn, order, mt):
     gs[G_FREE_COUNT + li] += 1
 
 
-@kernel
+@kernel(inline="always")
 def _list_del(gs, links, pfn, order, mt):
     li = order * MIGRATE_PCPTYPES + mt
     nxt = links[FR_NEXT, pfn]
@@ -56,7 +56,7 @@ def block_mt(pb_mt, pfn):
     return pb_mt[pfn >> PAGEBLOCK_ORDER]
 
 
-@kernel
+@kernel(inline="always")
 def _take_implicit(gs, cfg, fr_flags, fr_order, pb_mt):
     """Carve the order-10 block at the high-water mark (the tail of the (10, MOVABLE) list)."""
     hw = gs[G_HIGH_WATER]
@@ -66,7 +66,7 @@ def _take_implicit(gs, cfg, fr_flags, fr_order, pb_mt):
     return hw
 
 
-@kernel
+@kernel(inline="always")
 def _remove_head(gs, cfg, links, fr_flags, fr_order, pb_mt, order, mt):
     """Pop the head block of (order, mt), or -1. The implicit blocks extend (10, MOVABLE)."""
     li = order * MIGRATE_PCPTYPES + mt
@@ -80,7 +80,7 @@ def _remove_head(gs, cfg, links, fr_flags, fr_order, pb_mt, order, mt):
     return -1
 
 
-@kernel
+@kernel(inline="always")
 def _expand(gs, links, fr_flags, fr_order, pb_mt, pfn, low, high):
     """Split a block of order ``high`` down to ``low``, freeing the upper halves (expand())."""
     while high > low:
@@ -122,12 +122,12 @@ def _claim_pageblocks(gs, links, fr_flags, fr_order, pb_mt, pfn, order, mt):
             p += 1
 
 
-@kernel
+@kernel(inline="always")
 def rmqueue(gs, cfg, links, fr_flags, fr_order, pb_mt, order, mt):
     """Allocate 2**order frames of migratetype ``mt``; return the first pfn or -1.
 
-    __rmqueue_smallest, then the fallback that steals from other migratetypes, largest block first,
-    claiming the pageblock when the stolen block is at least half a pageblock.
+    __rmqueue_smallest inline (the common case, so the fault path pays no call for it), then the
+    fallback that steals from other migratetypes.
     """
     for o in range(order, MAX_PAGE_ORDER + 1):
         pfn = _remove_head(gs, cfg, links, fr_flags, fr_order, pb_mt, o, mt)
@@ -136,6 +136,13 @@ def rmqueue(gs, cfg, links, fr_flags, fr_order, pb_mt, order, mt):
             gs[G_NR_FREE] -= 1 << order
             fr_order[pfn] = order
             return pfn
+    return _rmqueue_fallback(gs, cfg, links, fr_flags, fr_order, pb_mt, order, mt)
+
+
+@kernel
+def _rmqueue_fallback(gs, cfg, links, fr_flags, fr_order, pb_mt, order, mt):
+    """__rmqueue_fallback: steal from other migratetypes, largest block first, claiming the
+    pageblock when the stolen block is at least half a pageblock."""
     for o in range(MAX_PAGE_ORDER, order - 1, -1):
         for k in range(2):
             if mt == MIGRATE_UNMOVABLE:

@@ -104,7 +104,7 @@ def pte_lookup(pt, fr_idx, pmde, va):
     return fr_idx[entry_pfn(pmde)] * PTRS_PER_TABLE + ((va >> 12) & 511)
 
 
-@kernel
+@kernel(inline="always")
 def pmd_alloc_walk(gs, cfg, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, mmi,
                    va):
     """Walk to the PMD entry of ``va``, allocating missing PUD/PMD (and P4D) tables top-down.
