@@ -235,15 +235,18 @@ def _free_depth(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
 
 @kernel
 def exit_mmap(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma, mmi):
-    """Tear down an mm: zap every VMA in address order, then free every table."""
+    """Tear down an mm: zap every VMA in address order, then free every table. Returns the
+    leaves zapped."""
     b = mm[MM_VBASE, mmi]
+    zapped = 0
     for i in range(mm[MM_VCOUNT, mmi]):
         if vma[V_FLAGS, b + i] & VM_LOCKED:
             mlock_range(cfg, pt, fr_idx, fr_flags, fr_order, vmstat, mm, mmi, vma[V_START, b + i],
                         vma[V_END, b + i], False)
-        zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
-                       mmi, vma[V_START, b + i], vma[V_END, b + i])
+        zapped += zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
+                                 pt_aux, mm, mmi, vma[V_START, b + i], vma[V_END, b + i])
     mm[MM_VCOUNT, mmi] = 0
     mm[MM_TOTAL_VM, mmi] = 0
     mm[MM_LOCKED, mmi] = 0
     free_all_tables(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, mmi)
+    return zapped

@@ -234,6 +234,10 @@ def do_wp_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm,
         mm[MM_ANONPAGES, mmi] += 1
     else:
         cost = cfg[C_COST_COPY_PAGE]
+        if vm_flags & VM_LOCKED:
+            # wp_page_copy: the old page leaves a locked VMA (munlock_vma_folio)
+            mlock_range(cfg, pt, fr_idx, fr_flags, fr_order, vmstat, mm, mmi, va & ~4095,
+                        (va & ~4095) + 4096, False)
         remove_rmap_pte(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, old)
     pt[ppos] = leaf_prot(vm_flags) | _PAGE_RW | _PAGE_DIRTY | (pfn << 12)
     flush_tlb_page(cfg, tlb, pwc, mmi + 1, va)
@@ -628,7 +632,8 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
                 ent = pt[pos]
                 if (ent & _PAGE_PRESENT) == 0:
                     break
-                pt[pos] = ent | _PAGE_ACCESSED
+                if (ent & _PAGE_ACCESSED) == 0:     # the CPU sets A with a locked update;
+                    pt[pos] = ent | _PAGE_ACCESSED  # once set, it only reads the line
                 if level == 1 or (level == 2 and (ent & _PAGE_PSE) != 0):
                     lpos = pos
                     break

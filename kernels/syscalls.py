@@ -319,39 +319,69 @@ def populate_range(S, ti, start, end, write):
 
 # ---- madvise --------------------------------------------------------------------------------------
 
+MOD_BITS = 0     # madvise: set and clear VM_* bits
+MOD_LOCK = 1     # mlock: VM_LOCKED on or off (and the pages' mlock state)
+MOD_PROT = 2     # mprotect: replace VM_READ/WRITE/EXEC (and the page-table entries)
+
+
 @kernel
-def split_vmas_at(S, mmi, start, end):
-    """Split the VMAs at both ends of [start, end), splitting a THP PMD a boundary falls in first
-    (__split_vma -> vma_adjust_trans_huge)."""
+def modify_vmas(S, mmi, start, end, kind, a, b, stop_at_hole):
+    """vma_modify_flags over [start, end): a VMA whose flags would not change is left alone (no
+    split: mprotect_fixup / mlock_fixup / madvise_update_vma return early); one that changes is
+    split at the range's ends (a THP PMD a boundary falls in is split first), changed and merged
+    with its neighbours. A hole stops mprotect and mlock (``stop_at_hole``); madvise goes on.
+
+    Returns (no hole met, PMD splits, page-table entries changed).
+    """
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp = S
-    for a in (start, end):
-        p = vma_lookup(mm, vma, mmi, a)
-        if p >= 0 and vma[V_START, p] < a:
-            split_pmd_at(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, tlb, pwc, mmi, a)
-            vma_split_at(mm, vma, mmi, a)
-
-
-@kernel
-def _set_vma_flags(S, mmi, start, end, set_bits, clear_bits):
-    """Change flags over [start, end) (split at the ends, merge after); False if a hole was met."""
-    mm = S.mm
-    vma = S.vma
-    split_vmas_at(S, mmi, start, end)
-    i = find_vma_index(mm, vma, mmi, start)
-    hole = False
+    full = True
+    splits = 0
+    changed = 0
     va = start
-    while i < mm[MM_VCOUNT, mmi]:
-        p = mm[MM_VBASE, mmi] + i
-        if vma[V_START, p] >= end:
+    while va < end:
+        i = find_vma_index(mm, vma, mmi, va)
+        if i >= mm[MM_VCOUNT, mmi] or vma[V_START, mm[MM_VBASE, mmi] + i] >= end:
+            full = False
             break
+        p = mm[MM_VBASE, mmi] + i
         if vma[V_START, p] > va:
-            hole = True
-        vma[V_FLAGS, p] = (vma[V_FLAGS, p] | set_bits) & ~clear_bits
-        i = vma_merge_around(mm, vma, mmi, i)
-        va = vma[V_END, mm[MM_VBASE, mmi] + i]      # the merged VMA may reach past this one
-        i += 1
-    return not hole and va >= end
+            full = False
+            if stop_at_hole:
+                break
+            va = vma[V_START, p]
+        old = vma[V_FLAGS, p]
+        if kind == MOD_PROT:
+            new = (old & ~(VM_READ | VM_WRITE | VM_EXEC)) | a
+        else:
+            new = (old | a) & ~b
+        if new == old or (kind == MOD_LOCK and vma[V_FILE, p] == -2):
+            va = vma[V_END, p]
+            continue
+        if vma[V_START, p] < va:
+            splits += split_pmd_at(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, tlb, pwc,
+                                   mmi, va)
+            vma_split_at(mm, vma, mmi, va)
+            i += 1
+            p = mm[MM_VBASE, mmi] + i
+        if vma[V_END, p] > end:
+            splits += split_pmd_at(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, tlb, pwc,
+                                   mmi, end)
+            vma_split_at(mm, vma, mmi, end)
+        s0 = vma[V_START, p]
+        e0 = vma[V_END, p]
+        vma[V_FLAGS, p] = new
+        if kind == MOD_LOCK and (old & VM_LOCKED) != (new & VM_LOCKED):
+            pages = (e0 - s0) >> 12
+            mm[MM_LOCKED, mmi] += pages if new & VM_LOCKED else -pages
+            mlock_range(cfg, pt, fr_idx, fr_flags, fr_order, vmstat, mm, mmi, s0, e0,
+                        (new & VM_LOCKED) != 0)
+        elif kind == MOD_PROT:
+            changed += change_protection(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi, s0,
+                                         e0, new)
+        vma_merge_around(mm, vma, mmi, i)
+        va = e0
+    return full, splits, changed
 
 
 @kernel
@@ -384,11 +414,14 @@ def sys_madvise(S, ti, addr, length, advice):
     full = True
     if advice == MADV_HUGEPAGE:
         # hugepage_madvise: VM_HUGEPAGE on, VM_NOHUGEPAGE off; enrol the mm for khugepaged
-        full = _set_vma_flags(S, mmi, addr, end, VM_HUGEPAGE, VM_NOHUGEPAGE)
+        full, splits, _ = modify_vmas(S, mmi, addr, end, MOD_BITS, VM_HUGEPAGE, VM_NOHUGEPAGE,
+                                      False)
         mm[MM_FLAGS, mmi] |= 1 << MMF_VM_HUGEPAGE
     elif advice == MADV_NOHUGEPAGE:
-        full = _set_vma_flags(S, mmi, addr, end, VM_NOHUGEPAGE, VM_HUGEPAGE)
+        full, splits, _ = modify_vmas(S, mmi, addr, end, MOD_BITS, VM_NOHUGEPAGE, VM_HUGEPAGE,
+                                      False)
     else:
+        splits = 0
         if advice == MADV_FREE:
             # a THP partly covered is split first, like any VMA boundary inside one
             for a in (addr, end):
@@ -419,6 +452,8 @@ def sys_madvise(S, ti, addr, length, advice):
         flush_tlb_range(cfg, tlb, pwc, mmi + 1, addr, end)
         if zapped > 0:
             task[T_CLOCK, ti] += cfg[C_COST_TLB_FLUSH]
+    if (advice == MADV_HUGEPAGE or advice == MADV_NOHUGEPAGE) and splits > 0:
+        task[T_CLOCK, ti] += cfg[C_COST_TLB_FLUSH]       # the split PMD's flush
     op_end(gs, task, cpus, ti)
     return (OK if full else -ENOMEM), 0
 
@@ -582,10 +617,21 @@ def mm_put(S, mmi):
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp = S
     mm[MM_USERS, mmi] -= 1
+    zapped = 0
     if mm[MM_USERS, mmi] == 0:
-        exit_mmap(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma,
-                  mmi)
+        zapped = exit_mmap(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
+                           mm, vma, mmi)
         flush_tlb_mm(cfg, tlb, pwc, mmi + 1)
+    return OK, zapped
+
+
+@kernel
+def charge_syscall(S, ti, flush):
+    """clone, execve, exit: a system call's cost on the task's clock (and a TLB flush's when the
+    call tore an address space with mappings down)."""
+    op_begin(S.task, S.cpus, ti)
+    S.task[T_CLOCK, ti] += S.cfg[C_COST_SYSCALL] + (S.cfg[C_COST_TLB_FLUSH] if flush else 0)
+    op_end(S.gs, S.task, S.cpus, ti)
     return OK, 0
 
 
@@ -599,80 +645,34 @@ def sys_mprotect(S, ti, addr, length, prot):
     mmi = task[T_MM, ti]
     if addr & 4095 or addr < 0 or length < 0:
         return -EINVAL, 0
-    if prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC):
-        return -EINVAL, 0
     if length == 0:
         return _noop_syscall(S, ti), 0
+    if prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC):
+        return -EINVAL, 0
     end = addr + ((length + 4095) & ~4095)
     if end <= addr or end > TASK_SIZE:
         return -ENOMEM, 0
     if vma_reserve(gs, mm, vma, mmi, 2) != OK:
         return NEED_GROW, 0
-    p = vma_lookup(mm, vma, mmi, addr)
-    if p < 0:
+    if vma_lookup(mm, vma, mmi, addr) < 0:
         return -ENOMEM, 0
     op_begin(task, cpus, ti)
     task[T_CLOCK, ti] += cfg[C_COST_SYSCALL]
-    split_vmas_at(S, mmi, addr, end)
-    i = find_vma_index(mm, vma, mmi, addr)
-    va = addr
-    changed = 0
-    st = OK
     rights = calc_vm_flags(prot) & (VM_READ | VM_WRITE | VM_EXEC)
-    while va < end:
-        if i >= mm[MM_VCOUNT, mmi]:
-            st = -ENOMEM
-            break
-        p = mm[MM_VBASE, mmi] + i
-        if vma[V_START, p] > va:
-            st = -ENOMEM
-            break
-        nf = (vma[V_FLAGS, p] & ~(VM_READ | VM_WRITE | VM_EXEC)) | rights
-        vma[V_FLAGS, p] = nf
-        e = vma[V_END, p]
-        changed += change_protection(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi,
-                                     vma[V_START, p], e, nf)
-        i = vma_merge_around(mm, vma, mmi, i) + 1
-        va = e
-    if changed > 0:
+    full, splits, changed = modify_vmas(S, mmi, addr, end, MOD_PROT, rights, 0, True)
+    if changed > 0 or splits > 0:
         flush_tlb_range(cfg, tlb, pwc, mmi + 1, addr, end)
         task[T_CLOCK, ti] += cfg[C_COST_TLB_FLUSH]
     op_end(gs, task, cpus, ti)
-    return st, 0
+    return (OK if full else -ENOMEM), 0
 
-
-# ---- mlock / brk ---------------------------------------------------------------------------------------
 
 @kernel
 def _lock_vmas(S, mmi, start, end, set_bits, clear_bits):
     """apply_vma_lock_flags: VM_LOCKED on or off over [start, end); False if a hole was met
     (the VMAs before it changed). The vDSO's special mappings are never locked."""
-    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp = S
-    split_vmas_at(S, mmi, start, end)
-    i = find_vma_index(mm, vma, mmi, start)
-    va = start
-    while va < end:
-        if i >= mm[MM_VCOUNT, mmi]:
-            return False
-        p = mm[MM_VBASE, mmi] + i
-        if vma[V_START, p] > va:
-            return False
-        s = vma[V_START, p]
-        e = vma[V_END, p]
-        if vma[V_FILE, p] != -2:
-            old = vma[V_FLAGS, p]
-            new = (old | set_bits) & ~clear_bits
-            if (old & VM_LOCKED) != (new & VM_LOCKED):
-                pages = (e - s) >> 12
-                mm[MM_LOCKED, mmi] += pages if new & VM_LOCKED else -pages
-                mlock_range(cfg, pt, fr_idx, fr_flags, fr_order, vmstat, mm, mmi, s, e,
-                            (new & VM_LOCKED) != 0)
-            vma[V_FLAGS, p] = new
-            i = vma_merge_around(mm, vma, mmi, i)
-        va = vma[V_END, mm[MM_VBASE, mmi] + i]
-        i += 1
-    return True
+    full, splits, _ = modify_vmas(S, mmi, start, end, MOD_LOCK, set_bits, clear_bits, True)
+    return full
 
 
 @kernel

@@ -437,6 +437,7 @@ class Task:
         m.state.mm[K.MM_USERS, self._mmi] += 1
         tgid = int(m.state.task[K.T_TGID, self._ti])
         t = m._new_task(self.comm, self._mmi, int(m.state.task[K.T_ADJ, self._ti]), tgid=tgid)
+        m._call(S_.charge_syscall, self._ti, False)
         m.state.task[K.T_CLOCK, t._ti] = m.state.task[K.T_CLOCK, self._ti]
         return t
 
@@ -448,17 +449,22 @@ class Task:
         m = self.machine
         old = self._mmi
         tgid = int(m.state.task[K.T_TGID, self._ti])
-        for other in list(m._tasks.values()):       # de_thread: the other threads exit first
+        zapped = 0
+        for other in list(m._tasks.values()):       # de_thread: the other threads go first,
             if other is not self and other._alive_flag() and other._mmi == old and \
-                    int(m.state.task[K.T_TGID, other._ti]) == tgid:
-                other.exit()
+                    int(m.state.task[K.T_TGID, other._ti]) == tgid:   # within this call
+                zapped += m._call(S_.mm_put, old)[1]
+                m.state.task[K.T_ALIVE, other._ti] = 0
+                del m._tasks[other.pid]
         new = m._new_mm()
         mm = m.state.mm
         keep = (1 << K.MMF_DISABLE_THP_COMPLETELY) | (1 << K.MMF_DISABLE_THP_EXCEPT_ADVISED)
         mm[K.MM_FLAGS, new] = mm[K.MM_FLAGS, old] & keep
         mm[K.MM_DEF_FLAGS, new] = mm[K.MM_DEF_FLAGS, old] & K.VM_NOHUGEPAGE
         m.state.task[K.T_MM, self._ti] = new
-        m._call(S_.mm_put, old)
+        zapped += m._call(S_.mm_put, old)[1]
+        m._call(S_.charge_syscall, self._ti, zapped > 0)
+        m.state.task[K.T_TGID, self._ti] = self.pid                 # the exec'ing task leads
         self.comm = comm[:15]
 
     def _alive_flag(self) -> bool:
@@ -468,8 +474,9 @@ class Task:
         """exit(2): the task ends; its address space goes with its last user."""
         self._alive()
         m = self.machine
+        _, zapped = m._call(S_.mm_put, self._mmi)
+        m._call(S_.charge_syscall, self._ti, zapped > 0)
         m.state.task[K.T_ALIVE, self._ti] = 0
-        m._call(S_.mm_put, self._mmi)
         del m._tasks[self.pid]
 
     # ---- memory mapping ------------------------------------------------------------------------

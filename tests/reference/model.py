@@ -44,8 +44,7 @@ Faults
      MADV_POPULATE needs VM_WRITE/VM_READ and returns EINVAL otherwise (Linux 6.18 __get_user_pages
      with FOLL_MADV_POPULATE; the brief guessed EFAULT -- see POPULATE_PERM_ERRNO). A hole stops
      MADV_POPULATE at once with ENOMEM (pages before it stay populated). MAP_POPULATE ignores OOM.
- F6. ``do_wp_page`` on a subpage of a PTE-mapped THP reuses when that subpage's mapcount is 1 and
-     the folio has no PMD mapping (unreachable without fork).
+ F6. ``do_wp_page`` reuse follows PageAnonExclusive (E1).
 Mappings
  M1. THP-aligned placement (6.18 profile, length a multiple of 2 MiB) applies whenever the hint is
      not usable; if the padded search fails, the plain search is used (Linux). The found start is
@@ -108,7 +107,7 @@ API edges
 Life cycle, protection, locking, heap (SEMANTICS 9)
  X1. ``nr_anon_pages`` / ``nr_anon_transparent_hugepages`` stay derived from the mappings (O2), which
      is the first/last-mapping rule. page_mapcount(page) = its PTE mappings + its folio's PMD
-     mappings; that is the "mapcount" of do_wp_page, mprotect's exclusivity and MADV_FREE. The rmap
+     mappings; that is the "mapcount" of MADV_FREE (do_wp_page and mprotect use E1). The rmap
      of an order-0 page is the list of its (mm, va) mappings; compaction still migrates mapcount-1
      pages only (C1). Every mm mapping a folio must share its anon root (checked).
  X2. ``clone_thread`` is one operation on the caller's clock costing ``syscall_ps`` (SEMANTICS is
@@ -128,8 +127,7 @@ Life cycle, protection, locking, heap (SEMANTICS 9)
  X6. execve: the caller keeps its pid ("pid kept"; Linux's de_thread would hand a non-leader the
      leader's pid) and becomes its group's leader; the other tasks of its thread group are removed
      first (their mm puts cost nothing extra), then the old mm is put. The fresh mm is what
-     ``spawn`` gives -- this model has no vDSO VMAs, so "the vDSO VMAs of a new process" are none
-     here -- with brk reset, mm flags & the THP-disable bits (not MMF_VM_HUGEPAGE) and
+     ``spawn`` gives (the three vDSO VMAs, D1) with brk reset, mm flags & the THP-disable bits (not MMF_VM_HUGEPAGE) and
      def_flags & VM_NOHUGEPAGE (MCL_FUTURE is dropped). execve and exit cost ``syscall_ps`` (+ one
      ``tlb_flush_ps`` if a teardown zapped a leaf, as before for exit).
  X7. Extras: ``task_info(pid)``; ``spawn(comm, oom_score_adj)``.
@@ -137,8 +135,8 @@ Life cycle, protection, locking, heap (SEMANTICS 9)
      goes through ``_split_vma_at``, which splits a huge PMD (huge zero included) straddling an
      unaligned split address first and then charges one flush (T4).
  P1. mprotect entry rules change only P, PROTNONE (bit 8), RW and NX; US, A, D and SPECIAL are kept
-     (Linux's pte_modify would also drop US for PROT_NONE and set A). "Exclusive" = page_mapcount 1
-     for a PTE, folio mapcount 1 for a PMD (not PageAnonExclusive). A PROT_NONE leaf is present for
+     (Linux's pte_modify would also drop US for PROT_NONE and set A). "Exclusive" = PageAnonExclusive
+     of the page (a PMD: its head page), E1. A PROT_NONE leaf is present for
      software (Rss, zap, fork, page_table(), smaps) but not for the walk: any access faults and the
      VMA check raises SegmentationFault. Unknown prot bits = anything but READ|WRITE|EXEC
      (PROT_SEM, PROT_GROWSDOWN/UP included) -> EINVAL.
@@ -158,7 +156,9 @@ Life cycle, protection, locking, heap (SEMANTICS 9)
      a partly locked PTE-mapped THP counts its locked subpages (Linux: folio granularity,
      mlock_count, large folios only when wholly mapped in the VMA). ``VmLck`` = MM_LOCKED * 4,
      MM_LOCKED follows mlock_fixup / mmap_region / do_brk_flags / munmap and always equals the size of
-     the VM_LOCKED VMAs (checked). smaps ``Locked`` = the VMA's Rss when VM_LOCKED.
+     the VM_LOCKED VMAs (checked). smaps ``Locked`` = the VMA's Pss when VM_LOCKED (Linux
+     ``pss_locked``: per 4 KiB page ``(PAGE_SIZE << 12) // page_mapcount``, summed, ``>> 12``, in
+     kB rounded down), so a page shared with a fork child counts half.
  L2. mlock/munlock: ``start &= PAGE_MASK``, ``len = PAGE_ALIGN(len + offset)`` (so len 0 at an
      unaligned start locks that page); end wrapping -> EINVAL; no VMA at start or a hole -> ENOMEM
      after the earlier VMAs changed, nothing populated. mlock's OOM -> EAGAIN
@@ -182,6 +182,34 @@ Life cycle, protection, locking, heap (SEMANTICS 9)
      khugepaged_enter_vma as mmap); shrinking always succeeds (Linux returns the old break when no
      VMA intersects the range); an unchanged aligned end only moves ``brk``. The raw requested
      value is returned and stored. fork copies start_brk/brk, execve resets them.
+Amendments (SEMANTICS 10)
+ E1. PageAnonExclusive is ``Folio.exclusive``, one flag per 4 KiB page: every page of a new anon
+     folio (4 KiB fault, COW copy, THP fault, huge-zero write that gets a THP) starts exclusive;
+     fork clears the flag of every page the child maps too (a PMD: all 512); the flags stay with
+     the folio object, so migration keeps them and a split PMD's PTEs inherit them. do_wp_page:
+     exclusive -> reuse; else an order-0 page with page_mapcount 1, or a THP subpage whose folio
+     has entire_mapcount 0 and exactly one PTE mapping in all, is made exclusive and reused;
+     otherwise copied. A read-only THP PMD: exclusive head -> reuse; else entire_mapcount 1 and no
+     PTE mapping -> all 512 made exclusive and reused; else split + copy. mprotect's write upgrade
+     needs the page's (a PMD: head page's) flag. Checked: a writable leaf maps an exclusive page;
+     an exclusive page is mapped at most once; a PMD-mapped folio's flags are all equal.
+ D1. The vDSO: ``_new_mm`` (spawn, execve; not fork's child, which copies its parent's VMAs) puts
+     ``[vvar]``, ``[vvar_vclock]`` and ``[vdso]`` (``VDSO_VMAS``) below MMAP_BASE, pgoff 0,
+     ``Vma.special`` set: they never merge (mmap_region, mprotect/madvise/mlock merges); any fault
+     in them (user access or GUP) is a SIGSEGV, so MADV_POPULATE over them fails with EFAULT after
+     populating what comes before (Linux: check_vma_flags gives -EFAULT for the VM_IO|VM_PFNMAP
+     vvar pages); mlock/munlock/mlockall leave their flags and MM_LOCKED alone and population skips
+     them. Otherwise they are ordinary VMAs: munmap, mprotect, MADV_DONTNEED/FREE/HUGEPAGE act on
+     them like on anonymous VMAs (nothing is mapped there), and they keep page tables covering
+     their range alive in free_pgtables. total_vm / VmSize is not modelled.
+ R1. Costs of failing calls: errors from argument checks raise ``_Rejected`` (an OSError) and
+     ``_run`` then leaves every clock alone (task, CPU, machine): mmap's checks (EINVAL, ENOMEM
+     length/range/no room, EEXIST), munmap's EINVAL, madvise's advice/alignment EINVAL,
+     mprotect's EINVAL and wrap ENOMEM and "no VMA at addr" ENOMEM, every prctl error, and (same
+     rule, SEMANTICS does not list them) mlock's wrap EINVAL and mlockall's EINVAL. Everything
+     else that fails costs syscall_ps and what it did: ENOMEM at a hole (mprotect, mlock,
+     madvise; also madvise/mlock with no VMA at all in range), MADV_DONTNEED/FREE's EINVAL on a
+     locked VMA, MADV_POPULATE's EINVAL/EFAULT/ENOMEM, fork's ENOMEM.
 """
 
 from __future__ import annotations
@@ -264,6 +292,11 @@ MMF_THP_DISABLE_MASK = (1 << MMF_DISABLE_THP_EXCEPT_ADVISED) | (1 << MMF_DISABLE
 VM_INIT_DEF_MASK = VM_NOHUGEPAGE
 
 START_BRK = 0x555555559000
+PSS_SHIFT = 12  # fs/proc/task_mmu.c: Pss is accumulated in bytes << PSS_SHIFT
+# SEMANTICS 10: the vDSO mappings every new address space starts with, just below mmap_base
+VDSO_VMAS = ((MMAP_BASE - 0x8000, MMAP_BASE - 0x4000, VM_READ | VM_MAYREAD, "[vvar]"),
+             (MMAP_BASE - 0x4000, MMAP_BASE - 0x2000, VM_READ | VM_MAYREAD, "[vvar_vclock]"),
+             (MMAP_BASE - 0x2000, MMAP_BASE, VM_READ | VM_EXEC | VM_MAYREAD | VM_MAYEXEC, "[vdso]"))
 
 EPERM, ENOENT, EAGAIN, ENOMEM, EACCES, EFAULT, EEXIST, EINVAL = 1, 2, 11, 12, 13, 14, 17, 22
 # Linux 6.18 __get_user_pages(FOLL_MADV_POPULATE): check_vma_flags() failure -> -EINVAL.
@@ -307,6 +340,16 @@ class OutOfMemory(Exception):
 def _oserror(code):
     import os
     return OSError(code, os.strerror(code))
+
+
+class _Rejected(OSError):
+    """An error from a call's argument checks, raised before anything changed: the call costs
+    nothing and the clocks do not move (SEMANTICS 10)."""
+
+
+def _rejected(code):
+    import os
+    return _Rejected(code, os.strerror(code))
 
 
 def _page_align(n):
@@ -467,7 +510,7 @@ class Folio:
     """An allocated data folio: anonymous (order 0 or 9) or the huge zero page."""
 
     __slots__ = ("pfn", "order", "kind", "entire_mapcount", "page_mapcount", "rmap", "anon_root",
-                 "lazyfree")
+                 "lazyfree", "exclusive")
 
     def __init__(self, pfn, order, kind):
         self.pfn = pfn
@@ -478,6 +521,8 @@ class Folio:
         self.rmap = []  # order-0 anon page: the (mm, va) of every PTE mapping it (X1)
         self.anon_root = None  # anon_vma tree (shared along fork) of the mm that faulted it in
         self.lazyfree = [False] * (1 << order)  # MADV_FREE per subpage (!PG_swapbacked, L4)
+        # PageAnonExclusive per subpage (SEMANTICS 10): set on every page of a new anon folio
+        self.exclusive = [kind == "anon"] * (1 << order)
 
     def mapcount(self):
         return self.entire_mapcount + sum(self.page_mapcount)
@@ -499,13 +544,20 @@ class Table:
 
 
 class Vma:
-    __slots__ = ("start", "end", "flags", "pgoff")
+    __slots__ = ("start", "end", "flags", "pgoff", "special")
 
-    def __init__(self, start, end, flags):
+    def __init__(self, start, end, flags, special=None):
         self.start, self.end, self.flags, self.pgoff = start, end, flags, start >> PAGE_SHIFT
+        self.special = special  # "[vvar]", "[vvar_vclock]", "[vdso]" (D1), else None
+        if special is not None:
+            self.pgoff = 0
+
+    def mergeable(self):
+        return self.special is None
 
     def __repr__(self):
-        return f"Vma({self.start:#x}-{self.end:#x} {self.flags:#x})"
+        name = f" {self.special}" if self.special else ""
+        return f"Vma({self.start:#x}-{self.end:#x} {self.flags:#x}{name})"
 
 
 class Mm:
@@ -661,15 +713,21 @@ class RefMachine:
         start = max(task.clock_ps, cpu.free_ps)
         self._cost = self.costs["syscall_ps"] if syscall else 0
         self._flush_needed = False
+        rejected = False
         try:
             return body()
+        except _Rejected:
+            rejected = True  # argument checks: nothing changed, no time (SEMANTICS 10)
+            assert not self._flush_needed
+            raise
         finally:
-            if self._flush_needed:
-                self._cost += self.costs["tlb_flush_ps"]
-                self._flush_needed = False
-            end = start + self._cost
-            task.clock_ps = cpu.free_ps = end
-            self.now_ps = max(self.now_ps, end)
+            if not rejected:
+                if self._flush_needed:
+                    self._cost += self.costs["tlb_flush_ps"]
+                    self._flush_needed = False
+                end = start + self._cost
+                task.clock_ps = cpu.free_ps = end
+                self.now_ps = max(self.now_ps, end)
 
     @property
     def now_ns(self):
@@ -681,9 +739,13 @@ class RefMachine:
         return self.tasks[pid]
 
     # ------------------------------------------------------------------ tasks (SEMANTICS 9)
-    def _new_mm(self):
+    def _new_mm(self, vdso=True):
+        """A new mm; a new address space (spawn, execve) starts with the vDSO VMAs (SEMANTICS 10),
+        fork's child (vdso=False) copies its parent's instead."""
         mm = Mm(self.next_mm_id)
         self.next_mm_id += 1
+        if vdso:
+            mm.vmas = [Vma(s, e, f, name) for s, e, f, name in VDSO_VMAS]
         return mm
 
     def _new_task(self, comm, mm, tgid=None, oom_score_adj=0):
@@ -742,13 +804,13 @@ class RefMachine:
         return child.pid
 
     def _dup_mm(self, old):
-        mm = self._new_mm()
+        mm = self._new_mm(vdso=False)
         mm.anon_root = old.anon_root
         mm.flags = old.flags & (MMF_THP_DISABLE_MASK | (1 << MMF_VM_HUGEPAGE))
         mm.def_flags = old.def_flags & VM_INIT_DEF_MASK
         mm.start_brk, mm.brk = old.start_brk, old.brk
         for v in old.vmas:  # one for one: no merging of VMAs that became identical (X3)
-            vma = Vma(v.start, v.end, v.flags & ~VM_LOCKED_MASK)
+            vma = Vma(v.start, v.end, v.flags & ~VM_LOCKED_MASK, v.special)
             vma.pgoff = v.pgoff
             mm.vmas.append(vma)
         try:
@@ -775,7 +837,9 @@ class RefMachine:
                 if pfn != self.huge_zero_pfn:
                     entry &= ~_PAGE_RW
                     src.entries[i] = entry
-                    self.folios[pfn].entire_mapcount += 1
+                    folio = self.folios[pfn]
+                    folio.entire_mapcount += 1
+                    folio.exclusive = [False] * HPAGE_PMD_NR  # both mms map all 512 pages
                     mm.rss_anon += HPAGE_PMD_NR
                 pmd_c.entries[i] = entry & ~_PAGE_ACCESSED
             else:  # copy_present_pte
@@ -786,6 +850,7 @@ class RefMachine:
                     src.entries[j] = entry
                     folio, sub = self._folio_of(pfn)
                     folio.page_mapcount[sub] += 1
+                    folio.exclusive[sub] = False
                     if folio.order == 0:
                         folio.rmap.append((mm, va))
                     mm.rss_anon += 1
@@ -1139,7 +1204,13 @@ class RefMachine:
                 self.events["thp_fault_fallback"] += 1
         else:
             folio = self.folios[pfn]
-            if folio.mapcount() == 1:  # reuse (only reachable after fork)
+            # do_huge_pmd_wp_page (SEMANTICS 10): an exclusive head page is reused; a folio with
+            # one PMD mapping and no PTE mapping is reused and made exclusive
+            reuse = folio.exclusive[0]
+            if not reuse and folio.entire_mapcount == 1 and not any(folio.page_mapcount):
+                folio.exclusive = [True] * HPAGE_PMD_NR
+                reuse = True
+            if reuse:
                 pmd_t.entries[i] = entry | _PAGE_RW | _PAGE_DIRTY
                 return True
         self._split_huge_pmd(mm, pmd_t, i, haddr)
@@ -1174,7 +1245,7 @@ class RefMachine:
         task.min_flt += 1
         self._cost += self.costs["fault_ps"]
         vma = mm.find_vma(va)
-        if vma is None:
+        if vma is None or vma.special is not None:  # the vDSO is not modelled as memory (D1)
             raise SegmentationFault(va)
         if not gup and ((write and not vma.flags & VM_WRITE) or (not write and not vma.flags & VM_READ)):
             raise SegmentationFault(va)
@@ -1236,10 +1307,17 @@ class RefMachine:
             self._fault_flush(mm, page_va, page_va + PAGE_SIZE)
             return
         folio, sub = self._folio_of(old)
-        if folio.page_mapcount[sub] == 1 and folio.entire_mapcount == 0:  # wp_page_reuse
+        if not folio.exclusive[sub]:  # wp_can_reuse_anon_folio (SEMANTICS 10)
+            if folio.order == 0:
+                can_reuse = folio.page_mapcount[0] == 1
+            else:
+                can_reuse = folio.entire_mapcount == 0 and sum(folio.page_mapcount) == 1
+            if can_reuse:
+                folio.exclusive[sub] = True
+        if folio.exclusive[sub]:  # wp_page_reuse
             pte_t.entries[j] = entry | _PAGE_RW | _PAGE_DIRTY
             return
-        pfn = self.buddy.alloc(0, MIGRATE_MOVABLE)  # wp_page_copy (only reachable after fork)
+        pfn = self.buddy.alloc(0, MIGRATE_MOVABLE)  # wp_page_copy
         if pfn < 0:
             raise OutOfMemory(va)
         new = Folio(pfn, 0, "anon")
@@ -1418,7 +1496,8 @@ class RefMachine:
             if pmd_t is not None and pmd_t.entries[i] & _PAGE_PSE:
                 self._split_huge_pmd(mm, pmd_t, i, haddr)
                 self._flush_needed = True
-        tail = Vma(addr, vma.end, vma.flags)
+        tail = Vma(addr, vma.end, vma.flags, vma.special)
+        tail.pgoff = vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT)
         vma.end = addr
         mm.vmas.insert(mm.vmas.index(vma) + 1, tail)
 
@@ -1427,7 +1506,8 @@ class RefMachine:
         k = 0
         while k + 1 < len(mm.vmas):
             a, b = mm.vmas[k], mm.vmas[k + 1]
-            if (a.end == b.start and a.flags == b.flags and start <= b.start and a.end <= end):
+            if (a.end == b.start and a.flags == b.flags and start <= b.start and a.end <= end
+                    and a.mergeable() and b.mergeable()):
                 a.end = b.end
                 del mm.vmas[k + 1]
             else:
@@ -1448,8 +1528,8 @@ class RefMachine:
 
     def _insert_vma(self, mm, start, end, flags):
         """mmap_region: merge with identical neighbours or insert a new VMA."""
-        prev = next((v for v in mm.vmas if v.end == start and v.flags == flags), None)
-        nxt = next((v for v in mm.vmas if v.start == end and v.flags == flags), None)
+        prev = next((v for v in mm.vmas if v.end == start and v.flags == flags and v.mergeable()), None)
+        nxt = next((v for v in mm.vmas if v.start == end and v.flags == flags and v.mergeable()), None)
         if prev is not None and nxt is not None:
             prev.end = nxt.end
             mm.vmas.remove(nxt)
@@ -1502,27 +1582,30 @@ class RefMachine:
         if not flags & MAP_ANONYMOUS or flags & _MAP_UNSUPPORTED:
             raise NotImplementedError("only anonymous mappings without LOCKED/GROWSDOWN/HUGETLB")
         if length == 0:
-            raise _oserror(EINVAL)
+            raise _rejected(EINVAL)
         length = _page_align(length)
         if length > TASK_SIZE:
-            raise _oserror(ENOMEM)
+            raise _rejected(ENOMEM)
         if flags & MAP_FIXED_NOREPLACE:
             flags |= MAP_FIXED
         if flags & MAP_FIXED:
             if addr > TASK_SIZE - length:
-                raise _oserror(ENOMEM)
+                raise _rejected(ENOMEM)
             if addr & ~PAGE_MASK:
-                raise _oserror(EINVAL)
+                raise _rejected(EINVAL)
         else:
             addr &= PAGE_MASK  # round_hint_to_min
             if addr and addr < MMAP_MIN_ADDR:
                 addr = MMAP_MIN_ADDR
-            addr = self._get_unmapped_area(mm, addr, length)
+            try:
+                addr = self._get_unmapped_area(mm, addr, length)
+            except OSError as e:
+                raise _rejected(e.errno) from None
         end = addr + length
         if flags & MAP_FIXED_NOREPLACE and mm.any_vma_in(addr, end):
-            raise _oserror(EEXIST)
+            raise _rejected(EEXIST)
         if flags & MAP_TYPE not in (MAP_SHARED, MAP_PRIVATE):
-            raise _oserror(EINVAL)
+            raise _rejected(EINVAL)
         if flags & MAP_TYPE == MAP_SHARED:
             raise NotImplementedError("MAP_SHARED")
         vm_flags = (prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
@@ -1548,7 +1631,7 @@ class RefMachine:
             if vma is None or vma.start >= end:
                 return
             s, e = max(va, vma.start), min(end, vma.end)
-            if not vma.flags & VM_LOCKONFAULT and vma.flags & VM_ACCESS_FLAGS:
+            if not vma.flags & VM_LOCKONFAULT and vma.flags & VM_ACCESS_FLAGS and vma.special is None:
                 try:
                     self._populate(task, s, e, (vma.flags & (VM_WRITE | VM_SHARED)) == VM_WRITE)
                 except OutOfMemory:
@@ -1578,16 +1661,16 @@ class RefMachine:
         if start < 0 or length < 0:
             raise ValueError("negative length or address")
         if start & ~PAGE_MASK:
-            raise _oserror(EINVAL)
+            raise _rejected(EINVAL)
         if length == 0:
             return 0
         end = start + _page_align(length)
         if end >= 1 << 64:  # end <= start after wrapping
-            raise _oserror(ENOMEM)
+            raise _rejected(ENOMEM)
         if prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC):
-            raise _oserror(EINVAL)
+            raise _rejected(EINVAL)
         if mm.find_vma(start) is None:
-            raise _oserror(ENOMEM)
+            raise _rejected(ENOMEM)
         changed = False
         nstart = start
         try:
@@ -1633,7 +1716,7 @@ class RefMachine:
             if entry & _PAGE_PSE:
                 if start <= m0 and m0 + HPAGE_PMD_SIZE <= end:
                     pfn = _entry_pfn(entry)
-                    excl = pfn != self.huge_zero_pfn and self.folios[pfn].mapcount() == 1
+                    excl = pfn != self.huge_zero_pfn and self.folios[pfn].exclusive[0]
                     new = self._prot_entry(entry, vm_flags, excl)
                     changed |= new != entry
                     pmd_t.entries[i] = new
@@ -1651,7 +1734,7 @@ class RefMachine:
                 excl = False
                 if pfn != self.zero_pfn:
                     folio, sub = self._folio_of(pfn)
-                    excl = folio.page_mapcount_of(sub) == 1
+                    excl = folio.exclusive[sub]  # PageAnonExclusive (SEMANTICS 10)
                 new = self._prot_entry(e, vm_flags, excl)
                 changed |= new != e
                 pte_t.entries[j] = new
@@ -1673,7 +1756,7 @@ class RefMachine:
         start = addr & PAGE_MASK
         end = start + length
         if end >= 1 << 64:
-            raise _oserror(EINVAL)
+            raise _rejected(EINVAL)
         if end == start:
             return 0
         mm = task.mm
@@ -1697,7 +1780,7 @@ class RefMachine:
     def _mlock_fixup(self, mm, vma, start, end, newflags):
         """mlock_fixup: split/merge, MM_LOCKED accounting. PG_mlocked is derived (L1)."""
         old = vma.flags
-        if newflags == old:
+        if newflags == old or vma.special is not None:  # mlock skips the vDSO (D1)
             return
         self._split_vma_at(mm, start)
         self._split_vma_at(mm, end)
@@ -1719,7 +1802,7 @@ class RefMachine:
 
     def _do_mlockall(self, task, flags):
         if not flags or flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) or flags == MCL_ONFAULT:
-            raise _oserror(EINVAL)
+            raise _rejected(EINVAL)
         self._apply_mlockall_flags(task.mm, flags)
         if flags & MCL_CURRENT:
             self._mm_populate(task, 0, TASK_SIZE, ignore_errors=True)
@@ -1776,7 +1859,7 @@ class RefMachine:
         def body():
             if addr & ~PAGE_MASK or addr < 0 or length <= 0 or addr > TASK_SIZE \
                     or _page_align(length) > TASK_SIZE - addr:
-                raise _oserror(EINVAL)
+                raise _rejected(EINVAL)
             self._unmap_range(task.mm, addr, addr + _page_align(length))
             return 0
         return self._run(task, body)
@@ -1788,9 +1871,9 @@ class RefMachine:
     def _do_madvise(self, task, addr, length, advice):
         if advice not in (MADV_DONTNEED, MADV_FREE, MADV_HUGEPAGE, MADV_NOHUGEPAGE,
                           MADV_POPULATE_READ, MADV_POPULATE_WRITE):
-            raise _oserror(EINVAL)
+            raise _rejected(EINVAL)
         if addr & ~PAGE_MASK or addr < 0 or length < 0:
-            raise _oserror(EINVAL)
+            raise _rejected(EINVAL)
         end = addr + _page_align(length)
         if end == addr:
             return 0
@@ -1891,6 +1974,8 @@ class RefMachine:
                 self._populate(task, start, tmp, write)
             except OutOfMemory:
                 raise _oserror(ENOMEM) from None
+            except SegmentationFault:  # the vDSO (D1): VM_FAULT_SIGSEGV -> -EFAULT
+                raise _oserror(EFAULT) from None
             start = tmp
         return 0
 
@@ -1901,12 +1986,12 @@ class RefMachine:
     def _do_prctl(self, mm, option, arg2, arg3, arg4, arg5):
         """kernel/sys.c PR_SET/GET_THP_DISABLE per profile (spec section 2)."""
         if option not in (PR_SET_THP_DISABLE, PR_GET_THP_DISABLE) or self.kernel == "3.10":
-            raise _oserror(EINVAL)
+            raise _rejected(EINVAL)
         completely = 1 << MMF_DISABLE_THP_COMPLETELY
         advised = 1 << MMF_DISABLE_THP_EXCEPT_ADVISED
         if option == PR_GET_THP_DISABLE:
             if arg2 or arg3 or arg4 or arg5:
-                raise _oserror(EINVAL)
+                raise _rejected(EINVAL)
             if self.kernel == "3.15":
                 return int(bool(mm.def_flags & VM_NOHUGEPAGE))
             if mm.flags & completely:
@@ -1916,7 +2001,7 @@ class RefMachine:
             return 0
         if self.kernel in ("3.15", "4.13"):
             if arg3 or arg4 or arg5:
-                raise _oserror(EINVAL)
+                raise _rejected(EINVAL)
             if self.kernel == "3.15":
                 mm.def_flags = (mm.def_flags | VM_NOHUGEPAGE) if arg2 else (mm.def_flags & ~VM_NOHUGEPAGE)
             else:
@@ -1924,7 +2009,7 @@ class RefMachine:
             return 0
         # 6.18 prctl_set_thp_disable
         if arg4 or arg5 or (not arg2 and arg3) or (arg3 & ~PR_THP_DISABLE_EXCEPT_ADVISED):
-            raise _oserror(EINVAL)
+            raise _rejected(EINVAL)
         mm.flags &= ~(completely | advised)
         if arg2:
             mm.flags |= advised if arg3 & PR_THP_DISABLE_EXCEPT_ADVISED else completely
@@ -2014,12 +2099,15 @@ class RefMachine:
         mm = self._task(pid).mm
         out = []
         for v in mm.vmas:
-            rss = anon_huge = referenced = lazyfree = 0
+            rss = anon_huge = referenced = lazyfree = pss = 0
             for va, entry, size_kb in self._leaves(mm, v.start, v.end):
                 pfn = _entry_pfn(entry)
                 if pfn in (self.zero_pfn, self.huge_zero_pfn):
                     continue
                 rss += size_kb
+                folio, sub = self._folio_of(pfn)
+                for k in range(sub, sub + size_kb // 4):  # smaps_account, per 4 KiB page
+                    pss += (PAGE_SIZE << PSS_SHIFT) // folio.page_mapcount_of(k)
                 if size_kb == 2048:
                     anon_huge += size_kb
                 if entry & _PAGE_ACCESSED:
@@ -2030,7 +2118,8 @@ class RefMachine:
             out.append({"start": v.start, "end": v.end, "flags": v.flags,
                         "Size": (v.end - v.start) // 1024, "Rss": rss, "Anonymous": rss,
                         "AnonHugePages": anon_huge, "Referenced": referenced,
-                        "LazyFree": lazyfree, "Locked": rss if v.flags & VM_LOCKED else 0})
+                        "LazyFree": lazyfree, "Pss": pss >> PSS_SHIFT >> 10,
+                        "Locked": pss >> PSS_SHIFT >> 10 if v.flags & VM_LOCKED else 0})
         return out
 
     def _leaves(self, mm, start, end):
@@ -2099,7 +2188,12 @@ class RefMachine:
                     key = lambda r: (r[0].id, r[1])  # noqa: E731
                     assert sorted(f.rmap, key=key) == sorted(rmaps[pfn], key=key), f"rmap of {pfn}"
             else:
-                assert not any(f.lazyfree)
+                assert not any(f.lazyfree) and not any(f.exclusive)
+            if f.kind == "anon":  # PageAnonExclusive: no other mapping of that page anywhere
+                for sub, excl in enumerate(f.exclusive):
+                    assert not excl or f.page_mapcount_of(sub) <= 1, f"exclusive page {pfn}+{sub}"
+                if f.entire_mapcount:  # PMD-mapped: all 512 flags move together
+                    assert len(set(f.exclusive)) == 1, f"PMD-mapped folio {pfn}: mixed exclusive"
         self._check_tlbs()
 
     def _check_frame_conservation(self):
@@ -2173,6 +2267,7 @@ class RefMachine:
                 folio, sub = self._folio_of(pfn)
                 n = folio.mapcount() if size_kb == 2048 else folio.page_mapcount_of(sub)
                 assert n == 1, f"writable leaf {va:#x} maps a page mapped {n} times"
+                assert folio.exclusive[sub], f"writable leaf {va:#x} maps a non-exclusive page"
         assert mm.locked_vm == sum((v.end - v.start) >> PAGE_SHIFT for v in mm.vmas
                                    if v.flags & VM_LOCKED), "MM_LOCKED"
         assert all(v.flags & VM_LOCKED for v in mm.vmas if v.flags & VM_LOCKONFAULT)

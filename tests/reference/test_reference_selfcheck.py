@@ -18,7 +18,7 @@ from tests.reference.model import (
     MAP_SHARED, MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE,
     PR_GET_THP_DISABLE, PR_SET_THP_DISABLE, PROT_EXEC, PROT_READ, PROT_WRITE, TASK_SIZE,
     VM_HUGEPAGE, VM_LOCKED, VM_LOCKONFAULT, VM_MAYEXEC, VM_MAYREAD, VM_MAYWRITE, VM_NOHUGEPAGE,
-    VM_READ, VM_WRITE, OutOfMemory, RefMachine, SegmentationFault,
+    VM_READ, VM_WRITE, VDSO_VMAS, OutOfMemory, RefMachine, SegmentationFault,
 )
 
 MiB = 1 << 20
@@ -29,6 +29,15 @@ P, W, U, A, D, PS, SPECIAL = 0x1, 0x2, 0x4, 0x20, 0x40, 0x80, 0x200
 PROTNONE = 0x100
 MAY = VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
 INITIAL_64MIB = [0] * 10 + [16]  # buddyinfo of a fresh 64 MiB machine (all implicit blocks)
+
+
+VDSO = [(s, e, f) for s, e, f, _ in VDSO_VMAS]  # [vvar], [vvar_vclock], [vdso] (SEMANTICS 10)
+VDSO_START = VDSO[0][0]
+
+
+def uvmas(m, pid):
+    """The task's VMAs without the three vDSO ones every new address space starts with."""
+    return [v for v in m.vmas(pid) if v not in VDSO]
 
 
 def signed(entry):
@@ -45,22 +54,26 @@ def test_first_mmap_address_and_flags():
     m = RefMachine(64 * MiB)
     pid = m.spawn()
     assert pid == 1 and m.spawn() == 2
+    # mmap_base = TASK_SIZE - 128 MiB = 0x7ffff7fff000; the vDSO VMAs take the 32 KiB below it
+    assert m.vmas(pid) == [(0x7FFFF7FF7000, 0x7FFFF7FFB000, VM_READ | VM_MAYREAD),
+                           (0x7FFFF7FFB000, 0x7FFFF7FFD000, VM_READ | VM_MAYREAD),
+                           (0x7FFFF7FFD000, 0x7FFFF7FFF000, VM_READ | 0x4 | VM_MAYREAD | VM_MAYEXEC)]
     addr = m.mmap(pid, 4096, RW, ANON)
-    assert addr == 0x7FFFF7FFE000  # mmap_base - 4 KiB, mmap_base = TASK_SIZE - 128 MiB
-    assert m.vmas(pid) == [(addr, addr + 4096, VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC)]
+    assert addr == 0x7FFFF7FF6000  # as on the 6.18 host (SEMANTICS 10)
+    assert m.vmas(pid) == [(addr, addr + 4096, VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC)] + VDSO
     # a second mapping with the same flags lands just below and merges
     b = m.mmap(pid, 8192, RW, ANON)
-    assert b == addr - 8192 and len(m.vmas(pid)) == 1
+    assert b == addr - 8192 and len(uvmas(m, pid)) == 1
     # 6.18: a 2 MiB multiple searches len + 2 MiB and rounds the start up to 2 MiB
     c = m.mmap(pid, 2 * MiB, RW, ANON)
-    assert c == 0x7FFFF7C00000  # s = 0x7ffff7ffc000 - 4 MiB = 0x7ffff7bfc000 -> up to 2 MiB
+    assert c == 0x7FFFF7C00000  # s = 0x7ffff7ff4000 - 4 MiB = 0x7ffff7bf4000 -> up to 2 MiB
     m.check_invariants()
 
 
 def test_thp_alignment_only_on_6_18():
     m = RefMachine(64 * MiB, kernel="4.13")
     pid = m.spawn()
-    assert m.mmap(pid, 2 * MiB, RW, ANON) == 0x7FFFF7FFF000 - 2 * MiB
+    assert m.mmap(pid, 2 * MiB, RW, ANON) == 0x7FFFF7FFF000 - 0x8000 - 2 * MiB  # below the vDSO
 
 
 def test_write_touch_one_page_tables_pfns_and_time():
@@ -176,9 +189,10 @@ def test_munmap_partial_thp_then_all():
     assert m.smaps(pid)[0]["AnonHugePages"] == 0
     m.check_invariants()
     m.munmap(pid, addr + 4096, 2 * MiB - 4096)
-    assert m.frame_state() == {} and m.status(pid)["VmPTE"] == 0
-    assert m.vmstat()["nr_free_pages"] == 16384 - 1  # only the PGD is left
-    assert m.vmas(pid) == []
+    # the PTE table goes; the PUD and PMD tables also cover the vDSO VMAs, so they stay
+    assert m.frame_state() == {} and m.status(pid)["VmPTE"] == 8
+    assert m.vmstat()["nr_free_pages"] == 16384 - 3  # PGD, PUD, PMD
+    assert uvmas(m, pid) == []
     m.check_invariants()
     # unmapping nothing is fine; bad arguments are EINVAL
     assert m.munmap(pid, addr, 4096) == 0
@@ -198,10 +212,10 @@ def test_mmap_errors_and_fixed():
     assert errno_of(m.mmap, pid, 4096, RW, ANON | MAP_FIXED_NOREPLACE, a + 4096) == errno.EEXIST
     m.touch(pid, a, 3 * 4096)
     assert m.mmap(pid, 4096, PROT_READ, ANON | MAP_FIXED, a + 4096) == a + 4096
-    assert [v[:2] for v in m.vmas(pid)] == [(a, a + 4096), (a + 4096, a + 8192), (a + 8192, a + 3 * 4096)]
+    assert [v[:2] for v in uvmas(m, pid)] == [(a, a + 4096), (a + 4096, a + 8192), (a + 8192, a + 3 * 4096)]
     assert m.status(pid)["RssAnon"] == 8  # the middle page was unmapped
     assert m.mmap(pid, 4096, RW, ANON | MAP_FIXED, a + 4096) == a + 4096
-    assert len(m.vmas(pid)) == 1  # merged back
+    assert len(uvmas(m, pid)) == 1  # merged back
     # a free hint is used as is
     assert m.mmap(pid, 4096, RW, ANON, 0x10000000) == 0x10000000
     # each call cost syscall_ps; 11 calls, errors included
@@ -231,7 +245,7 @@ def test_prctl_profiles():
     assert m.prctl(pid, PR_SET_THP_DISABLE, 1) == 0 and m.prctl(pid, PR_GET_THP_DISABLE) == 1
     assert errno_of(m.prctl, pid, PR_SET_THP_DISABLE, 1, 1) == errno.EINVAL
     new = m.mmap(pid, 4096, RW, ANON)
-    flags = {v[0]: v[2] for v in m.vmas(pid)}
+    flags = {v[0]: v[2] for v in uvmas(m, pid)}
     assert not flags[old] & VM_NOHUGEPAGE and flags[new] & VM_NOHUGEPAGE  # template for new VMAs
     assert m.status(pid)["THP_enabled"] == 1
 
@@ -272,13 +286,13 @@ def test_madvise_split_merge_dontneed_and_errors():
     m.touch(pid, a, 4 * MiB, stride=2 * MiB)  # two THPs
     # MADV_NOHUGEPAGE on the middle 4 KiB of the first THP: 3 VMAs, that PMD split
     assert m.madvise(pid, a + 4096, 4096, MADV_NOHUGEPAGE) == 0
-    vmas = m.vmas(pid)
+    vmas = uvmas(m, pid)
     assert [v[:2] for v in vmas] == [(a, a + 4096), (a + 4096, a + 8192), (a + 8192, a + 4 * MiB)]
     assert vmas[1][2] & VM_NOHUGEPAGE and m.vmstat()["thp_split_pmd"] == 1
     assert m.madvise(pid, a + 4096, 4096, MADV_HUGEPAGE) == 0
-    assert len(m.vmas(pid)) == 3 and m.vmas(pid)[1][2] & VM_HUGEPAGE
+    assert len(uvmas(m, pid)) == 3 and uvmas(m, pid)[1][2] & VM_HUGEPAGE
     m.madvise(pid, a, 4 * MiB, MADV_HUGEPAGE)
-    assert len(m.vmas(pid)) == 1  # identical flags merge again
+    assert len(uvmas(m, pid)) == 1  # identical flags merge again
     # DONTNEED of the whole second THP frees it and its deposited table, keeps the VMA
     pte_before = m.status(pid)["VmPTE"]
     assert m.madvise(pid, a + 2 * MiB, 2 * MiB, MADV_DONTNEED) == 0
@@ -301,8 +315,12 @@ def test_madvise_populate():
     assert m.madvise(pid, ro, 8192, MADV_POPULATE_READ) == 0 and len(m.page_table(pid)) == 2
     rw = m.mmap(pid, 8192, RW, ANON)
     assert rw == ro - 8192
-    # [rw, rw + 8 KiB) then a hole below ro? no: rw..ro+8K is contiguous; hole after ro + 8 KiB
-    assert errno_of(m.madvise, pid, rw, 5 * 4096, MADV_POPULATE_READ) == errno.ENOMEM
+    # rw..ro+8K is contiguous and [vvar] starts at ro + 8 KiB: the vDSO is not memory (EFAULT)
+    assert ro + 8192 == VDSO_START
+    assert errno_of(m.madvise, pid, rw, 5 * 4096, MADV_POPULATE_READ) == errno.EFAULT
+    assert len(m.page_table(pid)) == 4  # the part before [vvar] was populated
+    # a hole at the start: ENOMEM
+    assert errno_of(m.madvise, pid, rw - 4096, 2 * 4096, MADV_POPULATE_READ) == errno.ENOMEM
     assert m.madvise(pid, rw, 8192, MADV_POPULATE_WRITE) == 0
     assert m.status(pid)["RssAnon"] == 8
     m.check_invariants()
@@ -533,7 +551,7 @@ def test_fork_cow_4k_pages_hand_computed():
     assert m.page_table_frames() == {0: 4, 1: 3, 2: 2, 3: 1, 4: 4, 5: 3, 6: 2, 7: 1}
     assert m.status(c)["RssAnon"] == 8 and m.status(c)["VmPTE"] == 12
     assert m.vmstat()["nr_anon_pages"] == 2  # first/last mapping only
-    assert m.vmas(c) == m.vmas(p)
+    assert uvmas(m, c) == uvmas(m, p)
     # syscall + flush_tlb_mm + 4 child tables + 2 copied leaves
     t1 = t0 + 100000 + 100000 + 4 * 150000 + 2 * 2000
     assert m.tlb_counters(p)["time_ps"] == t1 and m.tlb_counters(c)["time_ps"] == t1
@@ -659,7 +677,7 @@ def test_execve_keeps_thp_disable_and_frees_old_mm():
     m.execve(p, "new")
     assert t not in m.tasks and m.task_info(p)["comm"] == "new" and m.task_info(p)["mm_users"] == 1
     assert m.prctl(p, PR_GET_THP_DISABLE) == 1 and m.mm_flags(p) == 1 << 24  # MMF_VM_HUGEPAGE gone
-    assert m.vmas(p) == [] and m.status(p)["RssAnon"] == 0 and m.frame_state() == {}
+    assert uvmas(m, p) == [] and m.status(p)["RssAnon"] == 0 and m.frame_state() == {}
     assert m.buddyinfo() == INITIAL_64MIB
     assert m.brk(p, 0) == 0x555555559000
     m.check_invariants()
@@ -670,7 +688,7 @@ def test_execve_keeps_thp_disable_and_frees_old_mm():
     m3.execve(p3, "x")
     assert m3.prctl(p3, PR_GET_THP_DISABLE) == 1
     b = m3.mmap(p3, 4096, RW, ANON)
-    assert m3.vmas(p3) == [(b, b + 4096, VM_READ | VM_WRITE | MAY | VM_NOHUGEPAGE)]  # not locked
+    assert uvmas(m3, p3) == [(b, b + 4096, VM_READ | VM_WRITE | MAY | VM_NOHUGEPAGE)]  # not locked
 
 
 def test_fork_drops_locks_and_keeps_thp_disable():
@@ -683,9 +701,10 @@ def test_fork_drops_locks_and_keeps_thp_disable():
     c = m.fork(p)
     assert m.mm_flags(c) == 1 << 24 and m.status(c)["VmLck"] == 0
     # the child's VMAs are copied one for one, VM_LOCKED cleared (no merge)
-    assert m.vmas(c) == [(a, a + 4096, VM_READ | VM_WRITE | MAY), (a + 4096, a + 3 * 4096, VM_READ | VM_WRITE | MAY)]
+    assert uvmas(m, c) == [(a, a + 4096, VM_READ | VM_WRITE | MAY), (a + 4096, a + 3 * 4096, VM_READ | VM_WRITE | MAY)]
     assert m.vmstat()["nr_mlock"] == 1  # still mapped in the parent's locked VMA
-    assert m.smaps(c)[0]["Locked"] == 0 and m.smaps(p)[0]["Locked"] == 4
+    # Locked is the locked VMA's Pss (Linux pss_locked): the page is shared with the child
+    assert m.smaps(c)[0]["Locked"] == 0 and m.smaps(p)[0]["Locked"] == 2
     m.check_invariants()
 
 
@@ -698,17 +717,17 @@ def test_mprotect_read_only_and_back():
     assert m.mprotect(p, a, 3 * 4096, PROT_READ) == 0
     assert m.tlb_counters(p)["time_ps"] == t0 + 100000 + 100000  # syscall + one flush
     assert m.page_table(p) == {a + k * 4096: pte(1024 + k, P, U, A, D, NX) for k in range(3)}
-    assert m.vmas(p) == [(a, a + 3 * 4096, VM_READ | MAY)]
+    assert uvmas(m, p) == [(a, a + 3 * 4096, VM_READ | MAY)]
     with pytest.raises(SegmentationFault):
         m.touch(p, a, 4096)
     m.check_invariants()
     # the middle page back to RW: 3 VMAs, RW set again (exclusive page)
     m.mprotect(p, a + 4096, 4096, RW)
-    assert [v[2] & (VM_READ | VM_WRITE) for v in m.vmas(p)] == [VM_READ, VM_READ | VM_WRITE, VM_READ]
+    assert [v[2] & (VM_READ | VM_WRITE) for v in uvmas(m, p)] == [VM_READ, VM_READ | VM_WRITE, VM_READ]
     assert m.page_table(p)[a + 4096] == pte(1025, P, W, U, A, D, NX)
     # PROT_EXEC clears NX; all RW again and merged
     m.mprotect(p, a, 3 * 4096, RW | PROT_EXEC)
-    assert m.vmas(p) == [(a, a + 3 * 4096, VM_READ | VM_WRITE | 0x4 | MAY)]
+    assert uvmas(m, p) == [(a, a + 3 * 4096, VM_READ | VM_WRITE | 0x4 | MAY)]
     assert m.page_table(p) == {a + k * 4096: pte(1024 + k, P, W, U, A, D) for k in range(3)}
     # no change -> no flush
     t1 = m.tlb_counters(p)["time_ps"]
@@ -725,11 +744,17 @@ def test_mprotect_does_not_make_shared_pages_writable():
     c = m.fork(p)
     m.mprotect(p, a, 8192, PROT_READ)
     m.mprotect(p, a, 8192, RW)
-    assert m.page_table(p)[a] == pte(1024, P, U, A, D, NX)  # mapcount 2: stays read-only
-    m.touch(c, a, 4096)  # the child copies: the parent's page is exclusive again
+    assert m.page_table(p)[a] == pte(1024, P, U, A, D, NX)  # not exclusive: stays read-only
+    m.touch(c, a, 4096)  # the child copies; the parent's page is mapped once but not exclusive
     m.mprotect(p, a, 8192, PROT_READ)
     m.mprotect(p, a, 8192, RW)
+    assert m.page_table(p)[a] == pte(1024, P, U, A, D, NX)  # PageAnonExclusive decides (SEMANTICS 10)
+    m.touch(p, a, 4096)  # do_wp_page: order 0, mapcount 1 -> reused and marked exclusive
     assert m.page_table(p)[a] == pte(1024, P, W, U, A, D, NX)
+    assert m.vmstat()["nr_anon_pages"] == 3  # no copy: 1024, 1025 and the child's copy
+    m.mprotect(p, a, 8192, PROT_READ)
+    m.mprotect(p, a, 8192, RW)
+    assert m.page_table(p)[a] == pte(1024, P, W, U, A, D, NX)  # exclusive now: upgraded
     assert m.page_table(p)[a + 4096] == pte(1025, P, U, A, D, NX)
     m.check_invariants()
 
@@ -772,7 +797,7 @@ def test_mprotect_inside_thp_splits_pmd_and_errors():
     m.touch(p, a, 4 * MiB, stride=2 * MiB)
     m.mprotect(p, a + 4096, 4096, PROT_READ)  # vma_adjust_trans_huge at a + 4 KiB
     assert m.vmstat()["thp_split_pmd"] == 1
-    assert [v[:2] for v in m.vmas(p)] == [(a, a + 4096), (a + 4096, a + 8192), (a + 8192, a + 4 * MiB)]
+    assert [v[:2] for v in uvmas(m, p)] == [(a, a + 4096), (a + 4096, a + 8192), (a + 8192, a + 4 * MiB)]
     pt = m.page_table(p)
     assert pt[a + 4096] == pte(1025, P, U, A, D, NX) and pt[a + 8192] == pte(1026, P, W, U, A, D, NX)
     # the second THP lies wholly inside: changed in place
@@ -788,7 +813,7 @@ def test_mprotect_inside_thp_splits_pmd_and_errors():
     assert errno_of(m.mprotect, p, (1 << 64) - 4096, 8192, PROT_READ) == errno.ENOMEM
     # a hole after a changed VMA: ENOMEM, the earlier VMAs stay changed
     assert errno_of(m.mprotect, p, a, 4 * MiB + 4096, PROT_READ) == errno.ENOMEM
-    assert m.vmas(p) == [(a, a + 4 * MiB, VM_READ | MAY)]
+    assert uvmas(m, p) == [(a, a + 4 * MiB, VM_READ | MAY)]
     m.check_invariants()
 
 
@@ -797,23 +822,23 @@ def test_mlock_populates_with_write_faults():
     p = m.spawn()
     a = m.mmap(p, 4 * 4096, RW, ANON)
     assert m.mlock(p, a + 5, 2 * 4096) == 0  # start rounded down, length grown: 3 pages
-    assert m.vmas(p) == [(a, a + 3 * 4096, VM_READ | VM_WRITE | MAY | VM_LOCKED),
+    assert uvmas(m, p) == [(a, a + 3 * 4096, VM_READ | VM_WRITE | MAY | VM_LOCKED),
                          (a + 3 * 4096, a + 4 * 4096, VM_READ | VM_WRITE | MAY)]
     assert m.page_table(p) == {a + k * 4096: pte(1024 + k, P, W, U, A, D, NX) for k in range(3)}
     assert m.status(p)["VmLck"] == 12 and m.status(p)["RssAnon"] == 12
     vs = m.vmstat()
     assert (vs["nr_mlock"], vs["pgfault"]) == (3, 3)
-    assert [s["Locked"] for s in m.smaps(p)] == [12, 0]
+    assert [s["Locked"] for s in m.smaps(p)] == [12, 0, 0, 0, 0]  # then the three vDSO VMAs
     m.touch(p, a + 3 * 4096, 4096)
     assert m.vmstat()["nr_mlock"] == 3
     m.check_invariants()
     # munlock the second page: locked / unlocked / locked / unlocked tail
     m.munlock(p, a + 4096, 4096)
-    assert [bool(v[2] & VM_LOCKED) for v in m.vmas(p)] == [True, False, True, False] and m.status(p)["VmLck"] == 8 and m.vmstat()["nr_mlock"] == 2
+    assert [bool(v[2] & VM_LOCKED) for v in uvmas(m, p)] == [True, False, True, False] and m.status(p)["VmLck"] == 8 and m.vmstat()["nr_mlock"] == 2
     # MADV_DONTNEED on a locked VMA: EINVAL
     assert errno_of(m.madvise, p, a, 4096, MADV_DONTNEED) == errno.EINVAL
     m.munlock(p, a, 4 * 4096)
-    assert len(m.vmas(p)) == 1 and m.status(p)["VmLck"] == 0 and m.vmstat()["nr_mlock"] == 0
+    assert len(uvmas(m, p)) == 1 and m.status(p)["VmLck"] == 0 and m.vmstat()["nr_mlock"] == 0
     # read-only VMA: read faults (zero pages), nothing counted in Rss or nr_mlock
     r = m.mmap(p, 2 * 4096, PROT_READ, ANON)
     m.mlock(p, r, 2 * 4096)
@@ -826,7 +851,7 @@ def test_mlock_populates_with_write_faults():
     h = m.mmap(p, 4096, RW, ANON, 0x10000000)
     rss = m.status(p)["RssAnon"]
     assert errno_of(m.mlock, p, h, 2 * 4096) == errno.ENOMEM
-    assert m.vmas(p)[0] == (h, h + 4096, VM_READ | VM_WRITE | MAY | VM_LOCKED)
+    assert uvmas(m, p)[0] == (h, h + 4096, VM_READ | VM_WRITE | MAY | VM_LOCKED)
     assert m.status(p)["RssAnon"] == rss and m.status(p)["VmLck"] == 8
     assert m.mlock(p, h, 0) == 0
     m.check_invariants()
@@ -838,7 +863,7 @@ def test_mlock_inside_thp_splits_and_after_fork_breaks_cow():
     a = m.mmap(p, 2 * MiB, RW, ANON)
     m.touch(p, a, 4096)
     m.mlock(p, a + 4096, 4096)
-    assert m.vmstat()["thp_split_pmd"] == 1 and len(m.vmas(p)) == 3
+    assert m.vmstat()["thp_split_pmd"] == 1 and len(uvmas(m, p)) == 3
     assert m.vmstat()["nr_mlock"] == 1 and m.status(p)["VmLck"] == 4
     m.check_invariants()
     b = m.mmap(p, 8192, RW, ANON)
@@ -863,22 +888,22 @@ def test_mlockall_current_future_onfault():
     m.mlockall(p, MCL_CURRENT | MCL_FUTURE)
     assert m.status(p)["RssAnon"] == 8 and m.status(p)["VmLck"] == 8
     b = m.mmap(p, 4096, RW, ANON)  # locked, populated and merged
-    assert b == a - 4096 and m.vmas(p) == [(b, a + 8192, VM_READ | VM_WRITE | MAY | VM_LOCKED)]
+    assert b == a - 4096 and uvmas(m, p) == [(b, a + 8192, VM_READ | VM_WRITE | MAY | VM_LOCKED)]
     assert m.status(p)["RssAnon"] == 12 and m.vmstat()["nr_mlock"] == 3
     assert m.status(p)["VmLck"] == 12
     m.munlockall(p)
     assert m.status(p)["VmLck"] == 0 and m.vmstat()["nr_mlock"] == 0
     c = m.mmap(p, 4096, RW, ANON, 0x20000000)
-    assert m.vmas(p)[0] == (c, c + 4096, VM_READ | VM_WRITE | MAY)  # MCL_FUTURE cleared
+    assert uvmas(m, p)[0] == (c, c + 4096, VM_READ | VM_WRITE | MAY)  # MCL_FUTURE cleared
     m.mlockall(p, MCL_CURRENT | MCL_ONFAULT)  # locked, not populated
-    assert all(v[2] & VM_LOCKONFAULT for v in m.vmas(p))
+    assert all(v[2] & VM_LOCKONFAULT for v in uvmas(m, p))
     assert m.status(p)["RssAnon"] == 12 and m.status(p)["VmLck"] == 16
     assert m.vmstat()["nr_mlock"] == 3  # the pages already mapped in now-locked VMAs
     m.touch(p, c, 4096)
     assert m.vmstat()["nr_mlock"] == 4
     m.mlockall(p, MCL_FUTURE | MCL_ONFAULT)  # VMAs untouched, new ones locked on fault
     d = m.mmap(p, 4096, RW, ANON, 0x30000000)
-    assert m.vmas(p)[1] == (d, d + 4096, VM_READ | VM_WRITE | MAY | VM_LOCKED | VM_LOCKONFAULT)
+    assert uvmas(m, p)[1] == (d, d + 4096, VM_READ | VM_WRITE | MAY | VM_LOCKED | VM_LOCKONFAULT)
     assert m.status(p)["RssAnon"] == 16 and m.status(p)["VmLck"] == 20
     m.check_invariants()
 
@@ -889,22 +914,22 @@ def test_brk_grow_shrink():
     base = 0x555555559000
     assert m.brk(p, 0) == base
     assert m.brk(p, base + 100) == base + 100
-    assert m.vmas(p) == [(base, base + 4096, VM_READ | VM_WRITE | MAY)]
+    assert uvmas(m, p) == [(base, base + 4096, VM_READ | VM_WRITE | MAY)]
     assert m.brk(p, base + 3 * 4096) == base + 3 * 4096
-    assert m.vmas(p) == [(base, base + 3 * 4096, VM_READ | VM_WRITE | MAY)]  # merged
+    assert uvmas(m, p) == [(base, base + 3 * 4096, VM_READ | VM_WRITE | MAY)]  # merged
     m.touch(p, base, 3 * 4096)
     assert m.status(p)["RssAnon"] == 12
     assert m.brk(p, base + 4096 + 1) == base + 4097  # unmaps [base + 8 KiB, base + 12 KiB)
-    assert m.vmas(p) == [(base, base + 2 * 4096, VM_READ | VM_WRITE | MAY)]
+    assert uvmas(m, p) == [(base, base + 2 * 4096, VM_READ | VM_WRITE | MAY)]
     assert m.status(p)["RssAnon"] == 8
     assert m.brk(p, base - 1) == base + 4097  # below start_brk: the current break
     assert m.brk(p, base + 8000) == base + 8000  # same page-aligned end: only brk moves
-    assert m.vmas(p) == [(base, base + 2 * 4096, VM_READ | VM_WRITE | MAY)]
+    assert uvmas(m, p) == [(base, base + 2 * 4096, VM_READ | VM_WRITE | MAY)]
     # growing into a mapping fails: the old break comes back
     m.mmap(p, 4096, RW, ANON | MAP_FIXED, base + 5 * 4096)
     assert m.brk(p, base + 6 * 4096) == base + 8000
     assert m.brk(p, base + 5 * 4096) == base + 5 * 4096  # up to it is fine (and merges)
-    assert m.vmas(p) == [(base, base + 6 * 4096, VM_READ | VM_WRITE | MAY)]
+    assert uvmas(m, p) == [(base, base + 6 * 4096, VM_READ | VM_WRITE | MAY)]
     t0 = m.tlb_counters(p)["time_ps"]
     m.brk(p, base + 5 * 4096)
     assert m.tlb_counters(p)["time_ps"] == t0 + 100000
@@ -912,7 +937,7 @@ def test_brk_grow_shrink():
     m.munmap(p, base + 5 * 4096, 4096)
     m.mlockall(p, MCL_FUTURE)
     assert m.brk(p, base + 8 * 4096) == base + 8 * 4096
-    assert m.vmas(p)[-1] == (base + 5 * 4096, base + 8 * 4096, VM_READ | VM_WRITE | MAY | VM_LOCKED)
+    assert uvmas(m, p)[-1] == (base + 5 * 4096, base + 8 * 4096, VM_READ | VM_WRITE | MAY | VM_LOCKED)
     assert m.status(p)["VmLck"] == 12 and m.status(p)["RssAnon"] == 8 + 12
     c = m.fork(p)
     assert m.brk(c, 0) == base + 8 * 4096
@@ -1053,3 +1078,127 @@ def test_random_life_cycle_ops_keep_invariants(seed):
     m.check_invariants()
     assert m.frame_state() == ({} if m.huge_zero_pfn is None else {m.huge_zero_pfn: (9, 0)})
     assert m.vmstat()["nr_free_pages"] == 4096 - (512 if m.huge_zero_pfn is not None else 0)
+
+
+# ---------------------------------------------------------------- SEMANTICS 10 (amendments)
+def test_anon_exclusive_thp_pmd_reuse_and_mprotect():
+    m = RefMachine(64 * MiB)
+    p = m.spawn()
+    a = m.mmap(p, 2 * MiB, RW, ANON)
+    m.touch(p, a, 4096)  # THP at 1024, all 512 pages exclusive
+    assert all(m.folios[1024].exclusive)
+    m.mprotect(p, a, 2 * MiB, PROT_READ)
+    m.mprotect(p, a, 2 * MiB, RW)  # exclusive head: the PMD gets RW back
+    assert m.page_table(p)[a] == pte(1024, P, W, U, A, D, PS, NX)
+    c = m.fork(p)
+    assert not any(m.folios[1024].exclusive)  # fork cleared every page
+    m.exit(c)
+    m.mprotect(p, a, 2 * MiB, PROT_READ)
+    m.mprotect(p, a, 2 * MiB, RW)  # mapped once, but not exclusive: stays read-only
+    assert m.page_table(p)[a] == pte(1024, P, U, A, D, PS, NX)
+    f = m.vmstat()["thp_split_pmd"]
+    m.touch(p, a + 8192, 4096)  # one PMD mapping, no PTE mapping: reused, all 512 exclusive
+    assert m.page_table(p)[a] == pte(1024, P, W, U, A, D, PS, NX)
+    assert m.vmstat()["thp_split_pmd"] == f and all(m.folios[1024].exclusive)
+    m.check_invariants()
+
+
+def test_anon_exclusive_pte_mapped_thp_subpage_copies():
+    m = RefMachine(64 * MiB)
+    p = m.spawn()
+    a = m.mmap(p, 2 * MiB, RW, ANON)
+    m.touch(p, a, 4096)  # THP at 1024
+    m.munmap(p, a + 2 * MiB - 4096, 4096)  # split: 511 PTE mappings
+    c = m.fork(p)
+    m.exit(c)
+    assert not any(m.folios[1024].exclusive[:511])
+    # a subpage of a folio with 511 PTE mappings: not reusable, copied
+    m.touch(p, a, 4096)
+    e = m.page_table(p)[a]
+    assert (e >> 12) & 0xFFFFFFFFF != 1024 and e & W
+    assert m.frame_state()[1024] == (9, 510)
+    # after the copy the next page is still not exclusive and the folio still has 510 maps
+    m.touch(p, a + 4096, 4096)
+    assert (m.page_table(p)[a + 4096] >> 12) & 0xFFFFFFFFF != 1025
+    m.check_invariants()
+
+
+def test_anon_exclusive_kept_by_migration():
+    # a page reused (and made exclusive) after fork keeps the flag when compaction moves it
+    m = RefMachine(8 * MiB, thp_defrag="always")
+    p = m.spawn()
+    a = m.mmap(p, 4096, RW, ANON)
+    m.touch(p, a, 4096)
+    c = m.fork(p)
+    m.exit(c)
+    m.touch(p, a, 4096)  # reuse: exclusive again
+    pfn = (m.page_table(p)[a] >> 12) & 0xFFFFFFFFF
+    assert m.folios[pfn].exclusive == [True]
+    folio = m.folios[pfn]
+    m._migrate_page(pfn, m.buddy.alloc(0, MIGRATE_MOVABLE))
+    assert folio.exclusive == [True] and m.folios[folio.pfn] is folio
+    m.check_invariants()
+
+
+def test_vdso_vmas_segfault_not_locked_copied_and_renewed():
+    m = RefMachine(64 * MiB)
+    p = m.spawn()
+    assert m.vmas(p) == VDSO and m.status(p)["VmPTE"] == 0
+    for va, write in ((VDSO_START, False), (VDSO[2][0], False), (VDSO_START, True)):
+        with pytest.raises(SegmentationFault):
+            m.touch(p, va, 4096, write=write)
+    assert m.page_table(p) == {} and m.vmstat()["pgfault"] == 3
+    a = m.mmap(p, 4096, RW, ANON)
+    m.mlockall(p, MCL_CURRENT)
+    assert m.vmas(p) == [(a, a + 4096, VM_READ | VM_WRITE | MAY | VM_LOCKED)] + VDSO
+    assert m.status(p)["VmLck"] == 4
+    m.munlockall(p)
+    assert m.mlock(p, VDSO_START, 8 * 4096) == 0 and m.status(p)["VmLck"] == 0  # skipped
+    # mprotect does not merge [vvar] and [vvar_vclock] although their flags are equal
+    m.mprotect(p, VDSO_START, 6 * 4096, PROT_READ)
+    assert m.vmas(p)[1:] == VDSO
+    c = m.fork(p)
+    assert m.vmas(c) == m.vmas(p)
+    m.execve(c, "new")
+    assert m.vmas(c) == VDSO
+    # munmap of the vDSO is allowed; then the space is free for mmap
+    m.munmap(p, VDSO_START, 8 * 4096)
+    assert m.mmap(p, 4096, RW, ANON) == 0x7FFFF7FFE000
+    m.check_invariants()
+
+
+def test_rejected_calls_cost_nothing_failed_calls_cost_a_syscall():
+    m = RefMachine(64 * MiB, kernel="6.18")
+    p = m.spawn()
+    a = m.mmap(p, 3 * 4096, RW, ANON | MAP_FIXED, 0x10000000)  # holes on both sides
+    t = m.tlb_counters(p)["time_ps"]
+    assert t == 100000 and m.now_ps == t
+    rejected = [
+        (m.mmap, p, 0, RW, ANON),  # length 0
+        (m.mmap, p, 4096, RW, ANON | MAP_FIXED, a + 1),  # unaligned MAP_FIXED
+        (m.mmap, p, 4096, RW, ANON | MAP_FIXED_NOREPLACE, a),  # EEXIST
+        (m.mmap, p, 4096, RW, MAP_ANONYMOUS),  # no map type
+        (m.munmap, p, a + 1, 4096),
+        (m.madvise, p, a + 1, 4096, MADV_DONTNEED),
+        (m.madvise, p, a, 4096, 12345),
+        (m.mprotect, p, a + 1, 4096, PROT_READ),
+        (m.mprotect, p, a, 4096, 0x40),  # unknown prot bit
+        (m.mprotect, p, a - 4096, 4096, PROT_READ),  # no VMA at addr
+        (m.mlockall, p, 0),
+        (m.mlockall, p, MCL_ONFAULT),
+        (m.prctl, p, PR_SET_THP_DISABLE, 0, 1),
+        (m.prctl, p, 12345),
+    ]
+    for fn, *args in rejected:
+        with pytest.raises(OSError):
+            fn(*args)
+        assert m.tlb_counters(p)["time_ps"] == t and m.now_ps == t, (fn.__name__, args)
+    # failing part-way costs the syscall (and what it did)
+    assert errno_of(m.mprotect, p, a, 4 * 4096, PROT_READ) == errno.ENOMEM  # hole after a
+    assert m.tlb_counters(p)["time_ps"] == t + 100000
+    assert uvmas(m, p) == [(a, a + 3 * 4096, VM_READ | MAY)]
+    assert errno_of(m.madvise, p, a, 3 * 4096, MADV_POPULATE_WRITE) == errno.EINVAL
+    assert m.tlb_counters(p)["time_ps"] == t + 200000
+    assert errno_of(m.madvise, p, a - 4096, 4096, MADV_DONTNEED) == errno.ENOMEM  # costs
+    assert m.tlb_counters(p)["time_ps"] == t + 300000
+    m.check_invariants()
