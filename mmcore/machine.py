@@ -571,7 +571,8 @@ class Task:
         addr = _check_int("addr", addr, 0, 1 << 62)
         old = int(self.machine.state.mm[K.MM_BRK, self._mmi])
         st, res = self.machine._call(S_.sys_brk, self._ti, addr)
-        if res > old and self.machine.state.mm[K.MM_DEF_FLAGS, self._mmi] & K.VM_LOCKED:
+        deff = int(self.machine.state.mm[K.MM_DEF_FLAGS, self._mmi])
+        if res > old and deff & K.VM_LOCKED and not deff & K.VM_LOCKONFAULT:
             a = (old + 4095) & ~4095
             self._populate(a, ((res + 4095) & ~4095) - a, 2)
         return res

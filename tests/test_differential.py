@@ -262,3 +262,8 @@ def test_rejected_calls_cost_nothing():
                   (0, "prctl", PR_SET_THP_DISABLE, 0, 1),
                   (0, "mprotect", BASE, 3 * 4096, PROT_READ),            # hole: costs
                   (0, "madvise", BASE, 8192, MADV_POPULATE_WRITE)])     # EINVAL: costs
+
+
+def test_brk_under_mlockall_onfault_does_not_populate():
+    ops = [(0, "mlockall", MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT), (0, "brk", 0x555555559000 + 5 * 4096)]
+    _run(Pair(), ops)
