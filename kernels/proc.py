@@ -47,7 +47,11 @@ def smaps_walk(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi, start, end, o
             if (e & _PAGE_SPECIAL) == 0:
                 head = entry_pfn(e)
                 n = (nxt - va) >> 12
-                _account(out, e, n, fr32[FR_OWNER, head + 1] + fr_idx[head + 1] // HPAGE_PMD_NR)
+                first = (va >> 12) & (HPAGE_PMD_NR - 1)
+                entire = fr32[FR_OWNER, head + 1]
+                for k in range(first, first + n):
+                    # each subpage: the PMD mappings plus its own PTE mappings elsewhere
+                    _account(out, e, 1, entire + fr32[FR_MAPCOUNT, head + k])
                 out[SM_ANON_HUGE] += n
                 if fr_flags[head] & PG_lazyfree and (e & _PAGE_DIRTY) == 0:
                     out[SM_LAZYFREE] += n
