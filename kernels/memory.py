@@ -538,6 +538,29 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
     slots = pt_slots_available(gs)
     i = i0
     while i < n:
+        # A tight loop over consecutive accesses that hit the entry the previous one used (the
+        # common case of a sequential stream), before the general path below.
+        if last >= 0:
+            while i < n and clock < next_event:
+                if from_array:
+                    va = addrs[i]
+                    write = (writes[0] if one else writes[i]) != 0
+                else:
+                    va = start + i * stride
+                    write = writes[0] != 0
+                t = tags[last]
+                if va < 0 or (((va >> 12) | (asid << 37)) != (t >> 1) and
+                              ((va >> 21) | (asid << 37) | KEY_2M) != (t >> 1)):
+                    break
+                if write and (t & 1) == 0:
+                    break
+                stamp += 1
+                ages[last] = stamp
+                clock += access_cost
+                accesses += 1
+                i += 1
+            if i >= n:
+                break
         if clock >= next_event:
             if run_timers(cfg, gs, vmstat, smp, clock) != OK:
                 status = FLUSH
