@@ -8,7 +8,8 @@ counting is pointless: ``borrow`` gives the same array with a null meminfo, whic
 increment and decrement into a null check. A borrowed view must never outlive the call that
 made it (never returned, stored or captured), which the kernels guarantee by construction.
 """
-from numba.core import cgutils
+from llvmlite import ir as llvmir
+from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 
@@ -23,3 +24,22 @@ def borrow(typingctx, arr):
         dst.meminfo = cgutils.get_null_value(dst.meminfo.type)
         return dst._getvalue()
     return arr(arr), codegen
+
+
+@intrinsic
+def prefetch(typingctx, arr, idx):
+    """A hint to the host CPU to start loading ``arr[idx]`` (llvm.prefetch, read, keep in cache);
+    no effect on any result."""
+    def codegen(context, builder, sig, args):
+        aryty = sig.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False)
+        i8p = llvmir.IntType(8).as_pointer()
+        fn = cgutils.get_or_insert_function(
+            builder.module, llvmir.FunctionType(llvmir.VoidType(),
+                                                [i8p, llvmir.IntType(32), llvmir.IntType(32),
+                                                 llvmir.IntType(32)]), "llvm.prefetch.p0")
+        i32 = llvmir.IntType(32)
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+    return types.none(arr, idx), codegen
