@@ -51,11 +51,6 @@ def _list_del(gs, links, pfn, order, mt):
     gs[G_FREE_COUNT + li] -= 1
 
 
-@kernel
-def block_mt(pb_mt, pfn):
-    return pb_mt[pfn >> PAGEBLOCK_ORDER]
-
-
 @kernel(inline="always")
 def _take_implicit(gs, cfg, fr_flags, fr_order, pb_mt):
     """Carve the order-10 block at the high-water mark (the tail of the (10, MOVABLE) list)."""
