@@ -59,6 +59,32 @@ PG_mlocked = 1 << 8
 PG_reserved = 1 << 9         # the 4 KiB zero page
 PG_anon_exclusive = 1 << 10  # PageAnonExclusive: no other mm may map this page
 PG_lazyfree = 1 << 11        # MADV_FREE'd and not written since
+PG_referenced = 1 << 12      # folio_mark_accessed saw one access (or CLOCK's reference bit)
+PG_active = 1 << 13          # on the active LRU list
+PG_writeback = 1 << 14       # under writeback I/O
+PG_workingset = 1 << 15      # was active before (refault accounting)
+PG_swapbacked = 1 << 16      # tmpfs/ramfs page: cannot be read back from a disk
+PG_reclaim = 1 << 17         # reclaim wants it written and rotated to the inactive tail
+PG_unevictable = 1 << 18     # on the unevictable list (ramfs, mlocked)
+
+# ---- LRU lists (include/linux/mmzone.h enum lru_list) and replacement policies ---------------
+LRU_INACTIVE_ANON = 0
+LRU_ACTIVE_ANON = 1
+LRU_INACTIVE_FILE = 2
+LRU_ACTIVE_FILE = 3
+LRU_UNEVICTABLE = 4
+NR_LRU_LISTS = 5
+LV_HEAD = 0                  # lru array rows: head pfn of each list (-1: empty)
+LV_TAIL = NR_LRU_LISTS       # tail pfn of each list
+LV_PAGES = 2 * NR_LRU_LISTS  # pages on each list (lru_zone_size)
+NR_LV_FIELDS = 3 * NR_LRU_LISTS
+SWAP_CLUSTER_MAX = 32
+
+POLICY_LINUX = 0             # active/inactive lists, folio_mark_accessed, shrink_active_list
+POLICY_LRU = 1               # exact LRU: every access moves the folio to the head
+POLICY_CLOCK = 2             # second chance: one reference bit, FIFO order otherwise
+POLICY_FIFO = 3
+POLICY_NAMES = ("linux", "lru", "clock", "fifo")
 
 # fr_i32 rows
 FR_NEXT = 0
@@ -290,6 +316,12 @@ VMSTAT_NAMES = (
     "compact_stall", "compact_fail", "compact_success", "compact_migrate_scanned",
     "compact_free_scanned", "compact_isolated", "pgmigrate_success", "pgmigrate_fail",
     "nr_tlb_local_flush_all", "nr_tlb_remote_flush",
+    "nr_inactive_file", "nr_active_file", "nr_unevictable", "nr_file_pages", "nr_mapped",
+    "nr_dirty", "nr_writeback", "nr_shmem", "nr_dirtied", "nr_written", "pgpgin", "pgpgout",
+    "pgactivate", "pgdeactivate", "pgrefill", "pgscan_kswapd", "pgscan_direct", "pgsteal_kswapd",
+    "pgsteal_direct", "pgscan_file", "pgsteal_file", "pgrotated", "workingset_refault_file",
+    "workingset_activate_file", "drop_pagecache", "drop_slab", "nr_slab_reclaimable", "pageoutrun",
+    "allocstall_normal", "nr_file_hugepages", "nr_file_pmdmapped",
 )
 VS_NR_FREE_PAGES = 0
 VS_NR_ANON_PAGES = 1
@@ -318,6 +350,37 @@ VS_PGMIGRATE_SUCCESS = 23
 VS_PGMIGRATE_FAIL = 24
 VS_TLB_LOCAL_FLUSH_ALL = 25
 VS_TLB_REMOTE_FLUSH = 26
+VS_NR_INACTIVE_FILE = 27
+VS_NR_ACTIVE_FILE = 28
+VS_NR_UNEVICTABLE = 29
+VS_NR_FILE_PAGES = 30
+VS_NR_MAPPED = 31
+VS_NR_DIRTY = 32
+VS_NR_WRITEBACK = 33
+VS_NR_SHMEM = 34
+VS_NR_DIRTIED = 35
+VS_NR_WRITTEN = 36
+VS_PGPGIN = 37
+VS_PGPGOUT = 38
+VS_PGACTIVATE = 39
+VS_PGDEACTIVATE = 40
+VS_PGREFILL = 41
+VS_PGSCAN_KSWAPD = 42
+VS_PGSCAN_DIRECT = 43
+VS_PGSTEAL_KSWAPD = 44
+VS_PGSTEAL_DIRECT = 45
+VS_PGSCAN_FILE = 46
+VS_PGSTEAL_FILE = 47
+VS_PGROTATED = 48
+VS_WORKINGSET_REFAULT_FILE = 49
+VS_WORKINGSET_ACTIVATE_FILE = 50
+VS_DROP_PAGECACHE = 51
+VS_DROP_SLAB = 52
+VS_NR_SLAB_RECLAIMABLE = 53
+VS_PAGEOUTRUN = 54
+VS_ALLOCSTALL_NORMAL = 55
+VS_NR_FILE_HUGEPAGES = 56
+VS_NR_FILE_PMDMAPPED = 57
 NR_VMSTAT = len(VMSTAT_NAMES)
 
 # ---- event records (ev array rows) and what is recorded (cfg[C_RECORD] bits) -------------------

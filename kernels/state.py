@@ -14,7 +14,7 @@ class State(NamedTuple):
     vmstat: np.ndarray    # int64[NR_VMSTAT]        /proc/vmstat event counters
     fr32: np.ndarray      # int32[4, N+1]           per frame: list next/prev, owner, mapcount
     fr_idx: np.ndarray    # int64[N+1]              per frame: virtual page number / table slot
-    fr_flags: np.ndarray  # int16[N+1]              per frame: PG_* flags
+    fr_flags: np.ndarray  # int32[N+1]              per frame: PG_* flags
     fr_order: np.ndarray  # int8[N+1]               per frame: buddy or folio order
     fr_memcg: np.ndarray  # int16[N+1]              per frame: memory cgroup id
     pb_mt: np.ndarray     # int8[N/512]             per pageblock: migratetype

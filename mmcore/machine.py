@@ -87,7 +87,7 @@ class Machine:
         gs[K.G_PT_CAP] = pt_cap
         gs[K.G_VMA_CAP] = vma_cap
         gs[K.G_NEXT_EVENT] = 0 if cfg[K.C_SAMPLE_PS] > 0 else NEVER
-        fr_flags = np.zeros(n + 1, np.int16)
+        fr_flags = np.zeros(n + 1, np.int32)
         fr_flags[n] = K.PG_reserved                      # the 4 KiB zero page
         tlb = np.zeros((ncpu, 2, total), np.int64)
         tlb[:, 0, :] = -1

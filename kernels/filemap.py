@@ -1,0 +1,148 @@
+"""The page cache's index (mm/filemap.c): which frame holds page ``index`` of file ``ino``.
+
+Linux keeps one xarray per address_space. We keep one open-addressing hash table for the whole
+machine, ``pc`` (int32 slots holding a pfn, -1 when empty), sized to a power of two at least twice
+the pages it holds. A slot stores only the frame number: the key, (inode, index), lives in the
+frame's own metadata (``fr32[FR_OWNER]`` and ``fr_idx``, as ``folio->mapping`` and
+``folio->index`` do), so the table costs 4 bytes a slot and a lookup checks the frame it finds.
+Linear probing, with backward-shift deletion instead of tombstones, keeps probe lengths short
+however long a run lasts. Every subpage of a large folio has its own slot (as the 2013 huge page
+cache gave a huge page 512 radix-tree slots), so a lookup of any index finds its subpage.
+
+The same functions serve the simulated machine and ``mmcore.pagecache.replay``.
+"""
+from .borrow import borrow, prefetch
+from .consts import FR_NEXT, FR_OWNER, FR_PREV, POLICY_LINUX
+from .jit import kernel
+from .vmscan import folio_add_lru, folio_mark_accessed, isolate_victim
+
+# Fibonacci hashing constants (2^64 / golden ratio, and a second odd multiplier), as int64.
+_H1 = -7046029254386353131        # 0x9E3779B97F4A7C15
+_H2 = -4417276706812531889        # 0xC2B2AE3D27D4EB4F
+_AHEAD = 16                       # requests between a slot's prefetch and its use
+
+
+@kernel(inline="always")
+def pc_home(ino, index, mask):
+    """The home slot of (ino, index): the high bits of a multiplicative hash."""
+    h = index * _H1 + ino * _H2
+    return (h >> 32) & mask
+
+
+@kernel(inline="always")
+def filemap_get_folio(pc, fr32, fr_idx, ino, index):
+    """The frame caching page ``index`` of file ``ino``, or -1 (``filemap_get_entry``)."""
+    mask = pc.shape[0] - 1
+    s = pc_home(ino, index, mask)
+    while True:
+        pfn = pc[s]
+        if pfn < 0:
+            return -1
+        if fr_idx[pfn] == index and fr32[FR_OWNER, pfn] == ino:
+            return pfn
+        s = (s + 1) & mask
+
+
+@kernel(inline="always")
+def filemap_insert(pc, fr32, fr_idx, pfn):
+    """Enter frame ``pfn`` under the key its metadata holds (the caller checked it is absent and
+    that the table has room: fewer than half its slots in use after the insert)."""
+    mask = pc.shape[0] - 1
+    s = pc_home(fr32[FR_OWNER, pfn], fr_idx[pfn], mask)
+    while pc[s] >= 0:
+        s = (s + 1) & mask
+    pc[s] = pfn
+
+
+@kernel(inline="always")
+def filemap_delete(pc, fr32, fr_idx, pfn):
+    """Remove frame ``pfn`` (which must be present) and shift later entries of its probe run back,
+    so no tombstone is left behind."""
+    mask = pc.shape[0] - 1
+    i = pc_home(fr32[FR_OWNER, pfn], fr_idx[pfn], mask)
+    while pc[i] != pfn:
+        i = (i + 1) & mask
+    j = i
+    while True:
+        j = (j + 1) & mask
+        q = pc[j]
+        if q < 0:
+            break
+        k = pc_home(fr32[FR_OWNER, q], fr_idx[q], mask)
+        # move q back to the hole at i unless its home lies cyclically in (i, j]
+        if (j > i and (k <= i or k > j)) or (j < i and (k <= i and k > j)):
+            pc[i] = q
+            i = j
+    pc[i] = -1
+
+
+@kernel
+def pc_rehash(old, new, fr32, fr_idx):
+    """Move every entry of ``old`` into the empty, larger table ``new``."""
+    for s in range(old.shape[0]):
+        pfn = old[s]
+        if pfn >= 0:
+            filemap_insert(new, fr32, fr_idx, pfn)
+
+
+@kernel
+def replay_requests(pages, policy, pc, fr32, fr_idx, fr_flags, fr_order, lru, vmstat, hit_out):
+    """Replay page-cache requests against a cache of ``fr_idx.shape[0] - 1`` frames: each request
+    is looked up (``filemap_get_folio``); a hit is an access (``folio_mark_accessed``), a miss
+    reclaims a frame when none is free (``isolate_victim``) and adds the page to the cache and the
+    LRU. Under the Linux policy a miss also marks the new folio accessed, as ``filemap_read`` does;
+    the reference-bit policies start new pages unreferenced (libCacheSim's ``init_freq=0``).
+    Page numbers are any int64 values, keyed as the pages of file 0. Returns the hit count;
+    ``hit_out`` (length 0 or len(pages)) receives 1 for each hit."""
+    # borrowed views: no reference counting of arrays across the inlined helpers (see borrow.py)
+    pages = borrow(pages)
+    pc = borrow(pc)
+    fr32 = borrow(fr32)
+    fr_idx = borrow(fr_idx)
+    fr_flags = borrow(fr_flags)
+    fr_order = borrow(fr_order)
+    lru = borrow(lru)
+    vmstat = borrow(vmstat)
+    hit_out = borrow(hit_out)
+    capacity = fr_idx.shape[0] - 1
+    used = 0
+    hits = 0
+    keep = hit_out.shape[0] > 0
+    n = pages.shape[0]
+    mask = pc.shape[0] - 1
+    owner = borrow(fr32[FR_OWNER])
+    nxt = borrow(fr32[FR_NEXT])
+    prv = borrow(fr32[FR_PREV])
+    for r in range(n):
+        # the trace is known ahead: start loading the slots and frames later requests will need
+        if r + _AHEAD < n:
+            prefetch(pc, pc_home(0, pages[r + _AHEAD], mask))
+            q = pc[pc_home(0, pages[r + _AHEAD // 2], mask)]
+            if q >= 0:
+                prefetch(fr_idx, q)
+                prefetch(owner, q)
+                prefetch(nxt, q)
+                prefetch(prv, q)
+        index = pages[r]
+        pfn = filemap_get_folio(pc, fr32, fr_idx, 0, index)
+        if pfn >= 0:
+            hits += 1
+            if keep:
+                hit_out[r] = 1
+            folio_mark_accessed(policy, vmstat, lru, fr32, fr_flags, 0, pfn, 1)
+            continue
+        if used < capacity:
+            used += 1
+            pfn = used
+        else:
+            pfn = isolate_victim(policy, vmstat, lru, fr32, fr32, fr_flags, fr_order, 0)
+            filemap_delete(pc, fr32, fr_idx, pfn)
+            fr_flags[pfn] = 0
+        fr32[FR_OWNER, pfn] = 0
+        fr_idx[pfn] = index
+        filemap_insert(pc, fr32, fr_idx, pfn)
+        folio_add_lru(lru, fr32, fr_flags, 0, pfn, 1)
+        if policy == POLICY_LINUX:
+            # a read marks the folio it copies from, the one it just brought in too (filemap_read)
+            folio_mark_accessed(policy, vmstat, lru, fr32, fr_flags, 0, pfn, 1)
+    return hits

@@ -1,0 +1,205 @@
+"""LRU lists and page replacement (mm/vmscan.c, mm/swap.c, include/linux/mm_inline.h).
+
+Folios sit on the lists of their lruvec (one per memory cgroup on our single node), linked through
+``fr32[FR_NEXT]``/``fr32[FR_PREV]`` as ``folio->lru`` links them; the ``lru`` array holds each
+list's head, tail and size in pages (``LV_*`` rows, one column per lruvec). The head is the young
+end: new folios are added there and reclaim takes from the tail.
+
+The replacement policy is a parameter of every function that depends on it:
+
+- ``POLICY_LINUX``: the kernel's two lists. ``folio_mark_accessed`` sets PG_referenced on the first
+  access and activates the folio on the second; reclaim deactivates from the active tail while the
+  inactive list is low (``inactive_is_low``: inactive * ratio < active, ratio =
+  int_sqrt(10 * lruvec GiB), at least 1) in batches of SWAP_CLUSTER_MAX, and evicts from the
+  inactive tail. A PG_referenced bit alone does not save an unmapped folio (folio_check_references
+  returns FOLIOREF_RECLAIM_CLEAN for it).
+- ``POLICY_LRU``: every access moves the folio to the head; evict the tail.
+- ``POLICY_CLOCK``: an access sets PG_referenced; reclaim clears the bit of a referenced tail folio
+  and moves it to the head (a second chance), and evicts the first unreferenced one.
+- ``POLICY_FIFO``: accesses change nothing; evict the tail.
+
+Folios that cannot be dropped now (dirty or under writeback, mapped, unevictable) are passed over
+as the kernel does: under the Linux policy they are activated with PG_reclaim set
+(``activate_locked``), under the others rotated to the head.
+"""
+from .consts import (
+    FR_MAPCOUNT,
+    FR_NEXT,
+    FR_PREV,
+    LRU_ACTIVE_FILE,
+    LRU_INACTIVE_FILE,
+    LV_HEAD,
+    LV_PAGES,
+    LV_TAIL,
+    PG_active,
+    PG_dirty,
+    PG_lru,
+    PG_reclaim,
+    PG_referenced,
+    PG_workingset,
+    PG_writeback,
+    POLICY_CLOCK,
+    POLICY_LINUX,
+    POLICY_LRU,
+    SWAP_CLUSTER_MAX,
+    VS_PGACTIVATE,
+    VS_PGDEACTIVATE,
+    VS_PGREFILL,
+)
+from .jit import kernel
+
+
+@kernel(inline="always")
+def lru_add_head(lru, links, lv, li, pfn, nr):
+    head = lru[LV_HEAD + li, lv]
+    links[FR_NEXT, pfn] = head
+    links[FR_PREV, pfn] = -1
+    if head >= 0:
+        links[FR_PREV, head] = pfn
+    else:
+        lru[LV_TAIL + li, lv] = pfn
+    lru[LV_HEAD + li, lv] = pfn
+    lru[LV_PAGES + li, lv] += nr
+
+
+@kernel(inline="always")
+def lru_del(lru, links, lv, li, pfn, nr):
+    nxt = links[FR_NEXT, pfn]
+    prv = links[FR_PREV, pfn]
+    if prv >= 0:
+        links[FR_NEXT, prv] = nxt
+    else:
+        lru[LV_HEAD + li, lv] = nxt
+    if nxt >= 0:
+        links[FR_PREV, nxt] = prv
+    else:
+        lru[LV_TAIL + li, lv] = prv
+    lru[LV_PAGES + li, lv] -= nr
+
+
+@kernel(inline="always")
+def lru_move_head(lru, links, lv, li, pfn):
+    """Move a folio already on list ``li`` to its head."""
+    if lru[LV_HEAD + li, lv] != pfn:
+        lru_del(lru, links, lv, li, pfn, 0)
+        lru_add_head(lru, links, lv, li, pfn, 0)
+
+
+@kernel(inline="always")
+def file_lru(fr_flags, pfn):
+    """The list a file folio belongs on (``folio_lru_list``)."""
+    return LRU_ACTIVE_FILE if fr_flags[pfn] & PG_active else LRU_INACTIVE_FILE
+
+
+@kernel(inline="always")
+def folio_add_lru(lru, links, fr_flags, lv, pfn, nr):
+    """A new page-cache folio enters the inactive file list (or the active one if it carries
+    PG_active, as a refault judged part of the workingset does)."""
+    fr_flags[pfn] |= PG_lru
+    lru_add_head(lru, links, lv, file_lru(fr_flags, pfn), pfn, nr)
+
+
+@kernel(inline="always")
+def folio_del_lru(lru, links, fr_flags, lv, pfn, nr):
+    if fr_flags[pfn] & PG_lru:
+        lru_del(lru, links, lv, file_lru(fr_flags, pfn), pfn, nr)
+        fr_flags[pfn] &= ~PG_lru
+
+
+@kernel(inline="always")
+def folio_mark_accessed(policy, vmstat, lru, links, fr_flags, lv, pfn, nr):
+    """An access to a cached folio (``folio_mark_accessed`` under the Linux policy)."""
+    f = fr_flags[pfn]
+    if policy == POLICY_LINUX:
+        if not f & PG_referenced:
+            fr_flags[pfn] = f | PG_referenced
+        elif not f & PG_active and f & PG_lru:
+            lru_del(lru, links, lv, LRU_INACTIVE_FILE, pfn, nr)
+            fr_flags[pfn] = (f | PG_active) & ~PG_referenced
+            lru_add_head(lru, links, lv, LRU_ACTIVE_FILE, pfn, nr)
+            vmstat[VS_PGACTIVATE] += nr
+    elif policy == POLICY_LRU:
+        if f & PG_lru:
+            lru_move_head(lru, links, lv, file_lru(fr_flags, pfn), pfn)
+    elif policy == POLICY_CLOCK:
+        fr_flags[pfn] = f | PG_referenced
+
+
+@kernel(inline="always")
+def int_sqrt(x):
+    r = 0
+    while (r + 1) * (r + 1) <= x:
+        r += 1
+    return r
+
+
+@kernel(inline="always")
+def inactive_is_low(lru, lv):
+    inactive = lru[LV_PAGES + LRU_INACTIVE_FILE, lv]
+    active = lru[LV_PAGES + LRU_ACTIVE_FILE, lv]
+    gb = (inactive + active) >> 18
+    ratio = int_sqrt(10 * gb) if gb else 1
+    return inactive * ratio < active
+
+
+@kernel
+def shrink_active_list(vmstat, lru, links, fr_flags, fr_order, lv, nr_to_scan):
+    """Move up to ``nr_to_scan`` pages from the active tail to the inactive head."""
+    moved = 0
+    while moved < nr_to_scan:
+        pfn = lru[LV_TAIL + LRU_ACTIVE_FILE, lv]
+        if pfn < 0:
+            break
+        nr = 1 << fr_order[pfn]
+        lru_del(lru, links, lv, LRU_ACTIVE_FILE, pfn, nr)
+        fr_flags[pfn] = (fr_flags[pfn] & ~PG_active) | PG_workingset
+        lru_add_head(lru, links, lv, LRU_INACTIVE_FILE, pfn, nr)
+        moved += nr
+    vmstat[VS_PGREFILL] += moved
+    vmstat[VS_PGDEACTIVATE] += moved
+    return moved
+
+
+@kernel(inline="always")
+def folio_evictable_now(fr32, fr_flags, pfn):
+    """Clean, not under writeback, not mapped: ``shrink_folio_list`` may free it at once."""
+    return (fr_flags[pfn] & (PG_dirty | PG_writeback)) == 0 and fr32[FR_MAPCOUNT, pfn] == 0
+
+
+@kernel
+def isolate_victim(policy, vmstat, lru, links, fr32, fr_flags, fr_order, lv):
+    """The next folio reclaim frees under ``policy``, taken off its list (PG_lru cleared), or -1
+    when nothing on the file lists can be freed now. Folios passed over move as the module
+    docstring says."""
+    if policy == POLICY_LINUX and inactive_is_low(lru, lv):
+        shrink_active_list(vmstat, lru, links, fr_flags, fr_order, lv, SWAP_CLUSTER_MAX)
+    li = LRU_INACTIVE_FILE
+    budget = lru[LV_PAGES + li, lv] + lru[LV_PAGES + LRU_ACTIVE_FILE, lv]
+    while budget > 0:
+        pfn = lru[LV_TAIL + li, lv]
+        if pfn < 0:
+            if policy != POLICY_LINUX or lru[LV_TAIL + LRU_ACTIVE_FILE, lv] < 0:
+                return -1
+            shrink_active_list(vmstat, lru, links, fr_flags, fr_order, lv, SWAP_CLUSTER_MAX)
+            continue
+        nr = 1 << fr_order[pfn]
+        budget -= nr
+        f = fr_flags[pfn]
+        if policy == POLICY_CLOCK and f & PG_referenced:
+            fr_flags[pfn] = f & ~PG_referenced
+            lru_move_head(lru, links, lv, li, pfn)
+            budget += nr                     # a second chance costs one more pass at most
+            continue
+        if not folio_evictable_now(fr32, fr_flags, pfn):
+            if policy == POLICY_LINUX:
+                lru_del(lru, links, lv, li, pfn, nr)
+                fr_flags[pfn] = (f | PG_active | PG_reclaim) & ~PG_referenced
+                lru_add_head(lru, links, lv, LRU_ACTIVE_FILE, pfn, nr)
+                vmstat[VS_PGACTIVATE] += nr
+            else:
+                lru_move_head(lru, links, lv, li, pfn)
+            continue
+        lru_del(lru, links, lv, li, pfn, nr)
+        fr_flags[pfn] = f & ~PG_lru
+        return pfn
+    return -1
