@@ -79,6 +79,7 @@ LV_TAIL = NR_LRU_LISTS       # tail pfn of each list
 LV_PAGES = 2 * NR_LRU_LISTS  # pages on each list (lru_zone_size)
 NR_LV_FIELDS = 3 * NR_LRU_LISTS
 SWAP_CLUSTER_MAX = 32
+MAX_WRITEBACK_PAGES = 1024   # background writeback's chunk (fs-writeback.c, 4 MiB)
 
 POLICY_LINUX = 0             # active/inactive lists, folio_mark_accessed, shrink_active_list
 POLICY_LRU = 1               # exact LRU: every access moves the folio to the head
@@ -228,7 +229,26 @@ C_RECORD = 30                # bit mask of event classes recorded
 C_SPLIT_MODE = 31            # 0: split PMD only (4.5+); 1: split page and PMD together (3.10)
 C_COST_COPY_PTE = 32         # fork: per leaf entry copied
 C_SAMPLE_PS = 33             # interval of the meminfo/vmstat sampler (0: off)
-NR_CFG = 34
+C_LRU_POLICY = 34            # POLICY_*
+C_COST_PC_COPY = 35          # read()/write(): copying 4 KiB to or from a page-cache page
+C_COST_PC_ALLOC = 36         # allocating a page-cache page and adding it (not zeroing)
+C_COST_MKWRITE = 37          # page_mkwrite (or write_begin) on a page whose blocks are mapped
+C_COST_DA_RESERVE = 38       # ext4 delalloc: reserving one block (ext4_da_get_block_prep)
+C_COST_UNWRITTEN_MAP = 39    # preparing a buffer over an unwritten (fallocated) block
+C_COST_BLOCK_ALLOC = 40      # writeback: allocating one delalloc block (journalled)
+C_COST_UNWRITTEN_CONVERT = 41  # writeback: converting one unwritten block to written
+C_COST_RECLAIM_PAGE = 42     # reclaim: isolating and freeing one clean page
+C_COST_LOOKUP_MISS = 43      # a path lookup that misses the dentry/inode cache
+C_COST_LOOKUP_HIT = 44
+C_DIRTY_BG_RATIO = 45        # vm.dirty_background_ratio (percent)
+C_DIRTY_RATIO = 46           # vm.dirty_ratio (percent)
+C_DIRTY_EXPIRE_PS = 47       # vm.dirty_expire_centisecs, in ps
+C_DIRTY_WB_PS = 48           # vm.dirty_writeback_centisecs, in ps
+C_FAULT_AROUND = 49          # fault_around_bytes / 4096
+C_READ_AHEAD = 50            # read_ahead_kb / 4
+C_WILLWRITE = 51             # MADV_WILLWRITE extensions: WW_* bits
+C_COST_KSWAPD_PAGE = 52      # kswapd: scanning and freeing one page, on its own clock
+NR_CFG = 53
 
 # ---- global scalar state (gs) ------------------------------------------------------------------
 G_HIGH_WATER = 0             # lazily initialised frames start here
@@ -250,6 +270,76 @@ G_SMP_N = 15                  # rows in the sample buffer
 G_FREE_HEAD = 16             # + order * MIGRATE_PCPTYPES + mt: head pfn or -1
 G_FREE_COUNT = G_FREE_HEAD + NR_PAGE_ORDERS * MIGRATE_PCPTYPES
 NR_GS = G_FREE_COUNT + NR_PAGE_ORDERS * MIGRATE_PCPTYPES
+
+# ---- filesystems, inodes and blocks (kernels/fs.py) --------------------------------------------
+FST_EXT4 = 1                 # delayed allocation, unwritten extents, willwrite
+FST_EXT2 = 2                 # blocks allocated by write() or at writeback; nothing at mkwrite
+FST_TMPFS = 3                # memory only, swap-backed (Shmem)
+FST_RAMFS = 4                # memory only, unevictable
+FSTYPE_NAMES = ("", "ext4", "ext2", "tmpfs", "ramfs")
+FS_TYPE = 0
+FS_BLOCKS = 1                # capacity in 4 KiB blocks (tmpfs: pages)
+FS_FREE = 2                  # blocks neither allocated nor reserved
+FS_DISK_FREE_AT = 3          # ps: when the disk's queue drains
+FS_RD_LAT = 4                # ps per request
+FS_WR_LAT = 5
+FS_RD_PAGE = 6               # ps per 4 KiB transferred
+FS_WR_PAGE = 7
+FS_BYTES_READ = 8
+FS_BYTES_WRITTEN = 9
+FS_ERR_LOST = 10             # pages whose blocks could not be allocated at writeback
+NR_FS_FIELDS = 11
+
+I_FS = 0
+I_SIZE = 1                   # bytes
+I_NLINK = 2                  # 0: unlinked (freed when the last reference goes)
+I_REFS = 3                   # open files and mappings
+I_BLK = 4                    # offset of the block states in the blk pool
+I_BLKCAP = 5
+I_NRPAGES = 6                # pages in the page cache
+I_NRDIRTY = 7
+I_DIRTIED_WHEN = 8           # ps when the inode became dirty (-1: clean)
+I_RA_NEXT = 9                # readahead: the index a sequential reader asks for next
+I_WB_ERR = 10                # a writeback error not yet reported (-errno)
+I_WB_DONE = 11               # ps: when this inode's submitted writeback completes
+I_ALIVE = 12
+I_RA_SIZE = 13               # current readahead window (pages)
+I_DCACHE = 14                # 1: its dentry and inode are in the (reclaimable slab) caches
+I_WB_NEXT = 15               # writeback_index: where the next cyclic writeback starts
+NR_I_FIELDS = 16
+
+BLK_HOLE = 0
+BLK_DELALLOC = 1             # reserved by ext4's delayed allocation, no block yet
+BLK_UNWRITTEN = 2            # allocated by fallocate, reads as zeros
+BLK_WRITTEN = 3
+
+WW_COW_AHEAD = 1             # MADV_WILLWRITE on private mappings copies ahead
+WW_FULL_PREP = 2             # MADV_WILLWRITE also maps the pages writable and dirty
+MADV_WILLWRITE = 64          # the RFC's 18 is MADV_WIPEONFORK in mainline; 64 is free
+
+# file-state globals (fgs array)
+FG_PC_USED = 0               # entries in the page-cache index
+FG_WB_HEAD = 1               # writeback completion ring: oldest entry
+FG_WB_TAIL = 2               # next free entry
+FG_NEXT_FLUSH = 3            # ps: the flusher's next periodic wakeup
+FG_KSWAPD_CLOCK = 4          # ps: how far kswapd's own work has got
+FG_WMARK_MIN = 5             # zone watermarks, pages
+FG_WMARK_LOW = 6
+FG_WMARK_HIGH = 7
+FG_SLAB = 8                  # reclaimable slab objects (dentries and inodes) cached
+FG_SLAB_MAX = 9              # objects a full cache holds (one dentry + inode per file)
+FG_NR_INODES = 10
+NR_FG = 11
+
+FALLOC_FL_KEEP_SIZE = 0x01
+FALLOC_FL_PUNCH_HOLE = 0x02
+FALLOC_FL_ZERO_RANGE = 0x10
+FALLOC_FL_WRITE_ZEROES = 0x80   # 6.17
+EBADF = 9
+ENOENT = 2
+EOPNOTSUPP = 95
+EFBIG = 27
+EISDIR = 21
 
 # ---- mm fields (mm array rows) -----------------------------------------------------------------
 MM_PGD = 0                   # pfn of the PGD, -1 until the first fault

@@ -12,9 +12,35 @@ cache gave a huge page 512 radix-tree slots), so a lookup of any index finds its
 The same functions serve the simulated machine and ``mmcore.pagecache.replay``.
 """
 from .borrow import borrow, prefetch
-from .consts import FR_NEXT, FR_OWNER, FR_PREV, POLICY_LINUX
+from .consts import (
+    FG_PC_USED,
+    FR_MAPCOUNT,
+    FR_NEXT,
+    FR_OWNER,
+    FR_PREV,
+    FS_FREE,
+    FS_TYPE,
+    FST_RAMFS,
+    FST_TMPFS,
+    I_DIRTIED_WHEN,
+    I_FS,
+    I_NRDIRTY,
+    I_NRPAGES,
+    PG_dirty,
+    PG_head,
+    PG_swapbacked,
+    PG_unevictable,
+    POLICY_LINUX,
+    VS_NR_DIRTIED,
+    VS_NR_DIRTY,
+    VS_NR_FILE_PAGES,
+    VS_NR_SHMEM,
+    VS_NR_UNEVICTABLE,
+    VS_PGFREE,
+)
 from .jit import kernel
-from .vmscan import folio_add_lru, folio_mark_accessed, isolate_victim
+from .lru import folio_add_lru, folio_del_lru, folio_mark_accessed, isolate_victim
+from .page_alloc import free_pages
 
 # Fibonacci hashing constants (2^64 / golden ratio, and a second odd multiplier), as int64.
 _H1 = -7046029254386353131        # 0x9E3779B97F4A7C15
@@ -135,7 +161,7 @@ def replay_requests(pages, policy, pc, fr32, fr_idx, fr_flags, fr_order, lru, vm
             used += 1
             pfn = used
         else:
-            pfn = isolate_victim(policy, vmstat, lru, fr32, fr32, fr_flags, fr_order, 0)
+            pfn = isolate_victim(policy, vmstat, lru, fr32, fr32, fr_flags, fr_order, 0, 1 << 62)
             filemap_delete(pc, fr32, fr_idx, pfn)
             fr_flags[pfn] = 0
         fr32[FR_OWNER, pfn] = 0
@@ -146,3 +172,86 @@ def replay_requests(pages, policy, pc, fr32, fr_idx, fr_flags, fr_order, lru, vm
             # a read marks the folio it copies from, the one it just brought in too (filemap_read)
             folio_mark_accessed(policy, vmstat, lru, fr32, fr_flags, 0, pfn, 1)
     return hits
+
+
+# ---- page-cache pages of the simulated machine ------------------------------------------------
+
+@kernel
+def filemap_add_page(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs, ino, ii, index,
+                     pfn):
+    """``filemap_add_folio`` + ``folio_add_lru`` for a freshly allocated order-0 frame: index it,
+    account it and put it on its LRU list (the caller checked the index has room)."""
+    fr32[FR_OWNER, pfn] = ii
+    fr32[FR_MAPCOUNT, pfn] = 0
+    fr_idx[pfn] = index
+    t = fs[FS_TYPE, ino[I_FS, ii]]
+    f = PG_head
+    if t == FST_TMPFS or t == FST_RAMFS:
+        f |= PG_swapbacked
+        if t == FST_RAMFS:
+            f |= PG_unevictable
+            vmstat[VS_NR_UNEVICTABLE] += 1
+        vmstat[VS_NR_SHMEM] += t == FST_TMPFS
+        fs[FS_FREE, ino[I_FS, ii]] -= 1          # the page is the file's storage (size= limit)
+    fr_flags[pfn] = f
+    filemap_insert(pc, fr32, fr_idx, pfn)
+    fgs[FG_PC_USED] += 1
+    ino[I_NRPAGES, ii] += 1
+    vmstat[VS_NR_FILE_PAGES] += 1
+    folio_add_lru(lru, fr32, fr_flags, fr_memcg[pfn], pfn, 1)
+
+
+@kernel
+def filemap_remove_page(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc, lru,
+                        fgs, fs, ino, pfn):
+    """``__filemap_remove_folio`` and the free: unindex, unaccount, take off the LRU and return the
+    frame to the buddy allocator. The page must be unmapped and not under writeback; a dirty page
+    (truncation) is cleaned first."""
+    ii = fr32[FR_OWNER, pfn]
+    f = fr_flags[pfn]
+    if f & PG_dirty:
+        account_page_cleaned(vmstat, fr_flags, fs, ino, ii, pfn)
+    filemap_delete(pc, fr32, fr_idx, pfn)
+    fgs[FG_PC_USED] -= 1
+    folio_del_lru(lru, fr32, fr_flags, fr_memcg[pfn], pfn, 1)
+    ino[I_NRPAGES, ii] -= 1
+    vmstat[VS_NR_FILE_PAGES] -= 1
+    if f & PG_swapbacked:
+        if f & PG_unevictable:
+            vmstat[VS_NR_UNEVICTABLE] -= 1
+        else:
+            vmstat[VS_NR_SHMEM] -= 1
+        fs[FS_FREE, ino[I_FS, ii]] += 1          # tmpfs/ramfs: the page was the file's storage
+    fr_flags[pfn] = 0
+    fr32[FR_OWNER, pfn] = 0
+    fr_idx[pfn] = 0
+    vmstat[VS_PGFREE] += 1
+    free_pages(gs, fr32, fr_flags, fr_order, pb_mt, pfn, 0)
+
+
+@kernel(inline="always")
+def account_page_dirtied(vmstat, fr_flags, fs, ino, ii, pfn, now):
+    """``folio_mark_dirty`` on a page of a filesystem that writes back (tmpfs and ramfs pages are
+    never counted as Dirty). Returns True if the page was clean."""
+    if fr_flags[pfn] & PG_dirty:
+        return False
+    fr_flags[pfn] |= PG_dirty
+    if fr_flags[pfn] & PG_swapbacked:
+        return True
+    vmstat[VS_NR_DIRTY] += 1
+    vmstat[VS_NR_DIRTIED] += 1
+    if ino[I_NRDIRTY, ii] == 0:
+        ino[I_DIRTIED_WHEN, ii] = now
+    ino[I_NRDIRTY, ii] += 1
+    return True
+
+
+@kernel(inline="always")
+def account_page_cleaned(vmstat, fr_flags, fs, ino, ii, pfn):
+    fr_flags[pfn] &= ~PG_dirty
+    if fr_flags[pfn] & PG_swapbacked:
+        return
+    vmstat[VS_NR_DIRTY] -= 1
+    ino[I_NRDIRTY, ii] -= 1
+    if ino[I_NRDIRTY, ii] == 0:
+        ino[I_DIRTIED_WHEN, ii] = -1

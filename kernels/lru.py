@@ -1,4 +1,4 @@
-"""LRU lists and page replacement (mm/vmscan.c, mm/swap.c, include/linux/mm_inline.h).
+"""LRU lists and replacement policies (mm/swap.c, include/linux/mm_inline.h, mm/vmscan.c's list rules).
 
 Folios sit on the lists of their lruvec (one per memory cgroup on our single node), linked through
 ``fr32[FR_NEXT]``/``fr32[FR_PREV]`` as ``folio->lru`` links them; the ``lru`` array holds each
@@ -27,7 +27,9 @@ from .consts import (
     FR_NEXT,
     FR_PREV,
     LRU_ACTIVE_FILE,
+    LRU_INACTIVE_ANON,
     LRU_INACTIVE_FILE,
+    LRU_UNEVICTABLE,
     LV_HEAD,
     LV_PAGES,
     LV_TAIL,
@@ -36,6 +38,8 @@ from .consts import (
     PG_lru,
     PG_reclaim,
     PG_referenced,
+    PG_swapbacked,
+    PG_unevictable,
     PG_workingset,
     PG_writeback,
     POLICY_CLOCK,
@@ -45,6 +49,7 @@ from .consts import (
     VS_PGACTIVATE,
     VS_PGDEACTIVATE,
     VS_PGREFILL,
+    VS_PGSCAN_FILE,
 )
 from .jit import kernel
 
@@ -87,8 +92,13 @@ def lru_move_head(lru, links, lv, li, pfn):
 
 @kernel(inline="always")
 def file_lru(fr_flags, pfn):
-    """The list a file folio belongs on (``folio_lru_list``)."""
-    return LRU_ACTIVE_FILE if fr_flags[pfn] & PG_active else LRU_INACTIVE_FILE
+    """The list a folio belongs on (``folio_lru_list``): unevictable; swap-backed (tmpfs) pages on
+    the anon lists; the rest on the file lists; active or inactive by PG_active."""
+    f = fr_flags[pfn]
+    if f & PG_unevictable:
+        return LRU_UNEVICTABLE
+    base = LRU_INACTIVE_ANON if f & PG_swapbacked else LRU_INACTIVE_FILE
+    return base + 1 if f & PG_active else base
 
 
 @kernel(inline="always")
@@ -113,10 +123,11 @@ def folio_mark_accessed(policy, vmstat, lru, links, fr_flags, lv, pfn, nr):
     if policy == POLICY_LINUX:
         if not f & PG_referenced:
             fr_flags[pfn] = f | PG_referenced
-        elif not f & PG_active and f & PG_lru:
-            lru_del(lru, links, lv, LRU_INACTIVE_FILE, pfn, nr)
+        elif not f & (PG_active | PG_unevictable) and f & PG_lru:
+            li = file_lru(fr_flags, pfn)
+            lru_del(lru, links, lv, li, pfn, nr)
             fr_flags[pfn] = (f | PG_active) & ~PG_referenced
-            lru_add_head(lru, links, lv, LRU_ACTIVE_FILE, pfn, nr)
+            lru_add_head(lru, links, lv, li + 1, pfn, nr)
             vmstat[VS_PGACTIVATE] += nr
     elif policy == POLICY_LRU:
         if f & PG_lru:
@@ -167,14 +178,14 @@ def folio_evictable_now(fr32, fr_flags, pfn):
 
 
 @kernel
-def isolate_victim(policy, vmstat, lru, links, fr32, fr_flags, fr_order, lv):
+def isolate_victim(policy, vmstat, lru, links, fr32, fr_flags, fr_order, lv, max_scan):
     """The next folio reclaim frees under ``policy``, taken off its list (PG_lru cleared), or -1
-    when nothing on the file lists can be freed now. Folios passed over move as the module
-    docstring says."""
+    when none of the next ``max_scan`` pages examined (``pgscan_file``) can be freed now (at most
+    every page on the file lists). Folios passed over move as the module docstring says."""
     if policy == POLICY_LINUX and inactive_is_low(lru, lv):
         shrink_active_list(vmstat, lru, links, fr_flags, fr_order, lv, SWAP_CLUSTER_MAX)
     li = LRU_INACTIVE_FILE
-    budget = lru[LV_PAGES + li, lv] + lru[LV_PAGES + LRU_ACTIVE_FILE, lv]
+    budget = min(max_scan, lru[LV_PAGES + li, lv] + lru[LV_PAGES + LRU_ACTIVE_FILE, lv])
     while budget > 0:
         pfn = lru[LV_TAIL + li, lv]
         if pfn < 0:
@@ -184,6 +195,7 @@ def isolate_victim(policy, vmstat, lru, links, fr32, fr_flags, fr_order, lv):
             continue
         nr = 1 << fr_order[pfn]
         budget -= nr
+        vmstat[VS_PGSCAN_FILE] += nr
         f = fr_flags[pfn]
         if policy == POLICY_CLOCK and f & PG_referenced:
             fr_flags[pfn] = f & ~PG_referenced

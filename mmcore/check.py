@@ -123,3 +123,77 @@ def _leaves(m, mmi):
         k = P.dump_leaves(s.cfg, s.pt, s.fr_idx, s.mm, mmi, start, end, vas, ents)
         out.extend(zip(vas[:k].tolist(), ents[:k].tolist()))
     return out
+
+
+def check_files(m) -> None:
+    """The file layer's invariants: the page-cache index, the LRU lists, dirty and writeback
+    accounting, block counts and the slab count all agree with each other."""
+    from .kernels.filemap import filemap_get_folio
+    s, f = m.state, m.vfs.state
+    flags, owner, idx = s.fr_flags, s.fr32[K.FR_OWNER], s.fr_idx
+    pfns = f.pc[f.pc >= 0].astype(np.int64)
+    assert len(pfns) == f.fgs[K.FG_PC_USED], "index count"
+    assert len(set(pfns.tolist())) == len(pfns), "a frame indexed twice"
+    nino = int(f.fgs[K.FG_NR_INODES])
+    pages = np.zeros(nino, np.int64)
+    dirty = np.zeros(nino, np.int64)
+    for p in pfns.tolist():
+        fl = int(flags[p])
+        ii = int(owner[p])
+        assert fl & K.PG_head and not fl & K.PG_anon, f"cached pfn {p}: flags {fl:#x}"
+        assert f.ino[K.I_ALIVE, ii], f"cached pfn {p} of a freed inode {ii}"
+        assert filemap_get_folio(f.pc, s.fr32, s.fr_idx, ii, int(idx[p])) == p, f"pfn {p} unreachable"
+        assert fl & K.PG_lru, f"cached pfn {p} not on an LRU"
+        assert int(idx[p]) * 4096 < max(int(f.ino[K.I_SIZE, ii]), 1) or fl & K.PG_swapbacked, \
+            f"pfn {p}: page {int(idx[p])} beyond EOF of inode {ii}"
+        pages[ii] += 1
+        if fl & K.PG_dirty and not fl & K.PG_swapbacked:
+            dirty[ii] += 1
+            if f.fs[K.FS_TYPE, f.ino[K.I_FS, ii]] == K.FST_EXT4:
+                b = int(f.ino[K.I_BLK, ii]) + int(idx[p])
+                assert int(f.ino[K.I_BLKCAP, ii]) > int(idx[p]) and f.blk[b] != K.BLK_HOLE, \
+                    f"dirty ext4 page {int(idx[p])} of inode {ii} has no block or reservation"
+    alive = f.ino[K.I_ALIVE, :nino] != 0
+    assert np.array_equal(pages[alive], f.ino[K.I_NRPAGES, :nino][alive]), "I_NRPAGES"
+    assert np.array_equal(dirty[alive], f.ino[K.I_NRDIRTY, :nino][alive]), "I_NRDIRTY"
+    for ii in np.nonzero(alive)[0]:
+        assert (f.ino[K.I_DIRTIED_WHEN, ii] < 0) == (f.ino[K.I_NRDIRTY, ii] == 0), f"dirtied_when {ii}"
+    v = s.vmstat
+    assert v[K.VS_NR_FILE_PAGES] == len(pfns), "nr_file_pages"
+    assert v[K.VS_NR_DIRTY] == dirty.sum(), "nr_dirty"
+    wb = int(np.sum((flags[pfns] & K.PG_writeback) != 0)) if len(pfns) else 0
+    assert v[K.VS_NR_WRITEBACK] == wb == f.fgs[K.FG_WB_TAIL] - f.fgs[K.FG_WB_HEAD], "nr_writeback"
+    cap = f.wbq.shape[1]
+    for k in range(int(f.fgs[K.FG_WB_HEAD]), int(f.fgs[K.FG_WB_TAIL])):
+        assert flags[f.wbq[0, k % cap]] & K.PG_writeback, "ring entry not under writeback"
+    sb = (flags[pfns] & (K.PG_swapbacked | K.PG_unevictable)) if len(pfns) else np.zeros(0)
+    assert v[K.VS_NR_SHMEM] == int(np.sum(sb == K.PG_swapbacked)), "nr_shmem"
+    # LRU lists: linked both ways, counted, and holding exactly the cached pages
+    seen = set()
+    for li in range(K.NR_LRU_LISTS):
+        p, prev, cnt = int(f.lru[K.LV_HEAD + li, 0]), -1, 0
+        while p >= 0:
+            assert int(s.fr32[K.FR_PREV, p]) == prev, f"list {li}: bad prev at {p}"
+            assert p not in seen, f"pfn {p} on two lists"
+            from .kernels.lru import file_lru
+            assert file_lru(flags, p) == li, f"pfn {p} on list {li}"
+            seen.add(p)
+            cnt += 1
+            prev, p = p, int(s.fr32[K.FR_NEXT, p])
+        assert int(f.lru[K.LV_TAIL + li, 0]) == prev, f"list {li}: tail"
+        assert cnt == f.lru[K.LV_PAGES + li, 0], f"list {li}: count {cnt}"
+    assert seen == set(pfns.tolist()), "LRU lists and page cache differ"
+    # blocks: free + used = capacity on every filesystem
+    for fsi in range(len(m.vfs.mounts)):
+        t = int(f.fs[K.FS_TYPE, fsi])
+        used = 0
+        for ii in np.nonzero(alive)[0]:
+            if f.ino[K.I_FS, ii] != fsi:
+                continue
+            if t in (K.FST_EXT4, K.FST_EXT2):
+                b, c = int(f.ino[K.I_BLK, ii]), int(f.ino[K.I_BLKCAP, ii])
+                used += int(np.sum(f.blk[b:b + c] != K.BLK_HOLE))
+            else:
+                used += int(f.ino[K.I_NRPAGES, ii])
+        assert used + f.fs[K.FS_FREE, fsi] == f.fs[K.FS_BLOCKS, fsi], f"fs {fsi}: blocks"
+    assert f.fgs[K.FG_SLAB] == int(np.sum(f.ino[K.I_DCACHE, :nino][alive])), "slab count"

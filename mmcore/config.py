@@ -97,6 +97,19 @@ class Costs:
     compact_scan_ns: float = 5.0      # compaction scanner, per pfn examined
     migrate_page_ns: float = 700.0    # migrating one 4 KiB page (copy, unmap, remap)
     copy_pte_ns: float = 2.0          # fork: copying one page-table leaf entry
+    # files (spec section 8 calibrates the write-fault ratios: a first write to a sparse or
+    # fallocated page costs several times one to an already-written page)
+    pagecache_copy_ns: float = 150.0  # read()/write(): copying 4 KiB from or into the page cache
+    pagecache_alloc_ns: float = 100.0  # allocating a page-cache page and indexing it
+    mkwrite_ns: float = 150.0         # page_mkwrite / write_begin on mapped blocks (+ mtime)
+    da_reserve_ns: float = 1500.0     # ext4 delalloc: reserving one block, buffer heads, quota
+    unwritten_map_ns: float = 800.0   # ext4: mapping a buffer over an unwritten extent
+    block_alloc_ns: float = 500.0     # writeback: allocating one delalloc block (journalled)
+    unwritten_convert_ns: float = 500.0  # writeback: unwritten -> written, per block (journalled)
+    reclaim_page_ns: float = 200.0    # direct reclaim or drop_caches: freeing one clean page
+    kswapd_page_ns: float = 200.0     # kswapd's own time per page it frees
+    lookup_hit_ns: float = 150.0      # a path lookup whose dentry and inode are cached
+    lookup_miss_ns: float = 2000.0    # ... that allocates them (plus an inode-table disk read)
 
 
 @dataclass
@@ -137,6 +150,18 @@ class Config:
     # per-feature overrides of the profile (None: as the profile says)
     thp_disable_semantics: str | None = None  # "none", "def_flags", "mmf", "except_advised"
     zero_page_write: str | None = None        # "thp", "split"
+    # page cache, writeback and reclaim (the vm.* sysctls' defaults)
+    lru_policy: str = "linux"                 # "linux" (active/inactive), "lru", "clock", "fifo"
+    dirty_background_ratio: int = 10
+    dirty_ratio: int = 20
+    dirty_expire_centisecs: int = 3000
+    dirty_writeback_centisecs: int = 500
+    min_free_kbytes: int | None = None        # None: the kernel's int_sqrt(lowmem_kbytes * 16)
+    watermark_scale_factor: int = 10
+    fault_around_bytes: int = 65536
+    read_ahead_kb: int = 128
+    willwrite_cow_ahead: bool = False         # MADV_WILLWRITE future work: private mappings
+    willwrite_full_prep: bool = False         # MADV_WILLWRITE future work: map pages dirty
 
     def __post_init__(self) -> None:
         if isinstance(self.tlb, Mapping):
@@ -215,6 +240,44 @@ class Config:
                               f"except_advised, got {self.thp_disable_semantics!r}")
         if self.zero_page_write not in (None, "thp", "split"):
             raise ConfigError(f"zero_page_write: expected 'thp' or 'split', got {self.zero_page_write!r}")
+        if self.lru_policy not in K.POLICY_NAMES:
+            raise ConfigError(f"lru_policy: expected one of {list(K.POLICY_NAMES)}, got {self.lru_policy!r}")
+        _check_int("dirty_background_ratio", self.dirty_background_ratio, 0, 100)
+        _check_int("dirty_ratio", self.dirty_ratio, 1, 100)
+        _check_int("dirty_expire_centisecs", self.dirty_expire_centisecs, 0, 1 << 31)
+        _check_int("dirty_writeback_centisecs", self.dirty_writeback_centisecs, 1, 1 << 31)
+        if self.min_free_kbytes is not None:
+            _check_int("min_free_kbytes", self.min_free_kbytes, 128, self.memory_bytes >> 11)
+        _check_int("watermark_scale_factor", self.watermark_scale_factor, 1, 3000)
+        _check_int("fault_around_bytes", self.fault_around_bytes, 4096, 1 << 21)
+        if self.fault_around_bytes & (self.fault_around_bytes - 1):
+            raise ConfigError(f"fault_around_bytes: expected a power of two, got {self.fault_around_bytes}")
+        _check_int("read_ahead_kb", self.read_ahead_kb, 0, 1 << 20)
+        for name in ("willwrite_cow_ahead", "willwrite_full_prep"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name}: expected true or false, got {getattr(self, name)!r}")
+
+    @property
+    def min_free_kbytes_effective(self) -> int:
+        """``calculate_min_free_kbytes``: int_sqrt(lowmem_kbytes * 16) clamped to [128, 262144],
+        raised while THP is enabled to khugepaged's ``set_recommended_min_free_kbytes`` (for our
+        one zone: 2 + MIGRATE_PCPTYPES^2 = 11 pageblocks, at most 5% of memory)."""
+        if self.min_free_kbytes is not None:
+            return self.min_free_kbytes
+        import math
+        kb = self.memory_bytes >> 10
+        v = min(max(math.isqrt(kb * 16), 128), 262144)
+        if self.thp_enabled != "never":
+            recommended = min(11 * 512 * 4, kb // 20)
+            v = max(v, recommended)
+        return v
+
+    def watermarks(self) -> tuple[int, int, int]:
+        """(min, low, high) in pages, as ``__setup_per_zone_wmarks`` sets them for one zone."""
+        pages = self.memory_bytes >> 12
+        wmin = self.min_free_kbytes_effective >> 2
+        tmp = max(wmin >> 2, pages * self.watermark_scale_factor // 10000)
+        return wmin, wmin + tmp, wmin + 2 * tmp
 
     # ---- the kernels' view ----------------------------------------------------------------
     def to_array(self) -> np.ndarray:
@@ -245,7 +308,24 @@ class Config:
         c[K.C_RECORD] = (K.REC_FAULT if self.record_faults else 0) | (
             K.REC_SYSCALL if self.record_syscalls else 0)
         c[K.C_SAMPLE_PS] = self.sample_interval_ns * 1000
+        c[K.C_LRU_POLICY] = K.POLICY_NAMES.index(self.lru_policy)
+        c[K.C_DIRTY_BG_RATIO] = self.dirty_background_ratio
+        c[K.C_DIRTY_RATIO] = self.dirty_ratio
+        c[K.C_DIRTY_EXPIRE_PS] = self.dirty_expire_centisecs * 10_000_000_000
+        c[K.C_DIRTY_WB_PS] = self.dirty_writeback_centisecs * 10_000_000_000
+        c[K.C_FAULT_AROUND] = self.fault_around_bytes >> 12
+        c[K.C_READ_AHEAD] = self.read_ahead_kb >> 2
+        c[K.C_WILLWRITE] = (K.WW_COW_AHEAD if self.willwrite_cow_ahead else 0) | (
+            K.WW_FULL_PREP if self.willwrite_full_prep else 0)
         k = self.costs
+        for idx, ns in ((K.C_COST_PC_COPY, k.pagecache_copy_ns), (K.C_COST_PC_ALLOC, k.pagecache_alloc_ns),
+                        (K.C_COST_MKWRITE, k.mkwrite_ns), (K.C_COST_DA_RESERVE, k.da_reserve_ns),
+                        (K.C_COST_UNWRITTEN_MAP, k.unwritten_map_ns),
+                        (K.C_COST_BLOCK_ALLOC, k.block_alloc_ns),
+                        (K.C_COST_UNWRITTEN_CONVERT, k.unwritten_convert_ns),
+                        (K.C_COST_RECLAIM_PAGE, k.reclaim_page_ns), (K.C_COST_KSWAPD_PAGE, k.kswapd_page_ns),
+                        (K.C_COST_LOOKUP_HIT, k.lookup_hit_ns), (K.C_COST_LOOKUP_MISS, k.lookup_miss_ns)):
+            c[idx] = round(ns * 1000)
         for idx, ns in ((K.C_COST_ACCESS, k.access_ns), (K.C_COST_STLB_HIT, k.stlb_hit_ns),
                         (K.C_COST_WALK_LOAD, k.walk_load_ns), (K.C_COST_FAULT, k.fault_ns),
                         (K.C_COST_CLEAR_PAGE, k.clear_page_ns), (K.C_COST_COPY_PAGE, k.copy_page_ns),

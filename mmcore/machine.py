@@ -12,6 +12,7 @@ from .kernels import consts as K
 from .kernels import proc as P
 from .kernels import sched as SCH
 from .kernels import syscalls as S_
+from .kernels import read_write as RW
 from .kernels.state import State
 
 _MAX_ADDR = K.TASK_SIZE
@@ -71,6 +72,8 @@ class Machine:
         self._ev_chunks: list[np.ndarray] = []
         self._smp_chunks: list[np.ndarray] = []
         self.state = self._new_state()
+        from .files import VFS
+        self.vfs = VFS(self)
 
     # ---- state -------------------------------------------------------------------------------
     def _new_state(self) -> State:
@@ -298,6 +301,33 @@ class Machine:
     def tasks(self) -> list["Task"]:
         return list(self._tasks.values())
 
+    # ---- filesystems ---------------------------------------------------------------------------
+    def mount(self, path: str, fstype: str, size: int | str | None = None, *, disk=None) -> None:
+        """Mount a filesystem: ``ext4`` (delayed allocation, unwritten extents), ``ext2`` (blocks
+        allocated by write() or at writeback), ``tmpfs`` (memory, size defaults to half of it) or
+        ``ramfs`` (memory, unlimited). ``disk`` is a ``mmcore.files.Disk`` or a dict of its
+        fields. Sizes are bytes or strings such as ``"8GiB"``."""
+        if size is None:
+            if fstype in ("ext4", "ext2"):
+                raise ValueError(f"size: a {fstype} filesystem needs a size, e.g. size='8GiB'")
+            size = self.config.memory_bytes // 2 if fstype == "tmpfs" else 0
+        self.vfs.mount(path, fstype, size, disk)
+
+    def sync(self) -> None:
+        """sync(2) at the machine's clock: write back every dirty page and wait for the disks."""
+        self.vfs.call(RW.sys_sync, -1)
+
+    def fs_stats(self, path: str) -> dict[str, int]:
+        """A mounted filesystem's free blocks and its disk's bytes read and written."""
+        return self.vfs.fs_stats(path)
+
+    def zoneinfo(self) -> dict[str, int]:
+        """The zone's free pages and watermarks in pages, as /proc/zoneinfo shows them."""
+        fgs = self.vfs.state.fgs
+        return {"pages free": int(self.state.gs[K.G_NR_FREE]), "min": int(fgs[K.FG_WMARK_MIN]),
+                "low": int(fgs[K.FG_WMARK_LOW]), "high": int(fgs[K.FG_WMARK_HIGH]),
+                "managed": int(self.state.cfg[K.C_NR_FRAMES])}
+
     # ---- sysfs -------------------------------------------------------------------------------
     _THP = "kernel/mm/transparent_hugepage/"
 
@@ -347,6 +377,10 @@ class Machine:
         """/proc/vmstat counters (names as the kernel's)."""
         d = {name: int(v) for name, v in zip(K.VMSTAT_NAMES, self.state.vmstat)}
         d["nr_free_pages"] = int(self.state.gs[K.G_NR_FREE])
+        v = self.vfs
+        d["nr_inactive_file"] = v.lru_pages(K.LRU_INACTIVE_FILE)
+        d["nr_active_file"] = v.lru_pages(K.LRU_ACTIVE_FILE)
+        d["nr_slab_reclaimable"] = (v.slab_kb() + 3) // 4
         return d
 
     def buddyinfo(self) -> list[int]:
@@ -364,11 +398,31 @@ class Machine:
         """/proc/meminfo fields in kB."""
         v = self.state.vmstat
         n = int(self.state.cfg[K.C_NR_FRAMES])
+        fs = self.vfs
+        free = int(self.state.gs[K.G_NR_FREE])
+        file_lru = fs.lru_pages(K.LRU_INACTIVE_FILE) + fs.lru_pages(K.LRU_ACTIVE_FILE)
+        low = int(fs.state.fgs[K.FG_WMARK_LOW])
+        slab = (fs.slab_kb() + 3) // 4
+        # si_mem_available: free above the reserve, plus the file LRU and reclaimable slab that
+        # can go without dropping below the low watermark
+        avail = max(0, free - int(fs.state.fgs[K.FG_WMARK_HIGH]) + file_lru - min(file_lru // 2, low)
+                    + slab - min(slab // 2, low))
         return {
             "MemTotal": n * 4,
-            "MemFree": int(self.state.gs[K.G_NR_FREE]) * 4,
+            "MemFree": free * 4,
+            "MemAvailable": avail * 4,
+            "Buffers": 0,
+            "Cached": int(v[K.VS_NR_FILE_PAGES]) * 4,
+            "Active(file)": fs.lru_pages(K.LRU_ACTIVE_FILE) * 4,
+            "Inactive(file)": fs.lru_pages(K.LRU_INACTIVE_FILE) * 4,
+            "Unevictable": int(v[K.VS_NR_UNEVICTABLE]) * 4,
+            "Dirty": int(v[K.VS_NR_DIRTY]) * 4,
+            "Writeback": int(v[K.VS_NR_WRITEBACK]) * 4,
             "AnonPages": int(v[K.VS_NR_ANON_PAGES]) * 4,
-            "Mapped": 0,
+            "Mapped": int(v[K.VS_NR_MAPPED]) * 4,
+            "Shmem": int(v[K.VS_NR_SHMEM]) * 4,
+            "KReclaimable": fs.slab_kb(),
+            "SReclaimable": fs.slab_kb(),
             "PageTables": int(v[K.VS_NR_PAGE_TABLE_PAGES]) * 4,
             "Mlocked": int(v[K.VS_NR_MLOCK]) * 4,
             "SwapTotal": 0,
@@ -604,6 +658,207 @@ class Task:
         if st < 0:
             raise _oserror(-st, "prctl")
         return val
+
+    # ---- files ---------------------------------------------------------------------------------
+    @property
+    def _tgid(self) -> int:
+        return int(self.machine.state.task[K.T_TGID, self._ti])
+
+    def _fd(self, fd: int, what: str):
+        fd = _check_int("fd", fd, -(1 << 31), (1 << 31) - 1)
+        of = self.machine.vfs.fdtable(self._tgid).get(fd)
+        if of is None:
+            raise _oserror(_errno.EBADF, what)
+        return of
+
+    def _file(self, fd: int, what: str, write: bool = False):
+        """The open file behind ``fd``, checked for reading (or writing)."""
+        of = self._fd(fd, what)
+        acc = of.flags & (os.O_RDONLY | os.O_WRONLY | os.O_RDWR)
+        if (write and acc == os.O_RDONLY) or (not write and acc == os.O_WRONLY):
+            raise _oserror(_errno.EBADF, what)
+        return of
+
+    def open(self, path: str, flags: int = os.O_RDONLY, mode: int = 0o644) -> int:
+        """open(2) with ``os.O_*`` flags (O_CREAT, O_EXCL, O_TRUNC, O_APPEND and the access
+        mode); returns the lowest free file descriptor (3 upwards: 0-2 are the standard streams)."""
+        from .files import _KNOWN_O
+        self._alive()
+        flags = _check_int("flags", flags, 0, (1 << 31) - 1)
+        _check_int("mode", mode, 0, 0o7777)
+        if flags & ~_KNOWN_O:
+            raise ValueError(f"flags: {flags & ~_KNOWN_O:#o} are open flags the model does not "
+                             f"support (supported: O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, "
+                             f"O_TRUNC, O_APPEND, O_CLOEXEC, O_NOATIME)")
+        if flags & (os.O_RDONLY | os.O_WRONLY | os.O_RDWR) == 3:
+            raise _oserror(_errno.EINVAL, f"open {path}")
+        vfs = self.machine.vfs
+        fsi, norm = vfs.resolve(path)
+        ii = vfs.paths.get(norm)
+        if ii is None:
+            if not flags & os.O_CREAT:
+                raise _oserror(_errno.ENOENT, f"open {path}")
+            ii = vfs._new_inode(fsi)
+            vfs.paths[norm] = ii
+            vfs.inode_paths[ii] = norm
+        elif flags & os.O_CREAT and flags & os.O_EXCL:
+            raise _oserror(_errno.EEXIST, f"open {path}")
+        vfs.call(RW.file_lookup, self._ti, ii)
+        if flags & os.O_TRUNC and flags & (os.O_WRONLY | os.O_RDWR):
+            vfs.call(RW.sys_ftruncate, self._ti, ii, 0)
+        table = vfs.fdtable(self._tgid)
+        fd = 3
+        while fd in table:
+            fd += 1
+        from .files import OpenFile
+        table[fd] = OpenFile(ii, flags, norm)
+        vfs.state.ino[K.I_REFS, ii] += 1
+        return fd
+
+    def close(self, fd: int) -> None:
+        self._alive()
+        self._fd(fd, "close")
+        of = self.machine.vfs.fdtable(self._tgid).pop(int(fd))
+        self.machine.vfs.release(of.ino)
+
+    def pread(self, fd: int, offset: int, length: int) -> int:
+        """pread(2): read ``length`` bytes at ``offset`` through the page cache (contents are not
+        simulated); returns the bytes read (fewer at end of file)."""
+        self._alive()
+        of = self._file(fd, "pread")
+        offset = _check_int("offset", offset, 0, 1 << 62)
+        length = _check_int("length", length, 0, 1 << 40)
+        st, n = self.machine.vfs.call(RW.sys_pread, self._ti, of.ino, offset, length)
+        if st < 0:
+            raise _oserror(-st, "pread")
+        return n
+
+    def pwrite(self, fd: int, offset: int, length: int) -> int:
+        """pwrite(2) of ``length`` bytes at ``offset`` (O_APPEND: at the end of the file);
+        returns the bytes written."""
+        self._alive()
+        of = self._file(fd, "pwrite", write=True)
+        offset = _check_int("offset", offset, 0, 1 << 62)
+        length = _check_int("length", length, 0, 1 << 40)
+        vfs = self.machine.vfs
+        if of.flags & os.O_APPEND:
+            offset = int(vfs.state.ino[K.I_SIZE, of.ino])
+        if length == 0:
+            return 0
+        fsi = int(vfs.state.ino[K.I_FS, of.ino])
+        nblocks = int(vfs.state.fs[K.FS_BLOCKS, fsi])
+        if offset + length > (1 << 44):
+            raise _oserror(_errno.EFBIG, "pwrite")
+        if vfs.state.fs[K.FS_TYPE, fsi] in (K.FST_EXT4, K.FST_EXT2):
+            if (offset + length + 4095) // 4096 > 4 * nblocks + 16:
+                raise _oserror(_errno.EFBIG, "pwrite")
+            vfs.ensure_blocks(of.ino, (offset + length + 4095) // 4096)
+        st, n = vfs.call(RW.sys_pwrite, self._ti, of.ino, offset, length)
+        if st < 0:
+            raise _oserror(-st, "pwrite")
+        return n
+
+    def fsync(self, fd: int) -> None:
+        """fsync(2): write the file's dirty pages back and wait; raises a pending writeback
+        error (ENOSPC for an ext2 block that could not be allocated) once."""
+        self._alive()
+        of = self._fd(fd, "fsync")
+        st, _ = self.machine.vfs.call(RW.sys_fsync, self._ti, of.ino)
+        if st < 0:
+            raise _oserror(-st, "fsync")
+
+    def sync(self) -> None:
+        """sync(2) from this task: it waits for every disk."""
+        self._alive()
+        self.machine.vfs.call(RW.sys_sync, self._ti)
+
+    def ftruncate(self, fd: int, length: int) -> None:
+        self._alive()
+        of = self._file(fd, "ftruncate", write=True)
+        length = _check_int("length", length, 0, 1 << 44)
+        self.machine.vfs.call(RW.sys_ftruncate, self._ti, of.ino, length)
+
+    def fallocate(self, fd: int, mode: int, offset: int, length: int) -> None:
+        """fallocate(2): mode 0 or FALLOC_FL_KEEP_SIZE allocate unwritten extents (ext4) or pages
+        (tmpfs); FALLOC_FL_PUNCH_HOLE | KEEP_SIZE, FALLOC_FL_ZERO_RANGE and (kernel 6.17+)
+        FALLOC_FL_WRITE_ZEROES as in ext4."""
+        self._alive()
+        of = self._file(fd, "fallocate", write=True)
+        mode = _check_int("mode", mode, 0, (1 << 31) - 1)
+        offset = _check_int("offset", offset, 0, 1 << 44)
+        length = _check_int("length", length, 0, 1 << 44)
+        if length == 0:
+            raise _oserror(_errno.EINVAL, "fallocate")
+        if mode & K.FALLOC_FL_WRITE_ZEROES and self.machine.config.profile.version < 617:
+            raise _oserror(_errno.EOPNOTSUPP, "fallocate (FALLOC_FL_WRITE_ZEROES is 6.17+)")
+        vfs = self.machine.vfs
+        if vfs.state.fs[K.FS_TYPE, int(vfs.state.ino[K.I_FS, of.ino])] == K.FST_EXT4:
+            vfs.ensure_blocks(of.ino, (offset + length + 4095) // 4096)
+        st, _ = vfs.call(RW.sys_fallocate, self._ti, of.ino, mode, offset, length)
+        if st < 0:
+            raise _oserror(-st, "fallocate")
+
+    def unlink(self, path: str) -> None:
+        """unlink(2): the name goes now; pages and blocks go with the last open file or mapping."""
+        self._alive()
+        vfs = self.machine.vfs
+        _, norm = vfs.resolve(path)
+        ii = vfs.paths.get(norm)
+        if ii is None:
+            raise _oserror(_errno.ENOENT, f"unlink {path}")
+        vfs.call(RW.file_lookup, self._ti, ii)
+        del vfs.paths[norm]
+        vfs.state.ino[K.I_NLINK, ii] = 0
+        if vfs.state.ino[K.I_REFS, ii] == 0:
+            vfs.state.ino[K.I_REFS, ii] = 1
+            vfs.release(ii)
+
+    def stat_size(self, fd: int) -> int:
+        """The file's size in bytes (st_size)."""
+        of = self._fd(fd, "fstat")
+        return int(self.machine.vfs.state.ino[K.I_SIZE, of.ino])
+
+    def nanosleep(self, ns: int) -> None:
+        """Let ``ns`` of simulated time pass for this task (background writeback, the flusher and
+        kswapd catch up to its clock)."""
+        self._alive()
+        ns = _check_int("ns", ns, 0, 1 << 50)
+        self.machine.state.task[K.T_CLOCK, self._ti] += ns * 1000
+        self.machine.vfs.call(RW.catch_up, self._ti)
+
+    def write_sysctl(self, name: str, value: int | str) -> None:
+        """Write a /proc/sys knob as this task (``vm.drop_caches``, ``vm.dirty_ratio``,
+        ``vm.dirty_background_ratio``, ``vm.dirty_expire_centisecs``,
+        ``vm.dirty_writeback_centisecs``)."""
+        self._alive()
+        m = self.machine
+        key = name.removeprefix("/proc/sys/").replace("/", ".")
+        try:
+            v = int(str(value).strip())
+        except ValueError:
+            raise _oserror(_errno.EINVAL, f"write {value!r} to {name}") from None
+        if key == "vm.drop_caches":
+            lo = 1
+            hi = 4 if m.config.profile.version >= 315 else 3
+            if not lo <= v <= hi:
+                raise _oserror(_errno.EINVAL, f"write {value!r} to {name}")
+            _, dropped = m.vfs.call(RW.drop_caches, self._ti, v)
+            if m.config.profile.version >= 315:
+                if not m.vfs.drop_caches_stfu:
+                    m._dmesg.append(f"{self.comm} ({self.pid}): drop_caches: {v}")
+                m.vfs.drop_caches_stfu |= v & 4
+            return
+        knobs = {"vm.dirty_ratio": (K.C_DIRTY_RATIO, 1, 100, 1),
+                 "vm.dirty_background_ratio": (K.C_DIRTY_BG_RATIO, 0, 100, 1),
+                 "vm.dirty_expire_centisecs": (K.C_DIRTY_EXPIRE_PS, 0, 1 << 31, 10_000_000_000),
+                 "vm.dirty_writeback_centisecs": (K.C_DIRTY_WB_PS, 1, 1 << 31, 10_000_000_000)}
+        if key not in knobs:
+            raise _oserror(_errno.ENOENT, f"/proc/sys/{key.replace('.', '/')}")
+        idx, lo, hi, scale = knobs[key]
+        if not lo <= v <= hi:
+            raise _oserror(_errno.EINVAL, f"write {value!r} to {name}")
+        m.state.cfg[idx] = v * scale
+        setattr(m.config, key.removeprefix("vm."), v)
 
     # ---- memory accesses -----------------------------------------------------------------------
     def touch(self, addr: int, length: int, stride: int = 4096, write: bool = True) -> None:

@@ -8,7 +8,7 @@
 Each request names a page (any int64 value). A hit is an access to the cached page; a miss brings
 the page in, reclaiming one first when the cache is full. The lookup, the LRU lists and the
 replacement policies are the ones the simulated machine's page cache uses
-(``mmcore.kernels.filemap`` and ``mmcore.kernels.vmscan``).
+(``mmcore.kernels.filemap`` and ``mmcore.kernels.lru``).
 
 Policies: ``"linux"`` (the kernel's active/inactive lists), ``"lru"``, ``"clock"`` (one reference
 bit, new pages unreferenced) and ``"fifo"``. On the same trace and capacity, ``"lru"``, ``"fifo"``

@@ -1,4 +1,4 @@
-"""Plain-Python reference for page-cache replacement (the rules in ``mmcore.kernels.vmscan``).
+"""Plain-Python reference for page-cache replacement (the rules in ``mmcore.kernels.lru``).
 
 Lists are Python lists with the head (young end) at index 0; a dict maps page -> folio state.
 Written from the rules, not from the kernels: for ``linux`` the second access activates,

@@ -1,0 +1,251 @@
+"""Dirty pages and writeback (mm/page-writeback.c, fs/fs-writeback.c) in simulated time.
+
+A disk is one FIFO queue per filesystem (``FS_DISK_FREE_AT``): a request starts when the queue
+drains, pays the latency once, then the per-page transfer time. Submitted pages carry PG_writeback
+and wait in one completion ring (``wbq``: pfn, done time) that is retired in submission order: on
+one disk that is completion order; with several disks, a page on a fast disk can stay under
+writeback until pages submitted before it to a slower disk complete.
+
+- ``write_inode_pages``: ``write_cache_pages`` for one inode: dirty pages go to the disk in index
+  order from the inode's ``writeback_index``, each block allocated or converted on the way
+  (``fs_writeback_block``); background writeback sends MAX_WRITEBACK_PAGES at a time.
+- The flusher: ``dirty_writeback_centisecs`` after an inode is first dirtied it wakes, writes back
+  inodes dirtied more than ``dirty_expire_centisecs`` ago, and keeps writing oldest-first while
+  Dirty is above the background threshold; it sleeps when nothing is dirty.
+- ``balance_dirty_pages``: above the background threshold a writer kicks the flusher; above the
+  dirty threshold it waits for writeback to bring Dirty + Writeback back under it. Thresholds are
+  ``global_dirty_limits``: the ratios of dirtyable memory (free pages plus the file LRU).
+"""
+from .consts import (
+    C_DIRTY_BG_RATIO,
+    C_DIRTY_EXPIRE_PS,
+    C_DIRTY_RATIO,
+    C_DIRTY_WB_PS,
+    FG_NEXT_FLUSH,
+    FG_NR_INODES,
+    FG_WB_HEAD,
+    FG_WB_TAIL,
+    FS_BYTES_WRITTEN,
+    FS_DISK_FREE_AT,
+    FS_WR_LAT,
+    FS_WR_PAGE,
+    G_NR_FREE,
+    I_ALIVE,
+    I_BLKCAP,
+    I_DIRTIED_WHEN,
+    I_FS,
+    I_NRDIRTY,
+    I_SIZE,
+    I_WB_DONE,
+    I_WB_NEXT,
+    LRU_ACTIVE_FILE,
+    LRU_INACTIVE_FILE,
+    LV_PAGES,
+    LV_TAIL,
+    MAX_WRITEBACK_PAGES,
+    PG_active,
+    PG_dirty,
+    PG_lru,
+    PG_reclaim,
+    PG_writeback,
+    VS_NR_DIRTY,
+    VS_NR_WRITEBACK,
+    VS_NR_WRITTEN,
+    VS_PGPGOUT,
+    VS_PGROTATED,
+)
+from .filemap import account_page_cleaned, filemap_get_folio
+from .fs import fs_writeback_block
+from .jit import kernel
+from .lru import lru_del
+
+NEVER = 1 << 62
+ALL = 1 << 62
+
+
+@kernel(inline="always")
+def wb_room(fgs, wbq):
+    return wbq.shape[1] - (fgs[FG_WB_TAIL] - fgs[FG_WB_HEAD])
+
+
+@kernel
+def wb_complete(vmstat, fr32, fr_flags, fr_memcg, lru, fgs, wbq, now):
+    """End writeback on every page whose I/O is done by ``now`` (``folio_end_writeback``); a page
+    reclaim passed over (PG_reclaim) goes to the inactive tail (``folio_rotate_reclaimable``)."""
+    cap = wbq.shape[1]
+    h = fgs[FG_WB_HEAD]
+    t = fgs[FG_WB_TAIL]
+    while h < t:
+        s = h % cap
+        if wbq[1, s] > now:
+            break
+        pfn = wbq[0, s]
+        f = fr_flags[pfn]
+        fr_flags[pfn] = f & ~PG_writeback
+        vmstat[VS_NR_WRITEBACK] -= 1
+        vmstat[VS_NR_WRITTEN] += 1
+        if f & PG_reclaim:
+            fr_flags[pfn] &= ~(PG_reclaim | PG_active)
+            if f & PG_lru:
+                lv = fr_memcg[pfn]
+                li = LRU_ACTIVE_FILE if f & PG_active else LRU_INACTIVE_FILE
+                lru_del(lru, fr32, lv, li, pfn, 1)
+                _lru_add_tail(lru, fr32, lv, LRU_INACTIVE_FILE, pfn)
+                vmstat[VS_PGROTATED] += 1
+        h += 1
+    fgs[FG_WB_HEAD] = h
+
+
+@kernel(inline="always")
+def _lru_add_tail(lru, links, lv, li, pfn):
+    tail = lru[LV_TAIL + li, lv]
+    links[1, pfn] = tail                 # FR_PREV
+    links[0, pfn] = -1                   # FR_NEXT
+    if tail >= 0:
+        links[0, tail] = pfn
+    else:
+        lru[li, lv] = pfn                # LV_HEAD
+    lru[LV_TAIL + li, lv] = pfn
+    lru[LV_PAGES + li, lv] += 1
+
+
+@kernel
+def write_inode_pages(cfg, vmstat, fr32, fr_idx, fr_flags, pc, fgs, wbq, fs, ino, blk, ii, now,
+                      nr_to_write):
+    """Submit up to ``nr_to_write`` dirty pages of inode ``ii`` as one request, in index order
+    from its ``writeback_index`` onwards and cyclically (the caller checked the ring has room).
+    Returns the number of pages submitted."""
+    n = min(ino[I_NRDIRTY, ii], nr_to_write)
+    if n <= 0:
+        return 0
+    f = ino[I_FS, ii]
+    start = max(now, fs[FS_DISK_FREE_AT, f])
+    done = start + fs[FS_WR_LAT, f]
+    npages = max((ino[I_SIZE, ii] + 4095) >> 12, ino[I_BLKCAP, ii])
+    cap = wbq.shape[1]
+    sent = 0
+    first = ino[I_WB_NEXT, ii] if ino[I_WB_NEXT, ii] < npages else 0
+    index = first
+    for k in range(npages):
+        if sent == n:
+            break
+        index = first + k
+        if index >= npages:
+            index -= npages
+        pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
+        if pfn < 0 or not fr_flags[pfn] & PG_dirty:
+            continue
+        done += fs[FS_WR_PAGE, f] + fs_writeback_block(cfg, fs, ino, blk, ii, index)
+        account_page_cleaned(vmstat, fr_flags, fs, ino, ii, pfn)
+        fr_flags[pfn] |= PG_writeback
+        vmstat[VS_NR_WRITEBACK] += 1
+        vmstat[VS_PGPGOUT] += 4
+        t = fgs[FG_WB_TAIL]
+        wbq[0, t % cap] = pfn
+        wbq[1, t % cap] = done
+        fgs[FG_WB_TAIL] = t + 1
+        sent += 1
+    ino[I_WB_NEXT, ii] = index + 1
+    fs[FS_DISK_FREE_AT, f] = done
+    fs[FS_BYTES_WRITTEN, f] += sent * 4096
+    if done > ino[I_WB_DONE, ii]:
+        ino[I_WB_DONE, ii] = done
+    return sent
+
+
+@kernel(inline="always")
+def dirty_limits(cfg, gs, lru):
+    """(background threshold, dirty threshold) in pages (``global_dirty_limits``)."""
+    avail = gs[G_NR_FREE] + lru[LV_PAGES + LRU_INACTIVE_FILE, 0] + lru[LV_PAGES + LRU_ACTIVE_FILE, 0]
+    thresh = avail * cfg[C_DIRTY_RATIO] // 100
+    bg = avail * cfg[C_DIRTY_BG_RATIO] // 100
+    if bg >= thresh:
+        bg = thresh // 2
+    return bg, thresh
+
+
+@kernel
+def oldest_dirty_inode(ino, nr):
+    best = -1
+    for i in range(nr):
+        if ino[I_ALIVE, i] and ino[I_NRDIRTY, i] > 0:
+            if best < 0 or ino[I_DIRTIED_WHEN, i] < ino[I_DIRTIED_WHEN, best]:
+                best = i
+    return best
+
+
+@kernel
+def flusher_run(cfg, gs, vmstat, fr32, fr_idx, fr_flags, pc, lru, fgs, wbq, fs, ino, blk, now):
+    """Every flusher wakeup due by ``now``: write back expired inodes, then oldest-first while above
+    the background threshold. Returns False (nothing done) if the ring lacks room for every dirty
+    page; the caller grows it and calls again."""
+    if wb_room(fgs, wbq) < vmstat[VS_NR_DIRTY]:
+        return False
+    nr = fgs[FG_NR_INODES]
+    while fgs[FG_NEXT_FLUSH] <= now:
+        t = fgs[FG_NEXT_FLUSH]
+        expire = t - cfg[C_DIRTY_EXPIRE_PS]
+        for i in range(nr):
+            if ino[I_ALIVE, i] and ino[I_NRDIRTY, i] > 0 and ino[I_DIRTIED_WHEN, i] <= expire:
+                write_inode_pages(cfg, vmstat, fr32, fr_idx, fr_flags, pc, fgs, wbq, fs, ino, blk,
+                                  i, t, ALL)
+        background_writeback(cfg, gs, vmstat, fr32, fr_idx, fr_flags, pc, lru, fgs, wbq, fs, ino,
+                             blk, t)
+        if vmstat[VS_NR_DIRTY] > 0:
+            fgs[FG_NEXT_FLUSH] = t + cfg[C_DIRTY_WB_PS]
+        else:
+            fgs[FG_NEXT_FLUSH] = NEVER
+    return True
+
+
+@kernel
+def background_writeback(cfg, gs, vmstat, fr32, fr_idx, fr_flags, pc, lru, fgs, wbq, fs, ino, blk,
+                         now):
+    """Write back oldest-dirtied inodes while Dirty exceeds the background threshold."""
+    bg, _ = dirty_limits(cfg, gs, lru)
+    nr = fgs[FG_NR_INODES]
+    while vmstat[VS_NR_DIRTY] > bg:
+        i = oldest_dirty_inode(ino, nr)
+        if i < 0:
+            break
+        write_inode_pages(cfg, vmstat, fr32, fr_idx, fr_flags, pc, fgs, wbq, fs, ino, blk, i, now,
+                          MAX_WRITEBACK_PAGES)
+
+
+@kernel
+def wb_wait_until(fgs, wbq, k):
+    """The completion time of the ``k``-th oldest page under writeback (k >= 1), or -1."""
+    if fgs[FG_WB_TAIL] - fgs[FG_WB_HEAD] < k:
+        return -1
+    cap = wbq.shape[1]
+    latest = 0
+    h = fgs[FG_WB_HEAD]
+    for j in range(k):
+        d = wbq[1, (h + j) % cap]
+        if d > latest:
+            latest = d
+    return latest
+
+
+@kernel
+def balance_dirty_pages(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, wbq, fs,
+                        ino, blk, now):
+    """After a writer dirtied pages: kick background writeback when Dirty exceeds the background
+    threshold; when Dirty + Writeback exceeds the dirty threshold, wait until enough writeback
+    completes to bring it back (below the freerun point, (bg + thresh) / 2, nothing waits).
+    Returns the writer's new clock."""
+    bg, thresh = dirty_limits(cfg, gs, lru)
+    if vmstat[VS_NR_DIRTY] > bg:
+        background_writeback(cfg, gs, vmstat, fr32, fr_idx, fr_flags, pc, lru, fgs, wbq, fs, ino,
+                             blk, now)
+    total = vmstat[VS_NR_DIRTY] + vmstat[VS_NR_WRITEBACK]
+    if total <= (bg + thresh) // 2:
+        return now
+    excess = total - thresh
+    if excess <= 0:
+        return now
+    t = wb_wait_until(fgs, wbq, excess)
+    if t > now:
+        now = t
+    wb_complete(vmstat, fr32, fr_flags, fr_memcg, lru, fgs, wbq, now)
+    return now

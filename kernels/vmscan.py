@@ -1,0 +1,138 @@
+"""Reclaim (mm/vmscan.c) and the allocations that wait on it.
+
+Zone watermarks (``FG_WMARK_*``) are computed as the kernel does (``mmcore.files`` derives them
+from ``min_free_kbytes`` and ``watermark_scale_factor``). An allocation that finds free memory
+below the low watermark wakes kswapd; kswapd then works on its own clock (``FG_KSWAPD_CLOCK``),
+``C_COST_KSWAPD_PAGE`` per page, catching up to the time of each later allocation, until free
+memory is back above the high watermark. An allocation that would take free memory below the min
+watermark reclaims directly, SWAP_CLUSTER_MAX pages at a time, on the allocating task's clock
+(``allocstall_normal``, ``pgscan_direct``, ``pgsteal_direct``).
+
+What reclaim frees is chosen by the LRU policy (``lru.isolate_victim``): clean, unmapped file
+pages. Dirty pages it meets make it start writeback (``wakeup_flusher_threads``); a direct
+reclaimer that freed nothing waits for a batch of writeback to complete (``reclaim_throttle``) and
+tries again; written pages that reclaim passed over are rotated to the inactive tail.
+"""
+from .consts import (
+    C_COST_KSWAPD_PAGE,
+    C_COST_RECLAIM_PAGE,
+    C_LRU_POLICY,
+    FG_KSWAPD_CLOCK,
+    FG_NR_INODES,
+    FG_WB_HEAD,
+    FG_WB_TAIL,
+    FG_WMARK_HIGH,
+    FG_WMARK_LOW,
+    FG_WMARK_MIN,
+    G_NR_FREE,
+    I_NRDIRTY,
+    MIGRATE_MOVABLE,
+    SWAP_CLUSTER_MAX,
+    VS_ALLOCSTALL_NORMAL,
+    VS_NR_DIRTY,
+    VS_PAGEOUTRUN,
+    VS_PGSCAN_DIRECT,
+    VS_PGSCAN_FILE,
+    VS_PGSCAN_KSWAPD,
+    VS_PGSTEAL_DIRECT,
+    VS_PGSTEAL_FILE,
+    VS_PGSTEAL_KSWAPD,
+)
+from .filemap import filemap_remove_page
+from .jit import kernel
+from .lru import isolate_victim
+from .page_alloc import rmqueue
+from .page_writeback import ALL, wb_complete, wb_room, wb_wait_until, write_inode_pages
+
+KSWAPD_IDLE = -1
+SCAN_PER_BATCH = 4 * SWAP_CLUSTER_MAX   # pages examined before a reclaim attempt gives up
+
+
+@kernel
+def shrink_node(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc, lru, fgs,
+                fs, ino, nr_to_reclaim, kswapd):
+    """Free up to ``nr_to_reclaim`` pages from the LRU under the configured policy, examining at
+    most SCAN_PER_BATCH pages per page freed. Returns the number freed."""
+    policy = cfg[C_LRU_POLICY]
+    freed = 0
+    scanned0 = vmstat[VS_PGSCAN_FILE]
+    while freed < nr_to_reclaim:
+        pfn = isolate_victim(policy, vmstat, lru, fr32, fr32, fr_flags, fr_order, 0, SCAN_PER_BATCH)
+        if pfn < 0:
+            break
+        filemap_remove_page(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc,
+                            lru, fgs, fs, ino, pfn)
+        freed += 1
+    scanned = vmstat[VS_PGSCAN_FILE] - scanned0
+    if kswapd:
+        vmstat[VS_PGSCAN_KSWAPD] += scanned
+        vmstat[VS_PGSTEAL_KSWAPD] += freed
+    else:
+        vmstat[VS_PGSCAN_DIRECT] += scanned
+        vmstat[VS_PGSTEAL_DIRECT] += freed
+    vmstat[VS_PGSTEAL_FILE] += freed
+    return freed
+
+
+@kernel
+def start_dirty_writeback(cfg, vmstat, fr32, fr_idx, fr_flags, pc, fgs, wbq, fs, ino, blk, now):
+    """Reclaim met dirty pages: write back every dirty inode (as far as the ring has room)."""
+    for i in range(fgs[FG_NR_INODES]):
+        if ino[I_NRDIRTY, i] > 0 and wb_room(fgs, wbq) >= ino[I_NRDIRTY, i]:
+            write_inode_pages(cfg, vmstat, fr32, fr_idx, fr_flags, pc, fgs, wbq, fs, ino, blk, i,
+                              now, ALL)
+
+
+@kernel
+def kswapd_catch_up(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc, lru,
+                    fgs, wbq, fs, ino, blk, now):
+    """Let kswapd do the work it had time for by ``now``; wake it if free memory is below low."""
+    if fgs[FG_KSWAPD_CLOCK] == KSWAPD_IDLE:
+        if gs[G_NR_FREE] >= fgs[FG_WMARK_LOW]:
+            return
+        fgs[FG_KSWAPD_CLOCK] = now                # woken: its work starts now
+        vmstat[VS_PAGEOUTRUN] += 1
+        return
+    per = max(1, cfg[C_COST_KSWAPD_PAGE])
+    while gs[G_NR_FREE] < fgs[FG_WMARK_HIGH] and fgs[FG_KSWAPD_CLOCK] < now:
+        budget = min(SWAP_CLUSTER_MAX, (now - fgs[FG_KSWAPD_CLOCK] + per - 1) // per)
+        got = shrink_node(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc,
+                          lru, fgs, fs, ino, budget, True)
+        fgs[FG_KSWAPD_CLOCK] += max(got, 1) * per
+        if got == 0:
+            if vmstat[VS_NR_DIRTY] > 0:
+                start_dirty_writeback(cfg, vmstat, fr32, fr_idx, fr_flags, pc, fgs, wbq, fs, ino,
+                                      blk, fgs[FG_KSWAPD_CLOCK])
+            break
+    if gs[G_NR_FREE] >= fgs[FG_WMARK_HIGH]:
+        fgs[FG_KSWAPD_CLOCK] = KSWAPD_IDLE        # balanced: back to sleep
+
+
+@kernel
+def alloc_page_reclaim(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc, lru,
+                       fgs, wbq, fs, ino, blk, now):
+    """An order-0 movable allocation that may reclaim: (pfn or -1, cost in ps to the caller)."""
+    kswapd_catch_up(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc, lru,
+                    fgs, wbq, fs, ino, blk, now)
+    cost = 0
+    for attempt in range(4):
+        if gs[G_NR_FREE] > fgs[FG_WMARK_MIN] or attempt == 3:
+            pfn = rmqueue(gs, cfg, fr32, fr_flags, fr_order, pb_mt, 0, MIGRATE_MOVABLE)
+            if pfn >= 0:
+                return pfn, cost
+        vmstat[VS_ALLOCSTALL_NORMAL] += 1
+        got = shrink_node(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc,
+                          lru, fgs, fs, ino, SWAP_CLUSTER_MAX, False)
+        cost += got * cfg[C_COST_RECLAIM_PAGE]
+        if got == 0:
+            if vmstat[VS_NR_DIRTY] > 0:
+                start_dirty_writeback(cfg, vmstat, fr32, fr_idx, fr_flags, pc, fgs, wbq, fs, ino,
+                                      blk, now + cost)
+            # reclaim_throttle: wait for a batch of writeback to finish, then try again
+            pending = fgs[FG_WB_TAIL] - fgs[FG_WB_HEAD]
+            if pending > 0:
+                t = wb_wait_until(fgs, wbq, min(SWAP_CLUSTER_MAX, pending))
+                if t > now + cost:
+                    cost = t - now
+                wb_complete(vmstat, fr32, fr_flags, fr_memcg, lru, fgs, wbq, now + cost)
+    return -1, cost
