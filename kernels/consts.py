@@ -66,6 +66,7 @@ PG_workingset = 1 << 15      # was active before (refault accounting)
 PG_swapbacked = 1 << 16      # tmpfs/ramfs page: cannot be read back from a disk
 PG_reclaim = 1 << 17         # reclaim wants it written and rotated to the inactive tail
 PG_unevictable = 1 << 18     # on the unevictable list (ramfs, mlocked)
+PG_mappedtodisk = 1 << 19    # its buffers map blocks already (write_begin/page_mkwrite done)
 
 # ---- LRU lists (include/linux/mmzone.h enum lru_list) and replacement policies ---------------
 LRU_INACTIVE_ANON = 0
@@ -168,6 +169,7 @@ FLUSH = 1002                 # the event buffer is full
 BLOCKED = 1003               # the task waits (lock, memory)
 TIMER = 1004                 # a timed background event is due before the next operation
 OOM = 1005                   # an allocation failed in a way that needs the OOM path
+SIGBUS = 1006                # a file-mapping access beyond the end of the file (or mkwrite ENOSPC)
 
 # ---- sysfs THP modes ---------------------------------------------------------------------------
 THP_NEVER = 0

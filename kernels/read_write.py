@@ -27,6 +27,7 @@ from .consts import (
     C_COST_CLEAR_PAGE,
     C_COST_LOOKUP_HIT,
     C_COST_LOOKUP_MISS,
+    C_COST_MKWRITE,
     C_COST_PC_ALLOC,
     C_COST_PC_COPY,
     C_COST_RECLAIM_PAGE,
@@ -50,12 +51,9 @@ from .consts import (
     FG_WB_TAIL,
     FR_MAPCOUNT,
     FR_NEXT,
-    FS_BYTES_READ,
     FS_BYTES_WRITTEN,
     FS_DISK_FREE_AT,
     FS_FREE,
-    FS_RD_LAT,
-    FS_RD_PAGE,
     FS_TYPE,
     FS_WR_LAT,
     FS_WR_PAGE,
@@ -82,6 +80,7 @@ from .consts import (
     NEED_GROW,
     OK,
     PG_dirty,
+    PG_mappedtodisk,
     PG_swapbacked,
     PG_writeback,
     T_CLOCK,
@@ -109,6 +108,7 @@ from .page_writeback import (
     write_inode_pages,
 )
 from .syscalls import op_begin, op_end
+from .readahead import disk_read, get_init_ra_size, get_next_ra_size, read_pages
 from .vmscan import alloc_page_reclaim, kswapd_catch_up
 
 PAGE = 4096
@@ -134,71 +134,6 @@ def background(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_m
 def arm_flusher(cfg, fgs, vmstat, now):
     if vmstat[VS_NR_DIRTY] > 0 and fgs[FG_NEXT_FLUSH] == NEVER:
         fgs[FG_NEXT_FLUSH] = now + cfg[C_DIRTY_WB_PS]
-
-
-@kernel(inline="always")
-def roundup_pow_of_two(n):
-    r = 1
-    while r < n:
-        r <<= 1
-    return r
-
-
-@kernel(inline="always")
-def get_init_ra_size(size, mx):
-    newsize = roundup_pow_of_two(size)
-    if newsize <= mx // 32:
-        return newsize * 4
-    if newsize <= mx // 4:
-        return newsize * 2
-    return mx
-
-
-@kernel(inline="always")
-def get_next_ra_size(cur, mx):
-    if cur < mx // 16:
-        return 4 * cur
-    if cur <= mx // 2:
-        return 2 * cur
-    return mx
-
-
-@kernel
-def disk_read(fs, f, now, npages):
-    """A read request of ``npages`` on filesystem ``f``'s disk issued at ``now``: its completion."""
-    start = max(now, fs[FS_DISK_FREE_AT, f])
-    done = start + fs[FS_RD_LAT, f] + npages * fs[FS_RD_PAGE, f]
-    fs[FS_DISK_FREE_AT, f] = done
-    fs[FS_BYTES_READ, f] += npages * PAGE
-    return done
-
-
-@kernel
-def read_pages(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc, lru, fgs,
-               wbq, fs, ino, blk, ii, first, last, now):
-    """Bring the missing pages of [first, last) into the page cache with one disk request for
-    those that hold data. Returns (status, time the pages are ready)."""
-    f = ino[I_FS, ii]
-    nio = 0
-    cpu = now
-    for index in range(first, last):
-        if filemap_get_folio(pc, fr32, fr_idx, ii, index) >= 0:
-            continue
-        pfn, c = alloc_page_reclaim(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg,
-                                    pb_mt, pc, lru, fgs, wbq, fs, ino, blk, cpu)
-        cpu += c + cfg[C_COST_PC_ALLOC]
-        if pfn < 0:
-            return -ENOMEM, cpu
-        filemap_add_page(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs, ino, ii,
-                         index, pfn)
-        if fs_reads_zeros(ino, blk, fs, ii, index):
-            cpu += cfg[C_COST_CLEAR_PAGE]
-        else:
-            nio += 1
-    if nio == 0:
-        return OK, cpu
-    vmstat[VS_PGPGIN] += 4 * nio
-    return OK, disk_read(fs, f, cpu, nio)
 
 
 @kernel
@@ -315,10 +250,14 @@ def sys_pwrite(S, F, ti, ii, pos, count):
             if ino[I_WB_DONE, ii] > now:
                 now = ino[I_WB_DONE, ii]
             wb_complete(vmstat, fr32, fr_flags, fr_memcg, lru, fgs, wbq, now)
-        c = fs_write_begin(cfg, fs, ino, blk, ii, index, True)
-        if c < 0:
-            err = c
-            break
+        if fr_flags[pfn] & PG_mappedtodisk:
+            c = cfg[C_COST_MKWRITE]              # its buffers are mapped already
+        else:
+            c = fs_write_begin(cfg, fs, ino, blk, ii, index, True)
+            if c < 0:
+                err = c
+                break
+            fr_flags[pfn] |= PG_mappedtodisk
         now += c + cfg[C_COST_PC_COPY]
         account_page_dirtied(vmstat, fr_flags, fs, ino, ii, pfn, now)
         folio_mark_accessed(policy, vmstat, lru, fr32, fr_flags, fr_memcg[pfn], pfn, 1)

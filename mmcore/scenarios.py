@@ -1,6 +1,8 @@
 """Built-in example scenarios."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from . import MAP_ANONYMOUS, MAP_PRIVATE, PR_SET_THP_DISABLE, PROT_READ, PROT_WRITE
@@ -45,3 +47,70 @@ def warmup() -> None:
     t.munmap(a, 4 << 20)
     t.smaps_rollup()
     t.page_table()
+    # the file layer and the page-cache replay
+    from .pagecache import replay
+    m = Machine(Config(memory="64MiB"))
+    m.mount("/d", "ext4", size="64MiB")
+    t = m.spawn("warmup")
+    fd = t.open("/d/f", os.O_CREAT | os.O_RDWR)
+    t.pwrite(fd, 0, 1 << 20)
+    t.fallocate(fd, 0, 1 << 20, 1 << 20)
+    t.fsync(fd)
+    t.write_sysctl("vm.drop_caches", 3)
+    t.pread(fd, 0, 2 << 20)
+    t.ftruncate(fd, 4096)
+    t.nanosleep(1000)
+    t.close(fd)
+    t.unlink("/d/f")
+    m.sync()
+    replay(np.arange(100), 10, "lru")
+
+
+def drop_caches_cron(memory: str = "1GiB", files: int = 48, file_size: str = "8MiB",
+                     reads: int = 20_000, read_size: int = 65536, think_us: int = 200,
+                     period_s: float = 1.0, zipf_a: float = 1.1, seed: int = 0) -> list[dict]:
+    """A read-heavy service beside an administrator's cron job that runs
+    ``sync; echo 3 > /proc/sys/vm/drop_caches`` every ``period_s`` of simulated time, against the
+    same service without the job. The service reads ``read_size`` chunks of files chosen by a
+    Zipf(``zipf_a``) popularity, ``think_us`` apart. Returns one row per variant."""
+    fsize = parse_size(file_size, "file_size")
+    rows = []
+    for cron in (False, True):
+        m = Machine(Config(memory=memory), seed=seed)
+        m.mount("/srv", "ext4", size=max(2 * files * fsize, 64 << 20))
+        svc = m.spawn("service")
+        sh = m.spawn("sh")
+        fds = []
+        for i in range(files):
+            fd = svc.open(f"/srv/f{i:03d}", os.O_CREAT | os.O_RDWR)
+            svc.pwrite(fd, 0, fsize)
+            fds.append(fd)
+        svc.sync()
+        rng = np.random.default_rng(seed)
+        ranks = rng.zipf(zipf_a, reads * 4)
+        ranks = ranks[ranks <= files][:reads] - 1
+        chunks = fsize // read_size
+        offs = rng.integers(0, chunks, len(ranks)) * read_size
+        lat = np.zeros(len(ranks), np.int64)
+        start = svc.time_ns
+        sh_clock_next = start + int(period_s * 1e9)
+        read0 = m.fs_stats("/srv")["bytes_read"]
+        for k in range(len(ranks)):
+            if cron and svc.time_ns >= sh_clock_next:
+                sh.nanosleep(max(0, sh_clock_next - sh.time_ns))
+                sh.sync()
+                sh.write_sysctl("vm.drop_caches", 3)
+                sh_clock_next += int(period_s * 1e9)
+            t0 = svc.time_ns
+            svc.pread(fds[ranks[k]], int(offs[k]), read_size)
+            lat[k] = svc.time_ns - t0
+            svc.nanosleep(think_us * 1000)
+        elapsed = svc.time_ns - start
+        vs = m.vmstat()
+        rows.append({"cron": "drop_caches every %gs" % period_s if cron else "-",
+                     "reads": len(ranks), "p50_us": float(np.percentile(lat, 50)) / 1e3,
+                     "p99_us": float(np.percentile(lat, 99)) / 1e3, "max_us": int(lat.max()) / 1e3,
+                     "elapsed_s": elapsed / 1e9,
+                     "disk_read_MiB": (m.fs_stats("/srv")["bytes_read"] - read0) / (1 << 20),
+                     "pgpgin": vs["pgpgin"], "drops": vs["drop_pagecache"], "dmesg_lines": len(m.dmesg())})
+    return rows

@@ -308,3 +308,14 @@ def test_watermarks_follow_the_kernel():
     m = mmcore.Machine({"memory": "4GiB"})
     z = m.zoneinfo()
     assert z["min"] == 22528 // 4 and z["low"] - z["min"] == 22528 // 16
+
+
+def test_drop_caches_cron_scenario_shows_the_cost():
+    from mmcore.scenarios import drop_caches_cron
+    base, cron = drop_caches_cron(memory="256MiB", files=8, file_size="4MiB", reads=3000,
+                                  period_s=0.2)
+    assert base["disk_read_MiB"] == 0 and base["drops"] == 0 and base["dmesg_lines"] == 0
+    assert cron["drops"] >= 2 and cron["dmesg_lines"] == cron["drops"]
+    assert cron["disk_read_MiB"] > 0 and cron["pgpgin"] > 0
+    assert cron["p99_us"] > 10 * base["p99_us"]
+    assert cron["elapsed_s"] > base["elapsed_s"]
