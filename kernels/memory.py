@@ -110,7 +110,7 @@ from .huge_memory import (
     thp_vma_allowable,
 )
 from .jit import kernel
-from .mlock import mlock_range
+from .mlock import mlock_folio, munlock_pte_page, munlock_thp
 from .mmap import range_has_vma, vma_lookup
 from .page_alloc import free_pages, rmqueue
 from .pagetable import (
@@ -207,6 +207,8 @@ def do_anonymous_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, 
         return -ENOMEM, 0
     prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, pfn, 0, mm[MM_ANON, mmi], va >> 12)
     fr32[FR_MAPCOUNT, pfn] = 1
+    if vm_flags & VM_LOCKED:
+        mlock_folio(fr_idx, fr_flags, fr_order, vmstat, pfn)     # folio_add_lru_vma
     pt[ppos] = prot | _PAGE_RW | _PAGE_DIRTY | (pfn << 12)
     mm[MM_ANONPAGES, mmi] += 1
     vmstat[VS_NR_ANON_PAGES] += 1
@@ -215,8 +217,8 @@ def do_anonymous_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, 
 
 
 @kernel
-def do_wp_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm, mmi, tlb, pwc,
-               vm_flags, ppos, va):
+def do_wp_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm, vma, mmi, tlb,
+               pwc, vm_flags, ppos, va):
     """A write to a present read-only PTE in a writable VMA: reuse, or copy on write."""
     pte = pt[ppos]
     old = entry_pfn(pte)
@@ -230,6 +232,8 @@ def do_wp_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm,
     fr32[FR_MAPCOUNT, pfn] = 1
     vmstat[VS_PGALLOC] += 1
     vmstat[VS_NR_ANON_PAGES] += 1
+    if vm_flags & VM_LOCKED:
+        mlock_folio(fr_idx, fr_flags, fr_order, vmstat, pfn)
     if pte & _PAGE_SPECIAL:
         cost = cfg[C_COST_CLEAR_PAGE]
         mm[MM_ANONPAGES, mmi] += 1
@@ -237,8 +241,8 @@ def do_wp_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm,
         cost = cfg[C_COST_COPY_PAGE]
         if vm_flags & VM_LOCKED:
             # wp_page_copy: the old page leaves a locked VMA (munlock_vma_folio)
-            mlock_range(cfg, pt, fr_idx, fr_flags, fr_order, vmstat, mm, mmi, va & ~4095,
-                        (va & ~4095) + 4096, False)
+            munlock_pte_page(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma, mmi,
+                             old)
         remove_rmap_pte(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, old)
     pt[ppos] = leaf_prot(vm_flags) | _PAGE_RW | _PAGE_DIRTY | (pfn << 12)
     flush_tlb_page(cfg, tlb, pwc, mmi + 1, va)
@@ -262,6 +266,8 @@ def do_huge_pmd_anonymous_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order
     prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, pfn, HPAGE_PMD_ORDER, mm[MM_ANON, mmi],
                     haddr >> 12)
     fr32[FR_OWNER, pfn + 1] = 1
+    if vm_flags & VM_LOCKED:
+        mlock_folio(fr_idx, fr_flags, fr_order, vmstat, pfn)
     e = leaf_prot(vm_flags) | _PAGE_DIRTY | _PAGE_PSE | (pfn << 12)
     if vm_flags & VM_WRITE:
         e |= _PAGE_RW
@@ -368,6 +374,8 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
                     prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, pfn, HPAGE_PMD_ORDER,
                                     mm[MM_ANON, mmi], haddr >> 12)
                     fr32[FR_OWNER, pfn + 1] = 1
+                    if vm_flags & VM_LOCKED:
+                        mlock_folio(fr_idx, fr_flags, fr_order, vmstat, pfn)
                     pt[pos] = (leaf_prot(vm_flags) | _PAGE_RW | _PAGE_DIRTY | _PAGE_PSE
                                | (pfn << 12))
                     mm[MM_ANONPAGES, mmi] += HPAGE_PMD_NR
@@ -383,6 +391,8 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
         elif page_reusable_pmd(fr32, fr_idx, fr_flags, head):
             pt[pos] = pmde | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED
             return OK, cost
+        if vm_flags & VM_LOCKED and (fr_flags[head] & PG_hugezero) == 0:
+            munlock_thp(fr_idx, fr_flags, vmstat, head)      # the split drops the PMD mapping
         split_huge_pmd(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, mmi, pos)
         flush_tlb_page(cfg, tlb, pwc, mmi + 1, va)
         cost += cfg[C_COST_TLB_FLUSH]
@@ -403,8 +413,8 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
                                   mm, mmi, vm_flags, ppos, va, write)
         return st, cost + c
     if write and (pte & _PAGE_RW) == 0:
-        st, c = do_wp_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm, mmi,
-                           tlb, pwc, vm_flags, ppos, va)
+        st, c = do_wp_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm, vma,
+                           mmi, tlb, pwc, vm_flags, ppos, va)
         return st, cost + c
     return OK, cost
 
@@ -415,17 +425,12 @@ def handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt
     """Resolve a fault at ``va``; returns (status, cost in ps).
 
     Status OK, SEGV, NEED_GROW (nothing changed: grow the page-table pool and retry) or -ENOMEM.
-    A page faulted into a VM_LOCKED VMA is mlocked (PG_mlocked, Mlocked). Inlined into its
-    callers (Numba IR inlining): a call passing the state arrays costs more than a minor fault.
+    A folio faulted into a VM_LOCKED VMA starts mlocked (mlock_new_folio, where it is mapped).
+    Inlined into its callers (Numba IR inlining): a call passing the state arrays costs more
+    than a minor fault.
     """
-    st, cost = _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
-                                pt_aux, mm, vma, tlb, pwc, mmi, va, write)
-    if st == OK:
-        p = vma_lookup(mm, vma, mmi, va)
-        if vma[V_FLAGS, p] & VM_LOCKED:
-            mlock_range(cfg, pt, fr_idx, fr_flags, fr_order, vmstat, mm, mmi, va & ~4095,
-                        (va & ~4095) + 4096, True)
-    return st, cost
+    return _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
+                            mm, vma, tlb, pwc, mmi, va, write)
 
 
 @kernel

@@ -95,7 +95,16 @@ from .memory import (
     handle_mm_fault,
     zap_page_range,
 )
-from .mlock import lazyfree_range, mlock_range
+from .mlock import (
+    MLOCK_LOCK,
+    MLOCK_UNLOCK,
+    MLOCK_ZAP,
+    lazyfree_range,
+    lazyfree_split_at,
+    mlock_vma_pages_range,
+    munlock_mm,
+    munlock_pmd_at,
+)
 from .mmap import (
     find_vma_index,
     get_unmapped_area,
@@ -169,7 +178,8 @@ def do_munmap(S, mmi, start, end):
         s = vma[V_START, p]
         e = vma[V_END, p]
         if vma[V_FLAGS, p] & VM_LOCKED:
-            mlock_range(cfg, pt, fr_idx, fr_flags, fr_order, vmstat, mm, mmi, s, e, False)
+            mlock_vma_pages_range(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma,
+                                  mmi, s, e, MLOCK_ZAP)
         zapped += zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
                                  pt_aux, mm, mmi, s, e)
         mm[MM_TOTAL_VM, mmi] -= (e - s) >> 12
@@ -359,12 +369,16 @@ def modify_vmas(S, mmi, start, end, kind, a, b, stop_at_hole):
             va = vma[V_END, p]
             continue
         if vma[V_START, p] < va:
+            if old & VM_LOCKED:
+                munlock_pmd_at(cfg, vmstat, pt, fr_idx, fr_flags, mm, mmi, va)
             splits += split_pmd_at(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, tlb, pwc,
                                    mmi, va)
             vma_split_at(mm, vma, mmi, va)
             i += 1
             p = mm[MM_VBASE, mmi] + i
         if vma[V_END, p] > end:
+            if old & VM_LOCKED:
+                munlock_pmd_at(cfg, vmstat, pt, fr_idx, fr_flags, mm, mmi, end)
             splits += split_pmd_at(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, tlb, pwc,
                                    mmi, end)
             vma_split_at(mm, vma, mmi, end)
@@ -374,8 +388,8 @@ def modify_vmas(S, mmi, start, end, kind, a, b, stop_at_hole):
         if kind == MOD_LOCK and (old & VM_LOCKED) != (new & VM_LOCKED):
             pages = (e0 - s0) >> 12
             mm[MM_LOCKED, mmi] += pages if new & VM_LOCKED else -pages
-            mlock_range(cfg, pt, fr_idx, fr_flags, fr_order, vmstat, mm, mmi, s0, e0,
-                        (new & VM_LOCKED) != 0)
+            mlock_vma_pages_range(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma,
+                                  mmi, s0, e0, MLOCK_LOCK if new & VM_LOCKED else MLOCK_UNLOCK)
         elif kind == MOD_PROT:
             changed += change_protection(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi, s0,
                                          e0, new)
@@ -421,37 +435,47 @@ def sys_madvise(S, ti, addr, length, advice):
         full, splits, _ = modify_vmas(S, mmi, addr, end, MOD_BITS, VM_NOHUGEPAGE, VM_HUGEPAGE,
                                       False)
     else:
+        # madvise_dontneed_free, VMA by VMA: a locked VMA ends the call with EINVAL (the earlier
+        # ones stay done); each VMA's part is flushed on its own, MADV_FREE's only if an entry
+        # changed or a THP partly inside was split; one flush is paid if any part was
         splits = 0
-        if advice == MADV_FREE:
-            # a THP partly covered is split first, like any VMA boundary inside one
-            for a in (addr, end):
-                split_pmd_at(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, tlb, pwc, mmi, a)
         i = find_vma_index(mm, vma, mmi, addr)
         va = addr
         zapped = 0
+        st = OK
         while i < mm[MM_VCOUNT, mmi]:
             p = mm[MM_VBASE, mmi] + i
             if vma[V_START, p] >= end:
                 break
             if vma[V_FLAGS, p] & VM_LOCKED:
-                op_end(gs, task, cpus, ti)
-                return -EINVAL, 0
+                st = -EINVAL
+                break
             s = max(vma[V_START, p], addr)
             if s > va:
                 full = False
             e = min(vma[V_END, p], end)
             if advice == MADV_FREE:
-                zapped += lazyfree_range(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi, s, e)
+                n = 0
+                for a in (s, e):
+                    n += lazyfree_split_at(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, tlb,
+                                           pwc, mmi, a)
+                n += lazyfree_range(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi, s, e)
+                if n > 0:
+                    flush_tlb_range(cfg, tlb, pwc, mmi + 1, s, e)
             else:
-                zapped += zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
-                                         pt, pt_aux, mm, mmi, s, e)
+                n = zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
+                                   pt_aux, mm, mmi, s, e)
+                flush_tlb_range(cfg, tlb, pwc, mmi + 1, s, e)
+            zapped += n
             va = e
             i += 1
         if va < end:
             full = False
-        flush_tlb_range(cfg, tlb, pwc, mmi + 1, addr, end)
         if zapped > 0:
             task[T_CLOCK, ti] += cfg[C_COST_TLB_FLUSH]
+        if st != OK:
+            op_end(gs, task, cpus, ti)
+            return st, 0
     if (advice == MADV_HUGEPAGE or advice == MADV_NOHUGEPAGE) and splits > 0:
         task[T_CLOCK, ti] += cfg[C_COST_TLB_FLUSH]       # the split PMD's flush
     op_end(gs, task, cpus, ti)
@@ -619,6 +643,7 @@ def mm_put(S, mmi):
     mm[MM_USERS, mmi] -= 1
     zapped = 0
     if mm[MM_USERS, mmi] == 0:
+        munlock_mm(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma, mmi)
         zapped = exit_mmap(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
                            mm, vma, mmi)
         flush_tlb_mm(cfg, tlb, pwc, mmi + 1)
@@ -669,10 +694,10 @@ def sys_mprotect(S, ti, addr, length, prot):
 
 @kernel
 def _lock_vmas(S, mmi, start, end, set_bits, clear_bits):
-    """apply_vma_lock_flags: VM_LOCKED on or off over [start, end); False if a hole was met
-    (the VMAs before it changed). The vDSO's special mappings are never locked."""
+    """apply_vma_lock_flags: VM_LOCKED on or off over [start, end). Returns (False if a hole was
+    met (the VMAs before it changed), PMDs split). The vDSO's special mappings are never locked."""
     full, splits, _ = modify_vmas(S, mmi, start, end, MOD_LOCK, set_bits, clear_bits, True)
-    return full
+    return full, splits
 
 
 @kernel
@@ -695,9 +720,11 @@ def sys_mlock(S, ti, addr, length, lock, onfault):
     task[T_CLOCK, ti] += cfg[C_COST_SYSCALL]
     if lock:
         bits = VM_LOCKED | (VM_LOCKONFAULT if onfault else 0)
-        full = _lock_vmas(S, mmi, start, end, bits, 0 if onfault else VM_LOCKONFAULT)
+        full, splits = _lock_vmas(S, mmi, start, end, bits, 0 if onfault else VM_LOCKONFAULT)
     else:
-        full = _lock_vmas(S, mmi, start, end, 0, VM_LOCKED | VM_LOCKONFAULT)
+        full, splits = _lock_vmas(S, mmi, start, end, 0, VM_LOCKED | VM_LOCKONFAULT)
+    if splits > 0:
+        task[T_CLOCK, ti] += cfg[C_COST_TLB_FLUSH]       # the split PMD's flush
     op_end(gs, task, cpus, ti)
     if not full:
         return -ENOMEM, 0
@@ -755,7 +782,7 @@ def sys_brk(S, ti, addr):
         oa = (old + 4095) & ~4095
         na = (addr + 4095) & ~4095
         if na < oa:
-            if do_munmap(S, mmi, na, oa) > 0:
+            if range_has_vma(mm, vma, mmi, na, oa) and do_munmap(S, mmi, na, oa) > 0:
                 task[T_CLOCK, ti] += cfg[C_COST_TLB_FLUSH]
             res = addr
         elif na == oa or not range_has_vma(mm, vma, mmi, oa, na):

@@ -150,11 +150,15 @@ Life cycle, protection, locking, heap (SEMANTICS 9)
      it then fails at a hole); a call that changes VMA flags only costs ``syscall_ps``.
  P4. mprotect does not populate a VM_LOCKED VMA that becomes writable (Linux's mprotect_fixup
      would); SEMANTICS does not list it.
- L1. PG_mlocked / ``nr_mlock`` are derived per 4 KiB page: a page counts iff a leaf of some mm maps
-     it inside a VM_LOCKED VMA (a PMD leaf: 512 pages; zero pages never). So munlock "clears"
-     it unless another locked mapping remains, a fork child's unlocked mapping does not count, and
-     a partly locked PTE-mapped THP counts its locked subpages (Linux: folio granularity,
-     mlock_count, large folios only when wholly mapped in the VMA). ``VmLck`` = MM_LOCKED * 4,
+ L1. PG_mlocked is ``Folio.mlocked`` with Linux's ``mlock_count`` (SEMANTICS 10 "Mlocked"), kept
+     for every folio, order 0 included: ``_mlock_folio`` / ``_munlock_folio`` at the events of
+     6.18 -- a new folio faulted into a locked VMA; ``_mlock_pte_range`` from ``_mlock_fixup``
+     (PMD and order-0 page once, a PTE-mapped THP once per folio_pte_batch run, mlocked only by a
+     run of all 512 pages); a zap of a locked VMA (``_unmap_range``, before the VMAs go); the old
+     page of a COW in a locked VMA; a PMD split inside a locked VMA (``_split_huge_pmd``).
+     ``nr_mlock`` sums the mlocked folios. Checked: an order-0 page's count equals its mappings in
+     VM_LOCKED VMAs (the engine keeps no count for order-0 pages and relies on that; it keeps a
+     THP's in a tail page). ``VmLck`` = MM_LOCKED * 4,
      MM_LOCKED follows mlock_fixup / mmap_region / do_brk_flags / munmap and always equals the size of
      the VM_LOCKED VMAs (checked). smaps ``Locked`` = the VMA's Pss when VM_LOCKED (Linux
      ``pss_locked``: per 4 KiB page ``(PAGE_SIZE << 12) // page_mapcount``, summed, ``>> 12``, in
@@ -378,6 +382,11 @@ def _present(entry):
     return bool(entry & (_PAGE_PRESENT | _PAGE_PROTNONE))
 
 
+def _batch_bits(entry):
+    """What folio_pte_batch compares besides the pfn: all but accessed, dirty and writable."""
+    return entry & ~(PTE_PFN_MASK | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_RW)
+
+
 # ----------------------------------------------------------------------------- buddy allocator
 class BuddyZone:
     """One zone of the buddy allocator (mm/page_alloc.c; SEMANTICS 1).
@@ -510,7 +519,7 @@ class Folio:
     """An allocated data folio: anonymous (order 0 or 9) or the huge zero page."""
 
     __slots__ = ("pfn", "order", "kind", "entire_mapcount", "page_mapcount", "rmap", "anon_root",
-                 "lazyfree", "exclusive")
+                 "lazyfree", "exclusive", "mlocked", "mlock_count")
 
     def __init__(self, pfn, order, kind):
         self.pfn = pfn
@@ -523,6 +532,8 @@ class Folio:
         self.lazyfree = [False] * (1 << order)  # MADV_FREE per subpage (!PG_swapbacked, L4)
         # PageAnonExclusive per subpage (SEMANTICS 10): set on every page of a new anon folio
         self.exclusive = [kind == "anon"] * (1 << order)
+        self.mlocked = False  # PG_mlocked (L1)
+        self.mlock_count = 0  # folio->mlock_count: mlocks not yet undone (0 unless mlocked)
 
     def mapcount(self):
         return self.entire_mapcount + sum(self.page_mapcount)
@@ -1161,6 +1172,8 @@ class RefMachine:
         pmd_t.entries[i] = entry
         mm.rss_anon += HPAGE_PMD_NR
         self.events["thp_fault_alloc"] += 1
+        if vma.flags & VM_LOCKED:
+            self._mlock_folio(folio)  # mlock_new_folio (folio_add_lru_vma)
 
     def _do_huge_pmd_anonymous_page(self, mm, vma, pmd_t, i, va, write):
         """True if the fault was handled with a PMD; False: fall back to 4 KiB."""
@@ -1233,6 +1246,9 @@ class RefMachine:
                 pte_t.entries[k] = bits | ((pfn + k) << PAGE_SHIFT)
                 folio.page_mapcount[k] += 1
             folio.entire_mapcount -= 1
+            vma = mm.find_vma(haddr)
+            if vma is not None and vma.flags & VM_LOCKED:
+                self._munlock_folio(folio)  # folio_remove_rmap_pmd -> munlock_vma_folio
         pmd_t.entries[i] = _PAGE_TABLE | (pte_pfn << PAGE_SHIFT)
         self.events["thp_split_pmd"] += 1
         self._tlb_invalidate(mm, haddr, haddr + HPAGE_PMD_SIZE)
@@ -1265,7 +1281,7 @@ class RefMachine:
         pte_t = self._get_or_alloc(mm, pmd_t, va, PTE_LEVEL)  # pte_alloc
         self._handle_pte_fault(task, vma, pte_t, _pt_index(va, PTE_LEVEL), va, write)
 
-    def _alloc_anon_page(self, mm, va):
+    def _alloc_anon_page(self, mm, vma, va):
         pfn = self.buddy.alloc(0, MIGRATE_MOVABLE)
         if pfn < 0:
             raise OutOfMemory(va)
@@ -1273,6 +1289,8 @@ class RefMachine:
         folio.page_mapcount[0] = 1
         folio.rmap = [(mm, va & PAGE_MASK)]
         folio.anon_root = mm.anon_root
+        if vma.flags & VM_LOCKED:
+            self._mlock_folio(folio)  # mlock_new_folio (folio_add_lru_vma)
         return pfn
 
     def _anon_pte(self, vma, pfn):
@@ -1288,7 +1306,7 @@ class RefMachine:
                 pte_t.entries[j] = (_PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_SPECIAL
                                     | self._prot_bits(vma) | (self.zero_pfn << PAGE_SHIFT))
                 return
-            pfn = self._alloc_anon_page(mm, va)
+            pfn = self._alloc_anon_page(mm, vma, va)
             pte_t.entries[j] = self._anon_pte(vma, pfn)
             mm.rss_anon += 1
             return
@@ -1301,7 +1319,7 @@ class RefMachine:
         old = _entry_pfn(entry)
         page_va = va & PAGE_MASK
         if old == self.zero_pfn:
-            pfn = self._alloc_anon_page(mm, va)  # wp_page_copy with a zeroed page
+            pfn = self._alloc_anon_page(mm, vma, va)  # wp_page_copy with a zeroed page
             pte_t.entries[j] = self._anon_pte(vma, pfn)
             mm.rss_anon += 1
             self._fault_flush(mm, page_va, page_va + PAGE_SIZE)
@@ -1327,6 +1345,9 @@ class RefMachine:
         self.folios[pfn] = new
         self._cost += self.costs["copy_page_ps"]
         pte_t.entries[j] = self._anon_pte(vma, pfn)
+        if vma.flags & VM_LOCKED:
+            self._mlock_folio(new)  # mlock_new_folio
+            self._munlock_folio(folio)  # folio_remove_rmap_pte -> munlock_vma_folio
         folio.page_mapcount[sub] -= 1
         if folio.order == 0:
             folio.rmap.remove((mm, page_va))
@@ -1519,6 +1540,9 @@ class RefMachine:
             return
         self._split_vma_at(mm, start)
         self._split_vma_at(mm, end)
+        for v in mm.vmas:  # zap_pte_range / zap_huge_pmd: munlock_vma_folio per mapping removed
+            if start <= v.start and v.end <= end and v.flags & VM_LOCKED:
+                self._mlock_pte_range(mm, v.start, v.end, lock=False)
         mm.locked_vm -= sum((v.end - v.start) >> PAGE_SHIFT for v in mm.vmas
                             if start <= v.start and v.end <= end and v.flags & VM_LOCKED)
         mm.vmas = [v for v in mm.vmas if not (start <= v.start and v.end <= end)]
@@ -1778,7 +1802,7 @@ class RefMachine:
         return 0
 
     def _mlock_fixup(self, mm, vma, start, end, newflags):
-        """mlock_fixup: split/merge, MM_LOCKED accounting. PG_mlocked is derived (L1)."""
+        """mlock_fixup: split/merge, MM_LOCKED accounting, then mlock_vma_pages_range (L1)."""
         old = vma.flags
         if newflags == old or vma.special is not None:  # mlock skips the vDSO (D1)
             return
@@ -1791,6 +1815,59 @@ class RefMachine:
             mm.locked_vm -= npages
         elif not old & VM_LOCKED:
             mm.locked_vm += npages
+        if bool(newflags & VM_LOCKED) != bool(old & VM_LOCKED):  # else "mlocking twice would be wrong"
+            self._mlock_pte_range(mm, start, end, lock=bool(newflags & VM_LOCKED))
+
+    # ------------------------------------------------------------------ mlock state (L1)
+    @staticmethod
+    def _mlock_folio(folio):
+        """mlock_folio / mlock_new_folio: set PG_mlocked (count 1), or count one more."""
+        if folio.mlocked:
+            folio.mlock_count += 1
+        else:
+            folio.mlocked, folio.mlock_count = True, 1
+
+    @staticmethod
+    def _munlock_folio(folio):
+        """munlock_folio: one mlock fewer; PG_mlocked goes with the last."""
+        if folio.mlocked:
+            folio.mlock_count -= 1
+            folio.mlocked = folio.mlock_count > 0
+
+    def _mlock_pte_range(self, mm, start, end, lock):
+        """mlock_pte_range over [start, end) (PMDs are never partly inside: VMA splits split
+        them): a PMD-mapped THP and an order-0 page are (m)unlocked once; a PTE-mapped THP once
+        per batch of PTEs mapping consecutive pages of it (folio_pte_batch within one PMD range
+        of [start, end)), and mlocked only when one batch maps all 512 (allow_mlock_munlock)."""
+        for pmd_t, i, m0 in list(self._iter_pmd_slots(mm, start, end)):
+            entry = pmd_t.entries[i]
+            if entry & _PAGE_PSE:
+                assert start <= m0 and m0 + HPAGE_PMD_SIZE <= end, "PMD partly in an mlock walk"
+                pfn = _entry_pfn(entry)
+                if pfn != self.huge_zero_pfn:
+                    (self._mlock_folio if lock else self._munlock_folio)(self.folios[pfn])
+                continue
+            pte_t = self.tables[_entry_pfn(entry)]
+            j_end = min(512, (end - m0) >> PAGE_SHIFT)
+            j = max(0, (start - m0) >> PAGE_SHIFT)
+            while j < j_end:
+                e = pte_t.entries[j]
+                pfn = _entry_pfn(e)
+                if not _present(e) or pfn == self.zero_pfn:
+                    j += 1
+                    continue
+                folio, sub = self._folio_of(pfn)
+                step = 1
+                if folio.order:
+                    while (j + step < j_end and sub + step < HPAGE_PMD_NR
+                           and _batch_bits(pte_t.entries[j + step]) == _batch_bits(e)
+                           and _entry_pfn(pte_t.entries[j + step]) == pfn + step):
+                        step += 1
+                if not lock:
+                    self._munlock_folio(folio)
+                elif step == 1 << folio.order:
+                    self._mlock_folio(folio)
+                j += step
 
     def mlockall(self, pid, flags):
         task = self._task(pid)
@@ -2069,15 +2146,7 @@ class RefMachine:
                                  sum(1 for c in f.page_mapcount if c) for f in anon)
         d["nr_anon_transparent_hugepages"] = sum(1 for f in anon if f.entire_mapcount)
         d["nr_page_table_pages"] = len(self.tables)
-        mlocked = set()  # L1: 4 KiB pages mapped by a leaf inside a VM_LOCKED VMA
-        for mm in self._mms().values():
-            for v in mm.vmas:
-                if v.flags & VM_LOCKED:
-                    for va, e, sz in self._leaves(mm, v.start, v.end):
-                        pfn = _entry_pfn(e)
-                        if pfn not in (self.zero_pfn, self.huge_zero_pfn):
-                            mlocked.update(range(pfn, pfn + sz // 4))
-        d["nr_mlock"] = len(mlocked)
+        d["nr_mlock"] = sum(1 << f.order for f in self.folios.values() if f.mlocked)  # L1
         return d
 
     def status(self, pid):
@@ -2188,7 +2257,11 @@ class RefMachine:
                     key = lambda r: (r[0].id, r[1])  # noqa: E731
                     assert sorted(f.rmap, key=key) == sorted(rmaps[pfn], key=key), f"rmap of {pfn}"
             else:
-                assert not any(f.lazyfree) and not any(f.exclusive)
+                assert not any(f.lazyfree) and not any(f.exclusive) and not f.mlocked
+            assert f.mlocked == (f.mlock_count > 0), f"folio {pfn}: PG_mlocked vs mlock_count"
+            if f.kind == "anon" and f.order == 0:  # L1: an order-0 page counts its locked mappings
+                locked = sum(1 for m, va in f.rmap if m.find_vma(va).flags & VM_LOCKED)
+                assert f.mlock_count == locked, f"page {pfn}: mlock_count {f.mlock_count}, {locked} locked"
             if f.kind == "anon":  # PageAnonExclusive: no other mapping of that page anywhere
                 for sub, excl in enumerate(f.exclusive):
                     assert not excl or f.page_mapcount_of(sub) <= 1, f"exclusive page {pfn}+{sub}"

@@ -654,7 +654,8 @@ def test_clone_thread_shares_mm_until_last_exit():
     m.touch(p, a, 4096)
     t = m.clone_thread(p)
     info = m.task_info(t)
-    assert (info["tgid"], info["comm"], info["mm"], info["mm_users"], info["cpu"]) == (p, "app", m.task_info(p)["mm"], 2, 1)
+    assert (info["tgid"], info["comm"], info["mm"], info["mm_users"], info["cpu"]) == \
+        (p, "app", m.task_info(p)["mm"], 2, 1)
     m.touch(t, a, 4096, write=False)
     assert m.page_table(t) == m.page_table(p)
     m.exit(p)  # the mm keeps its other user
@@ -834,7 +835,8 @@ def test_mlock_populates_with_write_faults():
     m.check_invariants()
     # munlock the second page: locked / unlocked / locked / unlocked tail
     m.munlock(p, a + 4096, 4096)
-    assert [bool(v[2] & VM_LOCKED) for v in uvmas(m, p)] == [True, False, True, False] and m.status(p)["VmLck"] == 8 and m.vmstat()["nr_mlock"] == 2
+    assert [bool(v[2] & VM_LOCKED) for v in uvmas(m, p)] == [True, False, True, False]
+    assert m.status(p)["VmLck"] == 8 and m.vmstat()["nr_mlock"] == 2
     # MADV_DONTNEED on a locked VMA: EINVAL
     assert errno_of(m.madvise, p, a, 4096, MADV_DONTNEED) == errno.EINVAL
     m.munlock(p, a, 4 * 4096)
@@ -864,7 +866,8 @@ def test_mlock_inside_thp_splits_and_after_fork_breaks_cow():
     m.touch(p, a, 4096)
     m.mlock(p, a + 4096, 4096)
     assert m.vmstat()["thp_split_pmd"] == 1 and len(uvmas(m, p)) == 3
-    assert m.vmstat()["nr_mlock"] == 1 and m.status(p)["VmLck"] == 4
+    # the THP crosses the locked range's edges: not mlocked (allow_mlock_munlock, L1)
+    assert m.vmstat()["nr_mlock"] == 0 and m.status(p)["VmLck"] == 4
     m.check_invariants()
     b = m.mmap(p, 8192, RW, ANON)
     m.touch(p, b, 8192)
@@ -877,6 +880,43 @@ def test_mlock_inside_thp_splits_and_after_fork_breaks_cow():
 
 def _pfn(e):
     return ((e & ((1 << 64) - 1)) >> 12) & ((1 << 40) - 1)
+
+
+def test_mlock_count_and_whole_thps():
+    """SEMANTICS 10 "Mlocked": a page stays mlocked while any process has it locked; a THP is
+    mlocked only whole and is munlocked when a boundary first cuts it in a locked VMA."""
+    m = RefMachine(64 * MiB)
+    p = m.spawn()
+    a = m.mmap(p, 8192, RW, ANON)
+    m.touch(p, a, 8192)
+    m.mprotect(p, a, 8192, PROT_READ)  # read-only: mlock's population does not copy on write
+    m.mlock(p, a, 8192)
+    c = m.fork(p)
+    m.mlock(c, a, 8192)  # the child locks the same two pages: mlock_count 2
+    m.munlock(p, a, 8192)
+    assert m.vmstat()["nr_mlock"] == 2
+    m.exit(c)
+    assert m.vmstat()["nr_mlock"] == 0
+    b = m.mmap(p, 4 * MiB, RW, ANON)  # 2 MiB aligned (6.18): two THPs
+    m.touch(p, b, 4 * MiB, 2 * MiB)
+    m.mlock(p, b + MiB, 2 * MiB)  # cuts both: neither is mlocked
+    assert m.vmstat()["thp_split_pmd"] == 2 and m.vmstat()["nr_mlock"] == 0
+    m.munlock(p, b, 4 * MiB)
+    d = m.mmap(p, 4 * MiB, RW, ANON)
+    m.touch(p, d, 4 * MiB, 2 * MiB)
+    m.mlock(p, d, 4 * MiB)
+    assert m.vmstat()["nr_mlock"] == 1024
+    m.mprotect(p, d + 3 * MiB, MiB, PROT_READ)  # splits the second THP in its locked VMA
+    assert m.vmstat()["nr_mlock"] == 512
+    m.munlock(p, d, 4 * MiB)
+    m.mlock(p, d, 4 * MiB)  # the second THP crosses the VMA boundary mprotect left
+    assert m.vmstat()["nr_mlock"] == 512
+    m.mprotect(p, d + 3 * MiB, MiB, RW)  # one VMA again; mprotect mlocks nothing
+    assert m.vmstat()["nr_mlock"] == 512
+    m.munlock(p, d, 4 * MiB)
+    m.mlock(p, d, 4 * MiB)  # now one run of PTEs maps all of the second one inside the range
+    assert m.vmstat()["nr_mlock"] == 1024
+    m.check_invariants()
 
 
 def test_mlockall_current_future_onfault():
