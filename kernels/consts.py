@@ -81,6 +81,7 @@ LV_PAGES = 2 * NR_LRU_LISTS  # pages on each list (lru_zone_size)
 NR_LV_FIELDS = 3 * NR_LRU_LISTS
 SWAP_CLUSTER_MAX = 32
 MAX_WRITEBACK_PAGES = 1024   # background writeback's chunk (fs-writeback.c, 4 MiB)
+FAULT_PC_RESERVE = 1024      # page-cache entries (and writeback slots) a file fault may need
 
 POLICY_LINUX = 0             # active/inactive lists, folio_mark_accessed, shrink_active_list
 POLICY_LRU = 1               # exact LRU: every access moves the folio to the head
@@ -341,6 +342,9 @@ EBADF = 9
 ENOENT = 2
 EOPNOTSUPP = 95
 EFBIG = 27
+EOVERFLOW = 75
+EACCES = 13
+ENODEV = 19
 EISDIR = 21
 
 # ---- mm fields (mm array rows) -----------------------------------------------------------------

@@ -3,6 +3,9 @@ copy_page_range, mm/mmap.c exit_mmap)."""
 import numpy as np
 
 from .consts import (
+    PG_anon,
+    VM_SHARED,
+    V_FILE,
     _PAGE_ACCESSED,
     _PAGE_PRESENT,
     _PAGE_PSE,
@@ -46,6 +49,7 @@ from .consts import (
     PG_anon_exclusive,
     PG_tail,
 )
+from .file_fault import file_rss
 from .jit import kernel
 from .memory import zap_page_range
 from .mlock import mlock_range
@@ -119,6 +123,8 @@ def copy_mm(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux
     for i in range(cnt):
         start = vma[V_START, pb + i]
         end = vma[V_END, pb + i]
+        if vma[V_FILE, pb + i] >= 0 and vma[V_FLAGS, pb + i] & VM_SHARED:
+            continue        # vma_needs_copy: a shared file mapping faults its pages in again
         va = start
         while va < end:
             pos, nxt = next_pmd(cfg, pt, fr_idx, ppgd, va, end)
@@ -167,7 +173,12 @@ def copy_mm(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux
                     if ctab < 0:
                         return -ENOMEM, cost
                     cbase = fr_idx[ctab] * PTRS_PER_TABLE + ((va >> 12) & 511)
-                if (pe & _PAGE_SPECIAL) == 0:
+                if (pe & _PAGE_SPECIAL) == 0 and (fr_flags[entry_pfn(pe)] & (PG_anon | PG_tail)) == 0:
+                    # a page-cache page in a private file mapping: one more read-only mapping
+                    pfn = entry_pfn(pe)
+                    fr32[FR_MAPCOUNT, pfn] += 1
+                    file_rss(mm, cm, fr_flags, pfn, 1)
+                elif (pe & _PAGE_SPECIAL) == 0:
                     pe &= ~_PAGE_RW
                     pt[tb + k] = pe
                     pfn = entry_pfn(pe)

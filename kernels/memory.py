@@ -6,6 +6,12 @@ accessed and dirty bits) and calls it. Hot functions take arrays, never the stat
 from .borrow import borrow, prefetch
 from .compaction import alloc_thp
 from .consts import (
+    FAULT_PC_RESERVE,
+    FG_PC_USED,
+    FG_WB_HEAD,
+    FG_WB_TAIL,
+    VS_NR_DIRTY,
+    PG_anon,
     _PAGE_ACCESSED,
     _PAGE_DIRTY,
     _PAGE_PRESENT,
@@ -80,6 +86,7 @@ from .consts import (
     TASK_SIZE,
     V_END,
     V_FILE,
+    V_PGOFF,
     V_FLAGS,
     V_START,
     VM_LOCKED,
@@ -109,6 +116,7 @@ from .huge_memory import (
     split_huge_pmd,
     thp_vma_allowable,
 )
+from .file_fault import do_file_fault, do_file_wp, unmap_file_pte
 from .jit import kernel
 from .mlock import mlock_folio, munlock_pte_page, munlock_thp
 from .mmap import range_has_vma, vma_lookup
@@ -309,7 +317,7 @@ def map_huge_zero(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, 
 
 @kernel(inline="always")
 def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
-                     vma, tlb, pwc, mmi, va, write):
+                     vma, tlb, pwc, mmi, va, write, S, ti, now):
     """__handle_mm_fault: see ``handle_mm_fault``."""
     p = vma_lookup(mm, vma, mmi, va)
     if p < 0:
@@ -324,6 +332,11 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
         return SEGV, cfg[C_COST_FAULT]     # the exception is paid for all the same
     if pt_slots_available(gs) < FAULT_RESERVE_TABLES:
         return NEED_GROW, 0
+    vfile = vma[V_FILE, p]
+    if vfile >= 0 and ((S.fgs[FG_PC_USED] + FAULT_PC_RESERVE) * 2 > S.pc.shape[0]
+                       or S.wbq.shape[1] - (S.fgs[FG_WB_TAIL] - S.fgs[FG_WB_HEAD])
+                       < vmstat[VS_NR_DIRTY] + FAULT_PC_RESERVE):
+        return NEED_GROW, 0                      # the page cache or the writeback ring is full
     cost = cfg[C_COST_FAULT]
     if mm[MM_PGD, mmi] < 0:
         pgd = alloc_table(gs, cfg, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
@@ -342,7 +355,8 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
         return -ENOMEM, cost
     pmde = pt[pos]
     if pmde == 0:
-        if thp_vma_allowable(cfg, mm[MM_FLAGS, mmi], vm_flags, vma[V_START, p], vma[V_END, p], va):
+        if vfile < 0 and thp_vma_allowable(cfg, mm[MM_FLAGS, mmi], vm_flags, vma[V_START, p],
+                                           vma[V_END, p], va):
             if not write and cfg[C_USE_ZERO_PAGE] != 0:
                 st, done, c = map_huge_zero(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order,
                                             pb_mt, pt, pt_aux, mm, mmi, vm_flags, pos)
@@ -409,10 +423,18 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
     ppos = pte_lookup(pt, fr_idx, pt[pos], va)
     pte = pt[ppos]
     if pte == 0:
+        if vfile >= 0:
+            st, c = do_file_fault(S, mmi, ti, vm_flags, vma[V_START, p], vma[V_END, p],
+                                  vma[V_PGOFF, p], vfile, ppos, va, write, now + cost)
+            return st, cost + c
         st, c = do_anonymous_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
                                   mm, mmi, vm_flags, ppos, va, write)
         return st, cost + c
     if write and (pte & _PAGE_RW) == 0:
+        if vfile >= 0 and (pte & _PAGE_SPECIAL) == 0 and (fr_flags[entry_pfn(pte)] & PG_anon) == 0:
+            st, c = do_file_wp(S, mmi, vm_flags, vma[V_START, p], vma[V_PGOFF, p], vfile, ppos,
+                               va, now + cost)
+            return st, cost + c
         st, c = do_wp_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm, vma,
                            mmi, tlb, pwc, vm_flags, ppos, va)
         return st, cost + c
@@ -421,7 +443,7 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
 
 @kernel(inline="always")
 def handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma,
-                    tlb, pwc, mmi, va, write):
+                    tlb, pwc, mmi, va, write, S, ti, now):
     """Resolve a fault at ``va``; returns (status, cost in ps).
 
     Status OK, SEGV, NEED_GROW (nothing changed: grow the page-table pool and retry) or -ENOMEM.
@@ -430,7 +452,7 @@ def handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt
     than a minor fault.
     """
     return _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
-                            mm, vma, tlb, pwc, mmi, va, write)
+                            mm, vma, tlb, pwc, mmi, va, write, S, ti, now)
 
 
 @kernel
@@ -468,7 +490,8 @@ def page_reusable_pmd(fr32, fr_idx, fr_flags, head):
 
 @kernel
 def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma,
-                tlb, pwc, task, cpus, ev, smp, ti, addrs, writes, start, stride, n, i0, results):
+                tlb, pwc, task, cpus, ev, smp, ti, addrs, writes, start, stride, n, i0, results,
+                S):
     """Loads and stores by task ``ti``: the hardware side (TLBs, page walk, accessed and dirty
     bits), calling ``handle_mm_fault`` on a fault; the faulting access then re-executes, as the
     CPU re-executes the faulting instruction.
@@ -716,7 +739,8 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
             vmstat[VS_PGFAULT] += 1
             flt += 1
             st, fc = handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
-                                     pt, pt_aux, mm, vma, tlb, pwc, mmi, va, write)
+                                     pt, pt_aux, mm, vma, tlb, pwc, mmi, va, write,
+                                     S, ti, clock + cost)
             if rec_fault:
                 ev_record(gs, ev, clock + cost, pid, OP_FAULT, va, st if st != SEGV else -EFAULT,
                           fc, fault_kind(cfg, pt, fr_idx, fr_flags, mm, mmi, va, st, lpos >= 0))
@@ -807,8 +831,12 @@ def zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
             zapped += 1
             if e & _PAGE_SPECIAL:
                 continue
+            pfn = entry_pfn(e)
+            if (fr_flags[pfn] & (PG_anon | PG_tail)) == 0:
+                unmap_file_pte(vmstat, fr32, fr_flags, mm, mmi, pfn)   # it stays in the cache
+                continue
             mm[MM_ANONPAGES, mmi] -= 1
-            remove_rmap_pte(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, entry_pfn(e))
+            remove_rmap_pte(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pfn)
         va = nxt
     return zapped
 

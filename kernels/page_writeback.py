@@ -17,6 +17,21 @@ writeback until pages submitted before it to a slower disk complete.
   ``global_dirty_limits``: the ratios of dirtyable memory (free pages plus the file LRU).
 """
 from .consts import (
+    _PAGE_PRESENT,
+    _PAGE_DIRTY,
+    _PAGE_RW,
+    VM_SHARED,
+    V_END,
+    V_START,
+    V_PGOFF,
+    V_FLAGS,
+    V_FILE,
+    MM_VCOUNT,
+    MM_VBASE,
+    MM_PGD,
+    MM_USERS,
+    G_NR_MM,
+    FR_MAPCOUNT,
     C_DIRTY_BG_RATIO,
     C_DIRTY_EXPIRE_PS,
     C_DIRTY_RATIO,
@@ -57,6 +72,8 @@ from .consts import (
 from .filemap import account_page_cleaned, filemap_get_folio
 from .fs import fs_writeback_block
 from .jit import kernel
+from .pagetable import pmd_lookup, pte_lookup
+from .tlb import flush_tlb_page
 from .lru import lru_del
 
 NEVER = 1 << 62
@@ -110,11 +127,40 @@ def _lru_add_tail(lru, links, lv, li, pfn):
 
 
 @kernel
-def write_inode_pages(cfg, vmstat, fr32, fr_idx, fr_flags, pc, fgs, wbq, fs, ino, blk, ii, now,
-                      nr_to_write):
+def folio_mkclean(S, ii, index):
+    """Write-protect (and clean) every PTE that maps page ``index`` of inode ``ii`` through a
+    shared mapping, so the next store faults and dirties the page again (``folio_mkclean``, via
+    the file's mappings: every VMA of every address space that maps the page)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+    for mmi in range(gs[G_NR_MM]):
+        if mm[MM_USERS, mmi] <= 0 or mm[MM_PGD, mmi] < 0:
+            continue
+        b = mm[MM_VBASE, mmi]
+        for k in range(mm[MM_VCOUNT, mmi]):
+            p = b + k
+            if vma[V_FILE, p] != ii or not vma[V_FLAGS, p] & VM_SHARED:
+                continue
+            off = index - vma[V_PGOFF, p]
+            va = vma[V_START, p] + (off << 12)
+            if off < 0 or va >= vma[V_END, p]:
+                continue
+            pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, mmi], va)
+            if pos < 0 or (pt[pos] & _PAGE_PRESENT) == 0:
+                continue
+            q = pte_lookup(pt, fr_idx, pt[pos], va)
+            if pt[q] & _PAGE_RW:
+                pt[q] &= ~(_PAGE_RW | _PAGE_DIRTY)
+                flush_tlb_page(cfg, tlb, pwc, mmi + 1, va)
+
+
+@kernel
+def write_inode_pages(S, ii, now, nr_to_write):
     """Submit up to ``nr_to_write`` dirty pages of inode ``ii`` as one request, in index order
     from its ``writeback_index`` onwards and cyclically (the caller checked the ring has room).
     Returns the number of pages submitted."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     n = min(ino[I_NRDIRTY, ii], nr_to_write)
     if n <= 0:
         return 0
@@ -137,6 +183,8 @@ def write_inode_pages(cfg, vmstat, fr32, fr_idx, fr_flags, pc, fgs, wbq, fs, ino
             continue
         done += fs[FS_WR_PAGE, f] + fs_writeback_block(cfg, fs, ino, blk, ii, index)
         account_page_cleaned(vmstat, fr_flags, fs, ino, ii, pfn)
+        if fr32[FR_MAPCOUNT, pfn] > 0:
+            folio_mkclean(S, ii, index)
         fr_flags[pfn] |= PG_writeback
         vmstat[VS_NR_WRITEBACK] += 1
         vmstat[VS_PGPGOUT] += 4
@@ -175,10 +223,12 @@ def oldest_dirty_inode(ino, nr):
 
 
 @kernel
-def flusher_run(cfg, gs, vmstat, fr32, fr_idx, fr_flags, pc, lru, fgs, wbq, fs, ino, blk, now):
+def flusher_run(S, now):
     """Every flusher wakeup due by ``now``: write back expired inodes, then oldest-first while above
     the background threshold. Returns False (nothing done) if the ring lacks room for every dirty
     page; the caller grows it and calls again."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     if wb_room(fgs, wbq) < vmstat[VS_NR_DIRTY]:
         return False
     nr = fgs[FG_NR_INODES]
@@ -187,10 +237,8 @@ def flusher_run(cfg, gs, vmstat, fr32, fr_idx, fr_flags, pc, lru, fgs, wbq, fs, 
         expire = t - cfg[C_DIRTY_EXPIRE_PS]
         for i in range(nr):
             if ino[I_ALIVE, i] and ino[I_NRDIRTY, i] > 0 and ino[I_DIRTIED_WHEN, i] <= expire:
-                write_inode_pages(cfg, vmstat, fr32, fr_idx, fr_flags, pc, fgs, wbq, fs, ino, blk,
-                                  i, t, ALL)
-        background_writeback(cfg, gs, vmstat, fr32, fr_idx, fr_flags, pc, lru, fgs, wbq, fs, ino,
-                             blk, t)
+                write_inode_pages(S, i, t, ALL)
+        background_writeback(S, t)
         if vmstat[VS_NR_DIRTY] > 0:
             fgs[FG_NEXT_FLUSH] = t + cfg[C_DIRTY_WB_PS]
         else:
@@ -199,17 +247,17 @@ def flusher_run(cfg, gs, vmstat, fr32, fr_idx, fr_flags, pc, lru, fgs, wbq, fs, 
 
 
 @kernel
-def background_writeback(cfg, gs, vmstat, fr32, fr_idx, fr_flags, pc, lru, fgs, wbq, fs, ino, blk,
-                         now):
+def background_writeback(S, now):
     """Write back oldest-dirtied inodes while Dirty exceeds the background threshold."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     bg, _ = dirty_limits(cfg, gs, lru)
     nr = fgs[FG_NR_INODES]
     while vmstat[VS_NR_DIRTY] > bg:
         i = oldest_dirty_inode(ino, nr)
         if i < 0:
             break
-        write_inode_pages(cfg, vmstat, fr32, fr_idx, fr_flags, pc, fgs, wbq, fs, ino, blk, i, now,
-                          MAX_WRITEBACK_PAGES)
+        write_inode_pages(S, i, now, MAX_WRITEBACK_PAGES)
 
 
 @kernel
@@ -228,16 +276,16 @@ def wb_wait_until(fgs, wbq, k):
 
 
 @kernel
-def balance_dirty_pages(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, wbq, fs,
-                        ino, blk, now):
+def balance_dirty_pages(S, now):
     """After a writer dirtied pages: kick background writeback when Dirty exceeds the background
     threshold; when Dirty + Writeback exceeds the dirty threshold, wait until enough writeback
     completes to bring it back (below the freerun point, (bg + thresh) / 2, nothing waits).
     Returns the writer's new clock."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     bg, thresh = dirty_limits(cfg, gs, lru)
     if vmstat[VS_NR_DIRTY] > bg:
-        background_writeback(cfg, gs, vmstat, fr32, fr_idx, fr_flags, pc, lru, fgs, wbq, fs, ino,
-                             blk, now)
+        background_writeback(S, now)
     total = vmstat[VS_NR_DIRTY] + vmstat[VS_NR_WRITEBACK]
     if total <= (bg + thresh) // 2:
         return now

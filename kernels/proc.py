@@ -1,5 +1,7 @@
 """Read-only walks behind the /proc observables (fs/proc/task_mmu.c)."""
 from .consts import (
+    PG_dirty,
+    PG_anon,
     _PAGE_ACCESSED,
     _PAGE_DIRTY,
     _PAGE_PRESENT,
@@ -51,7 +53,7 @@ def smaps_walk(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi, start, end, o
                 entire = fr32[FR_OWNER, head + 1]
                 for k in range(first, first + n):
                     # each subpage: the PMD mappings plus its own PTE mappings elsewhere
-                    _account(out, e, 1, entire + fr32[FR_MAPCOUNT, head + k])
+                    _account(out, e, 1, entire + fr32[FR_MAPCOUNT, head + k], True, False)
                 out[SM_ANON_HUGE] += n
                 if fr_flags[head] & PG_lazyfree and (e & _PAGE_DIRTY) == 0:
                     out[SM_LAZYFREE] += n
@@ -66,17 +68,21 @@ def smaps_walk(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi, start, end, o
             mc = fr32[FR_MAPCOUNT, pfn]
             if fr_flags[pfn] & PG_tail or fr_order[pfn] > 0:
                 mc += fr32[FR_OWNER, (pfn & ~(HPAGE_PMD_NR - 1)) + 1]
-            _account(out, pe, 1, mc)
+            f = fr_flags[pfn]
+            anon = (f & (PG_anon | PG_tail)) != 0
+            _account(out, pe, 1, mc, anon, not anon and (f & PG_dirty) != 0)
             if fr_flags[pfn] & PG_lazyfree and (pe & _PAGE_DIRTY) == 0:
                 out[SM_LAZYFREE] += 1
         va = nxt
 
 
 @kernel
-def _account(out, e, n, mapcount):
-    dirty = (e & _PAGE_DIRTY) != 0
+def _account(out, e, n, mapcount, anon, page_dirty):
+    """smaps_account: a page counts dirty if its PTE or (a file page) the page itself is."""
+    dirty = (e & _PAGE_DIRTY) != 0 or page_dirty
     out[SM_RSS] += n
-    out[SM_ANONYMOUS] += n
+    if anon:
+        out[SM_ANONYMOUS] += n
     if e & _PAGE_ACCESSED:
         out[SM_REFERENCED] += n
     mc = max(mapcount, 1)

@@ -1,6 +1,6 @@
 """File system calls (fs/read_write.c, mm/filemap.c, fs/sync.c, fs/open.c, fs/drop_caches.c).
 
-Entry kernels take the machine's ``State`` and ``FileState`` and return ``(status, value)``:
+Entry kernels take the machine's ``State`` and return ``(status, value)``:
 status 0, a negative errno, or NEED_GROW (the page-cache index or the writeback ring needs room:
 checked before anything changes, so Python grows them and calls again).
 
@@ -22,6 +22,15 @@ completions, the flusher's wakeups and kswapd. Then:
   neither open nor cached.
 """
 from .consts import (
+    V_END,
+    V_START,
+    V_PGOFF,
+    V_FILE,
+    MM_VCOUNT,
+    MM_VBASE,
+    MM_PGD,
+    MM_USERS,
+    G_NR_MM,
     BLK_UNWRITTEN,
     BLK_WRITTEN,
     C_COST_CLEAR_PAGE,
@@ -97,6 +106,8 @@ from .filemap import (
 )
 from .fs import fs_fallocate, fs_punch_blocks, fs_reads_zeros, fs_write_begin, has_blocks
 from .jit import kernel
+from .memory import zap_page_range
+from .tlb import flush_tlb_range
 from .lru import folio_mark_accessed
 from .page_writeback import (
     ALL,
@@ -121,13 +132,13 @@ def pc_room(fgs, pc, n):
 
 
 @kernel
-def background(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc, lru, fgs,
-               wbq, fs, ino, blk, now):
+def background(S, now):
     """Writeback completions, flusher wakeups and kswapd's work, up to ``now``."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     wb_complete(vmstat, fr32, fr_flags, fr_memcg, lru, fgs, wbq, now)
-    flusher_run(cfg, gs, vmstat, fr32, fr_idx, fr_flags, pc, lru, fgs, wbq, fs, ino, blk, now)
-    kswapd_catch_up(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc, lru,
-                    fgs, wbq, fs, ino, blk, now)
+    flusher_run(S, now)
+    kswapd_catch_up(S, now)
 
 
 @kernel(inline="always")
@@ -137,12 +148,10 @@ def arm_flusher(cfg, fgs, vmstat, now):
 
 
 @kernel
-def sys_pread(S, F, ti, ii, pos, count):
+def sys_pread(S, ti, ii, pos, count):
     """pread(2) of [pos, pos + count): returns (status, bytes read)."""
-    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt = (
-        S.cfg, S.gs, S.vmstat, S.fr32, S.fr_idx, S.fr_flags, S.fr_order, S.fr_memcg, S.pb_mt)
-    task, cpus = S.task, S.cpus
-    fs, ino, blk, pc, lru, fgs, wbq = F.fs, F.ino, F.blk, F.pc, F.lru, F.fgs, F.wbq
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     size = ino[I_SIZE, ii]
     end = min(pos + count, size)
     first = pos >> 12
@@ -152,8 +161,7 @@ def sys_pread(S, F, ti, ii, pos, count):
         return NEED_GROW, 0
     op_begin(task, cpus, ti)
     now = task[T_CLOCK, ti] + cfg[C_COST_SYSCALL]
-    background(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc, lru, fgs,
-               wbq, fs, ino, blk, now)
+    background(S, now)
     if end <= pos:
         task[T_CLOCK, ti] = now
         op_end(gs, task, cpus, ti)
@@ -176,9 +184,7 @@ def sys_pread(S, F, ti, ii, pos, count):
             else:
                 window = min(req, mx)              # a small random read: as is
                 ino[I_RA_SIZE, ii] = 0
-            st, now = read_pages(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg,
-                                 pb_mt, pc, lru, fgs, wbq, fs, ino, blk, ii, index,
-                                 min(index + window, eof), now)
+            st, now = read_pages(S, ii, index, min(index + window, eof), now)
             if st < 0:
                 task[T_CLOCK, ti] = now
                 op_end(gs, task, cpus, ti)
@@ -195,12 +201,10 @@ def sys_pread(S, F, ti, ii, pos, count):
 
 
 @kernel
-def sys_pwrite(S, F, ti, ii, pos, count):
+def sys_pwrite(S, ti, ii, pos, count):
     """pwrite(2) of [pos, pos + count) (contents are not simulated): returns (status, bytes)."""
-    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt = (
-        S.cfg, S.gs, S.vmstat, S.fr32, S.fr_idx, S.fr_flags, S.fr_order, S.fr_memcg, S.pb_mt)
-    task, cpus = S.task, S.cpus
-    fs, ino, blk, pc, lru, fgs, wbq = F.fs, F.ino, F.blk, F.pc, F.lru, F.fgs, F.wbq
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     end = pos + count
     first = pos >> 12
     last = (end + PAGE - 1) >> 12
@@ -209,8 +213,7 @@ def sys_pwrite(S, F, ti, ii, pos, count):
         return NEED_GROW, 0
     op_begin(task, cpus, ti)
     now = task[T_CLOCK, ti] + cfg[C_COST_SYSCALL]
-    background(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc, lru, fgs,
-               wbq, fs, ino, blk, now)
+    background(S, now)
     policy = cfg[C_LRU_POLICY]
     f = ino[I_FS, ii]
     t = fs[FS_TYPE, f]
@@ -227,16 +230,13 @@ def sys_pwrite(S, F, ti, ii, pos, count):
                 break
             partial = hi - lo < PAGE and index * PAGE < size
             if partial and not fs_reads_zeros(ino, blk, fs, ii, index):
-                st, now = read_pages(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg,
-                                     pb_mt, pc, lru, fgs, wbq, fs, ino, blk, ii, index, index + 1,
-                                     now)
+                st, now = read_pages(S, ii, index, index + 1, now)
                 if st < 0:
                     err = st
                     break
                 pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
             else:
-                pfn, c = alloc_page_reclaim(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order,
-                                            fr_memcg, pb_mt, pc, lru, fgs, wbq, fs, ino, blk, now)
+                pfn, c = alloc_page_reclaim(S, now)
                 now += c + cfg[C_COST_PC_ALLOC]
                 if pfn < 0:
                     err = -ENOMEM
@@ -268,11 +268,9 @@ def sys_pwrite(S, F, ti, ii, pos, count):
         if (index - first) % DIRTY_RATELIMIT == DIRTY_RATELIMIT - 1:
             # balance_dirty_pages_ratelimited: the writer checks the limits as it goes
             arm_flusher(cfg, fgs, vmstat, now)
-            now = balance_dirty_pages(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru,
-                                      fgs, wbq, fs, ino, blk, now)
+            now = balance_dirty_pages(S, now)
     arm_flusher(cfg, fgs, vmstat, now)
-    now = balance_dirty_pages(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, wbq,
-                              fs, ino, blk, now)
+    now = balance_dirty_pages(S, now)
     task[T_CLOCK, ti] = now
     op_end(gs, task, cpus, ti)
     if written == 0 and err < 0:
@@ -281,19 +279,16 @@ def sys_pwrite(S, F, ti, ii, pos, count):
 
 
 @kernel
-def sys_fsync(S, F, ti, ii):
+def sys_fsync(S, ti, ii):
     """fsync(2): write back the file's dirty pages and wait for all its writeback."""
-    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt = (
-        S.cfg, S.gs, S.vmstat, S.fr32, S.fr_idx, S.fr_flags, S.fr_order, S.fr_memcg, S.pb_mt)
-    task, cpus = S.task, S.cpus
-    fs, ino, blk, pc, lru, fgs, wbq = F.fs, F.ino, F.blk, F.pc, F.lru, F.fgs, F.wbq
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     if wb_room(fgs, wbq) < vmstat[VS_NR_DIRTY]:
         return NEED_GROW, 0
     op_begin(task, cpus, ti)
     now = task[T_CLOCK, ti] + cfg[C_COST_SYSCALL]
-    background(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc, lru, fgs,
-               wbq, fs, ino, blk, now)
-    write_inode_pages(cfg, vmstat, fr32, fr_idx, fr_flags, pc, fgs, wbq, fs, ino, blk, ii, now, ALL)
+    background(S, now)
+    write_inode_pages(S, ii, now, ALL)
     if ino[I_WB_DONE, ii] > now:
         now = ino[I_WB_DONE, ii]
     wb_complete(vmstat, fr32, fr_flags, fr_memcg, lru, fgs, wbq, now)
@@ -305,13 +300,11 @@ def sys_fsync(S, F, ti, ii):
 
 
 @kernel
-def sys_sync(S, F, ti):
+def sys_sync(S, ti):
     """sync(2): write back every dirty file and wait for all writeback (``ti`` -1: the machine's
     own sync, at the machine's clock)."""
-    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt = (
-        S.cfg, S.gs, S.vmstat, S.fr32, S.fr_idx, S.fr_flags, S.fr_order, S.fr_memcg, S.pb_mt)
-    task, cpus = S.task, S.cpus
-    fs, ino, blk, pc, lru, fgs, wbq = F.fs, F.ino, F.blk, F.pc, F.lru, F.fgs, F.wbq
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     if wb_room(fgs, wbq) < vmstat[VS_NR_DIRTY]:
         return NEED_GROW, 0
     if ti >= 0:
@@ -319,12 +312,10 @@ def sys_sync(S, F, ti):
         now = task[T_CLOCK, ti] + cfg[C_COST_SYSCALL]
     else:
         now = gs[G_NOW]                      # the machine's own sync (no calling task)
-    background(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc, lru, fgs,
-               wbq, fs, ino, blk, now)
+    background(S, now)
     for i in range(fgs[FG_NR_INODES]):
         if ino[I_ALIVE, i] and ino[I_NRDIRTY, i] > 0:
-            write_inode_pages(cfg, vmstat, fr32, fr_idx, fr_flags, pc, fgs, wbq, fs, ino, blk, i,
-                              now, ALL)
+            write_inode_pages(S, i, now, ALL)
     cap = wbq.shape[1]
     for k in range(fgs[FG_WB_HEAD], fgs[FG_WB_TAIL]):
         if wbq[1, k % cap] > now:
@@ -339,18 +330,45 @@ def sys_sync(S, F, ti):
 
 
 @kernel
-def drop_page(S, F, pfn):
-    filemap_remove_page(S.gs, S.vmstat, S.fr32, S.fr_idx, S.fr_flags, S.fr_order, S.fr_memcg,
-                        S.pb_mt, F.pc, F.lru, F.fgs, F.fs, F.ino, pfn)
+def drop_page(S, pfn):
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+    filemap_remove_page(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg,
+                        pb_mt, pc, lru, fgs, fs, ino, pfn)
 
 
 @kernel
-def truncate_range(S, F, ii, first, last, now):
-    """``truncate_inode_pages_range`` over page indexes [first, last): waits for writeback of the
-    pages it removes; mapped pages do not occur yet (file mappings keep the file open). Returns
-    the time it finished."""
-    fr32, fr_idx, fr_flags = S.fr32, S.fr_idx, S.fr_flags
-    ino, pc = F.ino, F.pc
+def unmap_mapping_pages(S, ii, first, last):
+    """Zap every PTE that maps pages [first, last) of inode ``ii`` (its private copies too), in
+    every address space (``unmap_mapping_pages`` with even_cows, as truncation does)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+    for mmi in range(gs[G_NR_MM]):
+        if mm[MM_USERS, mmi] <= 0 or mm[MM_PGD, mmi] < 0:
+            continue
+        b = mm[MM_VBASE, mmi]
+        for k in range(mm[MM_VCOUNT, mmi]):
+            p = b + k
+            if vma[V_FILE, p] != ii:
+                continue
+            s0 = vma[V_START, p]
+            pg = vma[V_PGOFF, p]
+            lo = max(s0, s0 + ((first - pg) << 12))
+            hi = min(vma[V_END, p], s0 + ((last - pg) << 12))
+            if lo < hi:
+                if zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
+                                  pt_aux, mm, mmi, lo, hi) > 0:
+                    flush_tlb_range(cfg, tlb, pwc, mmi + 1, lo, hi)
+
+
+@kernel
+def truncate_range(S, ii, first, last, now):
+    """``truncate_inode_pages_range`` over page indexes [first, last): unmaps them everywhere,
+    waits for writeback of the pages it removes, and removes them. Returns the time it
+    finished."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+    unmap_mapping_pages(S, ii, first, last)
     if ino[I_NRPAGES, ii] == 0:
         return now
     for index in range(first, last):
@@ -360,25 +378,25 @@ def truncate_range(S, F, ii, first, last, now):
         if fr_flags[pfn] & PG_writeback:
             if ino[I_WB_DONE, ii] > now:
                 now = ino[I_WB_DONE, ii]
-            wb_complete(S.vmstat, fr32, fr_flags, S.fr_memcg, F.lru, F.fgs, F.wbq, now)
-        drop_page(S, F, pfn)
+            wb_complete(vmstat, fr32, fr_flags, fr_memcg, lru, fgs, wbq, now)
+        drop_page(S, pfn)
         if ino[I_NRPAGES, ii] == 0:
             break
     return now
 
 
 @kernel
-def sys_ftruncate(S, F, ti, ii, length):
+def sys_ftruncate(S, ti, ii, length):
     """ftruncate(2): pages and blocks wholly beyond the new size go; a longer size adds a hole."""
-    cfg, task, cpus, gs = S.cfg, S.task, S.cpus, S.gs
-    fs, ino, blk = F.fs, F.ino, F.blk
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     op_begin(task, cpus, ti)
     now = task[T_CLOCK, ti] + cfg[C_COST_SYSCALL]
     old = ino[I_SIZE, ii]
     if length < old:
         first = (length + PAGE - 1) >> 12
         last = max((old + PAGE - 1) >> 12, ino[I_BLKCAP, ii])
-        now = truncate_range(S, F, ii, first, last, now)
+        now = truncate_range(S, ii, first, last, now)
         if has_blocks(fs, ino, ii):
             fs_punch_blocks(fs, ino, blk, ii, first, last)
     ino[I_SIZE, ii] = length
@@ -388,11 +406,11 @@ def sys_ftruncate(S, F, ti, ii, length):
 
 
 @kernel
-def sys_fallocate(S, F, ti, ii, mode, offset, length):
+def sys_fallocate(S, ti, ii, mode, offset, length):
     """fallocate(2) on ext4 (allocate, KEEP_SIZE, PUNCH_HOLE, ZERO_RANGE, WRITE_ZEROES); tmpfs
     allocates pages; other filesystems give EOPNOTSUPP."""
-    cfg, task, cpus, gs, vmstat = S.cfg, S.task, S.cpus, S.gs, S.vmstat
-    fs, ino, blk, pc, fgs = F.fs, F.ino, F.blk, F.pc, F.fgs
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     f = ino[I_FS, ii]
     t = fs[FS_TYPE, f]
     end = offset + length
@@ -414,28 +432,26 @@ def sys_fallocate(S, F, ti, ii, mode, offset, length):
     st = OK
     if t == FST_TMPFS:
         for index in range(first, last):
-            if filemap_get_folio(pc, S.fr32, S.fr_idx, ii, index) >= 0:
+            if filemap_get_folio(pc, fr32, fr_idx, ii, index) >= 0:
                 continue
             if fs[FS_FREE, f] <= 0:
                 st = -ENOSPC
                 break
-            pfn, c = alloc_page_reclaim(cfg, gs, vmstat, S.fr32, S.fr_idx, S.fr_flags, S.fr_order,
-                                        S.fr_memcg, S.pb_mt, pc, F.lru, fgs, F.wbq, fs, ino, blk,
-                                        now)
+            pfn, c = alloc_page_reclaim(S, now)
             now += c + cfg[C_COST_PC_ALLOC] + cfg[C_COST_CLEAR_PAGE]
             if pfn < 0:
                 st = -ENOMEM
                 break
-            filemap_add_page(vmstat, S.fr32, S.fr_idx, S.fr_flags, S.fr_memcg, pc, F.lru, fgs, fs,
+            filemap_add_page(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs,
                              ino, ii, index, pfn)
     elif mode & FALLOC_FL_PUNCH_HOLE:
         inner_first = (offset + PAGE - 1) >> 12
         inner_last = end >> 12
         if inner_last > inner_first:
-            now = truncate_range(S, F, ii, inner_first, inner_last, now)
+            now = truncate_range(S, ii, inner_first, inner_last, now)
             fs_punch_blocks(fs, ino, blk, ii, inner_first, inner_last)
     elif mode & FALLOC_FL_ZERO_RANGE:
-        now = truncate_range(S, F, ii, first, last, now)
+        now = truncate_range(S, ii, first, last, now)
         fs_punch_blocks(fs, ino, blk, ii, first, last)
         st = fs_fallocate(fs, ino, blk, ii, first, last)
     else:
@@ -461,12 +477,13 @@ def sys_fallocate(S, F, ti, ii, mode, offset, length):
 
 
 @kernel
-def file_release(S, F, ii):
+def file_release(S, ii):
     """The last reference to an unlinked inode went: free its pages, blocks and caches."""
-    fs, ino, blk, fgs = F.fs, F.ino, F.blk, F.fgs
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     last = max((ino[I_SIZE, ii] + PAGE - 1) >> 12, ino[I_BLKCAP, ii])
     now = ino[I_WB_DONE, ii]
-    truncate_range(S, F, ii, 0, last, max(now, S.gs[G_NOW]))
+    truncate_range(S, ii, 0, last, max(now, gs[G_NOW]))
     if has_blocks(fs, ino, ii):
         fs_punch_blocks(fs, ino, blk, ii, 0, ino[I_BLKCAP, ii])
     if ino[I_DCACHE, ii]:
@@ -477,11 +494,11 @@ def file_release(S, F, ii):
 
 
 @kernel
-def file_lookup(S, F, ti, ii):
+def file_lookup(S, ti, ii):
     """A path lookup that ends at inode ``ii``: cheap when its dentry and inode are cached, else a
     slab allocation and an inode-table read from the disk."""
-    cfg, task, cpus, gs = S.cfg, S.task, S.cpus, S.gs
-    fs, ino, fgs = F.fs, F.ino, F.fgs
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     op_begin(task, cpus, ti)
     now = task[T_CLOCK, ti] + cfg[C_COST_SYSCALL]
     if ino[I_DCACHE, ii]:
@@ -490,7 +507,7 @@ def file_lookup(S, F, ti, ii):
         now += cfg[C_COST_LOOKUP_MISS]
         if has_blocks(fs, ino, ii):
             now = disk_read(fs, ino[I_FS, ii], now, 1)
-            S.vmstat[VS_PGPGIN] += 4
+            vmstat[VS_PGPGIN] += 4
         ino[I_DCACHE, ii] = 1
         fgs[FG_SLAB] += 1
     task[T_CLOCK, ti] = now
@@ -499,16 +516,14 @@ def file_lookup(S, F, ti, ii):
 
 
 @kernel
-def drop_caches(S, F, ti, value):
+def drop_caches(S, ti, value):
     """The work of a write to /proc/sys/vm/drop_caches (validation and the log are Python's).
     Returns (OK, pages dropped)."""
-    cfg, task, cpus, gs, vmstat = S.cfg, S.task, S.cpus, S.gs, S.vmstat
-    fr32, fr_flags = S.fr32, S.fr_flags
-    fs, ino, lru, fgs = F.fs, F.ino, F.lru, F.fgs
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     op_begin(task, cpus, ti)
     now = task[T_CLOCK, ti] + cfg[C_COST_SYSCALL]
-    background(cfg, gs, vmstat, fr32, S.fr_idx, fr_flags, S.fr_order, S.fr_memcg, S.pb_mt, F.pc,
-               lru, fgs, F.wbq, fs, ino, F.blk, now)
+    background(S, now)
     dropped = 0
     if value & 1:
         for li in (LRU_INACTIVE_FILE, LRU_ACTIVE_FILE):
@@ -517,7 +532,7 @@ def drop_caches(S, F, ti, value):
                 nxt = fr32[FR_NEXT, pfn]           # read before the page goes
                 f = fr_flags[pfn]
                 if (f & (PG_dirty | PG_writeback | PG_swapbacked)) == 0 and fr32[FR_MAPCOUNT, pfn] == 0:
-                    drop_page(S, F, pfn)
+                    drop_page(S, pfn)
                     dropped += 1
                 pfn = nxt
         vmstat[VS_DROP_PAGECACHE] += 1
@@ -534,13 +549,14 @@ def drop_caches(S, F, ti, value):
 
 
 @kernel
-def catch_up(S, F, ti):
+def catch_up(S, ti):
     """Background work up to task ``ti``'s clock (after it slept)."""
-    if F.wbq.shape[1] - (F.fgs[FG_WB_TAIL] - F.fgs[FG_WB_HEAD]) < S.vmstat[VS_NR_DIRTY]:
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+    if wbq.shape[1] - (fgs[FG_WB_TAIL] - fgs[FG_WB_HEAD]) < vmstat[VS_NR_DIRTY]:
         return NEED_GROW, 0
-    now = S.task[T_CLOCK, ti]
-    background(S.cfg, S.gs, S.vmstat, S.fr32, S.fr_idx, S.fr_flags, S.fr_order, S.fr_memcg,
-               S.pb_mt, F.pc, F.lru, F.fgs, F.wbq, F.fs, F.ino, F.blk, now)
-    if now > S.gs[G_NOW]:
-        S.gs[G_NOW] = now
+    now = task[T_CLOCK, ti]
+    background(S, now)
+    if now > gs[G_NOW]:
+        gs[G_NOW] = now
     return OK, 0

@@ -57,18 +57,18 @@ def disk_read(fs, f, now, npages):
 
 
 @kernel
-def read_pages(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc, lru, fgs,
-               wbq, fs, ino, blk, ii, first, last, now):
+def read_pages(S, ii, first, last, now):
     """Bring the missing pages of [first, last) into the page cache with one disk request for
     those that hold data. Returns (status, time the pages are ready)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     f = ino[I_FS, ii]
     nio = 0
     cpu = now
     for index in range(first, last):
         if filemap_get_folio(pc, fr32, fr_idx, ii, index) >= 0:
             continue
-        pfn, c = alloc_page_reclaim(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg,
-                                    pb_mt, pc, lru, fgs, wbq, fs, ino, blk, cpu)
+        pfn, c = alloc_page_reclaim(S, cpu)
         cpu += c + cfg[C_COST_PC_ALLOC]
         if pfn < 0:
             return -ENOMEM, cpu

@@ -165,7 +165,7 @@ def _run_one(S, ops, k, ti, rs):
         st, i = access_loop(S.cfg, S.gs, S.vmstat, S.fr32, S.fr_idx, S.fr_flags, S.fr_order,
                             S.pb_mt, S.pt, S.pt_aux, mm, S.vma, S.tlb, S.pwc, S.task, S.cpus, S.ev,
                             S.smp, ti, np.empty(0, np.int64), w, start, stride, n, i0,
-                            np.empty(0, np.int8))
+                            np.empty(0, np.int8), S)
         op_end(S.gs, S.task, S.cpus, ti)
         if st == NEED_GROW or st == FLUSH:
             rs[RS_OP] = k
@@ -175,7 +175,7 @@ def _run_one(S, ops, k, ti, rs):
         rs[RS_OP] = -1
         return st, i
     if code == OP_MMAP:
-        st, addr = sys_mmap(S, ti, a0, a1, a2, a3)
+        st, addr = sys_mmap(S, ti, a0, a1, a2, a3, -1, 0)
         if st != OK:
             return st, addr
         ln = (a1 + 4095) & ~4095

@@ -28,10 +28,7 @@ class State(NamedTuple):
     cpus: np.ndarray      # int64[ncpus, NR_CPU_FIELDS]
     ev: np.ndarray        # int64[NR_EV_FIELDS, cap]  event records (flushed by Python)
     smp: np.ndarray       # int64[NR_SMP_FIELDS, cap] vmstat samples (flushed by Python)
-
-
-class FileState(NamedTuple):
-    """Filesystems, files and the page cache (kept apart from ``State``: file kernels take both)."""
+    # filesystems, files and the page cache
     fs: np.ndarray        # int64[NR_FS_FIELDS, F]  mounted filesystems and their disks
     ino: np.ndarray       # int64[NR_I_FIELDS, I]   inodes
     blk: np.ndarray       # int8[cap]               per-file block states (BLK_*), I_BLK offsets
@@ -39,3 +36,4 @@ class FileState(NamedTuple):
     lru: np.ndarray       # int64[NR_LV_FIELDS, L]  LRU lists per lruvec (memcg)
     fgs: np.ndarray       # int64[NR_FG]            file-side global scalars
     wbq: np.ndarray       # int64[2, Q]             writeback completions: pfn, done time (ring)
+

@@ -7,6 +7,17 @@ Operations reserve what they need before they mutate anything, so a restart has 
 import numpy as np
 
 from .consts import (
+    V_PGOFF,
+    VS_NR_DIRTY,
+    FG_WB_TAIL,
+    FG_WB_HEAD,
+    FG_PC_USED,
+    FAULT_PC_RESERVE,
+    MADV_WILLWRITE,
+    EOVERFLOW,
+    VM_MAYSHARE,
+    MAP_SHARED_VALIDATE,
+    MAP_SHARED,
     _PAGE_PRESENT,
     _PAGE_PSE,
     _PAGE_RW,
@@ -59,6 +70,7 @@ from .consts import (
     PROT_READ,
     PROT_WRITE,
     SEGV,
+    SIGBUS,
     T_CLOCK,
     T_CPU,
     T_MINFLT,
@@ -83,10 +95,12 @@ from .consts import (
     VM_MAYWRITE,
     VM_NOHUGEPAGE,
     VM_READ,
+    VM_SHARED,
     VM_WRITE,
     VS_PGFAULT,
 )
 from .fork import copy_mm, exit_mmap
+from .filemap import filemap_get_folio
 from .jit import kernel
 from .memory import (
     FAULT_RESERVE_TABLES,
@@ -105,6 +119,7 @@ from .mlock import (
     munlock_mm,
     munlock_pmd_at,
 )
+from .willwrite import block_willwrite_page, willwrite_in_eof, willwrite_plan
 from .mmap import (
     find_vma_index,
     get_unmapped_area,
@@ -166,7 +181,7 @@ def calc_vm_flags(prot):
 def do_munmap(S, mmi, start, end):
     """Remove [start, end): split, zap, drop VMAs, free tables, flush. Room reserved by caller."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     vma_split_at(mm, vma, mmi, start)
     vma_split_at(mm, vma, mmi, end)
     i = find_vma_index(mm, vma, mmi, start)
@@ -193,14 +208,16 @@ def do_munmap(S, mmi, start, end):
 
 
 @kernel
-def sys_mmap(S, ti, addr, length, prot, flags):
-    """Anonymous private mappings (mm/mmap.c do_mmap). Returns (status, address)."""
+def sys_mmap(S, ti, addr, length, prot, flags, ii, pgoff):
+    """do_mmap (mm/mmap.c): anonymous private mappings (``ii`` -1) and file mappings of inode
+    ``ii`` from page ``pgoff``, shared or private (the caller checked the file's access mode).
+    Returns (status, address)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     mmi = task[T_MM, ti]
     if vma_reserve(gs, mm, vma, mmi, 3) != OK:
         return NEED_GROW, 0
-    st, a, extra = _mmap(S, mmi, addr, length, prot, flags)
+    st, a, extra = _mmap(S, mmi, addr, length, prot, flags, ii, pgoff)
     if st == OK:                       # a call that fails validation changes nothing, time included
         op_begin(task, cpus, ti)
         task[T_CLOCK, ti] += cfg[C_COST_SYSCALL] + extra
@@ -209,16 +226,22 @@ def sys_mmap(S, ti, addr, length, prot, flags):
 
 
 @kernel
-def _mmap(S, mmi, addr, length, prot, flags):
+def _mmap(S, mmi, addr, length, prot, flags, ii, pgoff):
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     if length <= 0:
         return -EINVAL, 0, 0
     if length > TASK_SIZE:
         return -ENOMEM, 0, 0
     ln = (length + 4095) & ~4095
-    if (flags & MAP_TYPE) != MAP_PRIVATE or (flags & MAP_ANONYMOUS) == 0:
+    mtype = flags & MAP_TYPE
+    if ii < 0:
+        if mtype != MAP_PRIVATE or (flags & MAP_ANONYMOUS) == 0:
+            return -EINVAL, 0, 0
+    elif mtype != MAP_PRIVATE and mtype != MAP_SHARED and mtype != MAP_SHARED_VALIDATE:
         return -EINVAL, 0, 0
+    if ii >= 0 and pgoff + (ln >> 12) > (1 << 40):
+        return -EOVERFLOW, 0, 0
     if prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC):
         return -EINVAL, 0, 0
     fixed = (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) != 0
@@ -248,8 +271,11 @@ def _mmap(S, mmi, addr, length, prot, flags):
             if start < 0:
                 return -ENOMEM, 0, 0
     vm_flags = calc_vm_flags(prot) | mm[MM_DEF_FLAGS, mmi]
+    if ii >= 0 and mtype != MAP_PRIVATE:
+        vm_flags |= VM_SHARED | VM_MAYSHARE
     i = find_vma_index(mm, vma, mmi, start)
-    vma_insert_at(mm, vma, mmi, i, start, start + ln, vm_flags, start >> 12, -1)
+    vma_insert_at(mm, vma, mmi, i, start, start + ln, vm_flags, pgoff if ii >= 0 else start >> 12,
+                  ii)
     vma_merge_around(mm, vma, mmi, i)
     mm[MM_TOTAL_VM, mmi] += ln >> 12
     if vm_flags & VM_LOCKED:
@@ -260,7 +286,7 @@ def _mmap(S, mmi, addr, length, prot, flags):
 @kernel
 def sys_munmap(S, ti, addr, length):
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     mmi = task[T_MM, ti]
     if (addr & 4095) != 0 or length <= 0 or addr < 0:
         return -EINVAL, 0
@@ -287,7 +313,7 @@ def populate_range(S, ti, start, end, write):
     Pages already mapped with the needed rights are skipped, so a restart repeats nothing.
     """
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     mmi = task[T_MM, ti]
     va = start
     mode = write
@@ -302,7 +328,8 @@ def populate_range(S, ti, start, end, write):
                                                                      | VM_EXEC)) == 0:
                 va += 4096             # holes, special and PROT_NONE mappings are not populated
                 continue
-            write = 1 if vma[V_FLAGS, p] & VM_WRITE else 0
+            # FOLL_WRITE only for private writable mappings: a shared one is populated read-only
+            write = 1 if (vma[V_FLAGS, p] & (VM_WRITE | VM_SHARED)) == VM_WRITE else 0
         pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, mmi], va)
         if pos >= 0 and (pt[pos] & _PAGE_PRESENT) != 0:
             e = pt[pos]
@@ -318,11 +345,12 @@ def populate_range(S, ti, start, end, write):
         vmstat[VS_PGFAULT] += 1
         task[T_MINFLT, ti] += 1
         st, c = handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
-                                pt_aux, mm, vma, tlb, pwc, mmi, va, write != 0)
+                                pt_aux, mm, vma, tlb, pwc, mmi, va, write != 0, S, ti,
+                                task[T_CLOCK, ti])
         task[T_CLOCK, ti] += c
         if st != OK:
             op_end(gs, task, cpus, ti)
-            return (-EFAULT if st == SEGV else st), va
+            return (-EFAULT if st == SEGV or st == SIGBUS else st), va
     op_end(gs, task, cpus, ti)
     return OK, end
 
@@ -344,7 +372,7 @@ def modify_vmas(S, mmi, start, end, kind, a, b, stop_at_hole):
     Returns (no hole met, PMD splits, page-table entries changed).
     """
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     full = True
     splits = 0
     changed = 0
@@ -399,16 +427,89 @@ def modify_vmas(S, mmi, start, end, kind, a, b, stop_at_hole):
 
 
 @kernel
+def madvise_willwrite(S, ti, mmi, addr, end):
+    """MADV_WILLWRITE over [addr, end) (see ``willwrite``): returns (status, bytes prepared)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+    npages = (end - addr) >> 12
+    if (fgs[FG_PC_USED] + npages + FAULT_PC_RESERVE) * 2 > pc.shape[0] or \
+            pt_slots_available(gs) < 2 * (npages >> 9) + FAULT_RESERVE_TABLES or \
+            wbq.shape[1] - (fgs[FG_WB_TAIL] - fgs[FG_WB_HEAD]) < vmstat[VS_NR_DIRTY] + npages:
+        return NEED_GROW, 0                      # room for every page first: nothing is redone
+    op_begin(task, cpus, ti)
+    task[T_CLOCK, ti] += cfg[C_COST_SYSCALL]
+    i = find_vma_index(mm, vma, mmi, addr)
+    va = addr
+    full = True
+    total = 0
+    st = OK
+    while i < mm[MM_VCOUNT, mmi] and st == OK:
+        p = mm[MM_VBASE, mmi] + i
+        if vma[V_START, p] >= end:
+            break
+        s = max(vma[V_START, p], addr)
+        if s > va:
+            full = False
+        e = min(vma[V_END, p], end)
+        vf = vma[V_FLAGS, p]
+        ii = vma[V_FILE, p]
+        plan = willwrite_plan(cfg, fs, ino, vf, ii)
+        if plan < 0:
+            st = plan
+            break
+        a = s
+        while plan > 0 and a < e:
+            write = plan == 2
+            if plan == 1 and not willwrite_in_eof(ino, ii, vma[V_START, p], vma[V_PGOFF, p], a):
+                st = -EFAULT                     # block_willwrite: the page lies beyond EOF
+                break
+            pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, mmi], a)
+            e_ = 0
+            if pos >= 0 and (pt[pos] & _PAGE_PRESENT) != 0:
+                e_ = pt[pos]
+                if (e_ & _PAGE_PSE) == 0:
+                    e_ = pt[pte_lookup(pt, fr_idx, e_, a)]
+            if (e_ & _PAGE_PRESENT) == 0 or (write and (e_ & _PAGE_RW) == 0):
+                vmstat[VS_PGFAULT] += 1
+                task[T_MINFLT, ti] += 1
+                r, c = handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
+                                       pt, pt_aux, mm, vma, tlb, pwc, mmi, a, write, S, ti,
+                                       task[T_CLOCK, ti])
+                task[T_CLOCK, ti] += c
+                if r != OK:
+                    st = -EFAULT if r == SEGV or r == SIGBUS else r
+                    break
+            if plan == 1:
+                index = vma[V_PGOFF, p] + ((a - vma[V_START, p]) >> 12)
+                pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
+                c = block_willwrite_page(cfg, fs, ino, blk, fr_flags, ii, index, pfn)
+                if c < 0:
+                    st = c
+                    break
+                task[T_CLOCK, ti] += c
+            total += 4096
+            a += 4096
+        va = e
+        i += 1
+    if va < end:
+        full = False
+    op_end(gs, task, cpus, ti)
+    if st != OK:
+        return st, 0
+    return (OK if full else -ENOMEM), total
+
+
+@kernel
 def sys_madvise(S, ti, addr, length, advice):
     """mm/madvise.c: returns (status, 0); a hole gives -ENOMEM after the mapped parts are done."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     mmi = task[T_MM, ti]
     if addr & 4095 or addr < 0 or length < 0:
         return -EINVAL, 0
     if not (advice == MADV_DONTNEED or advice == MADV_HUGEPAGE or advice == MADV_NOHUGEPAGE
             or advice == MADV_POPULATE_READ or advice == MADV_POPULATE_WRITE
-            or advice == MADV_FREE):
+            or advice == MADV_FREE or advice == MADV_WILLWRITE):
         return -EINVAL, 0
     ln = (length + 4095) & ~4095
     if length == 0:
@@ -418,6 +519,8 @@ def sys_madvise(S, ti, addr, length, advice):
         return -EINVAL, 0
     if vma_reserve(gs, mm, vma, mmi, 2) != OK:
         return NEED_GROW, 0
+    if advice == MADV_WILLWRITE:
+        return madvise_willwrite(S, ti, mmi, addr, end)
     if advice == MADV_POPULATE_READ or advice == MADV_POPULATE_WRITE:
         op_begin(task, cpus, ti)
         task[T_CLOCK, ti] += cfg[C_COST_SYSCALL]
@@ -447,8 +550,8 @@ def sys_madvise(S, ti, addr, length, advice):
             p = mm[MM_VBASE, mmi] + i
             if vma[V_START, p] >= end:
                 break
-            if vma[V_FLAGS, p] & VM_LOCKED:
-                st = -EINVAL
+            if vma[V_FLAGS, p] & VM_LOCKED or (advice == MADV_FREE and vma[V_FILE, p] >= 0):
+                st = -EINVAL                     # MADV_FREE is for anonymous memory only
                 break
             s = max(vma[V_START, p], addr)
             if s > va:
@@ -527,7 +630,7 @@ def sys_prctl_thp(S, ti, option, arg2, arg3, arg4, arg5):
 def _prctl_thp(S, ti, option, arg2, arg3, arg4, arg5):
     """The profile's semantics (kernel/sys.c)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     mmi = task[T_MM, ti]
     mode = cfg[C_THP_DISABLE_MODE]
     if mode == THPDIS_NONE:
@@ -581,13 +684,13 @@ def _prctl_thp(S, ti, option, arg2, arg3, arg4, arg5):
 def run_touch(S, ti, start, length, stride, write, i0):
     """One byte at each ``start + i*stride`` in order; returns (status, index reached)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     n = (length + stride - 1) // stride
     w = np.full(1, 1 if write else 0, np.int8)
     op_begin(task, cpus, ti)
     st, i = access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
                         vma, tlb, pwc, task, cpus, ev, smp, ti, np.empty(0, np.int64), w, start,
-                        stride, n, i0, np.empty(0, np.int8))
+                        stride, n, i0, np.empty(0, np.int8), S)
     op_end(gs, task, cpus, ti)
     return st, i
 
@@ -600,11 +703,11 @@ def run_access(S, ti, addrs, writes, i0, results):
     goes on; with an empty one the stream stops at the first. Returns (status, index reached).
     """
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     op_begin(task, cpus, ti)
     st, i = access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
                         vma, tlb, pwc, task, cpus, ev, smp, ti, addrs, writes, 0, 0, addrs.shape[0],
-                        i0, results)
+                        i0, results, S)
     op_end(gs, task, cpus, ti)
     return st, i
 
@@ -618,7 +721,7 @@ def sys_fork(S, ti, cti, cmm):
     The caller has made the child's VMA segment large enough. Returns (status, 0).
     """
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     pm = task[T_MM, ti]
     if pt_slots_available(gs) < mm[MM_PGTABLES, pm] + FAULT_RESERVE_TABLES:
         return NEED_GROW, 0
@@ -639,7 +742,7 @@ def sys_fork(S, ti, cti, cmm):
 def mm_put(S, mmi):
     """mmput: drop a user; the last one tears the address space down."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     mm[MM_USERS, mmi] -= 1
     zapped = 0
     if mm[MM_USERS, mmi] == 0:
@@ -666,7 +769,7 @@ def charge_syscall(S, ti, flush):
 def sys_mprotect(S, ti, addr, length, prot):
     """do_mprotect_pkey for anonymous memory. Returns (status, 0)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     mmi = task[T_MM, ti]
     if addr & 4095 or addr < 0 or length < 0:
         return -EINVAL, 0
@@ -704,7 +807,7 @@ def _lock_vmas(S, mmi, start, end, set_bits, clear_bits):
 def sys_mlock(S, ti, addr, length, lock, onfault):
     """mlock2 / munlock: returns (status, 1 if the caller should populate [start, end))."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     mmi = task[T_MM, ti]
     if addr < 0 or length < 0:
         return -EINVAL, 0
@@ -735,7 +838,7 @@ def sys_mlock(S, ti, addr, length, lock, onfault):
 def sys_mlockall(S, ti, flags):
     """mlockall(MCL_*) with flags > 0, munlockall with flags == 0. Returns (status, populate?)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     mmi = task[T_MM, ti]
     if flags < 0 or flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) or flags == MCL_ONFAULT:
         return -EINVAL, 0
@@ -770,7 +873,7 @@ def sys_mlockall(S, ti, flags):
 def sys_brk(S, ti, addr):
     """brk(2): returns (status, new break); growth maps like mmap(PROT_READ|PROT_WRITE)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     mmi = task[T_MM, ti]
     if vma_reserve(gs, mm, vma, mmi, 3) != OK:
         return NEED_GROW, 0

@@ -49,10 +49,11 @@ SCAN_PER_BATCH = 4 * SWAP_CLUSTER_MAX   # pages examined before a reclaim attemp
 
 
 @kernel
-def shrink_node(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc, lru, fgs,
-                fs, ino, nr_to_reclaim, kswapd):
+def shrink_node(S, nr_to_reclaim, kswapd):
     """Free up to ``nr_to_reclaim`` pages from the LRU under the configured policy, examining at
     most SCAN_PER_BATCH pages per page freed. Returns the number freed."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     policy = cfg[C_LRU_POLICY]
     freed = 0
     scanned0 = vmstat[VS_PGSCAN_FILE]
@@ -75,18 +76,20 @@ def shrink_node(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_
 
 
 @kernel
-def start_dirty_writeback(cfg, vmstat, fr32, fr_idx, fr_flags, pc, fgs, wbq, fs, ino, blk, now):
+def start_dirty_writeback(S, now):
     """Reclaim met dirty pages: write back every dirty inode (as far as the ring has room)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     for i in range(fgs[FG_NR_INODES]):
         if ino[I_NRDIRTY, i] > 0 and wb_room(fgs, wbq) >= ino[I_NRDIRTY, i]:
-            write_inode_pages(cfg, vmstat, fr32, fr_idx, fr_flags, pc, fgs, wbq, fs, ino, blk, i,
-                              now, ALL)
+            write_inode_pages(S, i, now, ALL)
 
 
 @kernel
-def kswapd_catch_up(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc, lru,
-                    fgs, wbq, fs, ino, blk, now):
+def kswapd_catch_up(S, now):
     """Let kswapd do the work it had time for by ``now``; wake it if free memory is below low."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     if fgs[FG_KSWAPD_CLOCK] == KSWAPD_IDLE:
         if gs[G_NR_FREE] >= fgs[FG_WMARK_LOW]:
             return
@@ -96,24 +99,22 @@ def kswapd_catch_up(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg,
     per = max(1, cfg[C_COST_KSWAPD_PAGE])
     while gs[G_NR_FREE] < fgs[FG_WMARK_HIGH] and fgs[FG_KSWAPD_CLOCK] < now:
         budget = min(SWAP_CLUSTER_MAX, (now - fgs[FG_KSWAPD_CLOCK] + per - 1) // per)
-        got = shrink_node(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc,
-                          lru, fgs, fs, ino, budget, True)
+        got = shrink_node(S, budget, True)
         fgs[FG_KSWAPD_CLOCK] += max(got, 1) * per
         if got == 0:
             if vmstat[VS_NR_DIRTY] > 0:
-                start_dirty_writeback(cfg, vmstat, fr32, fr_idx, fr_flags, pc, fgs, wbq, fs, ino,
-                                      blk, fgs[FG_KSWAPD_CLOCK])
+                start_dirty_writeback(S, fgs[FG_KSWAPD_CLOCK])
             break
     if gs[G_NR_FREE] >= fgs[FG_WMARK_HIGH]:
         fgs[FG_KSWAPD_CLOCK] = KSWAPD_IDLE        # balanced: back to sleep
 
 
 @kernel
-def alloc_page_reclaim(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc, lru,
-                       fgs, wbq, fs, ino, blk, now):
+def alloc_page_reclaim(S, now):
     """An order-0 movable allocation that may reclaim: (pfn or -1, cost in ps to the caller)."""
-    kswapd_catch_up(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc, lru,
-                    fgs, wbq, fs, ino, blk, now)
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+    kswapd_catch_up(S, now)
     cost = 0
     for attempt in range(4):
         if gs[G_NR_FREE] > fgs[FG_WMARK_MIN] or attempt == 3:
@@ -121,13 +122,11 @@ def alloc_page_reclaim(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_mem
             if pfn >= 0:
                 return pfn, cost
         vmstat[VS_ALLOCSTALL_NORMAL] += 1
-        got = shrink_node(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc,
-                          lru, fgs, fs, ino, SWAP_CLUSTER_MAX, False)
+        got = shrink_node(S, SWAP_CLUSTER_MAX, False)
         cost += got * cfg[C_COST_RECLAIM_PAGE]
         if got == 0:
             if vmstat[VS_NR_DIRTY] > 0:
-                start_dirty_writeback(cfg, vmstat, fr32, fr_idx, fr_flags, pc, fgs, wbq, fs, ino,
-                                      blk, now + cost)
+                start_dirty_writeback(S, now + cost)
             # reclaim_throttle: wait for a batch of writeback to finish, then try again
             pending = fgs[FG_WB_TAIL] - fgs[FG_WB_HEAD]
             if pending > 0:

@@ -70,6 +70,7 @@ def check_invariants(m) -> None:
     hz = int(s.gs[K.G_HUGE_ZERO_PFN])
     for ti in range(int(s.gs[K.G_NR_TASKS])):
         pass
+    filemapped: dict[int, int] = {}
     for mmi in range(int(s.gs[K.G_NR_MM])):
         if s.mm[K.MM_USERS, mmi] <= 0:
             continue
@@ -90,11 +91,16 @@ def check_invariants(m) -> None:
             if e & K._PAGE_SPECIAL:
                 assert pfn == zero and not e & K._PAGE_RW, f"bad zero-page pte at {va:#x}"
                 continue
-            assert flags[pfn] & (K.PG_head | K.PG_tail) and flags[pfn] & K.PG_anon or \
-                flags[pfn] & K.PG_tail, f"pte at {va:#x} maps a frame not in use ({pfn})"
+            assert flags[pfn] & (K.PG_head | K.PG_tail), f"pte at {va:#x} maps a frame not in use ({pfn})"
             mapcount[pfn] += 1
-            anon += 1
+            if flags[pfn] & (K.PG_anon | K.PG_tail):
+                anon += 1
+            else:
+                assert flags[pfn] & K.PG_lru, f"pte at {va:#x} maps a file page not in the cache"
+                filemapped[mmi] = filemapped.get(mmi, 0) + 1
         assert anon == s.mm[K.MM_ANONPAGES, mmi], f"mm {mmi}: RssAnon {s.mm[K.MM_ANONPAGES, mmi]} != mapped {anon}"
+        assert filemapped.get(mmi, 0) == s.mm[K.MM_FILEPAGES, mmi] + s.mm[K.MM_SHMEMPAGES, mmi], \
+            f"mm {mmi}: RssFile + RssShmem != file pages mapped"
         assert thp == s.mm[K.MM_ANON_THP, mmi]
     inuse = (flags[:n] & (K.PG_head | K.PG_tail)) != 0
     anonish = inuse & ((flags[:n] & K.PG_hugezero) == 0)

@@ -2,7 +2,8 @@
 
 The namespace (mount points, paths, file descriptors) lives here; everything that happens to
 pages, blocks and time happens in the kernels (``mmcore.kernels.read_write`` and the modules it
-calls), which get the machine's ``State`` and this layer's ``FileState``.
+calls), which get the machine's ``State``, whose file arrays (``fs``, ``ino``, ``blk``, ``pc``,
+``lru``, ``fgs``, ``wbq``) this layer creates and grows.
 
 A ``Disk`` is one FIFO queue: latency per request plus transfer time per 4 KiB. The defaults
 (``Disk()``) are a datacenter NVMe SSD's order of magnitude: 80 us to read, 20 us to write (the
@@ -20,7 +21,6 @@ from .config import ConfigError, parse_size
 from .kernels import consts as K
 from .kernels import filemap as FM
 from .kernels import read_write as RW
-from .kernels.state import FileState
 
 PAGE = 4096
 NEVER = 1 << 62
@@ -65,35 +65,54 @@ class VFS:
 
     def __init__(self, machine) -> None:
         self.m = machine
-        cfg = machine.config
-        fgs = np.zeros(K.NR_FG, np.int64)
-        fgs[K.FG_NEXT_FLUSH] = NEVER
-        fgs[K.FG_KSWAPD_CLOCK] = -1
-        fgs[K.FG_WMARK_MIN], fgs[K.FG_WMARK_LOW], fgs[K.FG_WMARK_HIGH] = cfg.watermarks()
-        lru = np.zeros((K.NR_LV_FIELDS, 1), np.int64)
-        lru[K.LV_HEAD:K.LV_PAGES] = -1
-        self.state = FileState(
-            fs=np.zeros((K.NR_FS_FIELDS, 4), np.int64),
-            ino=np.zeros((K.NR_I_FIELDS, 16), np.int64),
-            blk=np.zeros(1 << 12, np.int8),
-            pc=np.full(1 << 12, -1, np.int32),
-            lru=lru, fgs=fgs,
-            wbq=np.zeros((2, 1 << 12), np.int64),
-        )
         self.mounts: dict[str, int] = {}          # mount point -> fs index
         self.paths: dict[str, int] = {}           # path -> inode
         self.inode_paths: dict[int, str] = {}
         self.blk_used = 0
         self.fdtables: dict[int, dict[int, OpenFile]] = {}   # tgid -> fd -> open file
         self.drop_caches_stfu = 0
+        self.orphans: set[int] = set()               # unlinked and closed, still mapped
+
+    @staticmethod
+    def new_arrays(config) -> dict:
+        """The file layer's part of a new machine's ``State``."""
+        fgs = np.zeros(K.NR_FG, np.int64)
+        fgs[K.FG_NEXT_FLUSH] = NEVER
+        fgs[K.FG_KSWAPD_CLOCK] = -1
+        fgs[K.FG_WMARK_MIN], fgs[K.FG_WMARK_LOW], fgs[K.FG_WMARK_HIGH] = config.watermarks()
+        lru = np.zeros((K.NR_LV_FIELDS, 1), np.int64)
+        lru[K.LV_HEAD:K.LV_PAGES] = -1
+        return dict(fs=np.zeros((K.NR_FS_FIELDS, 4), np.int64),
+                    ino=np.zeros((K.NR_I_FIELDS, 16), np.int64),
+                    blk=np.zeros(1 << 12, np.int8),
+                    pc=np.full(1 << 12, -1, np.int32),
+                    lru=lru, fgs=fgs,
+                    wbq=np.zeros((2, 1 << 12), np.int64))
+
+    @property
+    def state(self):
+        return self.m.state
+
+    @state.setter
+    def state(self, value) -> None:
+        self.m.state = value
 
     # ---- growth ----------------------------------------------------------------------------
     def call(self, fn, *args):
         """Run a file kernel, growing the page-cache index and the writeback ring on NEED_GROW."""
         while True:
-            st, val = fn(self.m.state, self.state, *args)
+            st, val = fn(self.m.state, *args)
             if st != K.NEED_GROW:
                 return int(st), int(val)
+            self._grow()
+
+    def grow_if_needed(self, reserve: int) -> None:
+        """Room for ``reserve`` more page-cache entries and writeback of every dirty page plus
+        ``reserve`` (a fault asks for this before it changes anything)."""
+        f = self.state
+        if (int(f.fgs[K.FG_PC_USED]) + reserve) * 2 > f.pc.shape[0] or \
+                f.wbq.shape[1] - int(f.fgs[K.FG_WB_TAIL] - f.fgs[K.FG_WB_HEAD]) < \
+                int(self.m.state.vmstat[K.VS_NR_DIRTY]) + reserve:
             self._grow()
 
     def _grow(self) -> None:
@@ -220,12 +239,34 @@ class VFS:
     def fdtable(self, tgid: int) -> dict[int, OpenFile]:
         return self.fdtables.setdefault(tgid, {})
 
+    def mapped(self, ii: int) -> bool:
+        """Whether any VMA of any live address space maps inode ``ii``."""
+        s = self.m.state
+        for mmi in range(int(s.gs[K.G_NR_MM])):
+            if s.mm[K.MM_USERS, mmi] <= 0:
+                continue
+            b, c = int(s.mm[K.MM_VBASE, mmi]), int(s.mm[K.MM_VCOUNT, mmi])
+            if np.any(s.vma[K.V_FILE, b:b + c] == ii):
+                return True
+        return False
+
     def release(self, ii: int) -> None:
-        """Drop one reference (a close or an unmapped mapping) to inode ``ii``."""
+        """Drop one open-file reference to inode ``ii``; an unlinked file goes when nothing holds
+        it (no open file, no mapping)."""
         ino = self.state.ino
         ino[K.I_REFS, ii] -= 1
         if ino[K.I_REFS, ii] == 0 and ino[K.I_NLINK, ii] == 0:
-            self.call(RW.file_release, ii)
+            if self.mapped(ii):
+                self.orphans.add(ii)
+            else:
+                self.call(RW.file_release, ii)
+
+    def reap(self) -> None:
+        """Free unlinked, closed files whose last mapping went."""
+        for ii in list(self.orphans):
+            if not self.mapped(ii):
+                self.orphans.discard(ii)
+                self.call(RW.file_release, ii)
 
     # ---- observables -----------------------------------------------------------------------
     def lru_pages(self, li: int) -> int:

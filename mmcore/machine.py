@@ -13,6 +13,7 @@ from .kernels import proc as P
 from .kernels import sched as SCH
 from .kernels import syscalls as S_
 from .kernels import read_write as RW
+from .files import VFS
 from .kernels.state import State
 
 _MAX_ADDR = K.TASK_SIZE
@@ -29,6 +30,15 @@ class SegmentationFault(Exception):
         self.pid, self.address, self.write = pid, address, write
         kind = "write" if write else "read"
         super().__init__(f"task {pid}: SIGSEGV on {kind} at {address:#x}")
+
+
+class BusError(Exception):
+    """An access to a file mapping beyond the end of the file (SIGBUS)."""
+
+    def __init__(self, pid: int, address: int, write: bool):
+        self.pid, self.address, self.write = pid, address, write
+        kind = "write" if write else "read"
+        super().__init__(f"task {pid}: SIGBUS on {kind} at {address:#x}")
 
 
 def _oserror(code: int, what: str) -> OSError:
@@ -72,7 +82,6 @@ class Machine:
         self._ev_chunks: list[np.ndarray] = []
         self._smp_chunks: list[np.ndarray] = []
         self.state = self._new_state()
-        from .files import VFS
         self.vfs = VFS(self)
 
     # ---- state -------------------------------------------------------------------------------
@@ -111,6 +120,7 @@ class Machine:
             cpus=np.zeros((ncpu, K.NR_CPU_FIELDS), np.int64),
             ev=np.zeros((K.NR_EV_FIELDS, EV_CAP), np.int64),
             smp=np.zeros((K.NR_SMP_FIELDS, SMP_CAP), np.int64),
+            **VFS.new_arrays(c),
         )
 
     def _grow(self) -> None:
@@ -131,6 +141,7 @@ class Machine:
         vma[:, :vcap] = s.vma
         gs[K.G_VMA_CAP] = vcap * 2
         self.state = s._replace(vma=vma)
+        self.vfs.grow_if_needed(K.FAULT_PC_RESERVE)
 
     def _call(self, fn, *args):
         """Run an entry kernel, growing pools and re-entering until it stops asking."""
@@ -482,6 +493,10 @@ class Task:
             m.state.mm[K.MM_USERS, cmm] = 0
             del m._tasks[child.pid]
             raise _oserror(-st, "fork")
+        table = m.vfs.fdtable(self._tgid)
+        m.vfs.fdtables[child.pid] = dict(table)          # the child shares the open files
+        for of in table.values():
+            m.vfs.state.ino[K.I_REFS, of.ino] += 1
         return child
 
     def clone_thread(self) -> "Task":
@@ -532,19 +547,41 @@ class Task:
         m._call(S_.charge_syscall, self._ti, zapped > 0)
         m.state.task[K.T_ALIVE, self._ti] = 0
         del m._tasks[self.pid]
+        if not any(int(m.state.task[K.T_TGID, t._ti]) == self._tgid for t in m._tasks.values()):
+            for fd in list(m.vfs.fdtable(self._tgid)):        # the last thread closes the files
+                m.vfs.release(m.vfs.fdtables[self._tgid].pop(fd).ino)
+        m.vfs.reap()
 
     # ---- memory mapping ------------------------------------------------------------------------
     def mmap(self, length: int, prot: int = K.PROT_READ | K.PROT_WRITE,
-             flags: int = K.MAP_PRIVATE | K.MAP_ANONYMOUS, addr: int = 0) -> int:
-        """Map anonymous memory; returns the address (mmap(2))."""
+             flags: int = K.MAP_PRIVATE | K.MAP_ANONYMOUS, addr: int = 0, *, fd: int | None = None,
+             offset: int = 0) -> int:
+        """mmap(2): anonymous memory, or (``fd``, ``offset``) a file, MAP_SHARED or MAP_PRIVATE;
+        returns the address."""
         self._alive()
         length = _check_int("length", length, 0, 1 << 62)
         prot = _check_int("prot", prot, 0, 0xFFFFFFFF)
         flags = _check_int("flags", flags, 0, 0xFFFFFFFF)
         addr = _check_int("addr", addr, 0, 1 << 62)
-        if (flags & K.MAP_TYPE) in (K.MAP_SHARED, K.MAP_SHARED_VALIDATE) or not flags & K.MAP_ANONYMOUS:
-            raise NotImplementedError("mmap: only MAP_PRIVATE|MAP_ANONYMOUS mappings are modelled so far")
-        st, a = self.machine._call(S_.sys_mmap, self._ti, addr, length, prot, flags)
+        offset = _check_int("offset", offset, 0, 1 << 62)
+        ii = -1
+        if not flags & K.MAP_ANONYMOUS:
+            if fd is None:
+                raise ValueError("fd: a mapping without MAP_ANONYMOUS needs a file descriptor")
+            of = self._fd(fd, "mmap")
+            if offset & 4095:
+                raise _oserror(_errno.EINVAL, "mmap (offset not page-aligned)")
+            acc = of.flags & (os.O_RDONLY | os.O_WRONLY | os.O_RDWR)
+            shared = flags & K.MAP_TYPE in (K.MAP_SHARED, K.MAP_SHARED_VALIDATE)
+            if acc == os.O_WRONLY or (shared and prot & K.PROT_WRITE and
+                                      (acc != os.O_RDWR or of.flags & os.O_APPEND)):
+                raise _oserror(_errno.EACCES, "mmap")
+            ii = of.ino
+        elif (flags & K.MAP_TYPE) in (K.MAP_SHARED, K.MAP_SHARED_VALIDATE):
+            raise NotImplementedError("mmap: MAP_SHARED|MAP_ANONYMOUS (shared memory) is not "
+                                      "modelled yet; map a tmpfs file MAP_SHARED instead")
+        st, a = self.machine._call(S_.sys_mmap, self._ti, addr, length, prot, flags, ii,
+                                   offset >> 12)
         if st < 0:
             raise _oserror(-st, "mmap")
         ln = (length + 4095) & ~4095
@@ -552,7 +589,8 @@ class Task:
         if deff & K.VM_LOCKED and not deff & K.VM_LOCKONFAULT:       # mlockall(MCL_FUTURE)
             self._populate(a, ln, 2)
         elif flags & K.MAP_POPULATE:
-            self._populate(a, ln, 1 if prot & K.PROT_WRITE else 0)
+            # populate_vma_page_range: FOLL_WRITE for private writable mappings only
+            self._populate(a, ln, 2 if ii >= 0 else (1 if prot & K.PROT_WRITE else 0))
         return a
 
     def _populate(self, start: int, length: int, write: int) -> None:
@@ -573,6 +611,7 @@ class Task:
         st, _ = self.machine._call(S_.sys_munmap, self._ti, addr, length)
         if st < 0:
             raise _oserror(-st, "munmap")
+        self.machine.vfs.reap()
 
     def mprotect(self, addr: int, length: int, prot: int) -> None:
         """mprotect(2) of anonymous memory."""
@@ -631,7 +670,7 @@ class Task:
             self._populate(a, ((res + 4095) & ~4095) - a, 2)
         return res
 
-    def madvise(self, addr: int, length: int, advice: int) -> None:
+    def madvise(self, addr: int, length: int, advice: int) -> int:
         self._alive()
         addr = _check_int("addr", addr, 0, 1 << 62)
         length = _check_int("length", length, 0, 1 << 62)
@@ -639,6 +678,8 @@ class Task:
         st, populate = self.machine._call(S_.sys_madvise, self._ti, addr, length, advice)
         if st < 0:
             raise _oserror(-st, "madvise")
+        if advice == K.MADV_WILLWRITE:
+            return populate                   # the bytes prepared (0: not supported here)
         if populate:
             write = advice == K.MADV_POPULATE_WRITE
             end = addr + ((length + 4095) & ~4095)
@@ -776,7 +817,10 @@ class Task:
         self._alive()
         of = self._file(fd, "ftruncate", write=True)
         length = _check_int("length", length, 0, 1 << 44)
-        self.machine.vfs.call(RW.sys_ftruncate, self._ti, of.ino, length)
+        vfs = self.machine.vfs
+        if vfs.state.fs[K.FS_TYPE, int(vfs.state.ino[K.I_FS, of.ino])] in (K.FST_EXT4, K.FST_EXT2):
+            vfs.ensure_blocks(of.ino, (length + 4095) // 4096)    # every page in EOF has a state
+        vfs.call(RW.sys_ftruncate, self._ti, of.ino, length)
 
     def fallocate(self, fd: int, mode: int, offset: int, length: int) -> None:
         """fallocate(2): mode 0 or FALLOC_FL_KEEP_SIZE allocate unwritten extents (ext4) or pages
@@ -916,6 +960,8 @@ class Task:
             return
         if st == K.SEGV:
             raise SegmentationFault(self.pid, va, write)
+        if st == K.SIGBUS:
+            raise BusError(self.pid, va, write)
         if st < 0:
             raise _oserror(-st, f"fault at {va:#x}")
         raise RuntimeError(f"kernel status {st} at {va:#x}")

@@ -1,0 +1,196 @@
+"""Faults on file mappings (mm/memory.c do_read_fault / do_shared_fault / do_cow_fault /
+do_fault_around / wp_page_shared, mm/filemap.c filemap_fault / filemap_map_pages).
+
+- A read fault (or any fault on a private mapping) finds the page in the page cache or reads it
+  in: a major fault (``pgmajfault``) that reads around the faulting index (``read_ahead_kb``,
+  centred: ``do_sync_mmap_readahead``'s read-around) and waits for the disk. It then maps the
+  already-cached neighbours too (``fault_around_bytes``, aligned, within the VMA, the PTE table
+  and the file), all read-only.
+- A write fault on a shared mapping runs the filesystem's ``page_mkwrite`` (``fs_write_begin``:
+  ext4 reserves a delalloc block for a hole; a page whose buffers are already mapped pays only the
+  base cost), maps the page writable and dirty and dirties it; ENOSPC there is SIGBUS.
+- A write to a clean page mapped read-only in a shared mapping (``wp_page_shared``) does the same
+  without the lookup; writeback write-protects the PTEs again (``folio_mkclean``), so the next
+  store pays ``page_mkwrite`` again.
+- A write fault on a private mapping copies the page into a new anonymous page (``do_cow_fault``);
+  a write to a file page mapped read-only there copies it too (never reused).
+- An access beyond the end of the file is SIGBUS.
+
+Mapped file pages count in ``MM_FILEPAGES`` (tmpfs: ``MM_SHMEMPAGES``), ``nr_mapped`` (pages
+mapped at least once) and their frame's mapcount.
+"""
+from .consts import (
+    _PAGE_DIRTY,
+    _PAGE_RW,
+    C_COST_COPY_PAGE,
+    C_COST_MKWRITE,
+    C_COST_TLB_FLUSH,
+    C_FAULT_AROUND,
+    C_READ_AHEAD,
+    ENOMEM,
+    FR_MAPCOUNT,
+    I_SIZE,
+    MIGRATE_MOVABLE,
+    MM_ANON,
+    MM_ANONPAGES,
+    MM_FILEPAGES,
+    MM_SHMEMPAGES,
+    OK,
+    PG_mappedtodisk,
+    PG_swapbacked,
+    SIGBUS,
+    T_MAJFLT,
+    VM_SHARED,
+    VS_NR_ANON_PAGES,
+    VS_NR_MAPPED,
+    VS_PGALLOC,
+    VS_PGMAJFAULT,
+)
+from .filemap import account_page_dirtied, filemap_get_folio
+from .fs import fs_write_begin
+from .huge_memory import leaf_prot, prep_anon_folio
+from .jit import kernel
+from .page_alloc import rmqueue
+from .page_writeback import balance_dirty_pages
+from .readahead import read_pages
+from .tlb import flush_tlb_page
+
+PAGE = 4096
+
+
+@kernel(inline="always")
+def file_rss(mm, mmi, fr_flags, pfn, delta):
+    if fr_flags[pfn] & PG_swapbacked:
+        mm[MM_SHMEMPAGES, mmi] += delta
+    else:
+        mm[MM_FILEPAGES, mmi] += delta
+
+
+@kernel(inline="always")
+def map_file_pte(vmstat, fr32, fr_flags, pt, mm, mmi, ppos, pfn, prot):
+    """Install a PTE mapping page-cache page ``pfn`` (``folio_add_file_rmap_pte``)."""
+    pt[ppos] = prot | (pfn << 12)
+    if fr32[FR_MAPCOUNT, pfn] == 0:
+        vmstat[VS_NR_MAPPED] += 1
+    fr32[FR_MAPCOUNT, pfn] += 1
+    file_rss(mm, mmi, fr_flags, pfn, 1)
+
+
+@kernel(inline="always")
+def unmap_file_pte(vmstat, fr32, fr_flags, mm, mmi, pfn):
+    """A PTE mapping page-cache page ``pfn`` went (``folio_remove_rmap_pte``); the page stays
+    cached."""
+    fr32[FR_MAPCOUNT, pfn] -= 1
+    if fr32[FR_MAPCOUNT, pfn] == 0:
+        vmstat[VS_NR_MAPPED] -= 1
+    file_rss(mm, mmi, fr_flags, pfn, -1)
+
+
+@kernel
+def shared_mkwrite(S, ii, index, pfn, ppos, now):
+    """``page_mkwrite`` and dirtying for a store through a shared mapping. Returns (status, cost,
+    clock after any dirty throttling)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+    if fr_flags[pfn] & PG_mappedtodisk:
+        c = cfg[C_COST_MKWRITE]                  # its buffers are mapped already: base cost
+    else:
+        c = fs_write_begin(cfg, fs, ino, blk, ii, index, False)
+        if c < 0:
+            return SIGBUS, 0, now
+        fr_flags[pfn] |= PG_mappedtodisk
+    pt[ppos] |= _PAGE_RW | _PAGE_DIRTY
+    now += c
+    if account_page_dirtied(vmstat, fr_flags, fs, ino, ii, pfn, now) and not fr_flags[pfn] & PG_swapbacked:
+        now = balance_dirty_pages(S, now)
+    return OK, c, now
+
+
+@kernel
+def do_file_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, ppos, va, write, now):
+    """A fault on a non-present PTE of a file mapping. Returns (status, cost in ps from ``now``:
+    disk waits included)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+    index = pgoff + ((va - vstart) >> 12)
+    eof = (ino[I_SIZE, ii] + PAGE - 1) >> 12
+    if index >= eof:
+        return SIGBUS, 0
+    t = now
+    pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
+    if pfn < 0:
+        ra = max(1, cfg[C_READ_AHEAD])
+        first = max(0, index - ra // 2)
+        st, t = read_pages(S, ii, first, min(first + ra, eof), t)
+        if st < 0:
+            return -ENOMEM, t - now
+        vmstat[VS_PGMAJFAULT] += 1
+        task[T_MAJFLT, ti] += 1
+        pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
+    prot = leaf_prot(vm_flags)
+    shared = (vm_flags & VM_SHARED) != 0
+    if write and not shared:
+        # do_cow_fault: a private copy of the page
+        new = rmqueue(gs, cfg, fr32, fr_flags, fr_order, pb_mt, 0, MIGRATE_MOVABLE)
+        if new < 0:
+            return -ENOMEM, t - now
+        prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, new, 0, mm[MM_ANON, mmi], va >> 12)
+        fr32[FR_MAPCOUNT, new] = 1
+        pt[ppos] = prot | _PAGE_RW | _PAGE_DIRTY | (new << 12)
+        mm[MM_ANONPAGES, mmi] += 1
+        vmstat[VS_NR_ANON_PAGES] += 1
+        vmstat[VS_PGALLOC] += 1
+        return OK, t - now + cfg[C_COST_COPY_PAGE]
+    map_file_pte(vmstat, fr32, fr_flags, pt, mm, mmi, ppos, pfn, prot)
+    if write:
+        st, c, t = shared_mkwrite(S, ii, index, pfn, ppos, t)
+        if st != OK:
+            unmap_file_pte(vmstat, fr32, fr_flags, mm, mmi, pfn)
+            pt[ppos] = 0
+            return st, t - now
+        return OK, t - now
+    # do_fault_around: map the cached neighbours read-only as well
+    fa = max(1, cfg[C_FAULT_AROUND])
+    lo = max(va & ~(fa * PAGE - 1), vstart, va & ~((1 << 21) - 1))
+    hi = min((va & ~(fa * PAGE - 1)) + fa * PAGE, vend, (va & ~((1 << 21) - 1)) + (1 << 21))
+    base = ppos - ((va - lo) >> 12)
+    for k in range((hi - lo) >> 12):
+        q = base + k
+        if q == ppos or pt[q] != 0:
+            continue
+        j = pgoff + ((lo + k * PAGE - vstart) >> 12)
+        if j >= eof:
+            break
+        p = filemap_get_folio(pc, fr32, fr_idx, ii, j)
+        if p >= 0:
+            map_file_pte(vmstat, fr32, fr_flags, pt, mm, mmi, q, p, prot)
+    return OK, t - now
+
+
+@kernel
+def do_file_wp(S, mmi, vm_flags, vstart, pgoff, ii, ppos, va, now):
+    """A write to a page-cache page mapped read-only: ``wp_page_shared`` in a shared mapping, a
+    copy in a private one. Returns (status, cost in ps)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+    pte = pt[ppos]
+    pfn = (pte >> 12) & ((1 << 40) - 1)
+    if vm_flags & VM_SHARED:
+        index = pgoff + ((va - vstart) >> 12)
+        st, c, t = shared_mkwrite(S, ii, index, pfn, ppos, now)
+        if st != OK:
+            return st, 0
+        flush_tlb_page(cfg, tlb, pwc, mmi + 1, va)
+        return OK, t - now + cfg[C_COST_TLB_FLUSH]
+    new = rmqueue(gs, cfg, fr32, fr_flags, fr_order, pb_mt, 0, MIGRATE_MOVABLE)
+    if new < 0:
+        return -ENOMEM, 0
+    prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, new, 0, mm[MM_ANON, mmi], va >> 12)
+    fr32[FR_MAPCOUNT, new] = 1
+    mm[MM_ANONPAGES, mmi] += 1
+    vmstat[VS_NR_ANON_PAGES] += 1
+    vmstat[VS_PGALLOC] += 1
+    unmap_file_pte(vmstat, fr32, fr_flags, mm, mmi, pfn)
+    pt[ppos] = leaf_prot(vm_flags) | _PAGE_RW | _PAGE_DIRTY | (new << 12)
+    flush_tlb_page(cfg, tlb, pwc, mmi + 1, va)
+    return OK, cfg[C_COST_COPY_PAGE] + cfg[C_COST_TLB_FLUSH]
