@@ -301,7 +301,8 @@ def _op_strategy(mounts):
 @st.composite
 def _streams(draw):
     mounts = draw(st.sampled_from(MOUNT_SETS))
-    return mounts, draw(st.integers(1, 2)), _opening(mounts) + draw(st.lists(_op_strategy(mounts), max_size=40))
+    ops = draw(st.lists(_op_strategy(mounts), min_size=8, max_size=40))
+    return mounts, draw(st.integers(1, 2)), _opening(mounts) + ops
 
 
 @settings(max_examples=50, deadline=None, derandomize=True,
