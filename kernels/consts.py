@@ -332,7 +332,10 @@ FG_WMARK_HIGH = 7
 FG_SLAB = 8                  # reclaimable slab objects (dentries and inodes) cached
 FG_SLAB_MAX = 9              # objects a full cache holds (one dentry + inode per file)
 FG_NR_INODES = 10
-NR_FG = 11
+FG_NEED_PC = 11              # NEED_GROW from a file path: page-cache entries wanted in all
+FG_NEED_WB = 12              # ... writeback ring entries wanted in all
+FG_NEED_PT = 13              # ... free page-table pool slots wanted
+NR_FG = 14
 
 FALLOC_FL_KEEP_SIZE = 0x01
 FALLOC_FL_PUNCH_HOLE = 0x02

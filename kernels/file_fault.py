@@ -20,6 +20,13 @@ Mapped file pages count in ``MM_FILEPAGES`` (tmpfs: ``MM_SHMEMPAGES``), ``nr_map
 mapped at least once) and their frame's mapcount.
 """
 from .consts import (
+    VS_NR_DIRTY,
+    FG_NEED_PT,
+    FG_NEED_WB,
+    FG_NEED_PC,
+    FG_WB_TAIL,
+    FG_WB_HEAD,
+    FG_PC_USED,
     _PAGE_DIRTY,
     _PAGE_RW,
     C_COST_COPY_PAGE,
@@ -50,12 +57,29 @@ from .filemap import account_page_dirtied, filemap_get_folio
 from .fs import fs_write_begin
 from .huge_memory import leaf_prot, prep_anon_folio
 from .jit import kernel
+from .pagetable import pt_slots_available
 from .page_alloc import rmqueue
 from .page_writeback import balance_dirty_pages
 from .readahead import read_pages
 from .tlb import flush_tlb_page
 
 PAGE = 4096
+
+
+@kernel(inline="always")
+def file_room(fgs, pc, wbq, vmstat, pc_more, wb_more, pt_slots, gs):
+    """Room for ``pc_more`` page-cache entries, writeback of every dirty page plus ``wb_more``,
+    and ``pt_slots`` free page-table slots. If not, record what is needed (FG_NEED_*) for the
+    NEED_GROW that follows."""
+    need_pc = fgs[FG_PC_USED] + pc_more
+    need_wb = vmstat[VS_NR_DIRTY] + wb_more
+    ok = need_pc * 2 <= pc.shape[0] and need_wb <= wbq.shape[1] - (fgs[FG_WB_TAIL] - fgs[FG_WB_HEAD])
+    ok = ok and pt_slots_available(gs) >= pt_slots
+    if not ok:
+        fgs[FG_NEED_PC] = need_pc
+        fgs[FG_NEED_WB] = need_wb + (fgs[FG_WB_TAIL] - fgs[FG_WB_HEAD])
+        fgs[FG_NEED_PT] = pt_slots
+    return ok
 
 
 @kernel(inline="always")

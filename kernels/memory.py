@@ -7,10 +7,6 @@ from .borrow import borrow, prefetch
 from .compaction import alloc_thp
 from .consts import (
     FAULT_PC_RESERVE,
-    FG_PC_USED,
-    FG_WB_HEAD,
-    FG_WB_TAIL,
-    VS_NR_DIRTY,
     PG_anon,
     _PAGE_ACCESSED,
     _PAGE_DIRTY,
@@ -116,7 +112,7 @@ from .huge_memory import (
     split_huge_pmd,
     thp_vma_allowable,
 )
-from .file_fault import do_file_fault, do_file_wp, unmap_file_pte
+from .file_fault import do_file_fault, do_file_wp, file_room, unmap_file_pte
 from .jit import kernel
 from .mlock import mlock_folio, munlock_pte_page, munlock_thp
 from .mmap import range_has_vma, vma_lookup
@@ -333,9 +329,8 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
     if pt_slots_available(gs) < FAULT_RESERVE_TABLES:
         return NEED_GROW, 0
     vfile = vma[V_FILE, p]
-    if vfile >= 0 and ((S.fgs[FG_PC_USED] + FAULT_PC_RESERVE) * 2 > S.pc.shape[0]
-                       or S.wbq.shape[1] - (S.fgs[FG_WB_TAIL] - S.fgs[FG_WB_HEAD])
-                       < vmstat[VS_NR_DIRTY] + FAULT_PC_RESERVE):
+    if vfile >= 0 and not file_room(S.fgs, S.pc, S.wbq, vmstat, FAULT_PC_RESERVE,
+                                    FAULT_PC_RESERVE, 0, gs):
         return NEED_GROW, 0                      # the page cache or the writeback ring is full
     cost = cfg[C_COST_FAULT]
     if mm[MM_PGD, mmi] < 0:
@@ -741,7 +736,7 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
             st, fc = handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
                                      pt, pt_aux, mm, vma, tlb, pwc, mmi, va, write,
                                      S, ti, clock + cost)
-            if rec_fault:
+            if rec_fault and st != NEED_GROW:       # a fault that only asked for room reruns
                 ev_record(gs, ev, clock + cost, pid, OP_FAULT, va, st if st != SEGV else -EFAULT,
                           fc, fault_kind(cfg, pt, fr_idx, fr_flags, mm, mmi, va, st, lpos >= 0))
             cost += fc

@@ -54,7 +54,6 @@ from .consts import (
     FALLOC_FL_ZERO_RANGE,
     FG_NEXT_FLUSH,
     FG_NR_INODES,
-    FG_PC_USED,
     FG_SLAB,
     FG_WB_HEAD,
     FG_WB_TAIL,
@@ -105,6 +104,7 @@ from .filemap import (
     filemap_remove_page,
 )
 from .fs import fs_fallocate, fs_punch_blocks, fs_reads_zeros, fs_write_begin, has_blocks
+from .file_fault import file_room
 from .jit import kernel
 from .memory import zap_page_range
 from .tlb import flush_tlb_range
@@ -115,7 +115,6 @@ from .page_writeback import (
     balance_dirty_pages,
     flusher_run,
     wb_complete,
-    wb_room,
     write_inode_pages,
 )
 from .syscalls import op_begin, op_end
@@ -124,11 +123,6 @@ from .vmscan import alloc_page_reclaim, kswapd_catch_up
 
 PAGE = 4096
 DIRTY_RATELIMIT = 32         # pages a writer dirties between checks of the dirty limits
-
-
-@kernel(inline="always")
-def pc_room(fgs, pc, n):
-    return fgs[FG_PC_USED] + n <= pc.shape[0] >> 1
 
 
 @kernel
@@ -157,7 +151,7 @@ def sys_pread(S, ti, ii, pos, count):
     first = pos >> 12
     last = (end + PAGE - 1) >> 12
     mx = max(1, cfg[C_READ_AHEAD])
-    if not pc_room(fgs, pc, max(0, last - first) + mx) or wb_room(fgs, wbq) < vmstat[VS_NR_DIRTY]:
+    if not file_room(fgs, pc, wbq, vmstat, max(0, last - first) + mx, 0, 0, gs):
         return NEED_GROW, 0
     op_begin(task, cpus, ti)
     now = task[T_CLOCK, ti] + cfg[C_COST_SYSCALL]
@@ -209,7 +203,7 @@ def sys_pwrite(S, ti, ii, pos, count):
     first = pos >> 12
     last = (end + PAGE - 1) >> 12
     n = last - first
-    if not pc_room(fgs, pc, n) or wb_room(fgs, wbq) < vmstat[VS_NR_DIRTY] + n:
+    if not file_room(fgs, pc, wbq, vmstat, n, n, 0, gs):
         return NEED_GROW, 0
     op_begin(task, cpus, ti)
     now = task[T_CLOCK, ti] + cfg[C_COST_SYSCALL]
@@ -283,7 +277,7 @@ def sys_fsync(S, ti, ii):
     """fsync(2): write back the file's dirty pages and wait for all its writeback."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
-    if wb_room(fgs, wbq) < vmstat[VS_NR_DIRTY]:
+    if not file_room(fgs, pc, wbq, vmstat, 0, 0, 0, gs):
         return NEED_GROW, 0
     op_begin(task, cpus, ti)
     now = task[T_CLOCK, ti] + cfg[C_COST_SYSCALL]
@@ -305,7 +299,7 @@ def sys_sync(S, ti):
     own sync, at the machine's clock)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
-    if wb_room(fgs, wbq) < vmstat[VS_NR_DIRTY]:
+    if not file_room(fgs, pc, wbq, vmstat, 0, 0, 0, gs):
         return NEED_GROW, 0
     if ti >= 0:
         op_begin(task, cpus, ti)
@@ -425,7 +419,7 @@ def sys_fallocate(S, ti, ii, mode, offset, length):
         return -EINVAL, 0
     if t != FST_EXT4 and not (t == FST_TMPFS and mode & ~FALLOC_FL_KEEP_SIZE == 0):
         return -EOPNOTSUPP, 0
-    if t == FST_TMPFS and not pc_room(fgs, pc, last - first):
+    if t == FST_TMPFS and not file_room(fgs, pc, wbq, vmstat, last - first, 0, 0, gs):
         return NEED_GROW, 0
     op_begin(task, cpus, ti)
     now = task[T_CLOCK, ti] + cfg[C_COST_SYSCALL]
@@ -553,7 +547,7 @@ def catch_up(S, ti):
     """Background work up to task ``ti``'s clock (after it slept)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
-    if wbq.shape[1] - (fgs[FG_WB_TAIL] - fgs[FG_WB_HEAD]) < vmstat[VS_NR_DIRTY]:
+    if not file_room(fgs, pc, wbq, vmstat, 0, 0, 0, gs):
         return NEED_GROW, 0
     now = task[T_CLOCK, ti]
     background(S, now)

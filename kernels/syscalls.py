@@ -8,10 +8,6 @@ import numpy as np
 
 from .consts import (
     V_PGOFF,
-    VS_NR_DIRTY,
-    FG_WB_TAIL,
-    FG_WB_HEAD,
-    FG_PC_USED,
     FAULT_PC_RESERVE,
     MADV_WILLWRITE,
     EOVERFLOW,
@@ -100,6 +96,7 @@ from .consts import (
     VS_PGFAULT,
 )
 from .fork import copy_mm, exit_mmap
+from .file_fault import file_room
 from .filemap import filemap_get_folio
 from .jit import kernel
 from .memory import (
@@ -432,9 +429,8 @@ def madvise_willwrite(S, ti, mmi, addr, end):
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     npages = (end - addr) >> 12
-    if (fgs[FG_PC_USED] + npages + FAULT_PC_RESERVE) * 2 > pc.shape[0] or \
-            pt_slots_available(gs) < 2 * (npages >> 9) + FAULT_RESERVE_TABLES or \
-            wbq.shape[1] - (fgs[FG_WB_TAIL] - fgs[FG_WB_HEAD]) < vmstat[VS_NR_DIRTY] + npages:
+    if not file_room(fgs, pc, wbq, vmstat, npages + FAULT_PC_RESERVE, npages + FAULT_PC_RESERVE,
+                     2 * (npages >> 9) + 2 * FAULT_RESERVE_TABLES, gs):
         return NEED_GROW, 0                      # room for every page first: nothing is redone
     op_begin(task, cpus, ti)
     task[T_CLOCK, ti] += cfg[C_COST_SYSCALL]

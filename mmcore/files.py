@@ -104,28 +104,34 @@ class VFS:
             st, val = fn(self.m.state, *args)
             if st != K.NEED_GROW:
                 return int(st), int(val)
-            self._grow()
+            self.m._grow()
 
     def grow_if_needed(self, reserve: int) -> None:
-        """Room for ``reserve`` more page-cache entries and writeback of every dirty page plus
-        ``reserve`` (a fault asks for this before it changes anything)."""
+        """Room for what a kernel asked (``FG_NEED_PC``/``FG_NEED_WB``), and at least ``reserve``
+        more page-cache entries and writeback of every dirty page plus ``reserve``."""
         f = self.state
-        if (int(f.fgs[K.FG_PC_USED]) + reserve) * 2 > f.pc.shape[0] or \
-                f.wbq.shape[1] - int(f.fgs[K.FG_WB_TAIL] - f.fgs[K.FG_WB_HEAD]) < \
-                int(self.m.state.vmstat[K.VS_NR_DIRTY]) + reserve:
-            self._grow()
-
-    def _grow(self) -> None:
-        f = self.state
-        pc = np.full(f.pc.shape[0] * 2, -1, np.int32)
-        FM.pc_rehash(f.pc, pc, self.m.state.fr32, self.m.state.fr_idx)
-        cap = f.wbq.shape[1]
-        wbq = np.zeros((2, cap * 2), np.int64)
-        h, t = int(f.fgs[K.FG_WB_HEAD]), int(f.fgs[K.FG_WB_TAIL])
-        for k in range(h, t):                  # unwrap the ring into the new array, in order
-            wbq[:, k - h] = f.wbq[:, k % cap]
-        f.fgs[K.FG_WB_HEAD], f.fgs[K.FG_WB_TAIL] = 0, t - h
-        self.state = f._replace(pc=pc, wbq=wbq)
+        used = int(f.fgs[K.FG_PC_USED])
+        inflight = int(f.fgs[K.FG_WB_TAIL] - f.fgs[K.FG_WB_HEAD])
+        want_pc = max(used + reserve, int(f.fgs[K.FG_NEED_PC])) * 2
+        want_wb = max(inflight + int(self.m.state.vmstat[K.VS_NR_DIRTY]) + reserve,
+                      int(f.fgs[K.FG_NEED_WB]))
+        size = f.pc.shape[0]
+        while size < want_pc:
+            size *= 2
+        if size != f.pc.shape[0]:
+            pc = np.full(size, -1, np.int32)
+            FM.pc_rehash(f.pc, pc, f.fr32, f.fr_idx)
+            self.state = f = f._replace(pc=pc)
+        cap = new = f.wbq.shape[1]
+        while new < want_wb:
+            new *= 2
+        if new != cap:
+            wbq = np.zeros((2, new), np.int64)
+            h, t = int(f.fgs[K.FG_WB_HEAD]), int(f.fgs[K.FG_WB_TAIL])
+            idx = np.arange(h, t) % cap              # unwrap the ring, oldest first
+            wbq[:, :t - h] = f.wbq[:, idx]
+            f.fgs[K.FG_WB_HEAD], f.fgs[K.FG_WB_TAIL] = 0, t - h
+            self.state = f._replace(wbq=wbq)
 
     def _new_inode(self, fsi: int) -> int:
         f = self.state

@@ -127,21 +127,30 @@ class Machine:
         """Enlarge the page-table and VMA pools (a kernel returned NEED_GROW)."""
         s = self.state
         gs = s.gs
+        fgs = s.fgs
+        file_need = bool(fgs[K.FG_NEED_PC] or fgs[K.FG_NEED_WB] or fgs[K.FG_NEED_PT])
+        want_pt = max(64, int(fgs[K.FG_NEED_PT]))
         cap = int(gs[K.G_PT_CAP])
-        if gs[K.G_PT_NFREE] + cap - gs[K.G_PT_NEXT] < 64:
-            new = cap * 2
+        new = cap
+        while gs[K.G_PT_NFREE] + new - gs[K.G_PT_NEXT] < want_pt:
+            new *= 2
+        if new != cap:
             pt = np.zeros(new * K.PTRS_PER_TABLE, np.int64)
             pt[: s.pt.shape[0]] = s.pt
             aux = np.full((2, new), -1, np.int32)
             aux[:, :cap] = s.pt_aux
             gs[K.G_PT_CAP] = new
             s = s._replace(pt=pt, pt_aux=aux)
-        vcap = int(gs[K.G_VMA_CAP])
-        vma = np.zeros((K.NR_V_FIELDS, vcap * 2), np.int64)
-        vma[:, :vcap] = s.vma
-        gs[K.G_VMA_CAP] = vcap * 2
-        self.state = s._replace(vma=vma)
+        if not file_need:                 # the VMA pool (a VMA reservation asked)
+            vcap = int(gs[K.G_VMA_CAP])
+            vma = np.zeros((K.NR_V_FIELDS, vcap * 2), np.int64)
+            vma[:, :vcap] = s.vma
+            gs[K.G_VMA_CAP] = vcap * 2
+            s = s._replace(vma=vma)
+        self.state = s
         self.vfs.grow_if_needed(K.FAULT_PC_RESERVE)
+        fgs = self.state.fgs
+        fgs[K.FG_NEED_PC] = fgs[K.FG_NEED_WB] = fgs[K.FG_NEED_PT] = 0
 
     def _call(self, fn, *args):
         """Run an entry kernel, growing pools and re-entering until it stops asking."""

@@ -114,3 +114,75 @@ def drop_caches_cron(memory: str = "1GiB", files: int = 48, file_size: str = "8M
                      "disk_read_MiB": (m.fs_stats("/srv")["bytes_read"] - read0) / (1 << 20),
                      "pgpgin": vs["pgpgin"], "drops": vs["drop_pagecache"], "dmesg_lines": len(m.dmesg())})
     return rows
+
+
+WILLWRITE_VARIANTS = ("plain", "throwaway write", "MADV_WILLWRITE", "MADV_WILLWRITE full prep",
+                      "MADV_POPULATE_WRITE", "FALLOC_FL_WRITE_ZEROES")
+
+
+def willwrite_story(memory: str = "8GiB", file_size: str = "1GiB", mlock: bool = True,
+                    variants: tuple[str, ...] = WILLWRITE_VARIANTS, seed: int = 0) -> list[dict]:
+    """The MADV_WILLWRITE article's case: a file extended with fallocate(), mapped MAP_SHARED (and
+    mlocked, as the original workload was), then a time-sensitive phase that writes one byte to
+    every page. Each variant prepares the file differently before that phase:
+
+    - ``plain``: nothing;
+    - ``throwaway write``: write the whole file with write() and fsync it first (the workaround;
+      its disk bytes are counted);
+    - ``MADV_WILLWRITE``: the RFC (reserve and map buffers, nothing dirtied);
+    - ``MADV_WILLWRITE full prep``: the RFC's future work (pages mapped writable and dirty);
+    - ``MADV_POPULATE_WRITE``: mainline's answer since 5.14;
+    - ``FALLOC_FL_WRITE_ZEROES``: mainline's answer since 6.17 (the blocks are written zeroes).
+
+    Per-write latency is each page fault's latency (fault events) for writes that faulted, and
+    the configured access cost for the rest. Returns one row per variant: p50/p99/max write
+    latency, the phase's and the preparation's simulated time, the total including a final
+    fsync, the faults in the phase and the bytes written to disk.
+    """
+    from .kernels.consts import FALLOC_FL_WRITE_ZEROES, MADV_POPULATE_WRITE, MADV_WILLWRITE, MAP_SHARED
+    size = parse_size(file_size, "file_size")
+    rows = []
+    for v in variants:
+        if v not in WILLWRITE_VARIANTS:
+            raise ValueError(f"variants: {v!r} is not one of {list(WILLWRITE_VARIANTS)}")
+        cfg = Config(memory=memory, record_faults=True,
+                     willwrite_full_prep=v == "MADV_WILLWRITE full prep")
+        m = Machine(cfg, seed=seed)
+        m.mount("/db", "ext4", size=2 * size + (64 << 20))
+        t = m.spawn("db")
+        fd = t.open("/db/journal", os.O_CREAT | os.O_RDWR)
+        start = t.time_ns
+        written0 = m.fs_stats("/db")["bytes_written"]
+        t.fallocate(fd, FALLOC_FL_WRITE_ZEROES if v == "FALLOC_FL_WRITE_ZEROES" else 0, 0, size)
+        a = t.mmap(size, PROT_READ | PROT_WRITE, MAP_SHARED, fd=fd)
+        if mlock:
+            t.mlock(a, size)
+        if v == "throwaway write":
+            t.pwrite(fd, 0, size)
+            t.fsync(fd)
+        elif v.startswith("MADV_WILLWRITE"):
+            t.madvise(a, size, MADV_WILLWRITE)
+        elif v == "MADV_POPULATE_WRITE":
+            t.madvise(a, size, MADV_POPULATE_WRITE)
+        prep = t.time_ns - start
+        m.events()                                     # drop the preparation's fault records
+        m._ev_chunks.clear()
+        faults0 = t.counters()["min_flt"]
+        p0 = t.time_ns
+        t.touch(a, size, write=True)
+        phase = t.time_ns - p0
+        ev = m.events()
+        lat = ev["latency_ns"][ev["op"] == 0]
+        npages = size // 4096
+        access = cfg.costs.access_ns
+        all_lat = np.concatenate([lat.astype(np.float64), np.full(npages - len(lat), access)])
+        t.fsync(fd)
+        rows.append({"variant": v, "p50_us": float(np.percentile(all_lat, 50)) / 1e3,
+                     "p99_us": float(np.percentile(all_lat, 99)) / 1e3,
+                     "max_us": float(all_lat.max()) / 1e3,
+                     "phase_ms": phase / 1e6, "prep_ms": prep / 1e6,
+                     "total_ms": (t.time_ns - start) / 1e6,
+                     "phase_faults": t.counters()["min_flt"] - faults0,
+                     "disk_written_MiB": m.fs_stats("/db")["bytes_written"] / (1 << 20),
+                     "extra_disk_MiB": (m.fs_stats("/db")["bytes_written"] - written0 - size) / (1 << 20)})
+    return rows
