@@ -67,6 +67,7 @@ PG_swapbacked = 1 << 16      # tmpfs/ramfs page: cannot be read back from a disk
 PG_reclaim = 1 << 17         # reclaim wants it written and rotated to the inactive tail
 PG_unevictable = 1 << 18     # on the unevictable list (ramfs, mlocked)
 PG_mappedtodisk = 1 << 19    # its buffers map blocks already (write_begin/page_mkwrite done)
+PG_falloc_new = 1 << 20      # tmpfs: added by fallocate and not written yet (reads as a hole)
 
 # ---- LRU lists (include/linux/mmzone.h enum lru_list) and replacement policies ---------------
 LRU_INACTIVE_ANON = 0
@@ -309,7 +310,8 @@ I_ALIVE = 12
 I_RA_SIZE = 13               # current readahead window (pages)
 I_DCACHE = 14                # 1: its dentry and inode are in the (reclaimable slab) caches
 I_WB_NEXT = 15               # writeback_index: where the next cyclic writeback starts
-NR_I_FIELDS = 16
+I_PAGES_END = 16             # one past the highest page index ever cached (truncation scans to it)
+NR_I_FIELDS = 17
 
 BLK_HOLE = 0
 BLK_DELALLOC = 1             # reserved by ext4's delayed allocation, no block yet

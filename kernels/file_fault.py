@@ -43,6 +43,7 @@ from .consts import (
     MM_FILEPAGES,
     MM_SHMEMPAGES,
     OK,
+    PG_falloc_new,
     PG_mappedtodisk,
     PG_swapbacked,
     SIGBUS,
@@ -124,6 +125,7 @@ def shared_mkwrite(S, ii, index, pfn, ppos, now):
             return SIGBUS, 0, now
         fr_flags[pfn] |= PG_mappedtodisk
     pt[ppos] |= _PAGE_RW | _PAGE_DIRTY
+    fr_flags[pfn] &= ~PG_falloc_new
     now += c
     if account_page_dirtied(vmstat, fr_flags, fs, ino, ii, pfn, now) and not fr_flags[pfn] & PG_swapbacked:
         now = balance_dirty_pages(S, now)

@@ -26,6 +26,7 @@ from .consts import (
     I_FS,
     I_NRDIRTY,
     I_NRPAGES,
+    I_PAGES_END,
     PG_dirty,
     PG_head,
     PG_swapbacked,
@@ -197,6 +198,8 @@ def filemap_add_page(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs,
     filemap_insert(pc, fr32, fr_idx, pfn)
     fgs[FG_PC_USED] += 1
     ino[I_NRPAGES, ii] += 1
+    if index >= ino[I_PAGES_END, ii]:
+        ino[I_PAGES_END, ii] = index + 1
     vmstat[VS_NR_FILE_PAGES] += 1
     folio_add_lru(lru, fr32, fr_flags, fr_memcg[pfn], pfn, 1)
 

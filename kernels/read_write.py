@@ -22,6 +22,8 @@ completions, the flusher's wakeups and kswapd. Then:
   neither open nor cached.
 """
 from .consts import (
+    FS_BLOCKS,
+    BLK_HOLE,
     V_END,
     V_START,
     V_PGOFF,
@@ -37,6 +39,7 @@ from .consts import (
     C_COST_LOOKUP_HIT,
     C_COST_LOOKUP_MISS,
     C_COST_MKWRITE,
+    C_KERNEL,
     C_COST_PC_ALLOC,
     C_COST_PC_COPY,
     C_COST_RECLAIM_PAGE,
@@ -44,7 +47,6 @@ from .consts import (
     C_DIRTY_WB_PS,
     C_LRU_POLICY,
     C_READ_AHEAD,
-    EINVAL,
     ENOMEM,
     ENOSPC,
     EOPNOTSUPP,
@@ -76,8 +78,7 @@ from .consts import (
     I_FS,
     I_NRDIRTY,
     I_NRPAGES,
-    I_RA_NEXT,
-    I_RA_SIZE,
+    I_PAGES_END,
     I_REFS,
     I_SIZE,
     I_WB_DONE,
@@ -88,6 +89,7 @@ from .consts import (
     NEED_GROW,
     OK,
     PG_dirty,
+    PG_falloc_new,
     PG_mappedtodisk,
     PG_swapbacked,
     PG_writeback,
@@ -103,8 +105,10 @@ from .filemap import (
     filemap_get_folio,
     filemap_remove_page,
 )
-from .fs import fs_fallocate, fs_punch_blocks, fs_reads_zeros, fs_write_begin, has_blocks
+from .fs import fs_punch_blocks, fs_reads_zeros, fs_write_begin, has_blocks
 from .file_fault import file_room
+import numpy as np
+
 from .jit import kernel
 from .memory import zap_page_range
 from .tlb import flush_tlb_range
@@ -142,8 +146,9 @@ def arm_flusher(cfg, fgs, vmstat, now):
 
 
 @kernel
-def sys_pread(S, ti, ii, pos, count):
-    """pread(2) of [pos, pos + count): returns (status, bytes read)."""
+def sys_pread(S, ti, ii, pos, count, ra):
+    """pread(2) of [pos, pos + count) through the open file whose readahead state is ``ra``
+    (``file_ra_state``: [next index, window, prev_pos]): returns (status, bytes read)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     size = ino[I_SIZE, ii]
@@ -162,22 +167,46 @@ def sys_pread(S, ti, ii, pos, count):
         return OK, 0
     policy = cfg[C_LRU_POLICY]
     eof = (size + PAGE - 1) >> 12
+    t = fs[FS_TYPE, ino[I_FS, ii]]
+    # filemap_read marks the first folio unless the previous read on this file ended in it
+    # (6.x: pos_same_folio(pos, prev_pos - 1); before 5.x: it started where that one stopped)
+    prev = ra[2]
+    if cfg[C_KERNEL] >= 500:
+        skip = ((prev - 1) >> 12) == first
+    else:
+        skip = prev >= 0 and (prev >> 12) == first and (prev & 4095) == (pos & 4095)
     index = first
     while index < last:
         pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
+        if t == FST_TMPFS:
+            # shmem_file_read_iter: a hole (or a fallocated, never written page) reads as zeros
+            # without a page; a page is marked accessed when the read covers its first byte
+            if pfn >= 0 and not fr_flags[pfn] & PG_falloc_new and (index > first or pos & 4095 == 0):
+                folio_mark_accessed(policy, vmstat, lru, fr32, fr_flags, fr_memcg[pfn], pfn, 1)
+            now += cfg[C_COST_PC_COPY]
+            index += 1
+            continue
+        if pfn < 0 and t == FST_RAMFS:
+            st, now = read_pages(S, ii, index, index + 1, now)    # no readahead on ramfs
+            if st < 0:
+                task[T_CLOCK, ti] = now
+                op_end(gs, task, cpus, ti)
+                done = max(0, index * PAGE - pos)
+                return (OK, done) if done > 0 else (st, 0)
+            pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
         if pfn < 0:
-            prev_next = ino[I_RA_NEXT, ii]
+            prev_next = ra[0]
             req = last - index
             if index == 0 or index == prev_next or index + 1 == prev_next:
-                if ino[I_RA_SIZE, ii] > 0 and index == prev_next:
-                    window = get_next_ra_size(ino[I_RA_SIZE, ii], mx)
+                if ra[1] > 0 and index == prev_next:
+                    window = get_next_ra_size(ra[1], mx)
                 else:
                     window = get_init_ra_size(req, mx)
-                ino[I_RA_SIZE, ii] = window
+                ra[1] = window
                 window = max(window, min(req, mx))
             else:
                 window = min(req, mx)              # a small random read: as is
-                ino[I_RA_SIZE, ii] = 0
+                ra[1] = 0
             st, now = read_pages(S, ii, index, min(index + window, eof), now)
             if st < 0:
                 task[T_CLOCK, ti] = now
@@ -185,10 +214,12 @@ def sys_pread(S, ti, ii, pos, count):
                 done = max(0, index * PAGE - pos)
                 return (OK, done) if done > 0 else (st, 0)
             pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
-        folio_mark_accessed(policy, vmstat, lru, fr32, fr_flags, fr_memcg[pfn], pfn, 1)
+        if not (index == first and skip):
+            folio_mark_accessed(policy, vmstat, lru, fr32, fr_flags, fr_memcg[pfn], pfn, 1)
         now += cfg[C_COST_PC_COPY]
         index += 1
-    ino[I_RA_NEXT, ii] = last
+    ra[0] = last
+    ra[2] = end if cfg[C_KERNEL] >= 500 or end & 4095 else end - PAGE
     task[T_CLOCK, ti] = now
     op_end(gs, task, cpus, ti)
     return OK, end - pos
@@ -250,11 +281,16 @@ def sys_pwrite(S, ti, ii, pos, count):
             c = fs_write_begin(cfg, fs, ino, blk, ii, index, True)
             if c < 0:
                 err = c
+                if index * PAGE >= size and not fr_flags[pfn] & PG_dirty:
+                    drop_page(S, pfn)            # ext4_truncate_failed_write: nothing past EOF
                 break
             fr_flags[pfn] |= PG_mappedtodisk
         now += c + cfg[C_COST_PC_COPY]
         account_page_dirtied(vmstat, fr_flags, fs, ino, ii, pfn, now)
-        folio_mark_accessed(policy, vmstat, lru, fr32, fr_flags, fr_memcg[pfn], pfn, 1)
+        fr_flags[pfn] &= ~PG_falloc_new                   # written: no longer a fallocated page
+        if t == FST_TMPFS or cfg[C_KERNEL] < 407:
+            # shmem's write path marks the page accessed; generic writes stopped doing so in 4.7
+            folio_mark_accessed(policy, vmstat, lru, fr32, fr_flags, fr_memcg[pfn], pfn, 1)
         written += hi - lo
         if hi > size:
             size = hi
@@ -380,16 +416,17 @@ def truncate_range(S, ii, first, last, now):
 
 
 @kernel
-def sys_ftruncate(S, ti, ii, length):
-    """ftruncate(2): pages and blocks wholly beyond the new size go; a longer size adds a hole."""
+def sys_ftruncate(S, ti, ii, length, charge):
+    """ftruncate(2) (``charge`` 0: O_TRUNC inside open, no syscall of its own): when the size does
+    not grow, every page and block wholly beyond it goes, preallocated ones (fallocate KEEP_SIZE)
+    included, as ``ext4_setattr``/``shmem_setattr`` truncate; a longer size adds a hole."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     op_begin(task, cpus, ti)
-    now = task[T_CLOCK, ti] + cfg[C_COST_SYSCALL]
-    old = ino[I_SIZE, ii]
-    if length < old:
-        first = (length + PAGE - 1) >> 12
-        last = max((old + PAGE - 1) >> 12, ino[I_BLKCAP, ii])
+    now = task[T_CLOCK, ti] + (cfg[C_COST_SYSCALL] if charge else 0)
+    first = (length + PAGE - 1) >> 12
+    last = max((ino[I_SIZE, ii] + PAGE - 1) >> 12, ino[I_BLKCAP, ii], ino[I_PAGES_END, ii])
+    if length <= ino[I_SIZE, ii] and last > first:      # a size that grows keeps what lies beyond
         now = truncate_range(S, ii, first, last, now)
         if has_blocks(fs, ino, ii):
             fs_punch_blocks(fs, ino, blk, ii, first, last)
@@ -400,9 +437,51 @@ def sys_ftruncate(S, ti, ii, length):
 
 
 @kernel
+def ext4_alloc_unwritten(fs, ino, blk, ii, first, last, grow_to):
+    """``ext4_alloc_file_blocks``: holes in [first, last) become unwritten blocks in order (a
+    delalloc block's reservation becomes its allocation); on ENOSPC what was allocated stays. The
+    size (unless ``grow_to`` is -1) follows the blocks mapped so far. Returns 0 or -ENOSPC."""
+    f = ino[I_FS, ii]
+    base = ino[I_BLK, ii]
+    reached = last
+    st = OK
+    for i in range(first, last):
+        if blk[base + i] == BLK_HOLE:
+            if fs[FS_FREE, f] <= 0:
+                st = -ENOSPC
+                reached = i if i > first else -1
+                break
+            fs[FS_FREE, f] -= 1
+            blk[base + i] = BLK_UNWRITTEN
+    if grow_to >= 0 and reached >= 0:
+        ino[I_SIZE, ii] = max(ino[I_SIZE, ii], min(grow_to, reached * PAGE))
+    return st
+
+
+@kernel
+def falloc_mode_check(mode):
+    """``vfs_fallocate``'s mode checks: -EOPNOTSUPP or 0 (before any access check)."""
+    known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE | FALLOC_FL_WRITE_ZEROES
+    if mode & ~known:
+        return -EOPNOTSUPP
+    m = mode & ~FALLOC_FL_KEEP_SIZE
+    if m != 0 and m != FALLOC_FL_PUNCH_HOLE and m != FALLOC_FL_ZERO_RANGE and \
+            m != FALLOC_FL_WRITE_ZEROES:
+        return -EOPNOTSUPP                       # one mode at a time
+    if m == FALLOC_FL_PUNCH_HOLE and not mode & FALLOC_FL_KEEP_SIZE:
+        return -EOPNOTSUPP
+    if m == FALLOC_FL_WRITE_ZEROES and mode & FALLOC_FL_KEEP_SIZE:
+        return -EOPNOTSUPP
+    return 0
+
+
+@kernel
 def sys_fallocate(S, ti, ii, mode, offset, length):
-    """fallocate(2) on ext4 (allocate, KEEP_SIZE, PUNCH_HOLE, ZERO_RANGE, WRITE_ZEROES); tmpfs
-    allocates pages; other filesystems give EOPNOTSUPP."""
+    """fallocate(2) (``vfs_fallocate``, then ext4's or shmem's): ext4 allocates unwritten
+    extents (on ENOSPC what was allocated stays, and the size grows to cover it), punches holes,
+    zeroes a range (its interior becomes unwritten, pages dropped) and, from 6.17, writes zeroes
+    (every block of the range written by the device); tmpfs allocates pages (undone on ENOSPC)
+    and punches; other filesystems give EOPNOTSUPP. Partial edge pages are not zeroed."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     f = ino[I_FS, ii]
@@ -410,61 +489,81 @@ def sys_fallocate(S, ti, ii, mode, offset, length):
     end = offset + length
     first = offset >> 12
     last = (end + PAGE - 1) >> 12
-    known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE | FALLOC_FL_WRITE_ZEROES
-    if mode & ~known:
-        return -EOPNOTSUPP, 0
-    if mode & FALLOC_FL_PUNCH_HOLE and not mode & FALLOC_FL_KEEP_SIZE:
-        return -EOPNOTSUPP, 0
-    if (mode & FALLOC_FL_WRITE_ZEROES) and mode != FALLOC_FL_WRITE_ZEROES:
-        return -EINVAL, 0
-    if t != FST_EXT4 and not (t == FST_TMPFS and mode & ~FALLOC_FL_KEEP_SIZE == 0):
+    inner_first = (offset + PAGE - 1) >> 12
+    inner_last = end >> 12
+    m = mode & ~FALLOC_FL_KEEP_SIZE
+    if t != FST_EXT4 and not (t == FST_TMPFS and (m == 0 or m == FALLOC_FL_PUNCH_HOLE)):
         return -EOPNOTSUPP, 0
     if t == FST_TMPFS and not file_room(fgs, pc, wbq, vmstat, last - first, 0, 0, gs):
         return NEED_GROW, 0
     op_begin(task, cpus, ti)
     now = task[T_CLOCK, ti] + cfg[C_COST_SYSCALL]
     st = OK
-    if t == FST_TMPFS:
-        for index in range(first, last):
-            if filemap_get_folio(pc, fr32, fr_idx, ii, index) >= 0:
-                continue
-            if fs[FS_FREE, f] <= 0:
-                st = -ENOSPC
-                break
-            pfn, c = alloc_page_reclaim(S, now)
-            now += c + cfg[C_COST_PC_ALLOC] + cfg[C_COST_CLEAR_PAGE]
-            if pfn < 0:
-                st = -ENOMEM
-                break
-            filemap_add_page(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs,
-                             ino, ii, index, pfn)
-    elif mode & FALLOC_FL_PUNCH_HOLE:
-        inner_first = (offset + PAGE - 1) >> 12
-        inner_last = end >> 12
+    keep = (mode & FALLOC_FL_KEEP_SIZE) != 0
+    if m == FALLOC_FL_PUNCH_HOLE:
         if inner_last > inner_first:
             now = truncate_range(S, ii, inner_first, inner_last, now)
-            fs_punch_blocks(fs, ino, blk, ii, inner_first, inner_last)
-    elif mode & FALLOC_FL_ZERO_RANGE:
-        now = truncate_range(S, ii, first, last, now)
-        fs_punch_blocks(fs, ino, blk, ii, first, last)
-        st = fs_fallocate(fs, ino, blk, ii, first, last)
-    else:
-        st = fs_fallocate(fs, ino, blk, ii, first, last)
-        if st == OK and mode & FALLOC_FL_WRITE_ZEROES:
-            # the device writes zeroes over the range; the blocks become written extents
+            if t == FST_EXT4:
+                fs_punch_blocks(fs, ino, blk, ii, inner_first, inner_last)
+    elif t == FST_TMPFS:
+        # shmem_fallocate: a page for every index of the range, all or nothing
+        if last - first > fs[FS_BLOCKS, f]:
+            st = -ENOSPC                          # "avoid a swapstorm if len is impossible"
+        else:
+            added = 0
+            new_pages = np.empty(last - first, np.int64)
+            for index in range(first, last):
+                pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
+                if pfn >= 0:
+                    fr_flags[pfn] &= ~PG_falloc_new
+                    continue
+                if fs[FS_FREE, f] <= 0:
+                    st = -ENOSPC
+                    break
+                pfn, c = alloc_page_reclaim(S, now)
+                now += c + cfg[C_COST_PC_ALLOC] + cfg[C_COST_CLEAR_PAGE]
+                if pfn < 0:
+                    st = -ENOMEM
+                    break
+                filemap_add_page(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs,
+                                 ino, ii, index, pfn)
+                fr_flags[pfn] |= PG_falloc_new    # not uptodate until written
+                new_pages[added] = pfn
+                added += 1
+            if st != OK:
+                for k in range(added):            # shmem_undo_range
+                    drop_page(S, new_pages[k])
+            elif not keep and end > ino[I_SIZE, ii]:
+                ino[I_SIZE, ii] = end
+    elif m == FALLOC_FL_ZERO_RANGE or m == FALLOC_FL_WRITE_ZEROES:
+        # ext4_zero_range: unaligned edges preallocated (unwritten); the interior's pages go and
+        # its blocks become unwritten (ZERO_RANGE) or are zeroed by the device (WRITE_ZEROES)
+        zeroes = m == FALLOC_FL_WRITE_ZEROES
+        grow_to = -1 if keep or end <= ino[I_SIZE, ii] else end
+        if offset & 4095 or end & 4095:
+            st = ext4_alloc_unwritten(fs, ino, blk, ii, first, last, grow_to)
+        if st == OK and inner_last > inner_first:
+            now = truncate_range(S, ii, inner_first, inner_last, now)
             base = ino[I_BLK, ii]
             nz = 0
-            for i in range(first, last):
-                if blk[base + i] == BLK_UNWRITTEN:
-                    blk[base + i] = BLK_WRITTEN
-                    nz += 1
-            if nz:
+            for i in range(inner_first, inner_last):
+                if blk[base + i] == BLK_HOLE:
+                    if fs[FS_FREE, f] <= 0:
+                        st = -ENOSPC
+                        break
+                    fs[FS_FREE, f] -= 1
+                blk[base + i] = BLK_WRITTEN if zeroes else BLK_UNWRITTEN
+                nz += 1
+            if zeroes and nz > 0:
                 start = max(now, fs[FS_DISK_FREE_AT, f])
                 now = start + fs[FS_WR_LAT, f] + nz * fs[FS_WR_PAGE, f]
                 fs[FS_DISK_FREE_AT, f] = now
                 fs[FS_BYTES_WRITTEN, f] += nz * PAGE
-    if st == OK and not mode & FALLOC_FL_KEEP_SIZE and end > ino[I_SIZE, ii]:
-        ino[I_SIZE, ii] = end
+            if (st == OK or nz > 0) and grow_to >= 0:
+                reached = last if st == OK else inner_first + nz
+                ino[I_SIZE, ii] = max(ino[I_SIZE, ii], min(grow_to, reached * PAGE))
+    else:
+        st = ext4_alloc_unwritten(fs, ino, blk, ii, first, last, -1 if keep else end)
     task[T_CLOCK, ti] = now
     op_end(gs, task, cpus, ti)
     return st, 0
@@ -475,7 +574,7 @@ def file_release(S, ii):
     """The last reference to an unlinked inode went: free its pages, blocks and caches."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
-    last = max((ino[I_SIZE, ii] + PAGE - 1) >> 12, ino[I_BLKCAP, ii])
+    last = max((ino[I_SIZE, ii] + PAGE - 1) >> 12, ino[I_BLKCAP, ii], ino[I_PAGES_END, ii])
     now = ino[I_WB_DONE, ii]
     truncate_range(S, ii, 0, last, max(now, gs[G_NOW]))
     if has_blocks(fs, ino, ii):
@@ -533,7 +632,8 @@ def drop_caches(S, ti, value):
         now += dropped * cfg[C_COST_RECLAIM_PAGE]
     if value & 2:
         for i in range(fgs[FG_NR_INODES]):
-            if ino[I_ALIVE, i] and ino[I_DCACHE, i] and ino[I_REFS, i] == 0 and ino[I_NRPAGES, i] == 0:
+            if ino[I_ALIVE, i] and ino[I_DCACHE, i] and ino[I_REFS, i] == 0 and \
+                    ino[I_NRPAGES, i] == 0 and has_blocks(fs, ino, i):   # tmpfs/ramfs: pinned
                 ino[I_DCACHE, i] = 0
                 fgs[FG_SLAB] -= 1
         vmstat[VS_DROP_SLAB] += 1

@@ -31,6 +31,7 @@ from .consts import (
     VS_ALLOCSTALL_NORMAL,
     VS_NR_DIRTY,
     VS_PAGEOUTRUN,
+    VS_PGALLOC,
     VS_PGSCAN_DIRECT,
     VS_PGSCAN_FILE,
     VS_PGSCAN_KSWAPD,
@@ -120,6 +121,7 @@ def alloc_page_reclaim(S, now):
         if gs[G_NR_FREE] > fgs[FG_WMARK_MIN] or attempt == 3:
             pfn = rmqueue(gs, cfg, fr32, fr_flags, fr_order, pb_mt, 0, MIGRATE_MOVABLE)
             if pfn >= 0:
+                vmstat[VS_PGALLOC] += 1
                 return pfn, cost
         vmstat[VS_ALLOCSTALL_NORMAL] += 1
         got = shrink_node(S, SWAP_CLUSTER_MAX, False)

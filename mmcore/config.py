@@ -244,8 +244,8 @@ class Config:
             raise ConfigError(f"lru_policy: expected one of {list(K.POLICY_NAMES)}, got {self.lru_policy!r}")
         _check_int("dirty_background_ratio", self.dirty_background_ratio, 0, 100)
         _check_int("dirty_ratio", self.dirty_ratio, 1, 100)
-        _check_int("dirty_expire_centisecs", self.dirty_expire_centisecs, 0, 1 << 31)
-        _check_int("dirty_writeback_centisecs", self.dirty_writeback_centisecs, 1, 1 << 31)
+        _check_int("dirty_expire_centisecs", self.dirty_expire_centisecs, 0, (1 << 31) - 1)
+        _check_int("dirty_writeback_centisecs", self.dirty_writeback_centisecs, 1, (1 << 31) - 1)
         if self.min_free_kbytes is not None:
             _check_int("min_free_kbytes", self.min_free_kbytes, 128, self.memory_bytes >> 11)
         _check_int("watermark_scale_factor", self.watermark_scale_factor, 1, 3000)
@@ -311,8 +311,8 @@ class Config:
         c[K.C_LRU_POLICY] = K.POLICY_NAMES.index(self.lru_policy)
         c[K.C_DIRTY_BG_RATIO] = self.dirty_background_ratio
         c[K.C_DIRTY_RATIO] = self.dirty_ratio
-        c[K.C_DIRTY_EXPIRE_PS] = self.dirty_expire_centisecs * 10_000_000_000
-        c[K.C_DIRTY_WB_PS] = self.dirty_writeback_centisecs * 10_000_000_000
+        c[K.C_DIRTY_EXPIRE_PS] = min(self.dirty_expire_centisecs * 10_000_000_000, 1 << 62)
+        c[K.C_DIRTY_WB_PS] = min(self.dirty_writeback_centisecs * 10_000_000_000, 1 << 62)
         c[K.C_FAULT_AROUND] = self.fault_around_bytes >> 12
         c[K.C_READ_AHEAD] = self.read_ahead_kb >> 2
         c[K.C_WILLWRITE] = (K.WW_COW_AHEAD if self.willwrite_cow_ahead else 0) | (

@@ -54,10 +54,13 @@ def _oserror(code: int, what: str) -> OSError:
 
 
 class OpenFile:
-    __slots__ = ("ino", "flags", "path")
+    """An open file description: its inode, flags, path and readahead state (``file_ra_state``:
+    next index, window, prev_pos; shared by the descriptors fork copies, as in Linux)."""
+    __slots__ = ("ino", "flags", "path", "ra")
 
     def __init__(self, ino: int, flags: int, path: str):
         self.ino, self.flags, self.path = ino, flags, path
+        self.ra = np.array([0, 0, -1], np.int64)
 
 
 class VFS:
@@ -278,8 +281,9 @@ class VFS:
     def lru_pages(self, li: int) -> int:
         return int(self.state.lru[K.LV_PAGES + li].sum())
 
-    def slab_kb(self) -> int:
-        return int(self.state.fgs[K.FG_SLAB]) * SLAB_BYTES_PER_FILE // 1024
+    def slab_pages(self) -> int:
+        """Pages the reclaimable slab (cached dentries and inodes) occupies."""
+        return (int(self.state.fgs[K.FG_SLAB]) * SLAB_BYTES_PER_FILE + 4095) // 4096
 
     def fs_stats(self, path: str) -> dict[str, int]:
         """A mounted filesystem's block counts and its disk's traffic (statfs plus diskstats)."""

@@ -400,7 +400,7 @@ class Machine:
         v = self.vfs
         d["nr_inactive_file"] = v.lru_pages(K.LRU_INACTIVE_FILE)
         d["nr_active_file"] = v.lru_pages(K.LRU_ACTIVE_FILE)
-        d["nr_slab_reclaimable"] = (v.slab_kb() + 3) // 4
+        d["nr_slab_reclaimable"] = v.slab_pages()
         return d
 
     def buddyinfo(self) -> list[int]:
@@ -422,7 +422,7 @@ class Machine:
         free = int(self.state.gs[K.G_NR_FREE])
         file_lru = fs.lru_pages(K.LRU_INACTIVE_FILE) + fs.lru_pages(K.LRU_ACTIVE_FILE)
         low = int(fs.state.fgs[K.FG_WMARK_LOW])
-        slab = (fs.slab_kb() + 3) // 4
+        slab = fs.slab_pages()
         # si_mem_available: free above the reserve, plus the file LRU and reclaimable slab that
         # can go without dropping below the low watermark
         avail = max(0, free - int(fs.state.fgs[K.FG_WMARK_HIGH]) + file_lru - min(file_lru // 2, low)
@@ -441,8 +441,8 @@ class Machine:
             "AnonPages": int(v[K.VS_NR_ANON_PAGES]) * 4,
             "Mapped": int(v[K.VS_NR_MAPPED]) * 4,
             "Shmem": int(v[K.VS_NR_SHMEM]) * 4,
-            "KReclaimable": fs.slab_kb(),
-            "SReclaimable": fs.slab_kb(),
+            "KReclaimable": slab * 4,
+            "SReclaimable": slab * 4,
             "PageTables": int(v[K.VS_NR_PAGE_TABLE_PAGES]) * 4,
             "Mlocked": int(v[K.VS_NR_MLOCK]) * 4,
             "SwapTotal": 0,
@@ -751,11 +751,14 @@ class Task:
             ii = vfs._new_inode(fsi)
             vfs.paths[norm] = ii
             vfs.inode_paths[ii] = norm
+            created = True
         elif flags & os.O_CREAT and flags & os.O_EXCL:
             raise _oserror(_errno.EEXIST, f"open {path}")
+        else:
+            created = False
         vfs.call(RW.file_lookup, self._ti, ii)
-        if flags & os.O_TRUNC and flags & (os.O_WRONLY | os.O_RDWR):
-            vfs.call(RW.sys_ftruncate, self._ti, ii, 0)
+        if flags & os.O_TRUNC and not created:
+            vfs.call(RW.sys_ftruncate, self._ti, ii, 0, 0)       # do_open: within this call
         table = vfs.fdtable(self._tgid)
         fd = 3
         while fd in table:
@@ -769,6 +772,7 @@ class Task:
         self._alive()
         self._fd(fd, "close")
         of = self.machine.vfs.fdtable(self._tgid).pop(int(fd))
+        self.machine._call(S_.charge_syscall, self._ti, False)
         self.machine.vfs.release(of.ino)
 
     def pread(self, fd: int, offset: int, length: int) -> int:
@@ -778,7 +782,7 @@ class Task:
         of = self._file(fd, "pread")
         offset = _check_int("offset", offset, 0, 1 << 62)
         length = _check_int("length", length, 0, 1 << 40)
-        st, n = self.machine.vfs.call(RW.sys_pread, self._ti, of.ino, offset, length)
+        st, n = self.machine.vfs.call(RW.sys_pread, self._ti, of.ino, offset, length, of.ra)
         if st < 0:
             raise _oserror(-st, "pread")
         return n
@@ -794,6 +798,7 @@ class Task:
         if of.flags & os.O_APPEND:
             offset = int(vfs.state.ino[K.I_SIZE, of.ino])
         if length == 0:
+            self.machine._call(S_.charge_syscall, self._ti, False)
             return 0
         fsi = int(vfs.state.ino[K.I_FS, of.ino])
         nblocks = int(vfs.state.fs[K.FS_BLOCKS, fsi])
@@ -824,24 +829,29 @@ class Task:
 
     def ftruncate(self, fd: int, length: int) -> None:
         self._alive()
-        of = self._file(fd, "ftruncate", write=True)
+        of = self._fd(fd, "ftruncate")
         length = _check_int("length", length, 0, 1 << 44)
+        if of.flags & (os.O_RDONLY | os.O_WRONLY | os.O_RDWR) == os.O_RDONLY:
+            raise _oserror(_errno.EINVAL, "ftruncate")             # do_ftruncate: not writable
         vfs = self.machine.vfs
         if vfs.state.fs[K.FS_TYPE, int(vfs.state.ino[K.I_FS, of.ino])] in (K.FST_EXT4, K.FST_EXT2):
             vfs.ensure_blocks(of.ino, (length + 4095) // 4096)    # every page in EOF has a state
-        vfs.call(RW.sys_ftruncate, self._ti, of.ino, length)
+        vfs.call(RW.sys_ftruncate, self._ti, of.ino, length, 1)
 
     def fallocate(self, fd: int, mode: int, offset: int, length: int) -> None:
         """fallocate(2): mode 0 or FALLOC_FL_KEEP_SIZE allocate unwritten extents (ext4) or pages
         (tmpfs); FALLOC_FL_PUNCH_HOLE | KEEP_SIZE, FALLOC_FL_ZERO_RANGE and (kernel 6.17+)
         FALLOC_FL_WRITE_ZEROES as in ext4."""
         self._alive()
-        of = self._file(fd, "fallocate", write=True)
         mode = _check_int("mode", mode, 0, (1 << 31) - 1)
         offset = _check_int("offset", offset, 0, 1 << 44)
         length = _check_int("length", length, 0, 1 << 44)
+        self._fd(fd, "fallocate")
         if length == 0:
             raise _oserror(_errno.EINVAL, "fallocate")
+        if RW.falloc_mode_check(mode) < 0:                    # vfs_fallocate: modes first,
+            raise _oserror(_errno.EOPNOTSUPP, "fallocate")
+        of = self._file(fd, "fallocate", write=True)          # then the access mode
         if mode & K.FALLOC_FL_WRITE_ZEROES and self.machine.config.profile.version < 617:
             raise _oserror(_errno.EOPNOTSUPP, "fallocate (FALLOC_FL_WRITE_ZEROES is 6.17+)")
         vfs = self.machine.vfs
@@ -903,14 +913,14 @@ class Task:
             return
         knobs = {"vm.dirty_ratio": (K.C_DIRTY_RATIO, 1, 100, 1),
                  "vm.dirty_background_ratio": (K.C_DIRTY_BG_RATIO, 0, 100, 1),
-                 "vm.dirty_expire_centisecs": (K.C_DIRTY_EXPIRE_PS, 0, 1 << 31, 10_000_000_000),
-                 "vm.dirty_writeback_centisecs": (K.C_DIRTY_WB_PS, 1, 1 << 31, 10_000_000_000)}
+                 "vm.dirty_expire_centisecs": (K.C_DIRTY_EXPIRE_PS, 0, (1 << 31) - 1, 10_000_000_000),
+                 "vm.dirty_writeback_centisecs": (K.C_DIRTY_WB_PS, 1, (1 << 31) - 1, 10_000_000_000)}
         if key not in knobs:
             raise _oserror(_errno.ENOENT, f"/proc/sys/{key.replace('.', '/')}")
         idx, lo, hi, scale = knobs[key]
         if not lo <= v <= hi:
             raise _oserror(_errno.EINVAL, f"write {value!r} to {name}")
-        m.state.cfg[idx] = v * scale
+        m.state.cfg[idx] = min(v * scale, 1 << 62)          # beyond that: never, in ps
         setattr(m.config, key.removeprefix("vm."), v)
 
     # ---- memory accesses -----------------------------------------------------------------------
