@@ -16,6 +16,8 @@ writeback until pages submitted before it to a slower disk complete.
   dirty threshold it waits for writeback to bring Dirty + Writeback back under it. Thresholds are
   ``global_dirty_limits``: the ratios of dirtyable memory (free pages plus the file LRU).
 """
+import numpy as np
+
 from .consts import (
     _PAGE_PRESENT,
     _PAGE_DIRTY,
@@ -127,31 +129,50 @@ def _lru_add_tail(lru, links, lv, li, pfn):
 
 
 @kernel
-def folio_mkclean(S, ii, index):
-    """Write-protect (and clean) every PTE that maps page ``index`` of inode ``ii`` through a
-    shared mapping, so the next store faults and dirties the page again (``folio_mkclean``, via
-    the file's mappings: every VMA of every address space that maps the page)."""
-    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+def inode_vmas(gs, mm, vma, ii, shared_only):
+    """The file's mappings (``i_mmap``): (mm index, VMA pool index) of every VMA of every live
+    address space with page tables that maps inode ``ii`` (only shared ones with
+    ``shared_only``), as the two rows of an array."""
+    n = 0
+    for mmi in range(gs[G_NR_MM]):
+        if mm[MM_USERS, mmi] > 0 and mm[MM_PGD, mmi] >= 0:
+            n += mm[MM_VCOUNT, mmi]
+    out = np.empty((2, n), np.int64)
+    k = 0
     for mmi in range(gs[G_NR_MM]):
         if mm[MM_USERS, mmi] <= 0 or mm[MM_PGD, mmi] < 0:
             continue
         b = mm[MM_VBASE, mmi]
-        for k in range(mm[MM_VCOUNT, mmi]):
-            p = b + k
-            if vma[V_FILE, p] != ii or not vma[V_FLAGS, p] & VM_SHARED:
-                continue
-            off = index - vma[V_PGOFF, p]
-            va = vma[V_START, p] + (off << 12)
-            if off < 0 or va >= vma[V_END, p]:
-                continue
-            pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, mmi], va)
-            if pos < 0 or (pt[pos] & _PAGE_PRESENT) == 0:
-                continue
-            q = pte_lookup(pt, fr_idx, pt[pos], va)
-            if pt[q] & _PAGE_RW:
-                pt[q] &= ~(_PAGE_RW | _PAGE_DIRTY)
-                flush_tlb_page(cfg, tlb, pwc, mmi + 1, va)
+        for q in range(mm[MM_VCOUNT, mmi]):
+            p = b + q
+            if vma[V_FILE, p] == ii and (not shared_only or vma[V_FLAGS, p] & VM_SHARED):
+                out[0, k] = mmi
+                out[1, k] = p
+                k += 1
+    return out[:, :k]
+
+
+@kernel
+def folio_mkclean(S, ii, index):
+    """Write-protect (and clean) every PTE that maps page ``index`` of inode ``ii`` through a
+    shared mapping, so the next store faults and dirties the page again (``folio_mkclean``, via
+    the file's mappings)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+    where = inode_vmas(gs, mm, vma, ii, True)
+    for k in range(where.shape[1]):
+        mmi, p = where[0, k], where[1, k]
+        off = index - vma[V_PGOFF, p]
+        va = vma[V_START, p] + (off << 12)
+        if off < 0 or va >= vma[V_END, p]:
+            continue
+        pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, mmi], va)
+        if pos < 0 or (pt[pos] & _PAGE_PRESENT) == 0:
+            continue
+        q = pte_lookup(pt, fr_idx, pt[pos], va)
+        if pt[q] & _PAGE_RW:
+            pt[q] &= ~(_PAGE_RW | _PAGE_DIRTY)
+            flush_tlb_page(cfg, tlb, pwc, mmi + 1, va)
 
 
 @kernel

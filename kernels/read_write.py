@@ -27,12 +27,6 @@ from .consts import (
     V_END,
     V_START,
     V_PGOFF,
-    V_FILE,
-    MM_VCOUNT,
-    MM_VBASE,
-    MM_PGD,
-    MM_USERS,
-    G_NR_MM,
     BLK_UNWRITTEN,
     BLK_WRITTEN,
     C_COST_CLEAR_PAGE,
@@ -114,6 +108,7 @@ from .memory import zap_page_range
 from .tlb import flush_tlb_range
 from .lru import folio_mark_accessed
 from .page_writeback import (
+    inode_vmas,
     ALL,
     NEVER,
     balance_dirty_pages,
@@ -186,18 +181,12 @@ def sys_pread(S, ti, ii, pos, count, ra):
             now += cfg[C_COST_PC_COPY]
             index += 1
             continue
-        if pfn < 0 and t == FST_RAMFS:
-            st, now = read_pages(S, ii, index, index + 1, now)    # no readahead on ramfs
-            if st < 0:
-                task[T_CLOCK, ti] = now
-                op_end(gs, task, cpus, ti)
-                done = max(0, index * PAGE - pos)
-                return (OK, done) if done > 0 else (st, 0)
-            pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
         if pfn < 0:
             prev_next = ra[0]
             req = last - index
-            if index == 0 or index == prev_next or index + 1 == prev_next:
+            if t == FST_RAMFS:
+                window = 1                         # ramfs has no readahead: one page a miss
+            elif index == 0 or index == prev_next or index + 1 == prev_next:
                 if ra[1] > 0 and index == prev_next:
                     window = get_next_ra_size(ra[1], mx)
                 else:
@@ -373,22 +362,16 @@ def unmap_mapping_pages(S, ii, first, last):
     every address space (``unmap_mapping_pages`` with even_cows, as truncation does)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
-    for mmi in range(gs[G_NR_MM]):
-        if mm[MM_USERS, mmi] <= 0 or mm[MM_PGD, mmi] < 0:
-            continue
-        b = mm[MM_VBASE, mmi]
-        for k in range(mm[MM_VCOUNT, mmi]):
-            p = b + k
-            if vma[V_FILE, p] != ii:
-                continue
-            s0 = vma[V_START, p]
-            pg = vma[V_PGOFF, p]
-            lo = max(s0, s0 + ((first - pg) << 12))
-            hi = min(vma[V_END, p], s0 + ((last - pg) << 12))
-            if lo < hi:
-                if zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
-                                  pt_aux, mm, mmi, lo, hi) > 0:
-                    flush_tlb_range(cfg, tlb, pwc, mmi + 1, lo, hi)
+    where = inode_vmas(gs, mm, vma, ii, False)
+    for k in range(where.shape[1]):
+        mmi, p = where[0, k], where[1, k]
+        s0 = vma[V_START, p]
+        pg = vma[V_PGOFF, p]
+        lo = max(s0, s0 + ((first - pg) << 12))
+        hi = min(vma[V_END, p], s0 + ((last - pg) << 12))
+        if lo < hi and zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
+                                      pt_aux, mm, mmi, lo, hi) > 0:
+            flush_tlb_range(cfg, tlb, pwc, mmi + 1, lo, hi)
 
 
 @kernel
