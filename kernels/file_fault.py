@@ -40,8 +40,6 @@ from .consts import (
     MIGRATE_MOVABLE,
     MM_ANON,
     MM_ANONPAGES,
-    MM_FILEPAGES,
-    MM_SHMEMPAGES,
     OK,
     PG_falloc_new,
     PG_mappedtodisk,
@@ -50,11 +48,10 @@ from .consts import (
     T_MAJFLT,
     VM_SHARED,
     VS_NR_ANON_PAGES,
-    VS_NR_MAPPED,
     VS_PGALLOC,
     VS_PGMAJFAULT,
 )
-from .filemap import account_page_dirtied, filemap_get_folio
+from .filemap import account_page_dirtied, filemap_get_folio, map_file_pte, unmap_file_pte
 from .fs import fs_write_begin
 from .huge_memory import leaf_prot, prep_anon_folio
 from .jit import kernel
@@ -81,34 +78,6 @@ def file_room(fgs, pc, wbq, vmstat, pc_more, wb_more, pt_slots, gs):
         fgs[FG_NEED_WB] = need_wb + (fgs[FG_WB_TAIL] - fgs[FG_WB_HEAD])
         fgs[FG_NEED_PT] = pt_slots
     return ok
-
-
-@kernel(inline="always")
-def file_rss(mm, mmi, fr_flags, pfn, delta):
-    if fr_flags[pfn] & PG_swapbacked:
-        mm[MM_SHMEMPAGES, mmi] += delta
-    else:
-        mm[MM_FILEPAGES, mmi] += delta
-
-
-@kernel(inline="always")
-def map_file_pte(vmstat, fr32, fr_flags, pt, mm, mmi, ppos, pfn, prot):
-    """Install a PTE mapping page-cache page ``pfn`` (``folio_add_file_rmap_pte``)."""
-    pt[ppos] = prot | (pfn << 12)
-    if fr32[FR_MAPCOUNT, pfn] == 0:
-        vmstat[VS_NR_MAPPED] += 1
-    fr32[FR_MAPCOUNT, pfn] += 1
-    file_rss(mm, mmi, fr_flags, pfn, 1)
-
-
-@kernel(inline="always")
-def unmap_file_pte(vmstat, fr32, fr_flags, mm, mmi, pfn):
-    """A PTE mapping page-cache page ``pfn`` went (``folio_remove_rmap_pte``); the page stays
-    cached."""
-    fr32[FR_MAPCOUNT, pfn] -= 1
-    if fr32[FR_MAPCOUNT, pfn] == 0:
-        vmstat[VS_NR_MAPPED] -= 1
-    file_rss(mm, mmi, fr_flags, pfn, -1)
 
 
 @kernel

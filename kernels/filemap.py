@@ -13,6 +13,9 @@ The same functions serve the simulated machine and ``mmcore.pagecache.replay``.
 """
 from .borrow import borrow, prefetch
 from .consts import (
+    VS_NR_MAPPED,
+    MM_SHMEMPAGES,
+    MM_FILEPAGES,
     FG_PC_USED,
     FR_MAPCOUNT,
     FR_NEXT,
@@ -162,7 +165,7 @@ def replay_requests(pages, policy, pc, fr32, fr_idx, fr_flags, fr_order, lru, vm
             used += 1
             pfn = used
         else:
-            pfn = isolate_victim(policy, vmstat, lru, fr32, fr32, fr_flags, fr_order, 0, 1 << 62)
+            pfn = isolate_victim(policy, vmstat, lru, fr32, fr32, fr_flags, fr_order, 0, 1 << 62, False)
             filemap_delete(pc, fr32, fr_idx, pfn)
             fr_flags[pfn] = 0
         fr32[FR_OWNER, pfn] = 0
@@ -258,3 +261,33 @@ def account_page_cleaned(vmstat, fr_flags, fs, ino, ii, pfn):
     ino[I_NRDIRTY, ii] -= 1
     if ino[I_NRDIRTY, ii] == 0:
         ino[I_DIRTIED_WHEN, ii] = -1
+
+
+# ---- file pages mapped by PTEs (mm/rmap.c for file folios) ----------------------------------------
+
+@kernel(inline="always")
+def file_rss(mm, mmi, fr_flags, pfn, delta):
+    if fr_flags[pfn] & PG_swapbacked:
+        mm[MM_SHMEMPAGES, mmi] += delta
+    else:
+        mm[MM_FILEPAGES, mmi] += delta
+
+
+@kernel(inline="always")
+def map_file_pte(vmstat, fr32, fr_flags, pt, mm, mmi, ppos, pfn, prot):
+    """Install a PTE mapping page-cache page ``pfn`` (``folio_add_file_rmap_pte``)."""
+    pt[ppos] = prot | (pfn << 12)
+    if fr32[FR_MAPCOUNT, pfn] == 0:
+        vmstat[VS_NR_MAPPED] += 1
+    fr32[FR_MAPCOUNT, pfn] += 1
+    file_rss(mm, mmi, fr_flags, pfn, 1)
+
+
+@kernel(inline="always")
+def unmap_file_pte(vmstat, fr32, fr_flags, mm, mmi, pfn):
+    """A PTE mapping page-cache page ``pfn`` went (``folio_remove_rmap_pte``); the page stays
+    cached."""
+    fr32[FR_MAPCOUNT, pfn] -= 1
+    if fr32[FR_MAPCOUNT, pfn] == 0:
+        vmstat[VS_NR_MAPPED] -= 1
+    file_rss(mm, mmi, fr_flags, pfn, -1)

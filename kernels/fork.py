@@ -49,7 +49,7 @@ from .consts import (
     PG_anon_exclusive,
     PG_tail,
 )
-from .file_fault import file_rss
+from .filemap import file_rss
 from .jit import kernel
 from .memory import zap_page_range
 from .mlock import mlock_range

@@ -172,16 +172,19 @@ def shrink_active_list(vmstat, lru, links, fr_flags, fr_order, lv, nr_to_scan):
 
 
 @kernel(inline="always")
-def folio_evictable_now(fr32, fr_flags, pfn):
-    """Clean, not under writeback, not mapped: ``shrink_folio_list`` may free it at once."""
-    return (fr_flags[pfn] & (PG_dirty | PG_writeback)) == 0 and fr32[FR_MAPCOUNT, pfn] == 0
+def folio_evictable_now(fr32, fr_flags, pfn, mapped_ok):
+    """Clean, not under writeback, and unmapped (or ``mapped_ok``: the caller will check its
+    references and unmap it through the reverse map): ``shrink_folio_list`` may free it."""
+    return (fr_flags[pfn] & (PG_dirty | PG_writeback)) == 0 and (mapped_ok or
+                                                                 fr32[FR_MAPCOUNT, pfn] == 0)
 
 
 @kernel
-def isolate_victim(policy, vmstat, lru, links, fr32, fr_flags, fr_order, lv, max_scan):
+def isolate_victim(policy, vmstat, lru, links, fr32, fr_flags, fr_order, lv, max_scan, mapped_ok):
     """The next folio reclaim frees under ``policy``, taken off its list (PG_lru cleared), or -1
     when none of the next ``max_scan`` pages examined (``pgscan_file``) can be freed now (at most
-    every page on the file lists). Folios passed over move as the module docstring says."""
+    every page on the file lists). Folios passed over move as the module docstring says. With
+    ``mapped_ok`` a mapped folio may be the one returned (the caller unmaps it or puts it back)."""
     if policy == POLICY_LINUX and inactive_is_low(lru, lv):
         shrink_active_list(vmstat, lru, links, fr_flags, fr_order, lv, SWAP_CLUSTER_MAX)
     li = LRU_INACTIVE_FILE
@@ -202,7 +205,7 @@ def isolate_victim(policy, vmstat, lru, links, fr32, fr_flags, fr_order, lv, max
             lru_move_head(lru, links, lv, li, pfn)
             budget += nr                     # a second chance costs one more pass at most
             continue
-        if not folio_evictable_now(fr32, fr_flags, pfn):
+        if not folio_evictable_now(fr32, fr_flags, pfn, mapped_ok):
             if policy == POLICY_LINUX:
                 lru_del(lru, links, lv, li, pfn, nr)
                 fr_flags[pfn] = (f | PG_active | PG_reclaim) & ~PG_referenced

@@ -112,7 +112,8 @@ from .huge_memory import (
     split_huge_pmd,
     thp_vma_allowable,
 )
-from .file_fault import do_file_fault, do_file_wp, file_room, unmap_file_pte
+from .file_fault import do_file_fault, do_file_wp, file_room
+from .filemap import unmap_file_pte
 from .jit import kernel
 from .mlock import mlock_folio, munlock_pte_page, munlock_thp
 from .mmap import range_has_vma, vma_lookup

@@ -9,11 +9,28 @@ watermark reclaims directly, SWAP_CLUSTER_MAX pages at a time, on the allocating
 (``allocstall_normal``, ``pgscan_direct``, ``pgsteal_direct``).
 
 What reclaim frees is chosen by the LRU policy (``lru.isolate_victim``): clean, unmapped file
-pages. Dirty pages it meets make it start writeback (``wakeup_flusher_threads``); a direct
+pages, and mapped ones through the reverse map: a mapped page whose PTEs were accessed since the
+last look stays (activated if it was referenced before or through several PTEs), otherwise every
+PTE mapping it is removed (``try_to_unmap``) and it is freed. Dirty pages it meets make it start
+writeback (``wakeup_flusher_threads``); a direct
 reclaimer that freed nothing waits for a batch of writeback to complete (``reclaim_throttle``) and
 tries again; written pages that reclaim passed over are rotated to the inactive tail.
 """
 from .consts import (
+    V_PGOFF,
+    V_END,
+    V_START,
+    MM_PGD,
+    PTE_PFN_MASK,
+    _PAGE_PSE,
+    _PAGE_PRESENT,
+    _PAGE_ACCESSED,
+    VS_PGACTIVATE,
+    PG_active,
+    PG_referenced,
+    POLICY_LINUX,
+    FR_OWNER,
+    FR_MAPCOUNT,
     C_COST_KSWAPD_PAGE,
     C_COST_RECLAIM_PAGE,
     C_LRU_POLICY,
@@ -40,13 +57,70 @@ from .consts import (
     VS_PGSTEAL_KSWAPD,
 )
 from .filemap import filemap_remove_page
+from .filemap import unmap_file_pte
 from .jit import kernel
-from .lru import isolate_victim
+from .pagetable import pmd_lookup, pte_lookup
+from .tlb import flush_tlb_page
+from .lru import folio_add_lru, isolate_victim
 from .page_alloc import rmqueue
-from .page_writeback import ALL, wb_complete, wb_room, wb_wait_until, write_inode_pages
+from .page_writeback import ALL, inode_vmas, wb_complete, wb_room, wb_wait_until, write_inode_pages
 
 KSWAPD_IDLE = -1
 SCAN_PER_BATCH = 4 * SWAP_CLUSTER_MAX   # pages examined before a reclaim attempt gives up
+
+
+@kernel
+def folio_referenced(S, pfn):
+    """How many PTEs mapping page-cache page ``pfn`` have their accessed bit set; the bits are
+    cleared (``folio_referenced`` through the file's mappings; x86 does not flush the TLB for
+    it, so an access that hits the TLB leaves the bit clear)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+    ii = fr32[FR_OWNER, pfn]
+    index = fr_idx[pfn]
+    where = inode_vmas(gs, mm, vma, ii, False)
+    refs = 0
+    for k in range(where.shape[1]):
+        mmi, p = where[0, k], where[1, k]
+        q = file_pte_of(cfg, pt, fr_idx, mm, vma, mmi, p, index, pfn)
+        if q >= 0 and pt[q] & _PAGE_ACCESSED:
+            pt[q] &= ~_PAGE_ACCESSED
+            refs += 1
+    return refs
+
+
+@kernel
+def try_to_unmap(S, pfn):
+    """Remove every PTE that maps page-cache page ``pfn`` (``try_to_unmap`` through the file's
+    mappings), flushing each from the TLBs."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+    ii = fr32[FR_OWNER, pfn]
+    index = fr_idx[pfn]
+    where = inode_vmas(gs, mm, vma, ii, False)
+    for k in range(where.shape[1]):
+        mmi, p = where[0, k], where[1, k]
+        q = file_pte_of(cfg, pt, fr_idx, mm, vma, mmi, p, index, pfn)
+        if q >= 0:
+            pt[q] = 0
+            unmap_file_pte(vmstat, fr32, fr_flags, mm, mmi, pfn)
+            flush_tlb_page(cfg, tlb, pwc, mmi + 1, vma[V_START, p] + ((index - vma[V_PGOFF, p]) << 12))
+
+
+@kernel(inline="always")
+def file_pte_of(cfg, pt, fr_idx, mm, vma, mmi, p, index, pfn):
+    """Position of the PTE through which VMA ``p`` maps page ``index`` as frame ``pfn``, or -1."""
+    off = index - vma[V_PGOFF, p]
+    va = vma[V_START, p] + (off << 12)
+    if off < 0 or va >= vma[V_END, p]:
+        return -1
+    pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, mmi], va)
+    if pos < 0 or (pt[pos] & _PAGE_PRESENT) == 0 or pt[pos] & _PAGE_PSE:
+        return -1
+    q = pte_lookup(pt, fr_idx, pt[pos], va)
+    if (pt[q] & _PAGE_PRESENT) == 0 or ((pt[q] & PTE_PFN_MASK) >> 12) != pfn:
+        return -1
+    return q
 
 
 @kernel
@@ -59,9 +133,23 @@ def shrink_node(S, nr_to_reclaim, kswapd):
     freed = 0
     scanned0 = vmstat[VS_PGSCAN_FILE]
     while freed < nr_to_reclaim:
-        pfn = isolate_victim(policy, vmstat, lru, fr32, fr32, fr_flags, fr_order, 0, SCAN_PER_BATCH)
+        pfn = isolate_victim(policy, vmstat, lru, fr32, fr32, fr_flags, fr_order, 0, SCAN_PER_BATCH,
+                             True)
         if pfn < 0:
             break
+        if fr32[FR_MAPCOUNT, pfn] > 0:
+            refs = folio_referenced(S, pfn)
+            if refs > 0 and policy == POLICY_LINUX:
+                # folio_check_references: a page used through its mappings stays; used by more
+                # than one PTE, or twice, it is activated
+                if fr_flags[pfn] & PG_referenced or refs > 1:
+                    fr_flags[pfn] = (fr_flags[pfn] | PG_active) & ~PG_referenced
+                    vmstat[VS_PGACTIVATE] += 1
+                else:
+                    fr_flags[pfn] |= PG_referenced
+                folio_add_lru(lru, fr32, fr_flags, 0, pfn, 1)
+                continue
+            try_to_unmap(S, pfn)
         filemap_remove_page(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc,
                             lru, fgs, fs, ino, pfn)
         freed += 1

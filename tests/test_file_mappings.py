@@ -247,3 +247,21 @@ def test_willwrite_story_moves_the_cost_out_of_the_time_sensitive_phase():
     assert rows["throwaway write"]["p99_us"] == ww["p99_us"]
     for v in ("MADV_WILLWRITE full prep", "MADV_POPULATE_WRITE"):
         assert rows[v]["phase_faults"] == 0 and rows[v]["p99_us"] < 0.01
+
+
+def test_reclaim_unmaps_mapped_file_pages_through_the_reverse_map():
+    m, t = setup(memory="128MiB")
+    fd = t.open("/data/big", RW_)
+    t.pwrite(fd, 0, 192 * MiB)
+    t.fsync(fd)
+    a = t.mmap(192 * MiB, mmcore.PROT_READ, SHARED, fd=fd)
+    t.touch(a, 192 * MiB, write=False)                  # more than memory, all mapped on the way
+    rss = t.smaps(a)["Rss"]
+    assert 0 < rss < 128 * 1024
+    assert m.meminfo()["Mapped"] == rss
+    vs = m.vmstat()
+    assert vs["pgsteal_kswapd"] + vs["pgsteal_direct"] > 0
+    checked(m)
+    t.touch(a, 192 * MiB, write=False)                  # again: the unmapped pages fault back
+    assert t.counters()["maj_flt"] > 192 * MiB // 4096 // 32
+    checked(m)
