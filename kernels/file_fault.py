@@ -101,7 +101,7 @@ def shared_mkwrite(S, ii, index, pfn, ppos, now):
     return OK, c, now
 
 
-@kernel(inline="always")
+@kernel
 def do_file_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, ppos, va, write, now):
     """A fault on a non-present PTE of a file mapping. Returns (status, cost in ps from ``now``:
     disk waits included)."""

@@ -3,7 +3,7 @@
 ``handle_mm_fault`` resolves one fault; ``access_one`` is the hardware side (TLBs, page walk,
 accessed and dirty bits) and calls it. Hot functions take arrays, never the state tuple.
 """
-from .borrow import borrow, prefetch
+from .borrow import borrow_state, borrow, prefetch
 from .compaction import alloc_thp
 from .consts import (
     FAULT_PC_RESERVE,
@@ -502,6 +502,7 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
     Everything per access stays in this one function: a call that passes the state arrays costs
     a reference-count round trip per array, so only faults leave the loop.
     """
+    S = borrow_state(S)                  # handed down to file faults: no reference counting
     # the entry kernel holds every array for the whole call: no reference counting inside
     cfg = borrow(cfg)
     gs = borrow(gs)

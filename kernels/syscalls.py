@@ -98,6 +98,7 @@ from .consts import (
 from .fork import copy_mm, exit_mmap
 from .file_fault import file_room
 from .filemap import filemap_get_folio
+from .borrow import borrow_state
 from .jit import kernel
 from .memory import (
     FAULT_RESERVE_TABLES,
@@ -309,6 +310,7 @@ def populate_range(S, ti, start, end, write):
 
     Pages already mapped with the needed rights are skipped, so a restart repeats nothing.
     """
+    S = borrow_state(S)                  # handed down to file faults: no reference counting
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     mmi = task[T_MM, ti]
@@ -466,14 +468,10 @@ def madvise_willwrite(S, ti, mmi, addr, end):
                 if (e_ & _PAGE_PSE) == 0:
                     e_ = pt[pte_lookup(pt, fr_idx, e_, a)]
             if (e_ & _PAGE_PRESENT) == 0 or (write and (e_ & _PAGE_RW) == 0):
-                vmstat[VS_PGFAULT] += 1
-                task[T_MINFLT, ti] += 1
-                r, c = handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
-                                       pt, pt_aux, mm, vma, tlb, pwc, mmi, a, write, S, ti,
-                                       task[T_CLOCK, ti])
-                task[T_CLOCK, ti] += c
+                # get_user_pages on the one page (room was reserved above: no NEED_GROW)
+                r, _ = populate_range(S, ti, a, a + 4096, 1 if write else 0)
                 if r != OK:
-                    st = -EFAULT if r == SEGV or r == SIGBUS else r
+                    st = r
                     break
             if plan == 1:
                 index = vma[V_PGOFF, p] + ((a - vma[V_START, p]) >> 12)
