@@ -265,3 +265,18 @@ def test_reclaim_unmaps_mapped_file_pages_through_the_reverse_map():
     t.touch(a, 192 * MiB, write=False)                  # again: the unmapped pages fault back
     assert t.counters()["maj_flt"] > 192 * MiB // 4096 // 32
     checked(m)
+
+
+def test_willwrite_scenario_file():
+    """data/willwrite.toml: the advised run's write phase is several times shorter."""
+    from pathlib import Path
+
+    from mmcore.scenario import load_scenario, run_scenario
+    path = Path(__file__).parent.parent / "data" / "willwrite.toml"
+    s = load_scenario(path)
+    advised = run_scenario(s, params={"size": "8MiB"})
+    plain = run_scenario(s, params={"size": "8MiB", "advise": 0})
+
+    def phase_ms(summary, name):
+        return next(p for p in summary["phases"] if p["name"] == name)["sim_time_ns"] / 1e6
+    assert phase_ms(advised, "write") * 3 < phase_ms(plain, "write")
