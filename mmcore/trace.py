@@ -47,11 +47,10 @@ dataset (``chunk`` elements per chunk, ``lzf``, ``gzip`` or no compression, no o
 
 Names of samples columns, histograms and final groups match ``[A-Za-z0-9_][A-Za-z0-9_.:+-]*``.
 
-Speed: rows are staged one chunk per column and written as whole chunks with HDF5's direct chunk
-write (no per-element work in HDF5), and ``lzf`` chunks are compressed by ``lzf_compress_chunks``
-below, a compiled encoder of the LZF format that h5py's ``lzf`` filter decodes (a chunk that does
-not shrink is stored raw with its filter-mask bit set, as HDF5 itself does for an optional
-filter). ``bench/test_bench_formats.py`` measures events per second against plain h5py.
+Speed: rows are staged one chunk per column; uncompressed columns are written as whole chunks
+with HDF5's direct chunk write (no per-element work in HDF5), compressed ones through h5py's own
+``lzf`` or ``gzip`` filter. ``bench/test_bench_formats.py`` measures events per second against
+plain h5py.
 """
 from __future__ import annotations
 
@@ -66,7 +65,6 @@ import h5py
 import numpy as np
 
 from .kernels import consts as K
-from .kernels.jit import kernel
 
 SCHEMA_VERSION = 1
 EVENT_COLUMNS = ("time_ns", "pid", "op", "address", "result", "latency_ns", "kind")
@@ -99,121 +97,6 @@ def _fault_kind_names() -> tuple[str, ...]:
 
 FAULT_KIND_NAMES = _fault_kind_names()
 
-
-# ---- the LZF encoder ---------------------------------------------------------------------------
-# The format of liblzf (lzf_d.c), which h5py's lzf filter decodes: a control byte c < 32 starts a
-# run of c + 1 literal bytes; otherwise a back reference of length (c >> 5) + 2 (if c >> 5 is 7,
-# one more byte adds to the length) at distance ((c & 31) << 8 | next byte) + 1, up to 8192.
-LZF_HLOG = 14
-_LZF_MAX_OFF = 1 << 13
-_LZF_MAX_REF = (1 << 8) + (1 << 3)      # 264: 7 + 255 + 2
-_LZF_MAX_LIT = 1 << 5
-
-
-@kernel
-def _lzf_hash(src, p, shift, mask):
-    v = (np.int64(src[p]) << 16) | (np.int64(src[p + 1]) << 8) | np.int64(src[p + 2])
-    return ((v * 2654435761) >> shift) & mask
-
-
-@kernel
-def lzf_compress(src, s0, n, dst, d0, cap, htab):
-    """LZF-compress ``src[s0:s0 + n]`` into ``dst[d0:d0 + cap]``; the compressed length, or -1
-    when it would not be shorter than ``cap`` (the caller then stores the bytes raw).
-
-    ``htab`` (``1 << LZF_HLOG`` int64) maps a hash of 3 bytes to 1 + a position in ``src``; it
-    must hold only zeros or positions before ``s0`` (entries before ``s0`` are ignored), so a
-    caller compressing consecutive pieces of one buffer clears it once."""
-    hlog = LZF_HLOG
-    shift = 24 - hlog + 8
-    mask = (1 << hlog) - 1
-    end = s0 + n
-    ip = s0
-    lit = 0
-    lit_pos = d0                       # where the current literal run's control byte goes
-    op = d0 + 1
-    lim = d0 + cap
-    while ip + 2 < end:
-        if op + 4 >= lim:
-            return -1
-        h = _lzf_hash(src, ip, shift, mask)
-        ref = htab[h] - 1
-        htab[h] = ip + 1
-        off = ip - ref - 1
-        if ref >= s0 and off < _LZF_MAX_OFF and src[ref] == src[ip] and src[ref + 1] == src[ip + 1] \
-                and src[ref + 2] == src[ip + 2]:
-            maxlen = end - ip
-            if maxlen > _LZF_MAX_REF:
-                maxlen = _LZF_MAX_REF
-            ln = 3
-            while ln < maxlen and src[ref + ln] == src[ip + ln]:
-                ln += 1
-            if lit:
-                dst[lit_pos] = lit - 1
-            else:
-                op -= 1                # no literals before this reference: drop the control byte
-            code = ln - 2
-            if code < 7:
-                dst[op] = (code << 5) | (off >> 8)
-                op += 1
-            else:
-                dst[op] = (7 << 5) | (off >> 8)
-                dst[op + 1] = code - 7
-                op += 2
-            dst[op] = off & 0xFF
-            op += 1
-            ip += ln
-            if ip + 2 < end:           # index the match's last positions, as liblzf does
-                htab[_lzf_hash(src, ip - 2, shift, mask)] = ip - 1
-                htab[_lzf_hash(src, ip - 1, shift, mask)] = ip
-            lit = 0
-            lit_pos = op
-            op += 1
-        else:
-            dst[op] = src[ip]
-            op += 1
-            ip += 1
-            lit += 1
-            if lit == _LZF_MAX_LIT:
-                dst[lit_pos] = lit - 1
-                lit = 0
-                lit_pos = op
-                op += 1
-    while ip < end:
-        if op + 2 >= lim:
-            return -1
-        dst[op] = src[ip]
-        op += 1
-        ip += 1
-        lit += 1
-        if lit == _LZF_MAX_LIT:
-            dst[lit_pos] = lit - 1
-            lit = 0
-            lit_pos = op
-            op += 1
-    if lit:
-        dst[lit_pos] = lit - 1
-    else:
-        op -= 1
-    return op - d0
-
-
-@kernel
-def lzf_compress_chunks(src, chunk_bytes, dst, sizes, htab):
-    """Compress each ``chunk_bytes`` piece of ``src`` into the same slot of ``dst``; ``sizes[j]``
-    is piece j's compressed length, or -1 if it did not shrink."""
-    htab[:] = 0
-    for j in range(sizes.shape[0]):
-        sizes[j] = lzf_compress(src, j * chunk_bytes, chunk_bytes, dst, j * chunk_bytes,
-                                chunk_bytes, htab)
-
-
-_LZF_SLAB_BYTES = 8 << 20         # bytes of one column compressed per kernel call
-
-
-
-
-# ---- validation helpers ------------------------------------------------------------------------
 
 def _check_name(what: str, name: object) -> str:
     if not isinstance(name, str) or not _NAME_RE.match(name):
@@ -319,7 +202,7 @@ class _Table:
             d.resize((self.nrows,))
         if m == 0:
             return
-        if self.w.compression == "gzip":
+        if self.w.compression is not None:     # h5py's own lzf or gzip filter
             for d, a in zip(self.ds, cols):
                 d[start:start + m] = a
             return
@@ -329,26 +212,9 @@ class _Table:
         if m % c:                          # the last, partial chunk: pad it to a whole one
             cols = [np.concatenate([a, np.zeros(nck * c - m, _I64)]) for a in cols]
         raws = [a.view(np.uint8) for a in cols]
-        if self.w.compression is None:
-            for d, raw in zip(self.ds, raws):
-                for j in range(nck):
-                    d.id.write_direct_chunk((start + j * c,), raw[j * cb:(j + 1) * cb])
-            return
-        # lzf: compress a slab of chunks of a column, then write them in order (a slab bounds the
-        # memory the compressed copy takes)
-        step = max(1, _LZF_SLAB_BYTES // cb)
-        for j0 in range(0, nck, step):
-            j1 = min(nck, j0 + step)
-            for d, raw in zip(self.ds, raws):
-                piece = raw[j0 * cb:j1 * cb]
-                dst, sizes = self.w._lzf(piece, cb)
-                for j in range(j1 - j0):
-                    off = (start + (j0 + j) * c,)
-                    sz = int(sizes[j])
-                    if sz > 0:
-                        d.id.write_direct_chunk(off, dst[j * cb:j * cb + sz], filter_mask=0)
-                    else:                  # did not shrink: raw, with the lzf filter marked skipped
-                        d.id.write_direct_chunk(off, piece[j * cb:(j + 1) * cb], filter_mask=1)
+        for d, raw in zip(self.ds, raws):
+            for j in range(nck):
+                d.id.write_direct_chunk((start + j * c,), raw[j * cb:(j + 1) * cb])
 
     def append(self, cols: list[np.ndarray]) -> None:
         n = cols[0].shape[0] if cols else 0
@@ -431,8 +297,6 @@ class TraceWriter:
         self.tmp_path = os.path.join(
             d, f".{os.path.basename(self.path)}.partial-{os.getpid()}-{secrets.token_hex(4)}")
         self._closed = False
-        self._lzf_dst = np.empty(0, np.uint8)
-        self._lzf_htab = np.empty(1 << LZF_HLOG, np.int64)
         self._f = h5py.File(self.tmp_path, "w")
         try:
             self._init_file(config_json, int(seed), scenario_hash, extra)
@@ -473,14 +337,6 @@ class TraceWriter:
         col_attrs["kind"]["names"] = list(FAULT_KIND_NAMES)
         self._events = _Table(self, ev, EVENT_COLUMNS, self.chunk, col_attrs)
         self._samples: _Table | None = None
-
-    def _lzf(self, raw: np.ndarray, chunk_bytes: int) -> tuple[np.ndarray, np.ndarray]:
-        """LZF-compress whole chunks: (each chunk's slot in a scratch buffer, sizes; -1 = raw)."""
-        if self._lzf_dst.shape[0] < raw.shape[0]:
-            self._lzf_dst = np.empty(raw.shape[0], np.uint8)
-        sizes = np.empty(raw.shape[0] // chunk_bytes, np.int64)
-        lzf_compress_chunks(raw, chunk_bytes, self._lzf_dst, sizes, self._lzf_htab)
-        return self._lzf_dst, sizes
 
     def _check_open(self) -> None:
         if self._closed:

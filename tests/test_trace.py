@@ -65,8 +65,8 @@ def test_events_round_trip(tmp_path, compression, chunk):
 
 @pytest.mark.parametrize("chunk", [16, 1 << 12])
 def test_lzf_incompressible_and_compressible_chunks(tmp_path, chunk):
-    """Random 64-bit values do not shrink under LZF (stored raw, the filter marked skipped);
-    constant and small values do. Both must decode through h5py's own lzf filter."""
+    """Random 64-bit values do not shrink under LZF; constant and small values do. Both must
+    read back through h5py's lzf filter."""
     rng = np.random.default_rng(3)
     n = 5 * chunk + 3
     ev = {c: rng.integers(-(1 << 63), (1 << 63) - 1, n, dtype=np.int64) for c in T.EVENT_COLUMNS}
@@ -86,9 +86,8 @@ def test_lzf_incompressible_and_compressible_chunks(tmp_path, chunk):
 
 
 def test_lzf_encoder_on_patterns(tmp_path):
-    """The encoder's output, decoded by h5py's filter, equals its input on data built to hit
-    its corner cases: long runs (match length cap), short repeats, literal runs of 32, offsets at
-    the 8 KiB limit."""
+    """lzf columns read back equal on data built to hit LZF's corner cases: long runs (match
+    length cap), short repeats, literal runs of 32, offsets at the 8 KiB limit."""
     rng = np.random.default_rng(11)
     pieces = [np.zeros(70000, np.uint8), rng.integers(0, 256, 9000, dtype=np.uint8),
               np.tile(rng.integers(0, 256, 8191, dtype=np.uint8), 3),
