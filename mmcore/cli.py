@@ -252,6 +252,21 @@ def _event_groups(tr) -> dict[str, "Any"]:
     return out
 
 
+def _finish(plt, fig, ax, path: str, xlabel: str, ylabel: str, title: str | None = None,
+            grid: str | None = "major", legend: int = 8) -> None:
+    """Label, grid, legend, save and close one report figure."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title is not None:
+        ax.set_title(title)
+    if grid is not None:
+        ax.grid(True, which=grid, alpha=0.3)
+    ax.legend(fontsize=legend)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _plot_event_cdfs(plt, groups: dict, path: str) -> None:
     import numpy as np
     fig, ax = plt.subplots(figsize=(8, 5))
@@ -259,14 +274,8 @@ def _plot_event_cdfs(plt, groups: dict, path: str) -> None:
         x = np.sort(np.maximum(v, 1))
         ax.step(x, np.arange(1, x.size + 1) / x.size, where="post", label=f"{name} ({x.size:,})")
     ax.set_xscale("log")
-    ax.set_xlabel("latency (ns of simulated time; 0 shown as 1)")
-    ax.set_ylabel("fraction of events")
-    ax.set_title("Latency CDF of recorded faults and system calls")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(plt, fig, ax, path, "latency (ns of simulated time; 0 shown as 1)", "fraction of events",
+            "Latency CDF of recorded faults and system calls", grid="both")
 
 
 def _plot_hist_cdfs(plt, hists: dict, path: str) -> None:
@@ -280,14 +289,9 @@ def _plot_hist_cdfs(plt, hists: dict, path: str) -> None:
         ax.step(np.maximum(h.bucket_edges_ns[1:], 1), c / c[-1], where="post",
                 label=f"{name.removesuffix('_latency_ns')} ({int(c[-1]):,})")
     ax.set_xscale("log")
-    ax.set_xlabel("latency (ns of simulated time, log2 buckets: upper edge)")
-    ax.set_ylabel("fraction of ops")
-    ax.set_title("Latency CDF of the scenario's ops, per phase, task and op")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(plt, fig, ax, path, "latency (ns of simulated time, log2 buckets: upper edge)",
+            "fraction of ops", "Latency CDF of the scenario's ops, per phase, task and op",
+            grid="both", legend=7)
 
 
 def _plot_memory(plt, smp, path: str) -> bool:
@@ -303,14 +307,7 @@ def _plot_memory(plt, smp, path: str) -> bool:
     if not drawn:
         plt.close(fig)
         return False
-    ax.set_xlabel("simulated time (ms)")
-    ax.set_ylabel("MiB")
-    ax.set_title("Memory over time (sampled vmstat)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(plt, fig, ax, path, "simulated time (ms)", "MiB", "Memory over time (sampled vmstat)")
     return True
 
 
@@ -342,13 +339,7 @@ def _plot_fault_rate(plt, tr, path: str) -> bool:
     else:
         plt.close(fig)
         return False
-    ax.set_xlabel("simulated time (ms)")
-    ax.set_ylabel("faults / s")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(plt, fig, ax, path, "simulated time (ms)", "faults / s")
     return True
 
 
@@ -367,13 +358,7 @@ def _plot_oom(plt, tr, path: str) -> bool:
         s = ev["op"] == c
         if s.any():
             ax.scatter(ev["time_ns"][s] / 1e6, ev["pid"][s], marker="x", label=tr.op_names[c])
-    ax.set_xlabel("simulated time (ms)")
-    ax.set_ylabel("pid")
-    ax.set_title("OOM events")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(plt, fig, ax, path, "simulated time (ms)", "pid", "OOM events", grid=None)
     return True
 
 
