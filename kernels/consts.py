@@ -169,7 +169,7 @@ SEGV = 1000                  # access outside a VMA or against its protection
 NEED_GROW = 1001             # a pool is full: Python enlarges it and re-enters at the resume index
 FLUSH = 1002                 # the event buffer is full
 BLOCKED = 1003               # the task waits (lock, memory)
-TIMER = 1004                 # a timed background event is due before the next operation
+TIMER = 1004                 # background work (khugepaged) is due: run it, then re-enter
 OOM = 1005                   # an allocation failed in a way that needs the OOM path
 SIGBUS = 1006                # a file-mapping access beyond the end of the file (or mkwrite ENOSPC)
 
@@ -252,7 +252,38 @@ C_FAULT_AROUND = 49          # fault_around_bytes / 4096
 C_READ_AHEAD = 50            # read_ahead_kb / 4
 C_WILLWRITE = 51             # MADV_WILLWRITE extensions: WW_* bits
 C_COST_KSWAPD_PAGE = 52      # kswapd: scanning and freeing one page, on its own clock
-NR_CFG = 53
+C_KH_PAGES_TO_SCAN = 53      # khugepaged/pages_to_scan (PTEs per wakeup)
+C_KH_SCAN_SLEEP_PS = 54      # khugepaged/scan_sleep_millisecs, in ps
+C_KH_ALLOC_SLEEP_PS = 55     # khugepaged/alloc_sleep_millisecs, in ps
+C_KH_DEFRAG = 56             # khugepaged/defrag: its allocations may compact
+C_KH_MAX_PTES_NONE = 57
+C_KH_MAX_PTES_SWAP = 58
+C_KH_MAX_PTES_SHARED = 59
+C_COLLAPSE_RULE = 60         # COLLAPSE_*: which present PTEs a collapse needs writable
+C_COST_SCAN_PTE = 61         # khugepaged: examining one PTE (its page, flags, mapcount)
+NR_CFG = 62
+
+# which PTEs of a range a collapse needs writable (spec 3.8)
+COLLAPSE_ALL_WRITABLE = 0    # 3.10: every present PTE writable; a zero-page PTE aborts
+COLLAPSE_ONE_WRITABLE = 1    # ~4.0 .. 6.17: the zero page counts as none, one writable PTE
+COLLAPSE_ANY = 2             # 6.18 (checked on a 6.18 host): no writable check
+
+# khugepaged scan results (enum scan_result, mm/khugepaged.c; the ones the engine produces)
+SCAN_FAIL = 0
+SCAN_SUCCEED = 1
+SCAN_PMD_NULL = 2
+SCAN_PMD_MAPPED = 3
+SCAN_EXCEED_NONE_PTE = 4
+SCAN_EXCEED_SWAP_PTE = 5
+SCAN_EXCEED_SHARED_PTE = 6
+SCAN_PAGE_RO = 7
+SCAN_LACK_REFERENCED_PAGE = 8
+SCAN_PAGE_NULL = 9
+SCAN_PAGE_LRU = 10
+SCAN_PAGE_ANON = 11
+SCAN_VMA_CHECK = 12
+SCAN_ALLOC_HUGE_PAGE_FAIL = 13
+SCAN_PAGE_COUNT = 14
 
 # ---- global scalar state (gs) ------------------------------------------------------------------
 G_HIGH_WATER = 0             # lazily initialised frames start here
@@ -271,7 +302,17 @@ G_NR_MM = 12                 # mm slots in use
 G_NR_TASKS = 13
 G_NEXT_EVENT = 14             # due time (ps) of the next timed background event
 G_SMP_N = 15                  # rows in the sample buffer
-G_FREE_HEAD = 16             # + order * MIGRATE_PCPTYPES + mt: head pfn or -1
+G_NEXT_SAMPLE = 16           # due time (ps) of the next vmstat sample
+G_KH_WAKE = 17               # ps: khugepaged's next wakeup (NEVER: asleep until an mm enrols)
+G_KH_MM = 18                 # the mm khugepaged is scanning (-1: none; next: lowest MM_KH_SEQ)
+G_KH_ADDR = 19               # khugepaged_scan.address within it
+G_KH_SEQ = 20                # enrolment counter (MM_KH_SEQ of the latest mm)
+G_KH_COLLAPSED = 21          # khugepaged/pages_collapsed
+G_KH_FULL_SCANS = 22         # khugepaged/full_scans
+G_KH_BUSY_PS = 23            # khugepaged's CPU time
+G_TIMER_UNTIL = 24           # TIMER: background work is due up to this time
+G_KH_SCANNED = 25            # PTEs khugepaged has examined (progress, as it counts them)
+G_FREE_HEAD = 26             # + order * MIGRATE_PCPTYPES + mt: head pfn or -1
 G_FREE_COUNT = G_FREE_HEAD + NR_PAGE_ORDERS * MIGRATE_PCPTYPES
 NR_GS = G_FREE_COUNT + NR_PAGE_ORDERS * MIGRATE_PCPTYPES
 
@@ -373,7 +414,8 @@ MM_HIWATER_RSS = 16
 MM_BRK_START = 17
 MM_BRK = 18
 MM_HAD_PMD = 19              # 1 once any PMD leaf was mapped: 2 MiB TLB entries may exist
-NR_MM_FIELDS = 20
+MM_KH_SEQ = 20               # khugepaged enrolment order (0: not on its list)
+NR_MM_FIELDS = 21
 
 # ---- VMA fields (vma array rows) ---------------------------------------------------------------
 V_START = 0
@@ -423,6 +465,9 @@ VMSTAT_NAMES = (
     "pgsteal_direct", "pgscan_file", "pgsteal_file", "pgrotated", "workingset_refault_file",
     "workingset_activate_file", "drop_pagecache", "drop_slab", "nr_slab_reclaimable", "pageoutrun",
     "allocstall_normal", "nr_file_hugepages", "nr_file_pmdmapped",
+    "thp_collapse_alloc", "thp_collapse_alloc_failed", "thp_scan_exceed_none_pte",
+    "thp_scan_exceed_swap_pte", "thp_scan_exceed_share_pte", "thp_split_page_failed",
+    "thp_underused_split_page",
 )
 VS_NR_FREE_PAGES = 0
 VS_NR_ANON_PAGES = 1
@@ -482,6 +527,13 @@ VS_PAGEOUTRUN = 54
 VS_ALLOCSTALL_NORMAL = 55
 VS_NR_FILE_HUGEPAGES = 56
 VS_NR_FILE_PMDMAPPED = 57
+VS_THP_COLLAPSE_ALLOC = 58
+VS_THP_COLLAPSE_ALLOC_FAILED = 59
+VS_THP_SCAN_EXCEED_NONE_PTE = 60
+VS_THP_SCAN_EXCEED_SWAP_PTE = 61
+VS_THP_SCAN_EXCEED_SHARE_PTE = 62
+VS_THP_SPLIT_PAGE_FAILED = 63
+VS_THP_UNDERUSED_SPLIT_PAGE = 64
 NR_VMSTAT = len(VMSTAT_NAMES)
 
 # ---- event records (ev array rows) and what is recorded (cfg[C_RECORD] bits) -------------------

@@ -1,5 +1,5 @@
-"""Event records and timed background work (the sampler now; khugepaged, writeback, kswapd and
-the oom_reaper later), kept in simulated time."""
+"""Event records and timed background work (the vmstat sampler and the khugepaged wakeups),
+kept in simulated time."""
 from .consts import (
     C_SAMPLE_PS,
     EV_ADDR,
@@ -11,12 +11,16 @@ from .consts import (
     EV_TIME,
     FLUSH,
     G_EV_N,
+    G_KH_WAKE,
     G_NEXT_EVENT,
+    G_NEXT_SAMPLE,
     G_NR_FREE,
     G_SMP_N,
+    G_TIMER_UNTIL,
     NR_VMSTAT,
     OK,
     SMP_TIME,
+    TIMER,
     VS_NR_FREE_PAGES,
 )
 from .jit import kernel
@@ -43,12 +47,18 @@ def record(gs, ev, t, pid, op, addr, result, lat, kind):
     gs[G_EV_N] = k + 1
 
 
+@kernel(inline="always")
+def rearm(gs):
+    """The next timed event is the earlier of the sampler's and khugepaged's."""
+    gs[G_NEXT_EVENT] = min(gs[G_NEXT_SAMPLE], gs[G_KH_WAKE])
+
+
 @kernel
-def run_timers(cfg, gs, vmstat, smp, until):
-    """Run every timed event due at or before ``until``; FLUSH if a buffer is full (nothing of
-    that event done yet), else OK."""
-    while gs[G_NEXT_EVENT] <= until:
-        t = gs[G_NEXT_EVENT]
+def take_samples(cfg, gs, vmstat, smp, until):
+    """Take every vmstat sample due at or before ``until`` and before khugepaged's wakeup (that
+    runs first); FLUSH if the sample buffer is full, else OK."""
+    while gs[G_NEXT_SAMPLE] <= until and gs[G_NEXT_SAMPLE] < gs[G_KH_WAKE]:
+        t = gs[G_NEXT_SAMPLE]
         k = gs[G_SMP_N]
         if k >= smp.shape[1]:
             return FLUSH
@@ -58,5 +68,22 @@ def run_timers(cfg, gs, vmstat, smp, until):
         smp[1 + VS_NR_FREE_PAGES, k] = gs[G_NR_FREE]
         gs[G_SMP_N] = k + 1
         iv = cfg[C_SAMPLE_PS]
-        gs[G_NEXT_EVENT] = t + iv if iv > 0 else NEVER
+        gs[G_NEXT_SAMPLE] = t + iv if iv > 0 else NEVER
+    rearm(gs)
+    return OK
+
+
+@kernel
+def run_timers(cfg, gs, vmstat, smp, until):
+    """Run the timed events due at or before ``until``, in time order. Samples are taken here;
+    when khugepaged is due, TIMER (with ``gs[G_TIMER_UNTIL] = until``) sends the caller out to
+    run it in its own kernel and re-enter. FLUSH if a buffer is full, else OK."""
+    if gs[G_NEXT_EVENT] > until:
+        return OK
+    st = take_samples(cfg, gs, vmstat, smp, until)
+    if st != OK:
+        return st
+    if gs[G_KH_WAKE] <= until:
+        gs[G_TIMER_UNTIL] = until
+        return TIMER
     return OK

@@ -17,6 +17,12 @@ from .consts import (
     HPAGE_PMD_SIZE,
     MIGRATE_MOVABLE,
     MM_ANON_THP,
+    MM_FLAGS,
+    MM_KH_SEQ,
+    MMF_VM_HUGEPAGE,
+    G_KH_MM,
+    G_KH_SEQ,
+    G_KH_WAKE,
     MMF_DISABLE_THP_COMPLETELY,
     MMF_DISABLE_THP_EXCEPT_ADVISED,
     PTE_PFN_MASK,
@@ -40,6 +46,7 @@ from .consts import (
     PG_lru,
     PG_tail,
 )
+from .events import NEVER, rearm
 from .jit import kernel
 from .page_alloc import rmqueue
 from .pagetable import entry_pfn, withdraw_table
@@ -71,6 +78,29 @@ def thp_vma_allowable(cfg, mm_flags, vm_flags, vm_start, vm_end, va):
         return False
     h = va & ~(HPAGE_PMD_SIZE - 1)
     return h >= vm_start and h + HPAGE_PMD_SIZE <= vm_end
+
+
+@kernel
+def khugepaged_enter(cfg, gs, mm, mmi, now):
+    """__khugepaged_enter: put the mm on khugepaged's list (MMF_VM_HUGEPAGE) and wake khugepaged
+    at ``now`` if it slept for want of work."""
+    if mm[MM_KH_SEQ, mmi] != 0:
+        return
+    mm[MM_FLAGS, mmi] |= 1 << MMF_VM_HUGEPAGE
+    gs[G_KH_SEQ] += 1
+    mm[MM_KH_SEQ, mmi] = gs[G_KH_SEQ]
+    if gs[G_KH_WAKE] == NEVER and cfg[C_THP_ENABLED] != THP_NEVER:
+        gs[G_KH_WAKE] = now
+        rearm(gs)
+
+
+@kernel
+def khugepaged_exit(gs, mm, mmi):
+    """__khugepaged_exit: an exiting mm leaves the list now, unless khugepaged is scanning it
+    (then khugepaged drops it when it next looks)."""
+    if mm[MM_KH_SEQ, mmi] != 0 and gs[G_KH_MM] != mmi:
+        mm[MM_KH_SEQ, mmi] = 0
+        mm[MM_FLAGS, mmi] &= ~(1 << MMF_VM_HUGEPAGE)
 
 
 @kernel

@@ -107,6 +107,7 @@ from .events import ev_room, run_timers
 from .events import record as ev_record
 from .huge_memory import (
     get_huge_zero_pfn,
+    khugepaged_enter,
     leaf_prot,
     prep_anon_folio,
     split_huge_pmd,
@@ -353,6 +354,7 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
     if pmde == 0:
         if vfile < 0 and thp_vma_allowable(cfg, mm[MM_FLAGS, mmi], vm_flags, vma[V_START, p],
                                            vma[V_END, p], va):
+            khugepaged_enter(cfg, gs, mm, mmi, now)
             if not write and cfg[C_USE_ZERO_PAGE] != 0:
                 st, done, c = map_huge_zero(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order,
                                             pb_mt, pt, pt_aux, mm, mmi, vm_flags, pos)
@@ -496,8 +498,9 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
     empty, ``start + i * stride``. With ``results`` as long as the stream a SIGSEGV is recorded
     (1) and the stream goes on; otherwise the loop stops there. Returns (status, index reached):
     OK, SEGV, NEED_GROW (restart at the index after growing the pool), FLUSH (drain the event or
-    sample buffer, then restart at the index) or -ENOMEM. Timed events due before an access run
-    first, at their own times.
+    sample buffer, then restart at the index), TIMER (khugepaged is due: run ``khugepaged_run``,
+    then restart at the index) or -ENOMEM. Timed events due before an access run first, at their
+    own times.
 
     Everything per access stays in this one function: a call that passes the state arrays costs
     a reference-count round trip per array, so only faults leave the loop.
@@ -606,8 +609,9 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
                 else:
                     prefetch(pt, fr_idx[entry_pfn(pmde)] * PTRS_PER_TABLE + ((vj >> 12) & 511))
         if clock >= next_event:
-            if run_timers(cfg, gs, vmstat, smp, clock) != OK:
-                status = FLUSH
+            st = run_timers(cfg, gs, vmstat, smp, clock)
+            if st != OK:
+                status = st              # FLUSH, or TIMER: khugepaged runs, then this resumes
                 break
             next_event = gs[G_NEXT_EVENT]
         if rec_fault and not ev_room(gs, ev, 3):
@@ -744,6 +748,7 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
             cost += fc
             fps += fc
             slots = pt_slots_available(gs)
+            next_event = gs[G_NEXT_EVENT]        # a fault may enrol the mm and wake khugepaged
             if st != OK:
                 break
         clock += cost

@@ -1,4 +1,4 @@
-"""Read-only walks behind the /proc observables (fs/proc/task_mmu.c)."""
+"""The walks behind the /proc observables, and the clear_refs write (fs/proc/task_mmu.c)."""
 from .consts import (
     PG_dirty,
     PG_anon,
@@ -14,10 +14,23 @@ from .consts import (
     HPAGE_PMD_SIZE,
     MM_PGD,
     PG_lazyfree,
+    PG_referenced,
     PG_tail,
+    C_COST_COPY_PTE,
+    C_COST_SYSCALL,
+    C_COST_TLB_FLUSH,
+    MM_VBASE,
+    MM_VCOUNT,
+    OK,
+    T_CLOCK,
+    V_END,
+    V_FILE,
+    V_START,
 )
 from .jit import kernel
 from .pagetable import entry_pfn, next_pmd, pte_lookup
+from .syscalls import op_begin, op_end
+from .tlb import flush_tlb_mm
 
 # smaps_walk output slots (pages, except PSS which is pages << 12 to keep the kernel's precision)
 SM_RSS = 0
@@ -129,3 +142,56 @@ def dump_leaves(cfg, pt, fr_idx, mm, mmi, start, end, vas, entries):
                 n += 1
         va = nxt
     return n
+
+
+@kernel
+def clear_refs(S, ti, mmi, kind):
+    """A write to /proc/PID/clear_refs (clear_refs_write): ``kind`` 1 clears the accessed bits of
+    every page table leaf and PG_referenced of the pages they map, 2 only in anonymous VMAs, 3
+    only in file VMAs; then the mm's TLB entries go. The writer ``ti`` pays a system call plus
+    one entry's work per leaf. Returns (OK, leaves visited)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+    pgd = mm[MM_PGD, mmi]
+    leaves = 0
+    if pgd >= 0:
+        base = mm[MM_VBASE, mmi]
+        for j in range(mm[MM_VCOUNT, mmi]):
+            p = base + j
+            f = vma[V_FILE, p]
+            if f == -2 or (kind == 2 and f >= 0) or (kind == 3 and f < 0):
+                continue
+            va = vma[V_START, p]
+            end = vma[V_END, p]
+            while va < end:
+                pos, nxt = next_pmd(cfg, pt, fr_idx, pgd, va, end)
+                if pos < 0:
+                    va = nxt
+                    continue
+                e = pt[pos]
+                if e & _PAGE_PSE:
+                    if (e & _PAGE_SPECIAL) == 0:
+                        fr_flags[entry_pfn(e)] &= ~PG_referenced
+                    pt[pos] = e & ~_PAGE_ACCESSED
+                    leaves += 1
+                    va = nxt
+                    continue
+                tb = pte_lookup(pt, fr_idx, e, va)
+                for i in range((nxt - va) >> 12):
+                    pe = pt[tb + i]
+                    if (pe & (_PAGE_PRESENT | _PAGE_PROTNONE)) == 0:
+                        continue
+                    pt[tb + i] = pe & ~_PAGE_ACCESSED
+                    leaves += 1
+                    if (pe & _PAGE_SPECIAL) == 0:
+                        pfn = entry_pfn(pe)
+                        if (fr_flags[pfn] & PG_tail) != 0:
+                            pfn = pfn & ~(HPAGE_PMD_NR - 1)
+                        fr_flags[pfn] &= ~PG_referenced
+                va = nxt
+    flush_tlb_mm(cfg, tlb, pwc, mmi + 1)
+    op_begin(task, cpus, ti)
+    task[T_CLOCK, ti] += (cfg[C_COST_SYSCALL] + cfg[C_COST_TLB_FLUSH]
+                          + leaves * cfg[C_COST_COPY_PTE])
+    op_end(gs, task, cpus, ti)
+    return OK, leaves

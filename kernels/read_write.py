@@ -637,3 +637,17 @@ def catch_up(S, ti):
     if now > gs[G_NOW]:
         gs[G_NOW] = now
     return OK, 0
+
+
+@kernel
+def machine_catch_up(S, until):
+    """Background work up to ``until`` ps with every task idle (``Machine.advance``)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+    if not file_room(fgs, pc, wbq, vmstat, 0, 0, 0, gs):
+        return NEED_GROW, 0
+    background(S, until)
+    if until > gs[G_NOW]:
+        gs[G_NOW] = until
+    return OK, 0
+

@@ -8,10 +8,12 @@ streams are done, or with NEED_GROW or FLUSH and a resume point (``rs``) to re-e
 import numpy as np
 
 from .consts import (
+    C_KERNEL,
     C_RECORD,
     CPU_FREE_AT,
     EINVAL,
     FLUSH,
+    MADV_COLLAPSE,
     MADV_POPULATE_WRITE,
     MAP_POPULATE,
     MM_BRK,
@@ -38,11 +40,13 @@ from .consts import (
     T_CPU,
     T_MM,
     T_PID,
+    TIMER,
     VM_LOCKED,
     VM_LOCKONFAULT,
 )
 from .events import ev_room, record, run_timers
 from .jit import kernel
+from .khugepaged import sys_madvise_collapse
 from .memory import access_loop
 from .syscalls import (
     madvise_populate_extent,
@@ -80,7 +84,7 @@ def run_ops(S, ops, order, tstart, tend, cursor, res, rs):
     ``cursor[j]`` how far it got; ``res[0, k]``/``res[1, k]`` get op k's status and value and
     ``res[2, k]`` its position in the order the ops ran.
 
-    Returns (status, op index): OK when all streams are done, else NEED_GROW or FLUSH.
+    Returns (status, op index): OK when all streams are done, else NEED_GROW, FLUSH or TIMER.
     """
     cfg = S.cfg
     gs = S.gs
@@ -105,12 +109,13 @@ def run_ops(S, ops, order, tstart, tend, cursor, res, rs):
             return OK, -1
         k = order[cursor[best]]
         ti = ops[OPR_TASK, k]
-        if run_timers(cfg, gs, S.vmstat, S.smp, bt) != OK:
-            return FLUSH, k
+        st = run_timers(cfg, gs, S.vmstat, S.smp, bt)
+        if st != OK:
+            return st, k                # FLUSH, or TIMER: khugepaged runs first
         if rec_sys and not ev_room(gs, ev, 1):
             return FLUSH, k
         st, val = _run_one(S, ops, k, ti, rs)
-        if st == NEED_GROW or st == FLUSH:
+        if st == NEED_GROW or st == FLUSH or st == TIMER:
             return st, k
         res[0, k] = st
         res[1, k] = val
@@ -167,7 +172,7 @@ def _run_one(S, ops, k, ti, rs):
                             S.smp, ti, np.empty(0, np.int64), w, start, stride, n, i0,
                             np.empty(0, np.int8), S)
         op_end(S.gs, S.task, S.cpus, ti)
-        if st == NEED_GROW or st == FLUSH:
+        if st == NEED_GROW or st == FLUSH or st == TIMER:
             rs[RS_OP] = k
             rs[RS_PHASE] = 2
             rs[RS_POS] = i
@@ -189,6 +194,8 @@ def _run_one(S, ops, k, ti, rs):
         return sys_munmap(S, ti, a0, a1)
     if code == OP_MPROTECT:
         return sys_mprotect(S, ti, a0, a1, a2)
+    if code == OP_MADVISE and a2 == MADV_COLLAPSE and S.cfg[C_KERNEL] >= 601:
+        return sys_madvise_collapse(S, ti, a0, a1)
     if code == OP_MADVISE:
         st, pop = sys_madvise(S, ti, a0, a1, a2)
         if st != OK or pop == 0:
@@ -228,5 +235,5 @@ def _run_one(S, ops, k, ti, rs):
 @kernel
 def tick(S, ti):
     """Run the timed events due before task ``ti``'s next operation can start (as ``run_ops``
-    does before each op). Returns (status, 0): OK or FLUSH."""
+    does before each op). Returns (status, 0): OK, FLUSH or TIMER."""
     return run_timers(S.cfg, S.gs, S.vmstat, S.smp, _start_time(S.task, S.cpus, ti)), 0

@@ -99,6 +99,7 @@ from .fork import copy_mm, exit_mmap
 from .file_fault import file_room
 from .filemap import filemap_get_folio
 from .borrow import borrow_state
+from .huge_memory import khugepaged_enter, khugepaged_exit
 from .jit import kernel
 from .memory import (
     FAULT_RESERVE_TABLES,
@@ -527,7 +528,7 @@ def sys_madvise(S, ti, addr, length, advice):
         # hugepage_madvise: VM_HUGEPAGE on, VM_NOHUGEPAGE off; enrol the mm for khugepaged
         full, splits, _ = modify_vmas(S, mmi, addr, end, MOD_BITS, VM_HUGEPAGE, VM_NOHUGEPAGE,
                                       False)
-        mm[MM_FLAGS, mmi] |= 1 << MMF_VM_HUGEPAGE
+        khugepaged_enter(cfg, gs, mm, mmi, task[T_CLOCK, ti])
     elif advice == MADV_NOHUGEPAGE:
         full, splits, _ = modify_vmas(S, mmi, addr, end, MOD_BITS, VM_NOHUGEPAGE, VM_HUGEPAGE,
                                       False)
@@ -725,6 +726,8 @@ def sys_fork(S, ti, cti, cmm):
     if st != OK:
         exit_mmap(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma,
                   cmm)
+    elif mm[MM_FLAGS, pm] & (1 << MMF_VM_HUGEPAGE):
+        khugepaged_enter(cfg, gs, mm, cmm, task[T_CLOCK, ti])     # khugepaged_fork
     flush_tlb_mm(cfg, tlb, pwc, pm + 1)
     task[T_CLOCK, ti] += cost + cfg[C_COST_SYSCALL] + cfg[C_COST_TLB_FLUSH]
     op_end(gs, task, cpus, ti)
@@ -740,6 +743,7 @@ def mm_put(S, mmi):
     mm[MM_USERS, mmi] -= 1
     zapped = 0
     if mm[MM_USERS, mmi] == 0:
+        khugepaged_exit(gs, mm, mmi)
         munlock_mm(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma, mmi)
         zapped = exit_mmap(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
                            mm, vma, mmi)

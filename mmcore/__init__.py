@@ -1,5 +1,5 @@
 """mmcore: a Numba-accelerated, kernel-faithful simulator of the Linux memory manager."""
-from .config import Config, ConfigError, Costs, TLBConfig
+from .config import Config, ConfigError, Costs, KhugepagedConfig, TLBConfig
 from .kernels.consts import (
     MADV_COLLAPSE, MADV_DONTNEED, MADV_FREE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_NORMAL,
     MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_WILLWRITE, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE,
@@ -13,7 +13,7 @@ from .machine import BusError, Machine, SegmentationFault, Task
 __version__ = "0.1.0"
 
 __all__ = [
-    "Config", "ConfigError", "Costs", "TLBConfig", "Machine", "Task", "SegmentationFault",
+    "Config", "ConfigError", "Costs", "KhugepagedConfig", "TLBConfig", "Machine", "Task", "SegmentationFault",
     "BusError", "Disk", "MADV_WILLWRITE",
     "MADV_COLLAPSE", "MADV_DONTNEED", "MADV_FREE", "MADV_HUGEPAGE", "MADV_NOHUGEPAGE", "MADV_NORMAL",
     "MADV_POPULATE_READ", "MADV_POPULATE_WRITE", "MAP_ANONYMOUS", "MAP_FIXED", "MAP_FIXED_NOREPLACE",

@@ -108,6 +108,22 @@ def check_invariants(m) -> None:
     assert np.array_equal(s.fr32[K.FR_MAPCOUNT, idx], mapcount[idx]), "mapcount mismatch"
     for head, cnt in entire.items():
         assert s.fr32[K.FR_OWNER, head + 1] == cnt, f"THP {head}: entire mapcount"
+    _check_khugepaged(s)
+
+
+def _check_khugepaged(s) -> None:
+    """khugepaged's list: an mm is on it exactly when MMF_VM_HUGEPAGE is set, in a unique
+    enrolment order; the scan cursor is on a listed mm; the wakeup is armed only with work."""
+    nmm = int(s.gs[K.G_NR_MM])
+    seq = s.mm[K.MM_KH_SEQ, :nmm]
+    flag = (s.mm[K.MM_FLAGS, :nmm] >> K.MMF_VM_HUGEPAGE) & 1
+    assert np.array_equal(seq != 0, flag != 0), "MMF_VM_HUGEPAGE and khugepaged's list disagree"
+    listed = seq[seq != 0]
+    assert len(np.unique(listed)) == len(listed), "two mms share an enrolment number"
+    assert listed.size == 0 or listed.max() <= s.gs[K.G_KH_SEQ]
+    cur = int(s.gs[K.G_KH_MM])
+    assert cur == -1 or seq[cur] != 0, f"khugepaged scans mm {cur}, which is not listed"
+    assert s.gs[K.G_NEXT_EVENT] == min(s.gs[K.G_NEXT_SAMPLE], s.gs[K.G_KH_WAKE])
 
 
 def _pgd_count(s) -> int:

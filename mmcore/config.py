@@ -50,6 +50,7 @@ class Profile:
     thp_align: int               # consts.THP_ALIGN_*
     split_mode: int              # 1: 3.10 splits page and PMD together; 0: PMD only (4.5+)
     madv_collapse: bool
+    collapse_rule: int = K.COLLAPSE_ONE_WRITABLE   # consts.COLLAPSE_*: khugepaged's writable test
 
 
 _DEFRAG_3 = ("always", "madvise", "never")
@@ -57,17 +58,25 @@ _DEFRAG_5 = ("always", "defer", "defer+madvise", "madvise", "never")
 
 PROFILES: dict[str, Profile] = {
     # 3.10: defrag=always by default; no prctl; write to the huge zero page allocates a THP
-    "3.10": Profile(310, "always", _DEFRAG_3, K.THPDIS_NONE, K.ZERO_WP_THP, K.THP_ALIGN_NONE, 1, False),
+    "3.10": Profile(310, "always", _DEFRAG_3, K.THPDIS_NONE, K.ZERO_WP_THP, K.THP_ALIGN_NONE, 1, False,
+                    K.COLLAPSE_ALL_WRITABLE),
     # 3.12: Johannes Weiner's reliable memcg OOM handling (the OOM work uses this)
-    "3.12": Profile(312, "always", _DEFRAG_3, K.THPDIS_NONE, K.ZERO_WP_THP, K.THP_ALIGN_NONE, 1, False),
+    "3.12": Profile(312, "always", _DEFRAG_3, K.THPDIS_NONE, K.ZERO_WP_THP, K.THP_ALIGN_NONE, 1, False,
+                    K.COLLAPSE_ALL_WRITABLE),
     # 3.15: PR_SET_THP_DISABLE sets VM_NOHUGEPAGE in mm->def_flags (commit a0715cc22601)
-    "3.15": Profile(315, "always", _DEFRAG_3, K.THPDIS_DEF_FLAGS, K.ZERO_WP_THP, K.THP_ALIGN_NONE, 1, False),
+    "3.15": Profile(315, "always", _DEFRAG_3, K.THPDIS_DEF_FLAGS, K.ZERO_WP_THP, K.THP_ALIGN_NONE, 1, False,
+                    K.COLLAPSE_ALL_WRITABLE),
     # 4.13: MMF_DISABLE_THP (commit 1860033237d4); defrag=madvise default since 4.6; PMD-only split
-    # since 4.5; a write to the huge zero page splits it and copies 4 KiB
-    "4.13": Profile(413, "madvise", _DEFRAG_5, K.THPDIS_MMF, K.ZERO_WP_SPLIT, K.THP_ALIGN_NONE, 0, False),
+    # since 4.5; a write to the huge zero page splits it and copies 4 KiB; khugepaged counts the
+    # zero page as none and needs one writable PTE (since about 4.0)
+    "4.13": Profile(413, "madvise", _DEFRAG_5, K.THPDIS_MMF, K.ZERO_WP_SPLIT, K.THP_ALIGN_NONE, 0, False,
+                    K.COLLAPSE_ONE_WRITABLE),
     # 6.18: PR_THP_DISABLE_EXCEPT_ADVISED; 2 MiB-multiple anonymous mmaps aligned (6.12);
-    # do_huge_zero_wp_pmd allocates a THP on a write to the huge zero page (checked on 6.18)
-    "6.18": Profile(618, "madvise", _DEFRAG_5, K.THPDIS_EXCEPT_ADVISED, K.ZERO_WP_THP, K.THP_ALIGN_MULTIPLE, 0, True),
+    # do_huge_zero_wp_pmd allocates a THP on a write to the huge zero page (checked on 6.18);
+    # MADV_COLLAPSE of a range whose pages are all mapped read-only succeeds (no writable test,
+    # checked on 6.18)
+    "6.18": Profile(618, "madvise", _DEFRAG_5, K.THPDIS_EXCEPT_ADVISED, K.ZERO_WP_THP, K.THP_ALIGN_MULTIPLE, 0, True,
+                    K.COLLAPSE_ANY),
 }
 
 THP_ENABLED = {"never": K.THP_NEVER, "madvise": K.THP_MADVISE, "always": K.THP_ALWAYS}
@@ -110,6 +119,7 @@ class Costs:
     kswapd_page_ns: float = 200.0     # kswapd's own time per page it frees
     lookup_hit_ns: float = 150.0      # a path lookup whose dentry and inode are cached
     lookup_miss_ns: float = 2000.0    # ... that allocates them (plus an inode-table disk read)
+    scan_pte_ns: float = 10.0         # khugepaged: examining one PTE (its folio, flags, mapcount)
 
 
 @dataclass
@@ -123,6 +133,26 @@ class TLBConfig:
     stlb_ways: int = 12
     pde_cache_entries: int = 32       # paging-structure cache of PMD entries (va >> 21)
     pdpte_cache_entries: int = 4      # paging-structure cache of PUD entries (va >> 30)
+
+
+@dataclass
+class KhugepagedConfig:
+    """``/sys/kernel/mm/transparent_hugepage/khugepaged/*``; defaults are the kernel's (spec 3.6)."""
+    pages_to_scan: int = 4096
+    scan_sleep_millisecs: int = 10000
+    alloc_sleep_millisecs: int = 60000
+    defrag: int = 1
+    max_ptes_none: int = 511
+    max_ptes_swap: int = 64
+    max_ptes_shared: int = 256
+
+    LIMITS = {"pages_to_scan": (1, (1 << 32) - 1), "scan_sleep_millisecs": (0, (1 << 32) - 1),
+              "alloc_sleep_millisecs": (0, (1 << 32) - 1), "defrag": (0, 1),
+              "max_ptes_none": (0, 511), "max_ptes_swap": (0, 511), "max_ptes_shared": (0, 511)}
+
+    def validate(self) -> None:
+        for name, (lo, hi) in self.LIMITS.items():
+            _check_int(f"khugepaged.{name}", getattr(self, name), lo, hi)
 
 
 @dataclass
@@ -143,6 +173,7 @@ class Config:
     mmap_base: int = K.TASK_SIZE - (128 << 20)  # x86 mmap_base() with ASLR off, 8 MiB stack
     tlb: TLBConfig = field(default_factory=TLBConfig)
     costs: Costs = field(default_factory=Costs)
+    khugepaged: KhugepagedConfig = field(default_factory=KhugepagedConfig)
     # what a run records (event records go to HDF5 traces; off: the hot path pays nothing)
     record_faults: bool = False               # one record per page fault
     record_syscalls: bool = False             # one record per system call
@@ -168,6 +199,8 @@ class Config:
             self.tlb = _from_mapping(TLBConfig, self.tlb, "tlb")
         if isinstance(self.costs, Mapping):
             self.costs = _from_mapping(Costs, self.costs, "costs")
+        if isinstance(self.khugepaged, Mapping):
+            self.khugepaged = _from_mapping(KhugepagedConfig, self.khugepaged, "khugepaged")
         self.validate()
 
     # ---- construction -----------------------------------------------------------------
@@ -227,6 +260,9 @@ class Config:
                 raise ConfigError(f"tlb.{name}_entries: {n} is not a multiple of tlb.{name}_ways = {w}")
         _check_int("tlb.pde_cache_entries", self.tlb.pde_cache_entries, 0, 1 << 16)
         _check_int("tlb.pdpte_cache_entries", self.tlb.pdpte_cache_entries, 0, 1 << 16)
+        if not isinstance(self.khugepaged, KhugepagedConfig):
+            raise ConfigError(f"khugepaged: expected a table of settings, got {self.khugepaged!r}")
+        self.khugepaged.validate()
         for f in fields(Costs):
             v = getattr(self.costs, f.name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
@@ -295,6 +331,15 @@ class Config:
         c[K.C_ZERO_WP] = p.zero_wp if zw is None else {"thp": K.ZERO_WP_THP, "split": K.ZERO_WP_SPLIT}[zw]
         c[K.C_THP_ALIGN] = p.thp_align
         c[K.C_SPLIT_MODE] = p.split_mode
+        c[K.C_COLLAPSE_RULE] = p.collapse_rule
+        kh = self.khugepaged
+        c[K.C_KH_PAGES_TO_SCAN] = kh.pages_to_scan
+        c[K.C_KH_SCAN_SLEEP_PS] = kh.scan_sleep_millisecs * 1_000_000_000
+        c[K.C_KH_ALLOC_SLEEP_PS] = kh.alloc_sleep_millisecs * 1_000_000_000
+        c[K.C_KH_DEFRAG] = kh.defrag
+        c[K.C_KH_MAX_PTES_NONE] = kh.max_ptes_none
+        c[K.C_KH_MAX_PTES_SWAP] = kh.max_ptes_swap
+        c[K.C_KH_MAX_PTES_SHARED] = kh.max_ptes_shared
         c[K.C_PT_LEVELS] = self.page_table_levels
         c[K.C_NCPUS] = self.ncpus
         t = self.tlb
@@ -332,7 +377,7 @@ class Config:
                         (K.C_COST_PGTABLE_ALLOC, k.pgtable_alloc_ns), (K.C_COST_SYSCALL, k.syscall_ns),
                         (K.C_COST_TLB_FLUSH, k.tlb_flush_ns), (K.C_COST_COMPACT_SCAN, k.compact_scan_ns),
                         (K.C_COST_MIGRATE_PAGE, k.migrate_page_ns),
-                        (K.C_COST_COPY_PTE, k.copy_pte_ns)):
+                        (K.C_COST_COPY_PTE, k.copy_pte_ns), (K.C_COST_SCAN_PTE, k.scan_pte_ns)):
             c[idx] = round(ns * 1000)
         return c
 

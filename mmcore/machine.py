@@ -7,8 +7,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .config import Config, THP_DEFRAG, THP_ENABLED
+from .config import Config, KhugepagedConfig, THP_DEFRAG, THP_ENABLED
 from .kernels import consts as K
+from .kernels import khugepaged as KH
 from .kernels import proc as P
 from .kernels import sched as SCH
 from .kernels import syscalls as S_
@@ -98,7 +99,10 @@ class Machine:
         pt_cap, vma_cap, mm_cap, t_cap = 64, 256, 16, 16
         gs[K.G_PT_CAP] = pt_cap
         gs[K.G_VMA_CAP] = vma_cap
-        gs[K.G_NEXT_EVENT] = 0 if cfg[K.C_SAMPLE_PS] > 0 else NEVER
+        gs[K.G_NEXT_SAMPLE] = 0 if cfg[K.C_SAMPLE_PS] > 0 else NEVER
+        gs[K.G_KH_WAKE] = NEVER               # khugepaged sleeps until an mm enrols
+        gs[K.G_KH_MM] = -1
+        gs[K.G_NEXT_EVENT] = gs[K.G_NEXT_SAMPLE]
         fr_flags = np.zeros(n + 1, np.int32)
         fr_flags[n] = K.PG_reserved                      # the 4 KiB zero page
         tlb = np.zeros((ncpu, 2, total), np.int64)
@@ -159,6 +163,38 @@ class Machine:
             if st != K.NEED_GROW:
                 return int(st), int(val)
             self._grow()
+
+    def _service(self, st: int) -> bool:
+        """Do what a kernel's status asks before re-entering it: True if it should re-enter."""
+        if st == K.NEED_GROW:
+            self._grow()
+        elif st == K.FLUSH:
+            self._flush()
+        elif st == K.TIMER:
+            self._background()
+        else:
+            return False
+        return True
+
+    def _background(self, until: int | None = None) -> None:
+        """Run khugepaged's wakeups (and the samples between them) due up to ``until`` ps (by
+        default the time a kernel left at TIMER)."""
+        if until is not None:
+            self.state.gs[K.G_TIMER_UNTIL] = until
+        while KH.khugepaged_run(self.state)[0] == K.FLUSH:
+            self._flush()
+
+    def advance(self, ns: int) -> None:
+        """Let ``ns`` of simulated time pass with every task idle: khugepaged, the vmstat
+        sampler, writeback and kswapd run up to then, and every task's clock moves there."""
+        ns = _check_int("ns", ns, 0, 1 << 50)
+        s = self.state
+        live = [t._ti for t in self._tasks.values()]
+        until = int(max([int(s.gs[K.G_NOW])] + [int(s.task[K.T_CLOCK, i]) for i in live])) + ns * 1000
+        self._background(until)
+        for i in live:
+            s.task[K.T_CLOCK, i] = max(int(s.task[K.T_CLOCK, i]), until)
+        self.vfs.call(RW.machine_catch_up, until)
 
     def _flush(self) -> None:
         """Move the event and sample buffers' contents out of the state (a kernel said FLUSH)."""
@@ -311,11 +347,7 @@ class Machine:
         rs[SCH.RS_SEQ] = 0
         while True:
             st, _ = SCH.run_ops(self.state, arr, order, tstart, tend, cursor, res, rs)
-            if st == K.NEED_GROW:
-                self._grow()
-            elif st == K.FLUSH:
-                self._flush()
-            else:
+            if not self._service(st):
                 return res
 
     def tasks(self) -> list["Task"]:
@@ -371,11 +403,66 @@ class Machine:
                 raise _oserror(_errno.EINVAL, f"write {v!r} to {path}")
             self.config.thp_use_zero_page = v == "1"
             cfg[K.C_USE_ZERO_PAGE] = int(v)
+        elif p.startswith(self._KH) and p[len(self._KH):] in self._KH_KNOBS:
+            name = p[len(self._KH):]
+            lo, hi = KhugepagedConfig.LIMITS[name]
+            try:
+                n = int(v)
+            except ValueError:
+                raise _oserror(_errno.EINVAL, f"write {v!r} to {path}") from None
+            if not lo <= n <= hi:
+                raise _oserror(_errno.EINVAL, f"write {v!r} to {path}")
+            setattr(self.config.khugepaged, name, n)
+            idx, scale = self._KH_KNOBS[name]
+            cfg[idx] = n * scale
+            if name.endswith("sleep_millisecs"):
+                self._wake_khugepaged()       # khugepaged_sleep_expire = 0; wake_up_interruptible
+            return
         else:
             raise _oserror(_errno.ENOENT, f"/sys/{p}")
+        if p == self._THP + "enabled":
+            if v == "never":
+                self.state.gs[K.G_KH_WAKE] = NEVER            # start_stop_khugepaged: stopped
+                self._rearm()
+            else:
+                self._wake_khugepaged()
+
+    _KH = _THP + "khugepaged/"
+    _KH_KNOBS = {"pages_to_scan": (K.C_KH_PAGES_TO_SCAN, 1),
+                 "scan_sleep_millisecs": (K.C_KH_SCAN_SLEEP_PS, 1_000_000_000),
+                 "alloc_sleep_millisecs": (K.C_KH_ALLOC_SLEEP_PS, 1_000_000_000),
+                 "defrag": (K.C_KH_DEFRAG, 1), "max_ptes_none": (K.C_KH_MAX_PTES_NONE, 1),
+                 "max_ptes_swap": (K.C_KH_MAX_PTES_SWAP, 1),
+                 "max_ptes_shared": (K.C_KH_MAX_PTES_SHARED, 1)}
+
+    def _rearm(self) -> None:
+        gs = self.state.gs
+        gs[K.G_NEXT_EVENT] = min(int(gs[K.G_NEXT_SAMPLE]), int(gs[K.G_KH_WAKE]))
+
+    def _wake_khugepaged(self) -> None:
+        """Wake khugepaged now if it has an mm to scan and THP is on (else it sleeps on)."""
+        s = self.state
+        gs = s.gs
+        enrolled = bool((s.mm[K.MM_KH_SEQ, :int(gs[K.G_NR_MM])] != 0).any())
+        if enrolled and s.cfg[K.C_THP_ENABLED] != K.THP_NEVER:
+            gs[K.G_KH_WAKE] = min(int(gs[K.G_KH_WAKE]), int(gs[K.G_NOW]))
+            self._rearm()
+
+    def khugepaged(self) -> dict[str, int]:
+        """khugepaged's sysfs counters plus what the engine measures of it: ``pages_collapsed``,
+        ``full_scans``, ``pages_scanned`` (its progress count, in PTEs) and ``busy_ns``."""
+        gs = self.state.gs
+        return {"pages_collapsed": int(gs[K.G_KH_COLLAPSED]), "full_scans": int(gs[K.G_KH_FULL_SCANS]),
+                "pages_scanned": int(gs[K.G_KH_SCANNED]), "busy_ns": int(gs[K.G_KH_BUSY_PS]) // 1000}
 
     def sysfs_read(self, path: str) -> str:
         p = path.removeprefix("/sys/").strip("/")
+        if p.startswith(self._KH):
+            name = p[len(self._KH):]
+            if name in self._KH_KNOBS:
+                return str(getattr(self.config.khugepaged, name))
+            if name in ("pages_collapsed", "full_scans"):
+                return str(self.khugepaged()[name])
         if p == self._THP + "enabled":
             return " ".join(f"[{m}]" if m == self.config.thp_enabled else m
                             for m in ("always", "madvise", "never"))
@@ -483,8 +570,8 @@ class Task:
         if not m.state.task[K.T_ALIVE, self._ti]:
             raise ProcessLookupError(f"task {self.pid} has exited")
         if m.state.gs[K.G_NEXT_EVENT] < NEVER:
-            while SCH.tick(m.state, self._ti)[0] == K.FLUSH:
-                m._flush()
+            while m._service(SCH.tick(m.state, self._ti)[0]):
+                pass
 
     def fork(self) -> "Task":
         """fork(2): a child with a copy-on-write copy of this address space."""
@@ -684,6 +771,11 @@ class Task:
         addr = _check_int("addr", addr, 0, 1 << 62)
         length = _check_int("length", length, 0, 1 << 62)
         advice = _check_int("advice", advice, -(1 << 31), (1 << 31) - 1)
+        if advice == K.MADV_COLLAPSE and self.machine.config.profile.madv_collapse:
+            st, _ = self.machine._call(KH.sys_madvise_collapse, self._ti, addr, length)
+            if st < 0:
+                raise _oserror(-st, "madvise(MADV_COLLAPSE)")
+            return 0
         st, populate = self.machine._call(S_.sys_madvise, self._ti, addr, length, advice)
         if st < 0:
             raise _oserror(-st, "madvise")
@@ -882,12 +974,14 @@ class Task:
         return int(self.machine.vfs.state.ino[K.I_SIZE, of.ino])
 
     def nanosleep(self, ns: int) -> None:
-        """Let ``ns`` of simulated time pass for this task (background writeback, the flusher and
-        kswapd catch up to its clock)."""
+        """Let ``ns`` of simulated time pass for this task (khugepaged, background writeback, the
+        flusher and kswapd catch up to its clock)."""
         self._alive()
         ns = _check_int("ns", ns, 0, 1 << 50)
-        self.machine.state.task[K.T_CLOCK, self._ti] += ns * 1000
-        self.machine.vfs.call(RW.catch_up, self._ti)
+        m = self.machine
+        m.state.task[K.T_CLOCK, self._ti] += ns * 1000
+        m._background(int(m.state.task[K.T_CLOCK, self._ti]))
+        m.vfs.call(RW.catch_up, self._ti)
 
     def write_sysctl(self, name: str, value: int | str) -> None:
         """Write a /proc/sys knob as this task (``vm.drop_caches``, ``vm.dirty_ratio``,
@@ -935,11 +1029,7 @@ class Task:
         i = 0
         while True:
             st, i = S_.run_touch(self.machine.state, self._ti, addr, length, stride, bool(write), i)
-            if st == K.NEED_GROW:
-                self.machine._grow()
-            elif st == K.FLUSH:
-                self.machine._flush()
-            else:
+            if not self.machine._service(st):
                 break
         self._raise_access(st, addr + i * stride, write)
 
@@ -964,11 +1054,7 @@ class Task:
         i = 0
         while True:
             st, i = S_.run_access(self.machine.state, self._ti, a, w, i, res)
-            if st == K.NEED_GROW:
-                self.machine._grow()
-            elif st == K.FLUSH:
-                self.machine._flush()
-            else:
+            if not self.machine._service(st):
                 break
         if st != K.OK:
             self._raise_access(st, int(a[i]), bool(w[0] if w.shape[0] == 1 else w[i]))
@@ -992,6 +1078,24 @@ class Task:
         b, n = int(s.mm[K.MM_VBASE, mmi]), int(s.mm[K.MM_VCOUNT, mmi])
         return [(int(s.vma[K.V_START, i]), int(s.vma[K.V_END, i]), int(s.vma[K.V_FLAGS, i]))
                 for i in range(b, b + n)]
+
+    def clear_refs(self, value: int | str = 1) -> None:
+        """Write ``value`` to /proc/PID/clear_refs, as this task: 1 clears the accessed bits and
+        PG_referenced of every page the task maps, 2 of its anonymous pages only, 3 of its file
+        pages only (the kernel's CLEAR_REFS_ALL, _ANON, _MAPPED). Idle-page and working-set
+        estimates start here; so does khugepaged's referenced test. Soft-dirty (4) and the peak
+        RSS reset (5) are not modelled."""
+        self._alive()
+        try:
+            v = int(str(value).strip())
+        except ValueError:
+            raise _oserror(_errno.EINVAL, f"write {value!r} to /proc/{self.pid}/clear_refs") from None
+        if v in (4, 5):
+            raise NotImplementedError(f"clear_refs {v}: soft-dirty and VmHWM are not modelled; "
+                                      "1, 2 and 3 are")
+        if not 1 <= v <= 3:
+            raise _oserror(_errno.EINVAL, f"write {value!r} to /proc/{self.pid}/clear_refs")
+        self.machine._call(P.clear_refs, self._ti, self._mmi, v)
 
     def smaps(self, addr: int | None = None) -> dict[str, int] | list[dict[str, int]]:
         """/proc/PID/smaps for the VMA containing ``addr`` (all VMAs when ``addr`` is None)."""

@@ -1,0 +1,511 @@
+"""khugepaged and MADV_COLLAPSE: coalescing 4 KiB anonymous pages into PMD-mapped THPs
+(mm/khugepaged.c; spec 3.6-3.9).
+
+khugepaged is a background thread in simulated time. It sleeps ``scan_sleep_millisecs`` between
+wakeups (``alloc_sleep_millisecs`` after a failed huge page allocation), and asleep for good while
+no mm is enrolled. Each wakeup examines ``pages_to_scan`` PTEs' worth of 2 MiB ranges, mm by mm in
+enrolment order, resuming where the last wakeup stopped; a pass over every enrolled mm counts in
+``full_scans``. The kernels that advance a task's clock stop with TIMER when a wakeup is due, and
+``khugepaged_run`` (its own entry kernel, so the fault path's compilation does not grow with it)
+runs the wakeups due, before they re-enter. A wakeup's scanning and copying run on khugepaged's
+own time (``G_KH_BUSY_PS``); the next wakeup comes that much later.
+
+A range collapses when (``hpage_collapse_scan_pmd``): its PMD maps a PTE table; PTEs that are none
+or map the zero page number at most ``max_ptes_none``; swap entries at most ``max_ptes_swap``;
+pages mapped more than once at most ``max_ptes_shared``; every page is anonymous and on the LRU;
+one PTE or page is young or referenced; and the kernel profile's writable rule holds
+(``C_COLLAPSE_RULE``). MADV_COLLAPSE ignores the three limits, the referenced test and the sysfs
+``enabled`` mode.
+"""
+from .consts import (
+    _PAGE_ACCESSED,
+    _PAGE_DIRTY,
+    _PAGE_PRESENT,
+    _PAGE_PSE,
+    _PAGE_RW,
+    _PAGE_SPECIAL,
+    C_COLLAPSE_RULE,
+    C_COST_CLEAR_PAGE,
+    C_COST_COPY_PAGE,
+    C_COST_SCAN_PTE,
+    C_COST_SYSCALL,
+    C_COST_TLB_FLUSH,
+    C_KH_ALLOC_SLEEP_PS,
+    C_KH_DEFRAG,
+    C_KH_MAX_PTES_NONE,
+    C_KH_MAX_PTES_SHARED,
+    C_KH_MAX_PTES_SWAP,
+    C_KH_PAGES_TO_SCAN,
+    C_KH_SCAN_SLEEP_PS,
+    C_NR_FRAMES,
+    C_THP_ENABLED,
+    COLLAPSE_ALL_WRITABLE,
+    COLLAPSE_ONE_WRITABLE,
+    EAGAIN,
+    EBUSY,
+    EINVAL,
+    ENOMEM,
+    FR_MAPCOUNT,
+    FR_OWNER,
+    G_KH_ADDR,
+    G_KH_BUSY_PS,
+    G_KH_COLLAPSED,
+    G_KH_FULL_SCANS,
+    G_KH_MM,
+    G_KH_SCANNED,
+    G_KH_WAKE,
+    G_NR_MM,
+    G_TIMER_UNTIL,
+    HPAGE_PMD_NR,
+    HPAGE_PMD_ORDER,
+    HPAGE_PMD_SIZE,
+    MIGRATE_MOVABLE,
+    MM_ANON,
+    MM_ANON_THP,
+    MM_ANONPAGES,
+    MM_FLAGS,
+    MM_HAD_PMD,
+    MM_KH_SEQ,
+    MM_PGD,
+    MM_USERS,
+    MM_VBASE,
+    MM_VCOUNT,
+    MMF_VM_HUGEPAGE,
+    OK,
+    PTRS_PER_TABLE,
+    SCAN_ALLOC_HUGE_PAGE_FAIL,
+    SCAN_EXCEED_NONE_PTE,
+    SCAN_FAIL,
+    SCAN_EXCEED_SHARED_PTE,
+    SCAN_EXCEED_SWAP_PTE,
+    SCAN_LACK_REFERENCED_PAGE,
+    SCAN_PAGE_ANON,
+    SCAN_PAGE_COUNT,
+    SCAN_PAGE_LRU,
+    SCAN_PAGE_NULL,
+    SCAN_PAGE_RO,
+    SCAN_PMD_MAPPED,
+    SCAN_PMD_NULL,
+    SCAN_SUCCEED,
+    T_CLOCK,
+    TASK_SIZE,
+    T_MM,
+    THP_MADVISE,
+    THP_NEVER,
+    V_END,
+    V_FILE,
+    V_FLAGS,
+    V_START,
+    VM_HUGEPAGE,
+    VM_LOCKED,
+    VM_NOHUGEPAGE,
+    VM_READ,
+    VM_WRITE,
+    VS_NR_ANON_PAGES,
+    VS_NR_ANON_THP,
+    VS_PGALLOC,
+    VS_THP_COLLAPSE_ALLOC,
+    VS_THP_COLLAPSE_ALLOC_FAILED,
+    VS_THP_SCAN_EXCEED_NONE_PTE,
+    VS_THP_SCAN_EXCEED_SHARE_PTE,
+    VS_THP_SCAN_EXCEED_SWAP_PTE,
+    PG_anon,
+    PG_lru,
+    PG_referenced,
+)
+from .compaction import compact_zone
+from .events import NEVER, rearm, take_samples
+from .huge_memory import leaf_prot, prep_anon_folio, thp_disabled_by_mm
+from .jit import kernel
+from .memory import remove_rmap_pte
+from .mlock import mlock_folio
+from .mmap import find_vma_index
+from .page_alloc import rmqueue
+from .pagetable import deposit_table, entry_pfn, pmd_lookup
+from .syscalls import op_begin, op_end
+from .tlb import flush_tlb_range
+
+
+@kernel
+def collapse_vma_ok(cfg, mm_flags, vm_flags, file, enforce_sysfs):
+    """thp_vma_allowable_order for collapse: anonymous, accessible, not VM_NOHUGEPAGE, not disabled
+    by the prctl, and (khugepaged only) the sysfs ``enabled`` mode."""
+    if file != -1:
+        return False                 # file and special mappings: the huge page cache's business
+    if (vm_flags & (VM_READ | VM_WRITE)) == 0 or (vm_flags & VM_NOHUGEPAGE):
+        return False
+    if thp_disabled_by_mm(cfg, mm_flags, vm_flags):
+        return False
+    if enforce_sysfs:
+        en = cfg[C_THP_ENABLED]
+        if en == THP_NEVER or (en == THP_MADVISE and (vm_flags & VM_HUGEPAGE) == 0):
+            return False
+    return True
+
+
+@kernel
+def scan_pmd(cfg, vmstat, fr32, fr_flags, pt, tb, khugepaged):
+    """hpage_collapse_scan_pmd over the PTE table at ``pt[tb:tb + 512]``: a SCAN_* result.
+
+    khugepaged counts the thp_scan_exceed_* events; MADV_COLLAPSE (``khugepaged`` false) has no
+    limits and no referenced test.
+    """
+    zp = cfg[C_NR_FRAMES]
+    rule = cfg[C_COLLAPSE_RULE]
+    max_none = cfg[C_KH_MAX_PTES_NONE] if khugepaged else HPAGE_PMD_NR
+    max_swap = cfg[C_KH_MAX_PTES_SWAP] if khugepaged else HPAGE_PMD_NR
+    max_shared = cfg[C_KH_MAX_PTES_SHARED] if khugepaged else HPAGE_PMD_NR
+    none = 0
+    unmapped = 0
+    shared = 0
+    referenced = 0
+    writable = 0
+    pages = 0
+    for i in range(HPAGE_PMD_NR):
+        e = pt[tb + i]
+        if e == 0:
+            none += 1
+            if none > max_none:
+                if khugepaged:
+                    vmstat[VS_THP_SCAN_EXCEED_NONE_PTE] += 1
+                return SCAN_EXCEED_NONE_PTE
+            continue
+        if (e & _PAGE_PRESENT) == 0:
+            # a swap entry (a PROT_NONE leaf would be present on x86; such VMAs are skipped)
+            if rule == COLLAPSE_ALL_WRITABLE:
+                return SCAN_PAGE_NULL            # 3.10: any non-present PTE aborts
+            unmapped += 1
+            if unmapped > max_swap:
+                if khugepaged:
+                    vmstat[VS_THP_SCAN_EXCEED_SWAP_PTE] += 1
+                return SCAN_EXCEED_SWAP_PTE
+            continue
+        pfn = entry_pfn(e)
+        if (e & _PAGE_SPECIAL) != 0 or pfn == zp:
+            if rule == COLLAPSE_ALL_WRITABLE:
+                return SCAN_PAGE_RO              # 3.10: the zero page is not writable
+            none += 1
+            if none > max_none:
+                if khugepaged:
+                    vmstat[VS_THP_SCAN_EXCEED_NONE_PTE] += 1
+                return SCAN_EXCEED_NONE_PTE
+            continue
+        if e & _PAGE_RW:
+            writable += 1
+        elif rule == COLLAPSE_ALL_WRITABLE:
+            return SCAN_PAGE_RO
+        f = fr_flags[pfn]
+        if (f & PG_anon) == 0:
+            return SCAN_PAGE_ANON
+        if (f & PG_lru) == 0:
+            return SCAN_PAGE_LRU
+        if fr32[FR_MAPCOUNT, pfn] > 1:
+            if rule == COLLAPSE_ALL_WRITABLE:
+                return SCAN_PAGE_COUNT           # 3.10: page_count != 1 aborts
+            shared += 1
+            if shared > max_shared:
+                if khugepaged:
+                    vmstat[VS_THP_SCAN_EXCEED_SHARE_PTE] += 1
+                return SCAN_EXCEED_SHARED_PTE
+        if (e & _PAGE_ACCESSED) != 0 or (f & PG_referenced) != 0:
+            referenced += 1
+        pages += 1
+    if pages == 0:
+        return SCAN_PAGE_NULL
+    if rule == COLLAPSE_ONE_WRITABLE and writable == 0:
+        return SCAN_PAGE_RO
+    if khugepaged and (referenced == 0 or (unmapped > 0 and referenced < HPAGE_PMD_NR // 2)):
+        return SCAN_LACK_REFERENCED_PAGE
+    return SCAN_SUCCEED
+
+
+@kernel
+def collapse_huge_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
+                       tlb, pwc, mmi, vm_flags, pos, haddr, direct):
+    """collapse_huge_page for an anonymous range that passed ``scan_pmd``: allocate a THP (with
+    compaction when ``direct``), copy the pages in (zeroing the holes), install the PMD, free the
+    old pages and deposit the emptied PTE table. Returns (SCAN_* result, cost in ps)."""
+    cost = 0
+    pfn = rmqueue(gs, cfg, fr32, fr_flags, fr_order, pb_mt, HPAGE_PMD_ORDER, MIGRATE_MOVABLE)
+    if pfn < 0 and direct:
+        pfn, c = compact_zone(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm,
+                              tlb, pwc)
+        cost += c
+    if pfn < 0:
+        vmstat[VS_THP_COLLAPSE_ALLOC_FAILED] += 1
+        return SCAN_ALLOC_HUGE_PAGE_FAIL, cost
+    vmstat[VS_THP_COLLAPSE_ALLOC] += 1
+    vmstat[VS_PGALLOC] += HPAGE_PMD_NR
+    table = entry_pfn(pt[pos])
+    tb = fr_idx[table] * PTRS_PER_TABLE
+    zp = cfg[C_NR_FRAMES]
+    copied = 0
+    for i in range(HPAGE_PMD_NR):
+        e = pt[tb + i]
+        pt[tb + i] = 0
+        if e == 0 or (e & _PAGE_PRESENT) == 0:
+            continue
+        p = entry_pfn(e)
+        if (e & _PAGE_SPECIAL) != 0 or p == zp:
+            continue
+        copied += 1
+        remove_rmap_pte(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p)
+    cost += copied * cfg[C_COST_COPY_PAGE] + (HPAGE_PMD_NR - copied) * cfg[C_COST_CLEAR_PAGE]
+    prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, pfn, HPAGE_PMD_ORDER, mm[MM_ANON, mmi],
+                    haddr >> 12)
+    fr32[FR_OWNER, pfn + 1] = 1
+    if vm_flags & VM_LOCKED:
+        mlock_folio(fr_idx, fr_flags, fr_order, vmstat, pfn)
+    e = leaf_prot(vm_flags) | _PAGE_DIRTY | _PAGE_PSE | (pfn << 12)
+    if vm_flags & VM_WRITE:
+        e |= _PAGE_RW
+    pt[pos] = e
+    deposit_table(fr32, pt_aux[0, pos // PTRS_PER_TABLE], table)
+    mm[MM_HAD_PMD, mmi] = 1
+    mm[MM_ANONPAGES, mmi] += HPAGE_PMD_NR - copied
+    mm[MM_ANON_THP, mmi] += 1
+    vmstat[VS_NR_ANON_PAGES] += HPAGE_PMD_NR
+    vmstat[VS_NR_ANON_THP] += 1
+    flush_tlb_range(cfg, tlb, pwc, mmi + 1, haddr, haddr + HPAGE_PMD_SIZE)
+    cost += cfg[C_COST_TLB_FLUSH]
+    return SCAN_SUCCEED, cost
+
+
+@kernel
+def try_collapse(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, tlb,
+                 pwc, mmi, vm_flags, haddr, khugepaged, direct):
+    """Scan the 2 MiB range at ``haddr`` and collapse it if it qualifies: (SCAN_*, cost in ps)."""
+    pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, mmi], haddr)
+    if pos < 0 or pt[pos] == 0:
+        return SCAN_PMD_NULL, 0
+    pmde = pt[pos]
+    if pmde & _PAGE_PSE:
+        return SCAN_PMD_MAPPED, 0
+    tb = fr_idx[entry_pfn(pmde)] * PTRS_PER_TABLE
+    r = scan_pmd(cfg, vmstat, fr32, fr_flags, pt, tb, khugepaged)
+    cost = HPAGE_PMD_NR * cfg[C_COST_SCAN_PTE]
+    if r != SCAN_SUCCEED:
+        return r, cost
+    r, c = collapse_huge_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
+                              mm, tlb, pwc, mmi, vm_flags, pos, haddr, direct)
+    return r, cost + c
+
+
+@kernel
+def _next_mm(gs, mm, after):
+    """The enrolled live mm with the lowest enrolment number above ``after``, or -1."""
+    best = -1
+    bs = 0
+    for i in range(gs[G_NR_MM]):
+        s = mm[MM_KH_SEQ, i]
+        if s > after and (best < 0 or s < bs):
+            best = i
+            bs = s
+    return best
+
+
+@kernel
+def _has_work(cfg, gs, mm):
+    return cfg[C_THP_ENABLED] != THP_NEVER and _next_mm(gs, mm, 0) >= 0
+
+
+@kernel
+def _leave(mm, mmi):
+    """collect_mm_slot: the mm leaves khugepaged's list."""
+    mm[MM_KH_SEQ, mmi] = 0
+    mm[MM_FLAGS, mmi] &= ~(1 << MMF_VM_HUGEPAGE)
+
+
+@kernel
+def scan_mm_slot(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma,
+                 tlb, pwc, pages):
+    """khugepaged_scan_mm_slot: scan from the saved mm and address until ``pages`` of progress.
+
+    Returns (progress, last SCAN_* result, cost in ps)."""
+    mmi = gs[G_KH_MM]
+    if mmi < 0:
+        mmi = _next_mm(gs, mm, 0)
+        gs[G_KH_MM] = mmi
+        gs[G_KH_ADDR] = 0
+    if mmi < 0:
+        return pages, SCAN_FAIL, 0
+    progress = 0
+    result = SCAN_SUCCEED
+    cost = 0
+    alive = mm[MM_USERS, mmi] > 0
+    direct = cfg[C_KH_DEFRAG] != 0
+    if alive:
+        base = mm[MM_VBASE, mmi]
+        for j in range(mm[MM_VCOUNT, mmi]):
+            p = base + j
+            vs = vma[V_START, p]
+            ve = vma[V_END, p]
+            if ve <= gs[G_KH_ADDR]:
+                continue
+            flags = vma[V_FLAGS, p]
+            if not collapse_vma_ok(cfg, mm[MM_FLAGS, mmi], flags, vma[V_FILE, p], True):
+                progress += 1
+                continue
+            hstart = (vs + HPAGE_PMD_SIZE - 1) & ~(HPAGE_PMD_SIZE - 1)
+            hend = ve & ~(HPAGE_PMD_SIZE - 1)
+            if hstart >= hend or gs[G_KH_ADDR] > hend:
+                progress += 1
+                continue
+            if gs[G_KH_ADDR] < hstart:
+                gs[G_KH_ADDR] = hstart
+            while gs[G_KH_ADDR] < hend:
+                a = gs[G_KH_ADDR]
+                result, c = try_collapse(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
+                                         pt, pt_aux, mm, tlb, pwc, mmi, flags, a, True, direct)
+                cost += c
+                if result == SCAN_SUCCEED:
+                    gs[G_KH_COLLAPSED] += 1
+                gs[G_KH_ADDR] = a + HPAGE_PMD_SIZE
+                progress += HPAGE_PMD_NR
+                if result == SCAN_ALLOC_HUGE_PAGE_FAIL or progress >= pages:
+                    return progress, result, cost
+    # the mm is done (or gone): on to the next one; past the last, a full scan is complete
+    nxt = _next_mm(gs, mm, mm[MM_KH_SEQ, mmi])
+    if not alive:
+        _leave(mm, mmi)
+    gs[G_KH_ADDR] = 0
+    gs[G_KH_MM] = nxt
+    if nxt < 0:
+        gs[G_KH_FULL_SCANS] += 1
+    return progress, result, cost
+
+
+@kernel
+def khugepaged_do_scan(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
+                       vma, tlb, pwc):
+    """One wakeup: scan ``pages_to_scan`` PTEs' worth. Returns (busy ps, allocation failed?)."""
+    pages = cfg[C_KH_PAGES_TO_SCAN]
+    progress = 0
+    passes = 0
+    busy = 0
+    while True:
+        if gs[G_KH_MM] < 0:
+            passes += 1
+        if _has_work(cfg, gs, mm) and passes < 2:
+            n, result, c = scan_mm_slot(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
+                                        pt, pt_aux, mm, vma, tlb, pwc, pages - progress)
+            progress += n
+            busy += c
+            gs[G_KH_SCANNED] += n
+            if result == SCAN_ALLOC_HUGE_PAGE_FAIL:
+                return busy, True
+        else:
+            progress = pages
+        if progress >= pages:
+            return busy, False
+
+
+@kernel
+def khugepaged_run(S):
+    """The entry kernel for TIMER: run khugepaged's wakeups (and the vmstat samples between them)
+    due up to ``gs[G_TIMER_UNTIL]``. Returns (OK or FLUSH, wakeups run)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+    until = gs[G_TIMER_UNTIL]
+    n = 0
+    while True:
+        st = take_samples(cfg, gs, vmstat, smp, until)
+        if st != OK:
+            return st, n
+        t = gs[G_KH_WAKE]
+        if t > until:
+            return OK, n
+        busy, failed = khugepaged_do_scan(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order,
+                                          pb_mt, pt, pt_aux, mm, vma, tlb, pwc)
+        gs[G_KH_BUSY_PS] += busy
+        n += 1
+        if failed:
+            nxt = t + busy + cfg[C_KH_ALLOC_SLEEP_PS]
+        elif _has_work(cfg, gs, mm):
+            nxt = t + busy + cfg[C_KH_SCAN_SLEEP_PS]
+        else:
+            nxt = NEVER                   # wait_event_freezable until an mm enrols
+        gs[G_KH_WAKE] = max(nxt, t + 1000)
+        rearm(gs)
+
+
+@kernel
+def madvise_collapse_errno(r):
+    if r == SCAN_ALLOC_HUGE_PAGE_FAIL:
+        return -ENOMEM
+    if r == SCAN_EXCEED_NONE_PTE:
+        return -EBUSY
+    if r == SCAN_PAGE_COUNT or r == SCAN_PAGE_LRU:
+        return -EAGAIN
+    return -EINVAL
+
+
+@kernel
+def _collapse_vma(S, ti, mmi, p, start, end):
+    """madvise_collapse on one VMA's part [start, end): (status, ranges PMD-mapped)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+    flags = vma[V_FLAGS, p]
+    if not collapse_vma_ok(cfg, mm[MM_FLAGS, mmi], flags, vma[V_FILE, p], False):
+        return -EINVAL, 0
+    hstart = (start + HPAGE_PMD_SIZE - 1) & ~(HPAGE_PMD_SIZE - 1)
+    hend = end & ~(HPAGE_PMD_SIZE - 1)
+    thps = 0
+    last_fail = SCAN_SUCCEED
+    a = hstart
+    while a < hend:
+        r, c = try_collapse(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
+                            mm, tlb, pwc, mmi, flags, a, False, True)
+        task[T_CLOCK, ti] += c
+        if r == SCAN_SUCCEED or r == SCAN_PMD_MAPPED:
+            thps += 1
+        else:
+            last_fail = r
+            if r == SCAN_ALLOC_HUGE_PAGE_FAIL:
+                break                    # not one of the results worth going on after
+        a += HPAGE_PMD_SIZE
+    if thps == max(0, (hend - hstart) // HPAGE_PMD_SIZE):
+        return OK, thps
+    return madvise_collapse_errno(last_fail), thps
+
+
+@kernel
+def sys_madvise_collapse(S, ti, start, length):
+    """madvise(MADV_COLLAPSE): collapse every 2 MiB range inside [start, start + length), VMA by
+    VMA, synchronously on the caller's clock. Returns (status, ranges PMD-mapped); a hole gives
+    -ENOMEM after the mapped parts are done."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+    if start & 4095 or start < 0 or length < 0:
+        return -EINVAL, 0
+    end = start + ((length + 4095) & ~4095)
+    if end > TASK_SIZE:
+        return -EINVAL, 0
+    mmi = task[T_MM, ti]
+    op_begin(task, cpus, ti)
+    task[T_CLOCK, ti] += cfg[C_COST_SYSCALL]
+    a = start
+    hole = False
+    thps = 0
+    st = OK
+    while a < end:
+        i = find_vma_index(mm, vma, mmi, a)
+        if i >= mm[MM_VCOUNT, mmi]:
+            hole = True
+            break
+        p = mm[MM_VBASE, mmi] + i
+        if vma[V_START, p] >= end:
+            hole = True
+            break
+        if vma[V_START, p] > a:
+            hole = True
+        e = min(end, vma[V_END, p])
+        st, n = _collapse_vma(S, ti, mmi, p, max(a, vma[V_START, p]), e)
+        thps += n
+        if st != OK:
+            break
+        a = e
+    op_end(gs, task, cpus, ti)
+    if st == OK and hole:
+        st = -ENOMEM
+    return st, thps
