@@ -47,6 +47,14 @@ def warmup() -> None:
     t.munmap(a, 4 << 20)
     t.smaps_rollup()
     t.page_table()
+    # khugepaged, MADV_COLLAPSE and clear_refs
+    b = t.mmap(4 << 20)
+    t.madvise(b, 4 << 20, 15)
+    t.touch(b, 4 << 20)
+    t.clear_refs(1)
+    t.madvise(b, 4 << 20, 14)
+    m.advance(1000)
+    t.madvise(b, 4 << 20, 25)
     # the file layer and the page-cache replay
     from .pagecache import replay
     m = Machine(Config(memory="64MiB"))

@@ -42,6 +42,7 @@ def kh(m, **knobs):
         m.sysfs_write(f"kernel/mm/transparent_hugepage/khugepaged/{k}", v)
 
 
+@pytest.mark.boundscheck
 def test_khugepaged_collapses_an_advised_range_and_keeps_rss(machine):
     m = machine(thp_enabled="madvise")
     t, a = small_pages(m, 8 * MiB)
@@ -212,6 +213,7 @@ def test_read_only_range_per_kernel(machine, kernel, collapsed):
     check_invariants(m)
 
 
+@pytest.mark.boundscheck
 def test_madv_collapse_matches_the_host(machine):
     """The outcomes measured on a 6.18 host (enabled=madvise, no MADV_HUGEPAGE): a range with one
     written page collapses; untouched or zero-page-only ranges give EINVAL; VM_NOHUGEPAGE gives
