@@ -68,6 +68,7 @@ PG_reclaim = 1 << 17         # reclaim wants it written and rotated to the inact
 PG_unevictable = 1 << 18     # on the unevictable list (ramfs, mlocked)
 PG_mappedtodisk = 1 << 19    # its buffers map blocks already (write_begin/page_mkwrite done)
 PG_falloc_new = 1 << 20      # tmpfs: added by fallocate and not written yet (reads as a hole)
+PG_partially_mapped = 1 << 21  # THP head: some subpages unmapped; on the deferred split queue
 
 # ---- LRU lists (include/linux/mmzone.h enum lru_list) and replacement policies ---------------
 LRU_INACTIVE_ANON = 0
@@ -312,7 +313,10 @@ G_KH_FULL_SCANS = 22         # khugepaged/full_scans
 G_KH_BUSY_PS = 23            # khugepaged's CPU time
 G_TIMER_UNTIL = 24           # TIMER: background work is due up to this time
 G_KH_SCANNED = 25            # PTEs khugepaged has examined (progress, as it counts them)
-G_FREE_HEAD = 26             # + order * MIGRATE_PCPTYPES + mt: head pfn or -1
+G_DEFERRED_HEAD = 26         # deferred split queue (linked through page[2]'s FR_NEXT/FR_PREV)
+G_DEFERRED_TAIL = 27
+G_DEFERRED_N = 28
+G_FREE_HEAD = 29             # + order * MIGRATE_PCPTYPES + mt: head pfn or -1
 G_FREE_COUNT = G_FREE_HEAD + NR_PAGE_ORDERS * MIGRATE_PCPTYPES
 NR_GS = G_FREE_COUNT + NR_PAGE_ORDERS * MIGRATE_PCPTYPES
 

@@ -44,11 +44,21 @@ from .consts import (
     PG_head,
     PG_hugezero,
     PG_lru,
+    PG_mlocked,
+    PG_partially_mapped,
     PG_tail,
+    FR_NEXT,
+    FR_PREV,
+    G_DEFERRED_HEAD,
+    G_DEFERRED_N,
+    G_DEFERRED_TAIL,
+    VS_PGFREE,
+    VS_THP_DEFERRED_SPLIT_PAGE,
+    VS_THP_SPLIT_PAGE,
 )
 from .events import NEVER, rearm
 from .jit import kernel
-from .page_alloc import rmqueue
+from .page_alloc import free_pages, rmqueue
 from .pagetable import entry_pfn, withdraw_table
 
 
@@ -177,3 +187,99 @@ def split_huge_pmd(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, mmi, pos
             vmstat[VS_NR_ANON_THP] -= 1      # NR_ANON_THPS counts PMD-mapped folios
     pt[pos] = _PAGE_TABLE | (table << 12)
     vmstat[VS_THP_SPLIT_PMD] += 1
+
+
+# ---- the deferred split queue (mm/huge_memory.c: deferred_split_folio, deferred_split_scan) ----
+# A THP that lost some of its subpages' mappings but not all is queued; it is split (the unmapped
+# subpages freed) under memory pressure, by the shrinker, or by drop_caches' drop_slab. The queue
+# is FIFO and linked through page[2] of each folio, where the kernel keeps _deferred_list.
+
+@kernel
+def deferred_split_folio(gs, vmstat, fr32, fr_flags, head):
+    """Queue a partially mapped THP once (thp_deferred_split_page counts it)."""
+    if fr_flags[head] & PG_partially_mapped:
+        return
+    fr_flags[head] |= PG_partially_mapped
+    vmstat[VS_THP_DEFERRED_SPLIT_PAGE] += 1
+    link = head + 2
+    tail = gs[G_DEFERRED_TAIL]
+    fr32[FR_NEXT, link] = -1
+    fr32[FR_PREV, link] = tail
+    if tail >= 0:
+        fr32[FR_NEXT, tail + 2] = head
+    else:
+        gs[G_DEFERRED_HEAD] = head
+    gs[G_DEFERRED_TAIL] = head
+    gs[G_DEFERRED_N] += 1
+
+
+@kernel
+def deferred_split_remove(gs, fr32, fr_flags, head):
+    """Take a queued THP off the queue (it is being freed or split)."""
+    if (fr_flags[head] & PG_partially_mapped) == 0:
+        return
+    fr_flags[head] &= ~PG_partially_mapped
+    link = head + 2
+    nxt = fr32[FR_NEXT, link]
+    prv = fr32[FR_PREV, link]
+    if prv >= 0:
+        fr32[FR_NEXT, prv + 2] = nxt
+    else:
+        gs[G_DEFERRED_HEAD] = nxt
+    if nxt >= 0:
+        fr32[FR_PREV, nxt + 2] = prv
+    else:
+        gs[G_DEFERRED_TAIL] = prv
+    fr32[FR_NEXT, link] = 0
+    fr32[FR_PREV, link] = 0
+    gs[G_DEFERRED_N] -= 1
+
+
+@kernel
+def split_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head):
+    """__split_huge_page of an anonymous THP mapped by PTEs only: every subpage becomes an order-0
+    folio, and the unmapped ones are freed. Returns the pages freed, or -1 if it cannot split here
+    (still PMD-mapped somewhere, or mlocked: left as it is)."""
+    if fr32[FR_OWNER, head + 1] != 0 or (fr_flags[head] & PG_mlocked) != 0:
+        return -1
+    deferred_split_remove(gs, fr32, fr_flags, head)
+    base = fr_flags[head] & ~(PG_tail | PG_anon_exclusive | PG_partially_mapped)
+    owner = fr32[FR_OWNER, head]
+    vpn = fr_idx[head]
+    freed = 0
+    for i in range(HPAGE_PMD_NR):
+        p = head + i
+        excl = fr_flags[p] & PG_anon_exclusive
+        fr_order[p] = 0
+        if fr32[FR_MAPCOUNT, p] == 0:
+            fr_flags[p] = 0
+            fr32[FR_OWNER, p] = 0
+            fr_idx[p] = 0
+            fr32[FR_NEXT, p] = 0
+            fr32[FR_PREV, p] = 0
+            free_pages(gs, fr32, fr_flags, fr_order, pb_mt, p, 0)
+            freed += 1
+        else:
+            fr_flags[p] = base | excl
+            fr32[FR_OWNER, p] = owner
+            fr_idx[p] = vpn + i
+    vmstat[VS_PGFREE] += freed
+    vmstat[VS_THP_SPLIT_PAGE] += 1
+    return freed
+
+
+@kernel
+def deferred_split_scan(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, nr_to_scan):
+    """The deferred-split shrinker: split up to ``nr_to_scan`` queued THPs, oldest first.
+    Returns the pages freed."""
+    freed = 0
+    head = gs[G_DEFERRED_HEAD]
+    n = 0
+    while head >= 0 and n < nr_to_scan:
+        nxt = fr32[FR_NEXT, head + 2]
+        f = split_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head)
+        if f > 0:
+            freed += f
+        n += 1
+        head = nxt
+    return freed

@@ -50,6 +50,7 @@ from .consts import (
     FR_MAPCOUNT,
     FR_OWNER,
     G_HUGE_ZERO_PFN,
+    C_SPLIT_MODE,
     G_NEXT_EVENT,
     HPAGE_PMD_NR,
     HPAGE_PMD_ORDER,
@@ -106,10 +107,13 @@ from .consts import (
 from .events import ev_room, run_timers
 from .events import record as ev_record
 from .huge_memory import (
+    deferred_split_folio,
+    deferred_split_remove,
     get_huge_zero_pfn,
     khugepaged_enter,
     leaf_prot,
     prep_anon_folio,
+    split_folio,
     split_huge_pmd,
     thp_vma_allowable,
 )
@@ -143,6 +147,8 @@ PREFETCH_AHEAD = 8           # accesses between a prefetch and its use
 def free_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head, order):
     if fr_flags[head] & PG_mlocked:
         vmstat[VS_NR_MLOCK] -= 1 << order
+    if order > 0:
+        deferred_split_remove(gs, fr32, fr_flags, head)
     for i in range(1 << order):
         fr_flags[head + i] = 0
         fr32[FR_MAPCOUNT, head + i] = 0
@@ -163,6 +169,9 @@ def remove_rmap_pte(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pfn):
             vmstat[VS_NR_ANON_PAGES] -= 1        # NR_ANON_MAPPED: the page's last mapping
         if fr_idx[head + 1] == 0 and fr32[FR_OWNER, head + 1] == 0:
             free_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head, HPAGE_PMD_ORDER)
+        elif fr32[FR_MAPCOUNT, pfn] == 0:
+            # __folio_remove_rmap: this page went unmapped while others stay mapped
+            deferred_split_folio(gs, vmstat, fr32, fr_flags, head)
         return
     fr32[FR_MAPCOUNT, pfn] -= 1
     if fr32[FR_MAPCOUNT, pfn] == 0:
@@ -406,6 +415,7 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
         if vm_flags & VM_LOCKED and (fr_flags[head] & PG_hugezero) == 0:
             munlock_thp(fr_idx, fr_flags, vmstat, head)      # the split drops the PMD mapping
         split_huge_pmd(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, mmi, pos)
+        split_page_too(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head)
         flush_tlb_page(cfg, tlb, pwc, mmi + 1, va)
         cost += cfg[C_COST_TLB_FLUSH]
         pmde = pt[pos]
@@ -772,6 +782,13 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
     return status, i
 
 
+@kernel
+def split_page_too(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head):
+    """3.10 (C_SPLIT_MODE 1): split_huge_page splits the compound page together with the PMD."""
+    if cfg[C_SPLIT_MODE] != 0 and (fr_flags[head] & PG_hugezero) == 0:
+        split_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head)
+
+
 # ---- unmapping -----------------------------------------------------------------------------------
 
 @kernel
@@ -793,7 +810,10 @@ def zap_huge_pmd(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, p
     if fr32[FR_OWNER, head + 1] == 0:
         # the last PMD mapping: pages still mapped by PTEs elsewhere stay counted
         vmstat[VS_NR_ANON_THP] -= 1
-        vmstat[VS_NR_ANON_PAGES] -= HPAGE_PMD_NR - pte_mapped_pages(fr32, fr_idx, head)
+        still = pte_mapped_pages(fr32, fr_idx, head)
+        vmstat[VS_NR_ANON_PAGES] -= HPAGE_PMD_NR - still
+        if 0 < still < HPAGE_PMD_NR:
+            deferred_split_folio(gs, vmstat, fr32, fr_flags, head)
     if fr32[FR_OWNER, head + 1] == 0 and fr_idx[head + 1] == 0:
         free_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head, HPAGE_PMD_ORDER)
 
@@ -822,6 +842,8 @@ def zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
                 va = nxt
                 continue
             split_huge_pmd(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, mmi, pos)
+            split_page_too(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
+                           entry_pfn(pmde))
             zapped += 1
         tb = pte_lookup(pt, fr_idx, pt[pos], va)
         n = (nxt - va) >> 12

@@ -22,6 +22,7 @@ completions, the flusher's wakeups and kswapd. Then:
   neither open nor cached.
 """
 from .consts import (
+    G_DEFERRED_N,
     FS_BLOCKS,
     BLK_HOLE,
     V_END,
@@ -103,6 +104,7 @@ from .fs import fs_punch_blocks, fs_reads_zeros, fs_write_begin, has_blocks
 from .file_fault import file_room
 import numpy as np
 
+from .huge_memory import deferred_split_scan
 from .jit import kernel
 from .memory import zap_page_range
 from .tlb import flush_tlb_range
@@ -619,6 +621,8 @@ def drop_caches(S, ti, value):
                     ino[I_NRPAGES, i] == 0 and has_blocks(fs, ino, i):   # tmpfs/ramfs: pinned
                 ino[I_DCACHE, i] = 0
                 fgs[FG_SLAB] -= 1
+        # drop_slab runs every shrinker: the deferred-split one splits every queued THP
+        deferred_split_scan(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, gs[G_DEFERRED_N])
         vmstat[VS_DROP_SLAB] += 1
     task[T_CLOCK, ti] = now
     op_end(gs, task, cpus, ti)

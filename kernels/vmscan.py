@@ -58,6 +58,7 @@ from .consts import (
 )
 from .filemap import filemap_remove_page
 from .filemap import unmap_file_pte
+from .huge_memory import deferred_split_scan
 from .jit import kernel
 from .pagetable import pmd_lookup, pte_lookup
 from .tlb import flush_tlb_page
@@ -130,7 +131,9 @@ def shrink_node(S, nr_to_reclaim, kswapd):
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     policy = cfg[C_LRU_POLICY]
-    freed = 0
+    # shrink_slab first: the deferred-split shrinker frees the unmapped parts of queued THPs
+    freed = deferred_split_scan(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
+                                SWAP_CLUSTER_MAX)
     scanned0 = vmstat[VS_PGSCAN_FILE]
     while freed < nr_to_reclaim:
         pfn = isolate_victim(policy, vmstat, lru, fr32, fr32, fr_flags, fr_order, 0, SCAN_PER_BATCH,

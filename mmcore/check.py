@@ -124,6 +124,24 @@ def _check_khugepaged(s) -> None:
     cur = int(s.gs[K.G_KH_MM])
     assert cur == -1 or seq[cur] != 0, f"khugepaged scans mm {cur}, which is not listed"
     assert s.gs[K.G_NEXT_EVENT] == min(s.gs[K.G_NEXT_SAMPLE], s.gs[K.G_KH_WAKE])
+    # the deferred split queue: linked both ways through page[2], exactly the flagged THPs, each
+    # partially mapped (some subpage unmapped, some mapped)
+    heads = []
+    p, prev = int(s.gs[K.G_DEFERRED_HEAD]), -1
+    while p >= 0:
+        assert s.fr_flags[p] & K.PG_partially_mapped, f"queued THP {p} is not flagged"
+        assert s.fr_order[p] == K.HPAGE_PMD_ORDER and s.fr_flags[p] & K.PG_head
+        assert int(s.fr32[K.FR_PREV, p + 2]) == prev, f"queued THP {p}: bad back link"
+        mc = s.fr32[K.FR_MAPCOUNT, p:p + K.HPAGE_PMD_NR]
+        entire = int(s.fr32[K.FR_OWNER, p + 1])
+        assert entire > 0 or (mc > 0).any(), f"queued THP {p} is not mapped at all"
+        assert entire > 0 or (mc == 0).any(), f"queued THP {p} is fully mapped by PTEs"
+        heads.append(p)
+        prev, p = p, int(s.fr32[K.FR_NEXT, p + 2])
+    assert prev == s.gs[K.G_DEFERRED_TAIL] and len(heads) == s.gs[K.G_DEFERRED_N]
+    n = int(s.cfg[K.C_NR_FRAMES])
+    flagged = np.nonzero(s.fr_flags[:n] & K.PG_partially_mapped)[0]
+    assert sorted(heads) == list(flagged), "PG_partially_mapped and the queue disagree"
 
 
 def _pgd_count(s) -> int:

@@ -102,6 +102,7 @@ class Machine:
         gs[K.G_NEXT_SAMPLE] = 0 if cfg[K.C_SAMPLE_PS] > 0 else NEVER
         gs[K.G_KH_WAKE] = NEVER               # khugepaged sleeps until an mm enrols
         gs[K.G_KH_MM] = -1
+        gs[K.G_DEFERRED_HEAD] = gs[K.G_DEFERRED_TAIL] = -1
         gs[K.G_NEXT_EVENT] = gs[K.G_NEXT_SAMPLE]
         fr_flags = np.zeros(n + 1, np.int32)
         fr_flags[n] = K.PG_reserved                      # the 4 KiB zero page

@@ -355,3 +355,74 @@ def test_khugepaged_config_is_validated():
     c = mmcore.Config(khugepaged={"pages_to_scan": 512})
     m = mmcore.Machine(c)
     assert m.sysfs_read("kernel/mm/transparent_hugepage/khugepaged/pages_to_scan") == "512"
+
+
+# ---- splits: the deferred split queue (4.5+) and 3.10's split of the page with the PMD ----------
+
+def _partial_unmap(m, keep=4):
+    """A PMD-mapped THP of which only the first ``keep`` pages stay mapped."""
+    t = m.spawn()
+    a = aligned_mmap(t, 2 * MiB)
+    t.touch(a, 2 * MiB)
+    assert t.smaps(a)["AnonHugePages"] == 2048
+    t.munmap(a + keep * 4096, 2 * MiB - keep * 4096)
+    return t, a
+
+
+def test_partial_munmap_queues_the_thp_and_drop_slab_splits_it(machine):
+    m = machine(thp_enabled="always")
+    free0 = m.meminfo()["MemFree"]
+    t, a = _partial_unmap(m)
+    v = m.vmstat()
+    assert v["thp_split_pmd"] == 1 and v["thp_deferred_split_page"] == 1
+    assert v["thp_split_page"] == 0
+    assert t.status()["RssAnon"] == 16                  # 4 pages mapped ...
+    held = free0 - m.meminfo()["MemFree"]
+    assert held >= 2048                                 # ... the whole 2 MiB still allocated
+    check_invariants(m)
+    t.write_sysctl("vm.drop_caches", 2)                 # drop_slab runs the shrinker
+    v = m.vmstat()
+    assert v["thp_split_page"] == 1
+    assert free0 - m.meminfo()["MemFree"] == held - (2048 - 16)
+    assert t.status()["RssAnon"] == 16
+    t.touch(a, 4 * 4096)                                # the kept pages are still there
+    check_invariants(m)
+    t.munmap(a, 4 * 4096)
+    check_invariants(m)
+
+
+def test_freeing_a_queued_thp_takes_it_off_the_queue(machine):
+    m = machine(thp_enabled="always")
+    t, a = _partial_unmap(m)
+    t.munmap(a, 4 * 4096)                               # the rest goes: folio freed, dequeued
+    assert m.vmstat()["thp_split_page"] == 0
+    check_invariants(m)
+
+
+def test_memory_pressure_splits_queued_thps(machine):
+    """Reclaim runs the shrinker before the LRU: the unmapped tails come back."""
+    m = machine(memory="64MiB", thp_enabled="always", min_free_kbytes=1024)
+    m.mount("/d", "ext4", size="256MiB")
+    t = m.spawn()
+    for _ in range(6):
+        _partial_unmap(m)
+    assert m.vmstat()["thp_deferred_split_page"] == 6
+    import os
+    for name in ("f", "g"):                             # the page cache fills memory
+        fd = t.open(f"/d/{name}", os.O_CREAT | os.O_RDWR)
+        t.pwrite(fd, 0, 40 * MiB)
+        t.fsync(fd)
+    v = m.vmstat()
+    assert v["pgsteal_kswapd"] + v["pgsteal_direct"] > 0
+    assert v["thp_split_page"] >= 1
+    check_invariants(m)
+
+
+def test_3_10_splits_the_page_with_the_pmd(machine):
+    m = machine(thp_enabled="always", kernel="3.10")
+    free0 = m.meminfo()["MemFree"]
+    t, a = _partial_unmap(m)
+    v = m.vmstat()
+    assert v["thp_split_page"] == 1 and v["thp_deferred_split_page"] == 0
+    assert free0 - m.meminfo()["MemFree"] < 100         # the unmapped pages went at once
+    check_invariants(m)
