@@ -88,7 +88,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
-from .config import Config, ConfigError, parse_size
+from .config import Config, ConfigError, KhugepagedConfig, parse_size
 from .kernels import consts as K
 
 __all__ = ["Scenario", "ScenarioError", "ScenarioRunError", "load_scenario", "override",
@@ -141,8 +141,8 @@ MAP = {"MAP_PRIVATE": K.MAP_PRIVATE, "MAP_ANONYMOUS": K.MAP_ANONYMOUS,
 MADV = {"MADV_DONTNEED": K.MADV_DONTNEED, "MADV_FREE": K.MADV_FREE,
         "MADV_HUGEPAGE": K.MADV_HUGEPAGE, "MADV_NOHUGEPAGE": K.MADV_NOHUGEPAGE,
         "MADV_POPULATE_READ": K.MADV_POPULATE_READ, "MADV_POPULATE_WRITE": K.MADV_POPULATE_WRITE,
-        "MADV_WILLWRITE": K.MADV_WILLWRITE}
-PLANNED_MADV = {"MADV_COLLAPSE": K.MADV_COLLAPSE}
+        "MADV_WILLWRITE": K.MADV_WILLWRITE, "MADV_COLLAPSE": K.MADV_COLLAPSE}
+PLANNED_MADV: dict[str, int] = {}
 MCL = {"MCL_CURRENT": K.MCL_CURRENT, "MCL_FUTURE": K.MCL_FUTURE, "MCL_ONFAULT": K.MCL_ONFAULT}
 PR = {"PR_SET_THP_DISABLE": K.PR_SET_THP_DISABLE, "PR_GET_THP_DISABLE": K.PR_GET_THP_DISABLE,
       "PR_THP_DISABLE_EXCEPT_ADVISED": K.PR_THP_DISABLE_EXCEPT_ADVISED}
@@ -155,7 +155,8 @@ FALLOC = {"FALLOC_FL_KEEP_SIZE": K.FALLOC_FL_KEEP_SIZE, "FALLOC_FL_PUNCH_HOLE": 
 SYSCTLS = ("vm.drop_caches", "vm.dirty_ratio", "vm.dirty_background_ratio",
            "vm.dirty_expire_centisecs", "vm.dirty_writeback_centisecs")
 _THP_SYSFS = "kernel/mm/transparent_hugepage/"
-SYSFS = (_THP_SYSFS + "enabled", _THP_SYSFS + "defrag", _THP_SYSFS + "use_zero_page")
+SYSFS = (_THP_SYSFS + "enabled", _THP_SYSFS + "defrag", _THP_SYSFS + "use_zero_page") + tuple(
+    _THP_SYSFS + "khugepaged/" + k for k in KhugepagedConfig.LIMITS)
 FSTYPES = ("ext4", "ext2", "tmpfs", "ramfs")
 DISK_KEYS = ("read_latency_us", "write_latency_us", "read_mb_s", "write_mb_s")
 RECORD_KEYS = ("record_faults", "record_syscalls", "sample_interval_ns")
@@ -1101,6 +1102,12 @@ class _Validator:
         if path not in SYSFS:
             raise self.err(_sub(key, "path"), f"unknown sysfs file {d['path']!r}; expected one of {', '.join(SYSFS)}")
         v = d["value"]
+        knob = path.rsplit("/", 1)[1]
+        if "/khugepaged/" in path:
+            lo, hi = KhugepagedConfig.LIMITS[knob]
+            if isinstance(v, str) and v.strip().isdigit():
+                v = int(v.strip())
+            return {"path": path, "value": str(self.int_(v, _sub(key, "value"), lo, hi))}
         value = str(v) if isinstance(v, int) and not isinstance(v, bool) else self.str_(v, _sub(key, "value"))
         choices = {"enabled": ("always", "madvise", "never"), "use_zero_page": ("0", "1"),
                    "defrag": self.config.profile.defrag_modes}[path.rsplit("/", 1)[1]]

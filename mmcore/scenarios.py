@@ -35,6 +35,98 @@ def thp_story(memory: str = "4GiB", size: str = "512MiB", accesses: int = 2_000_
     return rows
 
 
+KH_KNOB = "kernel/mm/transparent_hugepage/khugepaged/"
+
+
+def _sparse_heap(m: Machine, t, nbytes: int, every: int) -> tuple[int, int]:
+    """A Redis-like heap: ``nbytes`` mapped, one write every ``every`` pages. Returns (address,
+    simulated ns the writes took)."""
+    a = t.mmap(nbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+    t0 = t.time_ns
+    t.touch(a, nbytes, stride=every * 4096)
+    return a, t.time_ns - t0
+
+
+def _random_reads(t, a: int, nbytes: int, every: int, reads: int, seed: int) -> tuple[int, int]:
+    """``reads`` reads of the written pages in random order: (simulated ns, STLB misses)."""
+    rng = np.random.default_rng(seed)
+    pages = rng.integers(0, nbytes // (every * 4096), reads, dtype=np.int64)
+    c0 = t.counters()
+    t.access(a + pages * (every * 4096) + rng.integers(0, 4096, reads, dtype=np.int64))
+    c1 = t.counters()
+    return c1["time_ns"] - c0["time_ns"], c1["stlb_misses"] - c0["stlb_misses"]
+
+
+def thp_bloat(memory: str = "8GiB", size: str = "4GiB", every: int = 8, reads: int = 1_000_000,
+              max_ptes_none: tuple[int, ...] = (511, 256, 0), seed: int = 0) -> list[dict]:
+    """Huge-page memory bloat on a sparse heap (one write every ``every`` pages over ``size``,
+    the Redis-like pattern Ingens measured), then random reads of the written pages.
+
+    Variants: THP ``never``; ``always`` (huge pages at fault time); and, for each
+    ``max_ptes_none``, the heap faulted with 4 KiB pages and then left to khugepaged (THP turned
+    on afterwards, one full scan). Each row: Rss and AnonHugePages in MiB, Rss over the ``never``
+    row's, and the simulated time and STLB misses of the writes and reads."""
+    nbytes = parse_size(size, "size")
+    if not isinstance(every, int) or every < 1:
+        raise ValueError(f"every: expected a positive number of pages, got {every!r}")
+    variants: list[tuple[str, str, int | None]] = [("never", "never", None), ("always", "always", None)]
+    variants += [(f"khugepaged max_ptes_none={n}", "never", n) for n in max_ptes_none]
+    rows = []
+    for name, enabled, mpn in variants:
+        m = Machine(Config(memory=memory, thp_enabled=enabled), seed=seed)
+        t = m.spawn("redis")
+        a, wns = _sparse_heap(m, t, nbytes, every)
+        if mpn is not None:
+            m.sysfs_write(KH_KNOB + "max_ptes_none", mpn)
+            m.sysfs_write(KH_KNOB + "pages_to_scan", 2 ** 32 - 1)
+            m.sysfs_write("kernel/mm/transparent_hugepage/enabled", "always")
+            t.madvise(a, nbytes, 14)          # MADV_HUGEPAGE enrols the mm (no fault would)
+            m.advance(1_000_000)              # khugepaged's first wakeup: one full scan
+        rns, misses = _random_reads(t, a, nbytes, every, reads, seed)
+        sm = t.smaps(a)
+        rows.append({"variant": name, "Rss_MiB": sm["Rss"] // 1024,
+                     "AnonHugePages_MiB": sm["AnonHugePages"] // 1024,
+                     "write_ms": round(wns / 1e6, 3), "read_ms": round(rns / 1e6, 3),
+                     "stlb_misses_per_read": round(misses / max(reads, 1), 4),
+                     "collapsed": m.khugepaged()["pages_collapsed"]})
+    base = rows[0]["Rss_MiB"]
+    for r in rows:
+        r["bloat"] = round(r["Rss_MiB"] / base, 2) if base else float("nan")
+    return rows
+
+
+def thp_mixed(memory: str = "8GiB", dense: str = "1GiB", sparse: str = "4GiB", every: int = 8,
+              reads: int = 2_000_000, seed: int = 0) -> list[dict]:
+    """The article's mixed workload: a dense, TLB-bound process (touches ``dense`` and reads it
+    at random) beside a sparse one (one write every ``every`` pages over ``sparse``, then random
+    reads of what it wrote), under THP ``always`` with and without PR_SET_THP_DISABLE on the
+    sparse process, and under ``never``. One row per process per case: Rss, AnonHugePages (MiB)
+    and simulated time (ms). Parameters are fixed before the run."""
+    dbytes, sbytes = parse_size(dense, "dense"), parse_size(sparse, "sparse")
+    rows = []
+    for case, enabled, prctl in (("always", "always", False),
+                                 ("always + PR_SET_THP_DISABLE on sparse", "always", True),
+                                 ("never", "never", False)):
+        m = Machine(Config(memory=memory, thp_enabled=enabled), seed=seed)
+        d = m.spawn("dense")
+        sp = m.spawn("sparse")
+        if prctl:
+            sp.prctl(PR_SET_THP_DISABLE, 1)
+        da = d.mmap(dbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+        d.touch(da, dbytes)
+        rng = np.random.default_rng(seed)
+        d.access(da + rng.integers(0, dbytes, reads, dtype=np.int64))
+        sa, _ = _sparse_heap(m, sp, sbytes, every)
+        _random_reads(sp, sa, sbytes, every, reads, seed)
+        for name, t, a in (("dense", d, da), ("sparse", sp, sa)):
+            sm = t.smaps(a)
+            rows.append({"case": case, "process": name, "Rss_MiB": sm["Rss"] // 1024,
+                         "AnonHugePages_MiB": sm["AnonHugePages"] // 1024,
+                         "time_ms": round(t.time_ns / 1e6, 3),
+                         "stlb_misses": t.counters()["stlb_misses"]})
+    return rows
+
+
 def warmup() -> None:
     """Compile (or load from the cache) every kernel the API uses."""
     thp_story(memory="64MiB", size="8MiB", accesses=1000)

@@ -13,3 +13,9 @@ def test_readme_python_examples_run(capsys):
     out = capsys.readouterr().out.split()
     assert out[0] == "65536"                         # AnonHugePages of the 64 MiB region
     assert ns["res"][0].tolist() == [0, 0, 0]
+    # the huge-pages example: khugepaged turned every sparse range down, MADV_COLLAPSE did not
+    m, t, a = ns["m"], ns["t"], ns["a"]
+    assert t.smaps(a)["AnonHugePages"] == 64 << 10
+    assert m.khugepaged()["pages_collapsed"] == 0 and m.khugepaged()["full_scans"] >= 1
+    assert m.vmstat()["thp_scan_exceed_none_pte"] >= 32
+    assert m.vmstat()["thp_collapse_alloc"] == 32

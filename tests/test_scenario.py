@@ -54,7 +54,10 @@ BAD_OPS = [
     ({"op": "touch", "map": "buf", "lenght": 4096}, "phase[0].ops[3].lenght", "unknown key"),
     ({"op": "frobnicate"}, "phase[0].ops[3].op", "unknown op 'frobnicate'"),
     ({"op": "fork"}, "phase[0].ops[3].op", "not implemented yet"),
-    ({"op": "madvise", "map": "buf", "advice": "MADV_COLLAPSE"}, "phase[0].ops[3].advice", "not implemented yet"),
+    ({"op": "sysfs_write", "path": "kernel/mm/transparent_hugepage/khugepaged/max_ptes_none",
+      "value": 600}, "phase[0].ops[3].value", "[0, 511]"),
+    ({"op": "sysfs_write", "path": "kernel/mm/transparent_hugepage/khugepaged/full_scans",
+      "value": 1}, "phase[0].ops[3].path", "unknown sysfs file"),
     ({"op": "madvise", "map": "buf", "advice": "willneed"}, "phase[0].ops[3].advice", "unknown madvise advice"),
     ({"op": "madvise", "map": "buf"}, "phase[0].ops[3].advice", "missing"),
     ({"op": "mmap", "map": "s", "length": 4096, "flags": ["MAP_SHARED", "MAP_ANONYMOUS"]},
@@ -239,6 +242,26 @@ def test_thp_mixed_shows_the_per_process_switch(shipped_runs):
     reads = {k: v for k, v in r["phases"][1]["ops"].items()}
     assert reads["nothp.access"]["units"] == reads["thp.access"]["units"] == 200_000
     assert reads["nothp.access"]["total_ns"] > reads["thp.access"]["total_ns"]
+
+
+def test_thp_bloat_scenario(shipped_runs):
+    """One write every 8 pages: under THP always the heap's Rss is all of it (8x the process
+    with PR_SET_THP_DISABLE); through khugepaged, max_ptes_none decides."""
+    r = shipped_runs["thp_bloat"]
+    heap_kb = 512 << 10
+    t = r["tasks"]
+    assert t["redis"]["smaps_rollup"]["Rss"] == heap_kb
+    assert t["redis"]["smaps_rollup"]["AnonHugePages"] == heap_kb
+    assert t["redis_nothp"]["smaps_rollup"]["Rss"] == heap_kb // 8
+    assert t["redis_nothp"]["smaps_rollup"]["AnonHugePages"] == 0
+    s = load_scenario(DATA / "thp_bloat.toml", params={"heap": "64MiB", "reads": 1000,
+                                                       "enabled": "never"})
+    collapsed = run_scenario(s)["tasks"]["redis"]["smaps_rollup"]
+    assert collapsed["AnonHugePages"] == collapsed["Rss"] == 64 << 10
+    s = load_scenario(DATA / "thp_bloat.toml", params={"heap": "64MiB", "reads": 1000,
+                                                       "enabled": "never", "max_ptes_none": 256})
+    kept = run_scenario(s)["tasks"]["redis"]["smaps_rollup"]
+    assert kept["AnonHugePages"] == 0 and kept["Rss"] == 8 << 10
 
 
 def test_drop_caches_cron_sends_reads_back_to_the_disk(shipped_runs):
