@@ -141,14 +141,11 @@ def prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, pfn, order, anon, vpn):
     fr_idx[pfn] = vpn
     fr32[FR_MAPCOUNT, pfn] = 0
     if order > 0:
-        for i in range(1, 1 << order):
-            fr_flags[pfn + i] = PG_tail | PG_anon_exclusive
-            fr32[FR_MAPCOUNT, pfn + i] = 0
-            fr32[FR_OWNER, pfn + i] = 0
-            fr_idx[pfn + i] = 0
-        # page[1] carries the folio's entire (PMD) mapcount and its total PTE mapcount
-        fr32[FR_OWNER, pfn + 1] = 0
-        fr_idx[pfn + 1] = 0
+        # A block from the buddy allocator has zero owner, mapcount and index on every page
+        # (every free path clears them; check_invariants asserts it), so only the tails' flags
+        # are written: one contiguous fill. page[1] carries the folio's entire (PMD) mapcount in
+        # its owner slot and its total PTE mapcount in its index slot, both 0 now.
+        fr_flags[pfn + 1:pfn + (1 << order)] = PG_tail | PG_anon_exclusive
 
 
 @kernel

@@ -149,11 +149,16 @@ def free_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head, order)
         vmstat[VS_NR_MLOCK] -= 1 << order
     if order > 0:
         deferred_split_remove(gs, fr32, fr_flags, head)
-    for i in range(1 << order):
-        fr_flags[head + i] = 0
-        fr32[FR_MAPCOUNT, head + i] = 0
-        fr32[FR_OWNER, head + i] = 0
-        fr_idx[head + i] = 0
+    fr_flags[head] = 0
+    fr32[FR_MAPCOUNT, head] = 0
+    fr32[FR_OWNER, head] = 0
+    fr_idx[head] = 0
+    if order > 0:
+        # an unmapped THP's tails have zero mapcounts, and only page[1] uses the owner and index
+        # slots (both 0 once unmapped): clearing the tails' flags leaves the block clean
+        fr_flags[head + 1:head + (1 << order)] = 0
+        fr32[FR_OWNER, head + 1] = 0
+        fr_idx[head + 1] = 0
     vmstat[VS_PGFREE] += 1 << order
     free_pages(gs, fr32, fr_flags, fr_order, pb_mt, head, order)
 

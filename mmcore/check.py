@@ -50,7 +50,13 @@ def check_invariants(m) -> None:
         f = int(flags[p])
         if f & K.PG_buddy:
             assert listed[p], f"PG_buddy pfn {p} on no list"
-            p += 1 << int(order[p])
+            sz = 1 << int(order[p])
+            # a free block is clean: allocations rely on it (prep_anon_folio writes only flags)
+            assert not (flags[p + 1:p + sz]).any(), f"free block {p}: flags left on its pages"
+            assert not s.fr32[K.FR_OWNER, p:p + sz].any(), f"free block {p}: owner left"
+            assert not s.fr32[K.FR_MAPCOUNT, p:p + sz].any(), f"free block {p}: mapcount left"
+            assert not s.fr_idx[p:p + sz].any(), f"free block {p}: index left"
+            p += sz
         elif f & K.PG_pgtable:
             tables += 1
             p += 1
