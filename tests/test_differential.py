@@ -5,6 +5,8 @@ after every op, for every live task, the page tables (every leaf entry, bit for 
 fields, smaps Locked/LazyFree per VMA, TLB and walk counters and the task clock must agree, and so
 must the buddy allocator's free-block counts and the vmstat counters.
 """
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,12 +20,15 @@ from mmcore import (MADV_DONTNEED, MADV_FREE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MA
 from mmcore.check import check_invariants
 from mmcore.kernels import consts as K
 
-from .reference.model import START_BRK, OutOfMemory, RefMachine
+from .reference.model import KH_DEPARTURES, MADV_COLLAPSE, START_BRK, OutOfMemory, RefMachine
 
 MiB = 1 << 20
 VMSTAT_KEYS = ("pgfault", "thp_fault_alloc", "thp_fault_fallback", "thp_zero_page_alloc",
                "thp_split_pmd", "nr_anon_pages", "nr_anon_transparent_hugepages",
-               "nr_page_table_pages", "nr_free_pages", "nr_mlock")
+               "nr_page_table_pages", "nr_free_pages", "nr_mlock", "thp_collapse_alloc",
+               "thp_collapse_alloc_failed", "thp_scan_exceed_none_pte", "thp_scan_exceed_swap_pte",
+               "thp_scan_exceed_share_pte", "compact_stall", "compact_success", "compact_fail")
+KH_KEYS = ("pages_collapsed", "full_scans", "pages_scanned", "busy_ns")
 STATUS_KEYS = ("VmRSS", "RssAnon", "VmPTE", "VmLck")
 TLB_KEYS = ("accesses", "dtlb_misses", "stlb_misses", "walk_loads")
 SMAPS_KEYS = ("start", "end", "flags", "Rss", "Locked", "LazyFree")
@@ -36,10 +41,12 @@ VALUE_OPS = ("mmap", "prctl", "brk")
 class Pair:
     """One engine machine and one reference machine, with their live tasks paired up."""
 
-    def __init__(self, memory="64MiB", **kw):
+    def __init__(self, memory="64MiB", departures=KH_DEPARTURES, **kw):
         self.m = mmcore.Machine(mmcore.Config(memory=memory, ncpus=1, **kw))
-        self.r = RefMachine(self.m.config.memory_bytes, ncpus=1, kernel=self.m.config.kernel,
-                            thp_enabled=self.m.config.thp_enabled, thp_defrag=self.m.config.defrag)
+        c = self.m.config
+        self.r = RefMachine(c.memory_bytes, ncpus=1, kernel=c.kernel, thp_enabled=c.thp_enabled,
+                            thp_defrag=c.defrag, khugepaged=dataclasses.asdict(c.khugepaged),
+                            departures=departures)
         self.tasks = [(self.m.spawn("t"), self.r.spawn("t"))]   # (engine Task, reference pid)
         self.execs = 0
 
@@ -47,6 +54,10 @@ class Pair:
     def both(self, k, name, *args):
         """Run op ``name`` on the k-th live task of both machines; outcomes must agree."""
         t, pid = self.tasks[k % len(self.tasks)]
+        if name == "advance":                        # the whole machine idles
+            self.m.advance(*args)
+            self.r.advance(*args)
+            return
         if name == "execve":
             self.execs += 1
             args = (f"x{self.execs}",)
@@ -93,6 +104,8 @@ class Pair:
         v, rv = self.m.vmstat(), self.r.vmstat()
         assert {k: v[k] for k in VMSTAT_KEYS} == {k: rv[k] for k in VMSTAT_KEYS}
         assert self.m.buddyinfo() == self.r.buddyinfo()
+        kh, rkh = self.m.khugepaged(), self.r.khugepaged()
+        assert {k: kh[k] for k in KH_KEYS} == {k: rkh[k] for k in KH_KEYS}, "khugepaged counters"
         check_invariants(self.m)
 
 
@@ -112,7 +125,10 @@ ALL = ("mmap", "munmap", "touch", "madvise", "prctl", "mprotect", "mlock", "mloc
 SAFE = ("mmap", "munmap", "touch", "madvise", "prctl", "brk", "fork", "aligned_flags")
 WEIGHTS = {"mmap": 2, "munmap": 1, "touch": 4, "madvise": 2, "prctl": 1, "mprotect": 2,
            "mlock": 2, "mlockall": 1, "brk": 1, "fork": 2, "clone_thread": 1, "execve": 1,
-           "exit": 1}
+           "exit": 1, "collapse": 2, "advance": 1, "nanosleep": 1, "clear_refs": 1}
+# khugepaged and MADV_COLLAPSE (SEMANTICS 11): every kind plus collapses, idle time and
+# clear_refs (the referenced test)
+KH = ALL + ("collapse", "advance", "nanosleep", "clear_refs")
 
 
 def _random_ops(rng, n, kinds=ALL):
@@ -156,6 +172,14 @@ def _random_ops(rng, n, kinds=ALL):
                 ops.append((sel, "mlockall", flags))
             else:
                 ops.append((sel, "munlockall"))
+        elif kind == "collapse":
+            if rng.integers(0, 2):
+                off &= ~(2 * MiB - 1)
+            ops.append((sel, "madvise", BASE + off, ln, MADV_COLLAPSE))
+        elif kind in ("advance", "nanosleep"):
+            ops.append((sel, kind, int(rng.choice([100_000, 5_000_000, 30_000_000]))))
+        elif kind == "clear_refs":
+            ops.append((sel, "clear_refs", 1))
         elif kind == "brk":
             ops.append((sel, "brk", START_BRK + int(rng.integers(0, 700)) * 4096
                         + int(rng.choice([0, 0, 100]))))
@@ -345,3 +369,149 @@ def test_rejected_calls_cost_nothing():
 def test_brk_under_mlockall_onfault_does_not_populate():
     ops = [(0, "mlockall", MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT), (0, "brk", 0x555555559000 + 5 * 4096)]
     _run(Pair(), ops)
+
+
+# ---- khugepaged and MADV_COLLAPSE (SEMANTICS 11) ------------------------------------------------
+def _kh(**knobs):
+    return mmcore.config.KhugepagedConfig(**knobs)
+
+
+# (kernel, THP mode, memory, khugepaged knobs): small pages_to_scan so a wakeup stops inside an
+# mm, short sleeps so idle time wakes it often, and the max_ptes_* limits at both ends
+KH_PAIRS = {
+    "618_madvise_512": ("6.18", "madvise", "32MiB",
+                        dict(pages_to_scan=512, scan_sleep_millisecs=10)),
+    "618_always_none0_shared0": ("6.18", "always", "32MiB",
+                                 dict(pages_to_scan=1536, scan_sleep_millisecs=10,
+                                      max_ptes_none=0, max_ptes_shared=0)),
+    "618_madvise_nodefrag_16MiB": ("6.18", "madvise", "16MiB",
+                                   dict(pages_to_scan=4096, scan_sleep_millisecs=20,
+                                        alloc_sleep_millisecs=50, defrag=0, max_ptes_none=64,
+                                        max_ptes_shared=8)),
+    "413_madvise": ("4.13", "madvise", "32MiB",
+                    dict(pages_to_scan=1024, scan_sleep_millisecs=10, max_ptes_none=256)),
+    "310_always": ("3.10", "always", "32MiB",
+                   dict(pages_to_scan=2048, scan_sleep_millisecs=10, max_ptes_none=511)),
+}
+
+
+def _kh_pair(name, departures=KH_DEPARTURES):
+    kernel, enabled, memory, knobs = KH_PAIRS[name]
+    return Pair(memory=memory, kernel=kernel, thp_enabled=enabled, khugepaged=_kh(**knobs),
+                departures=departures)
+
+
+def _kh_ops(rng, n):
+    """A stream aimed at khugepaged: an 8 MiB arena filled with 4 KiB pages (VM_NOHUGEPAGE or
+    the ``madvise`` mode first, MADV_HUGEPAGE later), holes, read-only and shared pages, accessed
+    bits cleared, idle time and MADV_COLLAPSE."""
+    ops = [(0, "mmap", 8 * MiB, RW, F, BASE)]
+    if rng.integers(0, 2):
+        ops.append((0, "madvise", BASE, 8 * MiB, MADV_NOHUGEPAGE))
+    kinds = ["touch"] * 6 + ["hugepage"] * 2 + ["collapse"] * 2 + ["advance", "nanosleep",
+             "clear_refs", "fork", "exit", "mprotect", "zap", "mlock"]
+    for _ in range(n):
+        kind = kinds[int(rng.integers(0, len(kinds)))]
+        sel = int(rng.integers(0, 4))
+        blk = BASE + int(rng.integers(0, 4)) * 2 * MiB
+        off = blk + int(rng.integers(0, 512)) * 4096
+        if kind == "touch":
+            ln = int(rng.choice([4096, 64 << 10, MiB, 2 * MiB]))
+            ops.append((sel, "touch", off if ln < 2 * MiB else blk, ln,
+                        int(rng.choice([4096, 4096, 16384, 65536])), bool(rng.integers(0, 4))))
+        elif kind == "hugepage":
+            adv = MADV_HUGEPAGE if rng.integers(0, 4) else MADV_NOHUGEPAGE
+            ops.append((sel, "madvise", blk, int(rng.choice([2, 4])) * MiB, adv))
+        elif kind == "collapse":
+            a, ln = (blk, int(rng.choice([2, 4, 8])) * MiB) if rng.integers(0, 3) else (off, MiB)
+            ops.append((sel, "madvise", a, ln, MADV_COLLAPSE))
+        elif kind in ("advance", "nanosleep"):
+            ops.append((sel, kind, int(rng.choice([100_000, 5_000_000, 30_000_000]))))
+        elif kind == "clear_refs":
+            ops.append((sel, "clear_refs", 1))
+        elif kind in ("fork", "exit"):
+            ops.append((sel, kind))
+        elif kind == "mprotect":
+            ops.append((sel, "mprotect", off, int(rng.choice([4096, 65536])),
+                        int(rng.choice([PROT_READ, RW]))))
+        elif kind == "zap":
+            if rng.integers(0, 2):
+                ops.append((sel, "madvise", off, int(rng.choice([4096, 65536])), MADV_DONTNEED))
+            else:
+                ops.append((sel, "munmap", off, 4096))
+        else:
+            ops.append((sel, "mlock" if rng.integers(0, 2) else "munlock", blk, 2 * MiB))
+    return ops
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 7])
+@pytest.mark.parametrize("name", sorted(KH_PAIRS))
+def test_khugepaged_streams_agree(name, seed):
+    rng = np.random.default_rng(5000 + seed)
+    _run(_kh_pair(name), _kh_ops(rng, 40))
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("name", sorted(KH_PAIRS))
+def test_khugepaged_mixed_streams_agree(name, seed):
+    """Every kind of op of the general streams, with collapses, idle time and clear_refs."""
+    rng = np.random.default_rng(6000 + seed)
+    _run(_kh_pair(name), _random_ops(rng, 30, KH))
+
+
+# ---- where the engine's khugepaged departs from Linux (SEMANTICS 11 "Known departures") ---------
+# The streams above run the reference with every departure of KH_DEPARTURES switched to the
+# engine's behaviour; each case here runs it with Linux's rule for one of them.
+NOHUGE_PAGES = [(0, "mmap", 4 * MiB, RW, F, BASE), (0, "madvise", BASE, 4 * MiB, MADV_NOHUGEPAGE),
+                (0, "touch", BASE, 4 * MiB, 4096, True),
+                (0, "madvise", BASE, 4 * MiB, MADV_HUGEPAGE)]
+KH_LINUX_CASES = {
+    # a PTE-mapped THP: MADV_COLLAPSE gives EINVAL (a tail page's flags fail the anon test)
+    "kh_tail_page_flags": ("618_always_none0_shared0", TWO_THPS + [
+        (0, "madvise", BASE, 4096, MADV_DONTNEED), (0, "madvise", BASE, 2 * MiB, MADV_COLLAPSE)]),
+    # a page of a THP still PMD-mapped by the fork child is mapped twice: max_ptes_shared 0 stops
+    "kh_shared_pte_mapcount": ("618_always_none0_shared0", [
+        (0, "mmap", 8 * MiB, RW, F, BASE), (0, "touch", BASE + 2 * MiB, 2 * MiB, 16384, True),
+        (0, "fork"), (0, "touch", BASE + 0x3E4000, 4096, 16384, True), (0, "advance", 30_000_000)]),
+    # a VMA without a whole aligned 2 MiB block: thp_vma_allowable_order fails, EINVAL
+    "collapse_small_range": ("618_madvise_512", [
+        (0, "mmap", MiB, RW, F, BASE), (0, "touch", BASE, MiB, 4096, True),
+        (0, "madvise", BASE, MiB, MADV_COLLAPSE)]),
+    # pages_to_scan 513: the mm's visit (1) and one range (512) use the wakeup up
+    "kh_no_slot_progress": ("618_madvise_512", NOHUGE_PAGES + [(0, "advance", 1_000)]),
+    # collapsing pages a fork child still maps, in a locked VMA: the old pages are munlocked
+    "collapse_keeps_mlock": ("618_madvise_512", NOHUGE_PAGES[:3] + [
+        (0, "mlock", BASE, 4 * MiB), (0, "fork"), (0, "madvise", BASE, 4 * MiB, MADV_HUGEPAGE),
+        (0, "madvise", BASE, 2 * MiB, MADV_COLLAPSE)]),
+    # 4.13: a page mapped twice (after fork) fails page_count() == 1
+    "kh_413_shared": ("413_madvise", NOHUGE_PAGES[:3] + [
+        (0, "fork"), (0, "madvise", BASE, 4 * MiB, MADV_HUGEPAGE), (0, "advance", 30_000_000)]),
+}
+
+
+KH_REASONS = {
+    "kh_tail_page_flags": "engine: kernels/khugepaged.py scan_pmd reads fr_flags of the tail "
+                          "page (no PG_anon/PG_lru) instead of the folio's: SCAN_PAGE_ANON",
+    "kh_shared_pte_mapcount": "engine: scan_pmd's shared test uses the page's PTE mapcount only, "
+                              "not the folio's PMD mappings (page_mapcount / "
+                              "folio_maybe_mapped_shared)",
+    "collapse_small_range": "engine: _collapse_vma lacks thp_vma_allowable_order's "
+                            "thp_vma_suitable_order check (and hend < hstart gives 0)",
+    "kh_no_slot_progress": "engine: scan_mm_slot lacks khugepaged_scan_mm_slot's progress++ "
+                           "per mm visit",
+    "collapse_keeps_mlock": "engine: collapse_huge_page's remove_rmap_pte does not munlock the "
+                            "old pages of a VM_LOCKED VMA (munlock_vma_folio)",
+    "kh_413_shared": "engine: the 4.13 profile collapses pages mapped twice (max_ptes_shared, "
+                     "5.8+) where 4.13 required page_count() == 1",
+}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(
+    strict=True, reason=KH_REASONS[c])) for c in sorted(KH_LINUX_CASES)])
+def test_khugepaged_linux_rules(case):
+    name, ops = KH_LINUX_CASES[case]
+    pair = _kh_pair(name, departures=tuple(d for d in KH_DEPARTURES if d != case))
+    if case == "kh_no_slot_progress":
+        pair.m.sysfs_write("/sys/kernel/mm/transparent_hugepage/khugepaged/pages_to_scan", "513")
+        pair.r.kh_knobs["pages_to_scan"] = 513
+    _run(pair, ops)

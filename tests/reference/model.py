@@ -55,8 +55,8 @@ Mappings
      overlap -> EEXIST, map type -> EINVAL. Shared or file mappings and MAP_LOCKED/GROWSDOWN/HUGETLB
      raise NotImplementedError. VMA flags: prot bits | VM_MAY{READ,WRITE,EXEC} | def_flags (no
      VM_ACCOUNT / VM_SOFTDIRTY). anon_vma compatibility is ignored when merging.
- M4. Without fork, ``MMF_VM_HUGEPAGE`` is set (``mm_flags()``) by an eligible THP fault, by
-     MADV_HUGEPAGE and by mmap when the VMA is THP-allowed and holds an aligned 2 MiB range.
+ M4. ``MMF_VM_HUGEPAGE`` (``mm_flags()``) means "on khugepaged's list" (SEMANTICS 11): set by an
+     eligible THP fault, MADV_HUGEPAGE and fork of a listed mm; mmap and brk do not enrol.
  M5. The POPULATE advices and the defrag value "defer"/"defer+madvise" exist in every profile except
      that "3.10" restricts defrag to always/madvise/never (the brief's wording; real 3.15 lacked
      "defer" too).
@@ -214,6 +214,12 @@ Amendments (SEMANTICS 10)
      else that fails costs syscall_ps and what it did: ENOMEM at a hole (mprotect, mlock,
      madvise; also madvise/mlock with no VMA at all in range), MADV_DONTNEED/FREE's EINVAL on a
      locked VMA, MADV_POPULATE's EINVAL/EFAULT/ENOMEM, fork's ENOMEM.
+khugepaged and MADV_COLLAPSE (SEMANTICS 11)
+ K1. khugepaged is a cursor over ``kh_mms`` (enrolment order) and a wake time; ``_run_timers`` runs
+     the wakeups due before an operation, before each access of a stream, in ``nanosleep`` and
+     ``advance``, with the interrupted operation's cost kept aside. SCAN results are strings.
+ K2. ``departures=`` names engine behaviours from ``KH_DEPARTURES`` to follow instead of Linux's
+     rule; the default follows Linux.
 """
 
 from __future__ import annotations
@@ -302,7 +308,7 @@ VDSO_VMAS = ((MMAP_BASE - 0x8000, MMAP_BASE - 0x4000, VM_READ | VM_MAYREAD, "[vv
              (MMAP_BASE - 0x4000, MMAP_BASE - 0x2000, VM_READ | VM_MAYREAD, "[vvar_vclock]"),
              (MMAP_BASE - 0x2000, MMAP_BASE, VM_READ | VM_EXEC | VM_MAYREAD | VM_MAYEXEC, "[vdso]"))
 
-EPERM, ENOENT, EAGAIN, ENOMEM, EACCES, EFAULT, EEXIST, EINVAL = 1, 2, 11, 12, 13, 14, 17, 22
+EPERM, ENOENT, EAGAIN, ENOMEM, EACCES, EFAULT, EBUSY, EEXIST, EINVAL = 1, 2, 11, 12, 13, 14, 16, 17, 22
 # Linux 6.18 __get_user_pages(FOLL_MADV_POPULATE): check_vma_flags() failure -> -EINVAL.
 POPULATE_PERM_ERRNO = EINVAL
 
@@ -318,11 +324,33 @@ DEFAULT_TLB = dict(l1_4k_entries=64, l1_4k_ways=4, l1_2m_entries=32, l1_2m_ways=
 DEFAULT_COSTS = dict(access_ps=333, stlb_hit_ps=3000, walk_load_ps=2333, fault_ps=400000,
                      clear_page_ps=100000, copy_page_ps=200000, pgtable_alloc_ps=150000,
                      syscall_ps=100000, tlb_flush_ps=100000, compact_scan_ps=5000,
-                     migrate_page_ps=700000, copy_pte_ps=2000)
+                     migrate_page_ps=700000, copy_pte_ps=2000, scan_pte_ps=10000)
 VMSTAT_EVENTS = ("pgfault", "thp_fault_alloc", "thp_fault_fallback", "thp_zero_page_alloc",
                  "thp_zero_page_alloc_failed", "thp_split_pmd", "compact_stall", "compact_success",
                  "compact_fail", "compact_migrate_scanned", "compact_free_scanned",
-                 "pgmigrate_success")
+                 "pgmigrate_success", "thp_collapse_alloc", "thp_collapse_alloc_failed",
+                 "thp_scan_exceed_none_pte", "thp_scan_exceed_swap_pte",
+                 "thp_scan_exceed_share_pte")
+# khugepaged's sysfs knobs and their defaults (/sys/kernel/mm/transparent_hugepage/khugepaged/)
+DEFAULT_KHUGEPAGED = dict(pages_to_scan=4096, scan_sleep_millisecs=10000,
+                          alloc_sleep_millisecs=60000, defrag=1, max_ptes_none=511,
+                          max_ptes_swap=64, max_ptes_shared=256)
+MADV_COLLAPSE = 25
+# khugepaged's writable rule per profile (SEMANTICS 11): every present PTE writable (3.x), at
+# least one writable PTE (4.0 .. 6.17), no writable test (6.18)
+COLLAPSE_RULE = {"3.10": "all_writable", "3.15": "all_writable", "4.13": "one_writable",
+                 "6.18": "any"}
+# Where the engine's khugepaged / MADV_COLLAPSE is known to depart from Linux (SEMANTICS 11
+# "Known departures"). A RefMachine made with ``departures=`` naming some of them follows the
+# engine there; without, it follows Linux.
+KH_DEPARTURES = (
+    "kh_no_slot_progress",      # khugepaged_scan_mm_slot's progress++ per mm visit is missing
+    "collapse_small_range",     # MADV_COLLAPSE of a VMA / range without a whole 2 MiB block: 0
+    "collapse_keeps_mlock",     # the collapsed-away pages are not munlocked (shared, locked VMA)
+    "kh_413_shared",            # 4.13 collapses shared and PTE-mapped-THP pages
+    "kh_tail_page_flags",       # a PTE-mapped THP's tail page fails the anon test
+    "kh_shared_pte_mapcount",   # "shared" ignores the folio's PMD mappings in other mms
+)
 
 
 class SegmentationFault(Exception):
@@ -685,7 +713,8 @@ class RefMachine:
     """Reference model of one simulated machine (see the module docstring for the choices)."""
 
     def __init__(self, memory_bytes, ncpus=1, kernel="6.18", thp_enabled="always",
-                 thp_defrag="madvise", use_zero_page=True, tlb=None, costs=None):
+                 thp_defrag="madvise", use_zero_page=True, tlb=None, costs=None,
+                 khugepaged=None, departures=()):
         nr_pages = memory_bytes // PAGE_SIZE
         if memory_bytes % PAGE_SIZE or nr_pages == 0 or nr_pages % 1024:
             raise ValueError("memory must be a positive multiple of 4 MiB")
@@ -716,12 +745,30 @@ class RefMachine:
         self.now_ps = 0
         self._cost = 0
         self._flush_needed = False
+        self._op_start = 0
+        self._fault_start = 0
+        # khugepaged (SEMANTICS 11)
+        self.kh_knobs = dict(DEFAULT_KHUGEPAGED, **(khugepaged or {}))
+        unknown = set(departures) - set(KH_DEPARTURES)
+        if unknown:
+            raise ValueError(f"unknown departures {sorted(unknown)}")
+        self.departures = frozenset(departures)
+        self.kh_mms = []            # khugepaged_scan.mm_head: enrolled mms, in enrolment order
+        self.kh_scan_mm = None      # khugepaged_scan.mm_slot
+        self.kh_scan_addr = 0       # khugepaged_scan.address
+        self.kh_wake_ps = None      # next wakeup; None: asleep until an mm enrols
+        self.kh_busy_ps = 0
+        self.kh_pages_collapsed = 0
+        self.kh_full_scans = 0
+        self.kh_pages_scanned = 0
 
     # ------------------------------------------------------------------ time (SEMANTICS 8)
     def _run(self, task, body, syscall=True):
         """Run one operation on the task's clock: start at max(task clock, cpu free time)."""
         cpu = self.cpus[task.cpu]
         start = max(task.clock_ps, cpu.free_ps)
+        self._run_timers(start)  # khugepaged wakeups due before the op can start
+        self._op_start = start
         self._cost = self.costs["syscall_ps"] if syscall else 0
         self._flush_needed = False
         rejected = False
@@ -782,6 +829,7 @@ class RefMachine:
         mm.users -= 1
         assert mm.users >= 0
         if mm.users == 0:
+            self._khugepaged_exit(mm)
             self._exit_mmap(mm)
 
     def _exit_mmap(self, mm):
@@ -828,6 +876,9 @@ class RefMachine:
             if old.pgd is not None:
                 mm.pgd = self._alloc_table(mm, PGD_LEVEL, 0, counted=False)
                 self._copy_page_range(old, mm)
+            if old.flags & (1 << MMF_VM_HUGEPAGE):
+                mm.flags &= ~(1 << MMF_VM_HUGEPAGE)
+                self._khugepaged_enter(mm, self._op_start)  # khugepaged_fork
         except OutOfMemory:
             self._exit_mmap(mm)  # X4
             raise _oserror(ENOMEM) from None
@@ -1112,11 +1163,6 @@ class RefMachine:
         haddr = va & ~(HPAGE_PMD_SIZE - 1)
         return haddr >= vma.start and haddr + HPAGE_PMD_SIZE <= vma.end
 
-    def _khugepaged_enter_vma(self, mm, vma_start, vma_end, vm_flags):
-        """Set MMF_VM_HUGEPAGE if the VMA could hold a PMD-mapped THP (M4)."""
-        first = (vma_start + HPAGE_PMD_SIZE - 1) & ~(HPAGE_PMD_SIZE - 1)
-        if self._thp_flags_allowable(mm, vm_flags) and first + HPAGE_PMD_SIZE <= vma_end:
-            mm.flags |= 1 << MMF_VM_HUGEPAGE
 
     def _defrag_direct(self, vma):
         """Direct compaction allowed for this VMA? (defrag sysfs, SEMANTICS 6)"""
@@ -1177,7 +1223,7 @@ class RefMachine:
 
     def _do_huge_pmd_anonymous_page(self, mm, vma, pmd_t, i, va, write):
         """True if the fault was handled with a PMD; False: fall back to 4 KiB."""
-        self._khugepaged_enter_vma(mm, vma.start, vma.end, vma.flags)
+        self._khugepaged_enter(mm, self._fault_start)  # khugepaged_enter_vma (SEMANTICS 11)
         haddr = va & ~(HPAGE_PMD_SIZE - 1)
         if not write and self.use_zero_page:
             hzp = self._get_huge_zero_page(vma)
@@ -1257,6 +1303,7 @@ class RefMachine:
     def _handle_mm_fault(self, task, va, write, gup=False):
         """handle_mm_fault / __handle_mm_fault. gup=True: no arch access check (F5)."""
         mm = task.mm
+        self._fault_start = self._op_start + self._cost  # the fault's time (enrolment)
         self.events["pgfault"] += 1
         task.min_flt += 1
         self._cost += self.costs["fault_ps"]
@@ -1636,8 +1683,7 @@ class RefMachine:
         vm_flags |= mm.def_flags
         if flags & MAP_FIXED:
             self._unmap_range(mm, addr, end)
-        vma = self._insert_vma(mm, addr, end, vm_flags)
-        self._khugepaged_enter_vma(mm, vma.start, vma.end, vma.flags)
+        self._insert_vma(mm, addr, end, vm_flags)
         if vm_flags & VM_LOCKED:  # mmap_region: locked_vm += len (MCL_FUTURE)
             mm.locked_vm += length >> PAGE_SHIFT
         if flags & MAP_POPULATE or vm_flags & VM_LOCKED:
@@ -1922,8 +1968,7 @@ class RefMachine:
         if newbrk > TASK_SIZE or mm.any_vma_in(oldbrk, newbrk):
             return mm.brk
         vm_flags = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | mm.def_flags
-        vma = self._insert_vma(mm, oldbrk, newbrk, vm_flags)
-        self._khugepaged_enter_vma(mm, vma.start, vma.end, vma.flags)
+        self._insert_vma(mm, oldbrk, newbrk, vm_flags)
         mm.brk = brk
         if vm_flags & VM_LOCKED:
             mm.locked_vm += (newbrk - oldbrk) >> PAGE_SHIFT
@@ -1946,6 +1991,8 @@ class RefMachine:
         return self._run(task, lambda: self._do_madvise(task, addr, length, advice))
 
     def _do_madvise(self, task, addr, length, advice):
+        if advice == MADV_COLLAPSE and self.kernel == "6.18":
+            return self._madvise_collapse(task, addr, length)
         if advice not in (MADV_DONTNEED, MADV_FREE, MADV_HUGEPAGE, MADV_NOHUGEPAGE,
                           MADV_POPULATE_READ, MADV_POPULATE_WRITE):
             raise _rejected(EINVAL)
@@ -1956,7 +2003,15 @@ class RefMachine:
             return 0
         if advice in (MADV_POPULATE_READ, MADV_POPULATE_WRITE):
             return self._madvise_populate(task, addr, end, advice == MADV_POPULATE_WRITE)
-        mm = task.mm
+        if advice == MADV_HUGEPAGE:
+            # the engine enrols the mm once the walk is over, whatever it found (SEMANTICS 11)
+            try:
+                return self._madvise_walk(task.mm, addr, end, advice)
+            finally:
+                self._khugepaged_enter(task.mm, self._op_start + self.costs["syscall_ps"])
+        return self._madvise_walk(task.mm, addr, end, advice)
+
+    def _madvise_walk(self, mm, addr, end, advice):
         start, unmapped = addr, False
         while True:  # madvise_walk_vmas
             vma = next((v for v in mm.vmas if v.end > start), None)
@@ -2027,7 +2082,6 @@ class RefMachine:
         """hugepage_madvise + madvise_update_vma (split at the range ends, merge neighbours)."""
         if advice == MADV_HUGEPAGE:
             new_flags = (vma.flags & ~VM_NOHUGEPAGE) | VM_HUGEPAGE
-            self._khugepaged_enter_vma(mm, vma.start, vma.end, new_flags)
         else:
             new_flags = (vma.flags & ~VM_HUGEPAGE) | VM_NOHUGEPAGE
         if new_flags == vma.flags:
@@ -2134,8 +2188,351 @@ class RefMachine:
 
         def body():
             for va, w in zip(addresses, writes):
+                self._run_timers(self._op_start + self._cost)  # due before this access
                 self._access(task, va, w)
         self._run(task, body, syscall=False)
+
+    # ------------------------------------------------------------------ khugepaged (SEMANTICS 11)
+    def _khugepaged_enter(self, mm, now_ps):
+        """__khugepaged_enter: the mm joins the end of khugepaged's list (MMF_VM_HUGEPAGE); a
+        khugepaged asleep for want of work wakes at ``now_ps`` (unless THP is ``never``)."""
+        if mm in self.kh_mms:
+            return
+        mm.flags |= 1 << MMF_VM_HUGEPAGE
+        self.kh_mms.append(mm)
+        if self.kh_wake_ps is None and self.thp_enabled != "never":
+            self.kh_wake_ps = now_ps
+
+    def _khugepaged_exit(self, mm):
+        """__khugepaged_exit: a dying mm leaves the list at once, unless khugepaged's cursor is
+        on it (then the scan drops it when it next looks, collect_mm_slot)."""
+        if mm in self.kh_mms and mm is not self.kh_scan_mm:
+            self._kh_drop(mm)
+
+    def _kh_drop(self, mm):
+        self.kh_mms.remove(mm)
+        mm.flags &= ~(1 << MMF_VM_HUGEPAGE)
+
+    def _kh_has_work(self):
+        return self.thp_enabled != "never" and bool(self.kh_mms)
+
+    def _run_timers(self, until_ps):
+        """Run every khugepaged wakeup due at or before ``until_ps``, each at its own time, on
+        khugepaged's own clock: the interrupted operation's cost and flush flag are kept aside."""
+        while self.kh_wake_ps is not None and self.kh_wake_ps <= until_ps:
+            saved = self._cost, self._flush_needed
+            self._cost, self._flush_needed = 0, False
+            try:
+                failed = self._khugepaged_do_scan()
+                busy = self._cost
+            finally:
+                self._cost, self._flush_needed = saved
+            t = self.kh_wake_ps
+            self.kh_busy_ps += busy
+            if failed:
+                nxt = t + busy + self.kh_knobs["alloc_sleep_millisecs"] * 10**9
+            elif self._kh_has_work():
+                nxt = t + busy + self.kh_knobs["scan_sleep_millisecs"] * 10**9
+            else:
+                nxt = None                # wait_event until an mm enrols
+            self.kh_wake_ps = None if nxt is None else max(nxt, t + 1000)
+
+    def _khugepaged_do_scan(self):
+        """khugepaged_do_scan: ``pages_to_scan`` of progress, mm after mm, resuming at the cursor;
+        at most one pass through the list head. True if a huge page allocation failed (the
+        engine ends the wakeup there and sleeps ``alloc_sleep_millisecs``)."""
+        pages = self.kh_knobs["pages_to_scan"]
+        progress = passes = 0
+        while True:
+            if self.kh_scan_mm is None:
+                passes += 1
+            if self._kh_has_work() and passes < 2:
+                n, result = self._khugepaged_scan_mm_slot(pages - progress)
+                progress += n
+                self.kh_pages_scanned += n
+                if result == "alloc_fail":
+                    return True
+            else:
+                progress = pages
+            if progress >= pages:
+                return False
+
+    def _khugepaged_scan_mm_slot(self, pages):
+        """khugepaged_scan_mm_slot: (progress, last SCAN result). One unit of progress for the
+        visit of the mm (Linux), one per VMA skipped, 512 per 2 MiB range examined."""
+        if self.kh_scan_mm is None:
+            self.kh_scan_mm, self.kh_scan_addr = self.kh_mms[0], 0
+        mm = self.kh_scan_mm
+        progress = 0 if "kh_no_slot_progress" in self.departures else 1
+        result = "succeed"
+        alive = mm.users > 0      # hpage_collapse_test_exit
+        if alive:
+            for vma in list(mm.vmas):
+                if vma.end <= self.kh_scan_addr:
+                    continue      # vma_iter_init(address)
+                hstart = (vma.start + HPAGE_PMD_SIZE - 1) & ~(HPAGE_PMD_SIZE - 1)
+                hend = vma.end & ~(HPAGE_PMD_SIZE - 1)
+                if (not self._collapse_allowed(mm, vma, khugepaged=True) or hstart >= hend
+                        or self.kh_scan_addr > hend):
+                    progress += 1
+                    continue
+                self.kh_scan_addr = max(self.kh_scan_addr, hstart)
+                while self.kh_scan_addr < hend:
+                    result = self._collapse_scan_pmd(mm, vma, self.kh_scan_addr, True,
+                                                     bool(self.kh_knobs["defrag"]))
+                    if result == "succeed":
+                        self.kh_pages_collapsed += 1
+                    self.kh_scan_addr += HPAGE_PMD_SIZE
+                    progress += HPAGE_PMD_NR
+                    if result == "alloc_fail" or progress >= pages:
+                        return progress, result
+        # every VMA seen (or the mm is gone): the cursor moves on; past the tail, a full scan
+        i = self.kh_mms.index(mm)
+        nxt = self.kh_mms[i + 1] if i + 1 < len(self.kh_mms) else None
+        if not alive:
+            self._kh_drop(mm)     # collect_mm_slot
+        self.kh_scan_mm, self.kh_scan_addr = nxt, 0
+        if nxt is None:
+            self.kh_full_scans += 1
+        return progress, result
+
+    def _collapse_allowed(self, mm, vma, khugepaged):
+        """thp_vma_allowable_order for a collapse: an anonymous VMA with read or write access,
+        not VM_NOHUGEPAGE, not disabled for the mm; khugepaged also needs the sysfs mode."""
+        if vma.special is not None or not vma.flags & (VM_READ | VM_WRITE):
+            return False
+        if khugepaged:
+            return self._thp_flags_allowable(mm, vma.flags)
+        enabled, self.thp_enabled = self.thp_enabled, "always"  # no TVA_ENFORCE_SYSFS
+        try:
+            return self._thp_flags_allowable(mm, vma.flags)
+        finally:
+            self.thp_enabled = enabled
+
+    def _collapse_scan_pmd(self, mm, vma, haddr, khugepaged, direct):
+        """Find the PMD at ``haddr``, scan its PTE table (hpage_collapse_scan_pmd) and collapse
+        it (collapse_huge_page) if it qualifies. Costs go to ``self._cost``. A SCAN result."""
+        pmd_t = self._table_at(mm, haddr, PMD_LEVEL)
+        i = _pt_index(haddr, PMD_LEVEL)
+        if pmd_t is None or pmd_t.entries[i] == 0:
+            return "pmd_null"
+        if pmd_t.entries[i] & _PAGE_PSE:
+            return "pmd_mapped"
+        pte_t = self.tables[_entry_pfn(pmd_t.entries[i])]
+        self._cost += HPAGE_PMD_NR * self.costs["scan_pte_ps"]  # the whole table, even if cut short
+        result = self._scan_ptes(pte_t, khugepaged)
+        if result != "succeed":
+            return result
+        return self._collapse_huge_page(mm, vma, pmd_t, i, haddr, direct)
+
+    def _scan_ptes(self, pte_t, khugepaged):
+        """The 512 PTEs of one range, in order (mm/khugepaged.c; the profile's rule)."""
+        rule = COLLAPSE_RULE[self.kernel]
+        k = self.kh_knobs
+        max_none = k["max_ptes_none"] if khugepaged else HPAGE_PMD_NR
+        max_shared = k["max_ptes_shared"] if khugepaged else HPAGE_PMD_NR
+        none_or_zero = shared = referenced = writable = pages = 0
+
+        def exceed(counter):
+            if khugepaged:
+                self.events[counter] += 1
+
+        for e in pte_t.entries:
+            if e == 0:
+                none_or_zero += 1
+                if none_or_zero > max_none:
+                    exceed("thp_scan_exceed_none_pte")
+                    return "exceed_none_pte"
+                continue
+            # no swap entries exist here (no swap; a PROT_NONE leaf lives in a skipped VMA)
+            assert e & _PAGE_PRESENT, "non-present PTE in a collapsible VMA"
+            pfn = _entry_pfn(e)
+            if pfn == self.zero_pfn:
+                if rule == "all_writable":
+                    return "page_ro"          # 3.x: the zero page is a present read-only PTE
+                none_or_zero += 1
+                if none_or_zero > max_none:
+                    exceed("thp_scan_exceed_none_pte")
+                    return "exceed_none_pte"
+                continue
+            if e & _PAGE_RW:
+                writable += 1
+            elif rule == "all_writable":
+                return "page_ro"
+            folio, sub = self._folio_of(pfn)
+            if sub > 0 and "kh_tail_page_flags" in self.departures:
+                return "page_anon"            # the engine reads a tail page's own flags
+            if rule == "one_writable" and folio.order > 0 and "kh_413_shared" not in self.departures:
+                return "page_compound"        # 4.13: "teach khugepaged to collapse THP mapped with pte"
+            if "kh_shared_pte_mapcount" in self.departures:
+                mapped_twice = folio.page_mapcount[sub] > 1   # the engine: PTE mappings only
+            else:
+                mapped_twice = folio.page_mapcount_of(sub) > 1
+            if mapped_twice:
+                if rule == "all_writable" or (rule == "one_writable"
+                                              and "kh_413_shared" not in self.departures):
+                    return "page_count"       # page_count() != 1 (max_ptes_shared came in 5.8)
+                shared += 1
+                if shared > max_shared:
+                    exceed("thp_scan_exceed_share_pte")
+                    return "exceed_shared_pte"
+            if e & _PAGE_ACCESSED:            # pte_young (PG_referenced: never set on anon here)
+                referenced += 1
+            pages += 1
+        if pages == 0:
+            return "page_null"
+        if rule == "one_writable" and not writable:
+            return "page_ro"
+        if khugepaged and not referenced:
+            return "lack_referenced_page"
+        return "succeed"
+
+    def _collapse_huge_page(self, mm, vma, pmd_t, i, haddr, direct):
+        """collapse_huge_page: a new order-9 folio (compaction if ``direct``), the pages copied in
+        and the holes zeroed, the old pages unmapped (and freed when unmapped everywhere) in PTE
+        order, the PMD installed, the emptied PTE table deposited, the range flushed."""
+        pfn = self.buddy.alloc(HPAGE_PMD_ORDER, MIGRATE_MOVABLE)
+        if pfn < 0 and direct:
+            pfn = self._compact_order9()
+        if pfn < 0:
+            self.events["thp_collapse_alloc_failed"] += 1
+            return "alloc_fail"
+        self.events["thp_collapse_alloc"] += 1
+        pte_pfn = _entry_pfn(pmd_t.entries[i])
+        pte_t = self.tables[pte_pfn]
+        copied = 0
+        for j in range(HPAGE_PMD_NR):
+            e, pte_t.entries[j] = pte_t.entries[j], 0
+            if e == 0 or _entry_pfn(e) == self.zero_pfn:
+                continue
+            copied += 1
+            old, sub = self._folio_of(_entry_pfn(e))
+            old.page_mapcount[sub] -= 1       # folio_remove_rmap_pte
+            if old.order == 0:
+                old.rmap.remove((mm, haddr + (j << PAGE_SHIFT)))
+            if vma.flags & VM_LOCKED and "collapse_keeps_mlock" not in self.departures:
+                self._munlock_folio(old)      # __folio_remove_rmap -> munlock_vma_folio
+            if old.mapcount() == 0:
+                self._free_folio(old)
+        self._cost += (copied * self.costs["copy_page_ps"]
+                       + (HPAGE_PMD_NR - copied) * self.costs["clear_page_ps"])
+        folio = Folio(pfn, HPAGE_PMD_ORDER, "anon")
+        self.folios[pfn] = folio
+        folio.entire_mapcount = 1
+        folio.anon_root = mm.anon_root
+        if vma.flags & VM_LOCKED:
+            self._mlock_folio(folio)          # folio_add_lru_vma -> mlock_new_folio
+        entry = (_PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_PSE
+                 | self._prot_bits(vma) | (pfn << PAGE_SHIFT))
+        if vma.flags & VM_WRITE:
+            entry |= _PAGE_RW
+        pmd_t.entries[i] = entry
+        mm.deposits.setdefault(haddr >> 30, []).append(pte_pfn)   # pgtable_trans_huge_deposit
+        mm.rss_anon += HPAGE_PMD_NR - copied
+        self._tlb_invalidate(mm, haddr, haddr + HPAGE_PMD_SIZE)
+        self._cost += self.costs["tlb_flush_ps"]
+        return "succeed"
+
+    def _madvise_collapse(self, task, addr, length):
+        """madvise(MADV_COLLAPSE) (6.18): VMA by VMA over the range, synchronously on the
+        caller's clock; ENOMEM for a hole once the mapped parts are done."""
+        if addr & ~PAGE_MASK or addr < 0 or length < 0:
+            raise _rejected(EINVAL)
+        end = addr + _page_align(length)
+        if end > TASK_SIZE:
+            raise _rejected(EINVAL)
+        mm = task.mm
+        start, hole = addr, False
+        while start < end:
+            vma = next((v for v in mm.vmas if v.end > start), None)
+            if vma is None or vma.start >= end:
+                hole = True
+                break
+            if vma.start > start:
+                hole = True
+            tmp = min(end, vma.end)
+            err = self._collapse_vma(mm, vma, max(start, vma.start), tmp)
+            if err:
+                raise _oserror(err)
+            start = tmp
+        if hole:
+            raise _oserror(ENOMEM)
+        return 0
+
+    def _collapse_vma(self, mm, vma, start, end):
+        """madvise_collapse for one VMA's part: 0 or an errno (madvise_collapse_errno)."""
+        if not self._collapse_allowed(mm, vma, khugepaged=False):
+            return EINVAL
+        strict = "collapse_small_range" not in self.departures
+        vma_h = (vma.start + HPAGE_PMD_SIZE - 1) & ~(HPAGE_PMD_SIZE - 1)
+        if strict and vma_h + HPAGE_PMD_SIZE > vma.end:
+            return EINVAL                     # thp_vma_suitable_order(vm_end - HPAGE_PMD_SIZE)
+        hstart = (start + HPAGE_PMD_SIZE - 1) & ~(HPAGE_PMD_SIZE - 1)
+        hend = end & ~(HPAGE_PMD_SIZE - 1)
+        thps, last_fail = 0, "fail"
+        for a in range(hstart, hend, HPAGE_PMD_SIZE):
+            r = self._collapse_scan_pmd(mm, vma, a, False, True)
+            if r in ("succeed", "pmd_mapped"):
+                thps += 1
+            else:
+                last_fail = r
+                if r == "alloc_fail":
+                    break
+        if hend < hstart and not strict:
+            hend = hstart                     # the engine: no range, nothing to do
+        if thps * HPAGE_PMD_SIZE == hend - hstart:
+            return 0
+        return {"alloc_fail": ENOMEM, "exceed_none_pte": EBUSY, "page_count": EAGAIN,
+                "page_lru": EAGAIN}.get(last_fail, EINVAL)
+
+    def clear_refs(self, pid, value=1):
+        """/proc/PID/clear_refs: 1 (all) and 2 (anonymous) clear the accessed bit of every leaf
+        (PG_referenced is never set on anonymous pages here), 3 (file) has nothing to do; the
+        mm's TLB entries go. Costs syscall_ps + tlb_flush_ps + copy_pte_ps per leaf."""
+        task = self._task(pid)
+        if value not in (1, 2, 3):
+            raise _oserror(EINVAL)
+
+        def body():
+            mm = task.mm
+            leaves = 0
+            if value != 3:
+                for vma in mm.vmas:
+                    if vma.special is not None:
+                        continue
+                    for pmd_t, i, m0 in list(self._iter_pmd_slots(mm, vma.start, vma.end)):
+                        entry = pmd_t.entries[i]
+                        if entry & _PAGE_PSE:
+                            pmd_t.entries[i] = entry & ~_PAGE_ACCESSED
+                            leaves += 1
+                            continue
+                        pte_t = self.tables[_entry_pfn(entry)]
+                        for j in range(512):
+                            va = m0 + (j << PAGE_SHIFT)
+                            if vma.start <= va < vma.end and _present(pte_t.entries[j]):
+                                pte_t.entries[j] &= ~_PAGE_ACCESSED
+                                leaves += 1
+            self._tlb_invalidate(mm, 0, 1 << 64)
+            self._cost += self.costs["tlb_flush_ps"] + leaves * self.costs["copy_pte_ps"]
+        self._run(task, body)
+
+    def nanosleep(self, pid, ns):
+        """The task sleeps ``ns``: khugepaged catches up with its clock (its CPU stays free)."""
+        task = self._task(pid)
+        self._run_timers(max(task.clock_ps, self.cpus[task.cpu].free_ps))
+        task.clock_ps += ns * 1000
+        self._run_timers(task.clock_ps)
+
+    def advance(self, ns):
+        """Machine.advance: every task idles until ``ns`` after the latest clock."""
+        until = max([self.now_ps] + [t.clock_ps for t in self.tasks.values()]) + ns * 1000
+        self._run_timers(until)
+        for t in self.tasks.values():
+            t.clock_ps = max(t.clock_ps, until)
+
+    def khugepaged(self):
+        return {"pages_collapsed": self.kh_pages_collapsed, "full_scans": self.kh_full_scans,
+                "pages_scanned": self.kh_pages_scanned, "busy_ns": self.kh_busy_ps // 1000}
 
     # ------------------------------------------------------------------ observables
     def vmstat(self):

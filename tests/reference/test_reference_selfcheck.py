@@ -1242,3 +1242,97 @@ def test_rejected_calls_cost_nothing_failed_calls_cost_a_syscall():
     assert errno_of(m.madvise, p, a - 4096, 4096, MADV_DONTNEED) == errno.ENOMEM  # costs
     assert m.tlb_counters(p)["time_ps"] == t + 300000
     m.check_invariants()
+
+
+# ---- khugepaged and MADV_COLLAPSE (SEMANTICS 11) -------------------------------------------------
+KB = 0x7F0000000000
+
+
+def _four_k_pages(kernel="6.18", enabled="madvise", **knobs):
+    """2 MiB of written 4 KiB pages in the madvise mode, then MADV_HUGEPAGE (enrols the mm)."""
+    m = RefMachine(64 * MiB, kernel=kernel, thp_enabled=enabled, khugepaged=knobs)
+    p = m.spawn()
+    m.mmap(p, 4 * MiB, RW, ANON | MAP_FIXED, KB)
+    m.touch(p, KB, 2 * MiB, 4096, True)
+    return m, p
+
+
+def test_madv_collapse_hand_computed():
+    m, p = _four_k_pages()
+    assert m.page_table(p)[KB] & PS == 0
+    c0, free0, pte0 = m.task_info(p) and m.tasks[p].clock_ps, m.vmstat()["nr_free_pages"], \
+        m.status(p)["VmPTE"]
+    m.madvise(p, KB, 2 * MiB, 25)
+    leaf = m.page_table(p)[KB]
+    assert leaf & (P | W | U | A | D | PS) == P | W | U | A | D | PS
+    assert m.vmstat()["thp_collapse_alloc"] == 1
+    assert m.vmstat()["nr_anon_transparent_hugepages"] == 1
+    assert m.status(p)["RssAnon"] == 2048 and m.status(p)["VmPTE"] == pte0  # table deposited
+    assert m.vmstat()["nr_free_pages"] == free0          # 512 pages in, 512 out
+    c = m.costs
+    assert m.tasks[p].clock_ps - c0 == (c["syscall_ps"] + 512 * c["scan_pte_ps"]
+                                        + 512 * c["copy_page_ps"] + c["tlb_flush_ps"])
+    assert m.khugepaged()["pages_collapsed"] == 0      # MADV_COLLAPSE is not khugepaged
+    m.check_invariants()
+
+
+def test_madv_collapse_errors():
+    m, p = _four_k_pages()
+    assert errno_of(m.madvise, p, KB + 1, 4096, 25) == errno.EINVAL
+    m.mmap(p, MiB, RW, ANON | MAP_FIXED, KB + 8 * MiB)
+    assert errno_of(m.madvise, p, KB + 8 * MiB, MiB, 25) == errno.EINVAL  # no whole block
+    m.munmap(p, KB + 2 * MiB, 2 * MiB)
+    assert errno_of(m.madvise, p, KB, 3 * MiB, 25) == errno.ENOMEM       # a hole after
+    assert m.page_table(p)[KB] & PS                                     # ... the part done
+    m4 = RefMachine(64 * MiB, kernel="4.13")
+    q = m4.spawn()
+    assert errno_of(m4.madvise, q, KB, 2 * MiB, 25) == errno.EINVAL     # not in 4.13
+
+
+def test_khugepaged_wakes_at_enrolment_and_collapses():
+    m, p = _four_k_pages(pages_to_scan=4096, scan_sleep_millisecs=10)
+    assert m.kh_wake_ps is None                         # no fault was THP-eligible
+    m.madvise(p, KB, 4 * MiB, MADV_HUGEPAGE)
+    t = m.tasks[p].clock_ps
+    assert m.kh_wake_ps == t - m.costs["syscall_ps"] + m.costs["syscall_ps"]
+    m.advance(1)
+    k = m.khugepaged()
+    # one mm visit + vDSO VMAs skipped (3) + 2 blocks of the 4 MiB VMA (1024)
+    assert k["pages_collapsed"] == 1 and k["full_scans"] == 1 and k["pages_scanned"] == 1028
+    assert m.page_table(p)[KB] & PS
+    assert m.kh_wake_ps == t + k["busy_ns"] * 1000 + 10 * 10**9
+    m.check_invariants()
+
+
+def test_khugepaged_limits_and_referenced():
+    # max_ptes_none 0: one hole stops the collapse (and counts)
+    m, p = _four_k_pages(max_ptes_none=0)
+    m.madvise(p, KB, 4096, MADV_DONTNEED)
+    m.madvise(p, KB, 4 * MiB, MADV_HUGEPAGE)
+    m.advance(1)
+    assert m.vmstat()["thp_scan_exceed_none_pte"] >= 1 and m.khugepaged()["pages_collapsed"] == 0
+    # clear_refs: nothing referenced, khugepaged leaves it; MADV_COLLAPSE does not care
+    m, p = _four_k_pages()
+    m.clear_refs(p, 1)
+    assert not any(e & A for e in m.page_table(p).values())
+    m.madvise(p, KB, 4 * MiB, MADV_HUGEPAGE)
+    m.advance(1)
+    assert m.khugepaged()["pages_collapsed"] == 0
+    m.madvise(p, KB, 2 * MiB, 25)
+    assert m.page_table(p)[KB] & PS
+
+
+def test_khugepaged_writable_rule_per_profile():
+    """Read-only PTEs (write-protected by a fork whose child has gone) stop a 3.x collapse only."""
+    for kernel, collapses in (("3.10", False), ("4.13", False), ("6.18", True)):
+        m = RefMachine(64 * MiB, kernel=kernel, thp_enabled="always")
+        p = m.spawn()
+        m.mmap(p, 4 * MiB, RW, ANON | MAP_FIXED, KB)
+        m.madvise(p, KB, 4 * MiB, MADV_NOHUGEPAGE)
+        m.touch(p, KB, 2 * MiB, 4096, True)
+        m.exit(m.fork(p))
+        assert not any(e & W for e in m.page_table(p).values())
+        m.madvise(p, KB, 4 * MiB, MADV_HUGEPAGE)
+        m.advance(1)
+        assert bool(m.page_table(p)[KB] & PS) == collapses, kernel   # 4.13: none writable
+        m.check_invariants()
