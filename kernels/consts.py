@@ -285,6 +285,7 @@ SCAN_PAGE_ANON = 11
 SCAN_VMA_CHECK = 12
 SCAN_ALLOC_HUGE_PAGE_FAIL = 13
 SCAN_PAGE_COUNT = 14
+SCAN_PAGE_COMPOUND = 15
 
 # ---- global scalar state (gs) ------------------------------------------------------------------
 G_HIGH_WATER = 0             # lazily initialised frames start here

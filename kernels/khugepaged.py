@@ -35,6 +35,7 @@ from .consts import (
     C_KH_MAX_PTES_NONE,
     C_KH_MAX_PTES_SHARED,
     C_KH_MAX_PTES_SWAP,
+    C_KERNEL,
     C_KH_PAGES_TO_SCAN,
     C_KH_SCAN_SLEEP_PS,
     C_NR_FRAMES,
@@ -80,6 +81,7 @@ from .consts import (
     SCAN_EXCEED_SWAP_PTE,
     SCAN_LACK_REFERENCED_PAGE,
     SCAN_PAGE_ANON,
+    SCAN_PAGE_COMPOUND,
     SCAN_PAGE_COUNT,
     SCAN_PAGE_LRU,
     SCAN_PAGE_NULL,
@@ -112,13 +114,14 @@ from .consts import (
     PG_anon,
     PG_lru,
     PG_referenced,
+    PG_tail,
 )
 from .compaction import compact_zone
 from .events import NEVER, rearm, take_samples
 from .huge_memory import leaf_prot, prep_anon_folio, thp_disabled_by_mm
 from .jit import kernel
 from .memory import remove_rmap_pte
-from .mlock import mlock_folio
+from .mlock import mlock_folio, munlock_pte_page
 from .mmap import find_vma_index
 from .page_alloc import rmqueue
 from .pagetable import deposit_table, entry_pfn, pmd_lookup
@@ -127,9 +130,13 @@ from .tlb import flush_tlb_range
 
 
 @kernel
-def collapse_vma_ok(cfg, mm_flags, vm_flags, file, enforce_sysfs):
+def collapse_vma_ok(cfg, mm_flags, vm_flags, file, enforce_sysfs, vm_start, vm_end):
     """thp_vma_allowable_order for collapse: anonymous, accessible, not VM_NOHUGEPAGE, not disabled
-    by the prctl, and (khugepaged only) the sysfs ``enabled`` mode."""
+    by the prctl, (khugepaged only) the sysfs ``enabled`` mode, and big enough to hold an aligned
+    2 MiB range (thp_vma_suitable_order at vm_end - 2 MiB)."""
+    h = (vm_end - HPAGE_PMD_SIZE) & ~(HPAGE_PMD_SIZE - 1)
+    if h < vm_start:
+        return False
     if file != -1:
         return False                 # file and special mappings: the huge page cache's business
     if (vm_flags & (VM_READ | VM_WRITE)) == 0 or (vm_flags & VM_NOHUGEPAGE):
@@ -144,14 +151,18 @@ def collapse_vma_ok(cfg, mm_flags, vm_flags, file, enforce_sysfs):
 
 
 @kernel
-def scan_pmd(cfg, vmstat, fr32, fr_flags, pt, tb, khugepaged):
+def scan_pmd(cfg, vmstat, fr32, fr_flags, fr_order, pt, tb, khugepaged):
     """hpage_collapse_scan_pmd over the PTE table at ``pt[tb:tb + 512]``: a SCAN_* result.
 
-    khugepaged counts the thp_scan_exceed_* events; MADV_COLLAPSE (``khugepaged`` false) has no
-    limits and no referenced test.
+    khugepaged counts the thp_scan_exceed_* events (5.8+); MADV_COLLAPSE (``khugepaged`` false)
+    has no limits and no referenced test. Before 5.8 ("khugepaged: allow to collapse a page shared
+    across fork", "... PTE-mapped compound pages") a page mapped more than once or part of a
+    compound page aborts the scan.
     """
     zp = cfg[C_NR_FRAMES]
     rule = cfg[C_COLLAPSE_RULE]
+    old = cfg[C_KERNEL] < 508
+    counting = khugepaged and not old
     max_none = cfg[C_KH_MAX_PTES_NONE] if khugepaged else HPAGE_PMD_NR
     max_swap = cfg[C_KH_MAX_PTES_SWAP] if khugepaged else HPAGE_PMD_NR
     max_shared = cfg[C_KH_MAX_PTES_SHARED] if khugepaged else HPAGE_PMD_NR
@@ -166,7 +177,7 @@ def scan_pmd(cfg, vmstat, fr32, fr_flags, pt, tb, khugepaged):
         if e == 0:
             none += 1
             if none > max_none:
-                if khugepaged:
+                if counting:
                     vmstat[VS_THP_SCAN_EXCEED_NONE_PTE] += 1
                 return SCAN_EXCEED_NONE_PTE
             continue
@@ -176,7 +187,7 @@ def scan_pmd(cfg, vmstat, fr32, fr_flags, pt, tb, khugepaged):
                 return SCAN_PAGE_NULL            # 3.10: any non-present PTE aborts
             unmapped += 1
             if unmapped > max_swap:
-                if khugepaged:
+                if counting:
                     vmstat[VS_THP_SCAN_EXCEED_SWAP_PTE] += 1
                 return SCAN_EXCEED_SWAP_PTE
             continue
@@ -186,7 +197,7 @@ def scan_pmd(cfg, vmstat, fr32, fr_flags, pt, tb, khugepaged):
                 return SCAN_PAGE_RO              # 3.10: the zero page is not writable
             none += 1
             if none > max_none:
-                if khugepaged:
+                if counting:
                     vmstat[VS_THP_SCAN_EXCEED_NONE_PTE] += 1
                 return SCAN_EXCEED_NONE_PTE
             continue
@@ -194,17 +205,25 @@ def scan_pmd(cfg, vmstat, fr32, fr_flags, pt, tb, khugepaged):
             writable += 1
         elif rule == COLLAPSE_ALL_WRITABLE:
             return SCAN_PAGE_RO
-        f = fr_flags[pfn]
+        # the folio's flags: a subpage of a PTE-mapped THP answers for its head
+        head = pfn
+        mapcount = fr32[FR_MAPCOUNT, pfn]
+        if fr_flags[pfn] & PG_tail or fr_order[pfn] > 0:
+            if old:
+                return SCAN_PAGE_COMPOUND        # before 5.8 a compound page aborts
+            head = pfn & ~(HPAGE_PMD_NR - 1)
+            mapcount += fr32[FR_OWNER, head + 1]  # and its PMD mappings map it too
+        f = fr_flags[head]
         if (f & PG_anon) == 0:
             return SCAN_PAGE_ANON
         if (f & PG_lru) == 0:
             return SCAN_PAGE_LRU
-        if fr32[FR_MAPCOUNT, pfn] > 1:
-            if rule == COLLAPSE_ALL_WRITABLE:
-                return SCAN_PAGE_COUNT           # 3.10: page_count != 1 aborts
+        if mapcount > 1:
+            if old:
+                return SCAN_PAGE_COUNT           # before 5.8: page_count != 1 aborts
             shared += 1
             if shared > max_shared:
-                if khugepaged:
+                if counting:
                     vmstat[VS_THP_SCAN_EXCEED_SHARE_PTE] += 1
                 return SCAN_EXCEED_SHARED_PTE
         if (e & _PAGE_ACCESSED) != 0 or (f & PG_referenced) != 0:
@@ -221,7 +240,7 @@ def scan_pmd(cfg, vmstat, fr32, fr_flags, pt, tb, khugepaged):
 
 @kernel
 def collapse_huge_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
-                       tlb, pwc, mmi, vm_flags, pos, haddr, direct):
+                       vma, tlb, pwc, mmi, vm_flags, pos, haddr, direct):
     """collapse_huge_page for an anonymous range that passed ``scan_pmd``: allocate a THP (with
     compaction when ``direct``), copy the pages in (zeroing the holes), install the PMD, free the
     old pages and deposit the emptied PTE table. Returns (SCAN_* result, cost in ps)."""
@@ -249,6 +268,9 @@ def collapse_huge_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
         if (e & _PAGE_SPECIAL) != 0 or p == zp:
             continue
         copied += 1
+        if vm_flags & VM_LOCKED:
+            munlock_pte_page(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma, mmi,
+                             p)
         remove_rmap_pte(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p)
     cost += copied * cfg[C_COST_COPY_PAGE] + (HPAGE_PMD_NR - copied) * cfg[C_COST_CLEAR_PAGE]
     prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, pfn, HPAGE_PMD_ORDER, mm[MM_ANON, mmi],
@@ -272,8 +294,8 @@ def collapse_huge_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
 
 
 @kernel
-def try_collapse(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, tlb,
-                 pwc, mmi, vm_flags, haddr, khugepaged, direct):
+def try_collapse(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma,
+                 tlb, pwc, mmi, vm_flags, haddr, khugepaged, direct):
     """Scan the 2 MiB range at ``haddr`` and collapse it if it qualifies: (SCAN_*, cost in ps)."""
     pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, mmi], haddr)
     if pos < 0 or pt[pos] == 0:
@@ -282,12 +304,12 @@ def try_collapse(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, p
     if pmde & _PAGE_PSE:
         return SCAN_PMD_MAPPED, 0
     tb = fr_idx[entry_pfn(pmde)] * PTRS_PER_TABLE
-    r = scan_pmd(cfg, vmstat, fr32, fr_flags, pt, tb, khugepaged)
+    r = scan_pmd(cfg, vmstat, fr32, fr_flags, fr_order, pt, tb, khugepaged)
     cost = HPAGE_PMD_NR * cfg[C_COST_SCAN_PTE]
     if r != SCAN_SUCCEED:
         return r, cost
     r, c = collapse_huge_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
-                              mm, tlb, pwc, mmi, vm_flags, pos, haddr, direct)
+                              mm, vma, tlb, pwc, mmi, vm_flags, pos, haddr, direct)
     return r, cost + c
 
 
@@ -329,7 +351,7 @@ def scan_mm_slot(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, p
         gs[G_KH_ADDR] = 0
     if mmi < 0:
         return pages, SCAN_FAIL, 0
-    progress = 0
+    progress = 1                         # the visit itself counts (khugepaged_scan_mm_slot)
     result = SCAN_SUCCEED
     cost = 0
     alive = mm[MM_USERS, mmi] > 0
@@ -343,7 +365,7 @@ def scan_mm_slot(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, p
             if ve <= gs[G_KH_ADDR]:
                 continue
             flags = vma[V_FLAGS, p]
-            if not collapse_vma_ok(cfg, mm[MM_FLAGS, mmi], flags, vma[V_FILE, p], True):
+            if not collapse_vma_ok(cfg, mm[MM_FLAGS, mmi], flags, vma[V_FILE, p], True, vs, ve):
                 progress += 1
                 continue
             hstart = (vs + HPAGE_PMD_SIZE - 1) & ~(HPAGE_PMD_SIZE - 1)
@@ -356,7 +378,8 @@ def scan_mm_slot(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, p
             while gs[G_KH_ADDR] < hend:
                 a = gs[G_KH_ADDR]
                 result, c = try_collapse(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
-                                         pt, pt_aux, mm, tlb, pwc, mmi, flags, a, True, direct)
+                                         pt, pt_aux, mm, vma, tlb, pwc, mmi, flags, a, True,
+                                         direct)
                 cost += c
                 if result == SCAN_SUCCEED:
                     gs[G_KH_COLLAPSED] += 1
@@ -446,16 +469,17 @@ def _collapse_vma(S, ti, mmi, p, start, end):
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     flags = vma[V_FLAGS, p]
-    if not collapse_vma_ok(cfg, mm[MM_FLAGS, mmi], flags, vma[V_FILE, p], False):
+    if not collapse_vma_ok(cfg, mm[MM_FLAGS, mmi], flags, vma[V_FILE, p], False, vma[V_START, p],
+                           vma[V_END, p]):
         return -EINVAL, 0
     hstart = (start + HPAGE_PMD_SIZE - 1) & ~(HPAGE_PMD_SIZE - 1)
     hend = end & ~(HPAGE_PMD_SIZE - 1)
     thps = 0
-    last_fail = SCAN_SUCCEED
+    last_fail = SCAN_FAIL
     a = hstart
     while a < hend:
         r, c = try_collapse(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
-                            mm, tlb, pwc, mmi, flags, a, False, True)
+                            mm, vma, tlb, pwc, mmi, flags, a, False, True)
         task[T_CLOCK, ti] += c
         if r == SCAN_SUCCEED or r == SCAN_PMD_MAPPED:
             thps += 1
@@ -464,7 +488,7 @@ def _collapse_vma(S, ti, mmi, p, start, end):
             if r == SCAN_ALLOC_HUGE_PAGE_FAIL:
                 break                    # not one of the results worth going on after
         a += HPAGE_PMD_SIZE
-    if thps == max(0, (hend - hstart) // HPAGE_PMD_SIZE):
+    if thps == (hend - hstart) >> 21:     # -1 when the part holds no aligned range: EINVAL
         return OK, thps
     return madvise_collapse_errno(last_fail), thps
 

@@ -20,7 +20,7 @@ from mmcore import (MADV_DONTNEED, MADV_FREE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MA
 from mmcore.check import check_invariants
 from mmcore.kernels import consts as K
 
-from .reference.model import KH_DEPARTURES, MADV_COLLAPSE, START_BRK, OutOfMemory, RefMachine
+from .reference.model import MADV_COLLAPSE, START_BRK, OutOfMemory, RefMachine
 
 MiB = 1 << 20
 VMSTAT_KEYS = ("pgfault", "thp_fault_alloc", "thp_fault_fallback", "thp_zero_page_alloc",
@@ -41,7 +41,7 @@ VALUE_OPS = ("mmap", "prctl", "brk")
 class Pair:
     """One engine machine and one reference machine, with their live tasks paired up."""
 
-    def __init__(self, memory="64MiB", departures=KH_DEPARTURES, **kw):
+    def __init__(self, memory="64MiB", departures=(), **kw):
         self.m = mmcore.Machine(mmcore.Config(memory=memory, ncpus=1, **kw))
         c = self.m.config
         self.r = RefMachine(c.memory_bytes, ncpus=1, kernel=c.kernel, thp_enabled=c.thp_enabled,
@@ -395,7 +395,7 @@ KH_PAIRS = {
 }
 
 
-def _kh_pair(name, departures=KH_DEPARTURES):
+def _kh_pair(name, departures=()):
     kernel, enabled, memory, knobs = KH_PAIRS[name]
     return Pair(memory=memory, kernel=kernel, thp_enabled=enabled, khugepaged=_kh(**knobs),
                 departures=departures)
@@ -460,8 +460,8 @@ def test_khugepaged_mixed_streams_agree(name, seed):
 
 
 # ---- where the engine's khugepaged departs from Linux (SEMANTICS 11 "Known departures") ---------
-# The streams above run the reference with every departure of KH_DEPARTURES switched to the
-# engine's behaviour; each case here runs it with Linux's rule for one of them.
+# Each case pins one rule the engine once got wrong (KH_REASONS says how); the reference runs
+# Linux's rule (no departures) and the engine must agree.
 NOHUGE_PAGES = [(0, "mmap", 4 * MiB, RW, F, BASE), (0, "madvise", BASE, 4 * MiB, MADV_NOHUGEPAGE),
                 (0, "touch", BASE, 4 * MiB, 4096, True),
                 (0, "madvise", BASE, 4 * MiB, MADV_HUGEPAGE)]
@@ -506,11 +506,12 @@ KH_REASONS = {
 }
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(
-    strict=True, reason=KH_REASONS[c])) for c in sorted(KH_LINUX_CASES)])
+@pytest.mark.parametrize("case", sorted(KH_LINUX_CASES))
 def test_khugepaged_linux_rules(case):
+    """Each rule the engine once departed from (KH_REASONS), now followed: the reference runs
+    Linux's rule and the engine must agree."""
     name, ops = KH_LINUX_CASES[case]
-    pair = _kh_pair(name, departures=tuple(d for d in KH_DEPARTURES if d != case))
+    pair = _kh_pair(name)
     if case == "kh_no_slot_progress":
         pair.m.sysfs_write("/sys/kernel/mm/transparent_hugepage/khugepaged/pages_to_scan", "513")
         pair.r.kh_knobs["pages_to_scan"] = 513
