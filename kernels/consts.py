@@ -262,7 +262,10 @@ C_KH_MAX_PTES_SWAP = 58
 C_KH_MAX_PTES_SHARED = 59
 C_COLLAPSE_RULE = 60         # COLLAPSE_*: which present PTEs a collapse needs writable
 C_COST_SCAN_PTE = 61         # khugepaged: examining one PTE (its page, flags, mapcount)
-NR_CFG = 62
+C_COMPACT_PROACTIVENESS = 62  # vm.compaction_proactiveness (0..100; 5.9+, else 0)
+C_EXTFRAG_THRESHOLD = 63     # vm.extfrag_threshold (0..1000)
+C_KCOMPACTD = 64             # 1: the profile has kcompactd (4.6+)
+NR_CFG = 65
 
 # which PTEs of a range a collapse needs writable (spec 3.8)
 COLLAPSE_ALL_WRITABLE = 0    # 3.10: every present PTE writable; a zero-page PTE aborts
@@ -317,7 +320,14 @@ G_KH_SCANNED = 25            # PTEs khugepaged has examined (progress, as it cou
 G_DEFERRED_HEAD = 26         # deferred split queue (linked through page[2]'s FR_NEXT/FR_PREV)
 G_DEFERRED_TAIL = 27
 G_DEFERRED_N = 28
-G_FREE_HEAD = 29             # + order * MIGRATE_PCPTYPES + mt: head pfn or -1
+G_KC_WAKE = 29               # ps: kcompactd's next wakeup (NEVER: asleep until woken)
+G_KC_ORDER = 30              # the order kcompactd was woken for (-1: none)
+G_KC_BUSY_PS = 31            # kcompactd's CPU time
+G_KC_PROACTIVE_SHIFT = 32    # proactive compaction deferred: checks 2^shift x 500 ms apart
+G_COMPACT_CONSIDERED = 33    # zone->compact_considered, compact_defer_shift, compact_order_failed
+G_COMPACT_DEFER_SHIFT = 34
+G_COMPACT_ORDER_FAILED = 35
+G_FREE_HEAD = 36             # + order * MIGRATE_PCPTYPES + mt: head pfn or -1
 G_FREE_COUNT = G_FREE_HEAD + NR_PAGE_ORDERS * MIGRATE_PCPTYPES
 NR_GS = G_FREE_COUNT + NR_PAGE_ORDERS * MIGRATE_PCPTYPES
 
@@ -472,7 +482,8 @@ VMSTAT_NAMES = (
     "allocstall_normal", "nr_file_hugepages", "nr_file_pmdmapped",
     "thp_collapse_alloc", "thp_collapse_alloc_failed", "thp_scan_exceed_none_pte",
     "thp_scan_exceed_swap_pte", "thp_scan_exceed_share_pte", "thp_split_page_failed",
-    "thp_underused_split_page",
+    "thp_underused_split_page", "compact_daemon_wake", "compact_daemon_migrate_scanned",
+    "compact_daemon_free_scanned",
 )
 VS_NR_FREE_PAGES = 0
 VS_NR_ANON_PAGES = 1
@@ -539,6 +550,9 @@ VS_THP_SCAN_EXCEED_SWAP_PTE = 61
 VS_THP_SCAN_EXCEED_SHARE_PTE = 62
 VS_THP_SPLIT_PAGE_FAILED = 63
 VS_THP_UNDERUSED_SPLIT_PAGE = 64
+VS_COMPACT_DAEMON_WAKE = 65
+VS_COMPACT_DAEMON_MIGRATE_SCANNED = 66
+VS_COMPACT_DAEMON_FREE_SCANNED = 67
 NR_VMSTAT = len(VMSTAT_NAMES)
 
 # ---- event records (ev array rows) and what is recorded (cfg[C_RECORD] bits) -------------------

@@ -1,4 +1,4 @@
-"""Event records and timed background work (the vmstat sampler and the khugepaged wakeups),
+"""Event records and timed background work (the vmstat sampler, khugepaged and kcompactd),
 kept in simulated time."""
 from .consts import (
     C_SAMPLE_PS,
@@ -11,6 +11,7 @@ from .consts import (
     EV_TIME,
     FLUSH,
     G_EV_N,
+    G_KC_WAKE,
     G_KH_WAKE,
     G_NEXT_EVENT,
     G_NEXT_SAMPLE,
@@ -49,15 +50,15 @@ def record(gs, ev, t, pid, op, addr, result, lat, kind):
 
 @kernel(inline="always")
 def rearm(gs):
-    """The next timed event is the earlier of the sampler's and khugepaged's."""
-    gs[G_NEXT_EVENT] = min(gs[G_NEXT_SAMPLE], gs[G_KH_WAKE])
+    """The next timed event is the earliest of the sampler's, khugepaged's and kcompactd's."""
+    gs[G_NEXT_EVENT] = min(gs[G_NEXT_SAMPLE], min(gs[G_KH_WAKE], gs[G_KC_WAKE]))
 
 
 @kernel
 def take_samples(cfg, gs, vmstat, smp, until):
-    """Take every vmstat sample due at or before ``until`` and before khugepaged's wakeup (that
-    runs first); FLUSH if the sample buffer is full, else OK."""
-    while gs[G_NEXT_SAMPLE] <= until and gs[G_NEXT_SAMPLE] < gs[G_KH_WAKE]:
+    """Take every vmstat sample due at or before ``until`` and before the next kernel thread's
+    wakeup (that runs first); FLUSH if the sample buffer is full, else OK."""
+    while gs[G_NEXT_SAMPLE] <= until and gs[G_NEXT_SAMPLE] < min(gs[G_KH_WAKE], gs[G_KC_WAKE]):
         t = gs[G_NEXT_SAMPLE]
         k = gs[G_SMP_N]
         if k >= smp.shape[1]:
@@ -76,14 +77,15 @@ def take_samples(cfg, gs, vmstat, smp, until):
 @kernel
 def run_timers(cfg, gs, vmstat, smp, until):
     """Run the timed events due at or before ``until``, in time order. Samples are taken here;
-    when khugepaged is due, TIMER (with ``gs[G_TIMER_UNTIL] = until``) sends the caller out to
-    run it in its own kernel and re-enter. FLUSH if a buffer is full, else OK."""
+    when khugepaged or kcompactd is due, TIMER (with ``gs[G_TIMER_UNTIL] = until``) sends the
+    caller out to run them in their own kernel (``kthreads.background_run``) and re-enter. FLUSH
+    if a buffer is full, else OK."""
     if gs[G_NEXT_EVENT] > until:
         return OK
     st = take_samples(cfg, gs, vmstat, smp, until)
     if st != OK:
         return st
-    if gs[G_KH_WAKE] <= until:
+    if min(gs[G_KH_WAKE], gs[G_KC_WAKE]) <= until:
         gs[G_TIMER_UNTIL] = until
         return TIMER
     return OK

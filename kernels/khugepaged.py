@@ -56,7 +56,6 @@ from .consts import (
     G_KH_SCANNED,
     G_KH_WAKE,
     G_NR_MM,
-    G_TIMER_UNTIL,
     HPAGE_PMD_NR,
     HPAGE_PMD_ORDER,
     HPAGE_PMD_SIZE,
@@ -116,8 +115,8 @@ from .consts import (
     PG_referenced,
     PG_tail,
 )
-from .compaction import compact_zone
-from .events import NEVER, rearm, take_samples
+from .compaction import try_compact_direct
+from .events import NEVER, rearm
 from .huge_memory import leaf_prot, prep_anon_folio, thp_disabled_by_mm
 from .jit import kernel
 from .memory import remove_rmap_pte
@@ -247,8 +246,8 @@ def collapse_huge_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
     cost = 0
     pfn = rmqueue(gs, cfg, fr32, fr_flags, fr_order, pb_mt, HPAGE_PMD_ORDER, MIGRATE_MOVABLE)
     if pfn < 0 and direct:
-        pfn, c = compact_zone(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm,
-                              tlb, pwc)
+        pfn, c = try_compact_direct(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
+                                    mm, tlb, pwc)
         cost += c
     if pfn < 0:
         vmstat[VS_THP_COLLAPSE_ALLOC_FAILED] += 1
@@ -424,32 +423,21 @@ def khugepaged_do_scan(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
 
 
 @kernel
-def khugepaged_run(S):
-    """The entry kernel for TIMER: run khugepaged's wakeups (and the vmstat samples between them)
-    due up to ``gs[G_TIMER_UNTIL]``. Returns (OK or FLUSH, wakeups run)."""
-    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
-    until = gs[G_TIMER_UNTIL]
-    n = 0
-    while True:
-        st = take_samples(cfg, gs, vmstat, smp, until)
-        if st != OK:
-            return st, n
-        t = gs[G_KH_WAKE]
-        if t > until:
-            return OK, n
-        busy, failed = khugepaged_do_scan(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order,
-                                          pb_mt, pt, pt_aux, mm, vma, tlb, pwc)
-        gs[G_KH_BUSY_PS] += busy
-        n += 1
-        if failed:
-            nxt = t + busy + cfg[C_KH_ALLOC_SLEEP_PS]
-        elif _has_work(cfg, gs, mm):
-            nxt = t + busy + cfg[C_KH_SCAN_SLEEP_PS]
-        else:
-            nxt = NEVER                   # wait_event_freezable until an mm enrols
-        gs[G_KH_WAKE] = max(nxt, t + 1000)
-        rearm(gs)
+def khugepaged_wakeup(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
+                      vma, tlb, pwc):
+    """One wakeup of khugepaged at ``gs[G_KH_WAKE]``: its scan, then its next wakeup."""
+    t = gs[G_KH_WAKE]
+    busy, failed = khugepaged_do_scan(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
+                                      pt, pt_aux, mm, vma, tlb, pwc)
+    gs[G_KH_BUSY_PS] += busy
+    if failed:
+        nxt = t + busy + cfg[C_KH_ALLOC_SLEEP_PS]
+    elif _has_work(cfg, gs, mm):
+        nxt = t + busy + cfg[C_KH_SCAN_SLEEP_PS]
+    else:
+        nxt = NEVER                       # wait_event_freezable until an mm enrols
+    gs[G_KH_WAKE] = max(nxt, t + 1000)
+    rearm(gs)
 
 
 @kernel

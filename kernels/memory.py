@@ -271,10 +271,10 @@ def do_wp_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm,
 
 @kernel
 def do_huge_pmd_anonymous_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
-                               pt_aux, mm, tlb, pwc, mmi, vm_flags, pos, va):
+                               pt_aux, mm, tlb, pwc, mmi, vm_flags, pos, va, now):
     """Allocate and map a THP; returns (status, cost, mapped?). Not mapped means fall back."""
     pfn, cost = alloc_thp(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm, tlb,
-                          pwc, vm_flags)
+                          pwc, vm_flags, now)
     if pfn < 0:
         vmstat[VS_THP_FAULT_FALLBACK] += 1
         return OK, cost, False
@@ -378,7 +378,7 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
             else:
                 st, c, done = do_huge_pmd_anonymous_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags,
                                                          fr_order, pb_mt, pt, pt_aux, mm, tlb,
-                                                         pwc, mmi, vm_flags, pos, va)
+                                                         pwc, mmi, vm_flags, pos, va, now)
                 cost += c
                 if st != OK or done:
                     return st, cost
@@ -393,7 +393,7 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
                 # Like wp_huge_pmd, it does not ask thp_vma_allowable again: a PMD that is
                 # already huge stays huge even if the prctl was set since.
                 pfn, c = alloc_thp(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
-                                   mm, tlb, pwc, vm_flags)
+                                   mm, tlb, pwc, vm_flags, now)
                 cost += c
                 if pfn >= 0:
                     haddr = va & ~(HPAGE_PMD_SIZE - 1)

@@ -129,7 +129,7 @@ def _check_khugepaged(s) -> None:
     assert listed.size == 0 or listed.max() <= s.gs[K.G_KH_SEQ]
     cur = int(s.gs[K.G_KH_MM])
     assert cur == -1 or seq[cur] != 0, f"khugepaged scans mm {cur}, which is not listed"
-    assert s.gs[K.G_NEXT_EVENT] == min(s.gs[K.G_NEXT_SAMPLE], s.gs[K.G_KH_WAKE])
+    assert s.gs[K.G_NEXT_EVENT] == min(s.gs[K.G_NEXT_SAMPLE], s.gs[K.G_KH_WAKE], s.gs[K.G_KC_WAKE])
     # the deferred split queue: linked both ways through page[2], exactly the flagged THPs, each
     # partially mapped (some subpage unmapped, some mapped)
     heads = []

@@ -193,6 +193,9 @@ class Config:
     read_ahead_kb: int = 128
     willwrite_cow_ahead: bool = False         # MADV_WILLWRITE future work: private mappings
     willwrite_full_prep: bool = False         # MADV_WILLWRITE future work: map pages dirty
+    # compaction (the vm.* sysctls' defaults)
+    compaction_proactiveness: int = 20        # 5.9+; 0 turns proactive compaction off
+    extfrag_threshold: int = 500
 
     def __post_init__(self) -> None:
         if isinstance(self.tlb, Mapping):
@@ -292,6 +295,8 @@ class Config:
         for name in ("willwrite_cow_ahead", "willwrite_full_prep"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}: expected true or false, got {getattr(self, name)!r}")
+        _check_int("compaction_proactiveness", self.compaction_proactiveness, 0, 100)
+        _check_int("extfrag_threshold", self.extfrag_threshold, 0, 1000)
 
     @property
     def min_free_kbytes_effective(self) -> int:
@@ -332,6 +337,9 @@ class Config:
         c[K.C_THP_ALIGN] = p.thp_align
         c[K.C_SPLIT_MODE] = p.split_mode
         c[K.C_COLLAPSE_RULE] = p.collapse_rule
+        c[K.C_COMPACT_PROACTIVENESS] = self.compaction_proactiveness
+        c[K.C_EXTFRAG_THRESHOLD] = self.extfrag_threshold
+        c[K.C_KCOMPACTD] = int(p.version >= 406)
         kh = self.khugepaged
         c[K.C_KH_PAGES_TO_SCAN] = kh.pages_to_scan
         c[K.C_KH_SCAN_SLEEP_PS] = kh.scan_sleep_millisecs * 1_000_000_000

@@ -10,6 +10,7 @@ import numpy as np
 from .config import Config, KhugepagedConfig, THP_DEFRAG, THP_ENABLED
 from .kernels import consts as K
 from .kernels import khugepaged as KH
+from .kernels import kthreads as KT
 from .kernels import proc as P
 from .kernels import sched as SCH
 from .kernels import syscalls as S_
@@ -103,7 +104,10 @@ class Machine:
         gs[K.G_KH_WAKE] = NEVER               # khugepaged sleeps until an mm enrols
         gs[K.G_KH_MM] = -1
         gs[K.G_DEFERRED_HEAD] = gs[K.G_DEFERRED_TAIL] = -1
-        gs[K.G_NEXT_EVENT] = gs[K.G_NEXT_SAMPLE]
+        gs[K.G_KC_ORDER] = -1
+        proactive = cfg[K.C_COMPACT_PROACTIVENESS] > 0 and cfg[K.C_KERNEL] >= 509
+        gs[K.G_KC_WAKE] = KT.PROACTIVE_PERIOD_PS if proactive else NEVER
+        gs[K.G_NEXT_EVENT] = min(gs[K.G_NEXT_SAMPLE], gs[K.G_KC_WAKE])
         fr_flags = np.zeros(n + 1, np.int32)
         fr_flags[n] = K.PG_reserved                      # the 4 KiB zero page
         tlb = np.zeros((ncpu, 2, total), np.int64)
@@ -178,16 +182,16 @@ class Machine:
         return True
 
     def _background(self, until: int | None = None) -> None:
-        """Run khugepaged's wakeups (and the samples between them) due up to ``until`` ps (by
-        default the time a kernel left at TIMER)."""
+        """Run khugepaged's and kcompactd's wakeups (and the samples between them) due up to
+        ``until`` ps (by default the time a kernel left at TIMER)."""
         if until is not None:
             self.state.gs[K.G_TIMER_UNTIL] = until
-        while KH.khugepaged_run(self.state)[0] == K.FLUSH:
+        while KT.background_run(self.state)[0] == K.FLUSH:
             self._flush()
 
     def advance(self, ns: int) -> None:
-        """Let ``ns`` of simulated time pass with every task idle: khugepaged, the vmstat
-        sampler, writeback and kswapd run up to then, and every task's clock moves there."""
+        """Let ``ns`` of simulated time pass with every task idle: khugepaged, kcompactd, the
+        vmstat sampler, writeback and kswapd run up to then, and every task's clock moves there."""
         ns = _check_int("ns", ns, 0, 1 << 50)
         s = self.state
         live = [t._ti for t in self._tasks.values()]
@@ -438,7 +442,7 @@ class Machine:
 
     def _rearm(self) -> None:
         gs = self.state.gs
-        gs[K.G_NEXT_EVENT] = min(int(gs[K.G_NEXT_SAMPLE]), int(gs[K.G_KH_WAKE]))
+        gs[K.G_NEXT_EVENT] = min(int(gs[K.G_NEXT_SAMPLE]), int(gs[K.G_KH_WAKE]), int(gs[K.G_KC_WAKE]))
 
     def _wake_khugepaged(self) -> None:
         """Wake khugepaged now if it has an mm to scan and THP is on (else it sleeps on)."""
@@ -987,7 +991,8 @@ class Task:
     def write_sysctl(self, name: str, value: int | str) -> None:
         """Write a /proc/sys knob as this task (``vm.drop_caches``, ``vm.dirty_ratio``,
         ``vm.dirty_background_ratio``, ``vm.dirty_expire_centisecs``,
-        ``vm.dirty_writeback_centisecs``)."""
+        ``vm.dirty_writeback_centisecs``, ``vm.compact_memory``, ``vm.compaction_proactiveness``,
+        ``vm.extfrag_threshold``)."""
         self._alive()
         m = self.machine
         key = name.removeprefix("/proc/sys/").replace("/", ".")
@@ -1005,6 +1010,30 @@ class Task:
                 if not m.vfs.drop_caches_stfu:
                     m._dmesg.append(f"{self.comm} ({self.pid}): drop_caches: {v}")
                 m.vfs.drop_caches_stfu |= v & 4
+            return
+        if key == "vm.compact_memory":
+            if v != 1:
+                raise _oserror(_errno.EINVAL, f"write {value!r} to {name}")
+            m._call(KT.sys_compact_memory, self._ti)
+            return
+        if key == "vm.compaction_proactiveness":
+            if m.config.profile.version < 509:
+                raise _oserror(_errno.ENOENT, "/proc/sys/vm/compaction_proactiveness (5.9+)")
+            if not 0 <= v <= 100:
+                raise _oserror(_errno.EINVAL, f"write {value!r} to {name}")
+            old = m.config.compaction_proactiveness
+            m.config.compaction_proactiveness = v
+            m.state.cfg[K.C_COMPACT_PROACTIVENESS] = v
+            if v and v != old:                # proactive_compact_trigger: a check right now
+                gs = m.state.gs
+                gs[K.G_KC_WAKE] = min(int(gs[K.G_KC_WAKE]), int(m.state.task[K.T_CLOCK, self._ti]))
+                m._rearm()
+            return
+        if key == "vm.extfrag_threshold":
+            if not 0 <= v <= 1000:
+                raise _oserror(_errno.EINVAL, f"write {value!r} to {name}")
+            m.config.extfrag_threshold = v
+            m.state.cfg[K.C_EXTFRAG_THRESHOLD] = v
             return
         knobs = {"vm.dirty_ratio": (K.C_DIRTY_RATIO, 1, 100, 1),
                  "vm.dirty_background_ratio": (K.C_DIRTY_BG_RATIO, 0, 100, 1),

@@ -127,6 +127,56 @@ def thp_mixed(memory: str = "8GiB", dense: str = "1GiB", sparse: str = "4GiB", e
     return rows
 
 
+def thp_fragmentation(memory: str = "1GiB", app: str = "256MiB", keep_every: int = 16,
+                      seed: int = 0) -> list[dict]:
+    """Plenty of free memory and none of it in 2 MiB blocks: a cache process faults nearly all
+    memory with 4 KiB pages, then frees all but one page in every ``keep_every``. A new process
+    then faults ``app`` with THP ``always``. Variants: no compaction at all (defrag ``madvise``,
+    proactive compaction off): its THP faults fall back; ``defrag=always``: direct compaction in
+    the faults (compaction stalls); kcompactd's proactive compaction (6.18's default
+    proactiveness 20) given one second first; and ``echo 1 > /proc/sys/vm/compact_memory``
+    first. Each row: the app's AnonHugePages, THP faults and fallbacks, compaction counters, the
+    app's fault time and the free order-9+ blocks before it ran."""
+    if not isinstance(keep_every, int) or keep_every < 2:
+        raise ValueError(f"keep_every: expected an integer >= 2, got {keep_every!r}")
+    size = parse_size(app, "app")
+    rows = []
+    for variant, defrag, proactive, prep in (("no compaction", "madvise", 0, None),
+                                             ("defrag=always (direct)", "always", 0, None),
+                                             ("kcompactd, proactive", "madvise", 20, "sleep"),
+                                             ("compact_memory", "madvise", 0, "compact")):
+        m = Machine(Config(memory=memory, thp_enabled="always", thp_defrag=defrag,
+                           compaction_proactiveness=proactive), seed=seed)
+        cache = m.spawn("cache")
+        n = (m.meminfo()["MemFree"] * 1024 - (16 << 20)) & ~((2 << 20) - 1)
+        a = cache.mmap(n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+        cache.madvise(a, n, 15)                        # MADV_NOHUGEPAGE: 4 KiB pages
+        cache.touch(a, n)
+        step = keep_every * 4096
+        for off in range(0, n, step):                  # keep one page in keep_every
+            cache.madvise(a + off + 4096, step - 4096, 4)
+        blocks_before = sum(m.buddyinfo()[9:])
+        t = m.spawn("app")
+        if prep == "sleep":
+            t.nanosleep(1_000_000_000)
+        elif prep == "compact":
+            t.write_sysctl("vm.compact_memory", 1)
+        v0 = m.vmstat()
+        t0 = t.time_ns
+        b = t.mmap(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+        t.touch(b, size)
+        v = m.vmstat()
+        rows.append({"variant": variant, "free_MiB": m.meminfo()["MemFree"] // 1024,
+                     "order9_blocks_before": blocks_before,
+                     "AnonHugePages_MiB": t.smaps(b)["AnonHugePages"] // 1024,
+                     "thp_fault_alloc": v["thp_fault_alloc"] - v0["thp_fault_alloc"],
+                     "thp_fault_fallback": v["thp_fault_fallback"] - v0["thp_fault_fallback"],
+                     "compact_stall": v["compact_stall"],
+                     "pgmigrate_success": v["pgmigrate_success"],
+                     "fault_ms": round((t.time_ns - t0) / 1e6, 3)})
+    return rows
+
+
 def warmup() -> None:
     """Compile (or load from the cache) every kernel the API uses."""
     thp_story(memory="64MiB", size="8MiB", accesses=1000)
