@@ -197,6 +197,7 @@ def warmup() -> None:
     t.madvise(b, 4 << 20, 14)
     m.advance(1000)
     t.madvise(b, 4 << 20, 25)
+    t.write_sysctl("vm.compact_memory", 1)
     # the file layer and the page-cache replay
     from .pagecache import replay
     m = Machine(Config(memory="64MiB"))
