@@ -218,12 +218,23 @@ khugepaged and MADV_COLLAPSE (SEMANTICS 11)
  K1. khugepaged is a cursor over ``kh_mms`` (enrolment order) and a wake time; ``_run_timers`` runs
      the wakeups due before an operation, before each access of a stream, in ``nanosleep`` and
      ``advance``, with the interrupted operation's cost kept aside. SCAN results are strings.
- K2. ``departures=`` names engine behaviours from ``KH_DEPARTURES`` to follow instead of Linux's
-     rule; the default follows Linux.
+ K2. Linux's rules only (the engine follows them since the departures once listed here were
+     fixed).
+THP splits (SEMANTICS 12)
+ S1. The deferred split queue is ``self.deferred`` (oldest first), ``Folio.partially_mapped`` its
+     flag; ``_remove_rmap_ptes`` / ``_zap_huge_pmd`` queue, ``_free_folio`` dequeues.
+ S2. Zap batches follow ``folio_pte_batch``; ``_split_folio`` builds the order-0 folios' rmaps by
+     walking every live mm's leaves.
+ S3. ``departures=`` names engine behaviours from ``SPLIT_DEPARTURES`` to follow instead of
+     Linux's rule; the default follows Linux.
+ S4. 3.x: ``_split_huge_pmd`` of an anonymous THP calls ``_split_huge_page`` (other PMDs first,
+     then the page); with ``split_310_zap_cow_only`` only munmap/MADV_DONTNEED and the COW fault
+     split the page (``_split_page_too``).
 """
 
 from __future__ import annotations
 
+import math
 from collections import namedtuple
 
 # ----------------------------------------------------------------------------- constants
@@ -324,13 +335,14 @@ DEFAULT_TLB = dict(l1_4k_entries=64, l1_4k_ways=4, l1_2m_entries=32, l1_2m_ways=
 DEFAULT_COSTS = dict(access_ps=333, stlb_hit_ps=3000, walk_load_ps=2333, fault_ps=400000,
                      clear_page_ps=100000, copy_page_ps=200000, pgtable_alloc_ps=150000,
                      syscall_ps=100000, tlb_flush_ps=100000, compact_scan_ps=5000,
-                     migrate_page_ps=700000, copy_pte_ps=2000, scan_pte_ps=10000)
+                     migrate_page_ps=700000, copy_pte_ps=2000, scan_pte_ps=10000,
+                     kswapd_page_ps=200000)
 VMSTAT_EVENTS = ("pgfault", "thp_fault_alloc", "thp_fault_fallback", "thp_zero_page_alloc",
                  "thp_zero_page_alloc_failed", "thp_split_pmd", "compact_stall", "compact_success",
                  "compact_fail", "compact_migrate_scanned", "compact_free_scanned",
                  "pgmigrate_success", "thp_collapse_alloc", "thp_collapse_alloc_failed",
                  "thp_scan_exceed_none_pte", "thp_scan_exceed_swap_pte",
-                 "thp_scan_exceed_share_pte")
+                 "thp_scan_exceed_share_pte", "thp_split_page", "thp_deferred_split_page")
 # khugepaged's sysfs knobs and their defaults (/sys/kernel/mm/transparent_hugepage/khugepaged/)
 DEFAULT_KHUGEPAGED = dict(pages_to_scan=4096, scan_sleep_millisecs=10000,
                           alloc_sleep_millisecs=60000, defrag=1, max_ptes_none=511,
@@ -340,16 +352,17 @@ MADV_COLLAPSE = 25
 # least one writable PTE (4.0 .. 6.17), no writable test (6.18)
 COLLAPSE_RULE = {"3.10": "all_writable", "3.15": "all_writable", "4.13": "one_writable",
                  "6.18": "any"}
-# Where the engine's khugepaged / MADV_COLLAPSE is known to depart from Linux (SEMANTICS 11
-# "Known departures"). A RefMachine made with ``departures=`` naming some of them follows the
-# engine there; without, it follows Linux.
-KH_DEPARTURES = (
-    "kh_no_slot_progress",      # khugepaged_scan_mm_slot's progress++ per mm visit is missing
-    "collapse_small_range",     # MADV_COLLAPSE of a VMA / range without a whole 2 MiB block: 0
-    "collapse_keeps_mlock",     # the collapsed-away pages are not munlocked (shared, locked VMA)
-    "kh_413_shared",            # 4.13 collapses shared and PTE-mapped-THP pages
-    "kh_tail_page_flags",       # a PTE-mapped THP's tail page fails the anon test
-    "kh_shared_pte_mapcount",   # "shared" ignores the folio's PMD mappings in other mms
+SWAP_CLUSTER_MAX = 32
+# Profiles whose split_huge_page splits the compound page together with the PMD (3.x)
+SPLIT_PAGE_KERNELS = ("3.10", "3.15")
+# Where the engine's THP splitting is known to depart from Linux (SEMANTICS 12 "Known
+# departures"). A RefMachine made with ``departures=`` naming some of them follows the engine
+# there; without, it follows Linux.
+SPLIT_DEPARTURES = (
+    "split_queue_pmd_mapped",   # a subpage's last PTE mapping queues a folio still PMD-mapped
+    "split_queue_unbatched",    # zap removes a THP's PTE mappings one by one (no folio_pte_batch)
+    "split_310_zap_cow_only",   # 3.x splits the page only in zap and COW, and only if no other
+                                # PMD maps it (split_huge_page splits every PMD, always)
 )
 
 
@@ -547,7 +560,7 @@ class Folio:
     """An allocated data folio: anonymous (order 0 or 9) or the huge zero page."""
 
     __slots__ = ("pfn", "order", "kind", "entire_mapcount", "page_mapcount", "rmap", "anon_root",
-                 "lazyfree", "exclusive", "mlocked", "mlock_count")
+                 "lazyfree", "exclusive", "mlocked", "mlock_count", "partially_mapped")
 
     def __init__(self, pfn, order, kind):
         self.pfn = pfn
@@ -562,6 +575,7 @@ class Folio:
         self.exclusive = [kind == "anon"] * (1 << order)
         self.mlocked = False  # PG_mlocked (L1)
         self.mlock_count = 0  # folio->mlock_count: mlocks not yet undone (0 unless mlocked)
+        self.partially_mapped = False  # PG_partially_mapped: on the deferred split queue (S1)
 
     def mapcount(self):
         return self.entire_mapcount + sum(self.page_mapcount)
@@ -749,7 +763,7 @@ class RefMachine:
         self._fault_start = 0
         # khugepaged (SEMANTICS 11)
         self.kh_knobs = dict(DEFAULT_KHUGEPAGED, **(khugepaged or {}))
-        unknown = set(departures) - set(KH_DEPARTURES)
+        unknown = set(departures) - set(SPLIT_DEPARTURES)
         if unknown:
             raise ValueError(f"unknown departures {sorted(unknown)}")
         self.departures = frozenset(departures)
@@ -761,6 +775,10 @@ class RefMachine:
         self.kh_pages_collapsed = 0
         self.kh_full_scans = 0
         self.kh_pages_scanned = 0
+        # THP splitting (SEMANTICS 12): the deferred split queue, oldest first, and kswapd
+        self.deferred = []
+        self.kswapd_ps = None       # kswapd's own clock; None: asleep
+        self.wmark_min, self.wmark_low, self.wmark_high = self._watermarks(memory_bytes)
 
     # ------------------------------------------------------------------ time (SEMANTICS 8)
     def _run(self, task, body, syscall=True):
@@ -786,6 +804,19 @@ class RefMachine:
                 end = start + self._cost
                 task.clock_ps = cpu.free_ps = end
                 self.now_ps = max(self.now_ps, end)
+
+    def _watermarks(self, memory_bytes):
+        """__setup_per_zone_wmarks for the one zone (pages): min_free_kbytes is
+        int_sqrt(kbytes * 16) in [128, 262144], raised while THP is enabled to
+        set_recommended_min_free_kbytes (11 pageblocks, at most 5% of memory);
+        watermark_scale_factor 10."""
+        kb = memory_bytes >> 10
+        v = min(max(math.isqrt(kb * 16), 128), 262144)
+        if self.thp_enabled != "never":
+            v = max(v, min(11 * PAGEBLOCK_NR * 4, kb // 20))
+        wmin = v >> 2
+        tmp = max(wmin >> 2, self.nr_pages * 10 // 10000)
+        return wmin, wmin + tmp, wmin + 2 * tmp
 
     @property
     def now_ns(self):
@@ -968,6 +999,7 @@ class RefMachine:
         return folio
 
     def _free_folio(self, folio):
+        self._deferred_split_remove(folio)
         del self.folios[folio.pfn]
         self.buddy.free(folio.pfn, folio.order)
 
@@ -1273,11 +1305,13 @@ class RefMachine:
                 pmd_t.entries[i] = entry | _PAGE_RW | _PAGE_DIRTY
                 return True
         self._split_huge_pmd(mm, pmd_t, i, haddr)
+        self._split_page_too(pfn)
         self._fault_flush(mm, haddr, haddr + HPAGE_PMD_SIZE)
         return False
 
-    def _split_huge_pmd(self, mm, pmd_t, i, haddr):
-        """__split_huge_pmd: the deposited table becomes the PTE table (no flush cost here)."""
+    def _split_huge_pmd(self, mm, pmd_t, i, haddr, whole=True):
+        """__split_huge_pmd: the deposited table becomes the PTE table (no flush cost here).
+        3.x (Linux; ``whole``): split_huge_page splits the compound page and its other PMDs."""
         entry = pmd_t.entries[i]
         pte_pfn = self._withdraw_table(mm, haddr)
         pte_t = self.tables[pte_pfn]
@@ -1298,6 +1332,9 @@ class RefMachine:
         pmd_t.entries[i] = _PAGE_TABLE | (pte_pfn << PAGE_SHIFT)
         self.events["thp_split_pmd"] += 1
         self._tlb_invalidate(mm, haddr, haddr + HPAGE_PMD_SIZE)
+        if (whole and pfn != self.huge_zero_pfn and self.kernel in SPLIT_PAGE_KERNELS
+                and "split_310_zap_cow_only" not in self.departures):
+            self._split_huge_page(self.folios[pfn])
 
     # ------------------------------------------------------------------ faults (SEMANTICS 5)
     def _handle_mm_fault(self, task, va, write, gup=False):
@@ -1395,11 +1432,9 @@ class RefMachine:
         if vma.flags & VM_LOCKED:
             self._mlock_folio(new)  # mlock_new_folio
             self._munlock_folio(folio)  # folio_remove_rmap_pte -> munlock_vma_folio
-        folio.page_mapcount[sub] -= 1
         if folio.order == 0:
             folio.rmap.remove((mm, page_va))
-        if folio.mapcount() == 0:
-            self._free_folio(folio)
+        self._remove_rmap_ptes(folio, (sub,))
         self._fault_flush(mm, page_va, page_va + PAGE_SIZE)
 
     # ------------------------------------------------------------------ compaction (SEMANTICS 6)
@@ -1472,18 +1507,158 @@ class RefMachine:
         return -1
 
     # ------------------------------------------------------------------ zap / unmap
-    def _zap_pte(self, mm, pte_t, j, va):
+    def _zap_ptes(self, mm, pte_t, j, n, va):
+        """zap_present_ptes: clear ``n`` PTEs from slot j (one folio_pte_batch run) and drop
+        their rmaps together."""
         pfn = _entry_pfn(pte_t.entries[j])
-        pte_t.entries[j] = 0
+        for k in range(n):
+            pte_t.entries[j + k] = 0
         if pfn == self.zero_pfn:
             return
         folio, sub = self._folio_of(pfn)
-        folio.page_mapcount[sub] -= 1
-        mm.rss_anon -= 1
+        mm.rss_anon -= n
         if folio.order == 0:
             folio.rmap.remove((mm, va))
+        self._remove_rmap_ptes(folio, range(sub, sub + n))
+
+    def _zap_batch(self, pte_t, j, jmax):
+        """folio_pte_batch: how many PTEs from slot j (before jmax) map consecutive pages of
+        one large folio with the same bits but for RW, A, D and soft-dirty (S2)."""
+        e = pte_t.entries[j]
+        pfn = _entry_pfn(e)
+        if pfn == self.zero_pfn or "split_queue_unbatched" in self.departures:
+            return 1
+        folio, sub = self._folio_of(pfn)
+        if folio.order == 0:
+            return 1
+        ign = ~(_PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_SOFTDIRTY | PTE_PFN_MASK)
+        n = 1
+        while (j + n < jmax and sub + n < HPAGE_PMD_NR
+               and pte_t.entries[j + n] & ign == e & ign and _present(pte_t.entries[j + n])
+               and _entry_pfn(pte_t.entries[j + n]) == pfn + n):
+            n += 1
+        return n
+
+    # ------------------------------------------------------------------ THP splits (SEMANTICS 12)
+    def _remove_rmap_ptes(self, folio, subs):
+        """__folio_remove_rmap at PTE level for the subpages ``subs`` of one batch: a large folio
+        without PMD mappings that loses the last mapping of some page but keeps others is
+        queued for a deferred split; an unmapped folio is freed."""
+        last = 0
+        for sub in subs:
+            folio.page_mapcount[sub] -= 1
+            last += folio.page_mapcount[sub] == 0
         if folio.mapcount() == 0:
             self._free_folio(folio)
+            return
+        if folio.order and last and (folio.entire_mapcount == 0
+                                     or "split_queue_pmd_mapped" in self.departures):
+            self._deferred_split_folio(folio)
+
+    def _deferred_split_folio(self, folio):
+        if not folio.partially_mapped and folio.kind == "anon":
+            folio.partially_mapped = True
+            self.deferred.append(folio)
+            self.events["thp_deferred_split_page"] += 1
+
+    def _deferred_split_remove(self, folio):
+        if folio.partially_mapped:
+            folio.partially_mapped = False
+            self.deferred.remove(folio)
+
+    def _split_folio(self, folio):
+        """__split_huge_page of a THP mapped by PTEs only: 512 order-0 folios, the unmapped
+        ones freed in pfn order. -1 (left as it is, still queued) if a PMD maps it or it is
+        mlocked; else the pages freed."""
+        if folio.entire_mapcount or folio.mlocked:
+            return -1
+        self._deferred_split_remove(folio)
+        rmaps = {}
+        for mm in self._mms().values():
+            for vma in mm.vmas:
+                for va, e, size in self._leaves(mm, vma.start, vma.end):
+                    k = _entry_pfn(e) - folio.pfn
+                    if size == 4 and 0 <= k < HPAGE_PMD_NR:
+                        rmaps.setdefault(k, []).append((mm, va))
+        del self.folios[folio.pfn]
+        freed = 0
+        for k in range(HPAGE_PMD_NR):
+            if folio.page_mapcount[k] == 0:
+                self.buddy.free(folio.pfn + k, 0)
+                freed += 1
+                continue
+            page = Folio(folio.pfn + k, 0, "anon")
+            page.page_mapcount[0] = folio.page_mapcount[k]
+            assert len(rmaps[k]) == page.page_mapcount[0]
+            page.rmap = rmaps[k]
+            page.anon_root = folio.anon_root
+            page.exclusive = [folio.exclusive[k]]
+            page.lazyfree = [folio.lazyfree[0]]     # the folio's flags go to every new folio
+            self.folios[page.pfn] = page
+        self.events["thp_split_page"] += 1
+        return freed
+
+    def _deferred_split_scan(self, nr_to_scan):
+        """deferred_split_scan: try the ``nr_to_scan`` oldest queued THPs; the pages freed."""
+        freed = 0
+        for folio in self.deferred[:nr_to_scan]:
+            freed += max(self._split_folio(folio), 0)
+        return freed
+
+    def _split_huge_page(self, folio):
+        """3.x split_huge_page: every PMD that maps the folio, in every mm, is split, then the
+        compound page (S4)."""
+        for mm in list(self._mms().values()):
+            for vma in list(mm.vmas):
+                for va, e, size in list(self._leaves(mm, vma.start, vma.end)):
+                    if size == 2048 and _entry_pfn(e) == folio.pfn:
+                        pmd_t = self._table_at(mm, va, PMD_LEVEL)
+                        self._split_huge_pmd(mm, pmd_t, _pt_index(va, PMD_LEVEL), va, whole=False)
+        self._split_folio(folio)
+
+    def _split_page_too(self, pfn):
+        """The engine's 3.x rule (``split_310_zap_cow_only``): after a zap's or a COW's PMD
+        split, the page splits unless another PMD maps it."""
+        if (self.kernel in SPLIT_PAGE_KERNELS and "split_310_zap_cow_only" in self.departures
+                and pfn != self.huge_zero_pfn):
+            self._split_folio(self.folios[pfn])
+
+    def _kswapd_catch_up(self, now):
+        """kswapd's work up to ``now`` (SEMANTICS 12): woken when free memory is below the low
+        watermark, it shrinks (the deferred split shrinker, SWAP_CLUSTER_MAX THPs a round; no
+        page of the LRU can go without swap) on its own clock at ``kswapd_page_ps`` per page
+        freed until free memory reaches the high watermark or a round frees nothing."""
+        if self.kswapd_ps is None:
+            if self.buddy.nr_free() < self.wmark_low:
+                self.kswapd_ps = now
+            return
+        per = max(1, self.costs["kswapd_page_ps"])
+        while self.buddy.nr_free() < self.wmark_high and self.kswapd_ps < now:
+            got = self._deferred_split_scan(SWAP_CLUSTER_MAX)
+            self.kswapd_ps += max(got, 1) * per
+            if got == 0:
+                break
+        if self.buddy.nr_free() >= self.wmark_high:
+            self.kswapd_ps = None
+
+    def write_sysctl(self, pid, name, value):
+        """Task.write_sysctl of ``vm.drop_caches`` (1..3, 4 from 3.15 on): one system call; its
+        start runs kswapd's work due then; bit 2 (drop_slab) runs the deferred split shrinker
+        over the whole queue. There is no page cache here, so bit 1 drops nothing."""
+        task = self._task(pid)
+        key = name.removeprefix("/proc/sys/").replace("/", ".")
+        if key != "vm.drop_caches":
+            raise NotImplementedError(name)
+        v = int(str(value).strip())
+        if not 1 <= v <= (3 if self.kernel == "3.10" else 4):
+            raise _oserror(EINVAL)
+        cpu = self.cpus[task.cpu]
+        now = max(task.clock_ps, cpu.free_ps) + self.costs["syscall_ps"]
+        self._kswapd_catch_up(now)
+        if v & 2:
+            self._deferred_split_scan(len(self.deferred))
+        task.clock_ps = cpu.free_ps = now
+        self.now_ps = max(self.now_ps, now)
 
     def _zap_huge_pmd(self, mm, pmd_t, i, haddr):
         """zap_huge_pmd: the deposited table goes first, then the folio if unmapped (P3, P4)."""
@@ -1497,6 +1672,8 @@ class RefMachine:
         mm.rss_anon -= HPAGE_PMD_NR
         if folio.mapcount() == 0:
             self._free_folio(folio)
+        elif folio.entire_mapcount == 0 and not all(folio.page_mapcount):
+            self._deferred_split_folio(folio)     # __folio_remove_rmap, RMAP_LEVEL_PMD
 
     def _zap_range(self, mm, start, end):
         """unmap_page_range over [start, end); splits partly covered huge PMDs. True if a
@@ -1510,13 +1687,20 @@ class RefMachine:
                     self._zap_huge_pmd(mm, pmd_t, i, m0)
                     continue
                 self._split_huge_pmd(mm, pmd_t, i, m0)
+                self._split_page_too(_entry_pfn(entry))
                 entry = pmd_t.entries[i]
             pte_t = self.tables[_entry_pfn(entry)]
-            for j in range(512):
+            j = max(0, (start - m0) >> PAGE_SHIFT)
+            jmax = min(512, (end - m0 + PAGE_SIZE - 1) >> PAGE_SHIFT)
+            while j < jmax:
                 va = m0 + (j << PAGE_SHIFT)
-                if start <= va < end and _present(pte_t.entries[j]):
-                    self._zap_pte(mm, pte_t, j, va)
-                    did = True
+                if not _present(pte_t.entries[j]):
+                    j += 1
+                    continue
+                n = self._zap_batch(pte_t, j, jmax)
+                self._zap_ptes(mm, pte_t, j, n, va)
+                did = True
+                j += n
         self._tlb_invalidate(mm, start, end)
         return did
 
@@ -1552,8 +1736,9 @@ class RefMachine:
         self._tlb_invalidate(mm, start, end)
 
     # ------------------------------------------------------------------ VMAs
-    def _split_vma_at(self, mm, addr):
-        """__split_vma with vma_adjust_trans_huge: split a huge PMD straddling addr."""
+    def _split_vma_at(self, mm, addr, zap=False):
+        """__split_vma with vma_adjust_trans_huge: split a huge PMD straddling addr (``zap``:
+        munmap's, which the engine does in its zap, with 3.x's page split)."""
         vma = mm.find_vma(addr)
         if vma is None or vma.start == addr:
             return
@@ -1562,7 +1747,10 @@ class RefMachine:
             pmd_t = self._table_at(mm, haddr, PMD_LEVEL)
             i = _pt_index(haddr, PMD_LEVEL)
             if pmd_t is not None and pmd_t.entries[i] & _PAGE_PSE:
+                pfn = _entry_pfn(pmd_t.entries[i])
                 self._split_huge_pmd(mm, pmd_t, i, haddr)
+                if zap:
+                    self._split_page_too(pfn)
                 self._flush_needed = True
         tail = Vma(addr, vma.end, vma.flags, vma.special)
         tail.pgoff = vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT)
@@ -1585,8 +1773,8 @@ class RefMachine:
         """do_vmi_munmap: split the edge VMAs, drop VMAs, zap, free page tables."""
         if not mm.any_vma_in(start, end):
             return
-        self._split_vma_at(mm, start)
-        self._split_vma_at(mm, end)
+        self._split_vma_at(mm, start, zap=True)
+        self._split_vma_at(mm, end, zap=True)
         for v in mm.vmas:  # zap_pte_range / zap_huge_pmd: munlock_vma_folio per mapping removed
             if start <= v.start and v.end <= end and v.flags & VM_LOCKED:
                 self._mlock_pte_range(mm, v.start, v.end, lock=False)
@@ -2263,7 +2451,7 @@ class RefMachine:
         if self.kh_scan_mm is None:
             self.kh_scan_mm, self.kh_scan_addr = self.kh_mms[0], 0
         mm = self.kh_scan_mm
-        progress = 0 if "kh_no_slot_progress" in self.departures else 1
+        progress = 1          # the visit of the mm
         result = "succeed"
         alive = mm.users > 0      # hpage_collapse_test_exit
         if alive:
@@ -2334,7 +2522,7 @@ class RefMachine:
         none_or_zero = shared = referenced = writable = pages = 0
 
         def exceed(counter):
-            if khugepaged:
+            if khugepaged and self.kernel == "6.18":    # the thp_scan_exceed_* events: 5.8+
                 self.events[counter] += 1
 
         for e in pte_t.entries:
@@ -2360,17 +2548,12 @@ class RefMachine:
             elif rule == "all_writable":
                 return "page_ro"
             folio, sub = self._folio_of(pfn)
-            if sub > 0 and "kh_tail_page_flags" in self.departures:
-                return "page_anon"            # the engine reads a tail page's own flags
-            if rule == "one_writable" and folio.order > 0 and "kh_413_shared" not in self.departures:
+            # the folio's flags decide the anon/LRU tests (a tail page's own flags are not read)
+            if rule == "one_writable" and folio.order > 0:
                 return "page_compound"        # 4.13: "teach khugepaged to collapse THP mapped with pte"
-            if "kh_shared_pte_mapcount" in self.departures:
-                mapped_twice = folio.page_mapcount[sub] > 1   # the engine: PTE mappings only
-            else:
-                mapped_twice = folio.page_mapcount_of(sub) > 1
-            if mapped_twice:
-                if rule == "all_writable" or (rule == "one_writable"
-                                              and "kh_413_shared" not in self.departures):
+            # page_mapcount (6.18: folio_maybe_mapped_shared): the folio's PMD mappings count too
+            if folio.page_mapcount_of(sub) > 1:
+                if rule in ("all_writable", "one_writable"):
                     return "page_count"       # page_count() != 1 (max_ptes_shared came in 5.8)
                 shared += 1
                 if shared > max_shared:
@@ -2407,13 +2590,11 @@ class RefMachine:
                 continue
             copied += 1
             old, sub = self._folio_of(_entry_pfn(e))
-            old.page_mapcount[sub] -= 1       # folio_remove_rmap_pte
             if old.order == 0:
                 old.rmap.remove((mm, haddr + (j << PAGE_SHIFT)))
-            if vma.flags & VM_LOCKED and "collapse_keeps_mlock" not in self.departures:
+            if vma.flags & VM_LOCKED:
                 self._munlock_folio(old)      # __folio_remove_rmap -> munlock_vma_folio
-            if old.mapcount() == 0:
-                self._free_folio(old)
+            self._remove_rmap_ptes(old, (sub,))   # folio_remove_rmap_pte, one PTE at a time
         self._cost += (copied * self.costs["copy_page_ps"]
                        + (HPAGE_PMD_NR - copied) * self.costs["clear_page_ps"])
         folio = Folio(pfn, HPAGE_PMD_ORDER, "anon")
@@ -2463,9 +2644,8 @@ class RefMachine:
         """madvise_collapse for one VMA's part: 0 or an errno (madvise_collapse_errno)."""
         if not self._collapse_allowed(mm, vma, khugepaged=False):
             return EINVAL
-        strict = "collapse_small_range" not in self.departures
         vma_h = (vma.start + HPAGE_PMD_SIZE - 1) & ~(HPAGE_PMD_SIZE - 1)
-        if strict and vma_h + HPAGE_PMD_SIZE > vma.end:
+        if vma_h + HPAGE_PMD_SIZE > vma.end:
             return EINVAL                     # thp_vma_suitable_order(vm_end - HPAGE_PMD_SIZE)
         hstart = (start + HPAGE_PMD_SIZE - 1) & ~(HPAGE_PMD_SIZE - 1)
         hend = end & ~(HPAGE_PMD_SIZE - 1)
@@ -2478,8 +2658,6 @@ class RefMachine:
                 last_fail = r
                 if r == "alloc_fail":
                     break
-        if hend < hstart and not strict:
-            hend = hstart                     # the engine: no range, nothing to do
         if thps * HPAGE_PMD_SIZE == hend - hstart:
             return 0
         return {"alloc_fail": ENOMEM, "exceed_none_pte": EBUSY, "page_count": EAGAIN,
@@ -2522,6 +2700,7 @@ class RefMachine:
         self._run_timers(max(task.clock_ps, self.cpus[task.cpu].free_ps))
         task.clock_ps += ns * 1000
         self._run_timers(task.clock_ps)
+        self._kswapd_catch_up(task.clock_ps)
 
     def advance(self, ns):
         """Machine.advance: every task idles until ``ns`` after the latest clock."""
@@ -2529,6 +2708,7 @@ class RefMachine:
         self._run_timers(until)
         for t in self.tasks.values():
             t.clock_ps = max(t.clock_ps, until)
+        self._kswapd_catch_up(until)
 
     def khugepaged(self):
         return {"pages_collapsed": self.kh_pages_collapsed, "full_scans": self.kh_full_scans,

@@ -1336,3 +1336,49 @@ def test_khugepaged_writable_rule_per_profile():
         m.advance(1)
         assert bool(m.page_table(p)[KB] & PS) == collapses, kernel   # 4.13: none writable
         m.check_invariants()
+
+
+# ---- THP splits (SEMANTICS 12), Linux's rules -----------------------------------------------
+def _thp(kernel="6.18", fork=False):
+    m = RefMachine(64 * MiB, kernel=kernel, thp_enabled="always")
+    p = m.spawn()
+    a = 0x7F0000000000
+    m.mmap(p, 2 * MiB, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, a)
+    m.touch(p, a, 2 * MiB, 2 * MiB, True)
+    c = m.fork(p) if fork else None
+    return m, p, c, a
+
+
+def test_deferred_split_queue_linux_rules():
+    m, p, _, a = _thp()
+    m.munmap(p, a + 4096, 4096)                   # PMD split, one page unmapped: queued
+    assert m.vmstat()["thp_deferred_split_page"] == 1 and len(m.deferred) == 1
+    free = m.vmstat()["nr_free_pages"]
+    m.write_sysctl(p, "vm.drop_caches", 2)        # drop_slab: split, the hole's page freed
+    v = m.vmstat()
+    assert v["thp_split_page"] == 1 and not m.deferred and v["nr_free_pages"] == free + 1
+    m.check_invariants()
+    # a whole PTE-mapped THP unmapped in one zap is one folio_pte_batch run: never queued
+    m, p, _, a = _thp()
+    m.mprotect(p, a + 4096, 4096, PROT_READ)
+    m.mprotect(p, a + 4096, 4096, RW)
+    m.munmap(p, a, 2 * MiB)
+    assert m.vmstat()["thp_deferred_split_page"] == 0
+    # a PTE unmap while the parent's PMD still maps the folio: queued only when the PMD goes
+    m, p, c, a = _thp(fork=True)
+    m.munmap(c, a + 4096, 4096)
+    assert m.vmstat()["thp_deferred_split_page"] == 0
+    m.munmap(p, a, 2 * MiB)
+    assert m.vmstat()["thp_deferred_split_page"] == 1 and len(m.deferred) == 1
+    m.check_invariants()
+
+
+def test_310_split_huge_page_splits_every_pmd():
+    m, p, c, a = _thp("3.10", fork=True)
+    m.mprotect(p, a + 4096, 4096, PROT_READ)      # split_huge_page: both PMDs and the page
+    v = m.vmstat()
+    assert v["thp_split_page"] == 1 and v["thp_split_pmd"] == 2
+    assert not any(f.order for f in m.folios.values())
+    m.munmap(p, a + 8192, 4096)
+    assert m.vmstat()["thp_deferred_split_page"] == 0
+    m.check_invariants()
