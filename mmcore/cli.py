@@ -449,6 +449,86 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---- sweep ----------------------------------------------------------------------------------------
+
+EXIT_RUNS_FAILED = 3
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from . import sweep as S
+    try:
+        if args.show is not None:
+            return _sweep_show(args, S)
+        return _sweep_run(args, S)
+    except S.SweepError as e:
+        raise InputError(str(e)) from None
+
+
+def _sweep_show(args: argparse.Namespace, S: Any) -> int:
+    if args.scenario is not None:
+        raise InputError("--show reads a results file: mmcore sweep --show SWEEP.h5 (no scenario)")
+    cols = [c for item in args.columns for c in item.split(",") if c]
+    print(S.format_table(args.show, cols or None, max_rows=args.max_rows))
+    if args.plot:
+        spec = {}
+        for item in args.plot:
+            k, eq, v = item.partition("=")
+            if not eq or k not in ("x", "y") or not v:
+                raise InputError(f"--plot {item!r}: expected x=COLUMN y=COLUMN[,COLUMN...]")
+            spec[k] = v
+        if set(spec) != {"x", "y"}:
+            raise InputError("--plot: expected both x=COLUMN and y=COLUMN, e.g. --plot x=every "
+                             "y=tasks.redis.smaps_rollup.Rss")
+        out = args.plot_out or os.path.splitext(args.show)[0] + "-plot.png"
+        print(f"\nplot: {S.plot(args.show, spec['x'], spec['y'].split(','), out)}")
+    return EXIT_OK
+
+
+def _sweep_run(args: argparse.Namespace, S: Any) -> int:
+    if args.scenario is None:
+        raise InputError("a scenario file (or a function such as mmcore.scenarios.thp_bloat) is "
+                         "needed: mmcore sweep SCENARIO.toml --grid KEY=V1,V2 --out SWEEP.h5; or "
+                         "mmcore sweep --show SWEEP.h5")
+    if args.out is None:
+        raise InputError("--out SWEEP.h5 is needed: where the results go")
+    if args.plot:
+        raise InputError("--plot goes with --show SWEEP.h5")
+    grid: dict[str, list] = {}
+    for item in args.grid:
+        k, vals = S.parse_values(item)
+        if k in grid:
+            raise InputError(f"--grid {item!r}: {k} is already a grid key; list all its values once")
+        grid[k] = vals
+    points = [S.parse_point(p) for p in args.point]
+    sets = parse_sets(args.set)
+    if args.scheduler is not None and args.backend != "dask":
+        raise InputError("--scheduler goes with --backend dask")
+    jp = S.journal_path(args.out)
+    t0 = time.perf_counter()
+    try:
+        rows = S.run_sweep(args.scenario, grid, points, seeds=args.seeds, seed=args.seed,
+                           params=sets or None, out=args.out, workers=args.workers,
+                           backend=args.backend, scheduler=args.scheduler, resume=args.resume,
+                           trace_dir=args.trace_dir, progress=False if args.quiet else None,
+                           frame=False)
+    except KeyboardInterrupt:
+        if os.path.exists(jp):
+            print(f"mmcore: the finished runs are kept in {jp}; rerun with --resume to finish",
+                  file=sys.stderr)
+        raise
+    wall = time.perf_counter() - t0
+    n = len(rows["status"])
+    failed = int((rows["status"] != "ok").sum())
+    print(f"{args.out}: {n} runs ({len(set(rows['point'].tolist()))} points x {args.seeds} seeds), "
+          f"{failed} failed, {wall:.1f} s")
+    if failed:
+        first = next(i for i in range(n) if rows["status"][i] != "ok")
+        print(f"mmcore: {failed} of {n} runs failed; the first (point {rows['point'][first]}, "
+              f"replicate {rows['replicate'][first]}): {rows['error'][first]}", file=sys.stderr)
+        return EXIT_RUNS_FAILED
+    return EXIT_OK
+
+
 # ---- the rest --------------------------------------------------------------------------------------
 
 def _info() -> int:
@@ -491,6 +571,46 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="plots and a summary table from an HDF5 run trace")
     rep.add_argument("trace", metavar="FILE.h5")
     rep.add_argument("--out", metavar="DIR", help="output directory (default: FILE-report)")
+    sw = sub.add_parser(
+        "sweep", help="run a scenario over a grid of params and seeds; or show its results",
+        description="Run a scenario at every point of a grid (and any --point) with --seeds "
+        "replicates each, into one HDF5 results file (mmcore.sweep); or show one. Exit status: 0, "
+        "2 for bad input (nothing runs), 3 when some runs failed (their rows say why), 1 for an "
+        "internal error or an interruption (finished runs are kept for --resume).",
+        epilog="examples:\n"
+        "  mmcore sweep data/thp_bloat.toml --set heap=64MiB --grid every=32KiB,64KiB \\\n"
+        "      --grid machine.thp_enabled=always,never --seeds 3 --workers 2 --out sweep.h5\n"
+        "  mmcore sweep --show sweep.h5 --plot x=every y=tasks.redis.smaps_rollup.Rss",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sw.add_argument("scenario", nargs="?", help="a scenario TOML file, or a scenario function's "
+                    "dotted name (mmcore.scenarios.thp_bloat)")
+    sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                    help="a key (a param, or machine.KEY / record.KEY) and its values; repeatable: "
+                    "the points are the cartesian product")
+    sw.add_argument("--point", action="append", default=[], metavar="K=V,K=V",
+                    help="an explicit point, run after the grid's; repeatable")
+    sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a fixed override for every point (as for mmcore run); repeatable")
+    sw.add_argument("--seeds", type=int, default=1, help="replicates per point (default 1)")
+    sw.add_argument("--seed", type=int, default=0, help="the sweep seed the runs' seeds derive from "
+                    "(default 0)")
+    sw.add_argument("--workers", type=int, default=1, help="worker processes (default 1: in this process)")
+    sw.add_argument("--out", metavar="SWEEP.h5", help="the results file (written when the sweep ends)")
+    sw.add_argument("--backend", choices=("local", "dask"), default="local")
+    sw.add_argument("--scheduler", metavar="ADDRESS", help="a Dask scheduler (tcp://host:8786); "
+                    "default: a LocalCluster of --workers workers")
+    sw.add_argument("--resume", action="store_true", help="reuse the finished runs of an "
+                    "interrupted (or smaller) sweep with the same --out")
+    sw.add_argument("--trace-dir", metavar="DIR", help="write each run's HDF5 trace there")
+    sw.add_argument("--quiet", action="store_true", help="no progress bar")
+    sw.add_argument("--show", metavar="SWEEP.h5", help="print a results file as a table")
+    sw.add_argument("--columns", action="append", default=[], metavar="PATTERNS",
+                    help="with --show: the result columns, comma-separated names or patterns "
+                    "(vmstat.thp_*)")
+    sw.add_argument("--max-rows", type=int, metavar="N", help="with --show: at most N rows")
+    sw.add_argument("--plot", nargs="+", metavar="x=COL y=COL", help="with --show: a PNG of y "
+                    "against x (mean over seeds, min-max bars), a line per other swept key")
+    sw.add_argument("--plot-out", metavar="PNG", help="where --plot writes (default SWEEP-plot.png)")
     sub.add_parser("warmup", help="compile and cache every kernel")
     sub.add_parser("info", help="versions, the kernel cache, the kernel profiles")
     return p
@@ -510,6 +630,8 @@ def main(argv: list[str] | None = None) -> int:
             return _validate(args)
         if args.cmd == "report":
             return _report(args)
+        if args.cmd == "sweep":
+            return _sweep(args)
         if args.cmd == "info":
             return _info()
         if args.cmd == "warmup":
