@@ -245,7 +245,8 @@ def _free_depth(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
 
 
 @kernel
-def exit_mmap(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma, mmi):
+def exit_mmap(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma, tlb,
+              pwc, mmi):
     """Tear down an mm: zap every VMA in address order, then free every table. Returns the
     leaves zapped."""
     b = mm[MM_VBASE, mmi]
@@ -255,7 +256,8 @@ def exit_mmap(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_a
             mlock_range(cfg, pt, fr_idx, fr_flags, fr_order, vmstat, mm, mmi, vma[V_START, b + i],
                         vma[V_END, b + i], False)
         zapped += zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
-                                 pt_aux, mm, mmi, vma[V_START, b + i], vma[V_END, b + i])
+                                 pt_aux, mm, tlb, pwc, mmi, vma[V_START, b + i],
+                                 vma[V_END, b + i])
     mm[MM_VCOUNT, mmi] = 0
     mm[MM_TOTAL_VM, mmi] = 0
     mm[MM_LOCKED, mmi] = 0

@@ -7,6 +7,10 @@ from .consts import (
     _PAGE_TABLE,
     _PAGE_USER,
     C_NR_FRAMES,
+    C_SPLIT_MODE,
+    G_NR_MM,
+    MM_ANON,
+    MM_PGD,
     C_THP_DISABLE_MODE,
     C_THP_ENABLED,
     FR_MAPCOUNT,
@@ -59,7 +63,8 @@ from .consts import (
 from .events import NEVER, rearm
 from .jit import kernel
 from .page_alloc import free_pages, rmqueue
-from .pagetable import entry_pfn, withdraw_table
+from .pagetable import entry_pfn, pmd_lookup, withdraw_table
+from .tlb import flush_tlb_page
 
 
 @kernel
@@ -280,3 +285,26 @@ def deferred_split_scan(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, nr_
         n += 1
         head = nxt
     return freed
+
+
+@kernel
+def split_page_too(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, tlb,
+                   pwc, head):
+    """3.10 (C_SPLIT_MODE 1): split_huge_page splits the compound page along with the PMD, and
+    first every other PMD that maps it (found through the anon rmap: its address in each mm of
+    the anon tree)."""
+    if cfg[C_SPLIT_MODE] == 0 or (fr_flags[head] & PG_hugezero) != 0:
+        return
+    if (fr_flags[head] & PG_head) == 0 or fr_order[head] != HPAGE_PMD_ORDER:
+        return
+    if fr32[FR_OWNER, head + 1] > 0:
+        anon = fr32[FR_OWNER, head]
+        va = fr_idx[head] << 12
+        for m in range(gs[G_NR_MM]):
+            if mm[MM_ANON, m] != anon or mm[MM_PGD, m] < 0:
+                continue
+            pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, m], va)
+            if pos >= 0 and (pt[pos] & _PAGE_PSE) != 0 and entry_pfn(pt[pos]) == head:
+                split_huge_pmd(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, m, pos)
+                flush_tlb_page(cfg, tlb, pwc, m + 1, va)
+    split_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head)

@@ -119,7 +119,7 @@ from .compaction import try_compact_direct
 from .events import NEVER, rearm
 from .huge_memory import leaf_prot, prep_anon_folio, thp_disabled_by_mm
 from .jit import kernel
-from .memory import remove_rmap_pte
+from .memory import queue_if_partial, remove_rmap_pte
 from .mlock import mlock_folio, munlock_pte_page
 from .mmap import find_vma_index
 from .page_alloc import rmqueue
@@ -270,7 +270,9 @@ def collapse_huge_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
         if vm_flags & VM_LOCKED:
             munlock_pte_page(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma, mmi,
                              p)
-        remove_rmap_pte(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p)
+        if remove_rmap_pte(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p):
+            queue_if_partial(gs, vmstat, fr32, fr_idx, fr_flags, fr_order,
+                             p & ~(HPAGE_PMD_NR - 1))
     cost += copied * cfg[C_COST_COPY_PAGE] + (HPAGE_PMD_NR - copied) * cfg[C_COST_CLEAR_PAGE]
     prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, pfn, HPAGE_PMD_ORDER, mm[MM_ANON, mmi],
                     haddr >> 12)

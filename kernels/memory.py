@@ -50,8 +50,8 @@ from .consts import (
     FR_MAPCOUNT,
     FR_OWNER,
     G_HUGE_ZERO_PFN,
-    C_SPLIT_MODE,
     G_NEXT_EVENT,
+    PG_head,
     HPAGE_PMD_NR,
     HPAGE_PMD_ORDER,
     HPAGE_PMD_SIZE,
@@ -113,8 +113,8 @@ from .huge_memory import (
     khugepaged_enter,
     leaf_prot,
     prep_anon_folio,
-    split_folio,
     split_huge_pmd,
+    split_page_too,
     thp_vma_allowable,
 )
 from .file_fault import do_file_fault, do_file_wp, file_room
@@ -165,23 +165,37 @@ def free_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head, order)
 
 @kernel
 def remove_rmap_pte(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pfn):
-    """folio_remove_rmap_pte: drop one PTE mapping of ``pfn``; free the folio when unmapped."""
+    """folio_remove_rmap_pte: drop one PTE mapping of ``pfn``; free the folio when unmapped.
+
+    Returns True when a THP's page lost its last mapping (no PMD maps the folio) and the folio
+    stays mapped: the caller queues it for a deferred split at the end of its batch of PTEs
+    (__folio_remove_rmap's ``partially_mapped``; ``queue_if_partial``)."""
     if (fr_flags[pfn] & PG_tail) != 0 or fr_order[pfn] > 0:
         head = pfn & ~(HPAGE_PMD_NR - 1)
         fr32[FR_MAPCOUNT, pfn] -= 1
         fr_idx[head + 1] -= 1
-        if fr32[FR_MAPCOUNT, pfn] == 0 and fr32[FR_OWNER, head + 1] == 0:
+        gone = fr32[FR_MAPCOUNT, pfn] == 0 and fr32[FR_OWNER, head + 1] == 0
+        if gone:
             vmstat[VS_NR_ANON_PAGES] -= 1        # NR_ANON_MAPPED: the page's last mapping
         if fr_idx[head + 1] == 0 and fr32[FR_OWNER, head + 1] == 0:
             free_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head, HPAGE_PMD_ORDER)
-        elif fr32[FR_MAPCOUNT, pfn] == 0:
-            # __folio_remove_rmap: this page went unmapped while others stay mapped
-            deferred_split_folio(gs, vmstat, fr32, fr_flags, head)
-        return
+            return False
+        return gone
     fr32[FR_MAPCOUNT, pfn] -= 1
     if fr32[FR_MAPCOUNT, pfn] == 0:
         vmstat[VS_NR_ANON_PAGES] -= 1
         free_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pfn, 0)
+    return False
+
+
+@kernel
+def queue_if_partial(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, head):
+    """After a batch of PTE removals in which a page of the THP at ``head`` lost its last
+    mapping: queue the folio if it survived, still mapped and by PTEs only
+    (deferred_split_folio)."""
+    if (fr_flags[head] & PG_head) != 0 and fr_order[head] == HPAGE_PMD_ORDER \
+            and fr32[FR_OWNER, head + 1] == 0 and fr_idx[head + 1] > 0:
+        deferred_split_folio(gs, vmstat, fr32, fr_flags, head)
 
 
 @kernel
@@ -263,7 +277,9 @@ def do_wp_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm,
             # wp_page_copy: the old page leaves a locked VMA (munlock_vma_folio)
             munlock_pte_page(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma, mmi,
                              old)
-        remove_rmap_pte(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, old)
+        if remove_rmap_pte(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, old):
+            queue_if_partial(gs, vmstat, fr32, fr_idx, fr_flags, fr_order,
+                             old & ~(HPAGE_PMD_NR - 1))
     pt[ppos] = leaf_prot(vm_flags) | _PAGE_RW | _PAGE_DIRTY | (pfn << 12)
     flush_tlb_page(cfg, tlb, pwc, mmi + 1, va)
     return OK, cost + cfg[C_COST_TLB_FLUSH]
@@ -420,7 +436,8 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
         if vm_flags & VM_LOCKED and (fr_flags[head] & PG_hugezero) == 0:
             munlock_thp(fr_idx, fr_flags, vmstat, head)      # the split drops the PMD mapping
         split_huge_pmd(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, mmi, pos)
-        split_page_too(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head)
+        split_page_too(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
+                       tlb, pwc, head)
         flush_tlb_page(cfg, tlb, pwc, mmi + 1, va)
         cost += cfg[C_COST_TLB_FLUSH]
         pmde = pt[pos]
@@ -787,13 +804,6 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
     return status, i
 
 
-@kernel
-def split_page_too(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head):
-    """3.10 (C_SPLIT_MODE 1): split_huge_page splits the compound page together with the PMD."""
-    if cfg[C_SPLIT_MODE] != 0 and (fr_flags[head] & PG_hugezero) == 0:
-        split_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head)
-
-
 # ---- unmapping -----------------------------------------------------------------------------------
 
 @kernel
@@ -824,8 +834,8 @@ def zap_huge_pmd(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, p
 
 
 @kernel
-def zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, mmi,
-                   start, end):
+def zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, tlb,
+                   pwc, mmi, start, end):
     """unmap_page_range over [start, end): returns the leaves zapped plus PMDs split (non-zero
     means the TLB needs a flush)."""
     pgd = mm[MM_PGD, mmi]
@@ -847,11 +857,16 @@ def zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
                 va = nxt
                 continue
             split_huge_pmd(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, mmi, pos)
-            split_page_too(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
-                           entry_pfn(pmde))
+            split_page_too(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
+                           mm, tlb, pwc, entry_pfn(pmde))
             zapped += 1
         tb = pte_lookup(pt, fr_idx, pt[pos], va)
         n = (nxt - va) >> 12
+        # zap_present_ptes removes a THP's consecutive PTEs as one batch (folio_pte_batch): the
+        # folio is queued for a deferred split only if it survives the whole batch
+        bhead = -1
+        bnext = -1
+        bgone = False
         for i in range(n):
             e = pt[tb + i]
             if e == 0:
@@ -865,7 +880,20 @@ def zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
                 unmap_file_pte(vmstat, fr32, fr_flags, mm, mmi, pfn)   # it stays in the cache
                 continue
             mm[MM_ANONPAGES, mmi] -= 1
-            remove_rmap_pte(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pfn)
+            large = (fr_flags[pfn] & PG_tail) != 0 or fr_order[pfn] > 0
+            head = pfn & ~(HPAGE_PMD_NR - 1) if large else -1
+            if bhead >= 0 and (head != bhead or pfn != bnext):
+                if bgone:
+                    queue_if_partial(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, bhead)
+                bhead = -1
+                bgone = False
+            if remove_rmap_pte(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pfn):
+                bgone = True
+            if large:
+                bhead = head
+                bnext = pfn + 1
+        if bhead >= 0 and bgone:
+            queue_if_partial(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, bhead)
         va = nxt
     return zapped
 

@@ -250,13 +250,15 @@ def mlock_range(cfg, pt, fr_idx, fr_flags, fr_order, vmstat, mm, mmi, start, end
 
 
 @kernel
-def lazyfree_split_at(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, tlb, pwc, mmi, va):
+def lazyfree_split_at(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
+                      tlb, pwc, mmi, va):
     """madvise_free_huge_pmd on a THP the range ends inside: split its PMD first (1 if it did);
     the huge zero PMD is left alone (is_huge_zero_pmd)."""
     pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, mmi], va)
     if pos >= 0 and (pt[pos] & _PAGE_SPECIAL) != 0:
         return 0
-    return split_pmd_at(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, tlb, pwc, mmi, va)
+    return split_pmd_at(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
+                        tlb, pwc, mmi, va)
 
 
 @kernel

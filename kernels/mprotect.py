@@ -13,23 +13,27 @@ from .consts import (
     VM_WRITE,
     PG_anon_exclusive,
 )
-from .huge_memory import split_huge_pmd
+from .huge_memory import split_huge_pmd, split_page_too
 from .jit import kernel
 from .pagetable import entry_pfn, next_pmd, pmd_lookup, pte_lookup
 from .tlb import flush_tlb_page
 
 
 @kernel
-def split_pmd_at(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, tlb, pwc, mmi, va):
-    """vma_adjust_trans_huge: a VMA boundary inside a PMD-mapped THP splits that PMD first.
-    Returns 1 if it split."""
+def split_pmd_at(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, tlb,
+                 pwc, mmi, va):
+    """vma_adjust_trans_huge: a VMA boundary inside a PMD-mapped THP splits that PMD first (3.10:
+    and the page). Returns 1 if it split."""
     if (va & (HPAGE_PMD_SIZE - 1)) == 0:
         return 0
     pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, mmi], va)
     if pos < 0 or (pt[pos] & _PAGE_PSE) == 0 or (pt[pos] & (_PAGE_PRESENT | _PAGE_PROTNONE)) == 0:
         return 0
+    head = entry_pfn(pt[pos])
     split_huge_pmd(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, mmi, pos)
     flush_tlb_page(cfg, tlb, pwc, mmi + 1, va)
+    split_page_too(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, tlb,
+                   pwc, head)
     return 1
 
 

@@ -372,7 +372,7 @@ def unmap_mapping_pages(S, ii, first, last):
         lo = max(s0, s0 + ((first - pg) << 12))
         hi = min(vma[V_END, p], s0 + ((last - pg) << 12))
         if lo < hi and zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
-                                      pt_aux, mm, mmi, lo, hi) > 0:
+                                      pt_aux, mm, tlb, pwc, mmi, lo, hi) > 0:
             flush_tlb_range(cfg, tlb, pwc, mmi + 1, lo, hi)
 
 

@@ -195,7 +195,7 @@ def do_munmap(S, mmi, start, end):
             mlock_vma_pages_range(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma,
                                   mmi, s, e, MLOCK_ZAP)
         zapped += zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
-                                 pt_aux, mm, mmi, s, e)
+                                 pt_aux, mm, tlb, pwc, mmi, s, e)
         mm[MM_TOTAL_VM, mmi] -= (e - s) >> 12
         if vma[V_FLAGS, p] & VM_LOCKED:
             mm[MM_LOCKED, mmi] -= (e - s) >> 12
@@ -399,16 +399,16 @@ def modify_vmas(S, mmi, start, end, kind, a, b, stop_at_hole):
         if vma[V_START, p] < va:
             if old & VM_LOCKED:
                 munlock_pmd_at(cfg, vmstat, pt, fr_idx, fr_flags, mm, mmi, va)
-            splits += split_pmd_at(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, tlb, pwc,
-                                   mmi, va)
+            splits += split_pmd_at(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
+                                   pt_aux, mm, tlb, pwc, mmi, va)
             vma_split_at(mm, vma, mmi, va)
             i += 1
             p = mm[MM_VBASE, mmi] + i
         if vma[V_END, p] > end:
             if old & VM_LOCKED:
                 munlock_pmd_at(cfg, vmstat, pt, fr_idx, fr_flags, mm, mmi, end)
-            splits += split_pmd_at(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, tlb, pwc,
-                                   mmi, end)
+            splits += split_pmd_at(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
+                                   pt_aux, mm, tlb, pwc, mmi, end)
             vma_split_at(mm, vma, mmi, end)
         s0 = vma[V_START, p]
         e0 = vma[V_END, p]
@@ -555,14 +555,14 @@ def sys_madvise(S, ti, addr, length, advice):
             if advice == MADV_FREE:
                 n = 0
                 for a in (s, e):
-                    n += lazyfree_split_at(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, tlb,
-                                           pwc, mmi, a)
+                    n += lazyfree_split_at(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
+                                           pt, pt_aux, mm, tlb, pwc, mmi, a)
                 n += lazyfree_range(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi, s, e)
                 if n > 0:
                     flush_tlb_range(cfg, tlb, pwc, mmi + 1, s, e)
             else:
                 n = zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
-                                   pt_aux, mm, mmi, s, e)
+                                   pt_aux, mm, tlb, pwc, mmi, s, e)
                 flush_tlb_range(cfg, tlb, pwc, mmi + 1, s, e)
             zapped += n
             va = e
@@ -725,7 +725,7 @@ def sys_fork(S, ti, cti, cmm):
                        vma, pm, cmm)
     if st != OK:
         exit_mmap(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma,
-                  cmm)
+                  tlb, pwc, cmm)
     elif mm[MM_FLAGS, pm] & (1 << MMF_VM_HUGEPAGE):
         khugepaged_enter(cfg, gs, mm, cmm, task[T_CLOCK, ti])     # khugepaged_fork
     flush_tlb_mm(cfg, tlb, pwc, pm + 1)
@@ -746,7 +746,7 @@ def mm_put(S, mmi):
         khugepaged_exit(gs, mm, mmi)
         munlock_mm(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma, mmi)
         zapped = exit_mmap(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
-                           mm, vma, mmi)
+                           mm, vma, tlb, pwc, mmi)
         flush_tlb_mm(cfg, tlb, pwc, mmi + 1)
     return OK, zapped
 
