@@ -7,7 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .config import Config, KhugepagedConfig, THP_DEFRAG, THP_ENABLED
+from . import oom
+from .config import Config, KhugepagedConfig, THP_DEFRAG, THP_ENABLED, parse_size
 from .kernels import consts as K
 from .kernels import khugepaged as KH
 from .kernels import kthreads as KT
@@ -23,6 +24,7 @@ START_BRK = 0x555555559000      # PAGE_ALIGN(end of bss) of a small PIE binary, 
 EV_CAP = 1 << 16                # event records held before Python drains them
 SMP_CAP = 1 << 12
 NEVER = 1 << 62
+TF_CAP_SYS_ADMIN = 1            # task flags: holds CAP_SYS_ADMIN
 
 
 class SegmentationFault(Exception):
@@ -78,6 +80,8 @@ class Machine:
         self.config = config
         self.seed = _check_int("seed", seed)
         self._tasks: dict[int, Task] = {}
+        self._totalpages: int | None = None
+        self._oom_kernel: str | None = None
         self._next_pid = 1
         self._dmesg: list[str] = []
         self._mm_names: dict[int, dict[int, str]] = {}
@@ -242,13 +246,66 @@ class Machine:
         self.state = self.state._replace(**{name: new})
 
     # ---- tasks -------------------------------------------------------------------------------
-    def spawn(self, comm: str = "task", oom_score_adj: int = 0) -> "Task":
-        """Start a process with a fresh address space (as fork + execve of a small binary)."""
+    def spawn(self, comm: str = "task", oom_score_adj: int = 0, *,
+              cap_sys_admin: bool = False) -> "Task":
+        """Start a process with a fresh address space (as fork + execve of a small binary).
+        ``cap_sys_admin`` gives it CAP_SYS_ADMIN (the OOM killer's root bonus before 4.17)."""
         if not isinstance(comm, str) or not comm:
             raise ValueError(f"comm: expected a non-empty string, got {comm!r}")
         adj = _check_int("oom_score_adj", oom_score_adj, -1000, 1000)
+        if not isinstance(cap_sys_admin, bool):
+            raise TypeError(f"cap_sys_admin: expected True or False, got {cap_sys_admin!r}")
         mmi = self._new_mm()
-        return self._new_task(comm[:15], mmi, adj)
+        t = self._new_task(comm[:15], mmi, adj)
+        if cap_sys_admin:
+            self.state.task[K.T_FLAGS, t._ti] |= TF_CAP_SYS_ADMIN
+        return t
+
+    def oom_victim(self) -> "Task | None":
+        """The process the global OOM killer would pick now (select_bad_process over thread-group
+        leaders in pid order, the profile's badness and tie rule), or None."""
+        leaders = [t for t in self._tasks.values() if t.pid == t._tgid]
+        if not leaders:
+            return None
+        b = np.array([t.oom_badness() for t in leaders], np.int64)
+        i = oom.select_victim(b, kernel=self.oom_kernel)
+        return leaders[i] if i >= 0 else None
+
+    @property
+    def totalpages(self) -> int:
+        """RAM plus swap in pages: the global OOM killer's ``totalpages``."""
+        if self._totalpages is not None:
+            return self._totalpages
+        return int(self.state.cfg[K.C_NR_FRAMES]) + parse_size(self.config.swap, "swap") // 4096
+
+    @property
+    def oom_kernel(self) -> str:
+        """The kernel version whose OOM arithmetic the machine uses (its profile's, or the live
+        kernel's for a machine built ``from_proc``)."""
+        return self._oom_kernel or self.config.kernel
+
+    @classmethod
+    def from_proc(cls, snap, config: Config | dict | None = None) -> "Machine":
+        """A machine holding the processes of a ``mmcore.procfs.snapshot``: same pids, comms,
+        oom_score_adj and CAP_SYS_ADMIN, and each process's RSS, swap and page tables at the time
+        of the snapshot as a baseline its OOM score and status count (the baseline occupies no
+        simulated frames: new work on the machine adds to it). ``totalpages`` and the OOM
+        arithmetic are the live kernel's."""
+        if config is None:
+            mem = -(-snap.mem_total_kb // 4096) * (4 << 20)
+            config = Config(memory=mem)
+        m = cls(config)
+        m._totalpages = snap.totalpages
+        m._oom_kernel = snap.kernel
+        for pt in snap.tasks:
+            if pt.pid in m._tasks:
+                raise ValueError(f"snapshot: pid {pt.pid} appears twice")
+            t = m._new_task(pt.comm[:15], m._new_mm(), pt.oom_score_adj, pid=pt.pid)
+            if pt.cap_sys_admin:
+                m.state.task[K.T_FLAGS, t._ti] |= TF_CAP_SYS_ADMIN
+            t._baseline = (pt.rss_anon_kb // 4, pt.rss_file_kb // 4, pt.rss_shmem_kb // 4,
+                           pt.swap_kb // 4, pt.pte_kb // 4)
+        return m
 
     def _new_mm(self, vcap: int = 8, specials: bool = True) -> int:
         gs = self.state.gs
@@ -286,14 +343,16 @@ class Machine:
         self._mm_names[mmi] = {s: name for s, _, _, name in specials}
         return mmi
 
-    def _new_task(self, comm: str, mmi: int, adj: int, tgid: int | None = None) -> "Task":
+    def _new_task(self, comm: str, mmi: int, adj: int, tgid: int | None = None,
+                  pid: int | None = None) -> "Task":
         gs = self.state.gs
         ti = int(gs[K.G_NR_TASKS])
         self._ensure_rows("task", ti)
         t = self.state.task
         t[:, ti] = 0
-        pid = self._next_pid
-        self._next_pid += 1
+        if pid is None:
+            pid = self._next_pid
+        self._next_pid = max(self._next_pid, pid + 1)
         t[K.T_PID, ti] = pid
         t[K.T_TGID, ti] = pid if tgid is None else tgid
         t[K.T_MM, ti] = mmi
@@ -555,6 +614,7 @@ class Task:
         self._ti = index
         self.pid = pid
         self.comm = comm
+        self._baseline = (0, 0, 0, 0, 0)     # pages from before the machine (Machine.from_proc)
 
     def __repr__(self) -> str:
         return f"<Task pid={self.pid} comm={self.comm!r}>"
@@ -587,6 +647,7 @@ class Task:
         cnt = int(m.state.mm[K.MM_VCOUNT, pm])
         cmm = m._new_mm(vcap=max(8, 2 * cnt), specials=False)
         child = m._new_task(self.comm, cmm, int(m.state.task[K.T_ADJ, self._ti]))
+        m.state.task[K.T_FLAGS, child._ti] = m.state.task[K.T_FLAGS, self._ti]
         st, _ = m._call(S_.sys_fork, self._ti, child._ti, cmm)
         m._mm_names[cmm] = names
         if st < 0:
@@ -752,8 +813,13 @@ class Task:
         if st < 0:
             raise _oserror(-st, "mlockall")
         if populate:
+            # mm_populate(0, TASK_SIZE) with errors ignored: a VMA that cannot be populated
+            # (no memory) is left where it stopped, and the call still succeeds
             for start, end, _ in self.vmas():
-                self._populate(start, end - start, 2)
+                try:
+                    self._populate(start, end - start, 2)
+                except OSError:
+                    continue
 
     def munlockall(self) -> None:
         self._alive()
@@ -1166,11 +1232,59 @@ class Task:
                     total[k] = total.get(k, 0) + v
         return total
 
+    # ---- the OOM killer's view --------------------------------------------------------------
+    @property
+    def oom_score_adj(self) -> int:
+        return int(self.machine.state.task[K.T_ADJ, self._ti])
+
+    @oom_score_adj.setter
+    def oom_score_adj(self, value: int) -> None:
+        """A write to /proc/PID/oom_score_adj: the whole thread group's value (signal_struct)."""
+        self._alive()
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise _oserror(_errno.EINVAL, f"write {value!r} to /proc/{self.pid}/oom_score_adj")
+        if not -1000 <= value <= 1000:
+            raise _oserror(_errno.EINVAL, f"write {value} to /proc/{self.pid}/oom_score_adj "
+                           "(expected -1000..1000)")
+        task = self.machine.state.task
+        for t in self.machine._tasks.values():
+            if t._tgid == self._tgid:
+                task[K.T_ADJ, t._ti] = int(value)
+
+    def _oom_inputs(self) -> tuple[int, int, int, int, bool, bool]:
+        s = self.machine.state
+        m = s.mm[:, self._mmi]
+        ba, bf, bs, bsw, bpt = self._baseline
+        rss = int(m[K.MM_ANONPAGES] + m[K.MM_FILEPAGES] + m[K.MM_SHMEMPAGES]) + ba + bf + bs
+        eligible = self.pid != 1                          # is_global_init
+        cap = bool(s.task[K.T_FLAGS, self._ti] & TF_CAP_SYS_ADMIN)
+        return (rss, int(m[K.MM_SWAPENTS]) + bsw, (int(m[K.MM_PGTABLES]) + bpt) * 4096,
+                self.oom_score_adj, cap, eligible)
+
+    def oom_badness(self, totalpages: int | None = None) -> int:
+        """``oom_badness`` of this task from the machine's own accounting (RSS with file and
+        shmem, swap entries, page-table bytes), the profile's rule, and ``totalpages`` (default:
+        RAM plus swap; give a memcg's limit plus swap for a memcg OOM)."""
+        rss, swap, pgt, adj, cap, ok = self._oom_inputs()
+        total = self.machine.totalpages if totalpages is None else totalpages
+        return oom.oom_badness(rss, swap, pgt, adj, total, kernel=self.machine.oom_kernel,
+                               cap_sys_admin=cap, eligible=ok)
+
+    @property
+    def oom_score(self) -> int:
+        """/proc/PID/oom_score, as the profile's kernel prints it."""
+        rss, swap, pgt, adj, cap, ok = self._oom_inputs()
+        return oom.proc_oom_score(rss, swap, pgt, adj, self.machine.totalpages,
+                                  kernel=self.machine.oom_kernel, cap_sys_admin=cap, eligible=ok)
+
     def status(self) -> dict[str, int | str]:
         """/proc/PID/status memory fields (kB) and THP_enabled."""
         s = self.machine.state
         m = s.mm[:, self._mmi]
-        anon, file, shmem = int(m[K.MM_ANONPAGES]), int(m[K.MM_FILEPAGES]), int(m[K.MM_SHMEMPAGES])
+        ba, bf, bs, bsw, bpt = self._baseline
+        anon = int(m[K.MM_ANONPAGES]) + ba
+        file = int(m[K.MM_FILEPAGES]) + bf
+        shmem = int(m[K.MM_SHMEMPAGES]) + bs
         mode = int(s.cfg[K.C_THP_DISABLE_MODE])
         off = mode in (K.THPDIS_MMF, K.THPDIS_EXCEPT_ADVISED) and bool(
             m[K.MM_FLAGS] & (1 << K.MMF_DISABLE_THP_COMPLETELY))
@@ -1178,8 +1292,8 @@ class Task:
             "Name": self.comm, "Pid": self.pid,
             "VmSize": int(m[K.MM_TOTAL_VM]) * 4, "VmLck": int(m[K.MM_LOCKED]) * 4,
             "VmRSS": (anon + file + shmem) * 4, "RssAnon": anon * 4, "RssFile": file * 4,
-            "RssShmem": shmem * 4, "VmPTE": int(m[K.MM_PGTABLES]) * 4,
-            "VmSwap": int(m[K.MM_SWAPENTS]) * 4, "THP_enabled": 0 if off else 1,
+            "RssShmem": shmem * 4, "VmPTE": (int(m[K.MM_PGTABLES]) + bpt) * 4,
+            "VmSwap": (int(m[K.MM_SWAPENTS]) + bsw) * 4, "THP_enabled": 0 if off else 1,
         }
 
     def counters(self) -> dict[str, int]:
