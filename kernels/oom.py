@@ -58,17 +58,41 @@ def score_one(badness, totalpages, rule):
     return (badness * 1000) // totalpages
 
 
+@kernel(inline="always")
+def _at(a, i):
+    """Element i of an argument given per task (length n) or once for all (length 1)."""
+    return a[i] if a.shape[0] > 1 else a[0]
+
+
 @kernel
 def badness_array(rss, swap, pgtables_bytes, adj, cap, eligible, totalpages, rule, out, score):
-    """oom_badness (and, when ``score`` has the same length, oom_score) for every task."""
+    """oom_badness (and, when ``score`` has the same length, oom_score) for every task. Each
+    input has one value per task or one for all. Returns -1, or (argument number << 32 | index)
+    of the first value out of range (rss, swap, page tables < 0; adj outside -1000..1000;
+    totalpages < 1), in which case ``out`` is incomplete."""
     n = out.shape[0]
     want_score = score.shape[0] == n
     for i in range(n):
-        b = badness_one(rss[i], swap[i], pgtables_bytes[i], adj[i], cap[i] != 0,
-                        eligible[i] != 0, totalpages[i], rule)
+        r = _at(rss, i)
+        sw = _at(swap, i)
+        pg = _at(pgtables_bytes, i)
+        a = _at(adj, i)
+        t = _at(totalpages, i)
+        if r < 0:
+            return i
+        if sw < 0:
+            return (1 << 32) | i
+        if pg < 0:
+            return (2 << 32) | i
+        if a < -1000 or a > 1000:
+            return (3 << 32) | i
+        if t < 1:
+            return (4 << 32) | i
+        b = badness_one(r, sw, pg, a, _at(cap, i) != 0, _at(eligible, i) != 0, t, rule)
         out[i] = b
         if want_score:
-            score[i] = score_one(b, totalpages[i], rule)
+            score[i] = score_one(b, t, rule)
+    return -1
 
 
 @kernel

@@ -38,11 +38,16 @@ def rule_for(kernel: str) -> int:
     return _k.RULE_509
 
 
-def _as_arrays(rss, swap, pgt, adj, totalpages, cap, eligible):
-    names = ("rss_pages", "swap_pages", "pgtables_bytes", "oom_score_adj", "totalpages",
-             "cap_sys_admin", "eligible")
+_NAMES = ("rss_pages", "swap_pages", "pgtables_bytes", "oom_score_adj", "totalpages",
+          "cap_sys_admin", "eligible")
+_LIMITS = {"rss_pages": ">= 0", "swap_pages": ">= 0", "pgtables_bytes": ">= 0",
+           "oom_score_adj": "in -1000..1000", "totalpages": ">= 1"}
+
+
+def _compute(rss, swap, pgt, adj, totalpages, kernel, cap, eligible, want_score):
+    rule = rule_for(kernel)
     arrs = []
-    for name, v in zip(names, (rss, swap, pgt, adj, totalpages, cap, eligible)):
+    for name, v in zip(_NAMES, (rss, swap, pgt, adj, totalpages, cap, eligible)):
         a = np.asarray(v)
         if a.dtype == bool:
             a = a.astype(np.int64)
@@ -50,24 +55,25 @@ def _as_arrays(rss, swap, pgt, adj, totalpages, cap, eligible):
             raise TypeError(f"{name}: expected integers, got dtype {a.dtype}")
         arrs.append(a)
     shape = np.broadcast_shapes(*(a.shape for a in arrs))
-    out = [np.ascontiguousarray(np.broadcast_to(a, shape).ravel(), dtype=np.int64) for a in arrs]
-    rss, swap, pgt, adj, total = out[:5]
-    for name, a, lo in (("rss_pages", rss, 0), ("swap_pages", swap, 0), ("pgtables_bytes", pgt, 0),
-                        ("totalpages", total, 1)):
-        if a.size and a.min() < lo:
-            raise ValueError(f"{name}: expected values >= {lo}, got {int(a.min())}")
-    if adj.size and (adj.min() < -1000 or adj.max() > 1000):
-        bad = int(adj[(adj < -1000) | (adj > 1000)][0])
-        raise ValueError(f"oom_score_adj: expected -1000..1000, got {bad}")
-    return shape, out
-
-
-def _compute(rss, swap, pgt, adj, totalpages, kernel, cap, eligible, want_score):
-    rule = rule_for(kernel)
-    shape, (r, s, p, a, t, c, e) = _as_arrays(rss, swap, pgt, adj, totalpages, cap, eligible)
-    out = np.empty(r.shape[0], np.int64)
-    score = np.empty(r.shape[0] if want_score else 0, np.int64)
-    _k.badness_array(r, s, p, a, c, e, t, rule, out, score)
+    n = int(np.prod(shape, dtype=np.int64))
+    flat = []
+    for a in arrs:
+        # one value for all tasks stays one value (no n-long copy); a full array is used as is
+        if a.size == 1:
+            flat.append(np.ascontiguousarray(a.reshape(1), dtype=np.int64))
+        elif a.shape == shape:
+            flat.append(np.ascontiguousarray(a, dtype=np.int64).reshape(-1))
+        else:
+            flat.append(np.ascontiguousarray(np.broadcast_to(a, shape), dtype=np.int64).reshape(-1))
+    out = np.empty(n, np.int64)
+    score = np.empty(n if want_score else 0, np.int64)
+    bad = _k.badness_array(*flat[:4], flat[5], flat[6], flat[4], rule, out, score)
+    if bad >= 0:
+        name = _NAMES[bad >> 32]
+        i = bad & 0xFFFFFFFF
+        a = flat[_NAMES.index(name)]
+        v = int(a[i if a.shape[0] > 1 else 0])
+        raise ValueError(f"{name}: expected values {_LIMITS[name]}, got {v}")
     res = score if want_score else out
     if shape == ():
         return int(res[0])
