@@ -329,7 +329,9 @@ G_COMPACT_DEFER_SHIFT = 34
 G_COMPACT_ORDER_FAILED = 35
 G_FREE_HEAD = 36             # + order * MIGRATE_PCPTYPES + mt: head pfn or -1
 G_FREE_COUNT = G_FREE_HEAD + NR_PAGE_ORDERS * MIGRATE_PCPTYPES
-NR_GS = G_FREE_COUNT + NR_PAGE_ORDERS * MIGRATE_PCPTYPES
+G_HIST_FAULT = G_FREE_COUNT + NR_PAGE_ORDERS * MIGRATE_PCPTYPES
+NR_HIST = 48                 # log2 buckets: [0] < 1 ns, [k] in [2^(k-1), 2^k) ns
+NR_GS = G_HIST_FAULT + NR_HIST
 
 # ---- filesystems, inodes and blocks (kernels/fs.py) --------------------------------------------
 FST_EXT4 = 1                 # delayed allocation, unwritten extents, willwrite

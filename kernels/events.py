@@ -18,6 +18,7 @@ from .consts import (
     G_NR_FREE,
     G_SMP_N,
     G_TIMER_UNTIL,
+    NR_HIST,
     NR_VMSTAT,
     OK,
     SMP_TIME,
@@ -46,6 +47,17 @@ def record(gs, ev, t, pid, op, addr, result, lat, kind):
     ev[EV_LAT, k] = lat
     ev[EV_KIND, k] = kind
     gs[G_EV_N] = k + 1
+
+
+@kernel
+def hist_add(gs, base, lat_ps):
+    """Count a latency in the log2-bucketed histogram at ``gs[base:base + NR_HIST]``."""
+    ns = lat_ps // 1000
+    k = 0
+    while ns > 0 and k < NR_HIST - 1:
+        ns >>= 1
+        k += 1
+    gs[base + k] += 1
 
 
 @kernel(inline="always")

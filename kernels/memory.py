@@ -50,6 +50,7 @@ from .consts import (
     FR_MAPCOUNT,
     FR_OWNER,
     G_HUGE_ZERO_PFN,
+    G_HIST_FAULT,
     G_NEXT_EVENT,
     PG_head,
     HPAGE_PMD_NR,
@@ -104,7 +105,7 @@ from .consts import (
     PG_mlocked,
     PG_tail,
 )
-from .events import ev_room, run_timers
+from .events import ev_room, hist_add, run_timers
 from .events import record as ev_record
 from .huge_memory import (
     deferred_split_folio,
@@ -779,6 +780,8 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
                           fc, fault_kind(cfg, pt, fr_idx, fr_flags, mm, mmi, va, st, lpos >= 0))
             cost += fc
             fps += fc
+            if st != NEED_GROW:
+                hist_add(gs, G_HIST_FAULT, fc)
             slots = pt_slots_available(gs)
             next_event = gs[G_NEXT_EVENT]        # a fault may enrol the mm and wake khugepaged
             if st != OK:

@@ -7,6 +7,7 @@ Operations reserve what they need before they mutate anything, so a restart has 
 import numpy as np
 
 from .consts import (
+    G_HIST_FAULT,
     V_PGOFF,
     FAULT_PC_RESERVE,
     MADV_WILLWRITE,
@@ -100,6 +101,7 @@ from .file_fault import file_room
 from .filemap import filemap_get_folio
 from .borrow import borrow_state
 from .huge_memory import khugepaged_enter, khugepaged_exit
+from .events import hist_add
 from .jit import kernel
 from .memory import (
     FAULT_RESERVE_TABLES,
@@ -348,6 +350,8 @@ def populate_range(S, ti, start, end, write):
                                 pt_aux, mm, vma, tlb, pwc, mmi, va, write != 0, S, ti,
                                 task[T_CLOCK, ti])
         task[T_CLOCK, ti] += c
+        if st != NEED_GROW:
+            hist_add(gs, G_HIST_FAULT, c)
         if st != OK:
             op_end(gs, task, cpus, ti)
             return (-EFAULT if st == SEGV or st == SIGBUS else st), va

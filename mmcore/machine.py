@@ -616,6 +616,31 @@ class Machine:
         d["nr_slab_reclaimable"] = v.slab_pages()
         return d
 
+    def fault_latency_histogram(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every page fault's latency (simulated), counted inside the kernels in log2 buckets, so
+        no event log is needed: (counts, bucket_edges_ns) with edges 0, 1, 2, 4, ... ns, as
+        ``mmcore.trace.log2_histogram`` gives them."""
+        counts = self.state.gs[K.G_HIST_FAULT:K.G_HIST_FAULT + K.NR_HIST].copy()
+        edges = np.concatenate([[0], np.left_shift(1, np.arange(K.NR_HIST, dtype=np.int64))])
+        return counts, edges.astype(np.int64)
+
+    def fault_latency_percentiles(self, percentiles=(50, 90, 99, 99.9)) -> dict[str, int]:
+        """Upper bounds (ns) of page-fault latency percentiles, from the in-kernel histogram:
+        the upper edge of the bucket each percentile falls in (within a factor of 2)."""
+        counts, edges = self.fault_latency_histogram()
+        total = int(counts.sum())
+        out = {}
+        cum = np.cumsum(counts)
+        for p in percentiles:
+            if not 0 < p <= 100:
+                raise ValueError(f"percentiles: expected values in (0, 100], got {p!r}")
+            if total == 0:
+                out[f"p{p:g}"] = 0
+                continue
+            i = int(np.searchsorted(cum, np.ceil(total * p / 100.0)))
+            out[f"p{p:g}"] = int(edges[i + 1])
+        return out
+
     def buddyinfo(self) -> list[int]:
         """Free blocks per order (0..10), all migratetypes, as /proc/buddyinfo counts them."""
         gs = self.state.gs

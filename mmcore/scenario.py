@@ -1657,6 +1657,7 @@ class _Runner:
             for code in np.unique(op).tolist():
                 nm = K.OP_NAMES[code] if 0 <= code < len(K.OP_NAMES) else f"op{code}"
                 w.write_histogram(f"{nm}_latency_ns", *log2_histogram(np.asarray(ev["latency_ns"])[op == code]))
+            w.write_histogram("kernel.fault_latency_ns", *m.fault_latency_histogram())
             for i, stats in enumerate(self.phase_stats):
                 for k, s in stats.items():
                     if s.lat:

@@ -504,6 +504,8 @@ def write_machine_trace(path: str | os.PathLike, machine: Any, *, scenario_hash:
         for code in np.unique(op).tolist():
             name = K.OP_NAMES[code] if 0 <= code < len(K.OP_NAMES) else f"op{code}"
             w.write_histogram(f"{name}_latency_ns", *log2_histogram(np.asarray(ev["latency_ns"])[op == code]))
+        if hasattr(machine, "fault_latency_histogram"):
+            w.write_histogram("kernel.fault_latency_ns", *machine.fault_latency_histogram())
         w.write_final("vmstat", machine.vmstat())
         w.write_final("meminfo", machine.meminfo())
         for t in machine.tasks():

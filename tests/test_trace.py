@@ -426,3 +426,32 @@ def test_child_that_finishes_writes_the_file(tmp_path):
     with T.open(p) as t:
         assert t.n_events == 4096
     assert leftovers(tmp_path) == ["done.h5"]
+
+
+def test_in_kernel_fault_histogram_matches_the_event_log(tmp_path):
+    """The fault-latency histogram the kernels keep equals the one built from recorded fault
+    events, and it goes into the trace."""
+    import mmcore
+    from mmcore.trace import log2_histogram
+    m = mmcore.Machine(mmcore.Config(memory="256MiB", record_faults=True, thp_enabled="madvise"))
+    t = m.spawn()
+    a = t.mmap(32 << 20)
+    t.touch(a, 32 << 20, write=False)
+    t.touch(a, 32 << 20)
+    t.madvise(a, 8 << 20, 23)                              # MADV_POPULATE_WRITE: no new faults
+    ev = m.events()
+    faults = np.asarray(ev["latency_ns"])[np.asarray(ev["op"]) == 0]
+    want, wedges = log2_histogram(faults)
+    got, edges = m.fault_latency_histogram()
+    assert got.sum() == faults.size == t.counters()["min_flt"]
+    k = want.shape[0]
+    assert np.array_equal(got[:k], want) and not got[k:].any()
+    assert np.array_equal(edges[:k + 1], wedges)
+    p = m.fault_latency_percentiles((50, 99))
+    assert p["p50"] <= p["p99"] and p["p99"] >= np.percentile(faults, 99)
+    path = tmp_path / "r.h5"
+    from mmcore.trace import write_machine_trace
+    write_machine_trace(path, m)
+    import h5py
+    with h5py.File(path) as f:
+        assert f["hist/kernel.fault_latency_ns/counts"][()].sum() == faults.size
