@@ -193,6 +193,9 @@ class Config:
     read_ahead_kb: int = 128
     willwrite_cow_ahead: bool = False         # MADV_WILLWRITE future work: private mappings
     willwrite_full_prep: bool = False         # MADV_WILLWRITE future work: map pages dirty
+    # out of memory: the kernel's OOM killer picks a victim and the failed fault restarts; False
+    # leaves the failure to the caller as ENOMEM (what the reference model does)
+    oom_killer: bool = True
     # compaction (the vm.* sysctls' defaults)
     compaction_proactiveness: int = 20        # 5.9+; 0 turns proactive compaction off
     extfrag_threshold: int = 500
@@ -295,6 +298,8 @@ class Config:
         for name in ("willwrite_cow_ahead", "willwrite_full_prep"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}: expected true or false, got {getattr(self, name)!r}")
+        if not isinstance(self.oom_killer, bool):
+            raise ConfigError(f"oom_killer: expected true or false, got {self.oom_killer!r}")
         _check_int("compaction_proactiveness", self.compaction_proactiveness, 0, 100)
         _check_int("extfrag_threshold", self.extfrag_threshold, 0, 1000)
 

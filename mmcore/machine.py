@@ -46,6 +46,18 @@ class BusError(Exception):
         super().__init__(f"task {pid}: SIGBUS on {kind} at {address:#x}")
 
 
+class OOMKilled(Exception):
+    """The task was chosen by the OOM killer and killed (SIGKILL) while it ran."""
+
+    def __init__(self, pid: int, comm: str):
+        self.pid, self.comm = pid, comm
+        super().__init__(f"task {pid} ({comm}): killed by the OOM killer")
+
+
+class OutOfMemoryPanic(Exception):
+    """Memory ran out and the OOM killer found no task to kill (the kernel panics)."""
+
+
 def _oserror(code: int, what: str) -> OSError:
     return OSError(code, f"{what}: {os.strerror(code)}")
 
@@ -82,6 +94,7 @@ class Machine:
         self.seed = _check_int("seed", seed)
         self._tasks: dict[int, Task] = {}
         self._totalpages: int | None = None
+        self._oom_kills = 0
         self._oom_kernel: str | None = None
         self._next_pid = 1
         self._dmesg: list[str] = []
@@ -271,6 +284,47 @@ class Machine:
         b = np.array([t.oom_badness() for t in leaders], np.int64)
         i = oom.select_victim(b, kernel=self.oom_kernel)
         return leaders[i] if i >= 0 else None
+
+    def _out_of_memory(self, current: "Task") -> None:
+        """out_of_memory() after ``current``'s order-0 allocation failed and reclaim freed
+        nothing: pick the victim, log as the kernel does, kill its thread group (its memory is
+        freed at once; the oom_reaper line follows from 4.6), count oom_kill. Raises OOMKilled if
+        ``current`` was the victim, OutOfMemoryPanic if no task can be killed."""
+        victim = self.oom_victim()
+        log = self._dmesg
+        log.append(f"{current.comm} invoked oom-killer: gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE|"
+                   f"__GFP_COMP|__GFP_ZERO), order=0, oom_score_adj={current.oom_score_adj}")
+        if victim is None:
+            log.append("Kernel panic - not syncing: System is deadlocked on memory")
+            raise OutOfMemoryPanic("Kernel panic - not syncing: System is deadlocked on memory")
+        log.append("Tasks state (memory values in pages):")
+        log.append("[  pid  ]   uid  tgid total_vm      rss rss_anon rss_file rss_shmem "
+                   "pgtables_bytes swapents oom_score_adj name")
+        mm = self.state.mm
+        for t in sorted(self._tasks.values(), key=lambda x: x.pid):
+            if t.pid != t._tgid or t.pid == 1:
+                continue                               # dump_tasks: leaders, no global init
+            st = t.status()
+            r = [st["RssAnon"] // 4, st["RssFile"] // 4, st["RssShmem"] // 4]
+            log.append(f"[{t.pid:7d}] {0:5d} {t._tgid:5d} {int(mm[K.MM_TOTAL_VM, t._mmi]):8d} "
+                       f"{sum(r):8d} {r[0]:8d} {r[1]:8d} {r[2]:9d} {st['VmPTE'] * 1024:8d} "
+                       f"{st['VmSwap'] // 4:8d}         {t.oom_score_adj:5d} {t.comm}")
+        vst = victim.status()
+        log.append(f"oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,"
+                   f"global_oom,task_memcg=/,task={victim.comm},pid={victim.pid},uid=0")
+        log.append(f"Out of memory: Killed process {victim.pid} ({victim.comm}) "
+                   f"total-vm:{vst['VmSize']}kB, anon-rss:{vst['RssAnon']}kB, "
+                   f"file-rss:{vst['RssFile']}kB, shmem-rss:{vst['RssShmem']}kB, UID:0 "
+                   f"pgtables:{vst['VmPTE']}kB oom_score_adj:{victim.oom_score_adj}")
+        group = [t for t in self._tasks.values() if t._tgid == victim._tgid]
+        for t in group:
+            t.exit()
+        if self.config.profile.version >= 406:
+            log.append(f"oom_reaper: reaped process {victim.pid} ({victim.comm}), now "
+                       "anon-rss:0kB, file-rss:0kB, shmem-rss:0kB")
+        self._oom_kills += 1
+        if victim._tgid == current._tgid:
+            raise OOMKilled(current.pid, current.comm)
 
     @property
     def totalpages(self) -> int:
@@ -614,6 +668,7 @@ class Machine:
         d["nr_inactive_file"] = v.lru_pages(K.LRU_INACTIVE_FILE)
         d["nr_active_file"] = v.lru_pages(K.LRU_ACTIVE_FILE)
         d["nr_slab_reclaimable"] = v.slab_pages()
+        d["oom_kill"] = self._oom_kills
         return d
 
     def fault_latency_histogram(self) -> tuple[np.ndarray, np.ndarray]:
@@ -874,6 +929,9 @@ class Task:
         va, end = start, start + length
         while True:
             st, va = S_.populate_range(self.machine.state, self._ti, va, end, int(write))
+            if st == -_errno.ENOMEM and self.machine.config.oom_killer:
+                self.machine._out_of_memory(self)        # a victim dies; the fault restarts
+                continue
             if st != K.NEED_GROW:
                 break
             self.machine._grow()
@@ -1239,6 +1297,9 @@ class Task:
         i = 0
         while True:
             st, i = S_.run_touch(self.machine.state, self._ti, addr, length, stride, bool(write), i)
+            if st == -_errno.ENOMEM and self.machine.config.oom_killer:
+                self.machine._out_of_memory(self)        # a victim dies; the fault restarts
+                continue
             if not self.machine._service(st):
                 break
         self._raise_access(st, addr + i * stride, write)
@@ -1264,6 +1325,9 @@ class Task:
         i = 0
         while True:
             st, i = S_.run_access(self.machine.state, self._ti, a, w, i, res)
+            if st == -_errno.ENOMEM and self.machine.config.oom_killer:
+                self.machine._out_of_memory(self)        # a victim dies; the fault restarts
+                continue
             if not self.machine._service(st):
                 break
         if st != K.OK:

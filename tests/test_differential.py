@@ -44,6 +44,7 @@ class Pair:
     """One engine machine and one reference machine, with their live tasks paired up."""
 
     def __init__(self, memory="64MiB", departures=(), **kw):
+        kw.setdefault("oom_killer", False)            # the reference has no OOM killer
         self.m = mmcore.Machine(mmcore.Config(memory=memory, ncpus=1, **kw))
         c = self.m.config
         self.r = RefMachine(c.memory_bytes, ncpus=1, kernel=c.kernel, thp_enabled=c.thp_enabled,

@@ -189,3 +189,85 @@ def test_whole_system_snapshot_reports_movers_instead_of_failing():
     # a process can change between its score and its counters being read; those are the only
     # mismatches allowed, and they are few
     assert len(mismatched) <= max(2, len(snap.tasks) // 20)
+
+
+# ---- the OOM killer on the machine ------------------------------------------------------------
+
+def _hog_machine(**kw):
+    kw.setdefault("min_free_kbytes", 128)
+    return mmcore.Machine(mmcore.Config(memory="64MiB", thp_enabled="never", **kw))
+
+
+def test_a_fault_that_finds_no_memory_kills_the_biggest_and_restarts():
+    m = _hog_machine()
+    m.spawn("init")                                    # pid 1: never a victim
+    big = m.spawn("big")
+    a = big.mmap(40 << 20)
+    big.touch(a, 40 << 20)
+    small = m.spawn("small")
+    b = small.mmap(40 << 20)
+    small.touch(b, 40 << 20)                           # runs out half way: big dies, it goes on
+    assert small.smaps(b)["Rss"] == 40 << 10
+    assert big.pid not in {t.pid for t in m.tasks()}
+    assert m.vmstat()["oom_kill"] == 1
+    log = m.dmesg()
+    assert log[0] == ("small invoked oom-killer: gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_COMP"
+                      "|__GFP_ZERO), order=0, oom_score_adj=0")
+    assert "[  pid  ]   uid  tgid total_vm      rss rss_anon rss_file rss_shmem pgtables_bytes " \
+           "swapents oom_score_adj name" in log
+    assert any(line.startswith(f"oom-kill:constraint=CONSTRAINT_NONE,") and
+               line.endswith(f",task=big,pid={big.pid},uid=0") for line in log)
+    killed = [line for line in log if line.startswith("Out of memory: Killed process")]
+    assert len(killed) == 1 and killed[0].startswith(f"Out of memory: Killed process {big.pid} (big) "
+                                                     "total-vm:")
+    assert "anon-rss:40960kB" in killed[0] and killed[0].endswith("oom_score_adj:0")
+    assert log[-1].startswith(f"oom_reaper: reaped process {big.pid} (big)")
+    from mmcore.check import check_invariants
+    check_invariants(m)
+
+
+def test_the_allocating_task_itself_can_be_the_victim():
+    m = _hog_machine()
+    m.spawn("init")
+    hog = m.spawn("hog")
+    a = hog.mmap(128 << 20)
+    with pytest.raises(mmcore.OOMKilled) as e:
+        hog.touch(a, 128 << 20)
+    assert e.value.pid == hog.pid and m.vmstat()["oom_kill"] == 1
+    assert m.meminfo()["MemFree"] > 40 << 10           # its memory came back
+
+
+def test_oom_score_adj_steers_the_victim_and_minus_1000_protects():
+    m = _hog_machine()
+    m.spawn("init")
+    keep = m.spawn("keep", oom_score_adj=-1000)
+    a = keep.mmap(40 << 20)
+    keep.touch(a, 40 << 20)
+    bait = m.spawn("bait", oom_score_adj=1000)
+    c = bait.mmap(8 << 20)
+    bait.touch(c, 8 << 20)
+    new = m.spawn("new")
+    b = new.mmap(24 << 20)
+    new.touch(b, 16 << 20)                              # bait dies first (adj 1000)
+    assert [t.comm for t in m.tasks()] == ["init", "keep", "new"]
+    with pytest.raises(mmcore.OOMKilled):
+        new.touch(b, 24 << 20)                          # nothing left but keep (protected) and new
+    assert keep.smaps(a)["Rss"] == 40 << 10
+
+
+def test_no_victim_panics():
+    m = _hog_machine()
+    init = m.spawn("init")
+    a = init.mmap(128 << 20)
+    with pytest.raises(mmcore.OutOfMemoryPanic, match="deadlocked on memory"):
+        init.touch(a, 128 << 20)
+
+
+def test_without_the_oom_killer_the_fault_fails_with_enomem():
+    m = _hog_machine(oom_killer=False)
+    m.spawn("init")
+    hog = m.spawn("hog")
+    a = hog.mmap(128 << 20)
+    with pytest.raises(OSError) as e:
+        hog.touch(a, 128 << 20)
+    assert e.value.errno == errno.ENOMEM and m.vmstat()["oom_kill"] == 0
