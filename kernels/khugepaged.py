@@ -173,7 +173,11 @@ def scan_pmd(cfg, vmstat, fr32, fr_flags, fr_order, pt, tb, khugepaged):
     pages = 0
     for i in range(HPAGE_PMD_NR):
         e = pt[tb + i]
-        if e == 0:
+        zero = e != 0 and (e & _PAGE_PRESENT) != 0 and (
+            (e & _PAGE_SPECIAL) != 0 or entry_pfn(e) == zp)
+        if zero and rule == COLLAPSE_ALL_WRITABLE:
+            return SCAN_PAGE_RO                  # 3.10: the zero page is not writable
+        if e == 0 or zero:                       # none, or the zero page (counted as none)
             none += 1
             if none > max_none:
                 if counting:
@@ -191,15 +195,6 @@ def scan_pmd(cfg, vmstat, fr32, fr_flags, fr_order, pt, tb, khugepaged):
                 return SCAN_EXCEED_SWAP_PTE
             continue
         pfn = entry_pfn(e)
-        if (e & _PAGE_SPECIAL) != 0 or pfn == zp:
-            if rule == COLLAPSE_ALL_WRITABLE:
-                return SCAN_PAGE_RO              # 3.10: the zero page is not writable
-            none += 1
-            if none > max_none:
-                if counting:
-                    vmstat[VS_THP_SCAN_EXCEED_NONE_PTE] += 1
-                return SCAN_EXCEED_NONE_PTE
-            continue
         if e & _PAGE_RW:
             writable += 1
         elif rule == COLLAPSE_ALL_WRITABLE:

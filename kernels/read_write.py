@@ -632,20 +632,12 @@ def drop_caches(S, ti, value):
 @kernel
 def catch_up(S, ti):
     """Background work up to task ``ti``'s clock (after it slept)."""
-    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
-    if not file_room(fgs, pc, wbq, vmstat, 0, 0, 0, gs):
-        return NEED_GROW, 0
-    now = task[T_CLOCK, ti]
-    background(S, now)
-    if now > gs[G_NOW]:
-        gs[G_NOW] = now
-    return OK, 0
+    return machine_catch_up(S, S.task[T_CLOCK, ti])
 
 
 @kernel
 def machine_catch_up(S, until):
-    """Background work up to ``until`` ps with every task idle (``Machine.advance``)."""
+    """Background work up to ``until`` ps (``Machine.advance``, or a task that slept)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     if not file_room(fgs, pc, wbq, vmstat, 0, 0, 0, gs):
