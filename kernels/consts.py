@@ -173,6 +173,7 @@ BLOCKED = 1003               # the task waits (lock, memory)
 TIMER = 1004                 # background work (khugepaged) is due: run it, then re-enter
 OOM = 1005                   # an allocation failed in a way that needs the OOM path
 SIGBUS = 1006                # a file-mapping access beyond the end of the file (or mkwrite ENOSPC)
+KILLED = 1007                # batch runs: the task was killed (OOM killer) before or during this op
 
 # ---- sysfs THP modes ---------------------------------------------------------------------------
 THP_NEVER = 0
@@ -265,7 +266,8 @@ C_COST_SCAN_PTE = 61         # khugepaged: examining one PTE (its page, flags, m
 C_COMPACT_PROACTIVENESS = 62  # vm.compaction_proactiveness (0..100; 5.9+, else 0)
 C_EXTFRAG_THRESHOLD = 63     # vm.extfrag_threshold (0..1000)
 C_KCOMPACTD = 64             # 1: the profile has kcompactd (4.6+)
-NR_CFG = 65
+C_OOM_KILLER = 65            # 1: a user fault that finds no memory stops with OOM (the OOM killer)
+NR_CFG = 66
 
 # which PTEs of a range a collapse needs writable (spec 3.8)
 COLLAPSE_ALL_WRITABLE = 0    # 3.10: every present PTE writable; a zero-page PTE aborts

@@ -9,6 +9,9 @@ import numpy as np
 
 from .consts import (
     C_KERNEL,
+    C_OOM_KILLER,
+    ENOMEM,
+    OOM,
     C_RECORD,
     CPU_FREE_AT,
     EINVAL,
@@ -84,7 +87,8 @@ def run_ops(S, ops, order, tstart, tend, cursor, res, rs):
     ``cursor[j]`` how far it got; ``res[0, k]``/``res[1, k]`` get op k's status and value and
     ``res[2, k]`` its position in the order the ops ran.
 
-    Returns (status, op index): OK when all streams are done, else NEED_GROW, FLUSH or TIMER.
+    Returns (status, op index): OK when all streams are done, else NEED_GROW, FLUSH, TIMER or
+    OOM (a touch or access found no memory: Python runs the OOM killer, then re-enters).
     """
     cfg = S.cfg
     gs = S.gs
@@ -115,7 +119,7 @@ def run_ops(S, ops, order, tstart, tend, cursor, res, rs):
         if rec_sys and not ev_room(gs, ev, 1):
             return FLUSH, k
         st, val = _run_one(S, ops, k, ti, rs)
-        if st == NEED_GROW or st == FLUSH or st == TIMER:
+        if st == NEED_GROW or st == FLUSH or st == TIMER or st == OOM:
             return st, k
         res[0, k] = st
         res[1, k] = val
@@ -172,7 +176,9 @@ def _run_one(S, ops, k, ti, rs):
                             S.smp, ti, np.empty(0, np.int64), w, start, stride, n, i0,
                             np.empty(0, np.int8), S)
         op_end(S.gs, S.task, S.cpus, ti)
-        if st == NEED_GROW or st == FLUSH or st == TIMER:
+        if st == -ENOMEM and S.cfg[C_OOM_KILLER] != 0:
+            st = OOM                    # pagefault_out_of_memory: the OOM killer, then a restart
+        if st == NEED_GROW or st == FLUSH or st == TIMER or st == OOM:
             rs[RS_OP] = k
             rs[RS_PHASE] = 2
             rs[RS_POS] = i

@@ -345,6 +345,7 @@ class Config:
         c[K.C_COMPACT_PROACTIVENESS] = self.compaction_proactiveness
         c[K.C_EXTFRAG_THRESHOLD] = self.extfrag_threshold
         c[K.C_KCOMPACTD] = int(p.version >= 406)
+        c[K.C_OOM_KILLER] = int(self.oom_killer)
         kh = self.khugepaged
         c[K.C_KH_PAGES_TO_SCAN] = kh.pages_to_scan
         c[K.C_KH_SCAN_SLEEP_PS] = kh.scan_sleep_millisecs * 1_000_000_000

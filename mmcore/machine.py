@@ -435,8 +435,10 @@ class Machine:
         ``("touch", addr, length, stride, write)``, ``("access", addr, write)``, ``("brk", addr)``,
         ``("mlock", addr, length)``, ``("munlock", addr, length)``. Each task's ops keep their
         order; across tasks the op that can start first runs first (ties: lower pid). Returns an
-        int64 array ``(3, len(ops))``: each op's status (0 or -errno; 1000 for SIGSEGV), value,
-        and its position in the order the ops ran.
+        int64 array ``(3, len(ops))``: each op's status (0 or -errno; 1000 for SIGSEGV; 1007 for
+        a task the OOM killer killed before or during the op), value, and its position in the
+        order the ops ran. A touch or access that finds no memory runs the OOM killer and
+        restarts, as in the call-by-call API.
         """
         n = len(ops)
         arr = np.zeros((K.NR_OP_ROWS, n), np.int64)
@@ -465,9 +467,24 @@ class Machine:
         rs = np.full(SCH.NR_RS, -1, np.int64)
         rs[SCH.RS_SEQ] = 0
         while True:
-            st, _ = SCH.run_ops(self.state, arr, order, tstart, tend, cursor, res, rs)
+            st, k = SCH.run_ops(self.state, arr, order, tstart, tend, cursor, res, rs)
+            if st == K.OOM:
+                ti = int(arr[K.OPR_TASK, k])
+                current = next(t for t in self._tasks.values() if t._ti == ti)
+                try:
+                    self._out_of_memory(current)
+                except OOMKilled:
+                    rs[SCH.RS_OP] = -1          # its op ends here; its stream stops
+                continue
             if not self._service(st):
-                return res
+                break
+        # the ops of tasks the OOM killer took that never ran (or never finished)
+        alive = self.state.task[K.T_ALIVE]
+        for j in range(tstart.shape[0]):
+            for idx in order[cursor[j]:tend[j]]:
+                if not alive[arr[K.OPR_TASK, idx]]:
+                    res[0, idx] = K.KILLED
+        return res
 
     def tasks(self) -> list["Task"]:
         return list(self._tasks.values())

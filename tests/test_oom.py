@@ -271,3 +271,27 @@ def test_without_the_oom_killer_the_fault_fails_with_enomem():
     with pytest.raises(OSError) as e:
         hog.touch(a, 128 << 20)
     assert e.value.errno == errno.ENOMEM and m.vmstat()["oom_kill"] == 0
+
+
+def test_the_batch_runner_runs_the_oom_killer_too():
+    m = _hog_machine()
+    m.spawn("init")
+    big, small = m.spawn("big"), m.spawn("small")
+    A, B = 0x7F0000000000, 0x7E0000000000
+    F = mmcore.MAP_PRIVATE | mmcore.MAP_ANONYMOUS | mmcore.MAP_FIXED
+    RW = mmcore.PROT_READ | mmcore.PROT_WRITE
+    res = m.run([(big, "mmap", A, 40 << 20, RW, F), (big, "touch", A, 40 << 20, 4096, 1),
+                 (small, "mmap", B, 40 << 20, RW, F), (small, "touch", B, 40 << 20, 4096, 1),
+                 (big, "touch", A, 40 << 20, 4096, 0)])
+    # big's 40 MiB came first; small's touch ran out, the OOM killer took big, small finished
+    assert res[0].tolist() == [0, 0, 0, 0, 1007]
+    assert small.smaps(B)["Rss"] == 40 << 10
+    assert m.vmstat()["oom_kill"] == 1 and big.pid not in {t.pid for t in m.tasks()}
+    from mmcore.check import check_invariants
+    check_invariants(m)
+    m2 = _hog_machine()
+    m2.spawn("init")
+    hog = m2.spawn("hog")
+    res = m2.run([(hog, "mmap", A, 128 << 20, RW, F), (hog, "touch", A, 128 << 20, 4096, 1),
+                  (hog, "munmap", A, 4096)])
+    assert res[0].tolist() == [0, 1007, 1007]          # killed in its own touch
