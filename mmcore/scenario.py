@@ -1641,23 +1641,14 @@ class _Runner:
 
     def write_trace(self, path: str, summary: dict) -> None:
         """The run's HDF5 trace (``mmcore.trace`` schema), plus the scenario's own records."""
-        from .trace import TraceWriter, log2_histogram
+        from .trace import TraceWriter, log2_histogram, write_machine_records
         m, sc = self.m, self.sc
         obs = set(sc.observables)
         attrs = {"scenario_name": sc.name, "scenario": sc.canonical,
                  "summary": json.dumps(summary, default=_json_default)}
         with TraceWriter(path, config_json=self.config_json, seed=self.seed, scenario_hash=sc.hash,
                          attrs=attrs) as w:
-            ev = m.events()
-            w.append_events(ev)
-            smp = m.samples()
-            if len(smp.get("time_ns", ())):
-                w.append_samples(smp)
-            op = np.asarray(ev["op"])
-            for code in np.unique(op).tolist():
-                nm = K.OP_NAMES[code] if 0 <= code < len(K.OP_NAMES) else f"op{code}"
-                w.write_histogram(f"{nm}_latency_ns", *log2_histogram(np.asarray(ev["latency_ns"])[op == code]))
-            w.write_histogram("kernel.fault_latency_ns", *m.fault_latency_histogram())
+            write_machine_records(w, m)
             for i, stats in enumerate(self.phase_stats):
                 for k, s in stats.items():
                     if s.lat:

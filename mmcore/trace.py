@@ -482,6 +482,21 @@ def log2_histogram(values_ns: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.bincount(idx, minlength=edges.shape[0] - 1).astype(np.int64), edges
 
 
+def write_machine_records(w: "TraceWriter", machine: Any) -> None:
+    """A machine's run records into an open writer: its events, samples, a latency histogram per
+    op that has events, and the in-kernel page-fault latency histogram."""
+    ev = machine.events()
+    w.append_events(ev)
+    smp = machine.samples()
+    if len(smp.get("time_ns", ())):
+        w.append_samples(smp)
+    op = np.asarray(ev["op"])
+    for code in np.unique(op).tolist():
+        name = K.OP_NAMES[code] if 0 <= code < len(K.OP_NAMES) else f"op{code}"
+        w.write_histogram(f"{name}_latency_ns", *log2_histogram(np.asarray(ev["latency_ns"])[op == code]))
+    w.write_histogram("kernel.fault_latency_ns", *machine.fault_latency_histogram())
+
+
 def write_machine_trace(path: str | os.PathLike, machine: Any, *, scenario_hash: str = "",
                         compression: str | None = "lzf", chunk: int = 1 << 16, fsync: bool = True,
                         **attrs: Any) -> None:
@@ -495,17 +510,7 @@ def write_machine_trace(path: str | os.PathLike, machine: Any, *, scenario_hash:
     config_json = json.dumps(machine.config.to_dict(), sort_keys=True)
     with TraceWriter(path, compression=compression, chunk=chunk, config_json=config_json,
                      seed=machine.seed, scenario_hash=scenario_hash, attrs=attrs, fsync=fsync) as w:
-        ev = machine.events()
-        w.append_events(ev)
-        smp = machine.samples()
-        if len(smp.get("time_ns", ())):
-            w.append_samples(smp)
-        op = np.asarray(ev["op"])
-        for code in np.unique(op).tolist():
-            name = K.OP_NAMES[code] if 0 <= code < len(K.OP_NAMES) else f"op{code}"
-            w.write_histogram(f"{name}_latency_ns", *log2_histogram(np.asarray(ev["latency_ns"])[op == code]))
-        if hasattr(machine, "fault_latency_histogram"):
-            w.write_histogram("kernel.fault_latency_ns", *machine.fault_latency_histogram())
+        write_machine_records(w, machine)
         w.write_final("vmstat", machine.vmstat())
         w.write_final("meminfo", machine.meminfo())
         for t in machine.tasks():
