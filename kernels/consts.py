@@ -69,6 +69,8 @@ PG_unevictable = 1 << 18     # on the unevictable list (ramfs, mlocked)
 PG_mappedtodisk = 1 << 19    # its buffers map blocks already (write_begin/page_mkwrite done)
 PG_falloc_new = 1 << 20      # tmpfs: added by fallocate and not written yet (reads as a hole)
 PG_partially_mapped = 1 << 21  # THP head: some subpages unmapped; on the deferred split queue
+PG_file_thp = 1 << 22        # every frame of a PMD-sized page-cache folio (head: PG_head too);
+                             # page[1]'s FR_NEXT holds its entire (PMD) mapcount (FILE_ENTIRE)
 
 # ---- LRU lists (include/linux/mmzone.h enum lru_list) and replacement policies ---------------
 LRU_INACTIVE_ANON = 0
@@ -267,7 +269,24 @@ C_COMPACT_PROACTIVENESS = 62  # vm.compaction_proactiveness (0..100; 5.9+, else 
 C_EXTFRAG_THRESHOLD = 63     # vm.extfrag_threshold (0..1000)
 C_KCOMPACTD = 64             # 1: the profile has kcompactd (4.6+)
 C_OOM_KILLER = 65            # 1: a user fault that finds no memory stops with OOM (the OOM killer)
-NR_CFG = 66
+C_HPC_MODEL = 66             # HPC_*: which transparent huge page cache the machine has
+C_SHMEM_ENABLED = 67         # /sys/kernel/mm/transparent_hugepage/shmem_enabled (SHMEM_HUGE_*)
+NR_CFG = 68
+
+# huge page cache models (cfg[C_HPC_MODEL])
+HPC_MAINLINE = 0             # tmpfs huge= (4.8+), PMD-mapped on fault
+HPC_2013 = 1                 # the 2013 series: ramfs only, no huge mappings (a fault splits)
+HPC_2013_MMAP = 2            # the 2013 series plus what it lacked: PMD-mapped on fault
+HPC_NAMES = ("mainline", "2013", "2013+mmap")
+# tmpfs huge= (fs[FS_HUGE]) and shmem_enabled
+SHMEM_HUGE_NEVER = 0
+SHMEM_HUGE_ALWAYS = 1
+SHMEM_HUGE_WITHIN_SIZE = 2
+SHMEM_HUGE_ADVISE = 3
+SHMEM_HUGE_DENY = 4          # shmem_enabled only: off for every mount
+SHMEM_HUGE_FORCE = 5         # shmem_enabled only: on for every mount
+SHMEM_HUGE_NAMES = ("never", "always", "within_size", "advise", "deny", "force")
+FILE_ENTIRE = 0              # fr32 row (= FR_NEXT) of page[1] of a file THP: its PMD mapcount
 
 # which PTEs of a range a collapse needs writable (spec 3.8)
 COLLAPSE_ALL_WRITABLE = 0    # 3.10: every present PTE writable; a zero-page PTE aborts
@@ -352,7 +371,8 @@ FS_WR_PAGE = 7
 FS_BYTES_READ = 8
 FS_BYTES_WRITTEN = 9
 FS_ERR_LOST = 10             # pages whose blocks could not be allocated at writeback
-NR_FS_FIELDS = 11
+FS_HUGE = 11                 # tmpfs huge= mount option (SHMEM_HUGE_*)
+NR_FS_FIELDS = 12
 
 I_FS = 0
 I_SIZE = 1                   # bytes
@@ -487,7 +507,9 @@ VMSTAT_NAMES = (
     "thp_collapse_alloc", "thp_collapse_alloc_failed", "thp_scan_exceed_none_pte",
     "thp_scan_exceed_swap_pte", "thp_scan_exceed_share_pte", "thp_split_page_failed",
     "thp_underused_split_page", "compact_daemon_wake", "compact_daemon_migrate_scanned",
-    "compact_daemon_free_scanned",
+    "compact_daemon_free_scanned", "thp_file_alloc", "thp_file_fallback",
+    "thp_file_fallback_charge", "thp_file_mapped", "nr_shmem_hugepages", "nr_shmem_pmdmapped",
+    "thp_write_alloc", "thp_write_alloc_failed", "thp_read_alloc", "thp_read_alloc_failed",
 )
 VS_NR_FREE_PAGES = 0
 VS_NR_ANON_PAGES = 1
@@ -557,6 +579,16 @@ VS_THP_UNDERUSED_SPLIT_PAGE = 64
 VS_COMPACT_DAEMON_WAKE = 65
 VS_COMPACT_DAEMON_MIGRATE_SCANNED = 66
 VS_COMPACT_DAEMON_FREE_SCANNED = 67
+VS_THP_FILE_ALLOC = 68
+VS_THP_FILE_FALLBACK = 69
+VS_THP_FILE_FALLBACK_CHARGE = 70
+VS_THP_FILE_MAPPED = 71
+VS_NR_SHMEM_HUGEPAGES = 72   # tmpfs THPs (in THPs, as /proc/vmstat prints them)
+VS_NR_SHMEM_PMDMAPPED = 73   # tmpfs THPs mapped by a PMD somewhere
+VS_THP_WRITE_ALLOC = 74      # the 2013 series' counters
+VS_THP_WRITE_ALLOC_FAILED = 75
+VS_THP_READ_ALLOC = 76
+VS_THP_READ_ALLOC_FAILED = 77
 NR_VMSTAT = len(VMSTAT_NAMES)
 
 # ---- event records (ev array rows) and what is recorded (cfg[C_RECORD] bits) -------------------

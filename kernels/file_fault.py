@@ -18,8 +18,26 @@ do_fault_around / wp_page_shared, mm/filemap.c filemap_fault / filemap_map_pages
 
 Mapped file pages count in ``MM_FILEPAGES`` (tmpfs: ``MM_SHMEMPAGES``), ``nr_mapped`` (pages
 mapped at least once) and their frame's mapcount.
+
+Page-cache THPs (``shmem.py``): ``do_file_huge_fault`` runs before the PTE-level fault when no
+PMD leaf is present. For a memory filesystem it allocates the huge folio the model allows; where
+the PMD is empty, the VMA suitable (``thp_vma_suitable_order``: the aligned 2 MiB range inside
+the VMA, the file offset aligned alike), THP not refused by VM_NOHUGEPAGE or the prctl, and the
+fault not a private write, it maps the folio with one PMD (``do_set_pmd``, ``thp_file_mapped``):
+writable at once in a shared writable mapping, as shmem has no write-notify. Under the 2013 model
+there are no huge mappings: a fault that finds a huge page splits it and maps 4 KiB.
 """
 from .consts import (
+    C_HPC_MODEL,
+    HPAGE_PMD_NR,
+    HPAGE_PMD_SIZE,
+    HPC_2013,
+    MM_FLAGS,
+    MM_HAD_PMD,
+    PG_file_thp,
+    VM_WRITE,
+    VS_THP_FILE_MAPPED,
+    _PAGE_PSE,
     VS_NR_DIRTY,
     FG_NEED_PT,
     FG_NEED_WB,
@@ -47,13 +65,28 @@ from .consts import (
     SIGBUS,
     T_MAJFLT,
     VM_SHARED,
+    VM_NOHUGEPAGE,
     VS_NR_ANON_PAGES,
     VS_PGALLOC,
     VS_PGMAJFAULT,
 )
-from .filemap import account_page_dirtied, filemap_get_folio, map_file_pte, unmap_file_pte
+from .filemap import (
+    account_page_dirtied,
+    file_folio_head,
+    filemap_get_folio,
+    map_file_pmd,
+    map_file_pte,
+    split_file_folio,
+    unmap_file_pte,
+)
+from .shmem import (
+    HUGE_FOR_FAULT,
+    huge_cache_capable,
+    shmem_alloc_huge,
+    shmem_huge_wanted,
+)
 from .fs import fs_write_begin
-from .huge_memory import leaf_prot, prep_anon_folio
+from .huge_memory import leaf_prot, prep_anon_folio, thp_disabled_by_mm
 from .jit import kernel
 from .pagetable import pt_slots_available
 from .page_alloc import rmqueue
@@ -86,6 +119,7 @@ def shared_mkwrite(S, ii, index, pfn, ppos, now):
     clock after any dirty throttling)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+    pfn = file_folio_head(fr_flags, pfn)         # the folio's state lives in its head
     if fr_flags[pfn] & PG_mappedtodisk:
         c = cfg[C_COST_MKWRITE]                  # its buffers are mapped already: base cost
     else:
@@ -113,6 +147,14 @@ def do_file_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, ppos, va, write
         return SIGBUS, 0
     t = now
     pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
+    if pfn < 0 and cfg[C_HPC_MODEL] == HPC_2013 and \
+            shmem_huge_wanted(cfg, fs, ino, ii, index, 0, vm_flags, mm[MM_FLAGS, mmi], HUGE_FOR_FAULT):
+        pfn, c = shmem_alloc_huge(S, ii, index, vm_flags, HUGE_FOR_FAULT, t)
+        t += c
+    if pfn >= 0 and fr_flags[pfn] & PG_file_thp and cfg[C_HPC_MODEL] == HPC_2013:
+        # the 2013 series maps no huge page: a fault on one splits it first
+        split_file_folio(vmstat, fr32, fr_flags, fr_order, fr_memcg, lru,
+                         file_folio_head(fr_flags, pfn))
     if pfn < 0:
         ra = max(1, cfg[C_READ_AHEAD])
         first = max(0, index - ra // 2)
@@ -189,3 +231,48 @@ def do_file_wp(S, mmi, vm_flags, vstart, pgoff, ii, ppos, va, now):
     pt[ppos] = leaf_prot(vm_flags) | _PAGE_RW | _PAGE_DIRTY | (new << 12)
     flush_tlb_page(cfg, tlb, pwc, mmi + 1, va)
     return OK, cfg[C_COST_COPY_PAGE] + cfg[C_COST_TLB_FLUSH]
+
+
+@kernel
+def do_file_huge_fault(S, mmi, vm_flags, vstart, vend, pgoff, ii, pos, va, write, now):
+    """The page-cache THP part of a fault on a file mapping whose PMD holds no leaf (module
+    docstring). Returns (status, cost in ps, done): not done means the PTE-level fault goes on
+    (and finds any folio allocated here in the page cache)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+    if cfg[C_HPC_MODEL] == HPC_2013 or not huge_cache_capable(cfg, fs, ino, ii):
+        return OK, 0, False
+    haddr = va & ~(HPAGE_PMD_SIZE - 1)
+    if haddr < vstart or haddr + HPAGE_PMD_SIZE > vend or \
+            ((vstart >> 12) - pgoff) & (HPAGE_PMD_NR - 1) != 0:
+        return OK, 0, False                    # thp_vma_suitable_order
+    index = pgoff + ((va - vstart) >> 12)
+    if index >= (ino[I_SIZE, ii] + PAGE - 1) >> 12:
+        return OK, 0, False                    # beyond EOF: SIGBUS at PTE level
+    cost = 0
+    mm_flags = mm[MM_FLAGS, mmi]
+    pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
+    if pfn < 0:
+        if not shmem_huge_wanted(cfg, fs, ino, ii, index, 0, vm_flags, mm_flags, HUGE_FOR_FAULT):
+            return OK, 0, False
+        pfn, cost = shmem_alloc_huge(S, ii, index, vm_flags, HUGE_FOR_FAULT, now)
+        if pfn < 0:
+            return OK, cost, False
+    shared = (vm_flags & VM_SHARED) != 0
+    if pt[pos] != 0 or (fr_flags[pfn] & PG_file_thp) == 0 or (write and not shared):
+        return OK, cost, False
+    # do_set_pmd (6.12+ also asks vma_thp_disabled: VM_NOHUGEPAGE and the prctl)
+    if vm_flags & VM_NOHUGEPAGE or thp_disabled_by_mm(cfg, mm_flags, vm_flags):
+        return OK, cost, False
+    head = file_folio_head(fr_flags, pfn)
+    e = leaf_prot(vm_flags) | _PAGE_PSE | (head << 12)
+    if shared and vm_flags & VM_WRITE:
+        e |= _PAGE_RW                          # shmem: no write-notify
+    if write:
+        e |= _PAGE_DIRTY
+        account_page_dirtied(vmstat, fr_flags, fs, ino, ii, head, now + cost)
+    pt[pos] = e
+    map_file_pmd(vmstat, fr32, fr_flags, mm, mmi, head)
+    mm[MM_HAD_PMD, mmi] = 1
+    vmstat[VS_THP_FILE_MAPPED] += 1
+    return OK, cost, True

@@ -13,6 +13,16 @@ The same functions serve the simulated machine and ``mmcore.pagecache.replay``.
 """
 from .borrow import borrow, prefetch
 from .consts import (
+    FILE_ENTIRE,
+    HPAGE_PMD_NR,
+    HPAGE_PMD_ORDER,
+    PG_file_thp,
+    PG_lru,
+    VS_NR_FILE_HUGEPAGES,
+    VS_NR_FILE_PMDMAPPED,
+    VS_NR_SHMEM_HUGEPAGES,
+    VS_NR_SHMEM_PMDMAPPED,
+    VS_THP_SPLIT_PAGE,
     VS_NR_MAPPED,
     MM_SHMEMPAGES,
     MM_FILEPAGES,
@@ -263,7 +273,25 @@ def account_page_cleaned(vmstat, fr_flags, fs, ino, ii, pfn):
         ino[I_DIRTIED_WHEN, ii] = -1
 
 
-# ---- file pages mapped by PTEs (mm/rmap.c for file folios) ----------------------------------------
+# ---- file pages mapped by PTEs and PMDs (mm/rmap.c for file folios) ----------------------------
+# A page counts in nr_mapped while a PTE maps it or a PMD maps its folio (NR_FILE_MAPPED counts
+# pages, each once). The entire (PMD) mapcount of a page-cache THP lives in page[1]'s FILE_ENTIRE.
+
+@kernel(inline="always")
+def file_folio_head(fr_flags, pfn):
+    """The head frame of the page-cache folio holding frame ``pfn``."""
+    if fr_flags[pfn] & PG_file_thp:
+        return pfn & ~(HPAGE_PMD_NR - 1)
+    return pfn
+
+
+@kernel(inline="always")
+def file_entire_mapcount(fr32, fr_flags, pfn):
+    """PMD mappings of the folio holding ``pfn`` (0 for an order-0 page)."""
+    if fr_flags[pfn] & PG_file_thp:
+        return fr32[FILE_ENTIRE, (pfn & ~(HPAGE_PMD_NR - 1)) + 1]
+    return 0
+
 
 @kernel(inline="always")
 def file_rss(mm, mmi, fr_flags, pfn, delta):
@@ -277,7 +305,7 @@ def file_rss(mm, mmi, fr_flags, pfn, delta):
 def map_file_pte(vmstat, fr32, fr_flags, pt, mm, mmi, ppos, pfn, prot):
     """Install a PTE mapping page-cache page ``pfn`` (``folio_add_file_rmap_pte``)."""
     pt[ppos] = prot | (pfn << 12)
-    if fr32[FR_MAPCOUNT, pfn] == 0:
+    if fr32[FR_MAPCOUNT, pfn] == 0 and file_entire_mapcount(fr32, fr_flags, pfn) == 0:
         vmstat[VS_NR_MAPPED] += 1
     fr32[FR_MAPCOUNT, pfn] += 1
     file_rss(mm, mmi, fr_flags, pfn, 1)
@@ -288,6 +316,134 @@ def unmap_file_pte(vmstat, fr32, fr_flags, mm, mmi, pfn):
     """A PTE mapping page-cache page ``pfn`` went (``folio_remove_rmap_pte``); the page stays
     cached."""
     fr32[FR_MAPCOUNT, pfn] -= 1
-    if fr32[FR_MAPCOUNT, pfn] == 0:
+    if fr32[FR_MAPCOUNT, pfn] == 0 and file_entire_mapcount(fr32, fr_flags, pfn) == 0:
         vmstat[VS_NR_MAPPED] -= 1
     file_rss(mm, mmi, fr_flags, pfn, -1)
+
+
+@kernel
+def _unmapped_subpages(fr32, head):
+    n = 0
+    for i in range(HPAGE_PMD_NR):
+        if fr32[FR_MAPCOUNT, head + i] == 0:
+            n += 1
+    return n
+
+
+@kernel
+def map_file_pmd(vmstat, fr32, fr_flags, mm, mmi, head):
+    """``folio_add_file_rmap_pmd``: one more PMD maps the page-cache THP at ``head``."""
+    fr32[FILE_ENTIRE, head + 1] += 1
+    if fr32[FILE_ENTIRE, head + 1] == 1:
+        vmstat[VS_NR_MAPPED] += _unmapped_subpages(fr32, head)
+        if fr_flags[head] & PG_swapbacked and not fr_flags[head] & PG_unevictable:
+            vmstat[VS_NR_SHMEM_PMDMAPPED] += 1
+        else:
+            vmstat[VS_NR_FILE_PMDMAPPED] += 1
+    file_rss(mm, mmi, fr_flags, head, HPAGE_PMD_NR)
+
+
+@kernel
+def unmap_file_pmd(vmstat, fr32, fr_flags, mm, mmi, head):
+    """``folio_remove_rmap_pmd`` for a page-cache THP: the folio stays cached."""
+    fr32[FILE_ENTIRE, head + 1] -= 1
+    if fr32[FILE_ENTIRE, head + 1] == 0:
+        vmstat[VS_NR_MAPPED] -= _unmapped_subpages(fr32, head)
+        if fr_flags[head] & PG_swapbacked and not fr_flags[head] & PG_unevictable:
+            vmstat[VS_NR_SHMEM_PMDMAPPED] -= 1
+        else:
+            vmstat[VS_NR_FILE_PMDMAPPED] -= 1
+    file_rss(mm, mmi, fr_flags, head, -HPAGE_PMD_NR)
+
+
+# ---- PMD-sized page-cache folios (the huge page cache) -------------------------------------------
+# Every subpage keeps its own index entry, owner and index, as the 2013 series gave a huge page 512
+# radix-tree slots; the folio sits on its LRU list once, by its head, counting 512 pages.
+
+@kernel(inline="always")
+def _thp_counter(fr_flags, head):
+    """The vmstat row counting this folio: nr_shmem_hugepages for tmpfs, nr_file_hugepages else."""
+    if fr_flags[head] & PG_swapbacked and not fr_flags[head] & PG_unevictable:
+        return VS_NR_SHMEM_HUGEPAGES
+    return VS_NR_FILE_HUGEPAGES
+
+
+@kernel
+def filemap_add_huge(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs, ino, ii, base,
+                     head):
+    """Add the freshly allocated order-9 block at ``head`` as pages [base, base + 512) of inode
+    ``ii`` (the caller checked the range is empty, the index has room and the filesystem has
+    512 blocks free)."""
+    t = fs[FS_TYPE, ino[I_FS, ii]]
+    f = PG_swapbacked | PG_file_thp
+    if t == FST_RAMFS:
+        f |= PG_unevictable
+        vmstat[VS_NR_UNEVICTABLE] += HPAGE_PMD_NR
+    else:
+        vmstat[VS_NR_SHMEM] += HPAGE_PMD_NR
+    fs[FS_FREE, ino[I_FS, ii]] -= HPAGE_PMD_NR
+    for i in range(HPAGE_PMD_NR):
+        p = head + i
+        fr32[FR_OWNER, p] = ii
+        fr32[FR_MAPCOUNT, p] = 0
+        fr_idx[p] = base + i
+        fr_flags[p] = f
+        filemap_insert(pc, fr32, fr_idx, p)
+    fr_flags[head] = f | PG_head
+    fr32[FILE_ENTIRE, head + 1] = 0
+    fgs[FG_PC_USED] += HPAGE_PMD_NR
+    ino[I_NRPAGES, ii] += HPAGE_PMD_NR
+    if base + HPAGE_PMD_NR > ino[I_PAGES_END, ii]:
+        ino[I_PAGES_END, ii] = base + HPAGE_PMD_NR
+    vmstat[VS_NR_FILE_PAGES] += HPAGE_PMD_NR
+    vmstat[_thp_counter(fr_flags, head)] += 1
+    folio_add_lru(lru, fr32, fr_flags, fr_memcg[head], head, HPAGE_PMD_NR)
+
+
+@kernel
+def filemap_remove_huge(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc, lru,
+                        fgs, fs, ino, head):
+    """Remove and free a whole page-cache THP (unmapped everywhere)."""
+    ii = fr32[FR_OWNER, head]
+    f = fr_flags[head]
+    folio_del_lru(lru, fr32, fr_flags, fr_memcg[head], head, HPAGE_PMD_NR)
+    vmstat[_thp_counter(fr_flags, head)] -= 1
+    for i in range(HPAGE_PMD_NR):
+        filemap_delete(pc, fr32, fr_idx, head + i)
+    for i in range(HPAGE_PMD_NR):
+        p = head + i
+        fr_flags[p] = 0
+        fr32[FR_OWNER, p] = 0
+        fr32[FR_NEXT, p] = 0
+        fr32[FR_PREV, p] = 0
+        fr_idx[p] = 0
+    fgs[FG_PC_USED] -= HPAGE_PMD_NR
+    ino[I_NRPAGES, ii] -= HPAGE_PMD_NR
+    vmstat[VS_NR_FILE_PAGES] -= HPAGE_PMD_NR
+    if f & PG_unevictable:
+        vmstat[VS_NR_UNEVICTABLE] -= HPAGE_PMD_NR
+    else:
+        vmstat[VS_NR_SHMEM] -= HPAGE_PMD_NR
+    fs[FS_FREE, ino[I_FS, ii]] += HPAGE_PMD_NR
+    vmstat[VS_PGFREE] += HPAGE_PMD_NR
+    free_pages(gs, fr32, fr_flags, fr_order, pb_mt, head, HPAGE_PMD_ORDER)
+
+
+@kernel
+def split_file_folio(vmstat, fr32, fr_flags, fr_order, fr_memcg, lru, head):
+    """``split_folio`` of a page-cache THP that no PMD maps: its 512 pages become order-0 folios
+    with the head's state, PTE mappings untouched, each on the head's list (the head first, as
+    ``lru_add_split_folio`` puts the tails after it). Returns False if a PMD still maps it."""
+    if fr32[FILE_ENTIRE, head + 1] != 0:
+        return False
+    keep = fr_flags[head] & ~(PG_file_thp | PG_lru)
+    folio_del_lru(lru, fr32, fr_flags, fr_memcg[head], head, HPAGE_PMD_NR)
+    vmstat[_thp_counter(fr_flags, head)] -= 1
+    fr32[FILE_ENTIRE, head + 1] = 0
+    for i in range(HPAGE_PMD_NR - 1, -1, -1):
+        p = head + i
+        fr_order[p] = 0
+        fr_flags[p] = keep
+        folio_add_lru(lru, fr32, fr_flags, fr_memcg[p], p, 1)
+    vmstat[VS_THP_SPLIT_PAGE] += 1
+    return True

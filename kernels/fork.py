@@ -48,6 +48,7 @@ from .consts import (
     VS_NR_PAGE_TABLE_PAGES,
     PG_anon_exclusive,
     PG_tail,
+    PG_file_thp,
 )
 from .filemap import file_rss
 from .jit import kernel
@@ -132,6 +133,9 @@ def copy_mm(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux
                 va = nxt
                 continue
             e = pt[pos]
+            if e & _PAGE_PSE and fr_flags[entry_pfn(e)] & PG_file_thp:
+                va = nxt        # copy_huge_pmd: a file PMD is not copied (faulted in again)
+                continue
             if e & _PAGE_PSE:
                 # copy_huge_pmd: PMD table first, then the table to deposit, then the entries
                 cpos, n = pmd_alloc_walk(gs, cfg, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,

@@ -51,6 +51,7 @@ from .consts import (
     PG_mlocked,
     PG_partially_mapped,
     PG_tail,
+    PG_file_thp,
     FR_NEXT,
     FR_PREV,
     G_DEFERRED_HEAD,
@@ -61,6 +62,7 @@ from .consts import (
     VS_THP_SPLIT_PAGE,
 )
 from .events import NEVER, rearm
+from .filemap import unmap_file_pmd
 from .jit import kernel
 from .page_alloc import free_pages, rmqueue
 from .pagetable import entry_pfn, pmd_lookup, withdraw_table
@@ -167,8 +169,15 @@ def split_huge_pmd(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, mmi, pos
     """__split_huge_pmd_locked: turn a PMD leaf into the deposited PTE table with 512 PTEs.
 
     The folio stays whole (a PTE-mapped THP); the zero folio splits into 4 KiB zero-page PTEs.
+    A page-cache THP's PMD is simply cleared (nothing was deposited for it; its pages are
+    faulted in again by PTEs): ``pt[pos]`` is then 0.
     """
     pmde = pt[pos]
+    if fr_flags[entry_pfn(pmde)] & PG_file_thp:
+        pt[pos] = 0
+        unmap_file_pmd(vmstat, fr32, fr_flags, mm, mmi, entry_pfn(pmde))
+        vmstat[VS_THP_SPLIT_PMD] += 1
+        return
     pmd_table = pt_aux[0, pos // PTRS_PER_TABLE]
     table = withdraw_table(fr32, pmd_table)
     head = entry_pfn(pmde)
@@ -293,7 +302,7 @@ def split_page_too(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
     """3.10 (C_SPLIT_MODE 1): split_huge_page splits the compound page along with the PMD, and
     first every other PMD that maps it (found through the anon rmap: its address in each mm of
     the anon tree)."""
-    if cfg[C_SPLIT_MODE] == 0 or (fr_flags[head] & PG_hugezero) != 0:
+    if cfg[C_SPLIT_MODE] == 0 or (fr_flags[head] & (PG_hugezero | PG_file_thp)) != 0:
         return
     if (fr_flags[head] & PG_head) == 0 or fr_order[head] != HPAGE_PMD_ORDER:
         return

@@ -6,6 +6,7 @@ accessed and dirty bits) and calls it. Hot functions take arrays, never the stat
 from .borrow import borrow_state, borrow, prefetch
 from .compaction import alloc_thp
 from .consts import (
+    VS_THP_SPLIT_PMD,
     FAULT_PC_RESERVE,
     PG_anon,
     _PAGE_ACCESSED,
@@ -104,6 +105,7 @@ from .consts import (
     PG_hugezero,
     PG_mlocked,
     PG_tail,
+    PG_file_thp,
 )
 from .events import ev_room, hist_add, run_timers
 from .events import record as ev_record
@@ -118,8 +120,8 @@ from .huge_memory import (
     split_page_too,
     thp_vma_allowable,
 )
-from .file_fault import do_file_fault, do_file_wp, file_room
-from .filemap import unmap_file_pte
+from .file_fault import do_file_fault, do_file_huge_fault, do_file_wp, file_room
+from .filemap import unmap_file_pmd, unmap_file_pte
 from .jit import kernel
 from .mlock import mlock_folio, munlock_pte_page, munlock_thp
 from .mmap import range_has_vma, vma_lookup
@@ -404,7 +406,9 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
             pt[pos] = pmde | _PAGE_ACCESSED
             return OK, cost
         head = entry_pfn(pmde)
-        if fr_flags[head] & PG_hugezero:
+        if fr_flags[head] & PG_file_thp:
+            pass        # wp_huge_pmd: COW or write-notify is done at PTE level: split the PMD
+        elif fr_flags[head] & PG_hugezero:
             if cfg[C_ZERO_WP] == ZERO_WP_THP:
                 # do_huge_zero_wp_pmd: replace the zero PMD by a fresh THP, keep the deposit.
                 # Like wp_huge_pmd, it does not ask thp_vma_allowable again: a PMD that is
@@ -434,7 +438,7 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
         elif page_reusable_pmd(fr32, fr_idx, fr_flags, head):
             pt[pos] = pmde | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED
             return OK, cost
-        if vm_flags & VM_LOCKED and (fr_flags[head] & PG_hugezero) == 0:
+        if vm_flags & VM_LOCKED and (fr_flags[head] & (PG_hugezero | PG_file_thp)) == 0:
             munlock_thp(fr_idx, fr_flags, vmstat, head)      # the split drops the PMD mapping
         split_huge_pmd(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, mmi, pos)
         split_page_too(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
@@ -442,6 +446,13 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
         flush_tlb_page(cfg, tlb, pwc, mmi + 1, va)
         cost += cfg[C_COST_TLB_FLUSH]
         pmde = pt[pos]
+    if vfile >= 0 and (pt[pos] & _PAGE_PSE) == 0:
+        # a page-cache THP: allocated here for a memory filesystem, PMD-mapped where it can be
+        st, c, done = do_file_huge_fault(S, mmi, vm_flags, vma[V_START, p], vma[V_END, p],
+                                         vma[V_PGOFF, p], vfile, pos, va, write, now + cost)
+        cost += c
+        if st != OK or done:
+            return st, cost
     if pt[pos] == 0:
         table = alloc_table(gs, cfg, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
                             mmi)
@@ -782,6 +793,11 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
             fps += fc
             if st != NEED_GROW:
                 hist_add(gs, G_HIST_FAULT, fc)
+            else:
+                # the access reruns once Python has made room: count it (and its fault) then
+                accesses -= 1
+                flt -= 1
+                vmstat[VS_PGFAULT] -= 1
             slots = pt_slots_available(gs)
             next_event = gs[G_NEXT_EVENT]        # a fault may enrol the mm and wake khugepaged
             if st != OK:
@@ -853,6 +869,18 @@ def zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
             continue
         pmde = pt[pos]
         if pmde & _PAGE_PSE:
+            if fr_flags[entry_pfn(pmde)] & PG_file_thp:
+                # zap_huge_pmd / __split_huge_pmd of a page-cache THP: the PMD goes whole, the
+                # folio stays cached
+                pt[pos] = 0
+                unmap_file_pmd(vmstat, fr32, fr_flags, mm, mmi, entry_pfn(pmde))
+                if (va & (HPAGE_PMD_SIZE - 1)) == 0 and nxt - va == HPAGE_PMD_SIZE:
+                    zapped += HPAGE_PMD_NR
+                else:
+                    vmstat[VS_THP_SPLIT_PMD] += 1
+                    zapped += 1
+                va = nxt
+                continue
             if (va & (HPAGE_PMD_SIZE - 1)) == 0 and nxt - va == HPAGE_PMD_SIZE:
                 zap_huge_pmd(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
                              mm, mmi, pos)

@@ -48,6 +48,7 @@ from .consts import (
     PG_lazyfree,
     PG_mlocked,
     PG_tail,
+    PG_file_thp,
 )
 from .jit import kernel
 from .mmap import vma_lookup
@@ -177,7 +178,8 @@ def mlock_vma_pages_range(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order,
             continue
         e = pt[pos]
         if e & _PAGE_PSE:
-            if (e & _PAGE_SPECIAL) == 0:
+            # page-cache THPs are not mlocked here (their index slots hold page indexes)
+            if (e & _PAGE_SPECIAL) == 0 and (fr_flags[entry_pfn(e)] & PG_file_thp) == 0:
                 head = entry_pfn(e)
                 if mode == MLOCK_LOCK:
                     mlock_folio(fr_idx, fr_flags, fr_order, vmstat, head)
@@ -196,6 +198,9 @@ def mlock_vma_pages_range(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order,
                 k += 1
                 continue
             pfn = entry_pfn(pe)
+            if fr_flags[pfn] & PG_file_thp:
+                k += 1
+                continue
             if (fr_flags[pfn] & PG_tail) == 0 and fr_order[pfn] == 0:
                 if mode == MLOCK_LOCK:
                     mlock_folio(fr_idx, fr_flags, fr_order, vmstat, pfn)
@@ -224,7 +229,7 @@ def munlock_pmd_at(cfg, vmstat, pt, fr_idx, fr_flags, mm, mmi, va):
         return
     e = pt[pos]
     if (e & _PAGE_PSE) != 0 and (e & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0 and \
-            (e & _PAGE_SPECIAL) == 0:
+            (e & _PAGE_SPECIAL) == 0 and (fr_flags[entry_pfn(e)] & PG_file_thp) == 0:
         munlock_thp(fr_idx, fr_flags, vmstat, entry_pfn(e))
 
 

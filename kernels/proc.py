@@ -1,5 +1,9 @@
 """The walks behind the /proc observables, and the clear_refs write (fs/proc/task_mmu.c)."""
 from .consts import (
+    FILE_ENTIRE,
+    PG_file_thp,
+    PG_swapbacked,
+    PG_unevictable,
     PG_dirty,
     PG_anon,
     _PAGE_ACCESSED,
@@ -44,7 +48,9 @@ SM_ANONYMOUS = 7
 SM_ANON_HUGE = 8
 SM_PSS_DIRTY = 9
 SM_LAZYFREE = 10
-NR_SM = 11
+SM_SHMEM_PMD = 11           # ShmemPmdMapped
+SM_FILE_PMD = 12            # FilePmdMapped
+NR_SM = 13
 
 
 @kernel
@@ -59,7 +65,20 @@ def smaps_walk(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi, start, end, o
             continue
         e = pt[pos]
         if e & _PAGE_PSE:
-            if (e & _PAGE_SPECIAL) == 0:
+            if (e & _PAGE_SPECIAL) == 0 and fr_flags[entry_pfn(e)] & PG_file_thp:
+                # smaps_pmd_entry for a page-cache THP
+                head = entry_pfn(e)
+                n = (nxt - va) >> 12
+                first = (va >> 12) & (HPAGE_PMD_NR - 1)
+                entire = fr32[FILE_ENTIRE, head + 1]
+                dirty = (fr_flags[head] & PG_dirty) != 0
+                for k in range(first, first + n):
+                    _account(out, e, 1, entire + fr32[FR_MAPCOUNT, head + k], False, dirty)
+                if fr_flags[head] & PG_swapbacked and not fr_flags[head] & PG_unevictable:
+                    out[SM_SHMEM_PMD] += n
+                else:
+                    out[SM_FILE_PMD] += n
+            elif (e & _PAGE_SPECIAL) == 0:
                 head = entry_pfn(e)
                 n = (nxt - va) >> 12
                 first = (va >> 12) & (HPAGE_PMD_NR - 1)
@@ -79,9 +98,13 @@ def smaps_walk(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi, start, end, o
                 continue
             pfn = entry_pfn(pe)
             mc = fr32[FR_MAPCOUNT, pfn]
-            if fr_flags[pfn] & PG_tail or fr_order[pfn] > 0:
-                mc += fr32[FR_OWNER, (pfn & ~(HPAGE_PMD_NR - 1)) + 1]
             f = fr_flags[pfn]
+            if f & PG_file_thp:
+                head = pfn & ~(HPAGE_PMD_NR - 1)
+                mc += fr32[FILE_ENTIRE, head + 1]
+                f = fr_flags[head]                 # the folio's dirty bit
+            elif f & PG_tail or fr_order[pfn] > 0:
+                mc += fr32[FR_OWNER, (pfn & ~(HPAGE_PMD_NR - 1)) + 1]
             anon = (f & (PG_anon | PG_tail)) != 0
             _account(out, pe, 1, mc, anon, not anon and (f & PG_dirty) != 0)
             if fr_flags[pfn] & PG_lazyfree and (pe & _PAGE_DIRTY) == 0:

@@ -22,6 +22,10 @@ completions, the flusher's wakeups and kswapd. Then:
   neither open nor cached.
 """
 from .consts import (
+    C_HPC_MODEL,
+    HPAGE_PMD_NR,
+    HPC_MAINLINE,
+    PG_file_thp,
     G_DEFERRED_N,
     FS_BLOCKS,
     BLK_HOLE,
@@ -96,9 +100,19 @@ from .consts import (
 )
 from .filemap import (
     account_page_dirtied,
+    file_folio_head,
     filemap_add_page,
     filemap_get_folio,
+    filemap_remove_huge,
     filemap_remove_page,
+    split_file_folio,
+)
+from .shmem import (
+    HUGE_FOR_READ,
+    HUGE_FOR_WRITE,
+    huge_cache_capable,
+    shmem_alloc_huge,
+    shmem_huge_wanted,
 )
 from .fs import fs_punch_blocks, fs_reads_zeros, fs_write_begin, has_blocks
 from .file_fault import file_room
@@ -153,7 +167,8 @@ def sys_pread(S, ti, ii, pos, count, ra):
     first = pos >> 12
     last = (end + PAGE - 1) >> 12
     mx = max(1, cfg[C_READ_AHEAD])
-    if not file_room(fgs, pc, wbq, vmstat, max(0, last - first) + mx, 0, 0, gs):
+    if not file_room(fgs, pc, wbq, vmstat, max(0, last - first) + mx + huge_room(S, ii, first, last),
+                     0, 0, gs):
         return NEED_GROW, 0
     op_begin(task, cpus, ti)
     now = task[T_CLOCK, ti] + cfg[C_COST_SYSCALL]
@@ -178,8 +193,11 @@ def sys_pread(S, ti, ii, pos, count, ra):
         if t == FST_TMPFS:
             # shmem_file_read_iter: a hole (or a fallocated, never written page) reads as zeros
             # without a page; a page is marked accessed when the read covers its first byte
+            if pfn >= 0:
+                pfn = file_folio_head(fr_flags, pfn)
             if pfn >= 0 and not fr_flags[pfn] & PG_falloc_new and (index > first or pos & 4095 == 0):
-                folio_mark_accessed(policy, vmstat, lru, fr32, fr_flags, fr_memcg[pfn], pfn, 1)
+                folio_mark_accessed(policy, vmstat, lru, fr32, fr_flags, fr_memcg[pfn], pfn,
+                                    folio_nr(fr_flags, pfn))
             now += cfg[C_COST_PC_COPY]
             index += 1
             continue
@@ -198,6 +216,11 @@ def sys_pread(S, ti, ii, pos, count, ra):
             else:
                 window = min(req, mx)              # a small random read: as is
                 ra[1] = 0
+            if t == FST_RAMFS and shmem_huge_wanted(cfg, fs, ino, ii, index, 0, 0, 0, HUGE_FOR_READ):
+                p, c = shmem_alloc_huge(S, ii, index, 0, HUGE_FOR_READ, now)   # 2013: a hole
+                now += c
+                if p >= 0:
+                    window = 0
             st, now = read_pages(S, ii, index, min(index + window, eof), now)
             if st < 0:
                 task[T_CLOCK, ti] = now
@@ -206,7 +229,9 @@ def sys_pread(S, ti, ii, pos, count, ra):
                 return (OK, done) if done > 0 else (st, 0)
             pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
         if not (index == first and skip):
-            folio_mark_accessed(policy, vmstat, lru, fr32, fr_flags, fr_memcg[pfn], pfn, 1)
+            pfn = file_folio_head(fr_flags, pfn)
+            folio_mark_accessed(policy, vmstat, lru, fr32, fr_flags, fr_memcg[pfn], pfn,
+                                folio_nr(fr_flags, pfn))
         now += cfg[C_COST_PC_COPY]
         index += 1
     ra[0] = last
@@ -225,7 +250,7 @@ def sys_pwrite(S, ti, ii, pos, count):
     first = pos >> 12
     last = (end + PAGE - 1) >> 12
     n = last - first
-    if not file_room(fgs, pc, wbq, vmstat, n, n, 0, gs):
+    if not file_room(fgs, pc, wbq, vmstat, n + huge_room(S, ii, first, last), n, 0, gs):
         return NEED_GROW, 0
     op_begin(task, cpus, ti)
     now = task[T_CLOCK, ti] + cfg[C_COST_SYSCALL]
@@ -252,15 +277,20 @@ def sys_pwrite(S, ti, ii, pos, count):
                     break
                 pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
             else:
-                pfn, c = alloc_page_reclaim(S, now)
-                now += c + cfg[C_COST_PC_ALLOC]
+                if shmem_huge_wanted(cfg, fs, ino, ii, index, end, 0, 0, HUGE_FOR_WRITE):
+                    pfn, c = shmem_alloc_huge(S, ii, index, 0, HUGE_FOR_WRITE, now)
+                    now += c
                 if pfn < 0:
-                    err = -ENOMEM
-                    break
-                filemap_add_page(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs, ino,
-                                 ii, index, pfn)
-                if hi - lo < PAGE:
-                    now += cfg[C_COST_CLEAR_PAGE]
+                    pfn, c = alloc_page_reclaim(S, now)
+                    now += c + cfg[C_COST_PC_ALLOC]
+                    if pfn < 0:
+                        err = -ENOMEM
+                        break
+                    filemap_add_page(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs,
+                                     ino, ii, index, pfn)
+                    if hi - lo < PAGE:
+                        now += cfg[C_COST_CLEAR_PAGE]
+        pfn = file_folio_head(fr_flags, pfn)     # the folio's state lives in its head
         if fr_flags[pfn] & PG_writeback:
             # folio_wait_stable: wait for the page's I/O before changing it
             if ino[I_WB_DONE, ii] > now:
@@ -281,7 +311,8 @@ def sys_pwrite(S, ti, ii, pos, count):
         fr_flags[pfn] &= ~PG_falloc_new                   # written: no longer a fallocated page
         if t == FST_TMPFS or cfg[C_KERNEL] < 407:
             # shmem's write path marks the page accessed; generic writes stopped doing so in 4.7
-            folio_mark_accessed(policy, vmstat, lru, fr32, fr_flags, fr_memcg[pfn], pfn, 1)
+            folio_mark_accessed(policy, vmstat, lru, fr32, fr_flags, fr_memcg[pfn], pfn,
+                                folio_nr(fr_flags, pfn))
         written += hi - lo
         if hi > size:
             size = hi
@@ -350,10 +381,30 @@ def sys_sync(S, ti):
     return OK, 0
 
 
+@kernel(inline="always")
+def folio_nr(fr_flags, head):
+    """Pages in the page-cache folio whose head is ``head``."""
+    return HPAGE_PMD_NR if fr_flags[head] & PG_file_thp else 1
+
+
+@kernel
+def huge_room(S, ii, first, last):
+    """Extra page-cache entries a call over pages [first, last) of inode ``ii`` may add when its
+    misses come in as huge folios: a whole folio for each 2 MiB range touched."""
+    if not huge_cache_capable(S.cfg, S.fs, S.ino, ii) or last <= first:
+        return 0
+    return (((last + HPAGE_PMD_NR - 1) >> 9) - (first >> 9)) * HPAGE_PMD_NR
+
+
 @kernel
 def drop_page(S, pfn):
+    """Remove and free the page-cache folio holding frame ``pfn`` (unmapped, not under I/O)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+    if fr_flags[pfn] & PG_file_thp:
+        filemap_remove_huge(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc,
+                            lru, fgs, fs, ino, file_folio_head(fr_flags, pfn))
+        return
     filemap_remove_page(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg,
                         pb_mt, pc, lru, fgs, fs, ino, pfn)
 
@@ -386,10 +437,29 @@ def truncate_range(S, ii, first, last, now):
     unmap_mapping_pages(S, ii, first, last)
     if ino[I_NRPAGES, ii] == 0:
         return now
-    for index in range(first, last):
+    index = first - 1
+    while index + 1 < last:
+        index += 1
         pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
         if pfn < 0:
             continue
+        if fr_flags[pfn] & PG_file_thp:
+            head = file_folio_head(fr_flags, pfn)
+            base = fr_idx[head]
+            if base >= first and base + HPAGE_PMD_NR <= last:
+                drop_page(S, head)                 # wholly inside: the folio goes
+                index = base + HPAGE_PMD_NR - 1
+                if ino[I_NRPAGES, ii] == 0:
+                    break
+                continue
+            # truncate_inode_partial_folio: split it (5.17+) and drop the pages in range; the
+            # 2013 series, older kernels or a folio that cannot split: zero that part, keep it
+            if cfg[C_HPC_MODEL] != HPC_MAINLINE or cfg[C_KERNEL] < 517 or \
+                    not split_file_folio(vmstat, fr32, fr_flags, fr_order, fr_memcg, lru, head):
+                stop = min(last, base + HPAGE_PMD_NR)
+                now += (stop - index) * cfg[C_COST_CLEAR_PAGE]
+                index = stop - 1
+                continue
         if fr_flags[pfn] & PG_writeback:
             if ino[I_WB_DONE, ii] > now:
                 now = ino[I_WB_DONE, ii]
@@ -479,7 +549,8 @@ def sys_fallocate(S, ti, ii, mode, offset, length):
     m = mode & ~FALLOC_FL_KEEP_SIZE
     if t != FST_EXT4 and not (t == FST_TMPFS and (m == 0 or m == FALLOC_FL_PUNCH_HOLE)):
         return -EOPNOTSUPP, 0
-    if t == FST_TMPFS and not file_room(fgs, pc, wbq, vmstat, last - first, 0, 0, gs):
+    if t == FST_TMPFS and not file_room(fgs, pc, wbq, vmstat,
+                                        last - first + huge_room(S, ii, first, last), 0, 0, gs):
         return NEED_GROW, 0
     op_begin(task, cpus, ti)
     now = task[T_CLOCK, ti] + cfg[C_COST_SYSCALL]
@@ -505,13 +576,19 @@ def sys_fallocate(S, ti, ii, mode, offset, length):
                 if fs[FS_FREE, f] <= 0:
                     st = -ENOSPC
                     break
-                pfn, c = alloc_page_reclaim(S, now)
-                now += c + cfg[C_COST_PC_ALLOC] + cfg[C_COST_CLEAR_PAGE]
+                if shmem_huge_wanted(cfg, fs, ino, ii, index, end, 0, 0, HUGE_FOR_WRITE):
+                    pfn, c = shmem_alloc_huge(S, ii, index, 0, HUGE_FOR_WRITE, now)
+                    now += c
+                    if pfn >= 0:
+                        pfn = file_folio_head(fr_flags, pfn)
                 if pfn < 0:
-                    st = -ENOMEM
-                    break
-                filemap_add_page(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs,
-                                 ino, ii, index, pfn)
+                    pfn, c = alloc_page_reclaim(S, now)
+                    now += c + cfg[C_COST_PC_ALLOC] + cfg[C_COST_CLEAR_PAGE]
+                    if pfn < 0:
+                        st = -ENOMEM
+                        break
+                    filemap_add_page(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs,
+                                     ino, ii, index, pfn)
                 fr_flags[pfn] |= PG_falloc_new    # not uptodate until written
                 new_pages[added] = pfn
                 added += 1

@@ -62,7 +62,19 @@ def check_invariants(m) -> None:
             p += 1
         elif f & K.PG_head:
             sz = 1 << int(order[p])
-            assert np.all(flags[p + 1:p + sz] & K.PG_tail), f"folio {p}: bad tails"
+            if f & K.PG_file_thp:
+                # a page-cache THP: every frame flagged, none a PG_tail or PG_head
+                assert sz == K.HPAGE_PMD_NR and p % sz == 0, f"file THP {p}: order {order[p]}"
+                t = flags[p + 1:p + sz]
+                assert np.all(t & K.PG_file_thp) and not np.any(t & (K.PG_tail | K.PG_head)), \
+                    f"file THP {p}: bad tails"
+                assert np.all(s.fr32[K.FR_OWNER, p:p + sz] == s.fr32[K.FR_OWNER, p]), \
+                    f"file THP {p}: subpages of different files"
+                assert np.array_equal(s.fr_idx[p:p + sz], s.fr_idx[p] + np.arange(sz)), \
+                    f"file THP {p}: its pages' indexes are not its 512 consecutive slots"
+                assert s.fr_idx[p] % sz == 0, f"file THP {p}: index {s.fr_idx[p]} not aligned"
+            else:
+                assert np.all(flags[p + 1:p + sz] & K.PG_tail), f"folio {p}: bad tails"
             used += sz
             p += sz
         else:
@@ -72,6 +84,7 @@ def check_invariants(m) -> None:
     # mappings
     mapcount = np.zeros(n + 1, np.int64)
     entire = {}
+    fentire: dict[int, int] = {}
     zero = n
     hz = int(s.gs[K.G_HUGE_ZERO_PFN])
     for ti in range(int(s.gs[K.G_NR_TASKS])):
@@ -90,6 +103,11 @@ def check_invariants(m) -> None:
                     assert pfn == hz and not e & K._PAGE_RW
                     continue
                 assert flags[pfn] & K.PG_head and order[pfn] == 9
+                if flags[pfn] & K.PG_file_thp:
+                    assert flags[pfn] & K.PG_lru, f"PMD at {va:#x} maps a file THP not in the cache"
+                    fentire[pfn] = fentire.get(pfn, 0) + 1
+                    filemapped[mmi] = filemapped.get(mmi, 0) + 512
+                    continue
                 entire[pfn] = entire.get(pfn, 0) + 1
                 anon += 512
                 thp += 1
@@ -97,23 +115,36 @@ def check_invariants(m) -> None:
             if e & K._PAGE_SPECIAL:
                 assert pfn == zero and not e & K._PAGE_RW, f"bad zero-page pte at {va:#x}"
                 continue
-            assert flags[pfn] & (K.PG_head | K.PG_tail), f"pte at {va:#x} maps a frame not in use ({pfn})"
+            assert flags[pfn] & (K.PG_head | K.PG_tail | K.PG_file_thp), \
+                f"pte at {va:#x} maps a frame not in use ({pfn})"
             mapcount[pfn] += 1
             if flags[pfn] & (K.PG_anon | K.PG_tail):
                 anon += 1
             else:
-                assert flags[pfn] & K.PG_lru, f"pte at {va:#x} maps a file page not in the cache"
+                hd = pfn & ~511 if flags[pfn] & K.PG_file_thp else pfn
+                assert flags[hd] & K.PG_lru, f"pte at {va:#x} maps a file page not in the cache"
                 filemapped[mmi] = filemapped.get(mmi, 0) + 1
         assert anon == s.mm[K.MM_ANONPAGES, mmi], f"mm {mmi}: RssAnon {s.mm[K.MM_ANONPAGES, mmi]} != mapped {anon}"
         assert filemapped.get(mmi, 0) == s.mm[K.MM_FILEPAGES, mmi] + s.mm[K.MM_SHMEMPAGES, mmi], \
             f"mm {mmi}: RssFile + RssShmem != file pages mapped"
         assert thp == s.mm[K.MM_ANON_THP, mmi]
-    inuse = (flags[:n] & (K.PG_head | K.PG_tail)) != 0
+    inuse = (flags[:n] & (K.PG_head | K.PG_tail | K.PG_file_thp)) != 0
     anonish = inuse & ((flags[:n] & K.PG_hugezero) == 0)
     idx = np.nonzero(anonish)[0]
     assert np.array_equal(s.fr32[K.FR_MAPCOUNT, idx], mapcount[idx]), "mapcount mismatch"
     for head, cnt in entire.items():
         assert s.fr32[K.FR_OWNER, head + 1] == cnt, f"THP {head}: entire mapcount"
+    fheads = np.nonzero((flags[:n] & (K.PG_file_thp | K.PG_head)) == (K.PG_file_thp | K.PG_head))[0]
+    for head in fheads.tolist():
+        assert s.fr32[K.FILE_ENTIRE, head + 1] == fentire.get(head, 0), f"file THP {head}: entire mapcount"
+    v = s.vmstat
+    shmem_thp = [h for h in fheads.tolist() if flags[h] & K.PG_swapbacked and not flags[h] & K.PG_unevictable]
+    assert v[K.VS_NR_SHMEM_HUGEPAGES] == len(shmem_thp), "nr_shmem_hugepages"
+    assert v[K.VS_NR_FILE_HUGEPAGES] == len(fheads) - len(shmem_thp), "nr_file_hugepages"
+    pmd_mapped = [h for h in fheads.tolist() if fentire.get(h, 0) > 0]
+    shmem_pmd = [h for h in pmd_mapped if h in set(shmem_thp)]
+    assert v[K.VS_NR_SHMEM_PMDMAPPED] == len(shmem_pmd), "nr_shmem_pmdmapped"
+    assert v[K.VS_NR_FILE_PMDMAPPED] == len(pmd_mapped) - len(shmem_pmd), "nr_file_pmdmapped"
     _check_khugepaged(s)
 
 
@@ -185,6 +216,8 @@ def check_files(m) -> None:
     for p in pfns.tolist():
         fl = int(flags[p])
         ii = int(owner[p])
+        if fl & K.PG_file_thp:
+            fl = int(flags[p & ~511])          # a page-cache THP's state lives in its head
         assert fl & K.PG_head and not fl & K.PG_anon, f"cached pfn {p}: flags {fl:#x}"
         assert f.ino[K.I_ALIVE, ii], f"cached pfn {p} of a freed inode {ii}"
         assert filemap_get_folio(f.pc, s.fr32, s.fr_idx, ii, int(idx[p])) == p, f"pfn {p} unreachable"
@@ -212,6 +245,10 @@ def check_files(m) -> None:
     for k in range(int(f.fgs[K.FG_WB_HEAD]), int(f.fgs[K.FG_WB_TAIL])):
         assert flags[f.wbq[0, k % cap]] & K.PG_writeback, "ring entry not under writeback"
     sb = (flags[pfns] & (K.PG_swapbacked | K.PG_unevictable)) if len(pfns) else np.zeros(0)
+    # nr_mapped: cached pages mapped by a PTE, or whose THP a PMD maps
+    fe = s.fr32[K.FILE_ENTIRE, (pfns & ~511) + 1] * ((flags[pfns] & K.PG_file_thp) != 0) if len(pfns) else 0
+    mapped = int(np.sum((s.fr32[K.FR_MAPCOUNT, pfns] > 0) | (fe > 0))) if len(pfns) else 0
+    assert v[K.VS_NR_MAPPED] == mapped, f"nr_mapped {v[K.VS_NR_MAPPED]} != {mapped}"
     assert v[K.VS_NR_SHMEM] == int(np.sum(sb == K.PG_swapbacked)), "nr_shmem"
     # LRU lists: linked both ways, counted, and holding exactly the cached pages
     seen = set()
@@ -223,11 +260,12 @@ def check_files(m) -> None:
             from .kernels.lru import file_lru
             assert file_lru(flags, p) == li, f"pfn {p} on list {li}"
             seen.add(p)
-            cnt += 1
+            cnt += 512 if flags[p] & K.PG_file_thp else 1
             prev, p = p, int(s.fr32[K.FR_NEXT, p])
         assert int(f.lru[K.LV_TAIL + li, 0]) == prev, f"list {li}: tail"
         assert cnt == f.lru[K.LV_PAGES + li, 0], f"list {li}: count {cnt}"
-    assert seen == set(pfns.tolist()), "LRU lists and page cache differ"
+    heads_cached = {p for p in pfns.tolist() if not (flags[p] & K.PG_file_thp and p % 512)}
+    assert seen == heads_cached, "LRU lists and the page cache's folios differ"
     # blocks: free + used = capacity on every filesystem
     for fsi in range(len(m.vfs.mounts)):
         t = int(f.fs[K.FS_TYPE, fsi])

@@ -199,6 +199,11 @@ class Config:
     # compaction (the vm.* sysctls' defaults)
     compaction_proactiveness: int = 20        # 5.9+; 0 turns proactive compaction off
     extfrag_threshold: int = 500
+    # the transparent huge page cache: "mainline" (tmpfs huge=, 4.8+ profiles), "2013" (the 2013
+    # series: ramfs huge pages through write/read/fault, never mapped huge) or "2013+mmap" (the
+    # same plus PMD mappings on fault)
+    huge_page_cache: str = "mainline"
+    shmem_enabled: str = "never"              # /sys/kernel/mm/transparent_hugepage/shmem_enabled
 
     def __post_init__(self) -> None:
         if isinstance(self.tlb, Mapping):
@@ -295,6 +300,15 @@ class Config:
         if self.fault_around_bytes & (self.fault_around_bytes - 1):
             raise ConfigError(f"fault_around_bytes: expected a power of two, got {self.fault_around_bytes}")
         _check_int("read_ahead_kb", self.read_ahead_kb, 0, 1 << 20)
+        if self.huge_page_cache not in K.HPC_NAMES:
+            raise ConfigError(f"huge_page_cache: expected one of {list(K.HPC_NAMES)}, "
+                              f"got {self.huge_page_cache!r}")
+        if self.shmem_enabled not in K.SHMEM_HUGE_NAMES:
+            raise ConfigError(f"shmem_enabled: expected one of {list(K.SHMEM_HUGE_NAMES)}, "
+                              f"got {self.shmem_enabled!r}")
+        if self.shmem_enabled != "never" and self.profile.version < 408:
+            raise ConfigError(f"shmem_enabled: kernel {self.kernel} has no tmpfs huge pages (4.8+), "
+                              f"got {self.shmem_enabled!r}")
         for name in ("willwrite_cow_ahead", "willwrite_full_prep"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}: expected true or false, got {getattr(self, name)!r}")
@@ -346,6 +360,8 @@ class Config:
         c[K.C_EXTFRAG_THRESHOLD] = self.extfrag_threshold
         c[K.C_KCOMPACTD] = int(p.version >= 406)
         c[K.C_OOM_KILLER] = int(self.oom_killer)
+        c[K.C_HPC_MODEL] = K.HPC_NAMES.index(self.huge_page_cache)
+        c[K.C_SHMEM_ENABLED] = K.SHMEM_HUGE_NAMES.index(self.shmem_enabled)
         kh = self.khugepaged
         c[K.C_KH_PAGES_TO_SCAN] = kh.pages_to_scan
         c[K.C_KH_SCAN_SLEEP_PS] = kh.scan_sleep_millisecs * 1_000_000_000

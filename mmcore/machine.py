@@ -551,16 +551,30 @@ class Machine:
         return m
 
     # ---- filesystems ---------------------------------------------------------------------------
-    def mount(self, path: str, fstype: str, size: int | str | None = None, *, disk=None) -> None:
+    def mount(self, path: str, fstype: str, size: int | str | None = None, *, disk=None,
+              huge: str = "never") -> None:
         """Mount a filesystem: ``ext4`` (delayed allocation, unwritten extents), ``ext2`` (blocks
         allocated by write() or at writeback), ``tmpfs`` (memory, size defaults to half of it) or
         ``ramfs`` (memory, unlimited). ``disk`` is a ``mmcore.files.Disk`` or a dict of its
-        fields. Sizes are bytes or strings such as ``"8GiB"``."""
+        fields. Sizes are bytes or strings such as ``"8GiB"``. ``huge`` is tmpfs's ``huge=``
+        option (4.8+ profiles): ``never``, ``always``, ``within_size`` or ``advise``."""
+        if huge not in K.SHMEM_HUGE_NAMES[:4]:
+            raise ValueError(f"huge: expected one of {list(K.SHMEM_HUGE_NAMES[:4])}, got {huge!r}")
+        if huge != "never":
+            if fstype != "tmpfs":
+                raise ValueError(f"huge: only tmpfs takes huge=, got huge={huge!r} for {fstype}")
+            if self.config.profile.version < 408:
+                raise ValueError(f"huge: kernel {self.config.kernel} has no tmpfs huge pages "
+                                 f"(4.8+), got huge={huge!r}")
+            if self.config.huge_page_cache != "mainline":
+                raise ValueError(f"huge: tmpfs huge= is the mainline huge page cache; this machine "
+                                 f"models {self.config.huge_page_cache!r} (ramfs only)")
         if size is None:
             if fstype in ("ext4", "ext2"):
                 raise ValueError(f"size: a {fstype} filesystem needs a size, e.g. size='8GiB'")
             size = self.config.memory_bytes // 2 if fstype == "tmpfs" else 0
         self.vfs.mount(path, fstype, size, disk)
+        self.vfs.state.fs[K.FS_HUGE, len(self.vfs.mounts) - 1] = K.SHMEM_HUGE_NAMES.index(huge)
 
     def sync(self) -> None:
         """sync(2) at the machine's clock: write back every dirty page and wait for the disks."""
@@ -595,6 +609,11 @@ class Machine:
                 raise _oserror(_errno.EINVAL, f"write {v!r} to {path}")
             self.config.thp_defrag = v
             cfg[K.C_THP_DEFRAG] = THP_DEFRAG[v]
+        elif p == self._THP + "shmem_enabled" and self.config.profile.version >= 408:
+            if v not in K.SHMEM_HUGE_NAMES:
+                raise _oserror(_errno.EINVAL, f"write {v!r} to {path}")
+            self.config.shmem_enabled = v
+            cfg[K.C_SHMEM_ENABLED] = K.SHMEM_HUGE_NAMES.index(v)
         elif p == self._THP + "use_zero_page":
             if v not in ("0", "1"):
                 raise _oserror(_errno.EINVAL, f"write {v!r} to {path}")
@@ -668,6 +687,9 @@ class Machine:
                             for m in self.config.profile.defrag_modes)
         if p == self._THP + "use_zero_page":
             return str(int(self.config.thp_use_zero_page))
+        if p == self._THP + "shmem_enabled" and self.config.profile.version >= 408:
+            return " ".join(f"[{m}]" if m == self.config.shmem_enabled else m
+                            for m in K.SHMEM_HUGE_NAMES)
         if p == self._THP + "hpage_pmd_size":
             return str(K.HPAGE_PMD_SIZE)
         raise _oserror(_errno.ENOENT, f"/sys/{p}")
@@ -758,6 +780,10 @@ class Machine:
             "SwapTotal": 0,
             "SwapFree": 0,
             "AnonHugePages": int(v[K.VS_NR_ANON_THP]) * 2048,
+            "ShmemHugePages": int(v[K.VS_NR_SHMEM_HUGEPAGES]) * 2048,
+            "ShmemPmdMapped": int(v[K.VS_NR_SHMEM_PMDMAPPED]) * 2048,
+            "FileHugePages": int(v[K.VS_NR_FILE_HUGEPAGES]) * 2048,
+            "FilePmdMapped": int(v[K.VS_NR_FILE_PMDMAPPED]) * 2048,
             "Hugepagesize": 2048,
         }
 
@@ -1415,7 +1441,7 @@ class Task:
             "Private_Clean": kb(o[P.SM_PRIVATE_CLEAN]), "Private_Dirty": kb(o[P.SM_PRIVATE_DIRTY]),
             "Referenced": kb(o[P.SM_REFERENCED]), "Anonymous": kb(o[P.SM_ANONYMOUS]),
             "KSM": 0, "LazyFree": kb(o[P.SM_LAZYFREE]), "AnonHugePages": kb(o[P.SM_ANON_HUGE]),
-            "ShmemPmdMapped": 0, "FilePmdMapped": 0, "Shared_Hugetlb": 0, "Private_Hugetlb": 0,
+            "ShmemPmdMapped": kb(o[P.SM_SHMEM_PMD]), "FilePmdMapped": kb(o[P.SM_FILE_PMD]), "Shared_Hugetlb": 0, "Private_Hugetlb": 0,
             "Swap": 0, "SwapPss": 0, "Locked": locked,
         }
 

@@ -12,7 +12,8 @@ Top-level tables (any other key is an error)::
     [scenario]   name, description, seed (int, default 0), on_error ("stop" | "continue")
     [params]     name = value defaults; any value elsewhere may be "${name}"
     [machine]    any mmcore.Config field, nested tables tlb = {...} and costs = {...} included
-    [[mount]]    path, fstype ("ext4" | "ext2" | "tmpfs" | "ramfs"), size, disk = {...}
+    [[mount]]    path, fstype ("ext4" | "ext2" | "tmpfs" | "ramfs"), size, disk = {...},
+                 huge ("never" | "always" | "within_size" | "advise": tmpfs only)
                  (disk: read_latency_us, write_latency_us, read_mb_s, write_mb_s)
     [[task]]     name, comm (default: name), oom_score_adj (default 0),
                  prctl = {option = ..., arg2 = ...} or a list of such tables (run at spawn)
@@ -155,7 +156,8 @@ FALLOC = {"FALLOC_FL_KEEP_SIZE": K.FALLOC_FL_KEEP_SIZE, "FALLOC_FL_PUNCH_HOLE": 
 SYSCTLS = ("vm.drop_caches", "vm.dirty_ratio", "vm.dirty_background_ratio",
            "vm.dirty_expire_centisecs", "vm.dirty_writeback_centisecs")
 _THP_SYSFS = "kernel/mm/transparent_hugepage/"
-SYSFS = (_THP_SYSFS + "enabled", _THP_SYSFS + "defrag", _THP_SYSFS + "use_zero_page") + tuple(
+SYSFS = (_THP_SYSFS + "enabled", _THP_SYSFS + "defrag", _THP_SYSFS + "use_zero_page",
+         _THP_SYSFS + "shmem_enabled") + tuple(
     _THP_SYSFS + "khugepaged/" + k for k in KhugepagedConfig.LIMITS)
 FSTYPES = ("ext4", "ext2", "tmpfs", "ramfs")
 DISK_KEYS = ("read_latency_us", "write_latency_us", "read_mb_s", "write_mb_s")
@@ -218,6 +220,7 @@ class MountSpec:
     fstype: str
     size_bytes: int | None
     disk: Mapping[str, float] | None
+    huge: str = "never"          # tmpfs huge= option
 
 
 @dataclass(frozen=True)
@@ -675,7 +678,7 @@ class _Validator:
         out, seen = [], set()
         for i, d in enumerate(lst):
             key = _idx("mount", i)
-            self.keys(d, key, ("path", "fstype", "size", "disk"), ("path", "fstype"))
+            self.keys(d, key, ("path", "fstype", "size", "disk", "huge"), ("path", "fstype"))
             p = self.str_(d["path"], _sub(key, "path"))
             if not p.startswith("/"):
                 raise self.err(_sub(key, "path"), f"expected an absolute path such as \"/data\", got {p!r}")
@@ -693,7 +696,11 @@ class _Validator:
                 self.keys(d["disk"], dk, DISK_KEYS, ())
                 disk = {k: self.num(x, _sub(dk, k), 0, 1e12, lo_open=k.endswith("mb_s"))
                         for k, x in d["disk"].items()}
-            out.append(MountSpec(p, fst, size, disk))
+            huge = self.choice(d.get("huge", "never"), _sub(key, "huge"),
+                               ("never", "always", "within_size", "advise"))
+            if huge != "never" and fst != "tmpfs":
+                raise self.err(_sub(key, "huge"), f"only tmpfs takes huge=, got {huge!r} for {fst}")
+            out.append(MountSpec(p, fst, size, disk, huge))
         return tuple(out)
 
     def tasks(self, lst: Any) -> tuple:
@@ -1110,7 +1117,8 @@ class _Validator:
             return {"path": path, "value": str(self.int_(v, _sub(key, "value"), lo, hi))}
         value = str(v) if isinstance(v, int) and not isinstance(v, bool) else self.str_(v, _sub(key, "value"))
         choices = {"enabled": ("always", "madvise", "never"), "use_zero_page": ("0", "1"),
-                   "defrag": self.config.profile.defrag_modes}[path.rsplit("/", 1)[1]]
+                   "defrag": self.config.profile.defrag_modes,
+                   "shmem_enabled": K.SHMEM_HUGE_NAMES}[path.rsplit("/", 1)[1]]
         self.choice(value.strip(), _sub(key, "value"), tuple(choices))
         return {"path": path, "value": value.strip()}
 
@@ -1265,7 +1273,8 @@ class _Runner:
         self.m = Machine(config, seed=seed)
         for i, ms in enumerate(sc.mounts):
             try:
-                self.m.mount(ms.path, ms.fstype, ms.size_bytes, disk=dict(ms.disk) if ms.disk else None)
+                self.m.mount(ms.path, ms.fstype, ms.size_bytes, disk=dict(ms.disk) if ms.disk else None,
+                             huge=ms.huge)
             except (OSError, ValueError) as e:
                 raise ScenarioRunError(f"mount failed: {e}", file=sc.file, key=_idx("mount", i)) from None
         self.tasks = {}
