@@ -2,9 +2,12 @@
 
 ``mmcore run`` runs the built-in THP story; ``mmcore run SCENARIO.toml`` runs a scenario file
 (``mmcore.scenario``) and prints its summary, optionally writing an HDF5 trace;
-``mmcore report TRACE.h5`` turns a trace into plots and a summary table; ``mmcore validate``
-checks a scenario without running it. Exit status: 0 on success, 2 for bad input (the message
-says what and where; nothing is written), 1 for an internal error.
+``mmcore report TRACE.h5`` turns a trace into plots and a summary table; ``mmcore validate
+SCENARIO.toml`` checks a scenario without running it; ``mmcore validate`` (or ``mmcore validate
+--host``) runs small scenarios on the host Linux and in the engine and prints a table comparing
+what the kernel shows with what the engine computes (``mmcore.validate``). Exit status: 0 on
+success, 2 for bad input (the message says what and where; nothing is written), 1 for an
+internal error, and 1 when a host check does not match the engine (``EXIT_MISMATCH``).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from typing import Any
 from . import __version__
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
+EXIT_MISMATCH = 1                 # mmcore validate --host: a check that ran did not match
 
 
 class InputError(Exception):
@@ -202,6 +206,11 @@ def _run_scenario(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    if args.host or args.scenario is None:
+        return _validate_host(args)
+    if args.json is not None or args.markdown:
+        raise InputError("--json and --markdown go with the host check (mmcore validate --host); "
+                         "a scenario file is checked without them")
     from .scenario import Repeat, load_scenario, override
     sc = load_scenario(args.scenario)
     sets = parse_sets(args.set)
@@ -213,6 +222,33 @@ def _validate(args: argparse.Namespace) -> int:
     nops = sum(count(ph.ops) for ph in sc.phases)
     print(f"{args.scenario}: ok: scenario {sc.name}, {len(sc.tasks)} tasks, {len(sc.phases)} phases, "
           f"{nops} ops, hash {sc.hash}")
+    return EXIT_OK
+
+
+def _validate_host(args: argparse.Namespace) -> int:
+    """The host fidelity check: the table, optionally a JSON file; EXIT_MISMATCH on a mismatch."""
+    from . import validate as V
+    if args.scenario is not None:
+        raise InputError(f"--host runs the host check and takes no scenario file (got "
+                         f"{args.scenario}); to check the file: mmcore validate {args.scenario}")
+    if args.set:
+        raise InputError("--set goes with a scenario file: mmcore validate SCENARIO.toml --set KEY=VALUE")
+    if args.json is not None:
+        d = os.path.dirname(os.path.abspath(args.json))
+        if not os.path.isdir(d):
+            raise InputError(f"--json {args.json}: directory {d} does not exist")
+    t0 = time.perf_counter()
+    report = V.run()
+    print(f"mmcore {__version__}: host fidelity check ({time.perf_counter() - t0:.1f} s)\n")
+    print(report.format(markdown=args.markdown))
+    if args.json is not None:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(report.to_dict(), f, indent=1)
+            f.write("\n")
+        print(f"\njson: {args.json}")
+    if not report.ok:
+        print("mmcore: the host and the engine differ (MISMATCH rows above)", file=sys.stderr)
+        return EXIT_MISMATCH
     return EXIT_OK
 
 
@@ -565,9 +601,25 @@ def _parser() -> argparse.ArgumentParser:
     story.add_argument("--memory", help="machine memory (default 4GiB)")
     story.add_argument("--size", help="region touched and read (default 512MiB)")
     story.add_argument("--accesses", type=int, help="random reads (default 2,000,000)")
-    v = sub.add_parser("validate", help="check a scenario file without running it")
-    v.add_argument("scenario")
-    v.add_argument("--set", action="append", metavar="KEY=VALUE", default=[])
+    v = sub.add_parser(
+        "validate", help="check a scenario file without running it; without a file, compare the "
+        "engine with the host kernel",
+        description="With a scenario file: check it without running it. Without one (or with "
+        "--host): run small scenarios on the host Linux (THP faults under MADV_HUGEPAGE, "
+        "MADV_NOHUGEPAGE and PR_SET_THP_DISABLE, zero-page reads, page-table growth, the "
+        "oom_score of stopped children) and the same in the engine with the closest kernel "
+        "profile and the host's THP settings, and print a table of host value, engine value and "
+        "match. Scenarios the host cannot run (not Linux, no /proc, THP off, a missing "
+        "capability or prctl) are shown as skipped, with the reason. Exit status: 0 when every "
+        "check that ran matched, 1 on a mismatch (or an internal error), 2 for bad input.")
+    v.add_argument("scenario", nargs="?", help="a scenario TOML file to check; without one, the "
+                   "host check runs")
+    v.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                   help="with a scenario file: override a param or a table key; repeatable")
+    v.add_argument("--host", action="store_true", help="run the host check (the default without "
+                   "a scenario file)")
+    v.add_argument("--json", metavar="PATH", help="host check: also write the checks as JSON")
+    v.add_argument("--markdown", action="store_true", help="host check: print a markdown table")
     rep = sub.add_parser("report", help="plots and a summary table from an HDF5 run trace")
     rep.add_argument("trace", metavar="FILE.h5")
     rep.add_argument("--out", metavar="DIR", help="output directory (default: FILE-report)")

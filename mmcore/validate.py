@@ -1,0 +1,803 @@
+"""Host-kernel fidelity check: small scenarios run on the Linux host and in the engine, compared.
+
+Each scenario runs twice: on the host, in a fresh child process (so a ``prctl`` or a page-table
+count of one scenario cannot leak into another, or into the caller), through ``ctypes`` calls to
+``mmap``, ``madvise`` and ``prctl``; and in a ``Machine`` with the kernel profile closest to the
+host's kernel and the host's THP settings (``enabled`` for PMD-sized pages, ``defrag``,
+``use_zero_page``). What is compared is what the kernel shows: a mapping's ``Rss`` and
+``AnonHugePages`` in ``/proc/PID/smaps``, ``VmPTE`` and ``THP_enabled`` in ``/proc/PID/status``,
+the ``/proc/vmstat`` THP counters, zero-page mappings read from ``/proc/PID/pagemap`` and
+``/proc/kpageflags``, ``PR_GET_THP_DISABLE`` and ``/proc/PID/oom_score``.
+
+Every host region sits in a ``PROT_NONE`` reservation at a 2 MiB-aligned address, so it is one
+VMA that no neighbour merges into. The host side needs Linux on x86-64 with ``/proc``; a scenario
+whose needs the host lacks (transparent huge pages, a capability, a ``prctl`` option) is reported
+as skipped, with the reason. Host allocations stay small: at most 8 MiB written per region
+scenario, 48 MiB over all the OOM scenario's children.
+
+>>> report = run()                       # doctest: +SKIP
+>>> print(report.table())                # doctest: +SKIP
+>>> report.ok                            # doctest: +SKIP
+
+The host side of this module imports nothing but the standard library: each host scenario runs
+this file as a script in a child interpreter (``python -I validate.py --child ...``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+HPAGE = 2 << 20                  # HPAGE_PMD_SIZE on x86-64
+PAGE = 4096
+MADV_HUGEPAGE, MADV_NOHUGEPAGE = 14, 15
+PR_SET_THP_DISABLE, PR_GET_THP_DISABLE = 41, 42
+PR_THP_DISABLE_EXCEPT_ADVISED = 1 << 1
+PR_SET_PDEATHSIG = 1
+PROT_NONE, PROT_READ, PROT_WRITE = 0x0, 0x1, 0x2          # Linux x86-64 values
+MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, MAP_NORESERVE = 0x02, 0x10, 0x20, 0x4000
+KPF_THP, KPF_ZERO_PAGE = 22, 24          # include/uapi/linux/kernel-page-flags.h
+CAP_SYS_ADMIN, CAP_SYS_RESOURCE = 21, 24
+THP_SYSFS = "/sys/kernel/mm/transparent_hugepage"
+CHILD_TIMEOUT_S = 30
+
+
+# ---- the host: what it is and what it offers ------------------------------------------------
+
+@dataclass
+class HostInfo:
+    """What the check needs to know of the host before running anything on it."""
+    system: str                          # sys.platform
+    machine: str                         # platform.machine()
+    release: str                         # the kernel release (uname -r)
+    proc: bool                           # /proc/self/smaps readable
+    root: bool                           # effective uid 0
+    cap_eff: int = 0                     # CapEff of /proc/self/status (a root in a container may
+                                         # lack some capabilities)
+    thp: dict[str, str] | None = None    # enabled (PMD size), defrag, use_zero_page; None: no THP
+    mthp_other: list[str] = field(default_factory=list)   # other mTHP sizes not "never"
+    mem_total_kb: int | None = None
+    swap_total_kb: int | None = None
+
+    @property
+    def linux(self) -> bool:
+        return self.system.startswith("linux")
+
+    def capable(self, cap: int) -> bool:
+        return bool(self.cap_eff >> cap & 1)
+
+    @property
+    def kernel(self) -> str:
+        """``major.minor`` of the host kernel (what the OOM arithmetic follows)."""
+        m = re.match(r"(\d+)\.(\d+)", self.release)
+        return f"{m.group(1)}.{m.group(2)}" if m else ""
+
+
+def _sysfs_choice(text: str) -> str:
+    """The bracketed choice of a sysfs selector such as ``always [madvise] never``."""
+    m = re.search(r"\[([^\]]+)\]", text)
+    return m.group(1) if m else text.strip()
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def probe_thp(root: str = THP_SYSFS) -> tuple[dict[str, str] | None, list[str]]:
+    """The host's THP settings for PMD-sized pages (``enabled`` as the 2048 kB size resolves its
+    ``inherit``), ``defrag`` and ``use_zero_page``; and the other mTHP sizes that are not
+    ``never`` (the engine models PMD-sized THPs only). ``(None, [])`` without THP support."""
+    enabled = _read(os.path.join(root, "enabled"))
+    if enabled is None:
+        return None, []
+    out = {"enabled": _sysfs_choice(enabled)}
+    pmd = _read(os.path.join(root, f"hugepages-{HPAGE >> 10}kB", "enabled"))
+    if pmd is not None and _sysfs_choice(pmd) != "inherit":
+        out["enabled"] = _sysfs_choice(pmd)
+    out["defrag"] = _sysfs_choice(_read(os.path.join(root, "defrag")) or "madvise")
+    out["use_zero_page"] = (_read(os.path.join(root, "use_zero_page")) or "1").strip()
+    other = []
+    try:
+        sizes = sorted(d for d in os.listdir(root) if d.startswith("hugepages-"))
+    except OSError:
+        sizes = []
+    for d in sizes:
+        if d == f"hugepages-{HPAGE >> 10}kB":
+            continue
+        v = _sysfs_choice(_read(os.path.join(root, d, "enabled")) or "never")
+        if v == "inherit":
+            v = _sysfs_choice(enabled)
+        if v != "never":
+            other.append(f"{d.removeprefix('hugepages-')}={v}")
+    return out, other
+
+
+def probe_host() -> HostInfo:
+    """Probe the host (nothing is changed on it)."""
+    info = HostInfo(system=sys.platform, machine=platform.machine(), release=platform.release(),
+                    proc=os.access("/proc/self/smaps", os.R_OK),
+                    root=hasattr(os, "geteuid") and os.geteuid() == 0)
+    if not info.linux:
+        return info
+    info.thp, info.mthp_other = probe_thp()
+    m = re.search(r"^CapEff:\s+([0-9a-f]+)", _read("/proc/self/status") or "", re.M)
+    info.cap_eff = int(m.group(1), 16) if m else 0
+    mi = _read("/proc/meminfo") or ""
+    for key, attr in (("MemTotal", "mem_total_kb"), ("SwapTotal", "swap_total_kb")):
+        m = re.search(rf"^{key}:\s+(\d+) kB", mi, re.M)
+        if m:
+            setattr(info, attr, int(m.group(1)))
+    return info
+
+
+def closest_profile(release: str) -> str:
+    """The engine's kernel profile closest to a host release: the newest profile not newer
+    than it (the oldest profile for an older host)."""
+    from .config import PROFILES
+    m = re.match(r"(\d+)\.(\d+)", release)
+    v = int(m.group(1)) * 100 + int(m.group(2)) if m else 10 ** 6
+    older = [name for name, p in PROFILES.items() if p.version <= v]
+    if not older:
+        return min(PROFILES, key=lambda n: PROFILES[n].version)
+    return max(older, key=lambda n: PROFILES[n].version)
+
+
+def engine_config(host: HostInfo, memory: str = "256MiB"):
+    """The engine's ``Config`` for a host: its closest profile and its THP settings (a
+    ``defrag`` mode the profile lacks keeps the profile's default)."""
+    from .config import PROFILES, Config
+    kernel = closest_profile(host.release)
+    thp = host.thp or {"enabled": "never"}
+    defrag = thp.get("defrag")
+    if defrag not in PROFILES[kernel].defrag_modes:
+        defrag = None
+    return Config(memory=memory, kernel=kernel, thp_enabled=thp["enabled"], thp_defrag=defrag,
+                  thp_use_zero_page=thp.get("use_zero_page", "1") != "0")
+
+
+# ---- what is compared ---------------------------------------------------------------------
+
+@dataclass
+class Check:
+    """One observable of one scenario, on the host and in the engine.
+
+    ``tol`` is the allowed range of host minus engine: ``(0, 0)`` for exact equality.
+    """
+    scenario: str
+    observable: str
+    unit: str
+    host: Any = None
+    engine: Any = None
+    tol: tuple[int, int] = (0, 0)
+    skipped: str | None = None
+    note: str = ""
+
+    @property
+    def matches(self) -> bool:
+        if self.skipped is not None:
+            return True
+        if isinstance(self.host, int) and isinstance(self.engine, int):
+            return self.tol[0] <= self.host - self.engine <= self.tol[1]
+        return self.host == self.engine and self.host is not None
+
+    @property
+    def result(self) -> str:
+        if self.skipped is not None:
+            return f"skipped: {self.skipped}"
+        return "match" if self.matches else "MISMATCH"
+
+    @property
+    def tolerance(self) -> str:
+        lo, hi = self.tol
+        if lo == hi == 0:
+            return "exact"
+        if lo == -hi:
+            return f"±{hi}"
+        return f"{lo:+d}..{hi:+d}"
+
+
+@dataclass(frozen=True)
+class Region:
+    """One host/engine region scenario: an anonymous private mapping of ``length`` bytes at a
+    2 MiB-aligned address, ``advice`` (or none), a byte written (or read) every ``stride``."""
+    length: int
+    advice: int | None = None
+    write: bool = True
+    stride: int = PAGE
+    prctl: tuple[int, int] | None = None      # PR_SET_THP_DISABLE (arg2, arg3), set first
+
+
+@dataclass(frozen=True)
+class Observable:
+    key: str                        # the key in both sides' result dicts
+    label: str                      # the kernel's name, where it shows
+    unit: str = "kB"
+    tol: tuple[int, int] = (0, 0)
+    needs_pfns: bool = False        # pagemap PFNs: CAP_SYS_ADMIN
+    system_wide: bool = False       # a /proc/vmstat counter: other processes add to it
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    region: Region
+    observables: tuple[Observable, ...]
+    needs_thp: bool = False
+
+
+_PTE_TOL = (-8, 8)
+_PTE_NOTE = ("the PUD and PMD tables over the region may exist already on the host (its other "
+             "mappings), never in the engine's fresh mm: up to 2 tables")
+_SYSTEM_WIDE = (0, 2)
+SYSTEM_WIDE_RUNS = 3
+_SYSTEM_NOTE = (f"system-wide counters: other processes' faults may add to the host's delta (a "
+                f"value above the tolerance is measured again, the least of {SYSTEM_WIDE_RUNS} "
+                f"runs counts)")
+
+RSS = Observable("Rss", "smaps Rss")
+AHP = Observable("AnonHugePages", "smaps AnonHugePages")
+PTE = Observable("VmPTE", "status VmPTE delta", tol=_PTE_TOL, note=_PTE_NOTE)
+FAULT_ALLOC = Observable("thp_fault_alloc", "vmstat thp_fault_alloc delta", "", _SYSTEM_WIDE,
+                         system_wide=True, note=_SYSTEM_NOTE)
+FAULT_FALLBACK = Observable("thp_fault_fallback", "vmstat thp_fault_fallback delta", "",
+                            _SYSTEM_WIDE, system_wide=True, note=_SYSTEM_NOTE)
+THP_ENABLED = Observable("THP_enabled", "status THP_enabled", "")
+PRCTL_GET = Observable("prctl_get", "prctl PR_GET_THP_DISABLE", "")
+HUGE_ZERO = Observable("huge_zero_pmds", "pagemap huge zero PMDs", "", needs_pfns=True,
+                       note="2 MiB ranges mapped by the huge zero page (pagemap + kpageflags)")
+ZERO_PTES = Observable("zero_ptes", "pagemap zero-page PTEs", "", needs_pfns=True,
+                       note="4 KiB pages mapped to the zero page (pagemap + kpageflags)")
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("madv-hugepage", "8 MiB anonymous, 2 MiB-aligned, MADV_HUGEPAGE, a write to every "
+             "page", Region(8 << 20, MADV_HUGEPAGE),
+             (AHP, RSS, FAULT_ALLOC, FAULT_FALLBACK, PTE), needs_thp=True),
+    Scenario("madv-nohugepage", "the same with MADV_NOHUGEPAGE", Region(8 << 20, MADV_NOHUGEPAGE),
+             (AHP, RSS, FAULT_ALLOC, PTE), needs_thp=True),
+    Scenario("prctl-thp-disable", "PR_SET_THP_DISABLE(1, 0) in the child, then 8 MiB with "
+             "MADV_HUGEPAGE written", Region(8 << 20, MADV_HUGEPAGE, prctl=(1, 0)),
+             (AHP, RSS, THP_ENABLED, PRCTL_GET), needs_thp=True),
+    Scenario("prctl-except-advised", "PR_SET_THP_DISABLE(1, PR_THP_DISABLE_EXCEPT_ADVISED), then "
+             "8 MiB with MADV_HUGEPAGE written (6.18+)",
+             Region(8 << 20, MADV_HUGEPAGE, prctl=(1, PR_THP_DISABLE_EXCEPT_ADVISED)),
+             (AHP, RSS, THP_ENABLED, PRCTL_GET), needs_thp=True),
+    Scenario("read-huge-zero", "8 MiB with MADV_HUGEPAGE, a read of every page (the huge zero "
+             "page, or a THP with use_zero_page=0)", Region(8 << 20, MADV_HUGEPAGE, write=False),
+             (RSS, AHP, HUGE_ZERO, ZERO_PTES), needs_thp=True),
+    Scenario("read-zero", "8 MiB with MADV_NOHUGEPAGE, a read of every page (the 4 KiB zero page)",
+             Region(8 << 20, MADV_NOHUGEPAGE, write=False), (RSS, AHP, HUGE_ZERO, ZERO_PTES)),
+    Scenario("pte-growth", "16 pages written 2 MiB apart in 32 MiB with MADV_NOHUGEPAGE: one "
+             "PTE table each", Region(32 << 20, MADV_NOHUGEPAGE, stride=HPAGE), (PTE, RSS, AHP)),
+)
+
+# the OOM scenario's children: (name, bytes written, oom_score_adj)
+OOM_CHILDREN: tuple[tuple[str, int, int], ...] = (
+    ("a", 4 << 20, 0), ("b", 20 << 20, 0), ("c", 4 << 20, 500), ("d", 8 << 20, 250),
+    ("e", 12 << 20, -300))
+
+
+def _requirements(host: HostInfo, thp: bool) -> str | None:
+    """Why a host scenario cannot run here, or None."""
+    if not host.linux:
+        return f"not Linux ({host.system})"
+    if host.machine not in ("x86_64", "amd64", "AMD64"):
+        return f"not x86-64 ({host.machine}); the engine models x86-64"
+    if not host.proc:
+        return "no /proc (procfs not mounted)"
+    if thp:
+        if host.thp is None:
+            return f"no transparent huge pages ({THP_SYSFS} missing)"
+        if host.thp["enabled"] == "never":
+            return "THP disabled (enabled=never)"
+    return None
+
+
+# ---- the host side: runs in a child interpreter, standard library only -------------------------
+
+class _Libc:
+    """The few libc calls the host scenarios make, through ctypes."""
+
+    def __init__(self) -> None:
+        import ctypes
+        self.ct = ct = ctypes
+        libc = ct.CDLL(None, use_errno=True)
+        libc.mmap.restype = ct.c_void_p
+        libc.mmap.argtypes = [ct.c_void_p, ct.c_size_t, ct.c_int, ct.c_int, ct.c_int, ct.c_long]
+        libc.munmap.argtypes = [ct.c_void_p, ct.c_size_t]
+        libc.madvise.argtypes = [ct.c_void_p, ct.c_size_t, ct.c_int]
+        libc.prctl.argtypes = [ct.c_int, ct.c_ulong, ct.c_ulong, ct.c_ulong, ct.c_ulong]
+        self.libc = libc
+
+    def _err(self, what: str) -> OSError:
+        e = self.ct.get_errno()
+        return OSError(e, f"{what}: {os.strerror(e)}")
+
+    def map_isolated(self, length: int, align: int = HPAGE) -> int:
+        """An anonymous private read-write mapping at an ``align``-aligned address inside a
+        PROT_NONE reservation: one VMA, which no neighbouring anonymous VMA can merge with."""
+        size = length + align + 2 * PAGE
+        res = self.libc.mmap(None, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        if res in (None, 2 ** 64 - 1, -1):
+            raise self._err("mmap (reservation)")
+        start = (res + PAGE + align - 1) & ~(align - 1)
+        got = self.libc.mmap(start, length, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
+        if got != start:
+            raise self._err("mmap (MAP_FIXED)")
+        return start
+
+    def madvise(self, addr: int, length: int, advice: int) -> None:
+        if self.libc.madvise(addr, length, advice) != 0:
+            raise self._err(f"madvise({advice})")
+
+    def prctl(self, option: int, a2: int = 0, a3: int = 0) -> int:
+        """prctl(option, a2, a3, 0, 0): the result, or -errno."""
+        r = self.libc.prctl(option, a2, a3, 0, 0)
+        return -self.ct.get_errno() if r < 0 else r
+
+    def touch(self, addr: int, length: int, stride: int, write: bool) -> None:
+        """One byte every ``stride`` bytes, in address order (as ``Task.touch``)."""
+        ct = self.ct
+        if write:
+            for off in range(0, length, stride):
+                ct.memset(addr + off, 1, 1)
+        else:
+            for off in range(0, length, stride):
+                ct.c_char.from_address(addr + off).value
+
+
+def _fields(path: str, sep: str = ":") -> dict[str, int]:
+    """``Key: value [kB]`` lines (or ``key value``) as integers."""
+    out = {}
+    with open(path) as f:
+        for line in f:
+            k, _, v = line.partition(sep)
+            parts = v.split()
+            if parts and parts[0].lstrip("-").isdigit():
+                out[k.strip()] = int(parts[0])
+    return out
+
+
+def _smaps_of(addr: int, pid: str = "self") -> dict[str, int]:
+    """The /proc/PID/smaps entry of the VMA that contains ``addr``."""
+    head = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) ")
+    found, out = False, {}
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            m = head.match(line)
+            if m:
+                if found:
+                    break
+                found = int(m.group(1), 16) <= addr < int(m.group(2), 16)
+                continue
+            if found:
+                k, _, v = line.partition(":")
+                parts = v.split()
+                if parts and parts[0].isdigit():
+                    out[k] = int(parts[0])
+    if not found:
+        raise LookupError(f"no VMA of /proc/{pid}/smaps contains {addr:#x}")
+    return out
+
+
+def _zero_mappings(addr: int, length: int) -> dict[str, int]:
+    """Pages of [addr, addr + length) mapped to the zero page, from pagemap and kpageflags:
+    ``huge_zero_pmds`` (2 MiB ranges on the huge zero page) and ``zero_ptes`` (4 KiB pages on
+    the 4 KiB zero page). Or ``pagemap_skip``, why they cannot be read."""
+    import struct
+    n = length // PAGE
+    try:
+        with open("/proc/self/pagemap", "rb") as f:
+            f.seek(addr // PAGE * 8)
+            ents = struct.unpack(f"<{n}Q", f.read(n * 8))
+        kf = open("/proc/kpageflags", "rb")
+    except OSError as e:
+        return {"pagemap_skip": f"{e.filename}: {e.strerror}"}
+    pfn_mask = (1 << 55) - 1
+    present = [(e & pfn_mask) if e >> 63 & 1 else -1 for e in ents]
+    if any(p == 0 for p in present):        # present without a PFN: pagemap hides them
+        kf.close()
+        return {"pagemap_skip": "no CAP_SYS_ADMIN: pagemap shows no PFNs"}
+    flags: dict[int, int] = {}
+    with kf:
+        def kpf(pfn: int) -> int:
+            if pfn not in flags:
+                kf.seek(pfn * 8)
+                flags[pfn] = struct.unpack("<Q", kf.read(8))[0]
+            return flags[pfn]
+        huge = zero = 0
+        per = HPAGE // PAGE
+        for i in range(0, n, per):
+            p = present[i]
+            if p >= 0 and kpf(p) >> KPF_ZERO_PAGE & 1 and kpf(p) >> KPF_THP & 1:
+                huge += 1
+                continue
+            for q in present[i:i + per]:
+                if q >= 0 and kpf(q) >> KPF_ZERO_PAGE & 1 and not kpf(q) >> KPF_THP & 1:
+                    zero += 1
+    return {"huge_zero_pmds": huge, "zero_ptes": zero}
+
+
+def host_region(spec: dict) -> dict:
+    """Run a region scenario in this (child) process; the values the engine is compared with."""
+    r = Region(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
+    libc = _Libc()
+    out: dict[str, Any] = {}
+    if r.prctl is not None:
+        if libc.prctl(PR_GET_THP_DISABLE) < 0:
+            return {"skip": "prctl PR_GET_THP_DISABLE unsupported (before 3.15)"}
+        got = libc.prctl(PR_SET_THP_DISABLE, *r.prctl)
+        if got < 0:
+            why = os.strerror(-got)
+            if r.prctl[1] & PR_THP_DISABLE_EXCEPT_ADVISED:
+                return {"skip": f"prctl PR_THP_DISABLE_EXCEPT_ADVISED unsupported ({why}; 6.18+)"}
+            return {"skip": f"prctl PR_SET_THP_DISABLE unsupported ({why})"}
+        out["prctl_get"] = libc.prctl(PR_GET_THP_DISABLE)
+    addr = libc.map_isolated(r.length)
+    if r.advice is not None:
+        libc.madvise(addr, r.length, r.advice)
+    st0, vm0 = _fields("/proc/self/status"), _fields("/proc/vmstat", " ")
+    libc.touch(addr, r.length, r.stride, r.write)
+    vm1, st1 = _fields("/proc/vmstat", " "), _fields("/proc/self/status")
+    sm = _smaps_of(addr)
+    out.update(Rss=sm["Rss"], AnonHugePages=sm["AnonHugePages"], VmPTE=st1["VmPTE"] - st0["VmPTE"],
+               thp_fault_alloc=vm1.get("thp_fault_alloc", 0) - vm0.get("thp_fault_alloc", 0),
+               thp_fault_fallback=vm1.get("thp_fault_fallback", 0) - vm0.get("thp_fault_fallback", 0),
+               addr=addr)
+    if "THP_enabled" in st1:
+        out["THP_enabled"] = st1["THP_enabled"]
+    if not r.write:
+        out.update(_zero_mappings(addr, r.length))
+    return out
+
+
+def host_oom_child(spec: dict) -> None:
+    """An OOM-scenario child: set oom_score_adj, map and write ``length`` bytes, report the
+    status it had just before the writes, then stop itself (SIGSTOP) for the parent to read."""
+    import signal
+    libc = _Libc()
+    libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))     # never outlive the check
+    signal.alarm(CHILD_TIMEOUT_S)
+    with open("/proc/self/oom_score_adj", "w") as f:
+        f.write(str(spec["adj"]))
+    addr = libc.map_isolated(spec["length"])
+    before = _fields("/proc/self/status")
+    sys.stdout.write(json.dumps({"before": before, "addr": addr}) + "\n")
+    sys.stdout.flush()
+    libc.touch(addr, spec["length"], PAGE, True)
+    os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def _child_main(argv: list[str]) -> int:
+    what, spec = argv[0], json.loads(argv[1])
+    if what == "region":
+        print(json.dumps(host_region(spec)))
+    elif what == "oom":
+        host_oom_child(spec)
+    else:
+        raise SystemExit(f"unknown child scenario {what!r}")
+    return 0
+
+
+def _child_cmd(what: str, spec: dict) -> list[str]:
+    # -I: no user site, no PYTHON* variables, and not this directory on sys.path
+    return [sys.executable, "-I", os.path.abspath(__file__), "--child", what, json.dumps(spec)]
+
+
+def run_host_region(region: Region) -> dict:
+    """A region scenario in a fresh child interpreter: its result dict (or ``{"skip": why}``)."""
+    r = subprocess.run(_child_cmd("region", asdict(region)), capture_output=True, text=True,
+                       timeout=CHILD_TIMEOUT_S)
+    if r.returncode != 0:
+        raise RuntimeError(f"host scenario failed (exit {r.returncode}): {r.stderr.strip()}")
+    return json.loads(r.stdout)
+
+
+def run_host_oom(children=OOM_CHILDREN) -> list[dict]:
+    """Start the OOM children, wait until each has stopped itself, read what the host shows
+    for each (``/proc/PID/oom_score``, ``status``), then kill them all."""
+    procs = []
+    try:
+        for _, length, adj in children:
+            procs.append(subprocess.Popen(_child_cmd("oom", {"length": length, "adj": adj}),
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          text=True))
+        out = []
+        for p in procs:
+            line = p.stdout.readline()
+            _, status = os.waitpid(p.pid, os.WUNTRACED)
+            if not line or not os.WIFSTOPPED(status):
+                raise RuntimeError(f"OOM child {p.pid} did not stop: {p.stderr.read().strip()}")
+            d = json.loads(line)
+            d["pid"] = p.pid
+            with open(f"/proc/{p.pid}/oom_score") as f:
+                d["oom_score"] = int(f.read())
+            d["after"] = _fields(f"/proc/{p.pid}/status")
+            out.append(d)
+        return out
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+            p.stdout.close()
+            p.stderr.close()
+
+
+# ---- the engine side -----------------------------------------------------------------------
+
+def _engine_map(t, length: int) -> int:
+    """The host's layout in the engine: a PROT_NONE reservation and a MAP_FIXED region at its
+    first 2 MiB-aligned address past one guard page."""
+    res = t.mmap(length + HPAGE + 2 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)
+    start = (res + PAGE + HPAGE - 1) & ~(HPAGE - 1)
+    return t.mmap(length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, start)
+
+
+def _engine_zero(m, t, addr: int, length: int) -> dict[str, int]:
+    """The engine's zero-page mappings of a range, from its page-table leaves."""
+    from .kernels import consts as K
+    zero_pfn = int(m.state.cfg[K.C_NR_FRAMES])             # the 4 KiB zero page's frame
+    huge = zero = 0
+    for va, e in t.page_table().items():
+        if not addr <= va < addr + length:
+            continue
+        pfn = (e >> 12) & ((1 << 40) - 1)
+        if e & K._PAGE_PSE:
+            huge += bool(m.state.fr_flags[pfn] & K.PG_hugezero)
+        else:
+            zero += pfn == zero_pfn
+    return {"huge_zero_pmds": huge, "zero_ptes": zero}
+
+
+def engine_region(config, region: Region) -> dict:
+    """A region scenario on a fresh engine machine: the same keys as ``host_region``."""
+    from . import Machine
+    from .kernels import consts as K
+    m = Machine(config)
+    t = m.spawn("validate")
+    out: dict[str, Any] = {}
+    if region.prctl is not None:
+        try:
+            t.prctl(K.PR_SET_THP_DISABLE, *region.prctl)
+        except OSError as e:
+            return {"skip": f"profile {config.kernel}: prctl {os.strerror(e.errno)}"}
+        out["prctl_get"] = t.prctl(K.PR_GET_THP_DISABLE)
+    addr = _engine_map(t, region.length)
+    if region.advice is not None:
+        t.madvise(addr, region.length, region.advice)
+    pte0, vm0 = t.status()["VmPTE"], m.vmstat()
+    t.touch(addr, region.length, region.stride, region.write)
+    vm1, st1, sm = m.vmstat(), t.status(), t.smaps(addr)
+    out.update(Rss=sm["Rss"], AnonHugePages=sm["AnonHugePages"], VmPTE=st1["VmPTE"] - pte0,
+               THP_enabled=st1["THP_enabled"], addr=addr,
+               **{k: vm1[k] - vm0[k] for k in ("thp_fault_alloc", "thp_fault_fallback")})
+    if not region.write:
+        out.update(_engine_zero(m, t, addr, region.length))
+    return out
+
+
+def engine_oom(config, host: HostInfo, children: list[dict]) -> list[dict]:
+    """The OOM children in the engine: a machine with the host's RAM plus swap as
+    ``totalpages`` and its kernel's OOM arithmetic (``Machine.from_proc``), one task per child
+    holding the child's memory from before its writes as a baseline, which then maps and writes
+    the same region. Each child's ``oom_score`` and ``VmRSS`` as the engine computes them."""
+    from . import Machine
+    from .procfs import ProcTask, Snapshot
+    tasks = []
+    for c in children:
+        b = c["before"]
+        tasks.append(ProcTask(pid=c["pid"], ppid=os.getpid(), comm=c["name"],
+                              rss_anon_kb=b["RssAnon"], rss_file_kb=b["RssFile"],
+                              rss_shmem_kb=b["RssShmem"], swap_kb=b.get("VmSwap", 0),
+                              pte_kb=b["VmPTE"], oom_score_adj=c["adj"], oom_score=-1,
+                              cap_sys_admin=host.capable(CAP_SYS_ADMIN)))
+    snap = Snapshot(tasks=tasks, mem_total_kb=host.mem_total_kb, mem_free_kb=0,
+                    swap_total_kb=host.swap_total_kb or 0, kernel=host.kernel)
+    m = Machine.from_proc(snap, config)
+    out = []
+    for c in children:
+        t = next(x for x in m.tasks() if x.pid == c["pid"])
+        a = _engine_map(t, c["length"])
+        t.touch(a, c["length"])
+        out.append({"oom_score": t.oom_score, "VmRSS": t.status()["VmRSS"]})
+    return out
+
+
+# ---- the check -----------------------------------------------------------------------------
+
+@dataclass
+class Report:
+    """The checks of one run, with the host and engine settings they ran under."""
+    host: HostInfo
+    engine: dict[str, Any]
+    checks: list[Check]
+    scenarios: dict[str, str]
+
+    @property
+    def ok(self) -> bool:
+        """True when every check that ran matched."""
+        return all(c.matches for c in self.checks)
+
+    def counts(self) -> dict[str, int]:
+        ran = [c for c in self.checks if c.skipped is None]
+        return {"checks": len(self.checks), "match": sum(c.matches for c in ran),
+                "mismatch": sum(not c.matches for c in ran),
+                "skipped": len(self.checks) - len(ran)}
+
+    def rows(self) -> list[list[Any]]:
+        def v(x):
+            return "-" if x is None else x
+        return [[c.scenario, c.observable, c.unit, v(c.host), v(c.engine), c.tolerance, c.result]
+                for c in self.checks]
+
+    HEADERS = ("scenario", "observable", "unit", "host", "engine", "tolerance", "result")
+
+    def table(self, markdown: bool = False) -> str:
+        """The checks as aligned text (numbers to the right, words to the left) or markdown."""
+        from .cli import _cell, table
+        if markdown:
+            return table(list(self.HEADERS), self.rows(), markdown=True)
+        cells = [list(self.HEADERS)] + [[_cell(v) for v in r] for r in self.rows()]
+        widths = [max(len(r[i]) for r in cells) for i in range(len(self.HEADERS))]
+        right = (False, False, False, True, True, False, False)
+        return "\n".join("  ".join(c.rjust(w) if rj else c.ljust(w)
+                                   for c, w, rj in zip(r, widths, right)).rstrip() for r in cells)
+
+    def format(self, markdown: bool = False) -> str:
+        """The whole report: the settings, the table, the notes and the counts."""
+        n = self.counts()
+        bullet = "- " if markdown else "  "
+        return "\n".join([
+            *(f"{bullet}{line}" if markdown else line for line in self.header().splitlines()), "",
+            self.table(markdown), "", "notes:" + ("\n" if markdown else ""),
+            *(f"{bullet}{line}" for line in self.notes()), "",
+            f"{n['checks']} checks: {n['match']} match, {n['mismatch']} mismatch, "
+            f"{n['skipped']} skipped"])
+
+    def header(self) -> str:
+        h, e = self.host, self.engine
+        thp = ("no THP" if h.thp is None else
+               f"THP enabled={h.thp['enabled']} defrag={h.thp['defrag']} "
+               f"use_zero_page={h.thp['use_zero_page']}")
+        other = f", other mTHP sizes on: {', '.join(h.mthp_other)}" if h.mthp_other else ""
+        lacks = [n for n, cap in (("CAP_SYS_ADMIN", CAP_SYS_ADMIN),
+                                  ("CAP_SYS_RESOURCE", CAP_SYS_RESOURCE)) if not h.capable(cap)]
+        who = ("root" if h.root else "not root") + (f" without {', '.join(lacks)}" if lacks else "")
+        return (f"host: {h.system} {h.machine} {h.release}, {who}, {thp}{other}\n"
+                f"engine: profile {e['kernel']}, THP enabled={e['thp_enabled']} "
+                f"defrag={e['thp_defrag']} use_zero_page={int(e['thp_use_zero_page'])}")
+
+    def notes(self) -> list[str]:
+        """The scenarios' descriptions and the notes of the tolerant or partial checks."""
+        out = [f"{name}: {d}" for name, d in self.scenarios.items()]
+        seen: dict[str, list[str]] = {}          # note -> observables (without their details)
+        for c in self.checks:
+            name = re.sub(r" \(.*\)$", "", c.observable)
+            if c.note and name not in seen.setdefault(c.note, []):
+                seen[c.note].append(name)
+        return out + [f"{', '.join(names)}: {note}" for note, names in seen.items()]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"host": asdict(self.host), "engine": self.engine, "scenarios": self.scenarios,
+                "summary": {**self.counts(), "ok": self.ok},
+                "checks": [{"scenario": c.scenario, "observable": c.observable, "unit": c.unit,
+                            "host": c.host, "engine": c.engine, "tolerance": list(c.tol),
+                            "result": "skipped" if c.skipped is not None else
+                            ("match" if c.matches else "mismatch"),
+                            "skipped": c.skipped, "note": c.note} for c in self.checks]}
+
+
+def _region_checks(sc: Scenario, host: HostInfo, config) -> list[Check]:
+    why = _requirements(host, sc.needs_thp)
+    eng = engine_region(config, sc.region)
+    got: dict[str, Any] = {}
+    if why is None:
+        got = run_host_region(sc.region)
+        why = got.get("skip")
+    if why is None:
+        why = eng.get("skip")
+    for _ in range(SYSTEM_WIDE_RUNS - 1):
+        # noise only adds to a system-wide delta: above the band, take the least of more runs
+        noisy = [ob.key for ob in sc.observables if why is None and ob.system_wide and
+                 isinstance(got.get(ob.key), int) and isinstance(eng.get(ob.key), int) and
+                 got[ob.key] - eng[ob.key] > ob.tol[1]]
+        if not noisy:
+            break
+        again = run_host_region(sc.region)
+        for k in noisy:
+            got[k] = min(got[k], again.get(k, got[k]))
+    checks = []
+    for ob in sc.observables:
+        c = Check(sc.name, ob.label, ob.unit, got.get(ob.key), eng.get(ob.key), ob.tol, why,
+                  ob.note)
+        if c.skipped is None and ob.needs_pfns and ob.key not in got:
+            c.skipped = got.get("pagemap_skip", "no pagemap values")
+        checks.append(c)
+    return checks
+
+
+def _ordering(pairs: list[tuple[str, int]]) -> str:
+    """Names by descending score, ties joined with '='; e.g. ``c > b = a > d``."""
+    groups: dict[int, list[str]] = {}
+    for name, s in pairs:
+        groups.setdefault(s, []).append(name)
+    return " > ".join(" = ".join(sorted(groups[s])) for s in sorted(groups, reverse=True))
+
+
+def oom_labels(name: str, length: int, adj: int) -> tuple[str, str]:
+    """The observables of one OOM child: its oom_score and its VmRSS."""
+    return f"oom_score ({name}: {length >> 20} MiB, adj {adj})", f"status VmRSS ({name})"
+
+
+OOM_ORDER = "oom_score order (victim first)"
+
+
+def _oom_checks(host: HostInfo, config, children=OOM_CHILDREN) -> list[Check]:
+    why = _requirements(host, False)
+    if why is None and host.mem_total_kb is None:
+        why = "no MemTotal in /proc/meminfo"
+    kids = list(children)
+    no_cap = "no CAP_SYS_RESOURCE: a negative oom_score_adj needs it"
+    if why is None and not host.capable(CAP_SYS_RESOURCE):
+        kids = [c for c in kids if c[2] >= 0]
+    got: dict[str, tuple[dict, dict]] = {}            # child -> (host, engine)
+    if why is None:
+        host_out = run_host_oom(kids)
+        for (name, length, adj), h in zip(kids, host_out):
+            h.update(name=name, length=length, adj=adj)
+        got = {h["name"]: (h, e) for h, e in zip(host_out, engine_oom(config, host, host_out))}
+    total = ("" if host.mem_total_kb is None else
+             f"engine totalpages = host MemTotal + SwapTotal = "
+             f"{(host.mem_total_kb + (host.swap_total_kb or 0)) // 4} pages")
+    checks = []
+    for name, length, adj in children:
+        skip = why if why is not None or name in got else no_cap
+        h, e = got.get(name, ({}, {}))
+        score, rss = oom_labels(name, length, adj)
+        checks.append(Check("oom-score", score, "", h.get("oom_score"), e.get("oom_score"),
+                            skipped=skip, note=total))
+        checks.append(Check("oom-score", rss, "kB", h.get("after", {}).get("VmRSS"),
+                            e.get("VmRSS"), (-64, 64), skip,
+                            "the child's interpreter may touch a few pages after its report"))
+    order = [(_ordering([(n, side[k]["oom_score"]) for n, side in got.items()]) if got else None)
+             for k in (0, 1)]
+    checks.append(Check("oom-score", OOM_ORDER, "", order[0], order[1], skipped=why,
+                        note="the children that ran, by oom_score; ties joined by '='"))
+    return checks
+
+
+def run(host: HostInfo | None = None, scenarios: tuple[Scenario, ...] = SCENARIOS,
+        oom: bool = True) -> Report:
+    """Run every scenario on the host (where it can) and in the engine; the report."""
+    host = probe_host() if host is None else host
+    config = engine_config(host)
+    checks = []
+    for sc in scenarios:
+        checks += _region_checks(sc, host, config)
+    descr = {sc.name: sc.description for sc in scenarios}
+    if oom:
+        checks += _oom_checks(host, config)
+        descr["oom-score"] = ("children with known RSS and oom_score_adj, stopped (SIGSTOP): "
+                              "/proc/PID/oom_score against Task.oom_score on a machine with the "
+                              "host's totalpages")
+    engine = {"kernel": config.kernel, "thp_enabled": config.thp_enabled,
+              "thp_defrag": config.defrag, "thp_use_zero_page": config.thp_use_zero_page}
+    return Report(host, engine, checks, descr)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:           # a host scenario's child interpreter
+        sys.exit(_child_main(sys.argv[2:]))
+    from mmcore.cli import main
+    sys.exit(main(["validate", "--host", *sys.argv[1:]]))

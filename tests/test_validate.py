@@ -1,0 +1,393 @@
+"""``mmcore validate``: the engine side of each host scenario, the host side on this host, the
+skip logic, and the command line."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mmcore import cli, oom
+from mmcore import validate as V
+from mmcore.config import Config
+
+DATA = Path(__file__).parent.parent / "data"
+MiB = 1 << 20
+TABLE_KB = 4                        # one page-table page
+
+# ---- what this host offers, probed here independently of mmcore.validate ----------------------
+
+_LINUX = sys.platform.startswith("linux") and os.uname().machine == "x86_64"
+_PROC = os.access("/proc/self/smaps", os.R_OK)
+
+
+def _thp_enabled() -> str | None:
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            mode = f.read().split("[")[1].split("]")[0]
+        with open("/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/enabled") as f:
+            pmd = f.read().split("[")[1].split("]")[0]
+        return mode if pmd == "inherit" else pmd
+    except (OSError, IndexError):
+        return None
+
+
+def _capable(bit: int) -> bool:
+    try:
+        with open("/proc/self/status") as f:
+            eff = next(line for line in f if line.startswith("CapEff:")).split()[1]
+        return bool(int(eff, 16) >> bit & 1)
+    except (OSError, StopIteration):
+        return False
+
+
+needs_host = pytest.mark.skipif(not (_LINUX and _PROC), reason="needs Linux on x86-64 with /proc")
+needs_thp = pytest.mark.skipif(not (_LINUX and _PROC) or _thp_enabled() in (None, "never"),
+                               reason="needs transparent huge pages (enabled not never) on Linux")
+needs_pfns = pytest.mark.skipif(not _capable(21), reason="pagemap PFNs need CAP_SYS_ADMIN")
+needs_sys_resource = pytest.mark.skipif(
+    not _capable(24), reason="a negative oom_score_adj needs CAP_SYS_RESOURCE")
+
+# rows the engine is known to get wrong on a real kernel: (scenario, observable) -> what differs;
+# their tests are xfail(strict=True), so a fix in the engine shows up as XPASS
+KNOWN_MISMATCHES: dict[tuple[str, str], str] = {}
+
+
+def _host(thp: dict | None = None, **kw) -> V.HostInfo:
+    """A made-up Linux host: 6.18 on x86-64, every capability, THP as given."""
+    d = dict(system="linux", machine="x86_64", release="6.18.2", proc=True, root=True,
+             cap_eff=(1 << 41) - 1, thp=thp, mem_total_kb=4 << 20, swap_total_kb=0)
+    d.update(kw)
+    return V.HostInfo(**d)
+
+
+MADVISE = {"enabled": "madvise", "defrag": "madvise", "use_zero_page": "1"}
+
+
+def _config(**thp) -> Config:
+    return V.engine_config(_host({**MADVISE, **thp}))
+
+
+def _scenario(name: str) -> V.Scenario:
+    return next(s for s in V.SCENARIOS if s.name == name)
+
+
+# ---- the engine side ------------------------------------------------------------------------------
+
+def test_engine_thp_fault_under_madv_hugepage():
+    r = V.engine_region(_config(), _scenario("madv-hugepage").region)
+    assert r["AnonHugePages"] == r["Rss"] == 8 << 10
+    assert r["thp_fault_alloc"] == 4 and r["thp_fault_fallback"] == 0
+    # 4 deposited PTE tables (one per THP) plus the fresh mm's PUD and PMD tables
+    assert r["VmPTE"] == (4 + 2) * TABLE_KB
+    assert r["addr"] % V.HPAGE == 0
+
+
+def test_engine_nohugepage_and_prctl_give_no_huge_pages():
+    cfg = _config(enabled="always")
+    nohuge = V.engine_region(cfg, _scenario("madv-nohugepage").region)
+    assert nohuge["AnonHugePages"] == 0 and nohuge["Rss"] == 8 << 10
+    assert nohuge["thp_fault_alloc"] == 0 and nohuge["VmPTE"] == (4 + 2) * TABLE_KB
+    off = V.engine_region(cfg, _scenario("prctl-thp-disable").region)
+    assert off["AnonHugePages"] == 0 and off["Rss"] == 8 << 10
+    assert off["THP_enabled"] == 0 and off["prctl_get"] == 1
+    advised = V.engine_region(cfg, _scenario("prctl-except-advised").region)
+    assert advised["AnonHugePages"] == 8 << 10 and advised["THP_enabled"] == 1
+    assert advised["prctl_get"] == 3
+
+
+def test_engine_reads_map_the_zero_pages_or_a_thp_per_use_zero_page():
+    huge = V.engine_region(_config(), _scenario("read-huge-zero").region)
+    assert (huge["Rss"], huge["AnonHugePages"], huge["huge_zero_pmds"], huge["zero_ptes"]) == (0, 0, 4, 0)
+    small = V.engine_region(_config(), _scenario("read-zero").region)
+    assert (small["Rss"], small["huge_zero_pmds"], small["zero_ptes"]) == (0, 0, 8 * MiB // 4096)
+    # use_zero_page=0: a read fault in a THP-eligible VMA allocates a THP
+    thp = V.engine_region(_config(use_zero_page="0"), _scenario("read-huge-zero").region)
+    assert thp["Rss"] == thp["AnonHugePages"] == 8 << 10 and thp["huge_zero_pmds"] == 0
+    assert thp["thp_fault_alloc"] == 4
+
+
+def test_engine_page_table_growth():
+    r = V.engine_region(_config(), _scenario("pte-growth").region)
+    assert r["Rss"] == 16 * 4 and r["AnonHugePages"] == 0
+    assert r["VmPTE"] == (16 + 2) * TABLE_KB          # a PTE table per page, plus PUD and PMD
+
+
+def test_engine_prctl_option_missing_from_an_older_profile():
+    cfg = V.engine_config(_host(MADVISE, release="5.4.0"))
+    assert cfg.kernel == "4.13"
+    r = V.engine_region(cfg, _scenario("prctl-except-advised").region)
+    assert r["skip"].startswith("profile 4.13: prctl")
+
+
+def test_engine_oom_uses_the_hosts_totalpages_and_its_own_accounting():
+    host = _host(MADVISE, mem_total_kb=(1 << 20) * 4, swap_total_kb=64 << 10)
+    before = {"RssAnon": 1000, "RssFile": 6000, "RssShmem": 0, "VmSwap": 0, "VmPTE": 60}
+    kids = [{"pid": 4000 + i, "name": n, "length": ln, "adj": adj, "before": before}
+            for i, (n, ln, adj) in enumerate(V.OOM_CHILDREN)]
+    got = V.engine_oom(V.engine_config(host), host, kids)
+    total = (host.mem_total_kb + host.swap_total_kb) // 4
+    for k, g in zip(kids, got):
+        pages = k["length"] // 4096
+        tables = k["length"] // V.HPAGE + 2           # PTE tables, plus PUD and PMD
+        rss = (before["RssAnon"] + before["RssFile"]) // 4 + pages
+        assert g["VmRSS"] == rss * 4
+        assert g["oom_score"] == oom.proc_oom_score(rss, 0, (before["VmPTE"] // 4 + tables) * 4096,
+                                                    k["adj"], total, kernel="6.18")
+
+
+def test_closest_profile_and_engine_config():
+    assert V.closest_profile("6.18.44-fc") == "6.18"
+    assert V.closest_profile("6.8.0-45-generic") == "4.13"
+    assert V.closest_profile("3.14.1") == "3.12"
+    assert V.closest_profile("2.6.32") == "3.10"
+    cfg = V.engine_config(_host({"enabled": "always", "defrag": "defer+madvise", "use_zero_page": "0"}))
+    assert (cfg.thp_enabled, cfg.defrag, cfg.thp_use_zero_page) == ("always", "defer+madvise", False)
+    # a defrag mode the profile lacks keeps its default; no THP at all is "never"
+    cfg = V.engine_config(_host({"enabled": "always", "defrag": "defer", "use_zero_page": "1"},
+                                release="3.10.0"))
+    assert cfg.kernel == "3.10" and cfg.defrag == "always"
+    assert V.engine_config(_host(None)).thp_enabled == "never"
+
+
+def test_probe_thp_reads_the_pmd_size_and_mthp_sizes(tmp_path):
+    assert V.probe_thp(str(tmp_path / "none")) == (None, [])
+    (tmp_path / "enabled").write_text("always [madvise] never\n")
+    (tmp_path / "defrag").write_text("always defer defer+madvise [madvise] never\n")
+    (tmp_path / "use_zero_page").write_text("0\n")
+    for size, mode in (("2048kB", "always [inherit] madvise never"),
+                       ("64kB", "always inherit madvise [never]"),
+                       ("16kB", "always [inherit] madvise never")):
+        (tmp_path / f"hugepages-{size}").mkdir()
+        (tmp_path / f"hugepages-{size}" / "enabled").write_text(mode + "\n")
+    thp, other = V.probe_thp(str(tmp_path))
+    assert thp == {"enabled": "madvise", "defrag": "madvise", "use_zero_page": "0"}
+    assert other == ["16kB=madvise"]
+    (tmp_path / "hugepages-2048kB" / "enabled").write_text("always inherit madvise [never]\n")
+    assert V.probe_thp(str(tmp_path))[0]["enabled"] == "never"
+
+
+def test_check_tolerances_and_results():
+    c = V.Check("s", "o", "kB", 5, 4, (0, 2))
+    assert c.matches and c.result == "match" and c.tolerance == "+0..+2"
+    c.host = 3
+    assert not c.matches and c.result == "MISMATCH"
+    assert V.Check("s", "o", "kB", 16, 24, (-8, 8)).tolerance == "±8"
+    assert V.Check("s", "o", "", "a > b", "a > b").result == "match"
+    assert V.Check("s", "o", "", "a > b", "b > a").result == "MISMATCH"
+    assert V.Check("s", "o", "", None, None).result == "MISMATCH"      # ran, but no value
+    skipped = V.Check("s", "o", "", 1, 2, skipped="not Linux (darwin)")
+    assert skipped.matches and skipped.result == "skipped: not Linux (darwin)"
+
+
+# ---- the skip logic ---------------------------------------------------------------------------
+
+def _no_host(*a, **k):
+    raise AssertionError("a host scenario ran on a host that cannot run it")
+
+
+def test_not_linux_skips_every_host_scenario(monkeypatch):
+    monkeypatch.setattr(V, "run_host_region", _no_host)
+    monkeypatch.setattr(V, "run_host_oom", _no_host)
+    mac = V.HostInfo(system="darwin", machine="arm64", release="23.1.0", proc=False, root=False)
+    monkeypatch.setattr(V, "probe_host", lambda: mac)
+    code, out, _ = cli_run(["validate"])
+    assert code == 0
+    assert out.count("skipped: not Linux (darwin)") == len(_expected_rows())
+    report = V.run(mac)
+    assert report.ok and report.counts()["skipped"] == report.counts()["checks"]
+    # the engine side still ran (THP "never": the host has none): its values are in the table
+    rss = next(c for c in report.checks if (c.scenario, c.observable) == ("pte-growth", "smaps Rss"))
+    assert rss.engine == 16 * 4 and rss.host is None
+    assert report.engine["thp_enabled"] == "never"
+
+
+def test_thp_never_skips_the_thp_scenarios_only(monkeypatch):
+    ran = []
+
+    def fake_region(region):
+        """The host agrees with an engine under "never", but its pagemap shows no PFNs."""
+        ran.append(region)
+        r = V.engine_region(V.engine_config(host), region)
+        r = {k: v for k, v in r.items() if k not in ("huge_zero_pmds", "zero_ptes")}
+        return {**r, "pagemap_skip": "no CAP_SYS_ADMIN: pagemap shows no PFNs"} if not region.write else r
+    host = _host({"enabled": "never", "defrag": "madvise", "use_zero_page": "1"},
+                 cap_eff=(1 << 41) - 1 - (1 << 21) - (1 << 24))     # no SYS_ADMIN, no SYS_RESOURCE
+    monkeypatch.setattr(V, "run_host_region", fake_region)
+    oom_kids = []
+    monkeypatch.setattr(V, "run_host_oom", lambda kids: oom_kids.extend(kids) or [])
+    monkeypatch.setattr(V, "engine_oom", lambda *a: [])
+    report = V.run(host)
+    thp = {s.name for s in V.SCENARIOS if s.needs_thp}
+    assert thp and ran == [s.region for s in V.SCENARIOS if not s.needs_thp]
+    for c in report.checks:
+        if c.scenario in thp:
+            assert c.result == "skipped: THP disabled (enabled=never)"
+    # no CAP_SYS_ADMIN: the pagemap rows of a scenario that ran are skipped, with the reason,
+    # the others compared
+    rz = [c for c in report.checks if c.scenario == "read-zero"]
+    assert {c.result for c in rz if c.observable.startswith("pagemap")} == {
+        "skipped: no CAP_SYS_ADMIN: pagemap shows no PFNs"}
+    assert all(c.result == "match" for c in rz if c.observable.startswith("smaps"))
+    # no CAP_SYS_RESOURCE: the child with a negative oom_score_adj does not run
+    assert oom_kids == [k for k in V.OOM_CHILDREN if k[2] >= 0] and len(oom_kids) < len(V.OOM_CHILDREN)
+    neg = [c for c in report.checks if c.scenario == "oom-score" and "adj -" in c.observable]
+    assert neg and all(c.result.startswith("skipped: no CAP_SYS_RESOURCE") for c in neg)
+
+
+def test_no_thp_support_and_no_proc(monkeypatch):
+    monkeypatch.setattr(V, "run_host_region", _no_host)
+    monkeypatch.setattr(V, "run_host_oom", _no_host)
+    assert V._requirements(_host(None), thp=True) == (
+        "no transparent huge pages (/sys/kernel/mm/transparent_hugepage missing)")
+    assert V._requirements(_host(None), thp=False) is None
+    assert V._requirements(_host(MADVISE, proc=False), thp=False) == "no /proc (procfs not mounted)"
+    assert V._requirements(_host(MADVISE, machine="aarch64"), thp=False).startswith("not x86-64")
+    report = V.run(_host(MADVISE, proc=False))
+    assert {c.skipped for c in report.checks} == {"no /proc (procfs not mounted)"}
+
+
+def test_a_host_prctl_skip_becomes_the_rows_reason(monkeypatch):
+    why = "prctl PR_SET_THP_DISABLE unsupported (Invalid argument)"
+    monkeypatch.setattr(V, "run_host_region", lambda region: {"skip": why})
+    report = V.run(_host(MADVISE), scenarios=(_scenario("prctl-thp-disable"),), oom=False)
+    assert [c.result for c in report.checks] == [f"skipped: {why}"] * 4
+
+
+@pytest.mark.parametrize("noise, runs, result", [([7, 0], 2, "match"), ([7, 5, 9], 3, "MISMATCH")])
+def test_system_wide_counters_are_measured_again_above_the_band(monkeypatch, noise, runs, result):
+    host = _host(MADVISE)
+    sc = _scenario("madv-hugepage")
+    eng = V.engine_region(V.engine_config(host), sc.region)
+    calls = []
+
+    def noisy(region):                 # other processes' THP faults land in the first runs
+        calls.append(region)
+        return {**eng, "thp_fault_alloc": eng["thp_fault_alloc"] + noise[len(calls) - 1]}
+    monkeypatch.setattr(V, "run_host_region", noisy)
+    report = V.run(host, scenarios=(sc,), oom=False)
+    c = next(c for c in report.checks if c.observable == "vmstat thp_fault_alloc delta")
+    assert len(calls) == runs and c.result == result
+    assert c.host == eng["thp_fault_alloc"] + min(noise)
+    assert all(x.result == "match" for x in report.checks if x is not c)
+
+
+@needs_host
+def test_host_child_reports_an_unsupported_prctl():
+    r = V.run_host_region(V.Region(8 * MiB, V.MADV_HUGEPAGE, prctl=(1, 1 << 4)))   # no such flag
+    assert r == {"skip": "prctl PR_SET_THP_DISABLE unsupported (Invalid argument)"}
+
+
+# ---- the host side, on this host -----------------------------------------------------------------
+
+def _expected_rows() -> list[tuple[str, str, list]]:
+    """Every row the check prints, with the marks its test needs on a host lacking something."""
+    rows = []
+    for s in V.SCENARIOS:
+        for ob in s.observables:
+            marks = [needs_thp if s.needs_thp else needs_host] + ([needs_pfns] if ob.needs_pfns else [])
+            rows.append((s.name, ob.label, marks))
+    for name, length, adj in V.OOM_CHILDREN:
+        marks = [needs_host] + ([needs_sys_resource] if adj < 0 else [])
+        rows += [("oom-score", label, marks) for label in V.oom_labels(name, length, adj)]
+    rows.append(("oom-score", V.OOM_ORDER, [needs_host]))
+    return rows
+
+
+def _row_params():
+    for scenario, observable, marks in _expected_rows():
+        known = KNOWN_MISMATCHES.get((scenario, observable))
+        if known:
+            marks = marks + [pytest.mark.xfail(strict=True, reason=known)]
+        yield pytest.param(scenario, observable, marks=marks, id=f"{scenario}/{observable}")
+
+
+@pytest.fixture(scope="module")
+def host_report():
+    return V.run()
+
+
+def test_the_report_has_every_row_once(host_report):
+    keys = [(c.scenario, c.observable) for c in host_report.checks]
+    assert keys == [(s, o) for s, o, _ in _expected_rows()]
+
+
+@pytest.mark.parametrize("scenario, observable", list(_row_params()))
+def test_host_matches_engine(host_report, scenario, observable):
+    c = next(c for c in host_report.checks if (c.scenario, c.observable) == (scenario, observable))
+    assert c.skipped is None, c.result
+    assert c.host is not None and c.engine is not None
+    assert c.matches, f"{scenario} {observable}: host {c.host}, engine {c.engine} ({c.tolerance})"
+
+
+@needs_thp
+def test_host_values_are_the_kernels(host_report):
+    """What the kernel showed, independently of the engine: a THP per 2 MiB under MADV_HUGEPAGE,
+    none under MADV_NOHUGEPAGE, nothing resident for reads."""
+    got = {(c.scenario, c.observable): c.host for c in host_report.checks}
+    assert got[("madv-hugepage", "smaps AnonHugePages")] == 8 << 10
+    assert got[("madv-nohugepage", "smaps AnonHugePages")] == 0
+    assert got[("read-zero", "smaps Rss")] == 0
+    assert got[("pte-growth", "smaps Rss")] == 16 * 4
+
+
+# ---- the command line -------------------------------------------------------------------------
+
+def cli_run(args: list[str]) -> tuple[int, str, str]:
+    """``cli.main`` in this process: exit status, stdout, stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(args)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_cli_validate_runs_the_host_check_and_writes_json(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "mmcore", "validate", "--json", "checks.json"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    d = json.loads((tmp_path / "checks.json").read_text())
+    assert r.returncode == (0 if d["summary"]["ok"] else 1), r.stderr
+    assert "host fidelity check" in r.stdout and "tolerance" in r.stdout
+    assert f"{d['summary']['checks']} checks: {d['summary']['match']} match" in r.stdout
+    assert len(d["checks"]) == len(_expected_rows())
+    assert {c["result"] for c in d["checks"]} <= {"match", "skipped", "mismatch"}
+    assert d["summary"]["mismatch"] == sum(c["result"] == "mismatch" for c in d["checks"])
+    assert d["engine"]["kernel"] == V.closest_profile(platform.release())
+
+
+def test_cli_validate_markdown_and_plain(host_report, monkeypatch):
+    monkeypatch.setattr(V, "run", lambda: host_report)
+    code, out, _ = cli_run(["validate", "--markdown"])
+    assert code == (0 if host_report.ok else 1)
+    assert "| scenario | observable | unit | host | engine | tolerance | result |" in out
+    assert out.count("\n| ") == len(host_report.checks) + 1
+    code, out, _ = cli_run(["validate", "--host"])
+    assert "| scenario" not in out and out.count("madv-hugepage ") >= 5
+
+
+def test_cli_validate_exits_1_on_a_mismatch(host_report, monkeypatch):
+    bad = V.Report(host_report.host, host_report.engine,
+                   [V.Check("madv-hugepage", "smaps AnonHugePages", "kB", 4096, 8192)],
+                   {"madv-hugepage": "x"})
+    monkeypatch.setattr(V, "run", lambda: bad)
+    code, out, err = cli_run(["validate"])
+    assert code == cli.EXIT_MISMATCH == 1
+    assert "MISMATCH" in out and "differ" in err
+
+
+def test_cli_validate_file_form_still_checks_the_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(V, "run", _no_host)
+    code, out, _ = cli_run(["validate", str(DATA / "thp_mixed.toml"), "--set", "reads=10"])
+    assert code == 0 and "ok: scenario thp_mixed" in out
+    for args, words in ((["validate", "--host", str(DATA / "thp_mixed.toml")], "no scenario file"),
+                        (["validate", str(DATA / "thp_mixed.toml"), "--markdown"], "host check"),
+                        (["validate", str(DATA / "thp_mixed.toml"), "--json", "x.json"], "host check"),
+                        (["validate", "--set", "reads=10"], "scenario file"),
+                        (["validate", "--json", str(tmp_path / "no" / "x.json")], "does not exist")):
+        code, _, err = cli_run(args)
+        assert code == 2 and words in err, (args, err)
