@@ -33,9 +33,12 @@ from mmcore.kernels.consts import (
     LRU_INACTIVE_ANON,
     LRU_INACTIVE_FILE,
     LRU_UNEVICTABLE,
+    VM_HUGEPAGE,
+    VM_NOHUGEPAGE,
 )
 
 PAGE = 4096
+HPAGE_NR = 512                              # pages in a PMD-sized folio (FILES.md 13)
 FALLOC_FL_COLLAPSE_RANGE = 0x08
 FALLOC_FL_INSERT_RANGE = 0x20
 FALLOC_FL_UNSHARE_RANGE = 0x40
@@ -70,7 +73,17 @@ DEVIATIONS = {
     "efbig_small_fs": "pwrite beyond 4x the size of an ext4/ext2 filesystem gives EFBIG",
     "memfs_reads": "tmpfs reads allocate pages for holes; tmpfs/ramfs reads use readahead",
     "truncate_beyond_eof": "truncation and unlink ignore pages and blocks beyond EOF",
+    "huge_falloc_head_only": "tmpfs fallocate initialises a cached huge folio only at its first index",
+    "memfs_fault_readaround": "a tmpfs/ramfs fault on a hole reads around it (pages, pgmajfault)",
+    "fault_ignores_falloc": "a fault leaves a fallocated tmpfs page !uptodate; fault-around maps it",
+    "punch_zaps_cows": "punching a hole also zaps the private copies of the punched pages",
+    "ramfs_rss_shmem": "mapped ramfs pages count in RssShmem (they are not swap-backed: RssFile)",
 }
+# departures only streams with mappings or huge mounts show (tests/test_hpc_differential.py)
+MAPPING_DEVIATIONS = frozenset({"huge_falloc_head_only", "memfs_fault_readaround",
+                                "fault_ignores_falloc", "punch_zaps_cows", "ramfs_rss_shmem"})
+HPC_MODELS = ("mainline", "2013", "2013+mmap")
+SHMEM_HUGE = ("never", "always", "within_size", "advise", "deny", "force")
 
 
 class OutOfRegime(Exception):
@@ -119,6 +132,7 @@ class Mount:
     bytes_read: int = 0
     bytes_written: int = 0
     pages_lost: int = 0
+    huge: str = "never"         # tmpfs huge= (FILES.md 13)
 
 
 @dataclass
@@ -129,6 +143,7 @@ class Page:
     active: bool = False
     mapped: bool = False        # its buffers map blocks (write_begin done: PG_mappedtodisk)
     falloc: bool = False        # tmpfs: fallocated, never written (!uptodate: reads as a hole)
+    huge: int = -1              # first index of its PMD-sized folio (one Page for all 512), or -1
 
 
 @dataclass
@@ -194,11 +209,17 @@ class RefFiles:
     def __init__(self, memory_bytes: int, costs_ps: dict, watermarks: tuple, *, kernel: int = 618,
                  ncpus: int = 2, read_ahead_kb: int = 128, lru_policy: str = "linux",
                  dirty_ratio: int = 100, dirty_background_ratio: int = 100,
-                 dirty_writeback_ps: int = NEVER, deviations=()):
+                 dirty_writeback_ps: int = NEVER, huge_page_cache: str = "mainline",
+                 shmem_enabled: str = "never", deviations=()):
         unknown = set(deviations) - set(DEVIATIONS)
         if unknown:
             raise ValueError(f"deviations: unknown {sorted(unknown)}")
         self.deviations = frozenset(deviations)
+        if huge_page_cache not in HPC_MODELS or shmem_enabled not in SHMEM_HUGE:
+            raise ValueError(f"huge_page_cache {huge_page_cache!r}, shmem_enabled {shmem_enabled!r}")
+        self.hpc = huge_page_cache
+        self.shmem_enabled = shmem_enabled
+        self.anon_pages = 0                          # private copies (the mapping layer's)
         self.c = dict(costs_ps)
         self.kernel = kernel
         self.ncpus = ncpus
@@ -228,8 +249,12 @@ class RefFiles:
 
     # ---- set-up ---------------------------------------------------------------------------------
     def mount(self, path: str, fstype: str, size_bytes: int, *, read_latency_us=80.0,
-              write_latency_us=20.0, read_mb_s=3000.0, write_mb_s=2000.0) -> None:
-        """Mount a filesystem of ``size_bytes`` (ramfs: 0 = unlimited) on a disk (FILES.md 1)."""
+              write_latency_us=20.0, read_mb_s=3000.0, write_mb_s=2000.0, huge="never") -> None:
+        """Mount a filesystem of ``size_bytes`` (ramfs: 0 = unlimited) on a disk (FILES.md 1);
+        ``huge`` is tmpfs's huge= option (FILES.md 13)."""
+        if huge != "never" and (fstype != "tmpfs" or self.kernel < 408 or self.hpc != "mainline"
+                                or huge not in SHMEM_HUGE[:4]):
+            raise ValueError(f"huge={huge!r} on {fstype}")
         if fstype == "ramfs" and size_bytes == 0:
             size_bytes = 1 << 62
         blocks = size_bytes // PAGE
@@ -238,7 +263,7 @@ class RefFiles:
                                  rd_lat=round(read_latency_us * 10**6),
                                  wr_lat=round(write_latency_us * 10**6),
                                  rd_page=round(PAGE * 10**6 / read_mb_s),
-                                 wr_page=round(PAGE * 10**6 / write_mb_s)))
+                                 wr_page=round(PAGE * 10**6 / write_mb_s), huge=huge))
 
     def spawn(self, comm: str) -> int:
         pid = len(self.tasks) + 1
@@ -280,7 +305,7 @@ class RefFiles:
 
     def _alloc_page(self, ino: Inode, index: int) -> Page:
         """filemap_add_folio + folio_add_lru of a fresh page (the caller pays its cost)."""
-        if self.total_pages - self.nr_file_pages() - 1 < self.wmark_low:
+        if self._free_pages() - 1 < self.wmark_low:
             raise OutOfRegime("free memory would fall below the low watermark (kswapd)")
         page = Page()
         ino.pages[index] = page
@@ -292,20 +317,99 @@ class RefFiles:
         return page
 
     def _remove_page(self, ino: Inode, index: int) -> None:
-        """__filemap_remove_folio and the free (a dirty page is cleaned first, unwritten)."""
-        page = ino.pages.pop(index)
+        """__filemap_remove_folio and the free (a dirty page is cleaned first, unwritten). For a
+        page of a PMD-sized folio the whole folio goes."""
+        page = ino.pages[index]
         assert not page.writeback, "removing a page under writeback"
+        nr = HPAGE_NR if page.huge >= 0 else 1
+        first = page.huge if page.huge >= 0 else index
+        self._unmapped_check(ino, first, first + nr)
+        for i in range(first, first + nr):
+            del ino.pages[i]
         if page.dirty:
             self._clean(ino, page)
-        self.lru[self._list_of(ino, page)].remove((ino.ino, index))
+        self.lru[self._list_of(ino, page)].remove((ino.ino, first))
         if self.fstype(ino) in MEMFS:
-            self.mounts[ino.fs].free += 1
-        self.vm["pgfree"] += 1
+            self.mounts[ino.fs].free += nr
+        self.vm["pgfree"] += nr
+
+    def _unmapped_check(self, ino: Inode, first: int, last: int) -> None:
+        """Hook of the mapping layer: pages leaving the cache must be mapped nowhere."""
+
+    def _folio_key(self, ino: Inode, index: int) -> tuple:
+        """The LRU key of the folio holding page ``index``: its first page's."""
+        page = ino.pages[index]
+        return (ino.ino, page.huge if page.huge >= 0 else index)
+
+    # ---- PMD-sized folios (FILES.md 13) -------------------------------------------------------------
+    def huge_capable(self, ino: Inode) -> bool:
+        """Can this file's page cache hold PMD-sized folios at all in this model?"""
+        if self.hpc == "mainline":
+            return self.fstype(ino) == "tmpfs" and self.kernel >= 408
+        return self.fstype(ino) == "ramfs"
+
+    def huge_wanted(self, ino: Inode, index: int, write_end: int, why: str, vma_flags: int = 0,
+                    thp_disabled: bool = False) -> bool:
+        """shmem_huge_global_enabled (mainline) or the 2013 series' rule: may page ``index`` come
+        in as part of a PMD-sized folio? ``why`` is "write" (write, fallocate), "read" or
+        "fault"; ``write_end`` the end of a write under way (0 if none)."""
+        if not self.huge_capable(ino):
+            return False
+        if why == "fault" and (vma_flags & VM_NOHUGEPAGE or thp_disabled):
+            return False
+        if self.hpc != "mainline":
+            return True
+        if self.shmem_enabled in ("deny", "force"):
+            return self.shmem_enabled == "force"
+        h = self.mounts[ino.fs].huge
+        if h == "always":
+            return True
+        if h == "within_size":
+            return _pages(max(write_end, ino.size)) >= (index // HPAGE_NR + 1) * HPAGE_NR
+        return h == "advise" and why == "fault" and bool(vma_flags & VM_HUGEPAGE)
+
+    def _alloc_huge(self, ino: Inode, index: int, why: str, now: int):
+        """shmem_alloc_and_add_folio at PMD order for page ``index``: (page or None, clock).
+        Needs 512 free blocks and no page of the aligned range cached; the order-9 block itself
+        is always there in the regime (FILES.md 0)."""
+        base = index - index % HPAGE_NR
+        m = self.mounts[ino.fs]
+        if m.free < HPAGE_NR or any(i in ino.pages for i in range(base, base + HPAGE_NR)):
+            return None, now
+        if self._free_pages() - HPAGE_NR < self.wmark_low:
+            raise OutOfRegime("free memory would fall below the low watermark (kswapd)")
+        if self.hpc == "mainline":
+            self.vm["thp_file_alloc"] += 1
+        else:
+            self.vm["thp_write_alloc" if why == "write" else "thp_read_alloc"] += 1
+        page = Page(huge=base)
+        for i in range(base, base + HPAGE_NR):
+            ino.pages[i] = page
+        self.lru[self._list_of(ino, page)].insert(0, (ino.ino, base))
+        if not self.dev("pgalloc_uncounted"):
+            self.vm["pgalloc_normal"] += HPAGE_NR
+        m.free -= HPAGE_NR
+        return page, now + self.c["alloc"] + HPAGE_NR * self.c["clear"]
+
+    def _split_folio(self, ino: Inode, base: int) -> None:
+        """split_folio of a folio no PMD maps: 512 order-0 pages with its state; they go to the
+        head of its list, first page first (the engine's order; FILES.md 13)."""
+        page = ino.pages[base]
+        li = self._list_of(ino, page)
+        self.lru[li].remove((ino.ino, base))
+        for i in range(base + HPAGE_NR - 1, base - 1, -1):
+            ino.pages[i] = Page(page.dirty, page.writeback, page.referenced, page.active,
+                                page.mapped, page.falloc)
+            self.lru[li].insert(0, (ino.ino, i))
+        self.vm["thp_split_page"] += 1
+
+    def huge_folios(self, ino: Inode) -> list:
+        return sorted({p.huge for p in ino.pages.values() if p.huge >= 0})
 
     def _mark_accessed(self, ino: Inode, index: int) -> None:
         """folio_mark_accessed under the configured policy (mm/swap.c; lru.py for the others)."""
         page = ino.pages[index]
-        key = (ino.ino, index)
+        key = self._folio_key(ino, index)
         if self.policy == "linux":
             if not page.referenced:
                 page.referenced = True
@@ -314,7 +418,7 @@ class RefFiles:
                 self.lru[li].remove(key)
                 page.active, page.referenced = True, False
                 self.lru[li + 1].insert(0, key)
-                self.vm["pgactivate"] += 1
+                self.vm["pgactivate"] += HPAGE_NR if page.huge >= 0 else 1   # folio_nr_pages
         elif self.policy == "lru":
             li = self._list_of(ino, page)
             self.lru[li].remove(key)
@@ -547,8 +651,12 @@ class RefFiles:
 
     def _put(self, ino: Inode) -> None:
         ino.refs -= 1
-        if ino.refs == 0 and ino.nlink == 0:
+        if ino.refs == 0 and ino.nlink == 0 and self._releasable(ino):
             self._release(ino)
+
+    def _releasable(self, ino: Inode) -> bool:
+        """Hook of the mapping layer: an unlinked, closed file lives while a VMA maps it."""
+        return True
 
     def _release(self, ino: Inode) -> None:
         """The last reference to an unlinked inode went (iput_final): pages, blocks, caches."""
@@ -557,7 +665,8 @@ class RefFiles:
         else:
             limit = NEVER
         for index in sorted(i for i in ino.pages if i < limit):
-            self._remove_page(ino, index)
+            if index in ino.pages:                 # (a folio goes whole at its first page)
+                self._remove_page(ino, index)
         if self.fstype(ino) in BLOCKFS:
             self._punch(ino, 0, NEVER)
         if ino.dcache:
@@ -574,7 +683,7 @@ class RefFiles:
         self._end(pid, self._lookup(ino, self._begin(pid)))
         del self.paths[norm]
         ino.nlink = 0
-        if ino.refs == 0:
+        if ino.refs == 0 and self._releasable(ino):
             self._release(ino)
 
     def pread(self, pid: int, fd: int, pos: int, count: int) -> int:
@@ -626,6 +735,10 @@ class RefFiles:
                     ra.ra_size = 0
                 if self.fstype(ino) == "ramfs" and not self.dev("memfs_reads"):
                     window = 1                       # no readahead (ra_pages 0): one page per miss
+                if self.fstype(ino) == "ramfs" and self.huge_wanted(ino, index, 0, "read"):
+                    page, now = self._alloc_huge(ino, index, "read", now)   # 2013: a hole
+                    if page is not None:
+                        window = 0
                 now = self._read_pages(ino, index, min(index + window, eof), now)
             if not (index == first and skip):
                 self._mark_accessed(ino, index)
@@ -679,10 +792,14 @@ class RefFiles:
                 if partial and not self._reads_zeros(ino, index):
                     now = self._read_pages(ino, index, index + 1, now)   # read before modify
                 else:
-                    now += self.c["alloc"]
-                    self._alloc_page(ino, index)
-                    if hi - lo < PAGE:
-                        now += self.c["clear"]
+                    page = None
+                    if self.huge_wanted(ino, index, end, "write"):
+                        page, now = self._alloc_huge(ino, index, "write", now)
+                    if page is None:
+                        now += self.c["alloc"]
+                        self._alloc_page(ino, index)
+                        if hi - lo < PAGE:
+                            now += self.c["clear"]
             page = ino.pages[index]
             assert not page.writeback, "no writeback in flight between ops in this regime"
             c = self.c["mkwrite"] if page.mapped else self._write_begin(ino, index)
@@ -733,14 +850,36 @@ class RefFiles:
         else:
             self.now = max(self.now, now)
 
-    def _truncate_pages(self, ino: Inode, first: int, last: int, now: int) -> int:
-        """truncate_inode_pages_range over [first, last): waits for writeback, drops the pages."""
+    def _truncate_pages(self, ino: Inode, first: int, last: int, now: int, cows: bool = False) -> int:
+        """truncate_inode_pages_range over [first, last): unmaps the range everywhere, waits for
+        writeback, drops the pages. A PMD-sized folio wholly inside goes whole; one the range
+        cuts is split and loses its pages in the range (mainline, 5.17+), or is kept whole with
+        that part zeroed (``clear`` per page; the 2013 series, older kernels; FILES.md 13)."""
+        self._unmap_pages(ino, first, last, cows)
         for index in sorted(i for i in ino.pages if first <= i < last):
-            if ino.pages[index].writeback:
+            page = ino.pages.get(index)
+            if page is None:
+                continue                           # its folio went already
+            if page.huge >= 0:
+                base = page.huge
+                if base >= first and base + HPAGE_NR <= last:
+                    self._remove_page(ino, base)
+                    continue
+                if self.hpc != "mainline" or self.kernel < 517:
+                    if index == max(first, base):  # once per folio
+                        now += (min(last, base + HPAGE_NR) - index) * self.c["clear"]
+                    continue
+                self._split_folio(ino, base)
+                page = ino.pages[index]
+            if page.writeback:
                 now = max(now, ino.wb_done)
                 self._complete(now)
             self._remove_page(ino, index)
         return now
+
+    def _unmap_pages(self, ino: Inode, first: int, last: int, even_cows: bool) -> None:
+        """Hook of the mapping layer: unmap_mapping_range over [first, last); ``even_cows`` for
+        truncation (truncate_pagecache), not for punching (truncate_pagecache_range)."""
 
     def _truncate(self, ino: Inode, length: int, now: int) -> int:
         """The size change of ftruncate and O_TRUNC (FILES.md 7)."""
@@ -752,7 +891,7 @@ class RefFiles:
         if length < old or (length == old and t in ("ext4", "tmpfs") and not beyond):
             first = _pages(length)
             last = _pages(old) if beyond and t in MEMFS else NEVER
-            now = self._truncate_pages(ino, first, last, now)
+            now = self._truncate_pages(ino, first, last, now, cows=True)
             if t in BLOCKFS:
                 self._punch(ino, first, NEVER)
         ino.size = length
@@ -943,17 +1082,28 @@ class RefFiles:
         if undo and last - first > mnt.blocks:
             return False, now                      # "avoid a swapstorm if len is impossible"
         added = []
+        mine = set()                               # folios this call added (they stay !uptodate)
         for index in range(first, last):
             if index in ino.pages:
-                ino.pages[index].falloc = False    # an earlier fallocate's page is initialised now
+                page = ino.pages[index]
+                if id(page) in mine or (page.huge >= 0 and index != page.huge
+                                        and self.dev("huge_falloc_head_only")):
+                    continue
+                page.falloc = False                # an earlier fallocate's folio is initialised now
                 continue
             if mnt.free <= 0:
                 if undo:                           # shmem_undo_range of the folios it added
                     for i in added:
                         self._remove_page(ino, i)
                 return False, now
-            now += self.c["alloc"] + self.c["clear"]
-            self._alloc_page(ino, index).falloc = True
+            page = None
+            if self.huge_wanted(ino, index, end, "write"):
+                page, now = self._alloc_huge(ino, index, "write", now)
+            if page is None:
+                now += self.c["alloc"] + self.c["clear"]
+                page = self._alloc_page(ino, index)
+            page.falloc = True
+            mine.add(id(page))
             added.append(index)
         if not keep and end > ino.size:
             ino.size = end
@@ -1006,7 +1156,22 @@ class RefFiles:
         return sum(len(i.pages) for i in self.inodes)
 
     def _free_pages(self) -> int:
-        return self.total_pages - self.nr_file_pages()
+        return self.total_pages - self.nr_file_pages() - self.anon_pages
+
+    def _huge_counts(self) -> dict:
+        """PMD-sized folios: (tmpfs, other) folios, and those a PMD maps (the mapping layer's)."""
+        out = {"nr_shmem_hugepages": 0, "nr_file_hugepages": 0}
+        for i in self.inodes:
+            n = len(self.huge_folios(i))
+            out["nr_shmem_hugepages" if self.fstype(i) == "tmpfs" else "nr_file_hugepages"] += n
+        out.update(self._pmd_mapped_counts())
+        return out
+
+    def _pmd_mapped_counts(self) -> dict:
+        return {"nr_shmem_pmdmapped": 0, "nr_file_pmdmapped": 0}
+
+    def _nr_mapped(self) -> int:
+        return 0
 
     def _slab_pages(self) -> int:
         if self.dev("slab_units"):
@@ -1026,13 +1191,19 @@ class RefFiles:
                     + slab - min(slab // 2, self.wmark_low))
         shmem = sum(len(i.pages) for i in self.inodes if self.fstype(i) == "tmpfs")
         unevictable = sum(len(i.pages) for i in self.inodes if self.fstype(i) == "ramfs")
+        h = self._huge_counts()
         return {"MemTotal": self.total_pages * 4, "MemFree": free * 4, "MemAvailable": avail * 4,
                 "Buffers": 0, "Cached": self.nr_file_pages() * 4,
                 "Active(file)": len(self.lru[LRU_ACTIVE_FILE]) * 4,
                 "Inactive(file)": len(self.lru[LRU_INACTIVE_FILE]) * 4,
                 "Unevictable": unevictable * 4, "Dirty": self.vm["nr_dirty"] * 4,
-                "Writeback": self.vm["nr_writeback"] * 4, "Mapped": 0, "Shmem": shmem * 4,
-                "KReclaimable": self._slab_kb(), "SReclaimable": self._slab_kb()}
+                "Writeback": self.vm["nr_writeback"] * 4, "Mapped": self._nr_mapped() * 4,
+                "Shmem": shmem * 4, "KReclaimable": self._slab_kb(), "SReclaimable": self._slab_kb(),
+                "AnonPages": self.anon_pages * 4,
+                "ShmemHugePages": h["nr_shmem_hugepages"] * 2048,
+                "ShmemPmdMapped": h["nr_shmem_pmdmapped"] * 2048,
+                "FileHugePages": h["nr_file_hugepages"] * 2048,
+                "FilePmdMapped": h["nr_file_pmdmapped"] * 2048}
 
     def vmstat(self) -> dict:
         d = dict(self.vm)
@@ -1043,6 +1214,9 @@ class RefFiles:
         d["nr_shmem"] = sum(len(i.pages) for i in self.inodes if self.fstype(i) == "tmpfs")
         d["nr_unevictable"] = sum(len(i.pages) for i in self.inodes if self.fstype(i) == "ramfs")
         d["nr_slab_reclaimable"] = self._slab_pages()
+        d["nr_mapped"] = self._nr_mapped()
+        d["nr_anon_pages"] = self.anon_pages
+        d.update(self._huge_counts())
         return d
 
     def fs_stats(self, path: str) -> dict:
@@ -1084,7 +1258,11 @@ class RefFiles:
 
     def check(self) -> None:
         """The reference's own consistency."""
-        keys = {(i.ino, x) for i in self.inodes for x in i.pages}
+        keys = {(i.ino, x) for i in self.inodes for x, p in i.pages.items() if p.huge in (-1, x)}
+        for i in self.inodes:
+            for b in self.huge_folios(i):
+                assert b % HPAGE_NR == 0 and all(i.pages.get(b + k) is i.pages[b]
+                                                 for k in range(HPAGE_NR)), f"folio {b} of {i.ino}"
         listed = [k for li in LISTS for k in self.lru[li]]
         assert len(listed) == len(set(listed)) and set(listed) == keys, "LRU lists vs cache"
         for li in LISTS:
@@ -1106,4 +1284,6 @@ VMSTAT_KEYS = ("nr_dirty", "nr_writeback", "nr_dirtied", "nr_written", "pgpgin",
                "pgactivate", "pgdeactivate", "pgrefill", "pgscan_kswapd", "pgscan_direct",
                "pgsteal_kswapd", "pgsteal_direct", "pgscan_file", "pgsteal_file", "pgrotated",
                "drop_pagecache", "drop_slab", "pageoutrun", "allocstall_normal", "pgalloc_normal",
-               "pgfree", "nr_mapped")
+               "pgfree", "nr_mapped", "thp_file_alloc", "thp_file_fallback", "thp_file_mapped",
+               "thp_split_pmd", "thp_split_page", "thp_write_alloc", "thp_write_alloc_failed",
+               "thp_read_alloc", "thp_read_alloc_failed", "pgmajfault")

@@ -1,0 +1,464 @@
+"""Differential tests of the transparent huge page cache: the JIT engine against the reference
+(tests/reference/file_model.py for the page cache, tests/reference/file_maps.py for mappings;
+FILES.md 13 and 14).
+
+The streams run tmpfs with huge=always/within_size/advise (and shmem_enabled force/deny), ramfs
+under the 2013 models, mappings at 2 MiB-aligned sizes so that PMD mappings happen, and mix file
+calls (write, read, fallocate, punch, truncate, unlink) with mappings (mmap, touch, munmap,
+mprotect, madvise, fork, prctl). After every op both sides must agree on the op's outcome (value,
+errno or signal and its address), and on: the huge page cache's vmstat counters (thp_file_*,
+thp_split_*, thp_write_*, thp_read_*, nr_*_hugepages, nr_*_pmdmapped) and the file layer's;
+meminfo (ShmemHugePages, ShmemPmdMapped, FileHugePages, FilePmdMapped, Shmem, Mapped, AnonPages,
+...); every task's VMAs, smaps per VMA and RSS; every inode, cached page (its folio's flags) and
+LRU list; fs_stats. Time: file calls are compared to the picosecond; the mapping calls' and the
+faults' costs belong to the engine's hardware model, so the reference adopts the engine's clocks
+after each of them. Page tables are not memory in the reference: MemFree and nr_free_pages are
+compared with the engine's page-table pages added back, and pgalloc/pgfree only in streams
+without mappings.
+"""
+import os
+
+import numpy as np
+import pytest
+
+import mmcore
+from mmcore.check import check_files, check_invariants
+from mmcore.kernels import consts as K
+
+from .reference.file_maps import MADV_DONTNEED, MADV_HUGEPAGE, MADV_NOHUGEPAGE, VM_MASK, \
+    RefFileMaps, SegFault, SigBus
+from .reference.file_model import DEVIATIONS, MAPPING_DEVIATIONS
+from .test_files_differential import (
+    KEEP,
+    MEMINFO_KEYS,
+    PUNCH,
+    REGIME,
+    RWC,
+    VMSTAT_KEYS,
+    costs_ps,
+    engine_inodes,
+    engine_lists,
+    engine_pages,
+)
+
+KiB, MiB, PG, HP = 1 << 10, 1 << 20, 4096, 2 << 20
+# the engine's departures from Linux that these streams meet (FILES.md 12)
+ENGINE = frozenset({"huge_falloc_head_only", "memfs_fault_readaround", "fault_ignores_falloc",
+                    "punch_zaps_cows", "ramfs_rss_shmem"})
+HPC_VMSTAT = ("thp_file_alloc", "thp_file_fallback", "thp_file_mapped", "thp_split_pmd",
+              "thp_split_page", "thp_write_alloc", "thp_write_alloc_failed", "thp_read_alloc",
+              "thp_read_alloc_failed", "nr_shmem_hugepages", "nr_file_hugepages",
+              "nr_shmem_pmdmapped", "nr_file_pmdmapped", "nr_anon_pages", "pgmajfault")
+HPC_MEMINFO = ("ShmemHugePages", "ShmemPmdMapped", "FileHugePages", "FilePmdMapped", "AnonPages")
+SMAPS_KEYS = ("Rss", "Pss", "Pss_Dirty", "Shared_Clean", "Shared_Dirty", "Private_Clean",
+              "Private_Dirty", "Anonymous", "ShmemPmdMapped", "FilePmdMapped")
+MAPPING_OPS = ("mmap", "touch", "munmap", "mprotect", "madvise", "fork", "prctl")
+
+
+def tmpfs(huge, size=24 * MiB):
+    return ("/t", "tmpfs", size, huge)
+
+
+RAMFS = ("/r", "ramfs", None, "never")
+
+
+class HPair:
+    """One engine machine and one reference with mappings, tasks paired up (children too)."""
+
+    def __init__(self, mounts, *, hpc="mainline", shmem_enabled="never", kernel="6.18", ncpus=2,
+                 deviations=ENGINE, memory="256MiB"):
+        cfg = mmcore.Config(memory=memory, kernel=kernel, ncpus=ncpus, huge_page_cache=hpc,
+                            shmem_enabled=shmem_enabled,
+                            thp_enabled="never", **REGIME)   # khugepaged stays asleep
+        self.m = mmcore.Machine(cfg)
+        self.r = RefFileMaps(cfg.memory_bytes, costs_ps(cfg.costs), cfg.watermarks(),
+                             kernel=cfg.profile.version, ncpus=ncpus,
+                             read_ahead_kb=cfg.read_ahead_kb, dirty_ratio=cfg.dirty_ratio,
+                             dirty_background_ratio=cfg.dirty_background_ratio,
+                             dirty_writeback_ps=cfg.dirty_writeback_centisecs * 10**10,
+                             huge_page_cache=hpc, shmem_enabled=shmem_enabled,
+                             fault_around_pages=cfg.fault_around_bytes >> 12,
+                             deviations=deviations)
+        self.mounts = [mp[0] for mp in mounts]
+        for path, fstype, size, huge in mounts:
+            self.m.mount(path, fstype, size, huge=huge)
+            self.r.mount(path, fstype, size or 0, huge=huge)
+        self.tasks = [(self.m.spawn(f"t{k}"), self.r.spawn(f"t{k}")) for k in range(2)]
+        self.maps = [[], []]                     # per task: the (address, length) it mapped
+        self.mapped_ever = False
+
+    # ---- running ops ----------------------------------------------------------------------------
+    def both(self, k, name, *args):
+        k %= len(self.tasks)
+        t, pid = self.tasks[k]
+        if name in MAPPING_OPS:
+            outs = self._mapping_op(k, t, pid, name, args)
+            self._adopt_clocks()
+        else:
+            m, r = self.m, self.r
+            calls = {"sync": (t.sync, lambda: r.sync(pid))}
+            fe, fr = calls[name] if name in calls else (getattr(t, name),
+                                                         lambda *a: getattr(r, name)(pid, *a))
+            outs = [_outcome(fe, *args), _outcome(fr, *args)]
+            if name in ("close", "unlink"):
+                m.vfs.reap()
+        assert outs[0] == outs[1], f"{name}{args} as task {k}: engine {outs[0]} vs reference {outs[1]}"
+
+    def _mapping_op(self, k, t, pid, name, args):
+        r = self.r
+        maps = self.maps[k]
+        if name == "fork":
+            if len(self.tasks) >= 4:
+                return [None, None]
+            c = t.fork()
+            cpid = r.fork(pid, int(self.m.state.task[K.T_CPU, c._ti]))
+            self.tasks.append((c, cpid))
+            self.maps.append(list(maps))
+            return [("ok", None), ("ok", None)]
+        if name == "prctl":
+            return [_outcome(t.prctl, K.PR_SET_THP_DISABLE, 1), _outcome(r.prctl_thp_disable, pid)]
+        if name == "mmap":
+            fd, length, prot, shared, offset = args
+            e = _outcome(lambda: t.mmap(length, prot, K.MAP_SHARED if shared else K.MAP_PRIVATE,
+                                        fd=fd, offset=offset))
+            addr = e[1] if e[0] == "ok" else 0
+            rr = _outcome(r.mmap, pid, addr, length, prot, shared, fd, offset)
+            if e[0] == "ok":
+                maps.append((addr, length))
+                self.mapped_ever = True
+            return [e, rr]
+        if not maps:                             # another task's mappings, if any task has some
+            k = next((j for j in range(len(self.tasks)) if self.maps[j]), None)
+            if k is None:
+                return [None, None]
+            (t, pid), maps = self.tasks[k], self.maps[k]
+        slot, off, length, *rest = args
+        base, size = maps[slot % len(maps)]
+        a = base + off % size
+        if name == "touch":
+            return [_outcome(t.touch, a, length, write=rest[0]), _outcome(r.touch, pid, a, length, rest[0])]
+        if name == "munmap":
+            return [_outcome(t.munmap, a, length), _outcome(r.munmap, pid, a, length)]
+        if name == "mprotect":
+            return [_outcome(t.mprotect, a, length, mmcore.PROT_READ), _outcome(r.mprotect_read, pid, a, length)]
+        return [_outcome(t.madvise, a, length, rest[0]), _outcome(r.madvise, pid, a, length, rest[0])]
+
+    def _adopt_clocks(self):
+        """The mapping calls' and faults' costs are the engine's hardware model (FILES.md 14)."""
+        s, r = self.m.state, self.r
+        for t, pid in self.tasks:
+            r.tasks[pid].clock = int(s.task[K.T_CLOCK, t._ti])
+        r.cpu_free = s.cpus[:, K.CPU_FREE_AT].tolist()
+        r.now = int(s.gs[K.G_NOW])
+
+    # ---- comparing ------------------------------------------------------------------------------
+    def compare(self):
+        m, r = self.m, self.r
+        for t, pid in self.tasks:
+            clock = int(m.state.task[K.T_CLOCK, t._ti])
+            assert clock == r.clock_ps(pid), f"task {pid}: engine clock {clock} ps vs {r.clock_ps(pid)}"
+            tab = {fd: (of.ino, of.flags) for fd, of in m.vfs.fdtable(t.pid).items()}
+            assert tab == {fd: (of.ino, of.flags) for fd, of in r.tasks[pid].fds.items()}, f"fds of {pid}"
+            assert engine_vmas(m, t) == r.vmas(pid), f"VMAs of task {pid}"
+            es = [{k: d[k] for k in SMAPS_KEYS} for d in engine_smaps(m, t)]
+            for j, (a, b) in enumerate(zip(es, r.smaps(pid))):
+                diff = {k: (a[k], b[k]) for k in SMAPS_KEYS if a[k] != b[k]}
+                assert not diff, f"smaps of task {pid}, VMA {r.vmas(pid)[j][:2]} (engine, reference): {diff}"
+            st = t.status()
+            assert {k: st[k] for k in ("RssAnon", "RssFile", "RssShmem")} == r.rss(pid), f"RSS of {pid}"
+        assert int(m.state.gs[K.G_NOW]) == r.now, "machine clock"
+        assert m.state.cpus[:, K.CPU_FREE_AT].tolist() == r.cpu_free, "CPU clocks"
+        mi, rmi = m.meminfo(), r.meminfo()
+        pt = mi["PageTables"]
+        mi = dict(mi, MemFree=mi["MemFree"] + pt, MemAvailable=mi["MemAvailable"] + pt)
+        keys = MEMINFO_KEYS + HPC_MEMINFO
+        diff = {k: (mi[k], rmi[k]) for k in keys if mi[k] != rmi[k]}
+        assert not diff, f"meminfo (engine, reference): {diff}"
+        v, rv = m.vmstat(), r.vmstat()
+        v = dict(v, nr_free_pages=v["nr_free_pages"] + v["nr_page_table_pages"])
+        skip = ("pgalloc_normal", "pgfree") if self.mapped_ever else ()
+        diff = {k: (v[k], rv[k]) for k in VMSTAT_KEYS + HPC_VMSTAT if k not in skip and v[k] != rv[k]}
+        assert not diff, f"vmstat (engine, reference): {diff}"
+        for path in self.mounts:
+            assert m.fs_stats(path) == r.fs_stats(path), f"fs_stats {path}"
+        ei, ri = engine_inodes(m), r.inode_table()
+        for ii, (a, b) in enumerate(zip(ei, ri)):
+            assert a == b, f"inode {ii}: engine {a} vs reference {b}"
+        assert len(ei) == len(ri), "inode count"
+        assert engine_folios(m) == {i.ino: r.huge_folios(i) for i in r.inodes if i.alive}, "huge folios"
+        assert engine_pages(m) == r.page_flags(), "cached pages (dirty, writeback, referenced, active, mapped)"
+        assert engine_lists(m) == r.lru_lists(), "LRU lists"
+        check_invariants(m)
+        check_files(m)
+        r.check()
+
+
+def _outcome(fn, *args, **kw):
+    try:
+        return ("ok", fn(*args, **kw))
+    except OSError as e:
+        return ("errno", e.errno)
+    except (mmcore.BusError, SigBus) as e:
+        return ("SIGBUS", getattr(e, "address", getattr(e, "va", None)))
+    except (mmcore.SegmentationFault, SegFault) as e:
+        return ("SIGSEGV", getattr(e, "address", getattr(e, "va", None)))
+
+
+def engine_vmas(m, t) -> list:
+    """The task's file VMAs: (start, end, flags we model, inode, pgoff)."""
+    s = m.state
+    b, n = int(s.mm[K.MM_VBASE, t._mmi]), int(s.mm[K.MM_VCOUNT, t._mmi])
+    return [(int(s.vma[K.V_START, i]), int(s.vma[K.V_END, i]), int(s.vma[K.V_FLAGS, i]) & VM_MASK,
+             int(s.vma[K.V_FILE, i]), int(s.vma[K.V_PGOFF, i]))
+            for i in range(b, b + n) if s.vma[K.V_FILE, i] >= 0]
+
+
+def engine_smaps(m, t) -> list:
+    return [t._smaps_one(a, b, int(m.state.vma[K.V_FLAGS, i]))
+            for i, (a, b) in _file_vma_rows(m, t)]
+
+
+def _file_vma_rows(m, t):
+    s = m.state
+    b, n = int(s.mm[K.MM_VBASE, t._mmi]), int(s.mm[K.MM_VCOUNT, t._mmi])
+    return [(i, (int(s.vma[K.V_START, i]), int(s.vma[K.V_END, i]))) for i in range(b, b + n)
+            if s.vma[K.V_FILE, i] >= 0]
+
+
+def engine_folios(m) -> dict:
+    """Per live inode: the first index of each PMD-sized folio it caches."""
+    s, f = m.state, m.vfs.state
+    out = {ii: [] for ii in range(int(f.fgs[K.FG_NR_INODES])) if f.ino[K.I_ALIVE, ii]}
+    for p in f.pc[f.pc >= 0].tolist():
+        if s.fr_flags[p] & K.PG_file_thp and s.fr_flags[p] & K.PG_head:
+            out[int(s.fr32[K.FR_OWNER, p])].append(int(s.fr_idx[p]))
+    return {ii: sorted(v) for ii, v in out.items()}
+
+
+def run(pair, ops):
+    for op in ops:
+        pair.both(*op)
+        pair.compare()
+    return pair
+
+
+# ---- random streams -----------------------------------------------------------------------------
+PAGES = (0, 1, 100, 511, 512, 513, 700, 1024, 1535, 2047, 2048, 3000)
+SUBPAGE = (0, 0, 0, 1, 2048)
+LENGTHS = (1, 100, PG, 3 * PG + 5, 20 * PG, HP, HP + PG, 2 * HP, 3 * HP - 7)
+MAP_LENGTHS = (HP, 2 * HP, 2 * HP, 4 * HP, 3 * HP)
+MAP_OFFSETS = (0, 0, 0, HP, 4096, 2 * HP)
+TOUCH_LENGTHS = (1, PG, 16 * PG, HP, 2 * HP, 4 * HP)
+CUT_LENGTHS = (PG, 16 * PG, HP, HP + PG, 2 * HP)
+SIZES = (0, MiB, 3 * MiB + PG, 6 * MiB, 8 * MiB, 8 * MiB, 12 * MiB)
+WEIGHTS = {"open": 1, "close": 1, "pread": 3, "pwrite": 4, "ftruncate": 2, "fallocate": 3,
+           "unlink": 1, "nanosleep": 1, "mmap": 3, "touch": 12, "munmap": 2, "mprotect": 1,
+           "madvise": 3, "fork": 1, "prctl": 0}
+FDS = (3, 3, 3, 4, 4, 5, 99)
+FLAGS = (RWC, RWC, RWC | os.O_TRUNC, os.O_RDONLY, os.O_CREAT | os.O_WRONLY)
+
+
+def _opening(mounts, rng):
+    """Each task starts with two files open (descriptors 3 and 4), each file a few MiB long."""
+    ops = [(k, "open", f"{mounts[(k + i) % len(mounts)][0]}/f{i}", RWC) for k in range(2) for i in range(2)]
+    return ops + [(k, "ftruncate", fd, int(rng.choice(SIZES[2:]))) for k in range(2) for fd in (3, 4)]
+
+
+def random_ops(rng, mounts, n, weights=WEIGHTS):
+    paths = [f"{mp[0]}/f{i}" for mp in mounts for i in range(2)]
+    kinds = [k for k, w in weights.items() for _ in range(w)]
+    pick = lambda seq: seq[int(rng.integers(0, len(seq)))]  # noqa: E731
+    offset = lambda: pick(PAGES) * PG + pick(SUBPAGE)  # noqa: E731
+    ops = _opening(mounts, rng)
+    for _ in range(n):
+        k, kind = int(rng.integers(0, 4)), pick(kinds)
+        if kind == "open":
+            ops.append((k, "open", pick(paths), pick(FLAGS)))
+        elif kind == "close":
+            ops.append((k, kind, pick(FDS)))
+        elif kind in ("pread", "pwrite"):
+            ops.append((k, kind, pick(FDS), offset(), pick(LENGTHS)))
+        elif kind == "ftruncate":
+            ops.append((k, kind, pick(FDS), pick(SIZES) + pick((0, 0, 1, PG + 5))))
+        elif kind == "fallocate":
+            ops.append((k, kind, pick(FDS), pick((0, KEEP, PUNCH | KEEP, PUNCH | KEEP)), offset(),
+                        pick(LENGTHS)))
+        elif kind == "unlink":
+            ops.append((k, kind, pick(paths)))
+        elif kind == "nanosleep":
+            ops.append((k, kind, int(rng.integers(0, 100_000))))
+        elif kind == "mmap":
+            ops.append((k, kind, pick(FDS[:5]), pick(MAP_LENGTHS),
+                        pick((mmcore.PROT_READ | mmcore.PROT_WRITE,) * 3 + (mmcore.PROT_READ,)),
+                        bool(rng.integers(0, 3)), pick(MAP_OFFSETS)))
+        elif kind == "touch":
+            ops.append((k, kind, int(rng.integers(0, 4)), pick(PAGES) * PG, pick(TOUCH_LENGTHS),
+                        not rng.integers(0, 3)))
+        elif kind in ("munmap", "mprotect"):
+            ops.append((k, kind, int(rng.integers(0, 4)), pick(PAGES) * PG, pick(CUT_LENGTHS)))
+        elif kind == "madvise":
+            ops.append((k, kind, int(rng.integers(0, 4)), pick((0, 0, 512, 700, 1024)) * PG,
+                        pick(CUT_LENGTHS + (8 * HP,)),
+                        pick((MADV_HUGEPAGE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_DONTNEED))))
+        else:
+            ops.append((k, kind))
+    return ops
+
+
+SETUPS = {
+    "always": dict(mounts=(tmpfs("always"), RAMFS)),
+    "within_size": dict(mounts=(tmpfs("within_size"), RAMFS)),
+    "advise": dict(mounts=(tmpfs("advise"), RAMFS)),
+    "force": dict(mounts=(tmpfs("never"), RAMFS), shmem_enabled="force"),
+    "deny": dict(mounts=(tmpfs("always"), RAMFS), shmem_enabled="deny"),
+    "2013": dict(mounts=(RAMFS, tmpfs("never")), hpc="2013"),
+    "2013+mmap": dict(mounts=(RAMFS, tmpfs("never")), hpc="2013+mmap"),
+    "4.13": dict(mounts=(tmpfs("always"), RAMFS), kernel="4.13"),
+}
+
+
+RANDOM_SETUPS = ("always", "within_size", "advise", "force", "deny", "2013", "2013+mmap", "4.13")
+
+
+@pytest.mark.parametrize("setup,seed", [(s, seed) for s in RANDOM_SETUPS for seed in range(4)])
+def test_random_streams_agree(setup, seed):
+    rng = np.random.default_rng(1000 + seed)
+    kw = SETUPS[setup]
+    w = dict(WEIGHTS, prctl=1 if kw.get("kernel", "6.18") == "6.18" else 0)
+    run(HPair(**kw), random_ops(rng, kw["mounts"], 60, w))
+
+
+def test_file_calls_alone_agree_with_every_counter():
+    """Without mappings pgalloc/pgfree and the free pages compare exactly as well."""
+    rng = np.random.default_rng(5)
+    kw = SETUPS["always"]
+    w = {k: (v if k not in MAPPING_OPS else 0) for k, v in WEIGHTS.items()}
+    pair = run(HPair(**kw), random_ops(rng, kw["mounts"], 60, w))
+    assert not pair.mapped_ever and pair.m.vmstat()["thp_file_alloc"] > 0
+
+
+# ---- hand-written streams -----------------------------------------------------------------------
+RW = mmcore.PROT_READ | mmcore.PROT_WRITE
+OPEN_T = (0, "open", "/t/f", RWC)
+OPEN_R = (0, "open", "/r/f", RWC)
+REGRESSIONS = {
+    # huge=always: a write allocates whole folios, even for one page of data
+    "always_write": ("always", [OPEN_T, (0, "pwrite", 3, 0, 2 * HP + PG), (0, "pread", 3, 0, 3 * PG),
+                                (0, "pread", 3, HP + 5, 2)]),
+    # within_size: small until the write (or the size) reaches the range's end; EEXIST keeps small
+    "within_size": ("within_size", [OPEN_T, (0, "pwrite", 3, 0, MiB), (0, "pwrite", 3, HP, HP),
+                                    (0, "pwrite", 3, MiB, PG), (0, "ftruncate", 3, 6 * MiB),
+                                    (0, "fallocate", 3, 0, 5 * MiB, PG)]),
+    # advise: only a fault in a MADV_HUGEPAGE VMA
+    "advise_fault": ("advise", [OPEN_T, (0, "ftruncate", 3, 8 * MiB), (0, "pwrite", 3, 0, HP),
+                                (0, "mmap", 3, 8 * MiB, RW, True, 0), (0, "touch", 0, HP, PG, False),
+                                (0, "madvise", 0, 0, 8 * MiB, MADV_HUGEPAGE),
+                                (0, "touch", 0, 4 * MiB, PG, False), (0, "touch", 0, 6 * MiB, PG, True)]),
+    # a shared aligned mapping: one fault per 2 MiB; partial munmap splits; re-fault by PTEs
+    "pmd_map_and_split": ("always", [OPEN_T, (0, "ftruncate", 3, 8 * MiB), (0, "mmap", 3, 8 * MiB, RW, True, 0),
+                                     (0, "touch", 0, 0, 8 * MiB, True), (0, "munmap", 0, MiB, PG),
+                                     (0, "touch", 0, 0, MiB, False), (0, "madvise", 0, HP, PG, MADV_DONTNEED),
+                                     (0, "mprotect", 0, 4 * MiB + PG, HP),
+                                     (0, "madvise", 0, 6 * MiB, 16 * PG, MADV_NOHUGEPAGE)]),
+    # a misaligned offset maps the folio with PTEs; a private write copies 4 KiB
+    "misaligned_and_cow": ("always", [OPEN_T, (0, "pwrite", 3, 0, 2 * HP),
+                                      (0, "mmap", 3, HP, mmcore.PROT_READ, True, PG),
+                                      (0, "touch", 0, 0, HP, False), (0, "mmap", 3, HP, RW, False, 0),
+                                      (0, "touch", 1, 0, HP, False), (0, "touch", 1, 8192, 1, True),
+                                      (0, "fork"), (2, "touch", 1, 0, 3 * PG, False),
+                                      (2, "touch", 1, 8192, 1, True), (0, "touch", 1, 8192, 1, True)]),
+    # prctl and MADV_NOHUGEPAGE keep faults small
+    "prctl_nohugepage": ("always", [OPEN_T, (0, "ftruncate", 3, 4 * MiB), (0, "mmap", 3, 4 * MiB, RW, True, 0),
+                                    (0, "madvise", 0, 0, HP, MADV_NOHUGEPAGE), (0, "touch", 0, 0, PG, False),
+                                    (0, "prctl"), (0, "touch", 0, HP, PG, False)]),
+    # truncation: whole folios go, a partial one is split (6.18) with its PMD cleared
+    "truncate_split": ("always", [OPEN_T, (0, "pwrite", 3, 0, 3 * HP), (0, "mmap", 3, 3 * HP, RW, True, 0),
+                                  (0, "touch", 0, 0, 3 * HP, False), (0, "ftruncate", 3, 3 * MiB),
+                                  (0, "touch", 0, 0, 3 * MiB, False), (0, "touch", 0, 3 * MiB, 1, False)]),
+    # 4.13: the partial folio is zeroed and kept whole
+    "truncate_4_13": ("4.13", [OPEN_T, (0, "pwrite", 3, 0, 2 * HP), (0, "ftruncate", 3, 3 * MiB),
+                               (0, "fallocate", 3, PUNCH | KEEP, PG, MiB)]),
+    # punch and fallocate
+    "punch_fallocate": ("always", [OPEN_T, (0, "fallocate", 3, 0, 0, 4 * MiB), (0, "pread", 3, 0, PG),
+                                   (0, "fallocate", 3, PUNCH | KEEP, HP, HP),
+                                   (0, "fallocate", 3, PUNCH | KEEP, 0, MiB), (0, "pwrite", 3, 0, PG)]),
+    # tmpfs full: a write falls back to 4 KiB pages when 512 blocks are not free
+    "tmpfs_full": ("always", [OPEN_T, (0, "pwrite", 3, 0, 11 * HP), (0, "pwrite", 3, 11 * HP, 2 * HP),
+                              (0, "open", "/t/g", RWC), (0, "pwrite", 4, 0, 8 * PG)]),
+    # unlink and close of a mapped file: it lives until munmap
+    "unlink_mapped": ("always", [OPEN_T, (0, "pwrite", 3, 0, 2 * HP), (0, "mmap", 3, 2 * HP, RW, True, 0),
+                                 (0, "touch", 0, 0, 2 * HP, True), (0, "close", 3), (0, "unlink", "/t/f"),
+                                 (0, "munmap", 0, 0, 2 * HP)]),
+    # force and deny
+    "force": ("force", [OPEN_T, (0, "pwrite", 3, 0, HP)]),
+    "deny": ("deny", [OPEN_T, (0, "pwrite", 3, 0, HP)]),
+    # 2013: write and read of a hole allocate; a fault splits; no huge mappings
+    "2013_write_read_fault": ("2013", [OPEN_R, (0, "pwrite", 3, 0, HP), (0, "ftruncate", 3, 6 * MiB),
+                                       (0, "pread", 3, 4 * MiB, PG), (0, "mmap", 3, 6 * MiB, RW, True, 0),
+                                       (0, "touch", 0, 0, PG, False), (0, "touch", 0, 2 * MiB + PG, PG, True),
+                                       (0, "ftruncate", 3, 5 * MiB)]),
+    # 2013+mmap: faults map the huge pages with PMDs
+    "2013_mmap": ("2013+mmap", [OPEN_R, (0, "ftruncate", 3, 4 * MiB), (0, "mmap", 3, 4 * MiB, RW, True, 0),
+                                (0, "touch", 0, 0, 4 * MiB, True), (0, "fork"), (2, "touch", 0, 0, PG, False),
+                                (0, "ftruncate", 3, 3 * MiB)]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REGRESSIONS))
+def test_regression(case):
+    setup, ops = REGRESSIONS[case]
+    run(HPair(**SETUPS[setup]), ops)
+
+
+# ---- the engine's departures from Linux (FILES.md 12) -----------------------------------------------
+DEVIATION_STREAMS = {
+    # a second fallocate over part of a fallocated huge folio, not its first page: Linux
+    # initialises the folio (a read marks it), the engine leaves it reading as a hole
+    "huge_falloc_head_only": ("always", [OPEN_T, (0, "fallocate", 3, 0, 0, HP),
+                                         (0, "fallocate", 3, 0, PG, PG), (0, "pread", 3, 0, PG)]),
+    # a fault on a tmpfs hole: shmem_fault allocates that one page
+    "memfs_fault_readaround": ("always", [(0, "open", "/r/f", RWC), (0, "ftruncate", 3, MiB),
+                                          (0, "mmap", 3, MiB, RW, True, 0),
+                                          (0, "touch", 0, 64 * PG, 1, False)]),
+    # a read fault on a fallocated page: shmem_fault zeroes it (uptodate: a read marks it)
+    "fault_ignores_falloc": ("never", [OPEN_T, (0, "fallocate", 3, 0, 0, 4 * PG),
+                                       (0, "mmap", 3, 4 * PG, RW, True, 0),
+                                       (0, "touch", 0, 0, 1, False), (0, "pread", 3, 0, 4 * PG)]),
+    # a mapped ramfs page counts in RssFile (mm_counter_file: not swap-backed)
+    "ramfs_rss_shmem": ("never", [OPEN_R, (0, "pwrite", 3, 0, PG), (0, "mmap", 3, PG, RW, True, 0),
+                                  (0, "touch", 0, 0, 1, False)]),
+    # punching a hole keeps the private copies (unmap_mapping_range with even_cows 0)
+    "punch_zaps_cows": ("never", [OPEN_T, (0, "pwrite", 3, 0, 4 * PG), (0, "mmap", 3, 4 * PG, RW, False, 0),
+                                  (0, "touch", 0, 0, 4 * PG, True),
+                                  (0, "fallocate", 3, PUNCH | KEEP, 0, 4 * PG)]),
+}
+SETUPS["never"] = dict(mounts=(tmpfs("never"), RAMFS))
+
+
+def test_every_mapping_deviation_has_a_stream():
+    assert set(DEVIATION_STREAMS) == set(MAPPING_DEVIATIONS) and MAPPING_DEVIATIONS <= set(DEVIATIONS)
+
+
+@pytest.mark.parametrize("case", sorted(DEVIATION_STREAMS))
+def test_deviation_stream_agrees_with_the_engine_model(case):
+    setup, ops = DEVIATION_STREAMS[case]
+    run(HPair(**SETUPS[setup]), ops)
+
+
+@pytest.mark.parametrize("case", [
+    pytest.param(case, marks=pytest.mark.xfail(strict=True, raises=AssertionError,
+                                               reason=f"engine bug: {DEVIATIONS[case]}"))
+    if case in ENGINE else case for case in sorted(DEVIATION_STREAMS)])
+def test_deviation_stream_against_linux(case):
+    setup, ops = DEVIATION_STREAMS[case]
+    run(HPair(**SETUPS[setup], deviations=ENGINE - {case}), ops)
+
+
+def test_errno_paths():
+    """mmap's checks, munmap/madvise/mprotect errors and a touch outside every VMA."""
+    run(HPair(**SETUPS["always"]), [OPEN_T, (0, "open", "/t/f", os.O_RDONLY),
+                                    (0, "mmap", 4, HP, RW, True, 0), (0, "mmap", 3, HP, RW, True, 100),
+                                    (0, "mmap", 3, 0, RW, True, 0), (0, "mmap", 4, HP, RW, False, 0),
+                                    (0, "munmap", 0, 100, PG), (0, "madvise", 0, HP, 4 * HP, MADV_HUGEPAGE),
+                                    (0, "touch", 0, 0, PG, True), (0, "mprotect", 0, 0, 4 * HP),
+                                    (0, "touch", 0, 0, PG, True)])
