@@ -310,6 +310,7 @@ SCAN_VMA_CHECK = 12
 SCAN_ALLOC_HUGE_PAGE_FAIL = 13
 SCAN_PAGE_COUNT = 14
 SCAN_PAGE_COMPOUND = 15
+SCAN_PTE_MAPPED_HUGEPAGE = 16   # the range's page-cache folio is huge already (map it by a PMD)
 
 # ---- global scalar state (gs) ------------------------------------------------------------------
 G_HIGH_WATER = 0             # lazily initialised frames start here

@@ -86,7 +86,7 @@ from .shmem import (
     shmem_huge_wanted,
 )
 from .fs import fs_write_begin
-from .huge_memory import leaf_prot, prep_anon_folio, thp_disabled_by_mm
+from .huge_memory import khugepaged_enter, leaf_prot, prep_anon_folio, thp_disabled_by_mm
 from .jit import kernel
 from .pagetable import pt_slots_available
 from .page_alloc import rmqueue
@@ -251,9 +251,12 @@ def do_file_huge_fault(S, mmi, vm_flags, vstart, vend, pgoff, ii, pos, va, write
         return OK, 0, False                    # beyond EOF: SIGBUS at PTE level
     cost = 0
     mm_flags = mm[MM_FLAGS, mmi]
+    wanted = shmem_huge_wanted(cfg, fs, ino, ii, index, 0, vm_flags, mm_flags, HUGE_FOR_FAULT)
+    if wanted:
+        khugepaged_enter(cfg, gs, mm, mmi, now)   # khugepaged_enter_vma: it may coalesce here
     pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
     if pfn < 0:
-        if not shmem_huge_wanted(cfg, fs, ino, ii, index, 0, vm_flags, mm_flags, HUGE_FOR_FAULT):
+        if not wanted:
             return OK, 0, False
         pfn, cost = shmem_alloc_huge(S, ii, index, vm_flags, HUGE_FOR_FAULT, now)
         if pfn < 0:

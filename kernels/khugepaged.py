@@ -18,6 +18,20 @@ one PTE or page is young or referenced; and the kernel profile's writable rule h
 ``enabled`` mode.
 """
 from .consts import (
+    C_HPC_MODEL,
+    C_SHMEM_ENABLED,
+    FG_PC_USED,
+    FS_FREE,
+    HPC_2013,
+    HPC_MAINLINE,
+    I_FS,
+    I_SIZE,
+    PG_file_thp,
+    SCAN_VMA_CHECK,
+    SHMEM_HUGE_DENY,
+    VM_SHARED,
+    VS_NR_PAGE_TABLE_PAGES,
+    MM_PGTABLES,
     _PAGE_ACCESSED,
     _PAGE_DIRTY,
     _PAGE_PRESENT,
@@ -95,6 +109,7 @@ from .consts import (
     THP_NEVER,
     V_END,
     V_FILE,
+    V_PGOFF,
     V_FLAGS,
     V_START,
     VM_HUGEPAGE,
@@ -122,6 +137,18 @@ from .jit import kernel
 from .memory import queue_if_partial, remove_rmap_pte
 from .mlock import mlock_folio, munlock_pte_page
 from .mmap import find_vma_index
+from .filemap import (
+    file_folio_head,
+    filemap_add_huge,
+    filemap_get_folio,
+    filemap_remove_page,
+    map_file_pmd,
+    unmap_file_pte,
+)
+from .page_writeback import inode_vmas
+from .pagetable import free_table
+from .shmem import HUGE_FOR_FAULT, huge_cache_capable, shmem_huge_wanted
+from .vmscan import file_pte_of
 from .page_alloc import rmqueue
 from .pagetable import deposit_table, entry_pfn, pmd_lookup
 from .syscalls import op_begin, op_end
@@ -336,7 +363,7 @@ def _leave(mm, mmi):
 
 @kernel
 def scan_mm_slot(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma,
-                 tlb, pwc, pages):
+                 tlb, pwc, pages, S):
     """khugepaged_scan_mm_slot: scan from the saved mm and address until ``pages`` of progress.
 
     Returns (progress, last SCAN_* result, cost in ps)."""
@@ -361,7 +388,9 @@ def scan_mm_slot(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, p
             if ve <= gs[G_KH_ADDR]:
                 continue
             flags = vma[V_FLAGS, p]
-            if not collapse_vma_ok(cfg, mm[MM_FLAGS, mmi], flags, vma[V_FILE, p], True, vs, ve):
+            fileok = vma[V_FILE, p] >= 0 and file_collapse_vma_ok(S, mmi, p)
+            if not fileok and not collapse_vma_ok(cfg, mm[MM_FLAGS, mmi], flags, vma[V_FILE, p],
+                                                  True, vs, ve):
                 progress += 1
                 continue
             hstart = (vs + HPAGE_PMD_SIZE - 1) & ~(HPAGE_PMD_SIZE - 1)
@@ -373,9 +402,12 @@ def scan_mm_slot(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, p
                 gs[G_KH_ADDR] = hstart
             while gs[G_KH_ADDR] < hend:
                 a = gs[G_KH_ADDR]
-                result, c = try_collapse(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
-                                         pt, pt_aux, mm, vma, tlb, pwc, mmi, flags, a, True,
-                                         direct)
+                if fileok:
+                    result, c = collapse_file(S, mmi, p, a, True, direct)
+                else:
+                    result, c = try_collapse(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order,
+                                             pb_mt, pt, pt_aux, mm, vma, tlb, pwc, mmi, flags, a,
+                                             True, direct)
                 cost += c
                 if result == SCAN_SUCCEED:
                     gs[G_KH_COLLAPSED] += 1
@@ -396,7 +428,7 @@ def scan_mm_slot(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, p
 
 @kernel
 def khugepaged_do_scan(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
-                       vma, tlb, pwc):
+                       vma, tlb, pwc, S):
     """One wakeup: scan ``pages_to_scan`` PTEs' worth. Returns (busy ps, allocation failed?)."""
     pages = cfg[C_KH_PAGES_TO_SCAN]
     progress = 0
@@ -407,7 +439,7 @@ def khugepaged_do_scan(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
             passes += 1
         if _has_work(cfg, gs, mm) and passes < 2:
             n, result, c = scan_mm_slot(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
-                                        pt, pt_aux, mm, vma, tlb, pwc, pages - progress)
+                                        pt, pt_aux, mm, vma, tlb, pwc, pages - progress, S)
             progress += n
             busy += c
             gs[G_KH_SCANNED] += n
@@ -421,11 +453,11 @@ def khugepaged_do_scan(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
 
 @kernel
 def khugepaged_wakeup(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
-                      vma, tlb, pwc):
+                      vma, tlb, pwc, S):
     """One wakeup of khugepaged at ``gs[G_KH_WAKE]``: its scan, then its next wakeup."""
     t = gs[G_KH_WAKE]
     busy, failed = khugepaged_do_scan(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
-                                      pt, pt_aux, mm, vma, tlb, pwc)
+                                      pt, pt_aux, mm, vma, tlb, pwc, S)
     gs[G_KH_BUSY_PS] += busy
     if failed:
         nxt = t + busy + cfg[C_KH_ALLOC_SLEEP_PS]
@@ -454,8 +486,9 @@ def _collapse_vma(S, ti, mmi, p, start, end):
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     flags = vma[V_FLAGS, p]
-    if not collapse_vma_ok(cfg, mm[MM_FLAGS, mmi], flags, vma[V_FILE, p], False, vma[V_START, p],
-                           vma[V_END, p]):
+    fileok = vma[V_FILE, p] >= 0 and file_collapse_vma_ok(S, mmi, p)
+    if not fileok and not collapse_vma_ok(cfg, mm[MM_FLAGS, mmi], flags, vma[V_FILE, p], False,
+                                          vma[V_START, p], vma[V_END, p]):
         return -EINVAL, 0
     hstart = (start + HPAGE_PMD_SIZE - 1) & ~(HPAGE_PMD_SIZE - 1)
     hend = end & ~(HPAGE_PMD_SIZE - 1)
@@ -463,8 +496,11 @@ def _collapse_vma(S, ti, mmi, p, start, end):
     last_fail = SCAN_FAIL
     a = hstart
     while a < hend:
-        r, c = try_collapse(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
-                            mm, vma, tlb, pwc, mmi, flags, a, False, True)
+        if fileok:
+            r, c = collapse_file(S, mmi, p, a, False, True)
+        else:
+            r, c = try_collapse(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
+                                pt_aux, mm, vma, tlb, pwc, mmi, flags, a, False, True)
         task[T_CLOCK, ti] += c
         if r == SCAN_SUCCEED or r == SCAN_PMD_MAPPED:
             thps += 1
@@ -518,3 +554,159 @@ def sys_madvise_collapse(S, ti, start, length):
     if st == OK and hole:
         st = -ENOMEM
     return st, thps
+
+
+# ---- page-cache ranges (hpage_collapse_scan_file, collapse_file, retract_page_tables) -----------
+# What the 2013 series left out: khugepaged coalescing the small pages of a memory filesystem's
+# file into a PMD-sized page-cache folio (mainline tmpfs, 4.8+; ramfs under "2013+mmap"). The old
+# pages are unmapped everywhere and replaced in the page cache; holes are filled with zeroes
+# (they count against the filesystem's blocks); PTE tables left empty in suitable VMAs are freed
+# (retract_page_tables) so the next fault maps the folio with a PMD. MADV_COLLAPSE installs the
+# caller's PMD at once.
+
+@kernel
+def file_collapse_vma_ok(S, mmi, p):
+    """thp_vma_allowable_order for a file VMA: a memory filesystem whose model coalesces, not
+    VM_NOHUGEPAGE, no prctl, the file offset aligned with the address (thp_vma_suitable_order)
+    and an aligned 2 MiB range inside; shmem_enabled=deny refuses even MADV_COLLAPSE."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+    ii = vma[V_FILE, p]
+    if ii < 0 or cfg[C_HPC_MODEL] == HPC_2013 or not huge_cache_capable(cfg, fs, ino, ii):
+        return False
+    vs = vma[V_START, p]
+    flags = vma[V_FLAGS, p]
+    hstart = (vs + HPAGE_PMD_SIZE - 1) & ~(HPAGE_PMD_SIZE - 1)
+    if hstart + HPAGE_PMD_SIZE > vma[V_END, p] or ((vs >> 12) - vma[V_PGOFF, p]) & (HPAGE_PMD_NR - 1):
+        return False
+    if (flags & (VM_READ | VM_WRITE)) == 0 or flags & VM_NOHUGEPAGE:
+        return False
+    if thp_disabled_by_mm(cfg, mm[MM_FLAGS, mmi], flags):
+        return False
+    return not (cfg[C_HPC_MODEL] == HPC_MAINLINE and cfg[C_SHMEM_ENABLED] == SHMEM_HUGE_DENY)
+
+
+@kernel
+def retract_range(S, mmi, p, index, head, install):
+    """collapse_pte_mapped_thp / retract_page_tables for VMA ``p`` of address space ``mmi`` over
+    page ``index`` (the first of the page-cache THP at ``head``): a PTE table that maps nothing
+    but that folio's pages at their places has those PTEs cleared and goes; with ``install`` the
+    folio is then mapped by a PMD. Returns (SCAN_*, cost in ps)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+    va = vma[V_START, p] + ((index - vma[V_PGOFF, p]) << 12)
+    if va < vma[V_START, p] or va + HPAGE_PMD_SIZE > vma[V_END, p] or va & (HPAGE_PMD_SIZE - 1):
+        return SCAN_VMA_CHECK, 0
+    pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, mmi], va)
+    if pos < 0:
+        return SCAN_PMD_NULL, 0
+    e = pt[pos]
+    if e & _PAGE_PSE:
+        return SCAN_PMD_MAPPED, 0
+    cost = 0
+    if e != 0:
+        table = entry_pfn(e)
+        tb = fr_idx[table] * PTRS_PER_TABLE
+        for k in range(HPAGE_PMD_NR):
+            pe = pt[tb + k]
+            if pe != 0 and ((pe & _PAGE_PRESENT) == 0 or (pe & _PAGE_SPECIAL) != 0
+                            or entry_pfn(pe) != head + k):
+                return SCAN_FAIL, 0              # something else lives in the table
+        for k in range(HPAGE_PMD_NR):
+            if pt[tb + k] != 0:
+                pt[tb + k] = 0
+                unmap_file_pte(vmstat, fr32, fr_flags, mm, mmi, head + k)
+        pt[pos] = 0
+        free_table(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt_aux, table)
+        mm[MM_PGTABLES, mmi] -= 1
+        vmstat[VS_NR_PAGE_TABLE_PAGES] -= 1
+        flush_tlb_range(cfg, tlb, pwc, mmi + 1, va, va + HPAGE_PMD_SIZE)
+        cost += cfg[C_COST_TLB_FLUSH]
+    if install:
+        flags = vma[V_FLAGS, p]
+        pe = leaf_prot(flags) | _PAGE_PSE | (head << 12)
+        if flags & VM_SHARED and flags & VM_WRITE:
+            pe |= _PAGE_RW
+        pt[pos] = pe
+        map_file_pmd(vmstat, fr32, fr_flags, mm, mmi, head)
+        mm[MM_HAD_PMD, mmi] = 1
+    return SCAN_SUCCEED, cost
+
+
+@kernel
+def collapse_file(S, mmi, p, haddr, khugepaged, direct):
+    """hpage_collapse_scan_file and collapse_file for the 2 MiB range at ``haddr`` of file VMA
+    ``p`` (``file_collapse_vma_ok`` passed): (SCAN_* result, cost in ps). A range whose folio is
+    huge already is only retracted (and, for MADV_COLLAPSE, PMD-mapped)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+    ii = vma[V_FILE, p]
+    index = vma[V_PGOFF, p] + ((haddr - vma[V_START, p]) >> 12)
+    if khugepaged and cfg[C_HPC_MODEL] == HPC_MAINLINE and \
+            not shmem_huge_wanted(cfg, fs, ino, ii, index, 0, vma[V_FLAGS, p], mm[MM_FLAGS, mmi],
+                                  HUGE_FOR_FAULT):
+        return SCAN_VMA_CHECK, 0
+    cost = HPAGE_PMD_NR * cfg[C_COST_SCAN_PTE]
+    if index + HPAGE_PMD_NR > (ino[I_SIZE, ii] + 4095) >> 12:
+        return SCAN_FAIL, cost                   # the range reaches past EOF
+    none = 0
+    for k in range(HPAGE_PMD_NR):
+        pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index + k)
+        if pfn < 0:
+            none += 1
+        elif fr_flags[pfn] & PG_file_thp:
+            # SCAN_PTE_MAPPED_HUGEPAGE, then collapse_pte_mapped_thp; khugepaged counts a range
+            # already PMD-mapped as a success, so pages_collapsed grows on every pass over it
+            # (as this 6.18 host's counter does over a tmpfs huge=always mapping)
+            r, c = retract_range(S, mmi, p, index, file_folio_head(fr_flags, pfn), not khugepaged)
+            if r == SCAN_PMD_MAPPED and khugepaged:
+                r = SCAN_SUCCEED
+            return r, cost + c
+    if khugepaged and none > cfg[C_KH_MAX_PTES_NONE]:
+        if cfg[C_KERNEL] >= 508:
+            vmstat[VS_THP_SCAN_EXCEED_NONE_PTE] += 1
+        return SCAN_EXCEED_NONE_PTE, cost
+    f = ino[I_FS, ii]
+    if fs[FS_FREE, f] < none or (fgs[FG_PC_USED] + none) * 2 > pc.shape[0]:
+        return SCAN_FAIL, cost                   # shmem_charge fails (or no index room)
+    new = rmqueue(gs, cfg, fr32, fr_flags, fr_order, pb_mt, HPAGE_PMD_ORDER, MIGRATE_MOVABLE)
+    if new < 0 and direct:
+        new, c = try_compact_direct(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
+                                    mm, tlb, pwc)
+        cost += c
+    if new < 0:
+        vmstat[VS_THP_COLLAPSE_ALLOC_FAILED] += 1
+        return SCAN_ALLOC_HUGE_PAGE_FAIL, cost
+    vmstat[VS_THP_COLLAPSE_ALLOC] += 1
+    vmstat[VS_PGALLOC] += HPAGE_PMD_NR
+    # try_to_unmap every old page, then replace it in the page cache by the new folio's page
+    where = inode_vmas(gs, mm, vma, ii, False)
+    for k in range(HPAGE_PMD_NR):
+        pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index + k)
+        if pfn < 0:
+            continue
+        w = 0
+        while fr32[FR_MAPCOUNT, pfn] > 0 and w < where.shape[1]:
+            q = file_pte_of(cfg, pt, fr_idx, mm, vma, where[0, w], where[1, w], index + k, pfn)
+            if q >= 0:
+                pt[q] = 0
+                unmap_file_pte(vmstat, fr32, fr_flags, mm, where[0, w], pfn)
+            w += 1
+        filemap_remove_page(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc,
+                            lru, fgs, fs, ino, pfn)
+    filemap_add_huge(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs, ino, ii, index,
+                     new)
+    present = HPAGE_PMD_NR - none
+    cost += present * cfg[C_COST_COPY_PAGE] + none * cfg[C_COST_CLEAR_PAGE]
+    for w in range(where.shape[1]):
+        m = where[0, w]
+        q = where[1, w]
+        va = vma[V_START, q] + ((index - vma[V_PGOFF, q]) << 12)
+        lo = max(va, vma[V_START, q])
+        hi = min(va + HPAGE_PMD_SIZE, vma[V_END, q])
+        if lo < hi:
+            flush_tlb_range(cfg, tlb, pwc, m + 1, lo, hi)
+            cost += cfg[C_COST_TLB_FLUSH]
+        r, c = retract_range(S, m, q, index, new, (not khugepaged) and m == mmi and q == p)
+        cost += c
+    return SCAN_SUCCEED, cost

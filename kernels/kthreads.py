@@ -106,7 +106,7 @@ def background_run(S):
             return OK, n
         if tk <= tc:
             khugepaged_wakeup(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
-                              mm, vma, tlb, pwc)
+                              mm, vma, tlb, pwc, S)
         else:
             kcompactd_wakeup(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm,
                              tlb, pwc, fgs)

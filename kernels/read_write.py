@@ -649,6 +649,31 @@ def file_release(S, ii):
 
 
 @kernel
+def split_last_huge(S, ii):
+    """The 2013 series' close: the last writer's close splits the file's last huge page and frees
+    its pages beyond the end of the file. Returns (OK, pages freed)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+    size = ino[I_SIZE, ii]
+    if cfg[C_HPC_MODEL] == HPC_MAINLINE or size == 0:
+        return OK, 0
+    pfn = filemap_get_folio(pc, fr32, fr_idx, ii, (size - 1) >> 12)
+    if pfn < 0 or not fr_flags[pfn] & PG_file_thp:
+        return OK, 0
+    head = file_folio_head(fr_flags, pfn)
+    base = fr_idx[head]
+    if not split_file_folio(vmstat, fr32, fr_flags, fr_order, fr_memcg, lru, head):
+        return OK, 0                               # mapped by a PMD ("2013+mmap"): left whole
+    freed = 0
+    for index in range((size + PAGE - 1) >> 12, base + HPAGE_PMD_NR):
+        p = filemap_get_folio(pc, fr32, fr_idx, ii, index)
+        if p >= 0 and fr32[FR_MAPCOUNT, p] == 0:
+            drop_page(S, p)
+            freed += 1
+    return OK, freed
+
+
+@kernel
 def file_lookup(S, ti, ii):
     """A path lookup that ends at inode ``ii``: cheap when its dentry and inode are cached, else a
     slab allocation and an inode-table read from the disk."""

@@ -1149,9 +1149,14 @@ class Task:
     def close(self, fd: int) -> None:
         self._alive()
         self._fd(fd, "close")
-        of = self.machine.vfs.fdtable(self._tgid).pop(int(fd))
+        vfs = self.machine.vfs
+        of = vfs.fdtable(self._tgid).pop(int(fd))
         self.machine._call(S_.charge_syscall, self._ti, False)
-        self.machine.vfs.release(of.ino)
+        if of.flags & (os.O_WRONLY | os.O_RDWR) and self.machine.config.huge_page_cache != "mainline" \
+                and not any(o.ino == of.ino and o.flags & (os.O_WRONLY | os.O_RDWR)
+                            for tab in vfs.fdtables.values() for o in tab.values()):
+            vfs.call(RW.split_last_huge, of.ino)     # the 2013 series: the last writer's close
+        vfs.release(of.ino)
 
     def pread(self, fd: int, offset: int, length: int) -> int:
         """pread(2): read ``length`` bytes at ``offset`` through the page cache (contents are not

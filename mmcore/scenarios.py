@@ -337,3 +337,126 @@ def willwrite_story(memory: str = "8GiB", file_size: str = "1GiB", mlock: bool =
                      "disk_written_MiB": m.fs_stats("/db")["bytes_written"] / (1 << 20),
                      "extra_disk_MiB": (m.fs_stats("/db")["bytes_written"] - written0 - size) / (1 << 20)})
     return rows
+
+
+# the huge page cache cases: (label, Config.huge_page_cache, filesystem, tmpfs huge=)
+HPC_CASES = (("off (tmpfs huge=never)", "mainline", "tmpfs", "never"),
+             ("2013 (ramfs)", "2013", "ramfs", "never"),
+             ("2013+mmap (ramfs)", "2013+mmap", "ramfs", "never"),
+             ("tmpfs huge=within_size", "mainline", "tmpfs", "within_size"),
+             ("tmpfs huge=always", "mainline", "tmpfs", "always"))
+
+
+def huge_page_cache(memory: str = "2GiB", file: str = "256MiB", reads: int = 1_000_000,
+                    files: int = 2000, seed: int = 0) -> list[dict]:
+    """The benchmark the 2013 huge page cache series lacked: file-backed workloads with the huge
+    page cache off and under each model (``HPC_CASES``):
+
+    - ``sequential scan``: a ``file``-sized file written, mapped shared read-only and read from
+      start to end three times;
+    - ``random reads``: the same file mapped and ``reads`` random addresses read;
+    - ``build mix``: ``files`` small files (4 KiB to 64 KiB, a fixed seeded size mix, like
+      sources and objects) written and closed, then each opened and read back with pread, every
+      fourth mapped and read whole, and half of them unlinked.
+
+    One row per case and workload: the simulated time of writing the files (``setup_ms``) and of
+    the workload after it (``run_ms``), and for the workload: page faults, dTLB and STLB misses,
+    page-walk time (us); then the file memory at the end (MiB: the pages the files hold, huge
+    pages included), the huge pages in the page cache and the PMD mappings made. Parameters are fixed before the run; the machine is the 6.18 profile
+    with THP ``enabled=always``."""
+    from . import MAP_SHARED
+    fbytes = parse_size(file, "file")
+    if not isinstance(reads, int) or reads < 1:
+        raise ValueError(f"reads: expected a positive integer, got {reads!r}")
+    if not isinstance(files, int) or files < 1:
+        raise ValueError(f"files: expected a positive integer, got {files!r}")
+    rng = np.random.default_rng(seed)
+    sizes = rng.choice([1, 2, 3, 4, 6, 8, 12, 16], size=files) * 4096     # 4 .. 64 KiB
+    offsets = rng.integers(0, fbytes, reads, dtype=np.int64)
+    rows = []
+    for label, model, fstype, huge in HPC_CASES:
+        for workload in ("sequential scan", "random reads", "build mix"):
+            m = Machine(Config(memory=memory, thp_enabled="always", huge_page_cache=model),
+                        seed=seed)
+            m.mount("/mnt", fstype, huge=huge)
+            t = m.spawn(workload.split()[0])
+            flags = os.O_CREAT | os.O_RDWR
+            if workload == "build mix":
+                for i, n in enumerate(sizes.tolist()):
+                    fd = t.open(f"/mnt/f{i}", flags)
+                    t.pwrite(fd, 0, n)
+                    t.close(fd)
+                t0, c0 = t.time_ns, t.counters()
+                for i, n in enumerate(sizes.tolist()):
+                    fd = t.open(f"/mnt/f{i}", os.O_RDONLY)
+                    t.pread(fd, 0, n)
+                    if i % 4 == 0:
+                        a = t.mmap(n, PROT_READ, MAP_SHARED, fd=fd)
+                        t.touch(a, n, write=False)
+                        t.munmap(a, n)
+                    t.close(fd)
+                for i in range(0, files, 2):
+                    t.unlink(f"/mnt/f{i}")
+            else:
+                fd = t.open("/mnt/data", flags)
+                t.pwrite(fd, 0, fbytes)
+                a = t.mmap(fbytes, PROT_READ, MAP_SHARED, fd=fd)
+                t0, c0 = t.time_ns, t.counters()
+                if workload == "sequential scan":
+                    for _ in range(3):
+                        t.touch(a, fbytes, write=False)
+                else:
+                    t.access(a + offsets)
+            c, mi, v = t.counters(), m.meminfo(), m.vmstat()
+            file_kb = mi["Shmem"] + mi["Unevictable"]
+            rows.append({"case": label, "workload": workload,
+                         "setup_ms": round(t0 / 1e6, 3),
+                         "run_ms": round((t.time_ns - t0) / 1e6, 3),
+                         "faults": c["min_flt"] + c["maj_flt"] - c0["min_flt"] - c0["maj_flt"],
+                         "dtlb_misses": c["dtlb_misses"] - c0["dtlb_misses"],
+                         "stlb_misses": c["stlb_misses"] - c0["stlb_misses"],
+                         "walk_us": round((c["walk_ns"] - c0["walk_ns"]) / 1e3, 1),
+                         "file_MiB": round(file_kb / 1024, 1),
+                         "huge_pages": (mi["ShmemHugePages"] + mi["FileHugePages"]) // 2048,
+                         "pmd_mapped": v["thp_file_mapped"]})
+    return rows
+
+
+def plot_huge_page_cache(rows: list[dict], path: str | os.PathLike) -> str:
+    """``huge_page_cache()``'s rows as a figure: per workload, the workload's simulated time and
+    STLB misses, and the file memory, one bar per case. Written to ``path`` (PNG, SVG or PDF by
+    its suffix); returns the path."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    workloads = list(dict.fromkeys(r["workload"] for r in rows))
+    cases = list(dict.fromkeys(r["case"] for r in rows))
+    by = {(r["case"], r["workload"]): r for r in rows}
+    metrics = (("run_ms", "simulated time of the workload (ms)", False),
+               ("stlb_misses", "STLB misses", True),
+               ("file_MiB", "file memory at the end (MiB)", True))
+    fig, axes = plt.subplots(len(metrics), len(workloads), figsize=(4.2 * len(workloads), 8.5),
+                             squeeze=False)
+    width = 0.8 / len(cases)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for j, w in enumerate(workloads):
+        for i, (key, label, log) in enumerate(metrics):
+            ax = axes[i][j]
+            for k, c in enumerate(cases):
+                v = by[(c, w)][key]
+                ax.bar(k * width, max(v, 1e-3) if log else v, width, color=colors[k % len(colors)],
+                       label=c)
+            ax.set_xticks([])
+            if log:
+                ax.set_yscale("log")
+            if i == 0:
+                ax.set_title(w)
+            if j == 0:
+                ax.set_ylabel(label, fontsize=8)
+            ax.grid(True, axis="y", alpha=0.3)
+    axes[0][0].legend(fontsize=7, loc="best")
+    fig.suptitle("The huge page cache: off, the 2013 series, and mainline tmpfs")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return str(path)

@@ -289,6 +289,21 @@ def test_2013_ramfs_write_and_read_allocate_huge_pages():
     checked(m)
 
 
+def test_2013_last_writers_close_splits_the_last_huge_page():
+    m, t = ramfs("2013")
+    fd = t.open("/ram/f", RW_)
+    t.pwrite(fd, 0, 2 * MiB + 8192)                   # a whole huge page, and one for 8 KiB
+    r = t.open("/ram/f", os.O_RDONLY)
+    assert hpc(m)["FileHugePages"] == 4096
+    t.close(fd)                                       # the last writer: the tail's page splits
+    h = hpc(m)
+    assert h["FileHugePages"] == 2048 and h["thp_split_page"] == 1
+    assert m.meminfo()["Unevictable"] == 2048 + 8     # the pages past EOF were freed
+    t.close(r)
+    assert hpc(m)["thp_split_page"] == 1              # a reader's close changes nothing
+    checked(m)
+
+
 def test_2013_fault_on_a_huge_page_splits_it():
     m, t = ramfs("2013")
     fd = t.open("/ram/f", RW_)
@@ -392,3 +407,124 @@ def test_random_sequences_keep_invariants(ops, huge):
         elif op == "fork" and len(tasks) < 3:
             tasks.append(t.fork())
         checked(m)
+
+
+# ---- khugepaged and MADV_COLLAPSE over the page cache ------------------------------------------
+
+def test_khugepaged_coalesces_small_tmpfs_pages():
+    m, t = tmpfs("within_size", khugepaged={"scan_sleep_millisecs": 100})
+    fd = t.open("/shm/f", RW_)
+    t.pwrite(fd, 0, MiB)
+    assert hpc(m)["Shmem"] == 1024 and hpc(m)["ShmemHugePages"] == 0   # too small: 4 KiB pages
+    t.ftruncate(fd, 4 * MiB)
+    a = t.mmap(4 * MiB, RDWR, SHARED, fd=fd)
+    t.touch(a, 4096, write=False)                   # a PTE fault; the mm enrols with khugepaged
+    assert t.smaps(a)["Rss"] == 64 and t.smaps(a)["ShmemPmdMapped"] == 0   # fault-around
+    m.advance(2_000_000_000)
+    h = hpc(m)
+    # [0, 2) MiB held 256 pages and 256 holes: collapsed (holes zero-filled); its PTE table went.
+    # Each later pass finds the range huge and counts it again in pages_collapsed, as the kernel
+    # does (collapse_pte_mapped_thp's SCAN_SUCCEED): one per pass, 20 passes 100 ms apart.
+    kh = m.khugepaged()
+    assert 10 <= kh["pages_collapsed"] <= kh["full_scans"]
+    assert h["ShmemHugePages"] == 2048
+    assert m.vmstat()["thp_collapse_alloc"] == 1 and h["Shmem"] == 2048
+    assert t.smaps(a)["Rss"] == 0
+    t.touch(a, 4096, write=False)                   # the next fault maps it by a PMD
+    assert t.smaps(a)["ShmemPmdMapped"] == 2048
+    checked(m)
+
+
+def test_khugepaged_respects_max_ptes_none_for_files():
+    m, t = tmpfs("within_size", khugepaged={"scan_sleep_millisecs": 100, "max_ptes_none": 0})
+    fd = t.open("/shm/f", RW_)
+    t.pwrite(fd, 0, MiB)
+    t.ftruncate(fd, 4 * MiB)
+    a = t.mmap(4 * MiB, RDWR, SHARED, fd=fd)
+    t.touch(a, 4096, write=False)
+    m.advance(2_000_000_000)
+    assert hpc(m)["ShmemHugePages"] == 0 and m.vmstat()["thp_scan_exceed_none_pte"] >= 1
+    checked(m)
+
+
+def test_madvise_collapse_on_tmpfs_maps_a_pmd_at_once():
+    m, t = tmpfs("never")                            # MADV_COLLAPSE ignores huge=
+    fd = t.open("/shm/f", RW_)
+    t.pwrite(fd, 0, 2 * MiB)
+    a = t.mmap(2 * MiB, RDWR, SHARED, fd=fd)
+    t.touch(a, 2 * MiB, write=False)
+    assert t.smaps(a)["ShmemPmdMapped"] == 0
+    assert t.madvise(a, 2 * MiB, mmcore.MADV_COLLAPSE) == 0
+    sm = t.smaps(a)
+    assert sm["ShmemPmdMapped"] == 2048 and sm["Rss"] == 2048 and hpc(m)["ShmemHugePages"] == 2048
+    assert t.status()["VmPTE"] <= 12                 # the emptied PTE table went
+    checked(m)
+    m.sysfs_write("kernel/mm/transparent_hugepage/shmem_enabled", "deny")
+    fd2 = t.open("/shm/g", RW_)
+    t.pwrite(fd2, 0, 2 * MiB)
+    b = t.mmap(2 * MiB, RDWR, SHARED, fd=fd2)
+    with pytest.raises(OSError) as e:
+        t.madvise(b, 2 * MiB, mmcore.MADV_COLLAPSE)
+    assert e.value.errno == errno.EINVAL
+
+
+def test_madvise_collapse_on_ext4_is_einval():
+    m = mmcore.Machine({"memory": "256MiB"})
+    m.mount("/data", "ext4", size="1GiB")
+    t = m.spawn("app")
+    fd = t.open("/data/f", RW_)
+    t.pwrite(fd, 0, 2 * MiB)
+    a = t.mmap(2 * MiB, mmcore.PROT_READ, SHARED, fd=fd)
+    t.touch(a, 2 * MiB, write=False)
+    with pytest.raises(OSError) as e:
+        t.madvise(a, 2 * MiB, mmcore.MADV_COLLAPSE)
+    assert e.value.errno == errno.EINVAL
+
+
+@pytest.mark.parametrize("model, collapses", [("2013", False), ("2013+mmap", True)])
+def test_coalescing_is_what_2013_lacked(model, collapses):
+    m, t = ramfs(model, khugepaged={"scan_sleep_millisecs": 100})
+    fd = t.open("/ram/f", RW_)
+    t.ftruncate(fd, 4 * MiB)
+    # a mapping whose file offset is not 2 MiB-aligned gets 4 KiB pages under both models
+    b = t.mmap(2 * MiB, mmcore.PROT_READ, SHARED, fd=fd, offset=4096)
+    t.touch(b, 2 * MiB - 4096, write=False)
+    assert hpc(m)["FileHugePages"] == 0
+    a = t.mmap(2 * MiB, mmcore.PROT_READ, SHARED, fd=fd)
+    t.touch(a, 4096, write=False)
+    m.advance(2_000_000_000)
+    t.touch(a, 2 * MiB, write=False)
+    if collapses:
+        assert t.smaps(a)["FilePmdMapped"] == 2048 and m.vmstat()["thp_collapse_alloc"] == 1
+        assert t.smaps(b)["Rss"] == 0                # the old pages were unmapped everywhere
+    else:
+        assert t.smaps(a)["FilePmdMapped"] == 0 and m.khugepaged()["pages_collapsed"] == 0
+    checked(m)
+
+
+# ---- the benchmark the article said was missing -----------------------------------------------
+
+def test_huge_page_cache_benchmark_shows_gain_and_bloat(tmp_path):
+    from mmcore.scenarios import HPC_CASES, huge_page_cache, plot_huge_page_cache
+    rows = huge_page_cache(memory="512MiB", file="16MiB", reads=20_000, files=64)
+    assert len(rows) == 3 * len(HPC_CASES)
+    r = {(x["case"], x["workload"]): x for x in rows}
+    off, always = "off (tmpfs huge=never)", "tmpfs huge=always"
+    for w in ("sequential scan", "random reads"):
+        # PMD-mapped: one fault per 2 MiB, a fraction of the TLB misses, a faster run
+        assert r[(always, w)]["faults"] == 8 and r[(always, w)]["pmd_mapped"] == 8
+        assert r[(always, w)]["stlb_misses"] * 10 < r[(off, w)]["stlb_misses"]
+        assert r[(always, w)]["run_ms"] < r[(off, w)]["run_ms"]
+        assert r[("2013+mmap (ramfs)", w)]["stlb_misses"] == r[(always, w)]["stlb_misses"]
+        # the 2013 series maps no huge page: as off
+        assert r[("2013 (ramfs)", w)]["stlb_misses"] == r[(off, w)]["stlb_misses"]
+    b = "build mix"
+    # small files: huge=always gives each a 2 MiB folio; within_size never; 2013 splits on close
+    assert r[(always, b)]["file_MiB"] > 20 * r[(off, b)]["file_MiB"]
+    assert r[("tmpfs huge=within_size", b)]["file_MiB"] == r[(off, b)]["file_MiB"]
+    assert r[("2013 (ramfs)", b)]["file_MiB"] == r[(off, b)]["file_MiB"]
+    assert r[("2013 (ramfs)", b)]["setup_ms"] > r[(off, b)]["setup_ms"]   # clearing 2 MiB each
+    out = plot_huge_page_cache(rows, tmp_path / "hpc.png")
+    assert (tmp_path / "hpc.png").stat().st_size > 10_000 and out.endswith("hpc.png")
+    with pytest.raises(ValueError, match="reads"):
+        huge_page_cache(reads=0)
