@@ -347,7 +347,7 @@ HPC_CASES = (("off (tmpfs huge=never)", "mainline", "tmpfs", "never"),
              ("tmpfs huge=always", "mainline", "tmpfs", "always"))
 
 
-def huge_page_cache(memory: str = "2GiB", file: str = "256MiB", reads: int = 1_000_000,
+def huge_page_cache(memory: str = "8GiB", file: str = "256MiB", reads: int = 1_000_000,
                     files: int = 2000, seed: int = 0) -> list[dict]:
     """The benchmark the 2013 huge page cache series lacked: file-backed workloads with the huge
     page cache off and under each model (``HPC_CASES``):
@@ -362,8 +362,9 @@ def huge_page_cache(memory: str = "2GiB", file: str = "256MiB", reads: int = 1_0
     One row per case and workload: the simulated time of writing the files (``setup_ms``) and of
     the workload after it (``run_ms``), and for the workload: page faults, dTLB and STLB misses,
     page-walk time (us); then the file memory at the end (MiB: the pages the files hold, huge
-    pages included), the huge pages in the page cache and the PMD mappings made. Parameters are fixed before the run; the machine is the 6.18 profile
-    with THP ``enabled=always``."""
+    pages included), the huge pages in the page cache and the PMD mappings made. Parameters
+    are fixed before the run; the machine is the 6.18 profile with THP ``enabled=always``, and
+    tmpfs may fill all of its memory."""
     from . import MAP_SHARED
     fbytes = parse_size(file, "file")
     if not isinstance(reads, int) or reads < 1:
@@ -378,7 +379,7 @@ def huge_page_cache(memory: str = "2GiB", file: str = "256MiB", reads: int = 1_0
         for workload in ("sequential scan", "random reads", "build mix"):
             m = Machine(Config(memory=memory, thp_enabled="always", huge_page_cache=model),
                         seed=seed)
-            m.mount("/mnt", fstype, huge=huge)
+            m.mount("/mnt", fstype, size=memory if fstype == "tmpfs" else None, huge=huge)
             t = m.spawn(workload.split()[0])
             flags = os.O_CREAT | os.O_RDWR
             if workload == "build mix":

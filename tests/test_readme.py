@@ -19,3 +19,8 @@ def test_readme_python_examples_run(capsys):
     assert m.khugepaged()["pages_collapsed"] == 0 and m.khugepaged()["full_scans"] >= 1
     assert m.vmstat()["thp_scan_exceed_none_pte"] >= 32
     assert m.vmstat()["thp_collapse_alloc"] == 32
+    # the huge page cache example: 64 MiB of tmpfs mapped by 32 PMDs
+    shm, app, addr = ns["shm"], ns["app"], ns["addr"]
+    assert app.smaps(addr)["ShmemPmdMapped"] == 64 << 10
+    assert shm.vmstat()["thp_file_mapped"] == 32 and shm.meminfo()["ShmemHugePages"] == 64 << 10
+    assert app.counters()["min_flt"] == 32
