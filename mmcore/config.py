@@ -300,6 +300,8 @@ class Config:
         if self.fault_around_bytes & (self.fault_around_bytes - 1):
             raise ConfigError(f"fault_around_bytes: expected a power of two, got {self.fault_around_bytes}")
         _check_int("read_ahead_kb", self.read_ahead_kb, 0, 1 << 20)
+        if isinstance(self.huge_page_cache, int) and not isinstance(self.huge_page_cache, bool):
+            self.huge_page_cache = str(self.huge_page_cache)      # "2013" read as a number
         if self.huge_page_cache not in K.HPC_NAMES:
             raise ConfigError(f"huge_page_cache: expected one of {list(K.HPC_NAMES)}, "
                               f"got {self.huge_page_cache!r}")

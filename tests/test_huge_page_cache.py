@@ -528,3 +528,19 @@ def test_huge_page_cache_benchmark_shows_gain_and_bloat(tmp_path):
     assert (tmp_path / "hpc.png").stat().st_size > 10_000 and out.endswith("hpc.png")
     with pytest.raises(ValueError, match="reads"):
         huge_page_cache(reads=0)
+
+
+@pytest.mark.parametrize("params, faults", [({}, 1024), ({"huge": "always"}, 32),
+                                            ({"model": 2013, "fstype": "ramfs"}, 1024),
+                                            ({"model": "2013+mmap", "fstype": "ramfs"}, 32)])
+def test_shipped_huge_page_cache_scenario(params, faults):
+    from pathlib import Path
+
+    from mmcore.scenario import load_scenario, run_scenario
+    s = load_scenario(Path(__file__).parent.parent / "data" / "huge_page_cache.toml")
+    out = run_scenario(s, params={"reads": 10_000, **params})
+    db = out["tasks"]["db"]
+    assert db["counters"]["min_flt"] + db["counters"]["maj_flt"] == faults
+    assert db["smaps_rollup"]["Rss"] == 64 << 10
+    pmd = db["smaps_rollup"]["ShmemPmdMapped"] + db["smaps_rollup"]["FilePmdMapped"]
+    assert pmd == (64 << 10 if faults == 32 else 0)
