@@ -428,6 +428,17 @@ REGRESSIONS = {
     "2013_mmap": ("2013+mmap", [OPEN_R, (0, "ftruncate", 3, 4 * MiB), (0, "mmap", 3, 4 * MiB, RW, True, 0),
                                 (0, "touch", 0, 0, 4 * MiB, True), (0, "fork"), (2, "touch", 0, 0, PG, False),
                                 (0, "ftruncate", 3, 3 * MiB)]),
+    # 2013: the last writer's close splits the last huge page and frees its pages past EOF (not
+    # while another descriptor is open for writing, not the PTE-mapped ones)
+    "2013_close_split": ("2013", [OPEN_R, (0, "open", "/r/f", RWC), (0, "pwrite", 3, 0, 3 * MiB + 5),
+                                  (0, "close", 3), (0, "mmap", 4, 4 * MiB, RW, True, 0),
+                                  (0, "touch", 0, 3 * MiB + 16 * PG, PG, False), (0, "ftruncate", 4, 3 * MiB),
+                                  (0, "close", 4)]),
+    # 2013+mmap: a folio a PMD maps is left whole
+    "2013_mmap_close": ("2013+mmap", [OPEN_R, (0, "pwrite", 3, 0, 3 * MiB), (0, "mmap", 3, 4 * MiB, RW, True, 0),
+                                      (0, "touch", 0, 2 * MiB, PG, False), (0, "close", 3),
+                                      (0, "munmap", 0, 0, 4 * MiB), (0, "open", "/r/f", os.O_WRONLY),
+                                      (0, "close", 3)]),
 }
 
 

@@ -123,6 +123,13 @@ class RefFileMaps(RefFiles):
             for p in mm.pmd.values():
                 assert not (p.ino == ino.ino and first <= p.base < last), "removing a mapped folio"
 
+    def _pmd_mapped(self, ino: Inode, base: int) -> bool:
+        return any(p.ino == ino.ino and p.base == base for mm in self.mms.values() for p in mm.pmd.values())
+
+    def _pte_mapped(self, ino: Inode, index: int) -> bool:
+        return any(p.ino == ino.ino and p.index == index and p.anon is None
+                   for mm in self.mms.values() for p in mm.pte.values())
+
     def _unmap_pages(self, ino: Inode, first: int, last: int, even_cows: bool = True) -> None:
         """unmap_mapping_pages over file pages [first, last) in every address space; with
         ``even_cows`` the private copies of those pages go too (truncation; FILES.md 14)."""

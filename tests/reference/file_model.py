@@ -647,7 +647,34 @@ class RefFiles:
         if not self.dev("close_is_free"):
             self._end(pid, self._begin(pid))
         of = self.tasks[pid].fds.pop(fd)
+        if of.flags & (os.O_WRONLY | os.O_RDWR) and self.hpc != "mainline" and not any(
+                o.ino == of.ino and o.flags & (os.O_WRONLY | os.O_RDWR)
+                for t in self.tasks.values() for o in t.fds.values()):
+            self._split_last_huge(self.inodes[of.ino])
         self._put(self.inodes[of.ino])
+
+    def _split_last_huge(self, ino: Inode) -> None:
+        """The 2013 series' close by the file's last writer: the folio holding the last byte is
+        split (unless a PMD maps it) and its pages past EOF that no PTE maps are freed (FILES.md
+        13)."""
+        if ino.size == 0:
+            return
+        page = ino.pages.get((ino.size - 1) >> 12)
+        if page is None or page.huge < 0 or self._pmd_mapped(ino, page.huge):
+            return
+        base = page.huge
+        self._split_folio(ino, base)
+        for index in range(_pages(ino.size), base + HPAGE_NR):
+            if index in ino.pages and not self._pte_mapped(ino, index):
+                self._remove_page(ino, index)
+
+    def _pmd_mapped(self, ino: Inode, base: int) -> bool:
+        """Hook of the mapping layer."""
+        return False
+
+    def _pte_mapped(self, ino: Inode, index: int) -> bool:
+        """Hook of the mapping layer."""
+        return False
 
     def _put(self, ino: Inode) -> None:
         ino.refs -= 1
