@@ -31,6 +31,7 @@ from .consts import (
     SHMEM_HUGE_DENY,
     VM_SHARED,
     VS_NR_PAGE_TABLE_PAGES,
+    VS_THP_FILE_MAPPED,
     MM_PGTABLES,
     _PAGE_ACCESSED,
     _PAGE_DIRTY,
@@ -630,6 +631,7 @@ def retract_range(S, mmi, p, index, head, install):
         pt[pos] = pe
         map_file_pmd(vmstat, fr32, fr_flags, mm, mmi, head)
         mm[MM_HAD_PMD, mmi] = 1
+        vmstat[VS_THP_FILE_MAPPED] += 1          # set_huge_pmd counts it (seen on a 6.18 host)
     return SCAN_SUCCEED, cost
 
 
