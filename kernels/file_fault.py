@@ -28,6 +28,12 @@ writable at once in a shared writable mapping, as shmem has no write-notify. Und
 there are no huge mappings: a fault that finds a huge page splits it and maps 4 KiB.
 """
 from .consts import (
+    C_COST_CLEAR_PAGE,
+    I_FS,
+    FST_RAMFS,
+    FST_TMPFS,
+    FS_FREE,
+    FS_TYPE,
     C_HPC_MODEL,
     HPAGE_PMD_NR,
     HPAGE_PMD_SIZE,
@@ -155,15 +161,34 @@ def do_file_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, ppos, va, write
         # the 2013 series maps no huge page: a fault on one splits it first
         split_file_folio(vmstat, fr32, fr_flags, fr_order, fr_memcg, lru,
                          file_folio_head(fr_flags, pfn))
+    ftype = fs[FS_TYPE, ino[I_FS, ii]]
+    memfs = ftype == FST_TMPFS or ftype == FST_RAMFS
     if pfn < 0:
-        ra = max(1, cfg[C_READ_AHEAD])
-        first = max(0, index - ra // 2)
-        st, t = read_pages(S, ii, first, min(first + ra, eof), t)
-        if st < 0:
-            return -ENOMEM, t - now
-        vmstat[VS_PGMAJFAULT] += 1
-        task[T_MAJFLT, ti] += 1
+        if memfs:
+            # shmem_fault / filemap_fault on a memory filesystem: that one page (ramfs has no
+            # readahead); a full tmpfs is SIGBUS; only ramfs's filemap_fault counts a major fault
+            if fs[FS_FREE, ino[I_FS, ii]] <= 0:
+                return SIGBUS, t - now
+            st, t = read_pages(S, ii, index, index + 1, t)
+            if st < 0:
+                return -ENOMEM, t - now
+            if ftype == FST_RAMFS:
+                vmstat[VS_PGMAJFAULT] += 1
+                task[T_MAJFLT, ti] += 1
+        else:
+            ra = max(1, cfg[C_READ_AHEAD])
+            first = max(0, index - ra // 2)
+            st, t = read_pages(S, ii, first, min(first + ra, eof), t)
+            if st < 0:
+                return -ENOMEM, t - now
+            vmstat[VS_PGMAJFAULT] += 1
+            task[T_MAJFLT, ti] += 1
         pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
+    h = file_folio_head(fr_flags, pfn)
+    if fr_flags[h] & PG_falloc_new:
+        # shmem_fault on a fallocated folio: zeroed and uptodate now
+        fr_flags[h] &= ~PG_falloc_new
+        t += (HPAGE_PMD_NR if fr_flags[h] & PG_file_thp else 1) * cfg[C_COST_CLEAR_PAGE]
     prot = leaf_prot(vm_flags)
     shared = (vm_flags & VM_SHARED) != 0
     if write and not shared:
@@ -199,8 +224,8 @@ def do_file_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, ppos, va, write
         if j >= eof:
             break
         p = filemap_get_folio(pc, fr32, fr_idx, ii, j)
-        if p >= 0:
-            map_file_pte(vmstat, fr32, fr_flags, pt, mm, mmi, q, p, prot)
+        if p >= 0 and not fr_flags[file_folio_head(fr_flags, p)] & PG_falloc_new:
+            map_file_pte(vmstat, fr32, fr_flags, pt, mm, mmi, q, p, prot)   # uptodate ones only
     return OK, t - now
 
 
@@ -268,6 +293,9 @@ def do_file_huge_fault(S, mmi, vm_flags, vstart, vend, pgoff, ii, pos, va, write
     if vm_flags & VM_NOHUGEPAGE or thp_disabled_by_mm(cfg, mm_flags, vm_flags):
         return OK, cost, False
     head = file_folio_head(fr_flags, pfn)
+    if fr_flags[head] & PG_falloc_new:
+        fr_flags[head] &= ~PG_falloc_new           # shmem_fault zeroes a fallocated folio
+        cost += HPAGE_PMD_NR * cfg[C_COST_CLEAR_PAGE]
     e = leaf_prot(vm_flags) | _PAGE_PSE | (head << 12)
     if shared and vm_flags & VM_WRITE:
         e |= _PAGE_RW                          # shmem: no write-notify

@@ -295,7 +295,8 @@ def file_entire_mapcount(fr32, fr_flags, pfn):
 
 @kernel(inline="always")
 def file_rss(mm, mmi, fr_flags, pfn, delta):
-    if fr_flags[pfn] & PG_swapbacked:
+    """mm_counter_file: tmpfs pages count in RssShmem, the rest (ramfs too) in RssFile."""
+    if (fr_flags[pfn] & (PG_swapbacked | PG_unevictable)) == PG_swapbacked:
         mm[MM_SHMEMPAGES, mmi] += delta
     else:
         mm[MM_FILEPAGES, mmi] += delta

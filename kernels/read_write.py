@@ -22,6 +22,16 @@ completions, the flusher's wakeups and kswapd. Then:
   neither open nor cached.
 """
 from .consts import (
+    V_FLAGS,
+    HPAGE_PMD_SIZE,
+    VS_THP_SPLIT_PMD,
+    PG_tail,
+    PG_anon,
+    _PAGE_SPECIAL,
+    _PAGE_PSE,
+    _PAGE_PRESENT,
+    VM_SHARED,
+    MM_PGD,
     C_HPC_MODEL,
     HPAGE_PMD_NR,
     HPC_MAINLINE,
@@ -106,6 +116,8 @@ from .filemap import (
     filemap_remove_huge,
     filemap_remove_page,
     split_file_folio,
+    unmap_file_pmd,
+    unmap_file_pte,
 )
 from .shmem import (
     HUGE_FOR_READ,
@@ -122,6 +134,7 @@ from .huge_memory import deferred_split_scan
 from .jit import kernel
 from .memory import zap_page_range
 from .tlb import flush_tlb_range
+from .pagetable import entry_pfn, pmd_lookup, pte_lookup
 from .lru import folio_mark_accessed
 from .page_writeback import (
     inode_vmas,
@@ -410,9 +423,11 @@ def drop_page(S, pfn):
 
 
 @kernel
-def unmap_mapping_pages(S, ii, first, last):
-    """Zap every PTE that maps pages [first, last) of inode ``ii`` (its private copies too), in
-    every address space (``unmap_mapping_pages`` with even_cows, as truncation does)."""
+def unmap_mapping_pages(S, ii, first, last, even_cows):
+    """Zap every PTE that maps pages [first, last) of inode ``ii``, in every address space
+    (``unmap_mapping_pages``): with ``even_cows`` (truncation) the private copies too; without
+    (punching a hole, zeroing a range) a private mapping keeps its copies and loses only its
+    page-cache pages."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     where = inode_vmas(gs, mm, vma, ii, False)
@@ -422,19 +437,66 @@ def unmap_mapping_pages(S, ii, first, last):
         pg = vma[V_PGOFF, p]
         lo = max(s0, s0 + ((first - pg) << 12))
         hi = min(vma[V_END, p], s0 + ((last - pg) << 12))
-        if lo < hi and zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
-                                      pt_aux, mm, tlb, pwc, mmi, lo, hi) > 0:
+        if lo >= hi:
+            continue
+        if even_cows or vma[V_FLAGS, p] & VM_SHARED:
+            n = zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
+                               pt_aux, mm, tlb, pwc, mmi, lo, hi)
+        else:
+            n = zap_file_ptes(S, mmi, lo, hi)
+        if n > 0:
             flush_tlb_range(cfg, tlb, pwc, mmi + 1, lo, hi)
 
 
 @kernel
-def truncate_range(S, ii, first, last, now):
+def zap_file_ptes(S, mmi, lo, hi):
+    """zap_pte_range without even_cows over [lo, hi) of a private file mapping: only the leaves
+    that map page-cache pages go (a page-cache THP's PMD whole); anonymous copies stay. Returns
+    the leaves zapped."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+    pgd = mm[MM_PGD, mmi]
+    n = 0
+    va = lo
+    while va < hi:
+        pos = pmd_lookup(cfg, pt, fr_idx, pgd, va)
+        nxt = min(hi, (va | (HPAGE_PMD_SIZE - 1)) + 1)
+        if pos < 0 or (pt[pos] & _PAGE_PRESENT) == 0:
+            va = nxt
+            continue
+        e = pt[pos]
+        if e & _PAGE_PSE:
+            if fr_flags[entry_pfn(e)] & PG_file_thp:
+                pt[pos] = 0
+                unmap_file_pmd(vmstat, fr32, fr_flags, mm, mmi, entry_pfn(e))
+                if (va & (HPAGE_PMD_SIZE - 1)) != 0 or nxt - va != HPAGE_PMD_SIZE:
+                    vmstat[VS_THP_SPLIT_PMD] += 1
+                n += 1
+            va = nxt
+            continue
+        tb = pte_lookup(pt, fr_idx, e, va)
+        for i in range((nxt - va) >> 12):
+            pe = pt[tb + i]
+            if (pe & _PAGE_PRESENT) == 0 or (pe & _PAGE_SPECIAL) != 0:
+                continue
+            pfn = entry_pfn(pe)
+            if (fr_flags[pfn] & (PG_anon | PG_tail)) != 0:
+                continue                           # a private copy: kept
+            pt[tb + i] = 0
+            unmap_file_pte(vmstat, fr32, fr_flags, mm, mmi, pfn)
+            n += 1
+        va = nxt
+    return n
+
+
+@kernel
+def truncate_range(S, ii, first, last, now, even_cows):
     """``truncate_inode_pages_range`` over page indexes [first, last): unmaps them everywhere,
     waits for writeback of the pages it removes, and removes them. Returns the time it
     finished."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
-    unmap_mapping_pages(S, ii, first, last)
+    unmap_mapping_pages(S, ii, first, last, even_cows)
     if ino[I_NRPAGES, ii] == 0:
         return now
     index = first - 1
@@ -482,7 +544,7 @@ def sys_ftruncate(S, ti, ii, length, charge):
     first = (length + PAGE - 1) >> 12
     last = max((ino[I_SIZE, ii] + PAGE - 1) >> 12, ino[I_BLKCAP, ii], ino[I_PAGES_END, ii])
     if length <= ino[I_SIZE, ii] and last > first:      # a size that grows keeps what lies beyond
-        now = truncate_range(S, ii, first, last, now)
+        now = truncate_range(S, ii, first, last, now, True)
         if has_blocks(fs, ino, ii):
             fs_punch_blocks(fs, ino, blk, ii, first, last)
     ino[I_SIZE, ii] = length
@@ -558,7 +620,7 @@ def sys_fallocate(S, ti, ii, mode, offset, length):
     keep = (mode & FALLOC_FL_KEEP_SIZE) != 0
     if m == FALLOC_FL_PUNCH_HOLE:
         if inner_last > inner_first:
-            now = truncate_range(S, ii, inner_first, inner_last, now)
+            now = truncate_range(S, ii, inner_first, inner_last, now, False)
             if t == FST_EXT4:
                 fs_punch_blocks(fs, ino, blk, ii, inner_first, inner_last)
     elif t == FST_TMPFS:
@@ -568,10 +630,13 @@ def sys_fallocate(S, ti, ii, mode, offset, length):
         else:
             added = 0
             new_pages = np.empty(last - first, np.int64)
+            fresh = -1                            # the huge folio this call allocated last
             for index in range(first, last):
                 pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
                 if pfn >= 0:
-                    fr_flags[pfn] &= ~PG_falloc_new
+                    h = file_folio_head(fr_flags, pfn)
+                    if h != fresh:
+                        fr_flags[h] &= ~PG_falloc_new   # a cached folio is initialised now
                     continue
                 if fs[FS_FREE, f] <= 0:
                     st = -ENOSPC
@@ -581,6 +646,7 @@ def sys_fallocate(S, ti, ii, mode, offset, length):
                     now += c
                     if pfn >= 0:
                         pfn = file_folio_head(fr_flags, pfn)
+                        fresh = pfn
                 if pfn < 0:
                     pfn, c = alloc_page_reclaim(S, now)
                     now += c + cfg[C_COST_PC_ALLOC] + cfg[C_COST_CLEAR_PAGE]
@@ -605,7 +671,7 @@ def sys_fallocate(S, ti, ii, mode, offset, length):
         if offset & 4095 or end & 4095:
             st = ext4_alloc_unwritten(fs, ino, blk, ii, first, last, grow_to)
         if st == OK and inner_last > inner_first:
-            now = truncate_range(S, ii, inner_first, inner_last, now)
+            now = truncate_range(S, ii, inner_first, inner_last, now, False)
             base = ino[I_BLK, ii]
             nz = 0
             for i in range(inner_first, inner_last):
@@ -638,7 +704,7 @@ def file_release(S, ii):
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     last = max((ino[I_SIZE, ii] + PAGE - 1) >> 12, ino[I_BLKCAP, ii], ino[I_PAGES_END, ii])
     now = ino[I_WB_DONE, ii]
-    truncate_range(S, ii, 0, last, max(now, gs[G_NOW]))
+    truncate_range(S, ii, 0, last, max(now, gs[G_NOW]), True)
     if has_blocks(fs, ino, ii):
         fs_punch_blocks(fs, ino, blk, ii, 0, ino[I_BLKCAP, ii])
     if ino[I_DCACHE, ii]:

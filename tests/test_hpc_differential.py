@@ -52,8 +52,7 @@ KiB, MiB, PG, HP = 1 << 10, 1 << 20, 4096, 2 << 20
 # to 2 MiB whatever the offset (shmem_get_unmapped_area aligns the address to the offset, so a
 # long mapping at a 4 KiB offset can still be PMD-mapped in Linux); tmpfs huge=always allocates
 # only PMD-sized folios (6.14+ also falls back to smaller large folios).
-ENGINE = frozenset({"huge_falloc_head_only", "memfs_fault_readaround", "fault_ignores_falloc",
-                    "punch_zaps_cows", "ramfs_rss_shmem"})
+ENGINE: frozenset = frozenset()      # departures the engine still has (none of the five now)
 HPC_VMSTAT = ("thp_file_alloc", "thp_file_fallback", "thp_file_mapped", "thp_split_pmd",
               "thp_split_page", "thp_write_alloc", "thp_write_alloc_failed", "thp_read_alloc",
               "thp_read_alloc_failed", "nr_shmem_hugepages", "nr_file_hugepages",
