@@ -5,7 +5,9 @@
 ``mmcore report TRACE.h5`` turns a trace into plots and a summary table; ``mmcore validate
 SCENARIO.toml`` checks a scenario without running it; ``mmcore validate`` (or ``mmcore validate
 --host``) runs small scenarios on the host Linux and in the engine and prints a table comparing
-what the kernel shows with what the engine computes (``mmcore.validate``). Exit status: 0 on
+what the kernel shows with what the engine computes (``mmcore.validate``); ``mmcore bench``
+runs the benchmark suite of the source tree and prints each figure and the ratios measured in
+the same run (``mmcore.bench``). Exit status: 0 on
 success, 2 for bad input (the message says what and where; nothing is written), 1 for an
 internal error, and 1 when a host check does not match the engine (``EXIT_MISMATCH``).
 """
@@ -565,6 +567,17 @@ def _sweep_run(args: argparse.Namespace, S: Any) -> int:
     return EXIT_OK
 
 
+# ---- bench ----------------------------------------------------------------------------------------
+
+def _bench(args: argparse.Namespace) -> int:
+    from . import bench as B
+    try:
+        return B.main(k=args.k, json_out=args.json, markdown=args.markdown, quick=args.quick,
+                      show=args.show, suite=args.suite)
+    except B.BenchError as e:
+        raise InputError(str(e)) from None
+
+
 # ---- the rest --------------------------------------------------------------------------------------
 
 def _info() -> int:
@@ -663,6 +676,31 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--plot", nargs="+", metavar="x=COL y=COL", help="with --show: a PNG of y "
                     "against x (mean over seeds, min-max bars), a line per other swept key")
     sw.add_argument("--plot-out", metavar="PNG", help="where --plot writes (default SWEEP-plot.png)")
+    b = sub.add_parser(
+        "bench", help="run the benchmark suite (bench/) and print each figure and the ratios",
+        description="Run the pytest-benchmark suite of the source tree (bench/; bench/README.md "
+        "describes each benchmark) in a subprocess, showing pytest's progress on stderr, then "
+        "print a table: each benchmark's headline figure (the rate in its extra_info, or its "
+        "median round), the ratios measured side by side in the same run, and the machine. The "
+        "whole suite takes several minutes. Exit status: 0, 1 when a benchmark failed (the "
+        "table shows what finished) or on an internal error, 2 for bad input.",
+        epilog="examples:\n"
+        "  mmcore bench --json results.json             # the whole suite\n"
+        "  mmcore bench -k 'access or fault' --quick\n"
+        "  mmcore bench --show bench/recorded.json --markdown   # the README's table",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("-k", metavar="EXPR", help="select benchmarks by a pytest -k expression "
+                   "(names such as test_access, test_fault_thp, test_replay_lru)")
+    b.add_argument("--json", metavar="PATH", help="also write the results (pytest-benchmark's "
+                   "JSON, with the selection) to PATH")
+    b.add_argument("--markdown", action="store_true", help="print the table as markdown (the "
+                   "README's Performance section)")
+    b.add_argument("--quick", action="store_true", help="leave out the compile group (a cold "
+                   "compile) and the memory group; the rest runs at full size, and the output "
+                   "says what was left out")
+    b.add_argument("--show", metavar="PATH", help="print a saved results file instead of running")
+    b.add_argument("--suite", metavar="DIR", help="the suite's directory (default: bench/ of the "
+                   "source tree mmcore runs from)")
     sub.add_parser("warmup", help="compile and cache every kernel")
     sub.add_parser("info", help="versions, the kernel cache, the kernel profiles")
     return p
@@ -684,6 +722,8 @@ def main(argv: list[str] | None = None) -> int:
             return _report(args)
         if args.cmd == "sweep":
             return _sweep(args)
+        if args.cmd == "bench":
+            return _bench(args)
         if args.cmd == "info":
             return _info()
         if args.cmd == "warmup":
