@@ -38,6 +38,14 @@ def _thp_enabled() -> str | None:
         return None
 
 
+def _shmem_thp() -> str | None:
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/shmem_enabled") as f:
+            return f.read().split("[")[1].split("]")[0]
+    except (OSError, IndexError):
+        return None
+
+
 def _capable(bit: int) -> bool:
     try:
         with open("/proc/self/status") as f:
@@ -51,6 +59,9 @@ needs_host = pytest.mark.skipif(not (_LINUX and _PROC), reason="needs Linux on x
 needs_thp = pytest.mark.skipif(not (_LINUX and _PROC) or _thp_enabled() in (None, "never"),
                                reason="needs transparent huge pages (enabled not never) on Linux")
 needs_pfns = pytest.mark.skipif(not _capable(21), reason="pagemap PFNs need CAP_SYS_ADMIN")
+needs_tmpfs = pytest.mark.skipif(
+    not (_LINUX and _PROC and _capable(21)) or _shmem_thp() in (None, "deny"),
+    reason="needs shmem THP (shmem_enabled not deny) and CAP_SYS_ADMIN to mount a tmpfs on Linux")
 needs_sys_resource = pytest.mark.skipif(
     not _capable(24), reason="a negative oom_score_adj needs CAP_SYS_RESOURCE")
 
@@ -62,7 +73,8 @@ KNOWN_MISMATCHES: dict[tuple[str, str], str] = {}
 def _host(thp: dict | None = None, **kw) -> V.HostInfo:
     """A made-up Linux host: 6.18 on x86-64, every capability, THP as given."""
     d = dict(system="linux", machine="x86_64", release="6.18.2", proc=True, root=True,
-             cap_eff=(1 << 41) - 1, thp=thp, mem_total_kb=4 << 20, swap_total_kb=0)
+             cap_eff=(1 << 41) - 1, thp=thp, mem_total_kb=4 << 20, swap_total_kb=0,
+             shmem_thp="never")
     d.update(kw)
     return V.HostInfo(**d)
 
@@ -76,6 +88,14 @@ def _config(**thp) -> Config:
 
 def _scenario(name: str) -> V.Scenario:
     return next(s for s in V.SCENARIOS if s.name == name)
+
+
+def _tmpfs(name: str) -> V.TmpfsScenario:
+    return next(s for s in V.TMPFS_SCENARIOS if s.name == name)
+
+
+def _engine_tmpfs(name: str, cfg: Config | None = None) -> dict:
+    return V.engine_tmpfs(cfg or _config(), _tmpfs(name).tmpfs)
 
 
 # ---- the engine side ------------------------------------------------------------------------------
@@ -142,6 +162,76 @@ def test_engine_oom_uses_the_hosts_totalpages_and_its_own_accounting():
                                                     k["adj"], total, kernel="6.18")
 
 
+# ---- the engine side of the tmpfs huge page cache group -------------------------------------------
+# the values a 6.18 host shows (x86-64, huge=always unless said otherwise)
+
+def test_engine_tmpfs_write_gives_a_folio_per_2mib_touched():
+    r = _engine_tmpfs("tmpfs-write")
+    # 4 MiB + 4 KiB: three PMD-sized folios, the third for one page of data
+    assert (r["ShmemHugePages"], r["used"], r["thp_file_alloc"], r["thp_file_fallback"]) == (
+        6144, 6144, 3, 0)
+
+
+def test_engine_tmpfs_maps_pmds_only_where_address_and_offset_agree():
+    r = _engine_tmpfs("tmpfs-map-shared")
+    assert r["Rss"] == r["ShmemPmdMapped"] == 4096 and r["ShmemPmdMapped"] == 4096
+    assert r["thp_file_mapped"] == 2 and r["thp_file_alloc"] == 0 and r["Anonymous"] == 0
+    r = _engine_tmpfs("tmpfs-map-offset")
+    assert (r["Rss"], r["ShmemPmdMapped"], r["thp_file_mapped"]) == (2048, 0, 0)
+
+
+def test_engine_tmpfs_private_write_splits_the_pmd_and_copies_a_page():
+    r = _engine_tmpfs("tmpfs-private-write")
+    assert r["read:ShmemPmdMapped"] == r["read:Rss"] == 2048
+    assert (r["Rss"], r["Anonymous"], r["ShmemPmdMapped"], r["thp_split_pmd"]) == (4, 4, 0, 1)
+
+
+def test_engine_tmpfs_truncate_frees_and_splits_or_zeroes_by_profile():
+    r = _engine_tmpfs("tmpfs-truncate")
+    assert (r["ShmemHugePages"], r["Shmem"], r["used"], r["thp_split_page"]) == (2048, 3072, 3072, 1)
+    # 4.13 (before 5.17): the folio across the new size is zeroed past it, not split
+    old = _engine_tmpfs("tmpfs-truncate", V.engine_config(_host(MADVISE, release="4.19.0")))
+    assert (old["ShmemHugePages"], old["used"], old["thp_split_page"]) == (4096, 4096, 0)
+
+
+def test_engine_tmpfs_within_size_and_collapse():
+    r = _engine_tmpfs("tmpfs-within-size")
+    assert (r["1M:ShmemHugePages"], r["1M:used"]) == (0, 1024)
+    assert (r["ShmemHugePages"], r["used"], r["thp_file_alloc"]) == (2048, 3072, 1)
+    r = _engine_tmpfs("tmpfs-collapse")
+    assert r["read:ShmemPmdMapped"] == 0 and r["read:Rss"] == 2048 and r["madvise"] == 0
+    assert (r["ShmemPmdMapped"], r["Rss"], r["ShmemHugePages"]) == (2048, 2048, 2048)
+    assert (r["thp_file_mapped"], r["thp_collapse_alloc"], r["thp_file_alloc"]) == (1, 1, 0)
+
+
+def test_engine_tmpfs_follows_shmem_enabled_and_the_profile():
+    # THP enabled=never leaves tmpfs huge= alone; shmem_enabled deny and force override it
+    never = V.engine_config(_host({**MADVISE, "enabled": "never"}))
+    assert _engine_tmpfs("tmpfs-write", never)["ShmemHugePages"] == 6144
+    deny = V.engine_config(_host(MADVISE, shmem_thp="deny"))
+    assert deny.shmem_enabled == "deny"
+    assert _engine_tmpfs("tmpfs-write", deny)["ShmemHugePages"] == 0
+    assert _engine_tmpfs("tmpfs-collapse", deny)["madvise"] == -22          # EINVAL
+    force = V.engine_config(_host(MADVISE, shmem_thp="force"))
+    assert _engine_tmpfs("tmpfs-within-size", force)["1M:ShmemHugePages"] == 2048
+    # 4.13: no MADV_COLLAPSE (6.1); 3.x: no tmpfs huge pages at all, and no shmem_enabled
+    old = V.engine_config(_host(MADVISE, release="4.19.0"))
+    assert _engine_tmpfs("tmpfs-collapse", old)["madvise"] == -22
+    older = V.engine_config(_host(MADVISE, release="3.14.0", shmem_thp="force"))
+    assert older.shmem_enabled == "never"
+    assert _engine_tmpfs("tmpfs-write", older)["skip"].startswith("profile 3.12: ")
+
+
+def test_tmpfs_scenarios_stay_small_and_aligned():
+    for sc in V.TMPFS_SCENARIOS:
+        assert sc.tmpfs.size <= 64 * MiB and sc.tmpfs.huge in ("always", "within_size", "never")
+        ends = [st[1] + st[2] for st in sc.tmpfs.steps if st[0] == "write"]
+        assert max(ends) <= 6 * MiB
+        assert len({ob.label for ob in sc.observables}) == len(sc.observables)
+    with pytest.raises(ValueError, match="unknown tmpfs step"):
+        V.engine_tmpfs(_config(), V.Tmpfs("always", (("punch", 0, 4096),)))
+
+
 def test_closest_profile_and_engine_config():
     assert V.closest_profile("6.18.44-fc") == "6.18"
     assert V.closest_profile("6.8.0-45-generic") == "4.13"
@@ -154,6 +244,21 @@ def test_closest_profile_and_engine_config():
                                 release="3.10.0"))
     assert cfg.kernel == "3.10" and cfg.defrag == "always"
     assert V.engine_config(_host(None)).thp_enabled == "never"
+
+
+def test_probe_shmem_thp(tmp_path, monkeypatch):
+    assert V.probe_shmem_thp(str(tmp_path)) is None
+    (tmp_path / "shmem_enabled").write_text("always within_size advise [never] deny force\n")
+    assert V.probe_shmem_thp(str(tmp_path)) == "never"
+    # a host whose kernel has no shmem THP: probe_host says so, and the tmpfs group is skipped
+    monkeypatch.setattr(V, "probe_shmem_thp", lambda *a: None)
+    monkeypatch.setattr(V, "run_host_tmpfs", _no_host)
+    host = V.probe_host()
+    assert host.shmem_thp is None
+    report = V.run(host, scenarios=V.TMPFS_SCENARIOS, oom=False)
+    why = "no shmem THP (/sys/kernel/mm/transparent_hugepage/shmem_enabled missing)"
+    assert {c.result for c in report.checks} == {f"skipped: {why}"} and report.ok
+    assert "no shmem THP" in report.header()
 
 
 def test_probe_thp_reads_the_pmd_size_and_mthp_sizes(tmp_path):
@@ -194,6 +299,7 @@ def _no_host(*a, **k):
 
 def test_not_linux_skips_every_host_scenario(monkeypatch):
     monkeypatch.setattr(V, "run_host_region", _no_host)
+    monkeypatch.setattr(V, "run_host_tmpfs", _no_host)
     monkeypatch.setattr(V, "run_host_oom", _no_host)
     mac = V.HostInfo(system="darwin", machine="arm64", release="23.1.0", proc=False, root=False)
     monkeypatch.setattr(V, "probe_host", lambda: mac)
@@ -220,6 +326,7 @@ def test_thp_never_skips_the_thp_scenarios_only(monkeypatch):
     host = _host({"enabled": "never", "defrag": "madvise", "use_zero_page": "1"},
                  cap_eff=(1 << 41) - 1 - (1 << 21) - (1 << 24))     # no SYS_ADMIN, no SYS_RESOURCE
     monkeypatch.setattr(V, "run_host_region", fake_region)
+    monkeypatch.setattr(V, "run_host_tmpfs", _no_host)
     oom_kids = []
     monkeypatch.setattr(V, "run_host_oom", lambda kids: oom_kids.extend(kids) or [])
     monkeypatch.setattr(V, "engine_oom", lambda *a: [])
@@ -239,10 +346,15 @@ def test_thp_never_skips_the_thp_scenarios_only(monkeypatch):
     assert oom_kids == [k for k in V.OOM_CHILDREN if k[2] >= 0] and len(oom_kids) < len(V.OOM_CHILDREN)
     neg = [c for c in report.checks if c.scenario == "oom-score" and "adj -" in c.observable]
     assert neg and all(c.result.startswith("skipped: no CAP_SYS_RESOURCE") for c in neg)
+    # no CAP_SYS_ADMIN: no tmpfs mount, whatever THP is
+    tmpfs = [c for c in report.checks if c.scenario.startswith("tmpfs-")]
+    assert len(tmpfs) == sum(len(s.observables) for s in V.TMPFS_SCENARIOS)
+    assert {c.result for c in tmpfs} == {"skipped: no CAP_SYS_ADMIN: mounting a tmpfs needs it"}
 
 
 def test_no_thp_support_and_no_proc(monkeypatch):
     monkeypatch.setattr(V, "run_host_region", _no_host)
+    monkeypatch.setattr(V, "run_host_tmpfs", _no_host)
     monkeypatch.setattr(V, "run_host_oom", _no_host)
     assert V._requirements(_host(None), thp=True) == (
         "no transparent huge pages (/sys/kernel/mm/transparent_hugepage missing)")
@@ -278,10 +390,99 @@ def test_system_wide_counters_are_measured_again_above_the_band(monkeypatch, noi
     assert all(x.result == "match" for x in report.checks if x is not c)
 
 
+def test_tmpfs_skips_without_shmem_thp_or_a_mount(monkeypatch):
+    monkeypatch.setattr(V, "run_host_tmpfs", _no_host)
+    assert V._tmpfs_requirements(_host(MADVISE)) is None
+    assert V._tmpfs_requirements(_host({**MADVISE, "enabled": "never"})) is None   # not needed
+    assert V._tmpfs_requirements(_host(None, shmem_thp=None)).startswith("no shmem THP")
+    report = V.run(_host(MADVISE, shmem_thp="deny"), scenarios=V.TMPFS_SCENARIOS, oom=False)
+    assert {c.result for c in report.checks} == {"skipped: shmem THP disabled (shmem_enabled=deny)"}
+    # the host may refuse the mount (a container, a seccomp filter): the child's reason
+    why = "cannot mount a tmpfs (Operation not permitted)"
+    calls = []
+    monkeypatch.setattr(V, "run_host_tmpfs", lambda tm: calls.append(tm) or {"skip": why})
+    report = V.run(_host(MADVISE), scenarios=V.TMPFS_SCENARIOS, oom=False)
+    assert {c.result for c in report.checks} == {f"skipped: {why}"}
+    assert calls == [s.tmpfs for s in V.TMPFS_SCENARIOS]               # once each, no re-runs
+    # the engine's profile may lack tmpfs huge pages (a 3.x host has no shmem_enabled either)
+    monkeypatch.setattr(V, "run_host_tmpfs", lambda tm: V.engine_tmpfs(_config(), tm))
+    report = V.run(_host(MADVISE, release="3.14.0"), scenarios=(_tmpfs("tmpfs-write"),), oom=False)
+    assert all(c.result.startswith("skipped: profile 3.12: ") for c in report.checks)
+
+
+@pytest.mark.parametrize("noise, runs, result", [([0], 1, "match"), ([2048, 0, 0], 3, "match"),
+                                                 ([-2048, 0, 2048], 3, "match"),
+                                                 ([2048, -2048, 2048], 3, "MISMATCH")])
+def test_system_wide_levels_take_the_median_of_three_runs(monkeypatch, noise, runs, result):
+    host = _host(MADVISE)
+    sc = _tmpfs("tmpfs-write")
+    eng = V.engine_tmpfs(V.engine_config(host), sc.tmpfs)
+    calls = []
+
+    def noisy(tm):                 # another process's shmem huge pages come and go
+        calls.append(tm)
+        return {**eng, "ShmemHugePages": eng["ShmemHugePages"] + noise[len(calls) - 1]}
+    monkeypatch.setattr(V, "run_host_tmpfs", noisy)
+    report = V.run(host, scenarios=(sc,), oom=False)
+    c = next(c for c in report.checks if c.observable == "meminfo ShmemHugePages delta")
+    assert len(calls) == runs and c.result == result
+    assert c.host == eng["ShmemHugePages"] + sorted(noise)[(len(noise) - 1) // 2]
+    assert all(x.result == "match" for x in report.checks if x is not c)
+
+
 @needs_host
 def test_host_child_reports_an_unsupported_prctl():
     r = V.run_host_region(V.Region(8 * MiB, V.MADV_HUGEPAGE, prctl=(1, 1 << 4)))   # no such flag
     assert r == {"skip": "prctl PR_SET_THP_DISABLE unsupported (Invalid argument)"}
+
+
+def _mounted(where: str) -> bool:
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == where for line in f)
+
+
+@needs_tmpfs
+def test_host_tmpfs_child_skips_a_huge_option_the_kernel_rejects():
+    r = V.run_host_tmpfs(V.Tmpfs("sometimes", (("write", 0, 4096),)))
+    assert r == {"skip": "tmpfs rejects huge=sometimes (Invalid argument): no shmem THP"}
+
+
+@needs_tmpfs
+@pytest.mark.parametrize("unshare", [True, False])
+def test_host_tmpfs_is_unmounted_even_on_error(unshare, monkeypatch):
+    dirs = []
+    real_run = subprocess.run
+
+    def run(cmd, **kw):
+        dirs.append(json.loads(cmd[-1])["dir"])
+        return real_run(cmd, **kw)
+    monkeypatch.setattr(V.subprocess, "run", run)
+    bad = V.Tmpfs("always", (("write", 0, 4096), ("punch", 0, 4096)))
+    with pytest.raises(RuntimeError, match="unknown tmpfs step 'punch'"):
+        V.run_host_tmpfs(bad, unshare=unshare)
+    ok = V.run_host_tmpfs(V.Tmpfs("always", (("write", 0, 4096),)), unshare=unshare)
+    assert ok["used"] == 2048 and ok["thp_file_alloc"] >= 1
+    assert len(dirs) == 2
+    for d in dirs:
+        assert not os.path.exists(d) and not _mounted(d)
+
+
+@needs_tmpfs
+def test_host_tmpfs_left_mounted_by_a_killed_child_is_unmounted(monkeypatch):
+    """A child that died with its tmpfs mounted in the host's namespace (no private one)."""
+    where = []
+    real_run = subprocess.run
+
+    def killed(cmd, **kw):
+        d = json.loads(cmd[-1])["dir"]
+        where.append(d)
+        real_run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", d], check=True)
+        assert _mounted(d)
+        return subprocess.CompletedProcess(cmd, -9, "", "")
+    monkeypatch.setattr(V.subprocess, "run", killed)
+    with pytest.raises(RuntimeError, match="exit -9"):
+        V.run_host_tmpfs(_tmpfs("tmpfs-write").tmpfs, unshare=False)
+    assert not _mounted(where[0]) and not os.path.exists(where[0])
 
 
 # ---- the host side, on this host -----------------------------------------------------------------
@@ -293,6 +494,8 @@ def _expected_rows() -> list[tuple[str, str, list]]:
         for ob in s.observables:
             marks = [needs_thp if s.needs_thp else needs_host] + ([needs_pfns] if ob.needs_pfns else [])
             rows.append((s.name, ob.label, marks))
+    for s in V.TMPFS_SCENARIOS:
+        rows += [(s.name, ob.label, [needs_tmpfs]) for ob in s.observables]
     for name, length, adj in V.OOM_CHILDREN:
         marks = [needs_host] + ([needs_sys_resource] if adj < 0 else [])
         rows += [("oom-score", label, marks) for label in V.oom_labels(name, length, adj)]
@@ -335,6 +538,23 @@ def test_host_values_are_the_kernels(host_report):
     assert got[("madv-nohugepage", "smaps AnonHugePages")] == 0
     assert got[("read-zero", "smaps Rss")] == 0
     assert got[("pte-growth", "smaps Rss")] == 16 * 4
+
+
+@needs_tmpfs
+def test_host_tmpfs_values_are_the_kernels(host_report):
+    """What a 6.18 kernel showed, independently of the engine (per process or per mount: exact)."""
+    if not platform.release().startswith("6.18"):
+        pytest.skip(f"values of a 6.18 kernel; this host runs {platform.release()}")
+    got = {(c.scenario, c.observable): c.host for c in host_report.checks}
+    assert got[("tmpfs-write", "statfs used")] == 6144
+    assert got[("tmpfs-map-shared", "smaps ShmemPmdMapped")] == 4096
+    assert got[("tmpfs-map-offset", "smaps ShmemPmdMapped")] == 0
+    assert got[("tmpfs-private-write", "smaps ShmemPmdMapped (after the reads)")] == 2048
+    assert got[("tmpfs-private-write", "smaps Anonymous")] == 4
+    assert got[("tmpfs-truncate", "statfs used")] == 3072
+    assert got[("tmpfs-within-size", "statfs used (after 1 MiB)")] == 1024
+    assert got[("tmpfs-collapse", "madvise MADV_COLLAPSE result")] == 0
+    assert got[("tmpfs-collapse", "smaps ShmemPmdMapped")] == 2048
 
 
 # ---- the command line -------------------------------------------------------------------------
