@@ -85,14 +85,21 @@ def select_expr(k: str | None, quick: bool) -> str | None:
 
 def _pytest(suite: Path, args: Sequence[str], targets: Sequence[str] | None = None) -> list[str]:
     return [sys.executable, "-m", "pytest", *(targets or [str(suite)]), "-p", "no:cacheprovider",
-            *args]
+            "-p", "pytest_benchmark.plugin", *args]
+
+
+def _env() -> dict[str, str]:
+    """The suite needs one plugin, loaded explicitly; others (hypothesis, xdist, ...) stay out of
+    the timed process and out of its start-up time."""
+    return dict(os.environ, PYTHONUNBUFFERED="1", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
 
 
 def collect(suite: Path, expr: str | None, k: str | None) -> list[str]:
     """The node ids the selection picks (``pytest --collect-only``); a bad or empty ``-k`` is a
     BenchError naming the option and the value."""
     args = ["--collect-only", "-q", "--benchmark-only"] + (["-k", expr] if expr else [])
-    p = subprocess.run(_pytest(suite, args), cwd=suite.parent, capture_output=True, text=True)
+    p = subprocess.run(_pytest(suite, args), cwd=suite.parent, capture_output=True, text=True,
+                       env=_env())
     lines = p.stdout.splitlines()
     if p.returncode == 4 or (p.returncode != 0 and "Wrong expression" in p.stdout + p.stderr):
         why = next((ln.strip() for ln in (p.stdout + p.stderr).splitlines()
@@ -106,6 +113,41 @@ def collect(suite: Path, expr: str | None, k: str | None) -> list[str]:
         raise RuntimeError(f"collecting the benchmark suite failed (pytest exit status "
                            f"{p.returncode}):\n{p.stdout[-4000:]}{p.stderr[-4000:]}")
     return [ln.strip() for ln in lines if "::" in ln]
+
+
+class _LoadSampler:
+    """The host's 1-minute load average every few seconds while the suite runs: the figures of a
+    run on a shared machine mean more with it (the suite itself adds about 1)."""
+
+    def __init__(self, every_s: float = 5.0):
+        import threading
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._every = every_s
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.samples.append(os.getloadavg()[0])
+            except OSError:                       # no load average on this platform
+                return
+            if self._stop.wait(self._every):
+                return
+
+    def __enter__(self) -> "_LoadSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> dict[str, float] | None:
+        if not self.samples:
+            return None
+        v = sorted(self.samples)
+        return {"median": round(v[len(v) // 2], 2), "max": round(v[-1], 2)}
 
 
 def _forward(proc: subprocess.Popen, out) -> None:
@@ -127,9 +169,8 @@ def run_suite(suite: Path, expr: str | None, json_path: Path, out=None,
     out = sys.stderr if out is None else out
     args = ["--benchmark-only", "--benchmark-quiet", f"--benchmark-json={json_path}", "-v",
             "--no-header"] + (["-k", expr] if expr else [])
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(_pytest(suite, args, nodes), cwd=suite.parent, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, env=env)
+                            stderr=subprocess.STDOUT, env=_env())
     try:
         _forward(proc, out)
     finally:
@@ -260,6 +301,10 @@ def machine_line(data: dict) -> str:
         parts.append(f"commit {m['commit']}")
     if m["date"]:
         parts.append(m["date"])
+    load = (data.get("mmcore_bench") or {}).get("loadavg")
+    if load:
+        parts.append(f"load average during the run {load['median']:.1f} (max {load['max']:.1f}; "
+                     "the suite itself adds about 1)")
     return "; ".join(parts)
 
 
@@ -344,7 +389,8 @@ def main(k: str | None = None, json_out: str | None = None, markdown: bool = Fal
         with tempfile.TemporaryDirectory(prefix="mmcore-bench-") as tmp:
             jp = Path(tmp) / "bench.json"
             t0 = time.perf_counter()
-            rc = run_suite(s, expr, jp)
+            with _LoadSampler() as sampler:
+                rc = run_suite(s, expr, jp)
             wall = time.perf_counter() - t0
             if not jp.exists():
                 if rc == 2:
@@ -353,7 +399,8 @@ def main(k: str | None = None, json_out: str | None = None, markdown: bool = Fal
                                    "output is above)")
             data = load(jp)
         data["mmcore_bench"] = {"quick": quick, "select": k, "wall_s": round(wall, 1),
-                                "selected": len(nodes), "pytest_status": rc}
+                                "selected": len(nodes), "pytest_status": rc,
+                                "loadavg": sampler.summary(), "cpus": os.cpu_count()}
         if rc == 2:
             raise KeyboardInterrupt
         failed = rc != 0
