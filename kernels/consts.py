@@ -112,6 +112,8 @@ VM_MAYSHARE = 0x80
 VM_GROWSDOWN = 0x100
 VM_LOCKED = 0x2000
 VM_LOCKONFAULT = 0x00080000
+VM_ACCOUNT = 0x00100000     # the mapping's pages are charged to vm_committed_as
+VM_NORESERVE = 0x00200000   # MAP_NORESERVE outside overcommit mode 2: not charged
 VM_HUGEPAGE = 0x20000000
 VM_NOHUGEPAGE = 0x40000000
 
@@ -271,7 +273,15 @@ C_KCOMPACTD = 64             # 1: the profile has kcompactd (4.6+)
 C_OOM_KILLER = 65            # 1: a user fault that finds no memory stops with OOM (the OOM killer)
 C_HPC_MODEL = 66             # HPC_*: which transparent huge page cache the machine has
 C_SHMEM_ENABLED = 67         # /sys/kernel/mm/transparent_hugepage/shmem_enabled (SHMEM_HUGE_*)
-NR_CFG = 68
+C_OVERCOMMIT = 68            # vm.overcommit_memory (OVERCOMMIT_*)
+C_OVERCOMMIT_RATIO = 69      # vm.overcommit_ratio (percent)
+C_OVERCOMMIT_KBYTES = 70     # vm.overcommit_kbytes (0: the ratio applies)
+C_ADMIN_RESERVE_KB = 71      # vm.admin_reserve_kbytes
+C_USER_RESERVE_KB = 72       # vm.user_reserve_kbytes
+NR_CFG = 73
+OVERCOMMIT_GUESS = 0
+OVERCOMMIT_ALWAYS = 1
+OVERCOMMIT_NEVER = 2
 
 # huge page cache models (cfg[C_HPC_MODEL])
 HPC_MAINLINE = 0             # tmpfs huge= (4.8+), PMD-mapped on fault
@@ -349,7 +359,8 @@ G_KC_PROACTIVE_SHIFT = 32    # proactive compaction deferred: checks 2^shift x 5
 G_COMPACT_CONSIDERED = 33    # zone->compact_considered, compact_defer_shift, compact_order_failed
 G_COMPACT_DEFER_SHIFT = 34
 G_COMPACT_ORDER_FAILED = 35
-G_FREE_HEAD = 36             # + order * MIGRATE_PCPTYPES + mt: head pfn or -1
+G_COMMITTED = 36             # vm_committed_as: pages charged by VM_ACCOUNT mappings
+G_FREE_HEAD = 37             # + order * MIGRATE_PCPTYPES + mt: head pfn or -1
 G_FREE_COUNT = G_FREE_HEAD + NR_PAGE_ORDERS * MIGRATE_PCPTYPES
 G_HIST_FAULT = G_FREE_COUNT + NR_PAGE_ORDERS * MIGRATE_PCPTYPES
 NR_HIST = 48                 # log2 buckets: [0] < 1 ns, [k] in [2^(k-1), 2^k) ns
@@ -482,6 +493,8 @@ T_WALK_PS = 12
 T_FAULT_PS = 13
 T_TGID = 14
 T_ALIVE = 15
+TF_CAP_SYS_ADMIN = 1         # task flags (T_FLAGS): holds CAP_SYS_ADMIN
+SLAB_BYTES_PER_FILE = 192 + 1096  # bytes of slab one cached dentry + inode take (mmcore.files)
 NR_T_FIELDS = 16
 
 # ---- per-CPU (cpu array columns) ---------------------------------------------------------------

@@ -3,6 +3,8 @@ copy_page_range, mm/mmap.c exit_mmap)."""
 import numpy as np
 
 from .consts import (
+    G_COMMITTED,
+    VM_ACCOUNT,
     PG_anon,
     VM_SHARED,
     V_FILE,
@@ -256,6 +258,8 @@ def exit_mmap(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_a
     b = mm[MM_VBASE, mmi]
     zapped = 0
     for i in range(mm[MM_VCOUNT, mmi]):
+        if vma[V_FLAGS, b + i] & VM_ACCOUNT:                   # vm_unacct_memory(nr_accounted)
+            gs[G_COMMITTED] -= (vma[V_END, b + i] - vma[V_START, b + i]) >> 12
         if vma[V_FLAGS, b + i] & VM_LOCKED:
             mlock_range(cfg, pt, fr_idx, fr_flags, fr_order, vmstat, mm, mmi, vma[V_START, b + i],
                         vma[V_END, b + i], False)

@@ -7,6 +7,17 @@ Operations reserve what they need before they mutate anything, so a restart has 
 import numpy as np
 
 from .consts import (
+    T_FLAGS,
+    C_OVERCOMMIT,
+    FG_SLAB,
+    FG_WMARK_HIGH,
+    G_COMMITTED,
+    MAP_NORESERVE,
+    OVERCOMMIT_NEVER,
+    SLAB_BYTES_PER_FILE,
+    TF_CAP_SYS_ADMIN,
+    VM_ACCOUNT,
+    VM_NORESERVE,
     G_HIST_FAULT,
     V_PGOFF,
     FAULT_PC_RESERVE,
@@ -103,6 +114,7 @@ from .borrow import borrow_state
 from .huge_memory import khugepaged_enter, khugepaged_exit
 from .events import hist_add
 from .jit import kernel
+from .overcommit import accountable_mapping, vm_enough_memory, vm_unacct_memory
 from .memory import (
     FAULT_RESERVE_TABLES,
     access_loop,
@@ -167,6 +179,21 @@ def _noop_syscall(S, ti):
 # ---- mmap / munmap ------------------------------------------------------------------------------
 
 @kernel
+def accounted_pages(mm, vma, mmi, start, end):
+    """Pages of VM_ACCOUNT VMAs inside [start, end)."""
+    n = 0
+    b = mm[MM_VBASE, mmi]
+    for j in range(mm[MM_VCOUNT, mmi]):
+        p = b + j
+        if vma[V_FLAGS, p] & VM_ACCOUNT:
+            lo = max(start, vma[V_START, p])
+            hi = min(end, vma[V_END, p])
+            if lo < hi:
+                n += (hi - lo) >> 12
+    return n
+
+
+@kernel
 def calc_vm_flags(prot):
     f = VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
     if prot & PROT_READ:
@@ -201,6 +228,7 @@ def do_munmap(S, mmi, start, end):
         mm[MM_TOTAL_VM, mmi] -= (e - s) >> 12
         if vma[V_FLAGS, p] & VM_LOCKED:
             mm[MM_LOCKED, mmi] -= (e - s) >> 12
+        vm_unacct_memory(gs, vma[V_FLAGS, p], (e - s) >> 12)
         vma_remove_at(mm, vma, mmi, i)
     free_pgtables(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma,
                   mmi, start, end)
@@ -218,7 +246,8 @@ def sys_mmap(S, ti, addr, length, prot, flags, ii, pgoff):
     mmi = task[T_MM, ti]
     if vma_reserve(gs, mm, vma, mmi, 3) != OK:
         return NEED_GROW, 0
-    st, a, extra = _mmap(S, mmi, addr, length, prot, flags, ii, pgoff)
+    st, a, extra = _mmap(S, mmi, addr, length, prot, flags, ii, pgoff,
+                         (task[T_FLAGS, ti] & TF_CAP_SYS_ADMIN) != 0)
     if st == OK:                       # a call that fails validation changes nothing, time included
         op_begin(task, cpus, ti)
         task[T_CLOCK, ti] += cfg[C_COST_SYSCALL] + extra
@@ -227,7 +256,7 @@ def sys_mmap(S, ti, addr, length, prot, flags, ii, pgoff):
 
 
 @kernel
-def _mmap(S, mmi, addr, length, prot, flags, ii, pgoff):
+def _mmap(S, mmi, addr, length, prot, flags, ii, pgoff, cap_sys_admin):
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     if length <= 0:
@@ -247,6 +276,11 @@ def _mmap(S, mmi, addr, length, prot, flags, ii, pgoff):
         return -EINVAL, 0, 0
     fixed = (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) != 0
     extra = 0
+    vm_flags = calc_vm_flags(prot) | mm[MM_DEF_FLAGS, mmi]
+    if ii >= 0 and mtype != MAP_PRIVATE:
+        vm_flags |= VM_SHARED | VM_MAYSHARE
+    if flags & MAP_NORESERVE and cfg[C_OVERCOMMIT] != OVERCOMMIT_NEVER:
+        vm_flags |= VM_NORESERVE
     if fixed:
         if addr & 4095:
             return -EINVAL, 0, 0
@@ -255,8 +289,16 @@ def _mmap(S, mmi, addr, length, prot, flags, ii, pgoff):
         if range_has_vma(mm, vma, mmi, addr, addr + ln):
             if flags & MAP_FIXED_NOREPLACE and not (flags & MAP_FIXED):
                 return -EEXIST, 0, 0
+            replaced = accounted_pages(mm, vma, mmi, addr, addr + ln)
+            if accountable_mapping(vm_flags) and vm_enough_memory(
+                    cfg, gs, vmstat, mm, mmi, (ln >> 12) - replaced, cap_sys_admin,
+                    fgs[FG_WMARK_HIGH], fgs[FG_SLAB] * SLAB_BYTES_PER_FILE // 4096) != 0:
+                return -ENOMEM, 0, 0            # mmap_region: the old mapping stays
             if do_munmap(S, mmi, addr, addr + ln) > 0:
                 extra = cfg[C_COST_TLB_FLUSH]
+            if accountable_mapping(vm_flags):
+                gs[G_COMMITTED] += replaced     # its charge passes to the new mapping
+                vm_flags |= VM_ACCOUNT
         start = addr
     else:
         start = -1
@@ -271,9 +313,11 @@ def _mmap(S, mmi, addr, length, prot, flags, ii, pgoff):
             start = get_unmapped_area(mm, vma, mmi, ln, align, cfg[C_MMAP_BASE])
             if start < 0:
                 return -ENOMEM, 0, 0
-    vm_flags = calc_vm_flags(prot) | mm[MM_DEF_FLAGS, mmi]
-    if ii >= 0 and mtype != MAP_PRIVATE:
-        vm_flags |= VM_SHARED | VM_MAYSHARE
+    if accountable_mapping(vm_flags) and not vm_flags & VM_ACCOUNT:
+        if vm_enough_memory(cfg, gs, vmstat, mm, mmi, ln >> 12, cap_sys_admin, fgs[FG_WMARK_HIGH],
+                            fgs[FG_SLAB] * SLAB_BYTES_PER_FILE // 4096) != 0:
+            return -ENOMEM, 0, 0
+        vm_flags |= VM_ACCOUNT
     i = find_vma_index(mm, vma, mmi, start)
     vma_insert_at(mm, vma, mmi, i, start, start + ln, vm_flags, pgoff if ii >= 0 else start >> 12,
                   ii)
@@ -367,7 +411,7 @@ MOD_PROT = 2     # mprotect: replace VM_READ/WRITE/EXEC (and the page-table entr
 
 
 @kernel
-def modify_vmas(S, mmi, start, end, kind, a, b, stop_at_hole):
+def modify_vmas(S, mmi, start, end, kind, a, b, stop_at_hole, cap_sys_admin):
     """vma_modify_flags over [start, end): a VMA whose flags would not change is left alone (no
     split: mprotect_fixup / mlock_fixup / madvise_update_vma return early); one that changes is
     split at the range's ends (a THP PMD a boundary falls in is split first), changed and merged
@@ -400,6 +444,14 @@ def modify_vmas(S, mmi, start, end, kind, a, b, stop_at_hole):
         if new == old or (kind == MOD_LOCK and vma[V_FILE, p] == -2):
             va = vma[V_END, p]
             continue
+        if kind == MOD_PROT and new & VM_WRITE and \
+                not old & (VM_ACCOUNT | VM_WRITE | VM_SHARED | VM_NORESERVE):
+            # mprotect_fixup: a private mapping made writable is charged now
+            pages = (min(end, vma[V_END, p]) - max(va, vma[V_START, p])) >> 12
+            if vm_enough_memory(cfg, gs, vmstat, mm, mmi, pages, cap_sys_admin, fgs[FG_WMARK_HIGH],
+                                fgs[FG_SLAB] * SLAB_BYTES_PER_FILE // 4096) != 0:
+                return False, splits, changed, True
+            new |= VM_ACCOUNT
         if vma[V_START, p] < va:
             if old & VM_LOCKED:
                 munlock_pmd_at(cfg, vmstat, pt, fr_idx, fr_flags, mm, mmi, va)
@@ -427,7 +479,7 @@ def modify_vmas(S, mmi, start, end, kind, a, b, stop_at_hole):
                                          e0, new)
         vma_merge_around(mm, vma, mmi, i)
         va = e0
-    return full, splits, changed
+    return full, splits, changed, False
 
 
 @kernel
@@ -530,12 +582,12 @@ def sys_madvise(S, ti, addr, length, advice):
     full = True
     if advice == MADV_HUGEPAGE:
         # hugepage_madvise: VM_HUGEPAGE on, VM_NOHUGEPAGE off; enrol the mm for khugepaged
-        full, splits, _ = modify_vmas(S, mmi, addr, end, MOD_BITS, VM_HUGEPAGE, VM_NOHUGEPAGE,
-                                      False)
+        full, splits, _, _ = modify_vmas(S, mmi, addr, end, MOD_BITS, VM_HUGEPAGE, VM_NOHUGEPAGE,
+                                         False, False)
         khugepaged_enter(cfg, gs, mm, mmi, task[T_CLOCK, ti])
     elif advice == MADV_NOHUGEPAGE:
-        full, splits, _ = modify_vmas(S, mmi, addr, end, MOD_BITS, VM_NOHUGEPAGE, VM_HUGEPAGE,
-                                      False)
+        full, splits, _, _ = modify_vmas(S, mmi, addr, end, MOD_BITS, VM_NOHUGEPAGE, VM_HUGEPAGE,
+                                         False, False)
     else:
         # madvise_dontneed_free, VMA by VMA: a locked VMA ends the call with EINVAL (the earlier
         # ones stay done); each VMA's part is flushed on its own, MADV_FREE's only if an entry
@@ -724,6 +776,12 @@ def sys_fork(S, ti, cti, cmm):
     pm = task[T_MM, ti]
     if pt_slots_available(gs) < mm[MM_PGTABLES, pm] + FAULT_RESERVE_TABLES:
         return NEED_GROW, 0
+    # dup_mmap charges every VM_ACCOUNT VMA it copies (to the parent's mm)
+    acct = accounted_pages(mm, vma, pm, 0, TASK_SIZE)
+    if acct > 0 and vm_enough_memory(cfg, gs, vmstat, mm, pm, acct,
+                                     (task[T_FLAGS, ti] & TF_CAP_SYS_ADMIN) != 0,
+                                     fgs[FG_WMARK_HIGH], fgs[FG_SLAB] * SLAB_BYTES_PER_FILE // 4096) != 0:
+        return -ENOMEM, 0
     op_begin(task, cpus, ti)
     st, cost = copy_mm(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
                        vma, pm, cmm)
@@ -789,7 +847,8 @@ def sys_mprotect(S, ti, addr, length, prot):
     op_begin(task, cpus, ti)
     task[T_CLOCK, ti] += cfg[C_COST_SYSCALL]
     rights = calc_vm_flags(prot) & (VM_READ | VM_WRITE | VM_EXEC)
-    full, splits, changed = modify_vmas(S, mmi, addr, end, MOD_PROT, rights, 0, True)
+    full, splits, changed, _ = modify_vmas(S, mmi, addr, end, MOD_PROT, rights, 0, True,
+                                               (task[T_FLAGS, ti] & TF_CAP_SYS_ADMIN) != 0)
     if changed > 0 or splits > 0:
         flush_tlb_range(cfg, tlb, pwc, mmi + 1, addr, end)
         task[T_CLOCK, ti] += cfg[C_COST_TLB_FLUSH]
@@ -801,7 +860,8 @@ def sys_mprotect(S, ti, addr, length, prot):
 def _lock_vmas(S, mmi, start, end, set_bits, clear_bits):
     """apply_vma_lock_flags: VM_LOCKED on or off over [start, end). Returns (False if a hole was
     met (the VMAs before it changed), PMDs split). The vDSO's special mappings are never locked."""
-    full, splits, _ = modify_vmas(S, mmi, start, end, MOD_LOCK, set_bits, clear_bits, True)
+    full, splits, _, _ = modify_vmas(S, mmi, start, end, MOD_LOCK, set_bits, clear_bits, True,
+                                     False)
     return full, splits
 
 
@@ -891,8 +951,14 @@ def sys_brk(S, ti, addr):
                 task[T_CLOCK, ti] += cfg[C_COST_TLB_FLUSH]
             res = addr
         elif na == oa or not range_has_vma(mm, vma, mmi, oa, na):
+            f = calc_vm_flags(PROT_READ | PROT_WRITE) | mm[MM_DEF_FLAGS, mmi] | VM_ACCOUNT
+            if na > oa and vm_enough_memory(cfg, gs, vmstat, mm, mmi, (na - oa) >> 12,
+                                            (task[T_FLAGS, ti] & TF_CAP_SYS_ADMIN) != 0,
+                                            fgs[FG_WMARK_HIGH],
+                                            fgs[FG_SLAB] * SLAB_BYTES_PER_FILE // 4096) != 0:
+                na = oa                           # do_brk_flags: ENOMEM, the break stays
+                addr = old
             if na > oa:
-                f = calc_vm_flags(PROT_READ | PROT_WRITE) | mm[MM_DEF_FLAGS, mmi]
                 i = find_vma_index(mm, vma, mmi, oa)
                 vma_insert_at(mm, vma, mmi, i, oa, na, f, oa >> 12, -1)
                 vma_merge_around(mm, vma, mmi, i)

@@ -204,6 +204,12 @@ class Config:
     # same plus PMD mappings on fault)
     huge_page_cache: str = "mainline"
     shmem_enabled: str = "never"              # /sys/kernel/mm/transparent_hugepage/shmem_enabled
+    # overcommit accounting (the vm.* sysctls; None: the kernel's boot-time defaults, from memory)
+    overcommit_memory: int = 0                # 0 heuristic, 1 always, 2 strict
+    overcommit_ratio: int = 50
+    overcommit_kbytes: int = 0
+    admin_reserve_kbytes: int | None = None   # min(3% of memory, 8 MiB)
+    user_reserve_kbytes: int | None = None    # min(3% of memory, 128 MiB)
 
     def __post_init__(self) -> None:
         if isinstance(self.tlb, Mapping):
@@ -311,6 +317,12 @@ class Config:
         if self.shmem_enabled != "never" and self.profile.version < 408:
             raise ConfigError(f"shmem_enabled: kernel {self.kernel} has no tmpfs huge pages (4.8+), "
                               f"got {self.shmem_enabled!r}")
+        _check_int("overcommit_memory", self.overcommit_memory, 0, 2)
+        _check_int("overcommit_ratio", self.overcommit_ratio, 0, 1 << 31)
+        _check_int("overcommit_kbytes", self.overcommit_kbytes, 0, 1 << 50)
+        for name in ("admin_reserve_kbytes", "user_reserve_kbytes"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), 0, 1 << 50)
         for name in ("willwrite_cow_ahead", "willwrite_full_prep"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}: expected true or false, got {getattr(self, name)!r}")
@@ -341,6 +353,16 @@ class Config:
         tmp = max(wmin >> 2, pages * self.watermark_scale_factor // 10000)
         return wmin, wmin + tmp, wmin + 2 * tmp
 
+    @property
+    def reserves_kbytes(self) -> tuple[int, int]:
+        """(admin_reserve_kbytes, user_reserve_kbytes): init_admin_reserve / init_user_reserve
+        take 1/32 of the free memory at boot, at most 8 MiB and 128 MiB."""
+        free_kb = self.memory_bytes >> 10
+        a = self.admin_reserve_kbytes
+        u = self.user_reserve_kbytes
+        return (min(free_kb // 32, 1 << 13) if a is None else a,
+                min(free_kb // 32, 1 << 17) if u is None else u)
+
     # ---- the kernels' view ----------------------------------------------------------------
     def to_array(self) -> np.ndarray:
         p = self.profile
@@ -363,6 +385,10 @@ class Config:
         c[K.C_KCOMPACTD] = int(p.version >= 406)
         c[K.C_OOM_KILLER] = int(self.oom_killer)
         c[K.C_HPC_MODEL] = K.HPC_NAMES.index(self.huge_page_cache)
+        c[K.C_OVERCOMMIT] = self.overcommit_memory
+        c[K.C_OVERCOMMIT_RATIO] = self.overcommit_ratio
+        c[K.C_OVERCOMMIT_KBYTES] = self.overcommit_kbytes
+        c[K.C_ADMIN_RESERVE_KB], c[K.C_USER_RESERVE_KB] = self.reserves_kbytes
         c[K.C_SHMEM_ENABLED] = K.SHMEM_HUGE_NAMES.index(self.shmem_enabled)
         kh = self.khugepaged
         c[K.C_KH_PAGES_TO_SCAN] = kh.pages_to_scan

@@ -26,7 +26,7 @@ PAGE = 4096
 NEVER = 1 << 62
 FSTYPES = {"ext4": K.FST_EXT4, "ext2": K.FST_EXT2, "tmpfs": K.FST_TMPFS, "ramfs": K.FST_RAMFS}
 # SReclaimable per cached file: a dentry (192 bytes) and an ext4 inode (1096 bytes) slab object
-SLAB_BYTES_PER_FILE = 192 + 1096
+SLAB_BYTES_PER_FILE = K.SLAB_BYTES_PER_FILE      # a cached dentry + inode
 O_ACCMODE = os.O_RDONLY | os.O_WRONLY | os.O_RDWR
 _KNOWN_O = O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC | os.O_NOATIME
 

@@ -11,6 +11,7 @@ import numpy as np
 from . import oom
 from .config import Config, KhugepagedConfig, THP_DEFRAG, THP_ENABLED, parse_size
 from .kernels import consts as K
+from .kernels import overcommit as OC
 from .kernels import khugepaged as KH
 from .kernels import kthreads as KT
 from .kernels import proc as P
@@ -25,7 +26,7 @@ START_BRK = 0x555555559000      # PAGE_ALIGN(end of bss) of a small PIE binary, 
 EV_CAP = 1 << 16                # event records held before Python drains them
 SMP_CAP = 1 << 12
 NEVER = 1 << 62
-TF_CAP_SYS_ADMIN = 1            # task flags: holds CAP_SYS_ADMIN
+TF_CAP_SYS_ADMIN = K.TF_CAP_SYS_ADMIN  # task flags: holds CAP_SYS_ADMIN
 
 
 class SegmentationFault(Exception):
@@ -779,6 +780,8 @@ class Machine:
             "Mlocked": int(v[K.VS_NR_MLOCK]) * 4,
             "SwapTotal": 0,
             "SwapFree": 0,
+            "CommitLimit": int(OC.vm_commit_limit(self.state.cfg)) * 4,
+            "Committed_AS": int(self.state.gs[K.G_COMMITTED]) * 4,
             "AnonHugePages": int(v[K.VS_NR_ANON_THP]) * 2048,
             "ShmemHugePages": int(v[K.VS_NR_SHMEM_HUGEPAGES]) * 2048,
             "ShmemPmdMapped": int(v[K.VS_NR_SHMEM_PMDMAPPED]) * 2048,
@@ -1278,7 +1281,8 @@ class Task:
         """Write a /proc/sys knob as this task (``vm.drop_caches``, ``vm.dirty_ratio``,
         ``vm.dirty_background_ratio``, ``vm.dirty_expire_centisecs``,
         ``vm.dirty_writeback_centisecs``, ``vm.compact_memory``, ``vm.compaction_proactiveness``,
-        ``vm.extfrag_threshold``)."""
+        ``vm.extfrag_threshold``, ``vm.overcommit_memory``, ``vm.overcommit_ratio``,
+        ``vm.overcommit_kbytes``, ``vm.admin_reserve_kbytes``, ``vm.user_reserve_kbytes``)."""
         self._alive()
         m = self.machine
         key = name.removeprefix("/proc/sys/").replace("/", ".")
@@ -1321,7 +1325,20 @@ class Task:
             m.config.extfrag_threshold = v
             m.state.cfg[K.C_EXTFRAG_THRESHOLD] = v
             return
+        if key in ("vm.overcommit_ratio", "vm.overcommit_kbytes"):
+            if v < 0:
+                raise _oserror(_errno.EINVAL, f"write {value!r} to {name}")
+            # overcommit_ratio_handler / overcommit_kbytes_handler: setting one clears the other
+            ratio = key == "vm.overcommit_ratio"
+            m.config.overcommit_ratio = v if ratio else m.config.overcommit_ratio
+            m.config.overcommit_kbytes = 0 if ratio else v
+            m.state.cfg[K.C_OVERCOMMIT_RATIO] = m.config.overcommit_ratio
+            m.state.cfg[K.C_OVERCOMMIT_KBYTES] = m.config.overcommit_kbytes
+            return
         knobs = {"vm.dirty_ratio": (K.C_DIRTY_RATIO, 1, 100, 1),
+                 "vm.overcommit_memory": (K.C_OVERCOMMIT, 0, 2, 1),
+                 "vm.admin_reserve_kbytes": (K.C_ADMIN_RESERVE_KB, 0, 1 << 50, 1),
+                 "vm.user_reserve_kbytes": (K.C_USER_RESERVE_KB, 0, 1 << 50, 1),
                  "vm.dirty_background_ratio": (K.C_DIRTY_BG_RATIO, 0, 100, 1),
                  "vm.dirty_expire_centisecs": (K.C_DIRTY_EXPIRE_PS, 0, (1 << 31) - 1, 10_000_000_000),
                  "vm.dirty_writeback_centisecs": (K.C_DIRTY_WB_PS, 1, (1 << 31) - 1, 10_000_000_000)}

@@ -154,7 +154,9 @@ FALLOC = {"FALLOC_FL_KEEP_SIZE": K.FALLOC_FL_KEEP_SIZE, "FALLOC_FL_PUNCH_HOLE": 
           "FALLOC_FL_ZERO_RANGE": K.FALLOC_FL_ZERO_RANGE,
           "FALLOC_FL_WRITE_ZEROES": K.FALLOC_FL_WRITE_ZEROES}
 SYSCTLS = ("vm.drop_caches", "vm.dirty_ratio", "vm.dirty_background_ratio",
-           "vm.dirty_expire_centisecs", "vm.dirty_writeback_centisecs")
+           "vm.dirty_expire_centisecs", "vm.dirty_writeback_centisecs", "vm.overcommit_memory",
+           "vm.overcommit_ratio", "vm.overcommit_kbytes", "vm.admin_reserve_kbytes",
+           "vm.user_reserve_kbytes")
 _THP_SYSFS = "kernel/mm/transparent_hugepage/"
 SYSFS = (_THP_SYSFS + "enabled", _THP_SYSFS + "defrag", _THP_SYSFS + "use_zero_page",
          _THP_SYSFS + "shmem_enabled") + tuple(

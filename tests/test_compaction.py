@@ -23,6 +23,7 @@ def fragmented(memory="128MiB", keep_every=16, shared=False, **kw):
     """A machine whose free memory is all in small blocks: a cache faulted nearly everything
     with 4 KiB pages and kept one page in ``keep_every`` (mapped twice if ``shared``)."""
     kw.setdefault("min_free_kbytes", 128)
+    kw.setdefault("overcommit_memory", 1)    # 3.x/4.x's heuristic refuses a map of nearly all free
     m = mmcore.Machine(mmcore.Config(memory=memory, thp_enabled="always", **kw))
     cache = m.spawn("cache")
     n = (m.meminfo()["MemFree"] * 1024 - (1 << 20)) & ~4095   # < 2 MiB left over

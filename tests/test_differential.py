@@ -45,6 +45,7 @@ class Pair:
 
     def __init__(self, memory="64MiB", departures=(), **kw):
         kw.setdefault("oom_killer", False)            # the reference has no OOM killer
+        kw.setdefault("overcommit_memory", 1)         # nor overcommit refusals (flags: modelled)
         self.m = mmcore.Machine(mmcore.Config(memory=memory, ncpus=1, **kw))
         c = self.m.config
         self.r = RefMachine(c.memory_bytes, ncpus=1, kernel=c.kernel, thp_enabled=c.thp_enabled,

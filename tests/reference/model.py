@@ -288,6 +288,7 @@ VM_LOCKONFAULT = 0x80000
 VM_LOCKED_MASK = VM_LOCKED | VM_LOCKONFAULT
 VM_ACCESS_FLAGS = VM_READ | VM_WRITE | VM_EXEC
 VM_HUGEPAGE, VM_NOHUGEPAGE = 0x20000000, 0x40000000
+VM_ACCOUNT, VM_NORESERVE = 0x100000, 0x200000  # overcommit accounting (mode 0: never refused here)
 
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 MAP_SHARED, MAP_PRIVATE, MAP_TYPE = 0x01, 0x02, 0x03
@@ -1869,6 +1870,10 @@ class RefMachine:
             raise NotImplementedError("MAP_SHARED")
         vm_flags = (prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
         vm_flags |= mm.def_flags
+        if flags & MAP_NORESERVE:
+            vm_flags |= VM_NORESERVE
+        if vm_flags & (VM_NORESERVE | VM_SHARED | VM_WRITE) == VM_WRITE:  # accountable_mapping
+            vm_flags |= VM_ACCOUNT
         if flags & MAP_FIXED:
             self._unmap_range(mm, addr, end)
         self._insert_vma(mm, addr, end, vm_flags)
@@ -1941,6 +1946,9 @@ class RefMachine:
                     raise _oserror(EACCES)
                 tmp = min(vma.end, end)
                 if newflags != vma.flags:  # mprotect_fixup
+                    if newflags & VM_WRITE and not vma.flags & (VM_ACCOUNT | VM_WRITE | VM_SHARED
+                                                                | VM_NORESERVE):
+                        newflags |= VM_ACCOUNT  # a private mapping made writable is charged
                     self._split_vma_at(mm, nstart)
                     self._split_vma_at(mm, tmp)
                     mm.find_vma(nstart).flags = newflags
@@ -2155,7 +2163,7 @@ class RefMachine:
             return brk
         if newbrk > TASK_SIZE or mm.any_vma_in(oldbrk, newbrk):
             return mm.brk
-        vm_flags = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | mm.def_flags
+        vm_flags = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | mm.def_flags | VM_ACCOUNT
         self._insert_vma(mm, oldbrk, newbrk, vm_flags)
         mm.brk = brk
         if vm_flags & VM_LOCKED:

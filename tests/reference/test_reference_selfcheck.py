@@ -18,7 +18,7 @@ from tests.reference.model import (
     MAP_SHARED, MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE,
     PR_GET_THP_DISABLE, PR_SET_THP_DISABLE, PROT_EXEC, PROT_READ, PROT_WRITE, TASK_SIZE,
     VM_HUGEPAGE, VM_LOCKED, VM_LOCKONFAULT, VM_MAYEXEC, VM_MAYREAD, VM_MAYWRITE, VM_NOHUGEPAGE,
-    VM_READ, VM_WRITE, VDSO_VMAS, OutOfMemory, RefMachine, SegmentationFault,
+    VM_READ, VM_WRITE, VM_ACCOUNT, VDSO_VMAS, OutOfMemory, RefMachine, SegmentationFault,
 )
 
 MiB = 1 << 20
@@ -28,6 +28,7 @@ NX = 1 << 63
 P, W, U, A, D, PS, SPECIAL = 0x1, 0x2, 0x4, 0x20, 0x40, 0x80, 0x200
 PROTNONE = 0x100
 MAY = VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
+AC = VM_ACCOUNT  # private writable mappings are charged (overcommit accounting)
 INITIAL_64MIB = [0] * 10 + [16]  # buddyinfo of a fresh 64 MiB machine (all implicit blocks)
 
 
@@ -60,7 +61,7 @@ def test_first_mmap_address_and_flags():
                            (0x7FFFF7FFD000, 0x7FFFF7FFF000, VM_READ | 0x4 | VM_MAYREAD | VM_MAYEXEC)]
     addr = m.mmap(pid, 4096, RW, ANON)
     assert addr == 0x7FFFF7FF6000  # as on the 6.18 host (SEMANTICS 10)
-    assert m.vmas(pid) == [(addr, addr + 4096, VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC)] + VDSO
+    assert m.vmas(pid) == [(addr, addr + 4096, VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | AC)] + VDSO
     # a second mapping with the same flags lands just below and merges
     b = m.mmap(pid, 8192, RW, ANON)
     assert b == addr - 8192 and len(uvmas(m, pid)) == 1
@@ -689,7 +690,7 @@ def test_execve_keeps_thp_disable_and_frees_old_mm():
     m3.execve(p3, "x")
     assert m3.prctl(p3, PR_GET_THP_DISABLE) == 1
     b = m3.mmap(p3, 4096, RW, ANON)
-    assert uvmas(m3, p3) == [(b, b + 4096, VM_READ | VM_WRITE | MAY | VM_NOHUGEPAGE)]  # not locked
+    assert uvmas(m3, p3) == [(b, b + 4096, VM_READ | VM_WRITE | MAY | AC | VM_NOHUGEPAGE)]  # not locked
 
 
 def test_fork_drops_locks_and_keeps_thp_disable():
@@ -702,7 +703,8 @@ def test_fork_drops_locks_and_keeps_thp_disable():
     c = m.fork(p)
     assert m.mm_flags(c) == 1 << 24 and m.status(c)["VmLck"] == 0
     # the child's VMAs are copied one for one, VM_LOCKED cleared (no merge)
-    assert uvmas(m, c) == [(a, a + 4096, VM_READ | VM_WRITE | MAY), (a + 4096, a + 3 * 4096, VM_READ | VM_WRITE | MAY)]
+    assert uvmas(m, c) == [(a, a + 4096, VM_READ | VM_WRITE | MAY | AC),
+                           (a + 4096, a + 3 * 4096, VM_READ | VM_WRITE | MAY | AC)]
     assert m.vmstat()["nr_mlock"] == 1  # still mapped in the parent's locked VMA
     # Locked is the locked VMA's Pss (Linux pss_locked): the page is shared with the child
     assert m.smaps(c)[0]["Locked"] == 0 and m.smaps(p)[0]["Locked"] == 2
@@ -718,7 +720,7 @@ def test_mprotect_read_only_and_back():
     assert m.mprotect(p, a, 3 * 4096, PROT_READ) == 0
     assert m.tlb_counters(p)["time_ps"] == t0 + 100000 + 100000  # syscall + one flush
     assert m.page_table(p) == {a + k * 4096: pte(1024 + k, P, U, A, D, NX) for k in range(3)}
-    assert uvmas(m, p) == [(a, a + 3 * 4096, VM_READ | MAY)]
+    assert uvmas(m, p) == [(a, a + 3 * 4096, VM_READ | MAY | AC)]  # mprotect keeps VM_ACCOUNT
     with pytest.raises(SegmentationFault):
         m.touch(p, a, 4096)
     m.check_invariants()
@@ -728,7 +730,7 @@ def test_mprotect_read_only_and_back():
     assert m.page_table(p)[a + 4096] == pte(1025, P, W, U, A, D, NX)
     # PROT_EXEC clears NX; all RW again and merged
     m.mprotect(p, a, 3 * 4096, RW | PROT_EXEC)
-    assert uvmas(m, p) == [(a, a + 3 * 4096, VM_READ | VM_WRITE | 0x4 | MAY)]
+    assert uvmas(m, p) == [(a, a + 3 * 4096, VM_READ | VM_WRITE | 0x4 | MAY | AC)]
     assert m.page_table(p) == {a + k * 4096: pte(1024 + k, P, W, U, A, D) for k in range(3)}
     # no change -> no flush
     t1 = m.tlb_counters(p)["time_ps"]
@@ -814,7 +816,7 @@ def test_mprotect_inside_thp_splits_pmd_and_errors():
     assert errno_of(m.mprotect, p, (1 << 64) - 4096, 8192, PROT_READ) == errno.ENOMEM
     # a hole after a changed VMA: ENOMEM, the earlier VMAs stay changed
     assert errno_of(m.mprotect, p, a, 4 * MiB + 4096, PROT_READ) == errno.ENOMEM
-    assert uvmas(m, p) == [(a, a + 4 * MiB, VM_READ | MAY)]
+    assert uvmas(m, p) == [(a, a + 4 * MiB, VM_READ | MAY | AC)]  # mprotect keeps VM_ACCOUNT
     m.check_invariants()
 
 
@@ -823,8 +825,8 @@ def test_mlock_populates_with_write_faults():
     p = m.spawn()
     a = m.mmap(p, 4 * 4096, RW, ANON)
     assert m.mlock(p, a + 5, 2 * 4096) == 0  # start rounded down, length grown: 3 pages
-    assert uvmas(m, p) == [(a, a + 3 * 4096, VM_READ | VM_WRITE | MAY | VM_LOCKED),
-                         (a + 3 * 4096, a + 4 * 4096, VM_READ | VM_WRITE | MAY)]
+    assert uvmas(m, p) == [(a, a + 3 * 4096, VM_READ | VM_WRITE | MAY | AC | VM_LOCKED),
+                         (a + 3 * 4096, a + 4 * 4096, VM_READ | VM_WRITE | MAY | AC)]
     assert m.page_table(p) == {a + k * 4096: pte(1024 + k, P, W, U, A, D, NX) for k in range(3)}
     assert m.status(p)["VmLck"] == 12 and m.status(p)["RssAnon"] == 12
     vs = m.vmstat()
@@ -853,7 +855,7 @@ def test_mlock_populates_with_write_faults():
     h = m.mmap(p, 4096, RW, ANON, 0x10000000)
     rss = m.status(p)["RssAnon"]
     assert errno_of(m.mlock, p, h, 2 * 4096) == errno.ENOMEM
-    assert uvmas(m, p)[0] == (h, h + 4096, VM_READ | VM_WRITE | MAY | VM_LOCKED)
+    assert uvmas(m, p)[0] == (h, h + 4096, VM_READ | VM_WRITE | MAY | AC | VM_LOCKED)
     assert m.status(p)["RssAnon"] == rss and m.status(p)["VmLck"] == 8
     assert m.mlock(p, h, 0) == 0
     m.check_invariants()
@@ -928,13 +930,13 @@ def test_mlockall_current_future_onfault():
     m.mlockall(p, MCL_CURRENT | MCL_FUTURE)
     assert m.status(p)["RssAnon"] == 8 and m.status(p)["VmLck"] == 8
     b = m.mmap(p, 4096, RW, ANON)  # locked, populated and merged
-    assert b == a - 4096 and uvmas(m, p) == [(b, a + 8192, VM_READ | VM_WRITE | MAY | VM_LOCKED)]
+    assert b == a - 4096 and uvmas(m, p) == [(b, a + 8192, VM_READ | VM_WRITE | MAY | AC | VM_LOCKED)]
     assert m.status(p)["RssAnon"] == 12 and m.vmstat()["nr_mlock"] == 3
     assert m.status(p)["VmLck"] == 12
     m.munlockall(p)
     assert m.status(p)["VmLck"] == 0 and m.vmstat()["nr_mlock"] == 0
     c = m.mmap(p, 4096, RW, ANON, 0x20000000)
-    assert uvmas(m, p)[0] == (c, c + 4096, VM_READ | VM_WRITE | MAY)  # MCL_FUTURE cleared
+    assert uvmas(m, p)[0] == (c, c + 4096, VM_READ | VM_WRITE | MAY | AC)  # MCL_FUTURE cleared
     m.mlockall(p, MCL_CURRENT | MCL_ONFAULT)  # locked, not populated
     assert all(v[2] & VM_LOCKONFAULT for v in uvmas(m, p))
     assert m.status(p)["RssAnon"] == 12 and m.status(p)["VmLck"] == 16
@@ -943,7 +945,7 @@ def test_mlockall_current_future_onfault():
     assert m.vmstat()["nr_mlock"] == 4
     m.mlockall(p, MCL_FUTURE | MCL_ONFAULT)  # VMAs untouched, new ones locked on fault
     d = m.mmap(p, 4096, RW, ANON, 0x30000000)
-    assert uvmas(m, p)[1] == (d, d + 4096, VM_READ | VM_WRITE | MAY | VM_LOCKED | VM_LOCKONFAULT)
+    assert uvmas(m, p)[1] == (d, d + 4096, VM_READ | VM_WRITE | MAY | AC | VM_LOCKED | VM_LOCKONFAULT)
     assert m.status(p)["RssAnon"] == 16 and m.status(p)["VmLck"] == 20
     m.check_invariants()
 
@@ -954,22 +956,22 @@ def test_brk_grow_shrink():
     base = 0x555555559000
     assert m.brk(p, 0) == base
     assert m.brk(p, base + 100) == base + 100
-    assert uvmas(m, p) == [(base, base + 4096, VM_READ | VM_WRITE | MAY)]
+    assert uvmas(m, p) == [(base, base + 4096, VM_READ | VM_WRITE | MAY | AC)]
     assert m.brk(p, base + 3 * 4096) == base + 3 * 4096
-    assert uvmas(m, p) == [(base, base + 3 * 4096, VM_READ | VM_WRITE | MAY)]  # merged
+    assert uvmas(m, p) == [(base, base + 3 * 4096, VM_READ | VM_WRITE | MAY | AC)]  # merged
     m.touch(p, base, 3 * 4096)
     assert m.status(p)["RssAnon"] == 12
     assert m.brk(p, base + 4096 + 1) == base + 4097  # unmaps [base + 8 KiB, base + 12 KiB)
-    assert uvmas(m, p) == [(base, base + 2 * 4096, VM_READ | VM_WRITE | MAY)]
+    assert uvmas(m, p) == [(base, base + 2 * 4096, VM_READ | VM_WRITE | MAY | AC)]
     assert m.status(p)["RssAnon"] == 8
     assert m.brk(p, base - 1) == base + 4097  # below start_brk: the current break
     assert m.brk(p, base + 8000) == base + 8000  # same page-aligned end: only brk moves
-    assert uvmas(m, p) == [(base, base + 2 * 4096, VM_READ | VM_WRITE | MAY)]
+    assert uvmas(m, p) == [(base, base + 2 * 4096, VM_READ | VM_WRITE | MAY | AC)]
     # growing into a mapping fails: the old break comes back
     m.mmap(p, 4096, RW, ANON | MAP_FIXED, base + 5 * 4096)
     assert m.brk(p, base + 6 * 4096) == base + 8000
     assert m.brk(p, base + 5 * 4096) == base + 5 * 4096  # up to it is fine (and merges)
-    assert uvmas(m, p) == [(base, base + 6 * 4096, VM_READ | VM_WRITE | MAY)]
+    assert uvmas(m, p) == [(base, base + 6 * 4096, VM_READ | VM_WRITE | MAY | AC)]
     t0 = m.tlb_counters(p)["time_ps"]
     m.brk(p, base + 5 * 4096)
     assert m.tlb_counters(p)["time_ps"] == t0 + 100000
@@ -977,7 +979,7 @@ def test_brk_grow_shrink():
     m.munmap(p, base + 5 * 4096, 4096)
     m.mlockall(p, MCL_FUTURE)
     assert m.brk(p, base + 8 * 4096) == base + 8 * 4096
-    assert uvmas(m, p)[-1] == (base + 5 * 4096, base + 8 * 4096, VM_READ | VM_WRITE | MAY | VM_LOCKED)
+    assert uvmas(m, p)[-1] == (base + 5 * 4096, base + 8 * 4096, VM_READ | VM_WRITE | MAY | AC | VM_LOCKED)
     assert m.status(p)["VmLck"] == 12 and m.status(p)["RssAnon"] == 8 + 12
     c = m.fork(p)
     assert m.brk(c, 0) == base + 8 * 4096
@@ -1190,7 +1192,7 @@ def test_vdso_vmas_segfault_not_locked_copied_and_renewed():
     assert m.page_table(p) == {} and m.vmstat()["pgfault"] == 3
     a = m.mmap(p, 4096, RW, ANON)
     m.mlockall(p, MCL_CURRENT)
-    assert m.vmas(p) == [(a, a + 4096, VM_READ | VM_WRITE | MAY | VM_LOCKED)] + VDSO
+    assert m.vmas(p) == [(a, a + 4096, VM_READ | VM_WRITE | MAY | AC | VM_LOCKED)] + VDSO
     assert m.status(p)["VmLck"] == 4
     m.munlockall(p)
     assert m.mlock(p, VDSO_START, 8 * 4096) == 0 and m.status(p)["VmLck"] == 0  # skipped
@@ -1236,7 +1238,7 @@ def test_rejected_calls_cost_nothing_failed_calls_cost_a_syscall():
     # failing part-way costs the syscall (and what it did)
     assert errno_of(m.mprotect, p, a, 4 * 4096, PROT_READ) == errno.ENOMEM  # hole after a
     assert m.tlb_counters(p)["time_ps"] == t + 100000
-    assert uvmas(m, p) == [(a, a + 3 * 4096, VM_READ | MAY)]
+    assert uvmas(m, p) == [(a, a + 3 * 4096, VM_READ | MAY | AC)]  # mprotect keeps VM_ACCOUNT
     assert errno_of(m.madvise, p, a, 3 * 4096, MADV_POPULATE_WRITE) == errno.EINVAL
     assert m.tlb_counters(p)["time_ps"] == t + 200000
     assert errno_of(m.madvise, p, a - 4096, 4096, MADV_DONTNEED) == errno.ENOMEM  # costs
