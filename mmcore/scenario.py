@@ -1377,8 +1377,10 @@ class _Runner:
                 it += 1
 
     def _exec(self, name: str, op: Op, stats: dict) -> None:
-        from .machine import BusError, SegmentationFault
+        from .machine import BusError, OOMKilled, SegmentationFault
         t = self.tasks[name]
+        if not t._alive_flag():
+            return                        # killed (by the OOM killer): its later ops never run
         key = f"{name}.{op.label}"
         st = stats.get(key)
         if st is None:
@@ -1388,6 +1390,9 @@ class _Runner:
         self.op_errors = 0
         try:
             units = getattr(self, f"_op_{op.kind}")(t, name, op)
+        except OOMKilled:
+            self.op_errors += 1           # the task died in the op; the run goes on without it
+            units = 1
         except (OSError, SegmentationFault, BusError, ValueError, NotImplementedError) as e:
             if isinstance(e, ScenarioError):
                 raise
