@@ -1,0 +1,690 @@
+"""The fidelity ledger: what the engine models of each kernel mechanism, per kernel profile.
+
+Each row is a mechanism, marked for every profile of ``mmcore.config.PROFILES``:
+
+- ``exact``: the kernel's rules for that version, in everything observable (state, counters,
+  errnos, ``/proc`` fields), as the reference model written from the kernel, the host kernel or
+  the kernel's own numbers check it (the row's tests);
+- ``approximate``: modelled, with the simplifications or departures the row's note states;
+- ``absent``: not modelled;
+- ``n/a``: that kernel version does not have the mechanism (the engine refuses it as the version
+  does, or never runs it).
+
+Simulated time is approximate everywhere (its own row): a mechanism marked exact does the
+kernel's work in the kernel's order, and its costs come from ``Config.costs``.
+
+``mmcore/LEDGER.md`` is generated from ``LEDGER`` (``python -m mmcore.ledger --write``), and the
+README's "Fidelity" section holds ``summary_markdown()``; ``tests/test_ledger.py`` checks that
+both are up to date, that every module of ``kernels/`` and every ``/proc/vmstat`` counter belongs
+to some row, and that every test a row names exists.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import PROFILES
+
+__all__ = ["Mechanism", "LEDGER", "INFRASTRUCTURE", "MARKS", "PROFILE_NAMES", "markdown",
+           "summary_markdown", "LEDGER_PATH"]
+
+PROFILE_NAMES: tuple[str, ...] = tuple(PROFILES)
+MARKS = ("exact", "approximate", "absent", "n/a")
+LEDGER_PATH = Path(__file__).resolve().parent / "LEDGER.md"
+
+
+@dataclass(frozen=True)
+class Mechanism:
+    """One row: ``marks`` maps each profile to one of ``MARKS``; ``tests`` are pytest node ids
+    (``tests/FILE.py::test_name``); ``kernels`` the modules of ``kernels/`` that implement it;
+    ``counters`` the ``/proc/vmstat`` counters it moves (or, for an absent row, leaves at 0)."""
+    name: str
+    marks: dict[str, str]
+    source: str
+    tests: tuple[str, ...]
+    kernels: tuple[str, ...] = ()
+    counters: tuple[str, ...] = ()
+    note: str = ""
+
+    def mark(self, profile: str) -> str:
+        return self.marks[profile]
+
+
+def marks(default: str, **per: str) -> dict[str, str]:
+    """Marks for every profile: ``default``, except those given as ``v3_10="n/a"``."""
+    out = {p: default for p in PROFILE_NAMES}
+    for k, v in per.items():
+        p = k.removeprefix("v").replace("_", ".")
+        if p not in out:
+            raise ValueError(f"marks: no kernel profile {p!r} (profiles: {PROFILE_NAMES})")
+        out[p] = v
+    return out
+
+
+def _older(mark: str, *, but: str = "6.18", other: str = "exact") -> dict[str, str]:
+    """``other`` on profile ``but``, ``mark`` on every other profile."""
+    return {p: (other if p == but else mark) for p in PROFILE_NAMES}
+
+
+_T = "tests/"
+_REF = "tests/reference/test_reference_selfcheck.py::"
+
+# Modules of kernels/ that are plumbing rather than a mechanism, and why.
+INFRASTRUCTURE = {
+    "__init__": "the package",
+    "borrow": "borrowed array views for hot loops (reference-count traffic), no behaviour",
+    "consts": "constants: the kernel's flag values, array layouts, counter names",
+    "jit": "the one decorator and the kernel cache directory",
+    "state": "the state NamedTuple (struct of arrays)",
+    "lackey": "a trace-file parser (Valgrind lackey logs), not a kernel mechanism",
+}
+
+LEDGER: tuple[Mechanism, ...] = (
+    # ---- physical memory and page tables ----------------------------------------------------
+    Mechanism(
+        "Buddy allocator: orders 0-10, migratetypes, pageblock stealing, lazy init",
+        marks("approximate"),
+        "mm/page_alloc.c `__rmqueue_smallest`, `__rmqueue_fallback`, `__free_one_page`",
+        (_T + "test_engine.py::test_buddy_allocation_is_lazy_and_conserved",
+         _REF + "test_buddyinfo_4mib_machine", _T + "test_differential.py::test_seeded_streams_agree"),
+        ("page_alloc",), ("nr_free_pages", "pgalloc_normal", "pgfree"),
+        "One node, one zone (Normal); no per-CPU page lists; fallback order and claiming "
+        "simplified (tests/reference/SEMANTICS.md 1); frames above a high-water mark are free "
+        "without being listed (deferred struct-page init)."),
+    Mechanism(
+        "Page tables: x86-64 entry bits, 4 or 5 levels, VmPTE",
+        _older("approximate"),
+        "arch/x86/include/asm/pgtable_types.h; `mm_pgtables_bytes` (4.15+)",
+        (_T + "test_engine.py::test_vmpte_counts_pud_pmd_and_pte_tables",
+         _T + "test_engine.py::test_five_level_paging_walks_one_level_more",
+         _T + "test_validate.py::test_engine_page_table_growth"),
+        ("pagetable",), ("nr_page_table_pages",),
+        "VmPTE counts PUD, PMD and PTE tables as 4.15+ does on every profile; 3.x counted PTE "
+        "tables only and 4.0-4.14 showed PMD tables apart (VmPMD). Tables are freed when no VMA "
+        "reaches their range any more (a simplified `free_pgtables`)."),
+    Mechanism(
+        "VMAs: mmap/munmap placement, merging, the vDSO",
+        _older("approximate"),
+        "mm/mmap.c `vm_unmapped_area`, x86 `mmap_base()`; mm/vma.c `vma_merge`",
+        (_T + "test_engine.py::test_mmap_placement_matches_linux_6_18",
+         _T + "test_engine.py::test_adjacent_anonymous_mappings_merge",
+         _T + "test_differential.py::test_vdso_placement_and_segfault",
+         _T + "test_engine.py::test_mmap_munmap_errors_leave_state_unchanged"),
+        ("mmap", "syscalls"), (),
+        "ASLR off; placement checked against a 6.18 host; every profile gets 6.18's vDSO VMAs "
+        "(`[vvar_vclock]` is 6.x's). No `anon_vma`."),
+    Mechanism(
+        "THP-aligned anonymous mmap (2 MiB multiples)",
+        marks("exact"),
+        "mm/huge_memory.c `__thp_get_unmapped_area` (anonymous mappings from 6.8; 2 MiB multiples only from 6.12)",
+        (_REF + "test_thp_alignment_only_on_6_18",
+         _T + "test_engine.py::test_mmap_placement_matches_linux_6_18"),
+        ("mmap",), (),
+        "Only the 6.18 profile aligns; the older profiles place mappings unaligned, as those "
+        "kernels did."),
+    Mechanism(
+        "brk",
+        marks("exact"),
+        "mm/mmap.c `brk`",
+        (_T + "test_lifecycle.py::test_brk_grows_and_shrinks_the_heap", _REF + "test_brk_grow_shrink"),
+        ("syscalls",), (),
+        "The heap starts at 0x555555559000 (a small PIE binary, ASLR off)."),
+    # ---- faults ---------------------------------------------------------------------------
+    Mechanism(
+        "Anonymous 4 KiB faults and the 4 KiB zero page",
+        marks("exact"),
+        "mm/memory.c `handle_mm_fault`, `do_anonymous_page`",
+        (_T + "test_engine.py::test_read_fault_maps_zero_pages_without_rss",
+         _T + "test_differential.py::test_profiles_agree",
+         _T + "test_validate.py::test_engine_reads_map_the_zero_pages_or_a_thp_per_use_zero_page",
+         _T + "test_engine.py::test_segfault_outside_vmas_and_on_read_only"),
+        ("memory",), ("pgfault", "nr_anon_pages"), ""),
+    Mechanism(
+        "THP faults: enabled always/madvise/never, fallback to 4 KiB",
+        marks("exact"),
+        "mm/huge_memory.c `do_huge_pmd_anonymous_page`, `thp_vma_allowable_order`",
+        (_T + "test_engine.py::test_thp_write_fault_and_fallback_accounting",
+         _T + "test_engine.py::test_enabled_madvise_needs_madv_hugepage",
+         _T + "test_validate.py::test_engine_thp_fault_under_madv_hugepage"),
+        ("huge_memory", "memory"),
+        ("thp_fault_alloc", "thp_fault_fallback", "nr_anon_transparent_hugepages"),
+        "PMD-sized THPs only (no mTHP orders: their own row)."),
+    Mechanism(
+        "Huge zero page: read faults, and what a write to it does",
+        marks("exact"),
+        "mm/huge_memory.c `do_huge_pmd_wp_page`: 3.x allocate a THP; 4.x split and copy 4 KiB; "
+        "6.x `do_huge_zero_wp_pmd` allocates a THP",
+        (_T + "test_engine.py::test_write_after_huge_zero_page_allocates_a_thp_on_6_18",
+         _T + "test_engine.py::test_write_after_huge_zero_page_splits_on_4_13",
+         _REF + "test_huge_zero_page_then_write_6_18_and_4_13"),
+        ("huge_memory", "memory"), ("thp_zero_page_alloc", "thp_zero_page_alloc_failed"),
+        "Profile field `zero_wp` (thp on 3.10, 3.12, 3.15 and 6.18; split on 4.13); "
+        "`Config(zero_page_write=...)` overrides it."),
+    Mechanism(
+        "THP defrag modes at fault time (always, defer, defer+madvise, madvise, never)",
+        marks("exact"),
+        "mm/huge_memory.c `vma_thp_gfp_mask` (`alloc_hugepage_direct_gfpmask` before 5.x); "
+        "`defer` 4.6, `defer+madvise` 4.11",
+        (_T + "test_engine.py::test_defrag_madvise_does_not_compact_without_madv_hugepage",
+         _T + "test_engine.py::test_defrag_always_compacts_movable_pageblocks",
+         _T + "test_engine.py::test_sysfs_knobs"),
+        ("compaction", "huge_memory"), (),
+        "Which modes a profile offers and how much effort each asks for; the compaction it then "
+        "runs is approximate (its own row)."),
+    Mechanism(
+        "PR_SET_THP_DISABLE semantics",
+        marks("exact", v3_10="n/a", v3_12="n/a"),
+        "3.15 `VM_NOHUGEPAGE` in `mm->def_flags` (a0715cc22601); 4.13 `MMF_DISABLE_THP` "
+        "(1860033237d4); 6.18 `PR_THP_DISABLE_EXCEPT_ADVISED`",
+        (_T + "test_engine.py::test_prctl_absent_on_3_10",
+         _T + "test_engine.py::test_prctl_3_15_affects_only_new_vmas",
+         _T + "test_engine.py::test_prctl_4_13_is_a_master_override",
+         _T + "test_engine.py::test_prctl_6_18_precedence",
+         _T + "test_engine.py::test_prctl_6_18_values_and_errors",
+         _T + "test_validate.py::test_engine_nohugepage_and_prctl_give_no_huge_pages"),
+        ("huge_memory", "syscalls"), (),
+        "3.10 and 3.12 have no such prctl: EINVAL, as they return. Kept across fork and execve."),
+    Mechanism(
+        "File-mapping faults: read-around, fault-around, page_mkwrite, COW, SIGBUS",
+        marks("approximate"),
+        "mm/memory.c `do_read_fault`, `do_shared_fault`, `do_cow_fault`, `do_fault_around`; "
+        "mm/filemap.c `filemap_fault`, `filemap_map_pages`",
+        (_T + "test_file_mappings.py::test_read_faults_read_around_and_map_neighbours",
+         _T + "test_file_mappings.py::test_shared_write_dirties_and_writeback_write_protects_again",
+         _T + "test_file_mappings.py::test_private_mapping_copies_on_write",
+         _T + "test_file_mappings.py::test_truncate_unmaps_and_access_beyond_eof_is_sigbus",
+         _T + "test_hpc_differential.py::test_random_streams_agree"),
+        ("file_fault", "filemap"), ("nr_mapped", "pgmajfault"),
+        "State and counters agree with the reference model (tests/reference/FILES.md 14) op by "
+        "op; the time faults take is the engine's own and is not compared."),
+    # ---- TLB and time -----------------------------------------------------------------------
+    Mechanism(
+        "TLB: L1 dTLB (4 KiB, 2 MiB), unified STLB, paging-structure caches, flushes",
+        marks("approximate"),
+        "Intel SDM vol. 3, 4.10; geometry from Intel's optimization manual, table 2-15 "
+        "(Skylake)",
+        (_T + "test_engine.py::test_tlb_counts_follow_page_size",
+         _REF + "test_l1_lru_eviction_and_stlb_hit",
+         _T + "test_khugepaged.py::test_collapse_cuts_tlb_misses"),
+        ("tlb",), ("nr_tlb_local_flush_all", "nr_tlb_remote_flush"),
+        "A hardware model, not a kernel mechanism: set-associative LRU, ASID-tagged (no flush on "
+        "a task switch), walk cost by memory loads; no prefetch or speculative walks. Flushes "
+        "invalidate and cost time, but nr_tlb_local_flush_all and nr_tlb_remote_flush stay 0."),
+    Mechanism(
+        "Simulated time: task clocks, CPUs, costs, the batch runner, background threads",
+        marks("approximate"),
+        "`Config.costs` (Intel optimization manual table 2-15; typical x86-64 server costs); "
+        "tests/reference/SEMANTICS.md 8",
+        (_T + "test_batch.py::test_batch_interleaves_by_start_time",
+         _T + "test_batch.py::test_batch_equals_call_by_call",
+         _REF + "test_write_touch_one_page_tables_pfns_and_time",
+         _T + "test_khugepaged.py::test_khugepaged_paces_its_scans_in_simulated_time"),
+        ("sched", "events", "kthreads"), (),
+        "No scheduler: a task runs on CPU (spawn order mod ncpus) and an op starts when both are "
+        "free; every cost is a parameter, the same for every profile. khugepaged, kcompactd, "
+        "kswapd and the flusher run on their own clocks."),
+    # ---- process life cycle -------------------------------------------------------------------
+    Mechanism(
+        "fork (copy-on-write), clone, execve, exit",
+        _older("approximate"),
+        "kernel/fork.c `dup_mmap`; mm/memory.c `copy_page_range`, `do_wp_page`; "
+        "`PG_anon_exclusive` (5.19)",
+        (_T + "test_lifecycle.py::test_fork_shares_pages_copy_on_write",
+         _T + "test_lifecycle.py::test_fork_of_thp_and_split_on_cow",
+         _T + "test_differential.py::test_anon_exclusive_fork_mprotect_and_reuse",
+         _T + "test_lifecycle.py::test_exit_and_execve_free_everything"),
+        ("fork", "memory", "syscalls"), (),
+        "Copy-on-write reuse follows PageAnonExclusive (5.19+) on every profile; 3.x copied a "
+        "whole THP on a COW fault where the engine splits the PMD and copies 4 KiB."),
+    Mechanism(
+        "mprotect, PROT_NONE",
+        _older("approximate"),
+        "mm/mprotect.c `change_pte_range`, `can_change_pte_writable`",
+        (_T + "test_lifecycle.py::test_mprotect_rules", _T + "test_lifecycle.py::test_mprotect_errors",
+         _REF + "test_mprotect_prot_none"),
+        ("mprotect", "syscalls"), (),
+        "Making an exclusive anonymous page writable at once is 6.x's rule, used on every "
+        "profile (older kernels left it to the next write fault)."),
+    Mechanism(
+        "mlock, mlockall, Mlocked (the folio mlock_count)",
+        _older("approximate"),
+        "mm/mlock.c `mlock_fixup`, `mlock_pte_range`, `mlock_folio`, `munlock_folio` (5.18)",
+        (_T + "test_lifecycle.py::test_mlock_populates_locks_and_counts",
+         _T + "test_lifecycle.py::test_mlockall_future_and_errors",
+         _T + "test_differential.py::test_mlocked_of_thps_partly_covered"),
+        ("mlock", "syscalls"), ("nr_mlock",),
+        "5.18+'s mlock_count and folio batches on every profile. Anonymous pages sit on no LRU "
+        "list, so mlocked pages do not move to the unevictable list."),
+    Mechanism(
+        "madvise: MADV_DONTNEED, MADV_HUGEPAGE, MADV_NOHUGEPAGE",
+        marks("exact"),
+        "mm/madvise.c `madvise_dontneed_single_vma`; `hugepage_madvise`",
+        (_T + "test_engine.py::test_madvise_errors_and_holes",
+         _REF + "test_madvise_split_merge_dontneed_and_errors"),
+        ("syscalls", "memory"), (), ""),
+    Mechanism(
+        "MADV_FREE (lazy free)",
+        marks("approximate"),
+        "mm/madvise.c `madvise_free_pte_range` (4.5)",
+        (_T + "test_lifecycle.py::test_madv_free_marks_clean_exclusive_pages_lazy", _REF + "test_madv_free"),
+        ("mlock", "syscalls"), (),
+        "Pages are marked as Linux marks them (smaps LazyFree), but nothing frees them: there is "
+        "no reclaim of anonymous memory. The 3.x profiles accept it though those kernels "
+        "returned EINVAL."),
+    Mechanism(
+        "MAP_POPULATE, MADV_POPULATE_READ/WRITE",
+        _older("approximate"),
+        "mm/gup.c `populate_vma_page_range`, mm/madvise.c `madvise_populate` (5.14)",
+        (_REF + "test_madvise_populate", _REF + "test_map_populate",
+         _T + "test_engine.py::test_map_fixed_noreplace_and_populate"),
+        ("syscalls",), (),
+        "MADV_POPULATE_* is accepted on the 3.x and 4.13 profiles, which had no such advice."),
+    # ---- khugepaged, splits -------------------------------------------------------------------
+    Mechanism(
+        "khugepaged (anonymous): pacing, scan rules per profile, collapse",
+        marks("approximate"),
+        "mm/khugepaged.c `khugepaged_do_scan`, `hpage_collapse_scan_pmd`, `collapse_huge_page`; "
+        "shared and compound pages allowed from 5.8",
+        (_T + "test_differential.py::test_khugepaged_linux_rules",
+         _T + "test_khugepaged.py::test_max_ptes_none_decides_a_sparse_range",
+         _T + "test_khugepaged.py::test_read_only_range_per_kernel",
+         _T + "test_khugepaged.py::test_zero_page_ptes_per_kernel",
+         _T + "test_khugepaged.py::test_shared_pages_limit_after_fork",
+         _T + "test_khugepaged.py::test_referenced_test_and_clear_refs"),
+        ("khugepaged", "kthreads", "huge_memory"),
+        ("thp_collapse_alloc", "thp_collapse_alloc_failed", "thp_scan_exceed_none_pte",
+         "thp_scan_exceed_share_pte", "thp_scan_exceed_swap_pte"),
+        "Writable rule per profile (3.x every PTE writable, 4.13 one, 6.18 none); "
+        "thp_scan_exceed_* counted from 5.8 (6.18). No anon_vma (a never-faulted VMA is scanned), "
+        "a failed allocation ends the wakeup (Linux retries once), 6.18's "
+        "`folio_maybe_mapped_shared` taken as 5.8-6.13's per-page mapcount; no swap entries."),
+    Mechanism(
+        "MADV_COLLAPSE",
+        marks("n/a", v6_18="approximate"),
+        "mm/khugepaged.c `madvise_collapse` (6.1)",
+        (_T + "test_khugepaged.py::test_madv_collapse_matches_the_host",
+         _T + "test_khugepaged.py::test_madv_collapse_errors",
+         _T + "test_khugepaged.py::test_madv_collapse_ignores_sysfs_and_limits_but_honours_the_prctl",
+         _REF + "test_madv_collapse_hand_computed"),
+        ("khugepaged", "sched"), ("thp_collapse_alloc", "thp_collapse_alloc_failed"),
+        "Errnos as Linux (ENOMEM, EBUSY, EAGAIN, EINVAL); khugepaged's simplifications apply (a "
+        "never-faulted VMA collapses: no anon_vma). Older profiles: EINVAL at no cost, as "
+        "kernels without the advice."),
+    Mechanism(
+        "THP splits: PMD splits, the deferred split queue and its shrinker",
+        marks("approximate"),
+        "mm/huge_memory.c `__split_huge_pmd`, `deferred_split_folio`, `deferred_split_scan`, "
+        "`__split_huge_page`; mm/rmap.c `__folio_remove_rmap`; 3.x `split_huge_page`",
+        (_T + "test_differential.py::test_split_linux_rules",
+         _T + "test_khugepaged.py::test_partial_munmap_queues_the_thp_and_drop_slab_splits_it",
+         _T + "test_khugepaged.py::test_3_10_splits_the_page_with_the_pmd",
+         _T + "test_engine.py::test_munmap_partial_thp_splits_pmd",
+         _T + "test_differential.py::test_kswapd_and_drop_slab_split_queued_thps"),
+        ("huge_memory", "memory"),
+        ("thp_split_pmd", "thp_split_page", "thp_deferred_split_page", "thp_split_page_failed"),
+        "Known departures, each an xfail test (`SPLIT_DEPARTURES`): a page's last PTE unmap "
+        "queues a folio a PMD still maps; zap removes PTEs one at a time; 3.x split only after "
+        "a zap's or COW's PMD split. 4.13 uses 6.18's queueing rule. A THP that cannot split "
+        "stays queued (thp_split_page_failed stays 0)."),
+    Mechanism(
+        "Underused-THP shrinker (zero-filled subpages mapped to the zero page on split)",
+        marks("n/a", v6_18="absent"),
+        "mm/huge_memory.c `thp_underused` and the deferred-split shrinker (6.12)",
+        (), (), ("thp_underused_split_page",),
+        "No page contents are simulated."),
+    # ---- compaction -----------------------------------------------------------------------------
+    Mechanism(
+        "Direct compaction, deferral, fragmentation index, vm.compact_memory",
+        marks("approximate"),
+        "mm/compaction.c `compact_zone`, `compaction_deferred`, `fragmentation_index`, "
+        "`sysctl_compaction_handler`",
+        (_T + "test_compaction.py::test_direct_compaction_is_deferred_after_failures",
+         _T + "test_compaction.py::test_extfrag_threshold_decides_whether_to_compact",
+         _T + "test_compaction.py::test_fragmentation_index_and_score_follow_the_kernel_formulas",
+         _T + "test_compaction.py::test_compact_memory_sysctl",
+         _REF + "test_direct_compaction_hand_computed",
+         _T + "test_engine.py::test_defrag_fails_with_an_unmovable_page_in_every_pageblock"),
+        ("compaction", "kthreads"),
+        ("compact_stall", "compact_fail", "compact_success", "compact_migrate_scanned",
+         "compact_free_scanned", "compact_isolated", "pgmigrate_success", "pgmigrate_fail"),
+        "Pageblock-granular scanners; a block is a source only if every page in it is an "
+        "anonymous page mapped once; no async/sync modes; migration never fails "
+        "(pgmigrate_fail stays 0)."),
+    Mechanism(
+        "kcompactd",
+        marks("approximate", v3_10="n/a", v3_12="n/a", v3_15="n/a"),
+        "mm/compaction.c `kcompactd`, `wakeup_kcompactd` (4.6)",
+        (_T + "test_compaction.py::test_kcompactd_woken_by_a_failed_thp_fault",),
+        ("kthreads", "compaction"),
+        ("compact_daemon_wake", "compact_daemon_migrate_scanned", "compact_daemon_free_scanned"),
+        "Woken by a failed order-9 allocation; compacts until an order-9 block is free, with "
+        "direct compaction's deferral."),
+    Mechanism(
+        "Proactive compaction (vm.compaction_proactiveness)",
+        marks("n/a", v6_18="approximate"),
+        "mm/compaction.c `proactive_compact_node`, `fragmentation_score_node` (5.9)",
+        (_T + "test_compaction.py::test_proactive_compaction_only_above_the_high_mark",
+         _T + "test_compaction.py::test_compaction_sysctls"),
+        ("kthreads", "compaction"), (),
+        "Every 500 ms of simulated time above the score's high mark; the sysctl is ENOENT on "
+        "older profiles."),
+    # ---- OOM ----------------------------------------------------------------------------------
+    Mechanism(
+        "OOM badness and /proc/PID/oom_score arithmetic per version",
+        marks("exact"),
+        "mm/oom_kill.c `oom_badness`, fs/proc/base.c `proc_oom_score`: 3.10-3.13 root bonus in "
+        "adj units, 3.14-4.16 3% of points, none from 4.17, unclamped from 5.9",
+        (_T + "test_oom.py::test_known_values_and_the_kernel_quirks",
+         _T + "test_oom.py::test_scalar_formulas_match_the_model",
+         _T + "test_oom.py::test_snapshot_scores_equal_the_live_kernels",
+         _T + "test_oom.py::test_victim_selection_ties",
+         _T + "test_validate.py::test_engine_oom_uses_the_hosts_totalpages_and_its_own_accounting"),
+        ("oom",), (),
+        "The kernel's signed 64-bit arithmetic and C division; ties to the last task from 5.9, "
+        "to the first before. The inputs are the caller's (the page-table term as that version "
+        "counted it)."),
+    Mechanism(
+        "OOM killer path: global OOM, victim, dmesg lines, kill and restart",
+        marks("approximate"),
+        "mm/oom_kill.c `out_of_memory`, `select_bad_process`, `dump_tasks`, `oom_kill_process`, "
+        "`oom_reaper` (4.6)",
+        (_T + "test_oom.py::test_a_fault_that_finds_no_memory_kills_the_biggest_and_restarts",
+         _T + "test_oom.py::test_oom_score_adj_steers_the_victim_and_minus_1000_protects",
+         _T + "test_oom.py::test_the_allocating_task_itself_can_be_the_victim",
+         _T + "test_oom.py::test_the_batch_runner_runs_the_oom_killer_too",
+         _T + "test_oom.py::test_no_victim_panics"),
+        ("oom",), ("oom_kill",),
+        "Global OOM only (no memcg, cpuset or mempolicy constraint), after an order-0 allocation "
+        "finds nothing to reclaim; the victim's memory is freed at once (the oom_reaper line from "
+        "4.6). A machine's badness uses its VmPTE (4.15+ accounting) and 6.x's dmesg format on "
+        "every profile."),
+    # ---- page cache, files, writeback, reclaim ------------------------------------------------
+    Mechanism(
+        "Page cache and LRU lists: active/inactive (or lru, clock, fifo), activation",
+        marks("approximate"),
+        "mm/filemap.c; mm/swap.c `folio_mark_accessed`; mm/vmscan.c `shrink_active_list`, "
+        "`inactive_is_low`; writes stop marking pages in 4.7 (bbddabe2e436)",
+        (_T + "test_files_differential.py::test_seeded_streams_agree",
+         _T + "test_files_differential.py::test_kernel_3_10_agrees",
+         _T + "test_files_differential.py::test_other_lru_policies_agree",
+         _T + "test_pagecache.py::test_misses_equal_libcachesim",
+         _T + "test_pagecache.py::test_linux_policy_protects_a_twice_used_set_from_a_scan"),
+        ("filemap", "lru"),
+        ("nr_file_pages", "nr_inactive_file", "nr_active_file", "nr_unevictable", "nr_shmem",
+         "pgactivate", "pgdeactivate", "pgrefill"),
+        "No per-CPU LRU batches (`lru_add_drain`); one lruvec; tmpfs pages on the anon lists, "
+        "ramfs pages unevictable. The lru, clock and fifo policies give libCacheSim's miss "
+        "counts exactly (`mmcore.pagecache.replay`)."),
+    Mechanism(
+        "Readahead (synchronous windows) and mmap read-around",
+        marks("approximate"),
+        "mm/readahead.c `ondemand_readahead`, `get_init_ra_size`, `get_next_ra_size`; "
+        "mm/filemap.c `do_sync_mmap_readahead`",
+        (_T + "test_file_mappings.py::test_read_faults_read_around_and_map_neighbours",
+         _T + "test_files_differential.py::test_hypothesis_streams_agree"),
+        ("readahead", "file_fault"), ("pgpgin",),
+        "No asynchronous readahead (PG_readahead marks, `page_cache_prev_miss`); the window rule "
+        "is a simplification of `ondemand_readahead` (tests/reference/FILES.md 4)."),
+    Mechanism(
+        "Writeback: flusher, background writeback, dirty throttling, a FIFO disk",
+        marks("approximate"),
+        "mm/page-writeback.c `balance_dirty_pages`, `global_dirty_limits`, `write_cache_pages`; "
+        "fs/fs-writeback.c `wb_writeback`",
+        (_T + "test_files.py::test_flusher_writes_expired_inodes_back",
+         _T + "test_files.py::test_dirty_throttling_and_reclaim_under_pressure",
+         _T + "test_file_mappings.py::test_shared_write_dirties_and_writeback_write_protects_again"),
+        ("page_writeback",),
+        ("nr_dirty", "nr_writeback", "nr_dirtied", "nr_written", "pgpgout", "pgrotated"),
+        "A writer above the dirty threshold waits until Dirty + Writeback is under it (no "
+        "bandwidth estimation or pause ramp); one FIFO queue per filesystem for a disk."),
+    Mechanism(
+        "Reclaim: kswapd, direct reclaim, zone watermarks",
+        marks("approximate"),
+        "mm/vmscan.c `shrink_node`, `kswapd`, `try_to_unmap`; mm/page_alloc.c "
+        "`__setup_per_zone_wmarks`",
+        (_T + "test_files.py::test_watermarks_follow_the_kernel",
+         _T + "test_files.py::test_dirty_throttling_and_reclaim_under_pressure",
+         _T + "test_file_mappings.py::test_reclaim_unmaps_mapped_file_pages_through_the_reverse_map",
+         _T + "test_khugepaged.py::test_memory_pressure_splits_queued_thps"),
+        ("vmscan", "lru"),
+        ("pgscan_kswapd", "pgscan_direct", "pgsteal_kswapd", "pgsteal_direct", "pgscan_file",
+         "pgsteal_file", "pageoutrun", "allocstall_normal"),
+        "Watermarks as the kernel computes them; reclaim takes file pages and queued THPs only "
+        "(no swap, so no anonymous reclaim), SWAP_CLUSTER_MAX at a time."),
+    Mechanism(
+        "drop_caches and its dmesg line",
+        marks("exact"),
+        "fs/drop_caches.c `drop_caches_sysctl_handler`, `drop_pagecache_sb` (value 4 and the "
+        "log line from 3.15)",
+        (_T + "test_files.py::test_drop_caches_log_bit4_and_range",
+         _T + "test_files.py::test_drop_caches_drops_only_clean_unmapped_droppable_pages",
+         _T + "test_files.py::test_drop_caches_cron_scenario_shows_the_cost"),
+        ("read_write",), ("drop_pagecache", "drop_slab"),
+        "Drops every clean, unmapped page not under writeback; 3.10 and 3.12 take 1-3 and log "
+        "nothing. The slab it drops is approximate (its own row)."),
+    Mechanism(
+        "Slab: dentries and inodes (SReclaimable)",
+        marks("approximate"),
+        "fs/dcache.c, fs/inode.c (`drop_slab`)",
+        (_T + "test_files.py::test_drop_slab_makes_lookups_and_reads_slow",),
+        ("read_write",), ("nr_slab_reclaimable",),
+        "One cached 1288-byte unit (dentry and inode) per file; no other slab caches."),
+    Mechanism(
+        "Filesystems: ext4 (delalloc, unwritten extents), ext2, tmpfs, ramfs",
+        marks("approximate"),
+        "fs/ext4/inode.c `ext4_da_get_block_prep`, `ext4_end_io`; fs/ext2; mm/shmem.c; fs/ramfs",
+        (_T + "test_files.py::test_ext4_write_reserves_then_writeback_allocates",
+         _T + "test_files.py::test_ext2_allocates_on_write_and_ext4_enospc",
+         _T + "test_files.py::test_fallocate_unwritten_reads_zero_and_converts_at_writeback",
+         _T + "test_files.py::test_first_write_costs_follow_the_block_state"),
+        ("fs",), (),
+        "Block states only: no journal, reserved blocks, extent-tree blocks or "
+        "`ext4_nonda_switch`; file contents are not simulated."),
+    Mechanism(
+        "File system calls: open, pread, pwrite, fsync, ftruncate, unlink, fallocate",
+        marks("approximate"),
+        "fs/read_write.c; mm/filemap.c `filemap_read`, `generic_perform_write`; fs/open.c "
+        "`vfs_fallocate`",
+        (_T + "test_files.py::test_fallocate_modes",
+         _T + "test_files.py::test_unlink_frees_on_last_close_and_truncate_frees_blocks",
+         _T + "test_files_differential.py::test_seeded_streams_agree",
+         _T + "test_files_differential.py::test_deviation_stream_against_linux"),
+        ("read_write",), (),
+        "Compared with a reference model of Linux in a quiet regime (tests/reference/FILES.md "
+        "0); the departure left (`efbig_small_fs`) has an xfail test. No directories, `dup`, "
+        "COLLAPSE_RANGE or INSERT_RANGE."),
+    Mechanism(
+        "MADV_WILLWRITE (the 2013 RFC)",
+        marks("approximate"),
+        "Andy Lutomirski, \"[RFC] madvise: add MADV_WILLWRITE\", 5 Aug 2013 (never merged)",
+        (_T + "test_file_mappings.py::test_madv_willwrite_rfc_return_values",
+         _T + "test_file_mappings.py::test_madv_willwrite_reserves_without_dirtying",
+         _T + "test_file_mappings.py::test_willwrite_story_moves_the_cost_out_of_the_time_sensitive_phase"),
+        ("willwrite", "syscalls"), (),
+        "The RFC's semantics (no kernel ran it, so nothing to compare with); advice value 64, "
+        "since mainline gave 18 to MADV_WIPEONFORK; the future-work options are config flags."),
+    # ---- huge page cache -----------------------------------------------------------------------
+    Mechanism(
+        "tmpfs huge= and shmem_enabled (the mainline huge page cache)",
+        marks("approximate", v3_10="n/a", v3_12="n/a", v3_15="n/a"),
+        "mm/shmem.c `shmem_huge_global_enabled`, `shmem_alloc_and_add_folio` (4.8); "
+        "mm/memory.c `do_set_pmd`; truncation splits a folio from 5.17",
+        (_T + "test_huge_page_cache.py::test_huge_always_write_allocates_pmd_sized_folios",
+         _T + "test_huge_page_cache.py::test_huge_never_and_within_size",
+         _T + "test_huge_page_cache.py::test_shmem_enabled_deny_and_force_override_mounts",
+         _T + "test_huge_page_cache.py::test_aligned_shared_mapping_faults_once_per_2mib",
+         _T + "test_huge_page_cache.py::test_truncate_on_4_13_zeroes_the_partial_folio",
+         _T + "test_hpc_differential.py::test_pmd_streams_agree"),
+        ("shmem", "filemap", "file_fault", "read_write"),
+        ("thp_file_alloc", "thp_file_fallback", "thp_file_mapped", "nr_shmem_hugepages",
+         "nr_shmem_pmdmapped"),
+        "PMD-sized folios only; accessed marks follow 4 KiB steps (`generic_perform_write` "
+        "before 6.11, `shmem_file_read_iter` before 6.14); huge= is refused before 4.8."),
+    Mechanism(
+        "The 2013 huge page cache (ramfs) and its mmap extension",
+        marks("approximate"),
+        "Kirill Shutemov's 2013 series (v5, \"everything but mmap()\"; never merged)",
+        (_T + "test_huge_page_cache.py::test_2013_ramfs_write_and_read_allocate_huge_pages",
+         _T + "test_huge_page_cache.py::test_2013_fault_on_a_huge_page_splits_it",
+         _T + "test_huge_page_cache.py::test_2013_last_writers_close_splits_the_last_huge_page",
+         _T + "test_huge_page_cache.py::test_2013_mmap_model_maps_huge_pages_with_pmds",
+         _T + "test_huge_page_cache.py::test_coalescing_is_what_2013_lacked"),
+        ("shmem", "filemap", "read_write"),
+        ("thp_write_alloc", "thp_write_alloc_failed", "thp_read_alloc", "thp_read_alloc_failed",
+         "nr_file_hugepages", "nr_file_pmdmapped"),
+        "A model of patches no kernel merged (`Config(huge_page_cache=\"2013\")` or "
+        "`\"2013+mmap\"`), on any profile; nothing to compare with but the series' text."),
+    Mechanism(
+        "File THP collapse: khugepaged and MADV_COLLAPSE on tmpfs",
+        marks("approximate", v3_10="n/a", v3_12="n/a", v3_15="n/a"),
+        "mm/khugepaged.c `collapse_file`, `retract_page_tables`, `collapse_pte_mapped_thp`",
+        (_T + "test_huge_page_cache.py::test_khugepaged_coalesces_small_tmpfs_pages",
+         _T + "test_huge_page_cache.py::test_madvise_collapse_on_tmpfs_maps_a_pmd_at_once",
+         _T + "test_huge_page_cache.py::test_khugepaged_respects_max_ptes_none_for_files",
+         _T + "test_huge_page_cache.py::test_madvise_collapse_on_ext4_is_einval"),
+        ("khugepaged",), ("thp_collapse_alloc", "thp_file_mapped"),
+        "Holes are zero-filled, old pages unmapped everywhere and empty PTE tables freed; "
+        "MADV_COLLAPSE only on 6.18. The 2013+mmap model coalesces ramfs pages the same way."),
+    # ---- observables ---------------------------------------------------------------------------
+    Mechanism(
+        "/proc and sysfs observables: vmstat, meminfo, buddyinfo, smaps, status, clear_refs",
+        _older("approximate"),
+        "fs/proc/task_mmu.c `show_smap`, `clear_refs_write`; fs/proc/meminfo.c; mm/vmstat.c",
+        (_T + "test_validate.py::test_host_matches_engine",
+         _T + "test_khugepaged.py::test_clear_refs_rejects_bad_values",
+         _REF + "test_buddyinfo_after_touch_on_4mib_machine",
+         _T + "test_engine.py::test_sysfs_knobs"),
+        ("proc",), (),
+        "The kernel's names and units, checked against a 6.18 host by `mmcore validate`. Every "
+        "profile shows 6.18's field set: counters a version lacked (thp_split_pmd 4.5, "
+        "compact_daemon_* 4.6, thp_file_* 4.8, ...) are shown and counted there too."),
+    # ---- not modelled ----------------------------------------------------------------------------
+    Mechanism(
+        "Memory cgroups (charging, limits, memcg OOM, memcg reclaim)",
+        marks("absent"),
+        "mm/memcontrol.c",
+        (), (), ("thp_fault_fallback_charge", "thp_file_fallback_charge"),
+        "Everything is in the root cgroup; `fr_memcg` exists but is never set. The OOM "
+        "arithmetic takes a memcg's limit as `totalpages` when given."),
+    Mechanism(
+        "Swap: anonymous reclaim, swap entries, swap-in",
+        marks("absent"),
+        "mm/swapfile.c, mm/swap_state.c; the anonymous LRU lists of mm/vmscan.c",
+        (), (), ("thp_scan_exceed_swap_pte",),
+        "`Config.swap` only enters the OOM killer's totalpages; SwapTotal is 0."),
+    Mechanism(
+        "Workingset detection (shadow entries, refault distance)",
+        marks("absent", v3_10="n/a", v3_12="n/a"),
+        "mm/workingset.c (3.15)",
+        (), (), ("workingset_refault_file", "workingset_activate_file"),
+        "An evicted page leaves no shadow entry; a refault is a plain miss."),
+    Mechanism(
+        "Page-cache large folios on ext4 and XFS",
+        marks("n/a", v6_18="absent"),
+        "mm/filemap.c `__filemap_get_folio` with large orders (XFS 5.18, ext4 later)",
+        (_T + "test_huge_page_cache.py::test_madvise_collapse_on_ext4_is_einval",), (), (),
+        "ext4 and ext2 cache 4 KiB pages only; only tmpfs (and the 2013 models' ramfs) hold "
+        "PMD-sized folios."),
+    Mechanism(
+        "Anonymous multi-size THP (mTHP orders below PMD)",
+        marks("n/a", v6_18="absent"),
+        "mm/huge_memory.c `thp_vma_allowable_orders` (6.8)",
+        (), (), (),
+        "Faults are 4 KiB or 2 MiB; `mmcore validate` reports a host with other mTHP sizes on."),
+    Mechanism(
+        "NUMA, zones other than Normal, hugetlbfs, KSM, userfaultfd, memory hotplug",
+        marks("absent"),
+        "mm/mempolicy.c, mm/hugetlb.c, mm/ksm.c, fs/userfaultfd.c, mm/memory_hotplug.c",
+        (), (), (), "One node, one zone."),
+)
+
+
+# ---- rendering ----------------------------------------------------------------------------------
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def counts() -> dict[str, dict[str, int]]:
+    """For each profile, how many rows carry each mark."""
+    return {p: {m: sum(1 for r in LEDGER if r.marks[p] == m) for m in MARKS} for p in PROFILE_NAMES}
+
+
+def summary_markdown() -> str:
+    """The README's summary: rows per mark and profile."""
+    c = counts()
+    out = ["| mark | " + " | ".join(PROFILE_NAMES) + " |", "|---|" + "---|" * len(PROFILE_NAMES)]
+    for m in MARKS:
+        out.append(f"| {m} | " + " | ".join(str(c[p][m]) for p in PROFILE_NAMES) + " |")
+    return "\n".join(out)
+
+
+def markdown() -> str:
+    """The whole ledger (``mmcore/LEDGER.md``)."""
+    head = [
+        "# Fidelity ledger",
+        "",
+        "Generated from `mmcore/ledger.py` (`python -m mmcore.ledger --write`); "
+        "`tests/test_ledger.py` fails when this file is stale, when a module of `kernels/` or a "
+        "`/proc/vmstat` counter has no row, or when a row names a test that does not exist.",
+        "",
+        "Marks, per kernel profile (`Config(kernel=...)`):",
+        "",
+        "- **exact**: the kernel's rules for that version in everything observable (state, "
+        "counters, errnos, `/proc` fields), checked by the tests named against a reference model "
+        "written from the kernel, the host kernel or the kernel's own numbers;",
+        "- **approximate**: modelled, with the simplifications or departures the notes state;",
+        "- **absent**: not modelled;",
+        "- **n/a**: that kernel version does not have it (the engine refuses it as the version "
+        "does, or never runs it).",
+        "",
+        "Simulated time is approximate throughout (its own row): a mechanism marked exact does "
+        "the kernel's work in the kernel's order, at the costs `Config.costs` sets.",
+        "",
+        summary_markdown(),
+        "",
+        "| mechanism | " + " | ".join(PROFILE_NAMES) + " | source | shown by |",
+        "|---|" + "---|" * len(PROFILE_NAMES) + "---|---|",
+    ]
+    for r in LEDGER:
+        tests = "<br>".join(f"`{t}`" for t in r.tests) or "-"
+        head.append(f"| {_cell(r.name)} | " + " | ".join(r.marks[p] for p in PROFILE_NAMES)
+                    + f" | {_cell(r.source)} | {tests} |")
+    head += ["", "## Notes", ""]
+    for r in LEDGER:
+        bits = []
+        if r.note:
+            bits.append(r.note)
+        if r.kernels:
+            bits.append("Code: " + ", ".join(f"`kernels/{k}.py`" for k in r.kernels) + ".")
+        if r.counters:
+            bits.append("vmstat: " + ", ".join(f"`{c}`" for c in r.counters) + ".")
+        head.append(f"- **{r.name}.** " + " ".join(bits))
+    head += ["", "Modules of `kernels/` with no row (plumbing, not a mechanism):", ""]
+    head += [f"- `kernels/{k}.py`: {why}." for k, why in INFRASTRUCTURE.items()]
+    return "\n".join(head) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mmcore.ledger``: print the ledger; ``--write`` writes mmcore/LEDGER.md,
+    ``--check`` exits 1 if that file is stale."""
+    argv = sys.argv[1:] if argv is None else argv
+    text = markdown()
+    if argv == ["--write"]:
+        LEDGER_PATH.write_text(text, encoding="utf-8")
+        print(f"wrote {LEDGER_PATH}")
+        return 0
+    if argv == ["--check"]:
+        ok = LEDGER_PATH.is_file() and LEDGER_PATH.read_text(encoding="utf-8") == text
+        print(f"{LEDGER_PATH}: {'up to date' if ok else 'stale: python -m mmcore.ledger --write'}")
+        return 0 if ok else 1
+    if argv:
+        print("usage: python -m mmcore.ledger [--write | --check]", file=sys.stderr)
+        return 2
+    print(text, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
