@@ -124,6 +124,21 @@ LEDGER: tuple[Mechanism, ...] = (
         "Only the 6.18 profile aligns; the older profiles place mappings unaligned, as those "
         "kernels did."),
     Mechanism(
+        "Overcommit accounting: VM_ACCOUNT, Committed_AS, vm.overcommit_memory 0/1/2",
+        _older("approximate"),
+        "mm/util.c `__vm_enough_memory`, `vm_commit_limit`; mm/mmap.c `accountable_mapping`; "
+        "the mode-0 rule became \"more than RAM + swap\" in 5.x",
+        (_T + "test_overcommit.py::test_private_writable_mappings_are_charged_and_given_back",
+         _T + "test_overcommit.py::test_heuristic_mode_refuses_only_more_than_ram",
+         _T + "test_overcommit.py::test_old_heuristic_counts_free_memory",
+         _T + "test_overcommit.py::test_strict_mode_keeps_committed_below_the_limit",
+         _T + "test_overcommit.py::test_fork_charges_the_copies_and_exit_gives_them_back"),
+        ("overcommit", "syscalls", "fork"), (),
+        "6.18's heuristic as a 6.18 host showed it; the older profiles use the earlier "
+        "free-memory heuristic (free pages, page cache less shmem, reclaimable slab, less the "
+        "high watermark and the admin reserve), checked on hand-made cases only. No swap, so "
+        "swap adds nothing to any limit."),
+    Mechanism(
         "brk",
         marks("exact"),
         "mm/mmap.c `brk`",
