@@ -169,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"check_slowdown: slower than {a.threshold}x the recorded run (normalised to the "
               f"bare loop): {', '.join(slow)}", file=sys.stderr)
         return 1
-    print(f"check_slowdown: ok ({len(rows)} benchmarks within {a.threshold}x of the recorded run)")
+    print(f"check_slowdown: ok ({len(rows)} benchmark{'' if len(rows) == 1 else 's'} within "
+          f"{a.threshold}x of the recorded run)")
     return 0
 
 

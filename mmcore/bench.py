@@ -384,7 +384,7 @@ def main(k: str | None = None, json_out: str | None = None, markdown: bool = Fal
         s = find_suite(suite)
         expr = select_expr(k, quick)
         nodes = collect(s, expr, k)
-        print(f"mmcore bench: {len(nodes)} benchmarks from {s}"
+        print(f"mmcore bench: {len(nodes)} benchmark{'' if len(nodes) == 1 else 's'} from {s}"
               + (" (quick: compile and memory groups left out)" if quick else ""), file=sys.stderr)
         with tempfile.TemporaryDirectory(prefix="mmcore-bench-") as tmp:
             jp = Path(tmp) / "bench.json"

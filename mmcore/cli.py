@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 import time
 import tomllib
 import traceback
@@ -678,12 +679,13 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--plot-out", metavar="PNG", help="where --plot writes (default SWEEP-plot.png)")
     b = sub.add_parser(
         "bench", help="run the benchmark suite (bench/) and print each figure and the ratios",
-        description="Run the pytest-benchmark suite of the source tree (bench/; bench/README.md "
-        "describes each benchmark) in a subprocess, showing pytest's progress on stderr, then "
-        "print a table: each benchmark's headline figure (the rate in its extra_info, or its "
-        "median round), the ratios measured side by side in the same run, and the machine. The "
-        "whole suite takes several minutes. Exit status: 0, 1 when a benchmark failed (the "
-        "table shows what finished) or on an internal error, 2 for bad input.",
+        description=textwrap.fill(
+            "Run the pytest-benchmark suite of the source tree (bench/; bench/README.md "
+            "describes each benchmark) in a subprocess, showing pytest's progress on stderr, then "
+            "print a table: each benchmark's headline figure (the rate in its extra_info, or its "
+            "median round), the ratios measured side by side in the same run, and the machine. "
+            "The whole suite takes 5-10 minutes on 2 cores. Exit status: 0, 1 when a benchmark "
+            "failed (the table shows what finished) or on an internal error, 2 for bad input.", 79),
         epilog="examples:\n"
         "  mmcore bench --json results.json             # the whole suite\n"
         "  mmcore bench -k 'access or fault' --quick\n"

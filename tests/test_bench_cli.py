@@ -279,7 +279,7 @@ def test_slowdown_main_exit_status(tmp_path, capsys):
     ok.write_text(json.dumps(rate_run(10e6, {"test_a": 5.1e6})))
     slow.write_text(json.dumps(rate_run(20e6, {"test_a": 5e6})))
     assert S.main(["--recorded", str(rec), "--results", str(ok)]) == 0
-    assert "ok (1 benchmarks within 1.5x" in capsys.readouterr().out
+    assert "ok (1 benchmark within 1.5x" in capsys.readouterr().out
     assert S.main(["--recorded", str(rec), "--results", str(slow)]) == 1
     assert "slower than 1.5x the recorded run" in capsys.readouterr().err
     assert S.main(["--recorded", str(rec), "--results", str(slow), "--threshold", "2.5"]) == 0
