@@ -363,9 +363,9 @@ LEDGER: tuple[Mechanism, ...] = (
         ("compaction", "kthreads"),
         ("compact_stall", "compact_fail", "compact_success", "compact_migrate_scanned",
          "compact_free_scanned", "compact_isolated", "pgmigrate_success", "pgmigrate_fail"),
-        "Pageblock-granular scanners; a block is a source only if every page in it is an "
-        "anonymous page mapped once; no async/sync modes; migration never fails "
-        "(pgmigrate_fail stays 0)."),
+        "Pageblock-granular scanners; a block is a source only if every page in use in it is "
+        "an order-0 anonymous page mapped at most once (no THP or page-cache migration); no "
+        "async/sync modes; migration never fails (pgmigrate_fail stays 0)."),
     Mechanism(
         "kcompactd",
         marks("approximate", v3_10="n/a", v3_12="n/a", v3_15="n/a"),
