@@ -36,6 +36,23 @@ def _tmpfs(memory: str, huge: str, enabled: str = "always"):
     return m, m.spawn("bench")
 
 
+def _pmd_fault_rounds(benchmark, t, setup):
+    """Time ``ROUNDS`` touches of every 2 MiB of the mapping ``setup`` makes (after one untimed
+    warm-up); unmap between rounds. Returns vmstat before and after the timed rounds."""
+    def touch(a):
+        t.touch(a, FILE, stride=2 * MiB, write=False)
+
+    def teardown(a):
+        t.munmap(a, FILE)
+
+    args, _ = setup()                                        # warm-up, untimed
+    touch(*args)
+    teardown(*args)
+    v0 = t.machine.vmstat()
+    benchmark.pedantic(touch, setup=setup, teardown=teardown, rounds=ROUNDS, iterations=1)
+    return v0, t.machine.vmstat()
+
+
 @pytest.mark.benchmark(group="file-thp")
 def test_file_pmd_fault(benchmark, rates):
     """PMD faults on a cached tmpfs huge folio: map, touch every 2 MiB, unmap."""
@@ -47,18 +64,7 @@ def test_file_pmd_fault(benchmark, rates):
     def setup():
         return (t.mmap(FILE, PROT_READ, MAP_SHARED, fd=fd),), {}
 
-    def touch(a):
-        t.touch(a, FILE, stride=2 * MiB, write=False)
-
-    def teardown(a):
-        t.munmap(a, FILE)
-
-    args, _ = setup()                                        # warm-up, untimed
-    touch(*args)
-    teardown(*args)
-    v0 = m.vmstat()
-    benchmark.pedantic(touch, setup=setup, teardown=teardown, rounds=ROUNDS, iterations=1)
-    v1 = m.vmstat()
+    v0, v1 = _pmd_fault_rounds(benchmark, t, setup)
     assert v1["thp_file_mapped"] - v0["thp_file_mapped"] == ROUNDS * nfaults
     assert v1["thp_file_alloc"] == v0["thp_file_alloc"] == nfaults     # cached: no allocation
     rates.record(benchmark, "file-pmd-fault", nfaults, "faults_per_s")
@@ -78,18 +84,7 @@ def test_file_pmd_fault_alloc(benchmark, rates):
         t.ftruncate(fd, FILE)
         return (t.mmap(FILE, PROT_READ, MAP_SHARED, fd=fd),), {}
 
-    def touch(a):
-        t.touch(a, FILE, stride=2 * MiB, write=False)
-
-    def teardown(a):
-        t.munmap(a, FILE)
-
-    args, _ = setup()                                        # warm-up, untimed
-    touch(*args)
-    teardown(*args)
-    v0 = m.vmstat()
-    benchmark.pedantic(touch, setup=setup, teardown=teardown, rounds=ROUNDS, iterations=1)
-    v1 = m.vmstat()
+    v0, v1 = _pmd_fault_rounds(benchmark, t, setup)
     assert v1["thp_file_alloc"] - v0["thp_file_alloc"] == ROUNDS * nfaults
     assert v1["thp_file_fallback"] == v0["thp_file_fallback"] == 0
     rates.record(benchmark, "file-pmd-fault-alloc", nfaults, "faults_per_s")

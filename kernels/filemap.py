@@ -23,6 +23,8 @@ from .consts import (
     VS_NR_SHMEM_HUGEPAGES,
     VS_NR_SHMEM_PMDMAPPED,
     VS_THP_SPLIT_PAGE,
+    VS_THP_SPLIT_PMD,
+    PTE_PFN_MASK,
     VS_NR_MAPPED,
     MM_SHMEMPAGES,
     MM_FILEPAGES,
@@ -355,6 +357,18 @@ def unmap_file_pmd(vmstat, fr32, fr_flags, mm, mmi, head):
         else:
             vmstat[VS_NR_FILE_PMDMAPPED] -= 1
     file_rss(mm, mmi, fr_flags, head, -HPAGE_PMD_NR)
+
+
+@kernel
+def zap_file_pmd(vmstat, fr32, fr_flags, pt, mm, mmi, pos, whole):
+    """zap_huge_pmd, or __split_huge_pmd (``whole`` False: part of its range goes), of a PMD
+    mapping a page-cache THP: either way the PMD is cleared (nothing was deposited for it) and
+    the folio stays cached; its pages are faulted in again by PTEs."""
+    head = (pt[pos] & PTE_PFN_MASK) >> 12
+    pt[pos] = 0
+    unmap_file_pmd(vmstat, fr32, fr_flags, mm, mmi, head)
+    if not whole:
+        vmstat[VS_THP_SPLIT_PMD] += 1
 
 
 # ---- PMD-sized page-cache folios (the huge page cache) -------------------------------------------

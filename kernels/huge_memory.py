@@ -62,7 +62,7 @@ from .consts import (
     VS_THP_SPLIT_PAGE,
 )
 from .events import NEVER, rearm
-from .filemap import unmap_file_pmd
+from .filemap import zap_file_pmd
 from .jit import kernel
 from .page_alloc import free_pages, rmqueue
 from .pagetable import entry_pfn, pmd_lookup, withdraw_table
@@ -174,9 +174,7 @@ def split_huge_pmd(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, mmi, pos
     """
     pmde = pt[pos]
     if fr_flags[entry_pfn(pmde)] & PG_file_thp:
-        pt[pos] = 0
-        unmap_file_pmd(vmstat, fr32, fr_flags, mm, mmi, entry_pfn(pmde))
-        vmstat[VS_THP_SPLIT_PMD] += 1
+        zap_file_pmd(vmstat, fr32, fr_flags, pt, mm, mmi, pos, False)
         return
     pmd_table = pt_aux[0, pos // PTRS_PER_TABLE]
     table = withdraw_table(fr32, pmd_table)

@@ -261,22 +261,33 @@ def scan_pmd(cfg, vmstat, fr32, fr_flags, fr_order, pt, tb, khugepaged):
 
 
 @kernel
+def alloc_collapse_folio(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm, tlb,
+                         pwc, direct):
+    """alloc_charge_folio: an order-9 block (with direct compaction when ``direct``), counted
+    in thp_collapse_alloc or thp_collapse_alloc_failed. Returns (pfn or -1, cost in ps)."""
+    cost = 0
+    pfn = rmqueue(gs, cfg, fr32, fr_flags, fr_order, pb_mt, HPAGE_PMD_ORDER, MIGRATE_MOVABLE)
+    if pfn < 0 and direct:
+        pfn, cost = try_compact_direct(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
+                                       pt, mm, tlb, pwc)
+    if pfn < 0:
+        vmstat[VS_THP_COLLAPSE_ALLOC_FAILED] += 1
+        return -1, cost
+    vmstat[VS_THP_COLLAPSE_ALLOC] += 1
+    vmstat[VS_PGALLOC] += HPAGE_PMD_NR
+    return pfn, cost
+
+
+@kernel
 def collapse_huge_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
                        vma, tlb, pwc, mmi, vm_flags, pos, haddr, direct):
     """collapse_huge_page for an anonymous range that passed ``scan_pmd``: allocate a THP (with
     compaction when ``direct``), copy the pages in (zeroing the holes), install the PMD, free the
     old pages and deposit the emptied PTE table. Returns (SCAN_* result, cost in ps)."""
-    cost = 0
-    pfn = rmqueue(gs, cfg, fr32, fr_flags, fr_order, pb_mt, HPAGE_PMD_ORDER, MIGRATE_MOVABLE)
-    if pfn < 0 and direct:
-        pfn, c = try_compact_direct(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
-                                    mm, tlb, pwc)
-        cost += c
+    pfn, cost = alloc_collapse_folio(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
+                                     pt, mm, tlb, pwc, direct)
     if pfn < 0:
-        vmstat[VS_THP_COLLAPSE_ALLOC_FAILED] += 1
         return SCAN_ALLOC_HUGE_PAGE_FAIL, cost
-    vmstat[VS_THP_COLLAPSE_ALLOC] += 1
-    vmstat[VS_PGALLOC] += HPAGE_PMD_NR
     table = entry_pfn(pt[pos])
     tb = fr_idx[table] * PTRS_PER_TABLE
     zp = cfg[C_NR_FRAMES]
@@ -671,16 +682,11 @@ def collapse_file(S, mmi, p, haddr, khugepaged, direct):
     f = ino[I_FS, ii]
     if fs[FS_FREE, f] < none or (fgs[FG_PC_USED] + none) * 2 > pc.shape[0]:
         return SCAN_FAIL, cost                   # shmem_charge fails (or no index room)
-    new = rmqueue(gs, cfg, fr32, fr_flags, fr_order, pb_mt, HPAGE_PMD_ORDER, MIGRATE_MOVABLE)
-    if new < 0 and direct:
-        new, c = try_compact_direct(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
-                                    mm, tlb, pwc)
-        cost += c
+    new, c = alloc_collapse_folio(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
+                                  mm, tlb, pwc, direct)
+    cost += c
     if new < 0:
-        vmstat[VS_THP_COLLAPSE_ALLOC_FAILED] += 1
         return SCAN_ALLOC_HUGE_PAGE_FAIL, cost
-    vmstat[VS_THP_COLLAPSE_ALLOC] += 1
-    vmstat[VS_PGALLOC] += HPAGE_PMD_NR
     # try_to_unmap every old page, then replace it in the page cache by the new folio's page
     where = inode_vmas(gs, mm, vma, ii, False)
     for k in range(HPAGE_PMD_NR):

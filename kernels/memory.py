@@ -6,7 +6,6 @@ accessed and dirty bits) and calls it. Hot functions take arrays, never the stat
 from .borrow import borrow_state, borrow, prefetch
 from .compaction import alloc_thp
 from .consts import (
-    VS_THP_SPLIT_PMD,
     FAULT_PC_RESERVE,
     PG_anon,
     _PAGE_ACCESSED,
@@ -121,7 +120,7 @@ from .huge_memory import (
     thp_vma_allowable,
 )
 from .file_fault import do_file_fault, do_file_huge_fault, do_file_wp, file_room
-from .filemap import unmap_file_pmd, unmap_file_pte
+from .filemap import unmap_file_pte, zap_file_pmd
 from .jit import kernel
 from .mlock import mlock_folio, munlock_pte_page, munlock_thp
 from .mmap import range_has_vma, vma_lookup
@@ -870,15 +869,9 @@ def zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
         pmde = pt[pos]
         if pmde & _PAGE_PSE:
             if fr_flags[entry_pfn(pmde)] & PG_file_thp:
-                # zap_huge_pmd / __split_huge_pmd of a page-cache THP: the PMD goes whole, the
-                # folio stays cached
-                pt[pos] = 0
-                unmap_file_pmd(vmstat, fr32, fr_flags, mm, mmi, entry_pfn(pmde))
-                if (va & (HPAGE_PMD_SIZE - 1)) == 0 and nxt - va == HPAGE_PMD_SIZE:
-                    zapped += HPAGE_PMD_NR
-                else:
-                    vmstat[VS_THP_SPLIT_PMD] += 1
-                    zapped += 1
+                whole = (va & (HPAGE_PMD_SIZE - 1)) == 0 and nxt - va == HPAGE_PMD_SIZE
+                zap_file_pmd(vmstat, fr32, fr_flags, pt, mm, mmi, pos, whole)
+                zapped += HPAGE_PMD_NR if whole else 1
                 va = nxt
                 continue
             if (va & (HPAGE_PMD_SIZE - 1)) == 0 and nxt - va == HPAGE_PMD_SIZE:

@@ -24,7 +24,6 @@ completions, the flusher's wakeups and kswapd. Then:
 from .consts import (
     V_FLAGS,
     HPAGE_PMD_SIZE,
-    VS_THP_SPLIT_PMD,
     PG_tail,
     PG_anon,
     _PAGE_SPECIAL,
@@ -116,8 +115,8 @@ from .filemap import (
     filemap_remove_huge,
     filemap_remove_page,
     split_file_folio,
-    unmap_file_pmd,
     unmap_file_pte,
+    zap_file_pmd,
 )
 from .shmem import (
     HUGE_FOR_READ,
@@ -467,10 +466,8 @@ def zap_file_ptes(S, mmi, lo, hi):
         e = pt[pos]
         if e & _PAGE_PSE:
             if fr_flags[entry_pfn(e)] & PG_file_thp:
-                pt[pos] = 0
-                unmap_file_pmd(vmstat, fr32, fr_flags, mm, mmi, entry_pfn(e))
-                if (va & (HPAGE_PMD_SIZE - 1)) != 0 or nxt - va != HPAGE_PMD_SIZE:
-                    vmstat[VS_THP_SPLIT_PMD] += 1
+                zap_file_pmd(vmstat, fr32, fr_flags, pt, mm, mmi, pos,
+                             (va & (HPAGE_PMD_SIZE - 1)) == 0 and nxt - va == HPAGE_PMD_SIZE)
                 n += 1
             va = nxt
             continue
