@@ -90,8 +90,12 @@ def _pytest(suite: Path, args: Sequence[str], targets: Sequence[str] | None = No
 
 def _env() -> dict[str, str]:
     """The suite needs one plugin, loaded explicitly; others (hypothesis, xdist, ...) stay out of
-    the timed process and out of its start-up time."""
-    return dict(os.environ, PYTHONUNBUFFERED="1", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    the timed process and out of its start-up time. A caller that is itself an xdist worker (the
+    test suite under ``-n``) must not pass that on: pytest-benchmark would see xdist and turn
+    benchmarks off."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PYTEST_XDIST") and k != "PYTEST_CURRENT_TEST"}
+    return dict(env, PYTHONUNBUFFERED="1", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
 
 
 def collect(suite: Path, expr: str | None, k: str | None) -> list[str]:
