@@ -93,6 +93,10 @@ def summary_tables(s: dict, markdown: bool = False) -> str:
                         "dTLB misses", "clock ms"], rows, markdown))
     mi = s["meminfo"]
     keys = ["MemFree", "MemAvailable", "Cached", "Dirty", "AnonPages", "AnonHugePages", "PageTables"]
+    # the huge page cache and overcommit, where the run used them
+    keys += [k for k in ("ShmemHugePages", "ShmemPmdMapped", "FileHugePages", "FilePmdMapped")
+             if mi.get(k)]
+    keys += ["Committed_AS"] if mi.get("Committed_AS") else []
     parts.append(table(["meminfo"] + keys, [["kB"] + [mi.get(k, 0) for k in keys]], markdown))
     vs = s["vmstat"]
     keys = ["pgfault", "thp_fault_alloc", "thp_fault_fallback", "pgpgin", "pgpgout", "drop_pagecache",
