@@ -15,6 +15,14 @@ faults' costs belong to the engine's hardware model, so the reference adopts the
 after each of them. Page tables are not memory in the reference: MemFree and nr_free_pages are
 compared with the engine's page-table pages added back, and pgalloc/pgfree only in streams
 without mappings.
+
+khugepaged is asleep in those streams (THP enabled=never). The streams at the end
+(tests/reference/file_collapse.py, FILES.md 15) run it: THP enabled=always, a wakeup every 100 ms
+(``Config(khugepaged=...)``), time passing as an op (``Machine.advance``) and MADV_COLLAPSE
+(madvise advice 25) among the ops; they compare everything above plus pages_collapsed, full_scans,
+khugepaged's busy time, next wakeup and list, thp_collapse_alloc[_failed] and
+thp_scan_exceed_none_pte. khugepaged's and MADV_COLLAPSE's costs are compared too; the one clock
+the reference takes from the engine there is the time of the fault that first wakes khugepaged.
 """
 import os
 
@@ -25,8 +33,9 @@ import mmcore
 from mmcore.check import check_files, check_invariants
 from mmcore.kernels import consts as K
 
+from .reference.file_collapse import COLLAPSE_DEVIATIONS, MADV_COLLAPSE, RefCollapse
 from .reference.file_maps import MADV_DONTNEED, MADV_HUGEPAGE, MADV_NOHUGEPAGE, VM_MASK, \
-    RefFileMaps, SegFault, SigBus
+    SegFault, SigBus
 from .reference.file_model import DEVIATIONS, MAPPING_DEVIATIONS
 from .test_files_differential import (
     KEEP,
@@ -53,10 +62,14 @@ KiB, MiB, PG, HP = 1 << 10, 1 << 20, 4096, 2 << 20
 # long mapping at a 4 KiB offset can still be PMD-mapped in Linux); tmpfs huge=always allocates
 # only PMD-sized folios (6.14+ also falls back to smaller large folios).
 ENGINE: frozenset = frozenset()      # departures the engine still has (none of the five now)
+# ... and in khugepaged's and MADV_COLLAPSE's work on page-cache ranges (file_collapse.py)
+KH_ENGINE: frozenset = frozenset(COLLAPSE_DEVIATIONS)
+KH_PC_ROOM = 1 << 15
 HPC_VMSTAT = ("thp_file_alloc", "thp_file_fallback", "thp_file_mapped", "thp_split_pmd",
               "thp_split_page", "thp_write_alloc", "thp_write_alloc_failed", "thp_read_alloc",
               "thp_read_alloc_failed", "nr_shmem_hugepages", "nr_file_hugepages",
-              "nr_shmem_pmdmapped", "nr_file_pmdmapped", "nr_anon_pages", "pgmajfault")
+              "nr_shmem_pmdmapped", "nr_file_pmdmapped", "nr_anon_pages", "pgmajfault",
+              "thp_collapse_alloc", "thp_collapse_alloc_failed", "thp_scan_exceed_none_pte")
 HPC_MEMINFO = ("ShmemHugePages", "ShmemPmdMapped", "FileHugePages", "FilePmdMapped", "AnonPages")
 SMAPS_KEYS = ("Rss", "Pss", "Pss_Dirty", "Shared_Clean", "Shared_Dirty", "Private_Clean",
               "Private_Dirty", "Anonymous", "ShmemPmdMapped", "FilePmdMapped")
@@ -71,22 +84,43 @@ RAMFS = ("/r", "ramfs", None, "never")
 
 
 class HPair:
-    """One engine machine and one reference with mappings, tasks paired up (children too)."""
+    """One engine machine and one reference with mappings, tasks paired up (children too).
+
+    With ``khugepaged`` (its settings) THP is enabled=always and khugepaged runs: touches go one
+    access per call, so that a wakeup due in the middle of a touch runs at the same access on
+    both sides (the engine runs timers between accesses, the reference between calls)."""
 
     def __init__(self, mounts, *, hpc="mainline", shmem_enabled="never", kernel="6.18", ncpus=2,
-                 deviations=ENGINE, memory="256MiB"):
+                 deviations=ENGINE | KH_ENGINE, memory="256MiB", khugepaged=None, thp="always",
+                 pc_room=True):
+        self.kh = khugepaged is not None
+        extra = dict(khugepaged=khugepaged, compaction_proactiveness=0) if self.kh else {}
         cfg = mmcore.Config(memory=memory, kernel=kernel, ncpus=ncpus, huge_page_cache=hpc,
                             shmem_enabled=shmem_enabled,
-                            thp_enabled="never", **REGIME)   # khugepaged stays asleep
+                            thp_enabled=thp if self.kh else "never",  # else asleep for good
+                            **REGIME, **extra)
         self.m = mmcore.Machine(cfg)
-        self.r = RefFileMaps(cfg.memory_bytes, costs_ps(cfg.costs), cfg.watermarks(),
+        if self.kh and pc_room:
+            # room in the page-cache index for every page the streams can cache: a collapse finding
+            # the index short of room fails (test_collapse_index_room below)
+            self.m.vfs.grow_if_needed(KH_PC_ROOM)
+        c = self.m.state.cfg
+        base = cfg.mmap_base
+        self.r = RefCollapse(cfg.memory_bytes, costs_ps(cfg.costs), cfg.watermarks(),
                              kernel=cfg.profile.version, ncpus=ncpus,
                              read_ahead_kb=cfg.read_ahead_kb, dirty_ratio=cfg.dirty_ratio,
                              dirty_background_ratio=cfg.dirty_background_ratio,
                              dirty_writeback_ps=cfg.dirty_writeback_centisecs * 10**10,
                              huge_page_cache=hpc, shmem_enabled=shmem_enabled,
                              fault_around_pages=cfg.fault_around_bytes >> 12,
-                             deviations=deviations)
+                             thp_enabled=cfg.thp_enabled, khugepaged=khugepaged,
+                             collapse_costs={"scan_pte": int(c[K.C_COST_SCAN_PTE]),
+                                             "copy_page": int(c[K.C_COST_COPY_PAGE]),
+                                             "clear_page": int(c[K.C_COST_CLEAR_PAGE]),
+                                             "tlb_flush": int(c[K.C_COST_TLB_FLUSH])},
+                             specials=[(base - 0x8000, base - 0x4000), (base - 0x4000, base - 0x2000),
+                                       (base - 0x2000, base)],
+                             madv_collapse=cfg.profile.madv_collapse, deviations=deviations)
         self.mounts = [mp[0] for mp in mounts]
         for path, fstype, size, huge in mounts:
             self.m.mount(path, fstype, size, huge=huge)
@@ -99,15 +133,24 @@ class HPair:
     def both(self, k, name, *args):
         k %= len(self.tasks)
         t, pid = self.tasks[k]
-        if name in MAPPING_OPS:
+        if name == "advance":                    # the machine idles: khugepaged runs
+            self.m.advance(*args)
+            self.r.advance(*args)
+            outs = [None, None]
+        elif name in MAPPING_OPS:
             outs = self._mapping_op(k, t, pid, name, args)
-            self._adopt_clocks()
+            if name == "madvise" and args[-1] == MADV_COLLAPSE:
+                self.r.adopt_kh_wake(int(self.m.state.gs[K.G_KH_WAKE]))   # its own clock: compared
+            else:
+                self._adopt_clocks()
         else:
             m, r = self.m, self.r
             calls = {"sync": (t.sync, lambda: r.sync(pid))}
             fe, fr = calls[name] if name in calls else (getattr(t, name),
                                                          lambda *a: getattr(r, name)(pid, *a))
-            outs = [_outcome(fe, *args), _outcome(fr, *args)]
+            outs = [_outcome(fe, *args)]
+            r.kh_tick(pid)                       # the timers due before the call starts
+            outs.append(_outcome(fr, *args))
             if name in ("close", "unlink"):
                 m.vfs.reap()
         assert outs[0] == outs[1], f"{name}{args} as task {k}: engine {outs[0]} vs reference {outs[1]}"
@@ -119,16 +162,20 @@ class HPair:
             if len(self.tasks) >= 4:
                 return [None, None]
             c = t.fork()
+            r.kh_tick(pid)
             cpid = r.fork(pid, int(self.m.state.task[K.T_CPU, c._ti]))
             self.tasks.append((c, cpid))
             self.maps.append(list(maps))
             return [("ok", None), ("ok", None)]
         if name == "prctl":
-            return [_outcome(t.prctl, K.PR_SET_THP_DISABLE, 1), _outcome(r.prctl_thp_disable, pid)]
+            e = _outcome(t.prctl, K.PR_SET_THP_DISABLE, 1)
+            r.kh_tick(pid)
+            return [e, _outcome(r.prctl_thp_disable, pid)]
         if name == "mmap":
             fd, length, prot, shared, offset = args
             e = _outcome(lambda: t.mmap(length, prot, K.MAP_SHARED if shared else K.MAP_PRIVATE,
                                         fd=fd, offset=offset))
+            r.kh_tick(pid)
             addr = e[1] if e[0] == "ok" else 0
             rr = _outcome(r.mmap, pid, addr, length, prot, shared, fd, offset)
             if e[0] == "ok":
@@ -143,13 +190,30 @@ class HPair:
         slot, off, length, *rest = args
         base, size = maps[slot % len(maps)]
         a = base + off % size
+        if name == "touch" and self.kh:
+            return self._touch_by_access(t, pid, a, length, rest[0])
         if name == "touch":
             return [_outcome(t.touch, a, length, write=rest[0]), _outcome(r.touch, pid, a, length, rest[0])]
-        if name == "munmap":
-            return [_outcome(t.munmap, a, length), _outcome(r.munmap, pid, a, length)]
-        if name == "mprotect":
-            return [_outcome(t.mprotect, a, length, mmcore.PROT_READ), _outcome(r.mprotect_read, pid, a, length)]
-        return [_outcome(t.madvise, a, length, rest[0]), _outcome(r.madvise, pid, a, length, rest[0])]
+        calls = {"munmap": (lambda: t.munmap(a, length), lambda: r.munmap(pid, a, length)),
+                 "mprotect": (lambda: t.mprotect(a, length, mmcore.PROT_READ),
+                              lambda: r.mprotect_read(pid, a, length)),
+                 "madvise": (lambda: t.madvise(a, length, rest[0]),
+                             lambda: r.madvise(pid, a, length, rest[0]))}
+        fe, fr = calls[name]
+        e = _outcome(fe)
+        r.kh_tick(pid)
+        return [e, _outcome(fr)]
+
+    def _touch_by_access(self, t, pid, a, length, write):
+        """A touch as one call per access, clocks adopted after each (see the class)."""
+        for k in range(-(-length // PG)):
+            e = _outcome(t.touch, a + k * PG, 1, write=write)
+            self.r.kh_tick(pid)
+            rr = _outcome(self.r.touch, pid, a + k * PG, 1, write)
+            self._adopt_clocks()
+            if e != rr or e[0] != "ok":
+                return [e, rr]
+        return [("ok", None), ("ok", None)]
 
     def _adopt_clocks(self):
         """The mapping calls' and faults' costs are the engine's hardware model (FILES.md 14)."""
@@ -158,6 +222,7 @@ class HPair:
             r.tasks[pid].clock = int(s.task[K.T_CLOCK, t._ti])
         r.cpu_free = s.cpus[:, K.CPU_FREE_AT].tolist()
         r.now = int(s.gs[K.G_NOW])
+        r.adopt_kh_wake(int(s.gs[K.G_KH_WAKE]))  # a fault woke khugepaged: the fault's time
 
     # ---- comparing ------------------------------------------------------------------------------
     def compare(self, engine_checks=True):
@@ -174,6 +239,14 @@ class HPair:
                 assert not diff, f"smaps of task {pid}, VMA {r.vmas(pid)[j][:2]} (engine, reference): {diff}"
             st = t.status()
             assert {k: st[k] for k in ("RssAnon", "RssFile", "RssShmem")} == r.rss(pid), f"RSS of {pid}"
+            assert (m.state.mm[K.MM_PGD, t._mmi] >= 0) == r.mms[pid].pgd, f"page tables of {pid}"
+        seq = m.state.mm[K.MM_KH_SEQ]
+        listed = sorted((int(seq[t._mmi]), pid) for t, pid in self.tasks if seq[t._mmi])
+        assert [pid for _, pid in listed] == r.kh_list, "khugepaged's list"
+        kh = m.khugepaged()
+        assert {k: kh[k] for k in ("pages_collapsed", "full_scans", "busy_ns")} == r.khugepaged(), \
+            f"khugepaged (engine {kh}, reference {r.khugepaged()})"
+        assert int(m.state.gs[K.G_KH_WAKE]) == r.kh_wake, "khugepaged's next wakeup"
         assert int(m.state.gs[K.G_NOW]) == r.now, "machine clock"
         assert m.state.cpus[:, K.CPU_FREE_AT].tolist() == r.cpu_free, "CPU clocks"
         mi, rmi = m.meminfo(), r.meminfo()
@@ -499,3 +572,272 @@ def test_errno_paths():
                                     (0, "munmap", 0, 100, PG), (0, "madvise", 0, HP, 4 * HP, MADV_HUGEPAGE),
                                     (0, "touch", 0, 0, PG, True), (0, "mprotect", 0, 0, 4 * HP),
                                     (0, "touch", 0, 0, PG, True)])
+
+
+# ---- khugepaged and MADV_COLLAPSE over page-cache ranges (FILES.md 15) ---------------------------
+MS = 1_000_000                            # ns
+KH = {"scan_sleep_millisecs": 100}        # a wakeup every 100 ms of simulated time
+KH_WEIGHTS = {"open": 1, "close": 1, "pread": 2, "pwrite": 6, "ftruncate": 1, "fallocate": 2,
+              "unlink": 0, "nanosleep": 1, "mmap": 4, "touch": 12, "munmap": 1, "mprotect": 1,
+              "madvise": 8, "fork": 1, "prctl": 0, "advance": 5}
+KH_ADVICES = (MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_DONTNEED, MADV_COLLAPSE, MADV_COLLAPSE,
+              MADV_COLLAPSE)
+KH_ADVANCES = (30 * MS, 120 * MS, 250 * MS)
+KH_SETUPS = {
+    "always": dict(mounts=(tmpfs("always", 40 * MiB), RAMFS)),
+    "advise": dict(mounts=(tmpfs("advise", 40 * MiB), RAMFS)),
+    "never": dict(mounts=(tmpfs("never", 40 * MiB), RAMFS)),
+    "force": dict(mounts=(tmpfs("never", 40 * MiB), RAMFS), shmem_enabled="force"),
+    "deny": dict(mounts=(tmpfs("always", 40 * MiB), RAMFS), shmem_enabled="deny"),
+    "full": dict(mounts=(tmpfs("always", 14 * MiB), RAMFS)),
+    "2013+mmap": dict(mounts=(RAMFS, tmpfs("never")), hpc="2013+mmap"),
+}
+
+
+def kh_ops(rng, mounts, n, weights=KH_WEIGHTS):
+    """Streams for khugepaged and MADV_COLLAPSE: files mostly larger than their mappings,
+    small writes and faults that leave 4 KiB pages to coalesce, MADV_COLLAPSE over aligned and
+    unaligned ranges, and time passing (khugepaged's wakeups)."""
+    paths = [f"{mounts[0][0]}/f0", f"{mounts[0][0]}/f1", f"{mounts[1][0]}/f2"]
+    kinds = [k for k, w in weights.items() for _ in range(w)]
+    pick = lambda seq: seq[int(rng.integers(0, len(seq)))]  # noqa: E731
+    ops = [(k, "open", paths[i], RWC) for k in range(2) for i in range(2)]
+    ops += [(k, "ftruncate", fd, int(rng.choice((6 * MiB, 8 * MiB, 12 * MiB)))) for k in range(2) for fd in (3, 4)]
+    for _ in range(n):
+        k, kind = int(rng.integers(0, 4)), pick(kinds)
+        if kind == "open":
+            ops.append((k, kind, pick(paths), RWC))
+        elif kind == "close":
+            ops.append((k, kind, pick((3, 4, 5))))
+        elif kind in ("pread", "pwrite"):
+            ops.append((k, kind, pick((3, 3, 4, 5)), int(rng.integers(0, 3072)) * PG,
+                        pick((PG, 4 * PG, 64 * PG, 100))))
+        elif kind == "ftruncate":
+            ops.append((k, kind, pick((3, 4)), pick((3 * MiB + PG, 8 * MiB, 12 * MiB))))
+        elif kind == "fallocate":
+            ops.append((k, kind, pick((3, 4)), pick((KEEP, PUNCH | KEEP)),
+                        int(rng.integers(0, 3072)) * PG, pick((PG, 16 * PG, HP))))
+        elif kind == "nanosleep":
+            ops.append((k, kind, int(rng.integers(0, 100_000))))
+        elif kind == "mmap":
+            ops.append((k, kind, pick((3, 3, 4, 5)), pick((2 * HP, 4 * HP, HP, 2 * HP)),
+                        pick((RW, RW, mmcore.PROT_READ)), bool(rng.integers(0, 5)),
+                        pick((0, 0, HP, PG))))
+        elif kind == "touch":
+            ops.append((k, kind, int(rng.integers(0, 4)), int(rng.integers(0, 2048)) * PG,
+                        pick((1, PG, 16 * PG, 64 * PG, 256 * PG)), not rng.integers(0, 3)))
+        elif kind in ("munmap", "mprotect"):
+            ops.append((k, kind, int(rng.integers(0, 4)), pick(PAGES) * PG, pick(CUT_LENGTHS)))
+        elif kind == "madvise":
+            ops.append((k, kind, int(rng.integers(0, 4)), pick((0, 0, 512, 700)) * PG,
+                        pick((HP, 2 * HP, 4 * HP, 8 * HP, 16 * PG)), pick(KH_ADVICES)))
+        elif kind == "advance":
+            ops.append((k, kind, pick(KH_ADVANCES)))
+        else:
+            ops.append((k, kind))
+    return ops
+
+
+KH_RANDOM_SETUPS = ("always", "advise", "never", "force", "deny", "full", "2013+mmap")
+
+
+@pytest.mark.parametrize("setup,seed", [(s, seed) for s in KH_RANDOM_SETUPS for seed in range(6)])
+def test_khugepaged_streams_agree(setup, seed):
+    """khugepaged on (wakeups every 100 ms) and MADV_COLLAPSE among the ops: both sides agree on
+    everything compared plus pages_collapsed, full_scans, khugepaged's busy time and next wakeup,
+    thp_collapse_alloc[_failed] and thp_scan_exceed_none_pte."""
+    rng = np.random.default_rng(3000 + seed)
+    kw = KH_SETUPS[setup]
+    run(HPair(**kw, khugepaged=KH), kh_ops(rng, kw["mounts"], 80))
+
+
+def test_khugepaged_streams_collapse():
+    """The streams above do what they are for: fresh collapses by khugepaged and by
+    MADV_COLLAPSE, passes over ranges already huge, PMDs installed."""
+    totals = dict.fromkeys(("pages_collapsed", "thp_collapse_alloc", "full_scans"), 0)
+    for seed in range(3):
+        rng = np.random.default_rng(3000 + seed)
+        kw = KH_SETUPS["advise"]
+        pair = run(HPair(**kw, khugepaged=KH), kh_ops(rng, kw["mounts"], 80), check_every=80)
+        kh, v = pair.m.khugepaged(), pair.m.vmstat()
+        for k in totals:
+            totals[k] += kh[k] if k in kh else v[k]
+    assert totals["pages_collapsed"] > 0 and totals["thp_collapse_alloc"] > 3 and totals["full_scans"] > 3
+
+
+KH_LIMITS = {"scan_sleep_millisecs": 100, "max_ptes_none": 256, "pages_to_scan": 1024}
+KH_STREAMS = {
+    # huge=advise: small pages written; MADV_HUGEPAGE makes the VMA khugepaged's; it collapses the
+    # first range (the second is past EOF), retracts the emptied PTE table, and the next fault
+    # maps the folio with a PMD
+    "advise_collapse": ("advise", KH, [
+        OPEN_T, (0, "ftruncate", 3, 3 * MiB), (0, "pwrite", 3, 0, 300 * PG),
+        (0, "mmap", 3, 4 * MiB, RW, True, 0), (0, "touch", 0, 0, 16 * PG, False),
+        (0, "madvise", 0, 0, 4 * MiB, MADV_HUGEPAGE), (0, "advance", 150 * MS),
+        (0, "touch", 0, 0, PG, True), (0, "advance", 250 * MS)]),
+    # a range a PMD maps already counts in pages_collapsed on every pass (a 6.18 host does)
+    "already_huge_counts": ("always", KH, [
+        OPEN_T, (0, "pwrite", 3, 0, 4 * MiB), (0, "mmap", 3, 4 * MiB, RW, True, 0),
+        (0, "touch", 0, 0, 4 * MiB, False), (0, "advance", 250 * MS), (0, "advance", 250 * MS)]),
+    # a huge folio mapped by PTEs (VM_NOHUGEPAGE at the fault): once the VMA may be huge again,
+    # khugepaged frees the PTE table (collapse_pte_mapped_thp) and the next fault maps a PMD
+    "pte_mapped_folio": ("always", KH, [
+        OPEN_T, (0, "pwrite", 3, 0, 2 * MiB), (0, "mmap", 3, 2 * MiB, RW, True, 0),
+        (0, "madvise", 0, 0, HP, MADV_NOHUGEPAGE), (0, "touch", 0, 0, 8 * PG, False),
+        (0, "madvise", 0, 0, HP, MADV_HUGEPAGE), (0, "advance", 150 * MS),
+        (0, "touch", 0, 0, PG, False)]),
+    # max_ptes_none and pages_to_scan lowered: sparse ranges counted in thp_scan_exceed_none_pte,
+    # a pass spread over wakeups
+    "limits": ("advise", KH_LIMITS, [
+        OPEN_T, (0, "ftruncate", 3, 8 * MiB), (0, "pwrite", 3, 0, 100 * PG),
+        (0, "pwrite", 3, 2 * MiB, 300 * PG), (0, "mmap", 3, 8 * MiB, RW, True, 0),
+        (0, "madvise", 0, 0, 8 * MiB, MADV_HUGEPAGE), (0, "touch", 0, 0, PG, False),
+        (0, "advance", 120 * MS), (0, "advance", 120 * MS), (0, "advance", 120 * MS)]),
+    # MADV_COLLAPSE ignores huge=: a shared writable mapping gets a writable PMD at once; a private
+    # read-only one a read-only PMD; another task's PTE table of the range is retracted
+    "madv_collapse_maps": ("never", KH, [
+        OPEN_T, (0, "pwrite", 3, 0, 4 * MiB), (0, "mmap", 3, 4 * MiB, RW, True, 0),
+        (0, "touch", 0, 0, 32 * PG, False), (1, "open", "/t/f", os.O_RDONLY),
+        (1, "mmap", 3, 4 * MiB, mmcore.PROT_READ, False, 0), (1, "touch", 1, HP, 8 * PG, False),
+        (0, "madvise", 0, 0, 4 * MiB, MADV_COLLAPSE), (0, "touch", 0, 0, 4 * MiB, True),
+        (1, "madvise", 1, 0, 4 * MiB, MADV_COLLAPSE), (1, "touch", 1, 0, 4 * MiB, False)]),
+    # MADV_COLLAPSE's errors: a VM_NOHUGEPAGE VMA (EINVAL), a hole after the mapping (ENOMEM),
+    # a misaligned file offset (EINVAL), a range past EOF (EINVAL), no aligned range (0)
+    "madv_collapse_errors": ("never", KH, [
+        OPEN_T, (0, "pwrite", 3, 0, 3 * MiB), (0, "mmap", 3, 2 * MiB, RW, True, 0),
+        (0, "touch", 0, 0, PG, False), (0, "madvise", 0, 0, 4 * MiB, MADV_COLLAPSE),
+        (0, "madvise", 0, 0, HP, MADV_NOHUGEPAGE), (0, "madvise", 0, 0, HP, MADV_COLLAPSE),
+        (0, "mmap", 3, 4 * MiB, RW, True, PG), (0, "madvise", 1, 0, 4 * MiB, MADV_COLLAPSE),
+        (0, "mmap", 3, 4 * MiB, RW, True, 0), (0, "madvise", 2, 0, 4 * MiB, MADV_COLLAPSE),
+        (0, "madvise", 2, PG, HP, MADV_COLLAPSE)]),
+    # shmem_enabled=deny refuses even MADV_COLLAPSE; khugepaged never collapses
+    "deny": ("deny", KH, [
+        OPEN_T, (0, "pwrite", 3, 0, 2 * MiB), (0, "mmap", 3, 2 * MiB, RW, True, 0),
+        (0, "touch", 0, 0, PG, False), (0, "madvise", 0, 0, HP, MADV_COLLAPSE),
+        (0, "advance", 150 * MS)]),
+    # a private mapping written to, a fork of an enrolled address space, the prctl
+    "private_fork_prctl": ("advise", KH, [
+        OPEN_T, (0, "pwrite", 3, 0, 4 * MiB), (0, "mmap", 3, 4 * MiB, RW, False, 0),
+        (0, "madvise", 0, 0, 4 * MiB, MADV_HUGEPAGE), (0, "touch", 0, 0, 4 * PG, True),
+        (0, "touch", 0, HP, 4 * PG, False), (0, "fork"), (2, "touch", 0, HP + 64 * PG, PG, False),
+        (0, "advance", 150 * MS), (2, "prctl"), (0, "advance", 150 * MS),
+        (2, "touch", 0, HP, PG, False), (0, "touch", 0, HP, PG, False)]),
+    # the 2013 series plus mmap: ramfs pages faulted in one by one through a misaligned mapping,
+    # coalesced by khugepaged for an aligned one (nothing charged: ramfs has no limit)
+    "ramfs_2013_mmap": ("2013+mmap", KH, [
+        OPEN_R, (0, "ftruncate", 3, 4 * MiB), (0, "mmap", 3, 2 * MiB, RW, True, PG),
+        (0, "touch", 0, 0, 64 * PG, True), (0, "mmap", 3, 4 * MiB, RW, True, 0),
+        (0, "touch", 1, 3 * MiB, PG, False), (0, "advance", 150 * MS), (0, "touch", 1, 0, PG, False),
+        (0, "madvise", 1, 0, 4 * MiB, MADV_COLLAPSE)]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(KH_STREAMS))
+def test_khugepaged_regression(case):
+    setup, kh, ops = KH_STREAMS[case]
+    run(HPair(**KH_SETUPS[setup], khugepaged=kh), ops, check_every=1)
+
+
+# ---- the engine's departures from Linux in khugepaged's and MADV_COLLAPSE's page-cache work --------
+# (FILES.md 15). Each stream agrees with the reference reproducing the engine and, strict xfail,
+# disagrees with the reference doing what Linux does.
+KH_DEVIATION_STREAMS = {
+    # Linux enrols the mm at the mmap of a VMA khugepaged may collapse (__mmap_new_vma ->
+    # khugepaged_enter_vma): two wakeups scan the two empty ranges (thp_scan_exceed_none_pte 4,
+    # full_scans 2); the engine waits for a fault and counts nothing
+    "khugepaged_enrols_on_fault": ("always", KH, [
+        OPEN_T, (0, "ftruncate", 3, 4 * MiB), (0, "mmap", 3, 4 * MiB, RW, True, 0),
+        (0, "advance", 150 * MS)]),
+    # a 16 MiB VMA huge=advise does not allow, next to a 2 MiB one it does: Linux skips the first
+    # (1 of progress), a wakeup's 4096 reach the end (full_scans 2 after two wakeups); the engine
+    # spends 8 x 512 on its ranges and ends a pass every other wakeup (full_scans 1)
+    "khugepaged_vma_check_per_range": ("advise", KH, [
+        OPEN_T, (0, "ftruncate", 3, 18 * MiB), (0, "mmap", 3, 16 * MiB, RW, True, 0),
+        (0, "mmap", 3, 2 * MiB, RW, True, 16 * MiB), (0, "madvise", 1, 0, HP, MADV_HUGEPAGE),
+        (0, "advance", 150 * MS)]),
+    # MADV_COLLAPSE of a range with nothing cached: Linux allocates, finds the extent empty
+    # (SCAN_TRUNCATED) and gives EINVAL; the engine makes a zero-filled folio and returns 0
+    "collapse_fills_empty_range": ("never", KH, [
+        OPEN_T, (0, "ftruncate", 3, 4 * MiB), (0, "mmap", 3, 4 * MiB, RW, True, 0),
+        (0, "touch", 0, HP, 1, False), (0, "madvise", 0, 0, HP, MADV_COLLAPSE)]),
+    # 200 pages of a range on a 400-block tmpfs (312 holes, 200 blocks free): Linux allocates
+    # (thp_collapse_alloc 1), unmaps the 16 mapped pages, then shmem_charge fails; the engine
+    # fails before anything (the pages stay mapped)
+    "collapse_charge_first": ("tiny", KH, [
+        OPEN_T, (0, "ftruncate", 3, 2 * MiB), (0, "pwrite", 3, 0, 200 * PG),
+        (0, "mmap", 3, 2 * MiB, RW, True, 0), (0, "touch", 0, 0, 16 * PG, False),
+        (0, "madvise", 0, 0, HP, MADV_COLLAPSE)]),
+    # a private copy in the caller's PTE table: collapse_pte_mapped_thp fails (SCAN_FAIL, EINVAL
+    # in Linux); the engine returns 0 with the range still mapped by PTEs
+    "collapse_ignores_own_pmd": ("never", KH, [
+        OPEN_T, (0, "pwrite", 3, 0, 2 * MiB), (0, "mmap", 3, 2 * MiB, RW, False, 0),
+        (0, "touch", 0, 0, 1, True), (0, "madvise", 0, 0, HP, MADV_COLLAPSE)]),
+    # ... and an address space that never faulted has no PMD table: SCAN_PMD_NULL, EINVAL
+    "collapse_ignores_own_pmd/no_pmd_table": ("never", KH, [
+        OPEN_T, (0, "pwrite", 3, 0, 2 * MiB), (0, "mmap", 3, 2 * MiB, RW, True, 0),
+        (0, "madvise", 0, 0, HP, MADV_COLLAPSE)]),
+    # the first range cannot be charged (SCAN_FAIL): madvise_collapse stops there in Linux; the
+    # engine collapses the second range too
+    "madv_collapse_goes_on": ("small", KH, [
+        OPEN_T, (0, "ftruncate", 3, 4 * MiB), (0, "pwrite", 3, 0, PG), (0, "pwrite", 3, 2 * MiB, 2 * MiB),
+        (0, "mmap", 3, 4 * MiB, RW, True, 0), (0, "touch", 0, 0, 1, False),
+        (0, "madvise", 0, 0, 2 * HP, MADV_COLLAPSE)]),
+    # a private mapping with an anon_vma (a private copy in its second range) keeps its emptied
+    # first-range PTE table in Linux, so its next fault there maps 4 KiB; the engine frees the
+    # table (and charges its TLB flush) and the fault maps a PMD
+    "retract_ignores_anon_vma": ("never", KH, [
+        OPEN_T, (0, "pwrite", 3, 0, 4 * MiB), (0, "mmap", 3, 4 * MiB, RW, False, 0),
+        (0, "touch", 0, HP, 1, True), (0, "touch", 0, 0, 16 * PG, False),
+        (1, "open", "/t/f", RWC), (1, "mmap", 3, 2 * MiB, RW, True, 0), (1, "touch", 1, 0, 1, False),
+        (1, "madvise", 1, 0, HP, MADV_COLLAPSE), (0, "touch", 0, 32 * PG, 1, False)]),
+    # collapse_file marks a tmpfs folio dirty (smaps: Private_Dirty 2048 kB); the engine's is clean
+    "collapse_clean_folio": ("never", KH, [
+        OPEN_T, (0, "pwrite", 3, 0, 2 * MiB), (0, "mmap", 3, 2 * MiB, RW, True, 0),
+        (0, "touch", 0, 0, 1, False), (0, "madvise", 0, 0, HP, MADV_COLLAPSE)]),
+    # THP enabled=never with shmem_enabled=advise: 6.12+ runs khugepaged for tmpfs
+    # (hugepage_pmd_enabled) and collapses the advised range; the engine's stays asleep
+    "khugepaged_off_with_thp_never": ("shmem_advise", KH, [
+        OPEN_T, (0, "pwrite", 3, 0, 64 * PG), (0, "ftruncate", 3, 2 * MiB),
+        (0, "mmap", 3, 2 * MiB, RW, True, 0), (0, "madvise", 0, 0, HP, MADV_HUGEPAGE),
+        (0, "advance", 150 * MS)]),
+}
+KH_SETUPS.update({
+    "tiny": dict(mounts=(tmpfs("never", 400 * PG), RAMFS)),
+    "small": dict(mounts=(tmpfs("never", 800 * PG), RAMFS)),
+    "shmem_advise": dict(mounts=(tmpfs("advise", 40 * MiB), RAMFS), shmem_enabled="advise",
+                         thp="never"),
+})
+
+
+def test_every_collapse_deviation_has_a_stream():
+    assert {c.split("/")[0] for c in KH_DEVIATION_STREAMS} == set(COLLAPSE_DEVIATIONS) == KH_ENGINE
+
+
+@pytest.mark.parametrize("case", sorted(KH_DEVIATION_STREAMS))
+def test_collapse_deviation_stream_agrees_with_the_engine_model(case):
+    setup, kh, ops = KH_DEVIATION_STREAMS[case]
+    run(HPair(**KH_SETUPS[setup], khugepaged=kh), ops, check_every=1)
+
+
+@pytest.mark.parametrize("case", [
+    pytest.param(case, marks=pytest.mark.xfail(
+        strict=True, raises=AssertionError,
+        reason=f"engine bug: {COLLAPSE_DEVIATIONS[case.split('/')[0]]}"))
+    for case in sorted(KH_DEVIATION_STREAMS)])
+def test_collapse_deviation_stream_against_linux(case):
+    setup, kh, ops = KH_DEVIATION_STREAMS[case]
+    run(HPair(**KH_SETUPS[setup], khugepaged=kh, deviations=ENGINE | KH_ENGINE - {case.split("/")[0]}),
+        ops, check_every=1)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="engine bug: collapse_file fails (SCAN_FAIL) when the page-cache index "
+                          "array is short of room instead of growing it")
+def test_collapse_index_room():
+    """Five mostly empty ranges collapsed by one MADV_COLLAPSE with the page-cache index at its
+    initial 4096 slots: Linux collapses all five (0); the engine's fourth and fifth find
+    (used + holes) * 2 > 4096 and fail (EINVAL, two ranges left small)."""
+    ops = [OPEN_T, (0, "ftruncate", 3, 10 * MiB), (0, "mmap", 3, 10 * MiB, RW, True, 0)]
+    ops += [(0, "touch", 0, i * HP, 1, False) for i in range(5)]
+    ops += [(0, "madvise", 0, 0, 5 * HP, MADV_COLLAPSE)]
+    run(HPair(**KH_SETUPS["never"], khugepaged=KH, pc_room=False), ops, check_every=1)

@@ -54,6 +54,7 @@ class Vma:
     flags: int                  # VM_READ | VM_WRITE | VM_SHARED | VM_HUGEPAGE | VM_NOHUGEPAGE
     ino: int
     pgoff: int
+    anon_vma: bool = False      # a private copy was made in it (anon_vma_prepare), kept by splits
 
     def index(self, va: int) -> int:
         return self.pgoff + ((va - self.start) >> 12)
@@ -90,6 +91,8 @@ class Mm:
     pmd: dict = field(default_factory=dict)         # 2 MiB-aligned va -> Pmd
     tables: set = field(default_factory=set)        # 2 MiB slots that hold a PTE table
     thp_disabled: bool = False                      # prctl(PR_SET_THP_DISABLE): MMF flag (6.x)
+    pgd: bool = False                               # upper page tables exist (a fault made them)
+    pmdt: bool = False                              # the PMD table over the mappings exists
 
     def find(self, va: int):
         for v in self.vmas:
@@ -185,7 +188,7 @@ class RefFileMaps(RefFiles):
     def _split_vma(self, mm: Mm, va: int) -> None:
         for k, v in enumerate(mm.vmas):
             if v.start < va < v.end:
-                mm.vmas.insert(k + 1, Vma(va, v.end, v.flags, v.ino, v.index(va)))
+                mm.vmas.insert(k + 1, Vma(va, v.end, v.flags, v.ino, v.index(va), v.anon_vma))
                 v.end = va
                 return
 
@@ -196,6 +199,7 @@ class RefFileMaps(RefFiles):
             a, b = mm.vmas[k], mm.vmas[k + 1]
             if a.end == b.start and a.flags == b.flags and a.ino == b.ino and a.index(a.end) == b.pgoff:
                 a.end = b.end
+                a.anon_vma |= b.anon_vma
                 del mm.vmas[k + 1]
             else:
                 k += 1
@@ -329,8 +333,8 @@ class RefFileMaps(RefFiles):
         parent, t = self.mms[pid], self.tasks[pid]
         cpid = super().spawn(t.comm)
         self.tasks[cpid].cpu = cpu
-        child = self.mms[cpid] = Mm(thp_disabled=parent.thp_disabled)
-        child.vmas = [Vma(v.start, v.end, v.flags, v.ino, v.pgoff) for v in parent.vmas]
+        child = self.mms[cpid] = Mm(thp_disabled=parent.thp_disabled, pgd=parent.pgd)
+        child.vmas = [Vma(v.start, v.end, v.flags, v.ino, v.pgoff, v.anon_vma) for v in parent.vmas]
         for v in parent.vmas:
             if v.flags & VM_SHARED:
                 continue
@@ -342,6 +346,7 @@ class RefFileMaps(RefFiles):
                     p.anon.exclusive = False
                 child.pte[va] = Pte(p.ino, p.index, p.rw, p.dirty, p.anon)
                 child.tables.add(va - va % PMD)
+        child.pmdt = bool(child.tables)             # copy_page_range made the child's tables
         self.tasks[cpid].fds = dict(t.fds)
         for of in t.fds.values():
             self.inodes[of.ino].refs += 1
@@ -360,6 +365,7 @@ class RefFileMaps(RefFiles):
         v = mm.find(va)
         if v is None or not v.flags & (VM_WRITE if write else VM_READ):
             raise SegFault(va)
+        mm.pgd = mm.pmdt = True                    # a fault walks (and makes) the upper tables
         h = va - va % PMD
         p = mm.pmd.get(h)
         if p is not None:
@@ -385,11 +391,16 @@ class RefFileMaps(RefFiles):
             else:
                 self._anon_put(q.anon)
                 mm.pte[va] = Pte(-1, 0, True, True, self._new_anon())
+                v.anon_vma = True
         elif v.flags & VM_SHARED:                  # wp_page_shared
             self._mkwrite(self.inodes[q.ino], q.index)
             q.rw = q.dirty = True
         else:                                      # a private copy of the file page
             mm.pte[va] = Pte(-1, 0, True, True, self._new_anon())
+            v.anon_vma = True
+
+    def _huge_fault_wanted(self, mm: Mm) -> None:
+        """Hook: a fault where a huge folio may come in (khugepaged's enrolment in the engine)."""
 
     def _mkwrite(self, ino: Inode, index: int) -> None:
         """page_mkwrite for a store through a shared mapping: the folio is written and dirty."""
@@ -411,6 +422,8 @@ class RefFileMaps(RefFiles):
         index = v.index(va)
         if index >= _pages(ino.size):
             return False                           # SIGBUS at the PTE level
+        if self.huge_wanted(ino, index, 0, "fault", v.flags, mm.thp_disabled):
+            self._huge_fault_wanted(mm)
         page = ino.pages.get(index)
         refused = bool(v.flags & VM_NOHUGEPAGE) or mm.thp_disabled
         if page is None:
@@ -450,6 +463,7 @@ class RefFileMaps(RefFiles):
             page.falloc = False                    # shmem_fault: a fallocated page is zeroed
         if write and not v.flags & VM_SHARED:      # do_cow_fault
             mm.pte[va] = Pte(-1, 0, True, True, self._new_anon())
+            v.anon_vma = True
             return
         mm.pte[va] = Pte(ino.ino, index, write, write)
         if write:
