@@ -18,6 +18,9 @@ one PTE or page is young or referenced; and the kernel profile's writable rule h
 ``enabled`` mode.
 """
 from .consts import (
+    PG_dirty,
+    FST_TMPFS,
+    FS_TYPE,
     C_HPC_MODEL,
     C_SHMEM_ENABLED,
     FG_PC_USED,
@@ -704,6 +707,8 @@ def collapse_file(S, mmi, p, haddr, khugepaged, direct):
                             lru, fgs, fs, ino, pfn)
     filemap_add_huge(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs, ino, ii, index,
                      new)
+    if fs[FS_TYPE, f] == FST_TMPFS:
+        fr_flags[new] |= PG_dirty                # collapse_file: folio_mark_dirty (shmem)
     present = HPAGE_PMD_NR - none
     cost += present * cfg[C_COST_COPY_PAGE] + none * cfg[C_COST_CLEAR_PAGE]
     for w in range(where.shape[1]):
