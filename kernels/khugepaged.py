@@ -18,6 +18,7 @@ one PTE or page is young or referenced; and the kernel profile's writable rule h
 ``enabled`` mode.
 """
 from .consts import (
+    VS_PGFREE,
     PG_dirty,
     FST_TMPFS,
     FS_TYPE,
@@ -153,7 +154,7 @@ from .page_writeback import inode_vmas
 from .pagetable import free_table
 from .shmem import HUGE_FOR_FAULT, huge_cache_capable, shmem_huge_wanted
 from .vmscan import file_pte_of
-from .page_alloc import rmqueue
+from .page_alloc import free_pages, rmqueue
 from .pagetable import deposit_table, entry_pfn, pmd_lookup
 from .syscalls import op_begin, op_end
 from .tlb import flush_tlb_range
@@ -690,6 +691,12 @@ def collapse_file(S, mmi, p, haddr, khugepaged, direct):
     cost += c
     if new < 0:
         return SCAN_ALLOC_HUGE_PAGE_FAIL, cost
+    if none == HPAGE_PMD_NR:
+        # nothing cached in the range (MADV_COLLAPSE only: khugepaged stopped at max_ptes_none):
+        # collapse_file finds no entry and gives the folio back (SCAN_TRUNCATED: EINVAL)
+        vmstat[VS_PGFREE] += HPAGE_PMD_NR
+        free_pages(gs, fr32, fr_flags, fr_order, pb_mt, new, HPAGE_PMD_ORDER)
+        return SCAN_FAIL, cost
     # try_to_unmap every old page, then replace it in the page cache by the new folio's page
     where = inode_vmas(gs, mm, vma, ii, False)
     for k in range(HPAGE_PMD_NR):
@@ -711,6 +718,7 @@ def collapse_file(S, mmi, p, haddr, khugepaged, direct):
         fr_flags[new] |= PG_dirty                # collapse_file: folio_mark_dirty (shmem)
     present = HPAGE_PMD_NR - none
     cost += present * cfg[C_COST_COPY_PAGE] + none * cfg[C_COST_CLEAR_PAGE]
+    result = SCAN_SUCCEED
     for w in range(where.shape[1]):
         m = where[0, w]
         q = where[1, w]
@@ -720,6 +728,11 @@ def collapse_file(S, mmi, p, haddr, khugepaged, direct):
         if lo < hi:
             flush_tlb_range(cfg, tlb, pwc, m + 1, lo, hi)
             cost += cfg[C_COST_TLB_FLUSH]
-        r, c = retract_range(S, m, q, index, new, (not khugepaged) and m == mmi and q == p)
+        own = (not khugepaged) and m == mmi and q == p
+        r, c = retract_range(S, m, q, index, new, own)
         cost += c
-    return SCAN_SUCCEED, cost
+        if own and r != SCAN_SUCCEED:
+            result = r                           # collapse_pte_mapped_thp could not map it here
+    if not khugepaged and mm[MM_PGD, mmi] < 0:
+        result = SCAN_PMD_NULL                   # no page tables at all: nothing to map it into
+    return result, cost
