@@ -26,6 +26,9 @@ from .consts import (
     C_OVERCOMMIT_RATIO,
     C_USER_RESERVE_KB,
     ENOMEM,
+    FG_SLAB,
+    FG_WMARK_HIGH,
+    SLAB_BYTES_PER_FILE,
     G_COMMITTED,
     G_NR_FREE,
     MM_TOTAL_VM,
@@ -56,10 +59,9 @@ def vm_commit_limit(cfg):
 
 
 @kernel
-def vm_enough_memory(cfg, gs, vmstat, mm, mmi, pages, cap_sys_admin, reserve_pages, slab_pages):
+def vm_enough_memory(cfg, gs, vmstat, fgs, mm, mmi, pages, cap_sys_admin):
     """``__vm_enough_memory``: charge ``pages`` to vm_committed_as if the mode allows; 0 or
-    -ENOMEM (nothing charged). ``reserve_pages`` is the watermark reserve
-    (totalreserve_pages), ``slab_pages`` the reclaimable slab (the old heuristic's inputs)."""
+    -ENOMEM (nothing charged)."""
     gs[G_COMMITTED] += pages
     mode = cfg[C_OVERCOMMIT]
     if mode == OVERCOMMIT_ALWAYS:
@@ -69,6 +71,9 @@ def vm_enough_memory(cfg, gs, vmstat, mm, mmi, pages, cap_sys_admin, reserve_pag
             if pages <= cfg[C_NR_FRAMES]:
                 return 0
         else:
+            # free pages, page cache less shmem and reclaimable slab, less totalreserve_pages
+            slab_pages = fgs[FG_SLAB] * SLAB_BYTES_PER_FILE // 4096
+            reserve_pages = fgs[FG_WMARK_HIGH]
             free = gs[G_NR_FREE] + vmstat[VS_NR_FILE_PAGES] - vmstat[VS_NR_SHMEM] + slab_pages
             if free > reserve_pages:
                 free -= reserve_pages

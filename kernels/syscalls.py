@@ -9,12 +9,9 @@ import numpy as np
 from .consts import (
     T_FLAGS,
     C_OVERCOMMIT,
-    FG_SLAB,
-    FG_WMARK_HIGH,
     G_COMMITTED,
     MAP_NORESERVE,
     OVERCOMMIT_NEVER,
-    SLAB_BYTES_PER_FILE,
     TF_CAP_SYS_ADMIN,
     VM_ACCOUNT,
     VM_NORESERVE,
@@ -291,8 +288,7 @@ def _mmap(S, mmi, addr, length, prot, flags, ii, pgoff, cap_sys_admin):
                 return -EEXIST, 0, 0
             replaced = accounted_pages(mm, vma, mmi, addr, addr + ln)
             if accountable_mapping(vm_flags) and vm_enough_memory(
-                    cfg, gs, vmstat, mm, mmi, (ln >> 12) - replaced, cap_sys_admin,
-                    fgs[FG_WMARK_HIGH], fgs[FG_SLAB] * SLAB_BYTES_PER_FILE // 4096) != 0:
+                    cfg, gs, vmstat, fgs, mm, mmi, (ln >> 12) - replaced, cap_sys_admin) != 0:
                 return -ENOMEM, 0, 0            # mmap_region: the old mapping stays
             if do_munmap(S, mmi, addr, addr + ln) > 0:
                 extra = cfg[C_COST_TLB_FLUSH]
@@ -314,8 +310,7 @@ def _mmap(S, mmi, addr, length, prot, flags, ii, pgoff, cap_sys_admin):
             if start < 0:
                 return -ENOMEM, 0, 0
     if accountable_mapping(vm_flags) and not vm_flags & VM_ACCOUNT:
-        if vm_enough_memory(cfg, gs, vmstat, mm, mmi, ln >> 12, cap_sys_admin, fgs[FG_WMARK_HIGH],
-                            fgs[FG_SLAB] * SLAB_BYTES_PER_FILE // 4096) != 0:
+        if vm_enough_memory(cfg, gs, vmstat, fgs, mm, mmi, ln >> 12, cap_sys_admin) != 0:
             return -ENOMEM, 0, 0
         vm_flags |= VM_ACCOUNT
     i = find_vma_index(mm, vma, mmi, start)
@@ -448,9 +443,8 @@ def modify_vmas(S, mmi, start, end, kind, a, b, stop_at_hole, cap_sys_admin):
                 not old & (VM_ACCOUNT | VM_WRITE | VM_SHARED | VM_NORESERVE):
             # mprotect_fixup: a private mapping made writable is charged now
             pages = (min(end, vma[V_END, p]) - max(va, vma[V_START, p])) >> 12
-            if vm_enough_memory(cfg, gs, vmstat, mm, mmi, pages, cap_sys_admin, fgs[FG_WMARK_HIGH],
-                                fgs[FG_SLAB] * SLAB_BYTES_PER_FILE // 4096) != 0:
-                return False, splits, changed, True
+            if vm_enough_memory(cfg, gs, vmstat, fgs, mm, mmi, pages, cap_sys_admin) != 0:
+                return False, splits, changed
             new |= VM_ACCOUNT
         if vma[V_START, p] < va:
             if old & VM_LOCKED:
@@ -479,7 +473,7 @@ def modify_vmas(S, mmi, start, end, kind, a, b, stop_at_hole, cap_sys_admin):
                                          e0, new)
         vma_merge_around(mm, vma, mmi, i)
         va = e0
-    return full, splits, changed, False
+    return full, splits, changed
 
 
 @kernel
@@ -582,11 +576,11 @@ def sys_madvise(S, ti, addr, length, advice):
     full = True
     if advice == MADV_HUGEPAGE:
         # hugepage_madvise: VM_HUGEPAGE on, VM_NOHUGEPAGE off; enrol the mm for khugepaged
-        full, splits, _, _ = modify_vmas(S, mmi, addr, end, MOD_BITS, VM_HUGEPAGE, VM_NOHUGEPAGE,
+        full, splits, _ = modify_vmas(S, mmi, addr, end, MOD_BITS, VM_HUGEPAGE, VM_NOHUGEPAGE,
                                          False, False)
         khugepaged_enter(cfg, gs, mm, mmi, task[T_CLOCK, ti])
     elif advice == MADV_NOHUGEPAGE:
-        full, splits, _, _ = modify_vmas(S, mmi, addr, end, MOD_BITS, VM_NOHUGEPAGE, VM_HUGEPAGE,
+        full, splits, _ = modify_vmas(S, mmi, addr, end, MOD_BITS, VM_NOHUGEPAGE, VM_HUGEPAGE,
                                          False, False)
     else:
         # madvise_dontneed_free, VMA by VMA: a locked VMA ends the call with EINVAL (the earlier
@@ -778,9 +772,8 @@ def sys_fork(S, ti, cti, cmm):
         return NEED_GROW, 0
     # dup_mmap charges every VM_ACCOUNT VMA it copies (to the parent's mm)
     acct = accounted_pages(mm, vma, pm, 0, TASK_SIZE)
-    if acct > 0 and vm_enough_memory(cfg, gs, vmstat, mm, pm, acct,
-                                     (task[T_FLAGS, ti] & TF_CAP_SYS_ADMIN) != 0,
-                                     fgs[FG_WMARK_HIGH], fgs[FG_SLAB] * SLAB_BYTES_PER_FILE // 4096) != 0:
+    cap = (task[T_FLAGS, ti] & TF_CAP_SYS_ADMIN) != 0
+    if acct > 0 and vm_enough_memory(cfg, gs, vmstat, fgs, mm, pm, acct, cap) != 0:
         return -ENOMEM, 0
     op_begin(task, cpus, ti)
     st, cost = copy_mm(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
@@ -847,7 +840,7 @@ def sys_mprotect(S, ti, addr, length, prot):
     op_begin(task, cpus, ti)
     task[T_CLOCK, ti] += cfg[C_COST_SYSCALL]
     rights = calc_vm_flags(prot) & (VM_READ | VM_WRITE | VM_EXEC)
-    full, splits, changed, _ = modify_vmas(S, mmi, addr, end, MOD_PROT, rights, 0, True,
+    full, splits, changed = modify_vmas(S, mmi, addr, end, MOD_PROT, rights, 0, True,
                                                (task[T_FLAGS, ti] & TF_CAP_SYS_ADMIN) != 0)
     if changed > 0 or splits > 0:
         flush_tlb_range(cfg, tlb, pwc, mmi + 1, addr, end)
@@ -860,7 +853,7 @@ def sys_mprotect(S, ti, addr, length, prot):
 def _lock_vmas(S, mmi, start, end, set_bits, clear_bits):
     """apply_vma_lock_flags: VM_LOCKED on or off over [start, end). Returns (False if a hole was
     met (the VMAs before it changed), PMDs split). The vDSO's special mappings are never locked."""
-    full, splits, _, _ = modify_vmas(S, mmi, start, end, MOD_LOCK, set_bits, clear_bits, True,
+    full, splits, _ = modify_vmas(S, mmi, start, end, MOD_LOCK, set_bits, clear_bits, True,
                                      False)
     return full, splits
 
@@ -952,10 +945,8 @@ def sys_brk(S, ti, addr):
             res = addr
         elif na == oa or not range_has_vma(mm, vma, mmi, oa, na):
             f = calc_vm_flags(PROT_READ | PROT_WRITE) | mm[MM_DEF_FLAGS, mmi] | VM_ACCOUNT
-            if na > oa and vm_enough_memory(cfg, gs, vmstat, mm, mmi, (na - oa) >> 12,
-                                            (task[T_FLAGS, ti] & TF_CAP_SYS_ADMIN) != 0,
-                                            fgs[FG_WMARK_HIGH],
-                                            fgs[FG_SLAB] * SLAB_BYTES_PER_FILE // 4096) != 0:
+            cap = (task[T_FLAGS, ti] & TF_CAP_SYS_ADMIN) != 0
+            if na > oa and vm_enough_memory(cfg, gs, vmstat, fgs, mm, mmi, (na - oa) >> 12, cap) != 0:
                 na = oa                           # do_brk_flags: ENOMEM, the break stays
                 addr = old
             if na > oa:
