@@ -33,6 +33,7 @@ from .consts import (
     DEFRAG_DEFER_MADVISE,
     DEFRAG_MADVISE,
     FR_MAPCOUNT,
+    FR_MEMCG,
     FR_OWNER,
     G_HIGH_WATER,
     G_NR_FREE,
@@ -275,6 +276,7 @@ def compact_zone(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, m
                 fr_order[new] = 0
                 fr32[FR_OWNER, new] = anon
                 fr32[FR_MAPCOUNT, new] = fr32[FR_MAPCOUNT, p]
+                fr32[FR_MEMCG, new] = fr32[FR_MEMCG, p]       # mem_cgroup_migrate
                 fr_idx[new] = vpn
                 if fr32[FR_MAPCOUNT, p] > 0:
                     m = _repoint_pte(cfg, pt, fr_idx, mm, gs, anon, vpn, p, new)

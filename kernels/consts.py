@@ -98,7 +98,8 @@ FR_NEXT = 0
 FR_PREV = 1
 FR_OWNER = 2                 # for page[1] of a large folio: the entire (PMD) mapcount
 FR_MAPCOUNT = 3
-NR_FR_I32 = 4
+FR_MEMCG = 4                 # the memory cgroup the frame's folio is charged to (State.fr_memcg)
+NR_FR_I32 = 5
 
 # ---- VM flags (include/linux/mm.h) ------------------------------------------------------------
 VM_READ = 0x1
@@ -121,6 +122,8 @@ VM_NOHUGEPAGE = 0x40000000
 MMF_VM_HUGEPAGE = 17
 MMF_DISABLE_THP_EXCEPT_ADVISED = 23
 MMF_DISABLE_THP_COMPLETELY = 24   # MMF_DISABLE_THP in 4.13 .. 6.17
+MMF_OOM_SKIP = 21            # the OOM killer passes over this mm (reaped, or exit_mmap done)
+MMF_OOM_VICTIM = 25          # the mm belongs to an OOM victim (mm_is_oom_victim)
 
 # ---- mmap / madvise / prctl (include/uapi) -----------------------------------------------------
 PROT_NONE = 0x0
@@ -321,6 +324,7 @@ SCAN_ALLOC_HUGE_PAGE_FAIL = 13
 SCAN_PAGE_COUNT = 14
 SCAN_PAGE_COMPOUND = 15
 SCAN_PTE_MAPPED_HUGEPAGE = 16   # the range's page-cache folio is huge already (map it by a PMD)
+SCAN_CGROUP_CHARGE_FAIL = 17    # the new folio's memcg charge failed
 
 # ---- global scalar state (gs) ------------------------------------------------------------------
 G_HIGH_WATER = 0             # lazily initialised frames start here
@@ -360,11 +364,54 @@ G_COMPACT_CONSIDERED = 33    # zone->compact_considered, compact_defer_shift, co
 G_COMPACT_DEFER_SHIFT = 34
 G_COMPACT_ORDER_FAILED = 35
 G_COMMITTED = 36             # vm_committed_as: pages charged by VM_ACCOUNT mappings
-G_FREE_HEAD = 37             # + order * MIGRATE_PCPTYPES + mt: head pfn or -1
+G_NR_MEMCG = 37              # memory cgroups (ids 0..n-1; 0 is the root)
+G_OOM_MEMCG = 38             # the memcg whose limit an allocation last failed against (-1: none)
+G_CUR_MEMCG = 39             # the memcg page-cache insertions are charged to (current's)
+G_RECLAIM_CURSOR = 40        # the memcg global reclaim starts its round-robin walk at
+G_MEMCG_WAIT = 41            # a memcg charge failed in a syscall and the OOM model must act
+G_FREE_HEAD = 42             # + order * MIGRATE_PCPTYPES + mt: head pfn or -1
 G_FREE_COUNT = G_FREE_HEAD + NR_PAGE_ORDERS * MIGRATE_PCPTYPES
 G_HIST_FAULT = G_FREE_COUNT + NR_PAGE_ORDERS * MIGRATE_PCPTYPES
 NR_HIST = 48                 # log2 buckets: [0] < 1 ns, [k] in [2^(k-1), 2^k) ns
-NR_GS = G_HIST_FAULT + NR_HIST
+G_MCG = G_HIST_FAULT + NR_HIST   # the memory-cgroup table: gs[G_MCG + id * NR_MC + MC_*]
+NR_GS = G_MCG                # scalars before the table (the table adds NR_MC per memcg)
+
+# ---- memory cgroups (mm/memcontrol.c; page counters in pages) ---------------------------------
+MC_PARENT = 0                # parent id (-1 for the root)
+MC_ONLINE = 1                # 1 while the cgroup exists
+MC_MAX = 2                   # memory.max / memory.limit_in_bytes (PAGE_COUNTER_MAX: no limit)
+MC_HIGH = 3                  # memory.high
+MC_LOW = 4                   # memory.low
+MC_MIN = 5                   # memory.min
+MC_SWAP_MAX = 6              # memory.swap.max
+MC_MEMSW_MAX = 7             # v1 memory.memsw.limit_in_bytes
+MC_USAGE = 8                 # memory page counter: hierarchical (memory.current)
+MC_SWAP_USAGE = 9            # swap page counter: hierarchical (memory.swap.current)
+MC_WATERMARK = 10            # the memory counter's peak (memory.peak, max_usage_in_bytes)
+MC_FAILCNT = 11              # v1 memory.failcnt: charges refused at this counter's limit
+MC_ANON = 12                 # local statistics (memory.stat sums them over the subtree)
+MC_FILE = 13
+MC_SHMEM = 14
+MC_ANON_THP = 15
+MC_FILE_THP = 16
+MC_SHMEM_THP = 17
+MC_PGSCAN = 18
+MC_PGSTEAL = 19
+MC_EV_LOW = 20               # memory.events.local
+MC_EV_HIGH = 21
+MC_EV_MAX = 22
+MC_EV_OOM = 23
+MC_EV_OOM_KILL = 24
+MC_EV_OOM_GROUP_KILL = 25
+MC_OOM_GROUP = 26            # memory.oom.group
+MC_OOM_KILL_DISABLE = 27     # v1 memory.oom_control oom_kill_disable
+MC_UNDER_OOM = 28            # v1 under_oom: tasks are waiting on this memcg's OOM
+MC_PGFAULT = 29
+MC_PGMAJFAULT = 30
+MC_THP_FALLBACK_CHARGE = 31  # thp_fault_fallback_charge counted in this memcg
+NR_MC = 32
+PAGE_COUNTER_MAX = ((1 << 63) - 1) // 4096   # "max": no limit (LONG_MAX / PAGE_SIZE)
+MAX_RECLAIM_RETRIES = 16
 
 # ---- filesystems, inodes and blocks (kernels/fs.py) --------------------------------------------
 FST_EXT4 = 1                 # delayed allocation, unwritten extents, willwrite
@@ -466,7 +513,8 @@ MM_BRK_START = 17
 MM_BRK = 18
 MM_HAD_PMD = 19              # 1 once any PMD leaf was mapped: 2 MiB TLB entries may exist
 MM_KH_SEQ = 20               # khugepaged enrolment order (0: not on its list)
-NR_MM_FIELDS = 21
+MM_MEMCG = 21                # the memory cgroup its pages are charged to (mm->owner's; 0: root)
+NR_MM_FIELDS = 22
 
 # ---- VMA fields (vma array rows) ---------------------------------------------------------------
 V_START = 0
@@ -493,9 +541,14 @@ T_WALK_PS = 12
 T_FAULT_PS = 13
 T_TGID = 14
 T_ALIVE = 15
+T_MEMCG = 16                 # the memory cgroup the task is in (0: the root)
 TF_CAP_SYS_ADMIN = 1         # task flags (T_FLAGS): holds CAP_SYS_ADMIN
+TF_KTHREAD = 2               # PF_KTHREAD: a kernel thread (never an OOM victim)
+TF_OOM_ORIGIN = 4            # oom_task_origin: swapoff/KSM unmerge; selected first
+TF_EXITING = 8               # PF_EXITING: the task is exiting
+TF_MEMDIE = 16               # tsk_is_oom_victim (TIF_MEMDIE before 4.x): killed, not yet gone
 SLAB_BYTES_PER_FILE = 192 + 1096  # bytes of slab one cached dentry + inode take (mmcore.files)
-NR_T_FIELDS = 16
+NR_T_FIELDS = 17
 
 # ---- per-CPU (cpu array columns) ---------------------------------------------------------------
 CPU_STAMP = 0

@@ -28,6 +28,7 @@ writable at once in a shared writable mapping, as shmem has no write-notify. Und
 there are no huge mappings: a fault that finds a huge page splits it and maps 4 KiB.
 """
 from .consts import (
+    MM_MEMCG,
     C_COST_CLEAR_PAGE,
     I_FS,
     FST_RAMFS,
@@ -94,6 +95,8 @@ from .shmem import (
 from .fs import fs_write_begin
 from .huge_memory import khugepaged_enter, leaf_prot, prep_anon_folio, thp_disabled_by_mm
 from .jit import kernel
+from .memcontrol import mem_cgroup_charge
+from .page_counter import CHARGE_ANON, memcg_commit, page_counter_uncharge
 from .pagetable import pt_slots_available
 from .page_alloc import rmqueue
 from .page_writeback import balance_dirty_pages
@@ -193,9 +196,16 @@ def do_file_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, ppos, va, write
     shared = (vm_flags & VM_SHARED) != 0
     if write and not shared:
         # do_cow_fault: a private copy of the page
+        cg = mm[MM_MEMCG, mmi]
+        over, c = mem_cgroup_charge(S, cg, 1)
+        t += c
+        if over >= 0:
+            return -ENOMEM, t - now
         new = rmqueue(gs, cfg, fr32, fr_flags, fr_order, pb_mt, 0, MIGRATE_MOVABLE)
         if new < 0:
+            page_counter_uncharge(gs, cg, 1)
             return -ENOMEM, t - now
+        memcg_commit(gs, fr32, cg, new, 1, CHARGE_ANON)
         prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, new, 0, mm[MM_ANON, mmi], va >> 12)
         fr32[FR_MAPCOUNT, new] = 1
         pt[ppos] = prot | _PAGE_RW | _PAGE_DIRTY | (new << 12)
@@ -244,9 +254,15 @@ def do_file_wp(S, mmi, vm_flags, vstart, pgoff, ii, ppos, va, now):
             return st, 0
         flush_tlb_page(cfg, tlb, pwc, mmi + 1, va)
         return OK, t - now + cfg[C_COST_TLB_FLUSH]
+    cg = mm[MM_MEMCG, mmi]
+    over, c = mem_cgroup_charge(S, cg, 1)
+    if over >= 0:
+        return -ENOMEM, c
     new = rmqueue(gs, cfg, fr32, fr_flags, fr_order, pb_mt, 0, MIGRATE_MOVABLE)
     if new < 0:
-        return -ENOMEM, 0
+        page_counter_uncharge(gs, cg, 1)
+        return -ENOMEM, c
+    memcg_commit(gs, fr32, cg, new, 1, CHARGE_ANON)
     prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, new, 0, mm[MM_ANON, mmi], va >> 12)
     fr32[FR_MAPCOUNT, new] = 1
     mm[MM_ANONPAGES, mmi] += 1
@@ -255,7 +271,7 @@ def do_file_wp(S, mmi, vm_flags, vstart, pgoff, ii, ppos, va, now):
     unmap_file_pte(vmstat, fr32, fr_flags, mm, mmi, pfn)
     pt[ppos] = leaf_prot(vm_flags) | _PAGE_RW | _PAGE_DIRTY | (new << 12)
     flush_tlb_page(cfg, tlb, pwc, mmi + 1, va)
-    return OK, cfg[C_COST_COPY_PAGE] + cfg[C_COST_TLB_FLUSH]
+    return OK, c + cfg[C_COST_COPY_PAGE] + cfg[C_COST_TLB_FLUSH]
 
 
 @kernel

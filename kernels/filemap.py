@@ -57,6 +57,7 @@ from .consts import (
 from .jit import kernel
 from .lru import folio_add_lru, folio_del_lru, folio_mark_accessed, isolate_victim
 from .page_alloc import free_pages
+from .page_counter import CHARGE_FILE, CHARGE_SHMEM, memcg_uncharge_folio
 
 # Fibonacci hashing constants (2^64 / golden ratio, and a second odd multiplier), as int64.
 _H1 = -7046029254386353131        # 0x9E3779B97F4A7C15
@@ -192,6 +193,12 @@ def replay_requests(pages, policy, pc, fr32, fr_idx, fr_flags, fr_order, lru, vm
 
 # ---- page-cache pages of the simulated machine ------------------------------------------------
 
+@kernel(inline="always")
+def charge_kind(fs, ino, ii):
+    """How a page of inode ``ii`` is charged: shmem (tmpfs) or file (ramfs counts as file)."""
+    return CHARGE_SHMEM if fs[FS_TYPE, ino[I_FS, ii]] == FST_TMPFS else CHARGE_FILE
+
+
 @kernel
 def filemap_add_page(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs, ino, ii, index,
                      pfn):
@@ -227,6 +234,7 @@ def filemap_remove_page(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, 
     (truncation) is cleaned first."""
     ii = fr32[FR_OWNER, pfn]
     f = fr_flags[pfn]
+    memcg_uncharge_folio(gs, fr32, pfn, 1, charge_kind(fs, ino, ii))
     if f & PG_dirty:
         account_page_cleaned(vmstat, fr_flags, fs, ino, ii, pfn)
     filemap_delete(pc, fr32, fr_idx, pfn)
@@ -421,6 +429,7 @@ def filemap_remove_huge(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, 
     """Remove and free a whole page-cache THP (unmapped everywhere)."""
     ii = fr32[FR_OWNER, head]
     f = fr_flags[head]
+    memcg_uncharge_folio(gs, fr32, head, HPAGE_PMD_NR, charge_kind(fs, ino, ii))
     folio_del_lru(lru, fr32, fr_flags, fr_memcg[head], head, HPAGE_PMD_NR)
     vmstat[_thp_counter(fr_flags, head)] -= 1
     for i in range(HPAGE_PMD_NR):

@@ -64,6 +64,7 @@ from .consts import (
 from .events import NEVER, rearm
 from .filemap import zap_file_pmd
 from .jit import kernel
+from .page_counter import CHARGE_ANON, memcg_split_stat, memcg_uncharge_folio
 from .page_alloc import free_pages, rmqueue
 from .pagetable import entry_pfn, pmd_lookup, withdraw_table
 from .tlb import flush_tlb_page
@@ -252,6 +253,7 @@ def split_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head):
     if fr32[FR_OWNER, head + 1] != 0 or (fr_flags[head] & PG_mlocked) != 0:
         return -1
     deferred_split_remove(gs, fr32, fr_flags, head)
+    memcg_split_stat(gs, fr32, head, CHARGE_ANON)
     base = fr_flags[head] & ~(PG_tail | PG_anon_exclusive | PG_partially_mapped)
     owner = fr32[FR_OWNER, head]
     vpn = fr_idx[head]
@@ -266,6 +268,7 @@ def split_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head):
             fr_idx[p] = 0
             fr32[FR_NEXT, p] = 0
             fr32[FR_PREV, p] = 0
+            memcg_uncharge_folio(gs, fr32, p, 1, CHARGE_ANON)
             free_pages(gs, fr32, fr_flags, fr_order, pb_mt, p, 0)
             freed += 1
         else:

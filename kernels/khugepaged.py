@@ -18,6 +18,8 @@ one PTE or page is young or referenced; and the kernel profile's writable rule h
 ``enabled`` mode.
 """
 from .consts import (
+    MM_MEMCG,
+    SCAN_CGROUP_CHARGE_FAIL,
     VS_PGFREE,
     PG_dirty,
     FST_TMPFS,
@@ -139,10 +141,12 @@ from .compaction import try_compact_direct
 from .events import NEVER, rearm
 from .huge_memory import leaf_prot, prep_anon_folio, thp_disabled_by_mm
 from .jit import kernel
+from .page_counter import CHARGE_ANON, memcg_commit, memcg_try_charge, page_counter_uncharge
 from .memory import queue_if_partial, remove_rmap_pte
 from .mlock import mlock_folio, munlock_pte_page
 from .mmap import find_vma_index
 from .filemap import (
+    charge_kind,
     file_folio_head,
     filemap_add_huge,
     filemap_get_folio,
@@ -292,6 +296,12 @@ def collapse_huge_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
                                      pt, mm, tlb, pwc, direct)
     if pfn < 0:
         return SCAN_ALLOC_HUGE_PAGE_FAIL, cost
+    cg = mm[MM_MEMCG, mmi]
+    if memcg_try_charge(gs, cg, HPAGE_PMD_NR) >= 0:   # alloc_charge_folio: mem_cgroup_charge
+        vmstat[VS_PGFREE] += HPAGE_PMD_NR
+        free_pages(gs, fr32, fr_flags, fr_order, pb_mt, pfn, HPAGE_PMD_ORDER)
+        return SCAN_CGROUP_CHARGE_FAIL, cost
+    memcg_commit(gs, fr32, cg, pfn, HPAGE_PMD_NR, CHARGE_ANON)
     table = entry_pfn(pt[pos])
     tb = fr_idx[table] * PTRS_PER_TABLE
     zp = cfg[C_NR_FRAMES]
@@ -489,7 +499,7 @@ def khugepaged_wakeup(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, 
 def madvise_collapse_errno(r):
     if r == SCAN_ALLOC_HUGE_PAGE_FAIL:
         return -ENOMEM
-    if r == SCAN_EXCEED_NONE_PTE:
+    if r == SCAN_EXCEED_NONE_PTE or r == SCAN_CGROUP_CHARGE_FAIL:
         return -EBUSY
     if r == SCAN_PAGE_COUNT or r == SCAN_PAGE_LRU:
         return -EAGAIN
@@ -691,9 +701,15 @@ def collapse_file(S, mmi, p, haddr, khugepaged, direct):
     cost += c
     if new < 0:
         return SCAN_ALLOC_HUGE_PAGE_FAIL, cost
+    cg = mm[MM_MEMCG, mmi]
+    if memcg_try_charge(gs, cg, HPAGE_PMD_NR) >= 0:   # alloc_charge_folio: mem_cgroup_charge
+        vmstat[VS_PGFREE] += HPAGE_PMD_NR
+        free_pages(gs, fr32, fr_flags, fr_order, pb_mt, new, HPAGE_PMD_ORDER)
+        return SCAN_CGROUP_CHARGE_FAIL, cost
     if none == HPAGE_PMD_NR:
         # nothing cached in the range (MADV_COLLAPSE only: khugepaged stopped at max_ptes_none):
         # collapse_file finds no entry and gives the folio back (SCAN_TRUNCATED: EINVAL)
+        page_counter_uncharge(gs, cg, HPAGE_PMD_NR)
         vmstat[VS_PGFREE] += HPAGE_PMD_NR
         free_pages(gs, fr32, fr_flags, fr_order, pb_mt, new, HPAGE_PMD_ORDER)
         return SCAN_FAIL, cost
@@ -712,6 +728,7 @@ def collapse_file(S, mmi, p, haddr, khugepaged, direct):
             w += 1
         filemap_remove_page(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc,
                             lru, fgs, fs, ino, pfn)
+    memcg_commit(gs, fr32, cg, new, HPAGE_PMD_NR, charge_kind(fs, ino, ii))
     filemap_add_huge(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs, ino, ii, index,
                      new)
     if fs[FS_TYPE, f] == FST_TMPFS:

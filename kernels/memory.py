@@ -6,6 +6,11 @@ accessed and dirty bits) and calls it. Hot functions take arrays, never the stat
 from .borrow import borrow_state, borrow, prefetch
 from .compaction import alloc_thp
 from .consts import (
+    VS_THP_FAULT_FALLBACK_CHARGE,
+    G_CUR_MEMCG,
+    MC_THP_FALLBACK_CHARGE,
+    MM_MEMCG,
+    T_MEMCG,
     FAULT_PC_RESERVE,
     PG_anon,
     _PAGE_ACCESSED,
@@ -124,7 +129,15 @@ from .filemap import unmap_file_pte, zap_file_pmd
 from .jit import kernel
 from .mlock import mlock_folio, munlock_pte_page, munlock_thp
 from .mmap import range_has_vma, vma_lookup
+from .memcontrol import mem_cgroup_charge
 from .page_alloc import free_pages, rmqueue
+from .page_counter import (
+    CHARGE_ANON,
+    mc,
+    memcg_commit,
+    memcg_uncharge_folio,
+    page_counter_uncharge,
+)
 from .pagetable import (
     alloc_table,
     deposit_table,
@@ -147,6 +160,8 @@ PREFETCH_AHEAD = 8           # accesses between a prefetch and its use
 
 @kernel
 def free_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head, order):
+    """Free an anonymous folio whose last mapping went: uncharge it, then back to the buddy."""
+    memcg_uncharge_folio(gs, fr32, head, 1 << order, CHARGE_ANON)
     if fr_flags[head] & PG_mlocked:
         vmstat[VS_NR_MLOCK] -= 1 << order
     if order > 0:
@@ -352,6 +367,8 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
     p = vma_lookup(mm, vma, mmi, va)
     if p < 0:
         return SEGV, cfg[C_COST_FAULT]     # the exception is paid for all the same
+    gs[G_CUR_MEMCG] = S.task[T_MEMCG, ti]         # page cache is charged to current's memcg
+    cg = mm[MM_MEMCG, mmi]                        # anon pages to the mm owner's
     vm_flags = vma[V_FLAGS, p]
     if vma[V_FILE, p] == -2:                      # [vvar]/[vdso]: special mappings, not modelled
         return SEGV, cfg[C_COST_FAULT]     # the exception is paid for all the same
@@ -394,12 +411,25 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
                 if st != OK or done:
                     return st, cost
             else:
-                st, c, done = do_huge_pmd_anonymous_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags,
-                                                         fr_order, pb_mt, pt, pt_aux, mm, tlb,
-                                                         pwc, mmi, vm_flags, pos, va, now)
+                over, c = mem_cgroup_charge(S, cg, HPAGE_PMD_NR)
                 cost += c
-                if st != OK or done:
-                    return st, cost
+                if over >= 0:
+                    # a THP the memcg cannot take: base pages instead (no OOM for costly orders)
+                    vmstat[VS_THP_FAULT_FALLBACK] += 1
+                    vmstat[VS_THP_FAULT_FALLBACK_CHARGE] += 1
+                    gs[mc(cg, MC_THP_FALLBACK_CHARGE)] += 1
+                else:
+                    st, c, done = do_huge_pmd_anonymous_page(cfg, gs, vmstat, fr32, fr_idx,
+                                                             fr_flags, fr_order, pb_mt, pt,
+                                                             pt_aux, mm, tlb, pwc, mmi, vm_flags,
+                                                             pos, va, now)
+                    cost += c
+                    if done:
+                        memcg_commit(gs, fr32, cg, entry_pfn(pt[pos]), HPAGE_PMD_NR, CHARGE_ANON)
+                    else:
+                        page_counter_uncharge(gs, cg, HPAGE_PMD_NR)
+                    if st != OK or done:
+                        return st, cost
     elif pmde & _PAGE_PSE:
         if not write or (pmde & _PAGE_RW) != 0:
             pt[pos] = pmde | _PAGE_ACCESSED
@@ -412,10 +442,17 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
                 # do_huge_zero_wp_pmd: replace the zero PMD by a fresh THP, keep the deposit.
                 # Like wp_huge_pmd, it does not ask thp_vma_allowable again: a PMD that is
                 # already huge stays huge even if the prctl was set since.
-                pfn, c = alloc_thp(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
-                                   mm, tlb, pwc, vm_flags, now)
+                over, c = mem_cgroup_charge(S, cg, HPAGE_PMD_NR)
                 cost += c
+                pfn = -1
+                if over < 0:
+                    pfn, c = alloc_thp(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
+                                       pt, mm, tlb, pwc, vm_flags, now)
+                    cost += c
+                    if pfn < 0:
+                        page_counter_uncharge(gs, cg, HPAGE_PMD_NR)
                 if pfn >= 0:
+                    memcg_commit(gs, fr32, cg, pfn, HPAGE_PMD_NR, CHARGE_ANON)
                     haddr = va & ~(HPAGE_PMD_SIZE - 1)
                     prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, pfn, HPAGE_PMD_ORDER,
                                     mm[MM_ANON, mmi], haddr >> 12)
@@ -468,16 +505,35 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
             st, c = do_file_fault(S, mmi, ti, vm_flags, vma[V_START, p], vma[V_END, p],
                                   vma[V_PGOFF, p], vfile, ppos, va, write, now + cost)
             return st, cost + c
+        if write:
+            over, c = mem_cgroup_charge(S, cg, 1)
+            cost += c
+            if over >= 0:
+                return -ENOMEM, cost                 # the OOM model decides (G_OOM_MEMCG)
         st, c = do_anonymous_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
                                   mm, mmi, vm_flags, ppos, va, write)
+        if write:
+            if st == OK:
+                memcg_commit(gs, fr32, cg, entry_pfn(pt[ppos]), 1, CHARGE_ANON)
+            else:
+                page_counter_uncharge(gs, cg, 1)
         return st, cost + c
     if write and (pte & _PAGE_RW) == 0:
         if vfile >= 0 and (pte & _PAGE_SPECIAL) == 0 and (fr_flags[entry_pfn(pte)] & PG_anon) == 0:
             st, c = do_file_wp(S, mmi, vm_flags, vma[V_START, p], vma[V_PGOFF, p], vfile, ppos,
                                va, now + cost)
             return st, cost + c
+        over, c = mem_cgroup_charge(S, cg, 1)       # for a copy, if it is not reused
+        cost += c
+        if over >= 0:
+            return -ENOMEM, cost
         st, c = do_wp_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm, vma,
                            mmi, tlb, pwc, vm_flags, ppos, va)
+        new = entry_pfn(pt[ppos])
+        if st == OK and ((pte & _PAGE_SPECIAL) != 0 or new != entry_pfn(pte)):
+            memcg_commit(gs, fr32, cg, new, 1, CHARGE_ANON)
+        else:
+            page_counter_uncharge(gs, cg, 1)
         return st, cost + c
     return OK, cost
 

@@ -225,7 +225,9 @@ def write_inode_pages(S, ii, now, nr_to_write):
 @kernel(inline="always")
 def dirty_limits(cfg, gs, lru):
     """(background threshold, dirty threshold) in pages (``global_dirty_limits``)."""
-    avail = gs[G_NR_FREE] + lru[LV_PAGES + LRU_INACTIVE_FILE, 0] + lru[LV_PAGES + LRU_ACTIVE_FILE, 0]
+    avail = gs[G_NR_FREE]
+    for lv in range(lru.shape[1]):                 # every memcg's file lists
+        avail += lru[LV_PAGES + LRU_INACTIVE_FILE, lv] + lru[LV_PAGES + LRU_ACTIVE_FILE, lv]
     thresh = avail * cfg[C_DIRTY_RATIO] // 100
     bg = avail * cfg[C_DIRTY_BG_RATIO] // 100
     if bg >= thresh:

@@ -22,6 +22,8 @@ completions, the flusher's wakeups and kswapd. Then:
   neither open nor cached.
 """
 from .consts import (
+    G_CUR_MEMCG,
+    T_MEMCG,
     V_FLAGS,
     HPAGE_PMD_SIZE,
     PG_tail,
@@ -146,7 +148,8 @@ from .page_writeback import (
 )
 from .syscalls import op_begin, op_end
 from .readahead import disk_read, get_init_ra_size, get_next_ra_size, read_pages
-from .vmscan import alloc_page_reclaim, kswapd_catch_up
+from .memcontrol import pagecache_alloc
+from .vmscan import kswapd_catch_up
 
 PAGE = 4096
 DIRTY_RATELIMIT = 32         # pages a writer dirties between checks of the dirty limits
@@ -183,6 +186,7 @@ def sys_pread(S, ti, ii, pos, count, ra):
                      0, 0, gs):
         return NEED_GROW, 0
     op_begin(task, cpus, ti)
+    gs[G_CUR_MEMCG] = task[T_MEMCG, ti]
     now = task[T_CLOCK, ti] + cfg[C_COST_SYSCALL]
     background(S, now)
     if end <= pos:
@@ -265,6 +269,7 @@ def sys_pwrite(S, ti, ii, pos, count):
     if not file_room(fgs, pc, wbq, vmstat, n + huge_room(S, ii, first, last), n, 0, gs):
         return NEED_GROW, 0
     op_begin(task, cpus, ti)
+    gs[G_CUR_MEMCG] = task[T_MEMCG, ti]
     now = task[T_CLOCK, ti] + cfg[C_COST_SYSCALL]
     background(S, now)
     policy = cfg[C_LRU_POLICY]
@@ -293,7 +298,7 @@ def sys_pwrite(S, ti, ii, pos, count):
                     pfn, c = shmem_alloc_huge(S, ii, index, 0, HUGE_FOR_WRITE, now)
                     now += c
                 if pfn < 0:
-                    pfn, c = alloc_page_reclaim(S, now)
+                    pfn, c = pagecache_alloc(S, ii, now)
                     now += c + cfg[C_COST_PC_ALLOC]
                     if pfn < 0:
                         err = -ENOMEM
@@ -612,6 +617,7 @@ def sys_fallocate(S, ti, ii, mode, offset, length):
                                         last - first + huge_room(S, ii, first, last), 0, 0, gs):
         return NEED_GROW, 0
     op_begin(task, cpus, ti)
+    gs[G_CUR_MEMCG] = task[T_MEMCG, ti]
     now = task[T_CLOCK, ti] + cfg[C_COST_SYSCALL]
     st = OK
     keep = (mode & FALLOC_FL_KEEP_SIZE) != 0
@@ -645,7 +651,7 @@ def sys_fallocate(S, ti, ii, mode, offset, length):
                         pfn = file_folio_head(fr_flags, pfn)
                         fresh = pfn
                 if pfn < 0:
-                    pfn, c = alloc_page_reclaim(S, now)
+                    pfn, c = pagecache_alloc(S, ii, now)
                     now += c + cfg[C_COST_PC_ALLOC] + cfg[C_COST_CLEAR_PAGE]
                     if pfn < 0:
                         st = -ENOMEM
@@ -769,8 +775,10 @@ def drop_caches(S, ti, value):
     background(S, now)
     dropped = 0
     if value & 1:
-        for li in (LRU_INACTIVE_FILE, LRU_ACTIVE_FILE):
-            pfn = lru[LV_HEAD + li, 0]
+        for k in range(lru.shape[1] * 2):          # every memcg's file lists
+            lv = k // 2
+            li = LRU_INACTIVE_FILE if k % 2 == 0 else LRU_ACTIVE_FILE
+            pfn = lru[LV_HEAD + li, lv]
             while pfn >= 0:
                 nxt = fr32[FR_NEXT, pfn]           # read before the page goes
                 f = fr_flags[pfn]

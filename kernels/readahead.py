@@ -14,7 +14,7 @@ from .consts import (
 from .filemap import filemap_add_page, filemap_get_folio
 from .fs import fs_reads_zeros
 from .jit import kernel
-from .vmscan import alloc_page_reclaim
+from .memcontrol import pagecache_alloc
 
 PAGE = 4096
 
@@ -68,7 +68,7 @@ def read_pages(S, ii, first, last, now):
     for index in range(first, last):
         if filemap_get_folio(pc, fr32, fr_idx, ii, index) >= 0:
             continue
-        pfn, c = alloc_page_reclaim(S, cpu)
+        pfn, c = pagecache_alloc(S, ii, cpu)
         cpu += c + cfg[C_COST_PC_ALLOC]
         if pfn < 0:
             return -ENOMEM, cpu

@@ -21,6 +21,8 @@ folio is cleared whole (shmem zeroes what a first write does not cover).
 """
 from .compaction import alloc_thp
 from .consts import (
+    VS_THP_FILE_FALLBACK_CHARGE,
+    G_CUR_MEMCG,
     C_COST_CLEAR_PAGE,
     C_COST_PC_ALLOC,
     C_HPC_MODEL,
@@ -50,9 +52,11 @@ from .consts import (
     VS_THP_WRITE_ALLOC,
     VS_THP_WRITE_ALLOC_FAILED,
 )
-from .filemap import filemap_add_huge, filemap_get_folio
+from .filemap import charge_kind, filemap_add_huge, filemap_get_folio
 from .huge_memory import thp_disabled_by_mm
 from .jit import kernel
+from .memcontrol import mem_cgroup_charge
+from .page_counter import memcg_commit, page_counter_uncharge
 
 # what asks for the folio (the 2013 counters tell writes from reads and faults)
 HUGE_FOR_WRITE = 0
@@ -111,10 +115,20 @@ def shmem_alloc_huge(S, ii, index, vm_flags, why, now):
     for i in range(HPAGE_PMD_NR):
         if filemap_get_folio(pc, fr32, fr_idx, ii, base + i) >= 0:
             return -1, 0                               # -EEXIST: part of the range is cached
-    head, cost = alloc_thp(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm, tlb,
-                           pwc, vm_flags, now)
+    cg = gs[G_CUR_MEMCG]
+    over, cost = mem_cgroup_charge(S, cg, HPAGE_PMD_NR)
+    if over >= 0:
+        # the memcg cannot take the folio even after reclaim (no OOM for it): base pages
+        if cfg[C_HPC_MODEL] == HPC_MAINLINE:
+            vmstat[VS_THP_FILE_FALLBACK] += 1
+            vmstat[VS_THP_FILE_FALLBACK_CHARGE] += 1
+        return -1, cost
+    head, c = alloc_thp(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm, tlb,
+                        pwc, vm_flags, now + cost)
+    cost += c
     mainline = cfg[C_HPC_MODEL] == HPC_MAINLINE
     if head < 0:
+        page_counter_uncharge(gs, cg, HPAGE_PMD_NR)
         if mainline:
             vmstat[VS_THP_FILE_FALLBACK] += 1
         elif why == HUGE_FOR_WRITE:
@@ -129,6 +143,7 @@ def shmem_alloc_huge(S, ii, index, vm_flags, why, now):
     else:
         vmstat[VS_THP_READ_ALLOC] += 1
     vmstat[VS_PGALLOC] += HPAGE_PMD_NR
+    memcg_commit(gs, fr32, cg, head, HPAGE_PMD_NR, charge_kind(fs, ino, ii))
     filemap_add_huge(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs, ino, ii, base,
                      head)
     cost += cfg[C_COST_PC_ALLOC] + HPAGE_PMD_NR * cfg[C_COST_CLEAR_PAGE]

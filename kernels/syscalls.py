@@ -7,6 +7,9 @@ Operations reserve what they need before they mutate anything, so a restart has 
 import numpy as np
 
 from .consts import (
+    MM_MEMCG,
+    G_CUR_MEMCG,
+    T_MEMCG,
     T_FLAGS,
     C_OVERCOMMIT,
     G_COMMITTED,
@@ -486,6 +489,7 @@ def madvise_willwrite(S, ti, mmi, addr, end):
                      2 * (npages >> 9) + 2 * FAULT_RESERVE_TABLES, gs):
         return NEED_GROW, 0                      # room for every page first: nothing is redone
     op_begin(task, cpus, ti)
+    gs[G_CUR_MEMCG] = task[T_MEMCG, ti]
     task[T_CLOCK, ti] += cfg[C_COST_SYSCALL]
     i = find_vma_index(mm, vma, mmi, addr)
     va = addr
@@ -776,6 +780,8 @@ def sys_fork(S, ti, cti, cmm):
     if acct > 0 and vm_enough_memory(cfg, gs, vmstat, fgs, mm, pm, acct, cap) != 0:
         return -ENOMEM, 0
     op_begin(task, cpus, ti)
+    mm[MM_MEMCG, cmm] = mm[MM_MEMCG, pm]        # the child starts in its parent's cgroup
+    task[T_MEMCG, cti] = task[T_MEMCG, ti]
     st, cost = copy_mm(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
                        vma, pm, cmm)
     if st != OK:

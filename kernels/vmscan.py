@@ -55,7 +55,16 @@ from .consts import (
     VS_PGSTEAL_DIRECT,
     VS_PGSTEAL_FILE,
     VS_PGSTEAL_KSWAPD,
+    G_NR_MEMCG,
+    G_RECLAIM_CURSOR,
+    MC_EV_LOW,
+    MC_LOW,
+    MC_ONLINE,
+    MC_PGSCAN,
+    MC_PGSTEAL,
+    MC_USAGE,
 )
+from .page_counter import mc, memcg_is_descendant
 from .filemap import filemap_remove_page
 from .filemap import unmap_file_pte
 from .huge_memory import deferred_split_scan
@@ -125,19 +134,18 @@ def file_pte_of(cfg, pt, fr_idx, mm, vma, mmi, p, index, pfn):
 
 
 @kernel
-def shrink_node(S, nr_to_reclaim, kswapd):
-    """Free up to ``nr_to_reclaim`` pages from the LRU under the configured policy, examining at
-    most SCAN_PER_BATCH pages per page freed. Returns the number freed."""
+def shrink_lruvec(S, lv, nr_to_reclaim):
+    """Free up to ``nr_to_reclaim`` pages from lruvec ``lv`` (memcg ``lv``'s lists) under the
+    configured policy, examining at most SCAN_PER_BATCH pages per page freed. Returns
+    (freed, scanned)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
     policy = cfg[C_LRU_POLICY]
-    # shrink_slab first: the deferred-split shrinker frees the unmapped parts of queued THPs
-    freed = deferred_split_scan(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
-                                SWAP_CLUSTER_MAX)
+    freed = 0
     scanned0 = vmstat[VS_PGSCAN_FILE]
     while freed < nr_to_reclaim:
-        pfn = isolate_victim(policy, vmstat, lru, fr32, fr32, fr_flags, fr_order, 0, SCAN_PER_BATCH,
-                             True)
+        pfn = isolate_victim(policy, vmstat, lru, fr32, fr32, fr_flags, fr_order, lv,
+                             SCAN_PER_BATCH, True)
         if pfn < 0:
             break
         if fr32[FR_MAPCOUNT, pfn] > 0:
@@ -150,21 +158,87 @@ def shrink_node(S, nr_to_reclaim, kswapd):
                     vmstat[VS_PGACTIVATE] += 1
                 else:
                     fr_flags[pfn] |= PG_referenced
-                folio_add_lru(lru, fr32, fr_flags, 0, pfn, 1)
+                folio_add_lru(lru, fr32, fr_flags, lv, pfn, 1)
                 continue
             try_to_unmap(S, pfn)
         filemap_remove_page(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc,
                             lru, fgs, fs, ino, pfn)
         freed += 1
     scanned = vmstat[VS_PGSCAN_FILE] - scanned0
+    gs[mc(lv, MC_PGSCAN)] += scanned
+    gs[mc(lv, MC_PGSTEAL)] += freed
+    return freed, scanned
+
+
+@kernel
+def shrink_memcgs(S, target, nr_to_reclaim, kswapd):
+    """Reclaim up to ``nr_to_reclaim`` pages from the lruvecs of ``target``'s subtree (every
+    memcg when ``target`` is the root): one walk from a rotating cursor, as mem_cgroup_iter
+    resumes a shared walk, each memcg asked for what is still missing (the kernel's proportional
+    scan targets are not modelled). A memcg at or under its memory.low is passed over while the
+    others give enough, then reclaimed all the same (its ``low`` event), as shrink_node_memcgs
+    does. Returns (freed, scanned)."""
+    gs = S.gs
+    n = gs[G_NR_MEMCG]
+    if n == 1:
+        return shrink_lruvec(S, 0, nr_to_reclaim)
+    freed = 0
+    scanned = 0
+    start = gs[G_RECLAIM_CURSOR] % n
+    for rnd in range(2):
+        for k in range(n):
+            c = (start + k) % n
+            if freed >= nr_to_reclaim:
+                break
+            if gs[mc(c, MC_ONLINE)] == 0 or not memcg_is_descendant(gs, c, target):
+                continue
+            low = gs[mc(c, MC_LOW)]
+            protected = c != target and c != 0 and low > 0 and gs[mc(c, MC_USAGE)] <= low
+            if protected != (rnd == 1):
+                continue
+            if protected:
+                gs[mc(c, MC_EV_LOW)] += 1
+            got, sc = shrink_lruvec(S, c, nr_to_reclaim - freed)
+            freed += got
+            scanned += sc
+            if got > 0:
+                gs[G_RECLAIM_CURSOR] = c + 1
+        if freed > 0:
+            break
+    return freed, scanned
+
+
+@kernel
+def shrink_node(S, nr_to_reclaim, kswapd):
+    """Global reclaim: the deferred-split shrinker first (it frees the unmapped parts of queued
+    THPs), then every memcg's lruvec (``shrink_memcgs`` from the root). Returns the number freed."""
+    gs = S.gs
+    vmstat = S.vmstat
+    freed = deferred_split_scan(gs, vmstat, S.fr32, S.fr_idx, S.fr_flags, S.fr_order, S.pb_mt,
+                                SWAP_CLUSTER_MAX)
+    got, scanned = shrink_memcgs(S, 0, nr_to_reclaim - freed if freed < nr_to_reclaim else 0,
+                                 kswapd)
+    freed += got
     if kswapd:
         vmstat[VS_PGSCAN_KSWAPD] += scanned
-        vmstat[VS_PGSTEAL_KSWAPD] += freed
+        vmstat[VS_PGSTEAL_KSWAPD] += got
     else:
         vmstat[VS_PGSCAN_DIRECT] += scanned
-        vmstat[VS_PGSTEAL_DIRECT] += freed
-    vmstat[VS_PGSTEAL_FILE] += freed
+        vmstat[VS_PGSTEAL_DIRECT] += got
+    vmstat[VS_PGSTEAL_FILE] += got
     return freed
+
+
+@kernel
+def try_to_free_mem_cgroup_pages(S, target, nr_pages):
+    """Memcg reclaim against ``target``'s limit: at least SWAP_CLUSTER_MAX pages from its
+    subtree's lruvecs, counted as direct reclaim. Returns the number freed."""
+    vmstat = S.vmstat
+    got, scanned = shrink_memcgs(S, target, max(nr_pages, SWAP_CLUSTER_MAX), False)
+    vmstat[VS_PGSCAN_DIRECT] += scanned
+    vmstat[VS_PGSTEAL_DIRECT] += got
+    vmstat[VS_PGSTEAL_FILE] += got
+    return got
 
 
 @kernel

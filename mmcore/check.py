@@ -132,6 +132,20 @@ def check_invariants(m) -> None:
     anonish = inuse & ((flags[:n] & K.PG_hugezero) == 0)
     idx = np.nonzero(anonish)[0]
     assert np.array_equal(s.fr32[K.FR_MAPCOUNT, idx], mapcount[idx]), "mapcount mismatch"
+    # memory cgroups: every user page is charged once, to its frame's memcg and the ancestors
+    ncg = int(s.gs[K.G_NR_MEMCG])
+    user = idx[(flags[idx] & K.PG_pgtable) == 0]          # page tables are not charged
+    hz = int(s.gs[K.G_HUGE_ZERO_PFN])
+    if hz >= 0:                                           # nor the huge zero folio's tails
+        user = user[(user < hz) | (user >= hz + K.HPAGE_PMD_NR)]
+    local = np.bincount(s.fr32[K.FR_MEMCG, user], minlength=ncg)
+    assert local.shape[0] == ncg, "a frame charged to a memcg that does not exist"
+    usage = local.copy()
+    for c in range(ncg - 1, 0, -1):                      # parents have smaller ids
+        usage[int(s.gs[K.G_MCG + c * K.NR_MC + K.MC_PARENT])] += usage[c]
+    for c in range(ncg):
+        got = int(s.gs[K.G_MCG + c * K.NR_MC + K.MC_USAGE])
+        assert got == usage[c], f"memcg {c}: memory.current {got} pages != {usage[c]} charged"
     for head, cnt in entire.items():
         assert s.fr32[K.FR_OWNER, head + 1] == cnt, f"THP {head}: entire mapcount"
     fheads = np.nonzero((flags[:n] & (K.PG_file_thp | K.PG_head)) == (K.PG_file_thp | K.PG_head))[0]
@@ -252,18 +266,20 @@ def check_files(m) -> None:
     assert v[K.VS_NR_SHMEM] == int(np.sum(sb == K.PG_swapbacked)), "nr_shmem"
     # LRU lists: linked both ways, counted, and holding exactly the cached pages
     seen = set()
-    for li in range(K.NR_LRU_LISTS):
-        p, prev, cnt = int(f.lru[K.LV_HEAD + li, 0]), -1, 0
-        while p >= 0:
-            assert int(s.fr32[K.FR_PREV, p]) == prev, f"list {li}: bad prev at {p}"
-            assert p not in seen, f"pfn {p} on two lists"
-            from .kernels.lru import file_lru
-            assert file_lru(flags, p) == li, f"pfn {p} on list {li}"
-            seen.add(p)
-            cnt += 512 if flags[p] & K.PG_file_thp else 1
-            prev, p = p, int(s.fr32[K.FR_NEXT, p])
-        assert int(f.lru[K.LV_TAIL + li, 0]) == prev, f"list {li}: tail"
-        assert cnt == f.lru[K.LV_PAGES + li, 0], f"list {li}: count {cnt}"
+    from .kernels.lru import file_lru
+    for lv in range(f.lru.shape[1]):                  # one lruvec per memcg
+        for li in range(K.NR_LRU_LISTS):
+            p, prev, cnt = int(f.lru[K.LV_HEAD + li, lv]), -1, 0
+            while p >= 0:
+                assert int(s.fr32[K.FR_PREV, p]) == prev, f"list {li}: bad prev at {p}"
+                assert p not in seen, f"pfn {p} on two lists"
+                assert file_lru(flags, p) == li, f"pfn {p} on list {li}"
+                assert int(s.fr32[K.FR_MEMCG, p]) == lv, f"pfn {p} on memcg {lv}'s lists"
+                seen.add(p)
+                cnt += 512 if flags[p] & K.PG_file_thp else 1
+                prev, p = p, int(s.fr32[K.FR_NEXT, p])
+            assert int(f.lru[K.LV_TAIL + li, lv]) == prev, f"list {li}: tail"
+            assert cnt == f.lru[K.LV_PAGES + li, lv], f"list {li}: count {cnt}"
     heads_cached = {p for p in pfns.tolist() if not (flags[p] & K.PG_file_thp and p % 512)}
     assert seen == heads_cached, "LRU lists and the page cache's folios differ"
     # blocks: free + used = capacity on every filesystem

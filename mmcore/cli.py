@@ -106,6 +106,18 @@ def summary_tables(s: dict, markdown: bool = False) -> str:
         rows = [[p, f["fstype"], f["bytes_read"], f["bytes_written"], f["free_blocks"]]
                 for p, f in s["filesystems"].items()]
         parts.append(table(["mount", "fstype", "bytes read", "bytes written", "free blocks"], rows, markdown))
+    if s.get("cgroups"):
+        rows = [[p, c["current"] // 1024, c["peak"] // 1024, c["events"].get("max", 0),
+                 c["events"].get("oom", 0), c["events"].get("oom_kill", 0), len(c["procs"])]
+                for p, c in s["cgroups"].items()]
+        parts.append(table(["cgroup", "current kB", "peak kB", "max events", "oom", "oom_kill",
+                            "procs"], rows, markdown))
+    if s.get("outcome") == "hung":
+        rows = [[h["task"], h["pid"], h["state"], h["waiting_for"],
+                 "yes" if h.get("reported") else "no"] for h in s.get("hung_tasks", [])]
+        parts.append("the run HUNG: no task could run again\n\n" +
+                     table(["task", "pid", "state", "waiting for", "hung-task report"], rows,
+                           markdown))
     dm = s.get("dmesg", [])
     if dm:
         shown = dm if len(dm) <= 5 else dm[:2] + [f"... ({len(dm) - 4} more)"] + dm[-2:]
@@ -145,7 +157,8 @@ def _thp_story(args: argparse.Namespace) -> int:
 
 def parse_sets(items: list[str]) -> dict[str, Any]:
     """``--set key=value`` pairs; a value is read as TOML (``16``, ``true``, ``"x"``) or else
-    taken as a string (``16MiB``, ``never``)."""
+    taken as a string (``16MiB``, ``never``); so is a number whose text a float would not give
+    back (``3.10``: a kernel version)."""
     out = {}
     for item in items or []:
         key, eq, text = item.partition("=")
@@ -157,6 +170,8 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
             value = tomllib.loads(f"v = {text}")["v"]
         except tomllib.TOMLDecodeError:
             value = text.strip()
+        if isinstance(value, float) and repr(value) != text.strip():
+            value = text.strip()          # kernel=3.10 is a version, not the number 3.1
         out[key] = value
     return out
 

@@ -79,6 +79,8 @@ PROFILES: dict[str, Profile] = {
                     K.COLLAPSE_ANY),
 }
 
+OOM_MODELS = ("legacy", "reliable", "current")
+
 THP_ENABLED = {"never": K.THP_NEVER, "madvise": K.THP_MADVISE, "always": K.THP_ALWAYS}
 THP_DEFRAG = {"never": K.DEFRAG_NEVER, "madvise": K.DEFRAG_MADVISE,
               "defer+madvise": K.DEFRAG_DEFER_MADVISE, "defer": K.DEFRAG_DEFER,
@@ -210,6 +212,14 @@ class Config:
     overcommit_kbytes: int = 0
     admin_reserve_kbytes: int | None = None   # min(3% of memory, 8 MiB)
     user_reserve_kbytes: int | None = None    # min(3% of memory, 128 MiB)
+    # memory cgroups and the OOM handling model (None: the profile's). cgroup_version 1 or 2 (the
+    # v2 memory controller is stable from 4.5). oom_model "legacy" (before 3.12: kill and wait in
+    # the charge path, locks held), "reliable" (3.12: syscalls get ENOMEM, user faults unwind,
+    # kill or wait, restart), "current" (4.19+: the kill back in the charge path, only the
+    # oom_kill_disable wait deferred; the oom_reaper frees the victim's memory)
+    cgroup_version: int | None = None
+    oom_model: str | None = None
+    hung_task_timeout_secs: int = 120         # kernel.hung_task_timeout_secs (0: never report)
 
     def __post_init__(self) -> None:
         if isinstance(self.tlb, Mapping):
@@ -328,6 +338,15 @@ class Config:
                 raise ConfigError(f"{name}: expected true or false, got {getattr(self, name)!r}")
         if not isinstance(self.oom_killer, bool):
             raise ConfigError(f"oom_killer: expected true or false, got {self.oom_killer!r}")
+        if self.cgroup_version is not None:
+            if self.cgroup_version not in (1, 2) or isinstance(self.cgroup_version, bool):
+                raise ConfigError(f"cgroup_version: expected 1 or 2, got {self.cgroup_version!r}")
+            if self.cgroup_version == 2 and self.profile.version < 405:
+                raise ConfigError(f"cgroup_version: kernel {self.kernel} has no cgroup v2 memory "
+                                  f"controller (4.5+), got 2")
+        if self.oom_model is not None and self.oom_model not in OOM_MODELS:
+            raise ConfigError(f"oom_model: expected one of {list(OOM_MODELS)}, got {self.oom_model!r}")
+        _check_int("hung_task_timeout_secs", self.hung_task_timeout_secs, 0, 1 << 31)
         _check_int("compaction_proactiveness", self.compaction_proactiveness, 0, 100)
         _check_int("extfrag_threshold", self.extfrag_threshold, 0, 1000)
 
@@ -362,6 +381,22 @@ class Config:
         u = self.user_reserve_kbytes
         return (min(free_kb // 32, 1 << 13) if a is None else a,
                 min(free_kb // 32, 1 << 17) if u is None else u)
+
+    @property
+    def cgroups(self) -> int:
+        """The cgroup hierarchy's version: the setting, else 1 before 4.5 and 2 from it."""
+        if self.cgroup_version is not None:
+            return self.cgroup_version
+        return 1 if self.profile.version < 405 else 2
+
+    @property
+    def oom(self) -> str:
+        """The OOM handling model: the setting, else the profile's (legacy before 3.12,
+        reliable 3.12 to 4.18, current from 4.19)."""
+        if self.oom_model is not None:
+            return self.oom_model
+        v = self.profile.version
+        return "legacy" if v < 312 else "reliable" if v < 419 else "current"
 
     # ---- the kernels' view ----------------------------------------------------------------
     def to_array(self) -> np.ndarray:

@@ -576,12 +576,43 @@ LEDGER: tuple[Mechanism, ...] = (
         "compact_daemon_* 4.6, thp_file_* 4.8, ...) are shown and counted there too."),
     # ---- not modelled ----------------------------------------------------------------------------
     Mechanism(
-        "Memory cgroups (charging, limits, memcg OOM, memcg reclaim)",
-        marks("absent"),
-        "mm/memcontrol.c",
-        (), (), ("thp_fault_fallback_charge", "thp_file_fallback_charge"),
-        "Everything is in the root cgroup; `fr_memcg` exists but is never set. The OOM "
-        "arithmetic takes a memcg's limit as `totalpages` when given."),
+        "Memory cgroups: charging, hierarchy, limits, memcg reclaim, memory.high/low, events",
+        marks("approximate"),
+        "mm/memcontrol.c `try_charge`, `commit_charge`, `mem_cgroup_uncharge`, "
+        "`memory_max_write`, `mem_cgroup_resize_max`; mm/page_counter.c; mm/vmscan.c "
+        "`try_to_free_mem_cgroup_pages`, `shrink_node_memcgs`",
+        (_T + "test_memcg.py::test_anon_pages_are_charged_to_the_cgroup_of_the_mm_and_uncharged_on_exit",
+         _T + "test_memcg.py::test_page_cache_is_charged_and_reclaimed_before_any_oom",
+         _T + "test_memcg.py::test_memory_high_reclaims_back_under_it_and_counts_high_events",
+         _T + "test_memcg.py::test_lowering_memory_max_reclaims_then_kills",
+         _T + "test_memcg.py::test_control_file_text_v2",
+         _T + "test_memcg.py::test_control_file_text_v1"),
+        ("page_counter", "memcontrol"), ("thp_fault_fallback_charge", "thp_file_fallback_charge"),
+        "Anonymous pages are charged to the mm owner's memcg, page cache to the current task's, "
+        "hierarchically (memory.current, failcnt, peak); a charge past a limit reclaims the "
+        "subtree's file pages and retries as try_charge does (MAX_RECLAIM_RETRIES), THPs fall "
+        "back without an OOM. memory.high is reclaimed at once after the charge (no throttling "
+        "sleep); memory.low protects in the first reclaim pass only; the kernel's proportional "
+        "per-memcg scan targets are replaced by one walk from a rotating cursor. Page tables "
+        "and slab are not charged (no kmem accounting); charges never move with a task."),
+    Mechanism(
+        "Memcg OOM handling models (legacy, reliable 3.12, current 4.19+), locks, hung tasks",
+        marks("approximate"),
+        "mm/memcontrol.c `mem_cgroup_handle_oom` (3.10), `mem_cgroup_oom_synchronize` (3.12), "
+        "`mem_cgroup_oom` (4.19+); mm/oom_kill.c `oom_reaper`; kernel/hung_task.c",
+        (_T + "test_memcg.py::test_a_write_at_the_limit_fails_or_kills_as_the_oom_model_says",
+         _T + "test_memcg.py::test_oom_kill_disable_makes_a_faulting_task_wait",
+         _T + "test_memcg.py::test_hierarchical_limit_triggers_a_memcg_oom_that_kills_inside_the_subtree_only",
+         _T + "test_oom_deadlocks.py::test_write_truncate_deadlock_by_model",
+         _T + "test_oom_deadlocks.py::test_brk_handler_deadlock_by_model"),
+        ("memcontrol",), ("oom_kill",),
+        "Legacy kills (or, with oom_kill_disable, sleeps) in the charge path holding its locks; "
+        "reliable fails syscall charges with ENOMEM and unwinds a user fault before killing or "
+        "waiting; current kills in the charge path and defers only the oom_kill_disable wait. "
+        "Locks (inode, mmap with fair rwsem queueing, per-VMA faults from 6.4) exist in "
+        "scenario runs only, where an op sleeps at lock, OOM and slice boundaries; khungtaskd "
+        "reports only once nothing can run. The 3.10 OOM victim's child sacrifice is not "
+        "modelled."),
     Mechanism(
         "Swap: anonymous reclaim, swap entries, swap-in",
         marks("absent"),

@@ -19,7 +19,9 @@ from .kernels import sched as SCH
 from .kernels import syscalls as S_
 from .kernels import read_write as RW
 from .files import VFS
+from .kernels import vmscan as VM
 from .kernels.state import State
+from .memcg import Cgroup, parse_path
 
 _MAX_ADDR = K.TASK_SIZE
 START_BRK = 0x555555559000      # PAGE_ALIGN(end of bss) of a small PIE binary, ASLR off
@@ -53,6 +55,28 @@ class OOMKilled(Exception):
     def __init__(self, pid: int, comm: str):
         self.pid, self.comm = pid, comm
         super().__init__(f"task {pid} ({comm}): killed by the OOM killer")
+
+
+class MemcgOOMWait(Exception):
+    """The task sleeps on its memory cgroup's OOM wait queue: the memcg is at its limit, reclaim
+    freed nothing and oom_kill_disable is set, so only an uncharge, a higher limit or the
+    userspace OOM handler can wake it. (A scenario run waits for those; a direct call has nobody
+    to wake it and raises this.)"""
+
+    def __init__(self, pid: int, comm: str, path: str):
+        self.pid, self.comm, self.path = pid, comm, path
+        super().__init__(f"task {pid} ({comm}): waiting on the OOM of memory cgroup {path} "
+                         "(oom_kill_disable is set)")
+
+
+class OOMVictimWait(Exception):
+    """The OOM killer found a victim it already killed that has not exited yet (it sleeps
+    uninterruptibly, e.g. on a lock) and whose memory no oom_reaper has taken: the scan aborts
+    and the allocating task waits for the victim (select_bad_process's abort)."""
+
+    def __init__(self, pid: int, comm: str, victim: int):
+        self.pid, self.comm, self.victim = pid, comm, victim
+        super().__init__(f"task {pid} ({comm}): waiting for OOM victim {victim} to exit")
 
 
 class OutOfMemoryPanic(Exception):
@@ -95,6 +119,8 @@ class Machine:
         self.seed = _check_int("seed", seed)
         self._tasks: dict[int, Task] = {}
         self._totalpages: int | None = None
+        self._bases: np.ndarray | None = None      # int64[5, T]: from_proc baselines per task
+        self._all_order = np.zeros(0, np.int64)      # 0..tasks-1: a global OOM's scan order
         self._oom_kills = 0
         self._oom_kernel: str | None = None
         self._next_pid = 1
@@ -104,6 +130,15 @@ class Machine:
         self._smp_chunks: list[np.ndarray] = []
         self.state = self._new_state()
         self.vfs = VFS(self)
+        root = Cgroup(self, 0, "/")
+        self._cgroups: dict[str, Cgroup] = {"/": root}
+        self._cgroups_by_id: list[Cgroup] = [root]
+        self._wake_hooks: list = []            # called with a Cgroup when its OOM waiters may go on
+        # OOM victims that cannot act on SIGKILL now (a scenario run's tasks asleep
+        # uninterruptibly), the killed ones still alive, and the oom_reaper's queue
+        self._stuck: set[int] = set()
+        self._dying: dict[int, int] = {}       # tgid -> kill time (ps)
+        self._pending_reap: list[tuple[int, int]] = []   # (due time ps, tgid)
 
     # ---- state -------------------------------------------------------------------------------
     def _new_state(self) -> State:
@@ -112,8 +147,15 @@ class Machine:
         n = int(cfg[K.C_NR_FRAMES])
         ncpu = c.ncpus
         _, _, total = (0, 0, sum(e for e in (c.tlb.l1_4k_entries, c.tlb.l1_2m_entries, c.tlb.stlb_entries)))
-        gs = np.zeros(K.NR_GS, np.int64)
+        gs = np.zeros(K.NR_GS + K.NR_MC, np.int64)     # the scalars and the root memcg
         gs[K.G_NR_FREE] = n
+        gs[K.G_NR_MEMCG] = 1
+        gs[K.G_OOM_MEMCG] = -1
+        root = K.G_MCG
+        gs[root + K.MC_PARENT] = -1
+        gs[root + K.MC_ONLINE] = 1
+        for f in (K.MC_MAX, K.MC_HIGH, K.MC_SWAP_MAX, K.MC_MEMSW_MAX):
+            gs[root + f] = K.PAGE_COUNTER_MAX
         gs[K.G_HUGE_ZERO_PFN] = -1
         gs[K.G_FREE_HEAD:K.G_FREE_COUNT] = -1
         pt_cap, vma_cap, mm_cap, t_cap = 64, 256, 16, 16
@@ -131,11 +173,12 @@ class Machine:
         fr_flags[n] = K.PG_reserved                      # the 4 KiB zero page
         tlb = np.zeros((ncpu, 2, total), np.int64)
         tlb[:, 0, :] = -1
+        fr32 = np.zeros((K.NR_FR_I32, n + 1), np.int32)
         return State(
             cfg=cfg, gs=gs, vmstat=np.zeros(K.NR_VMSTAT, np.int64),
-            fr32=np.zeros((K.NR_FR_I32, n + 1), np.int32), fr_idx=np.zeros(n + 1, np.int64),
+            fr32=fr32, fr_idx=np.zeros(n + 1, np.int64),
             fr_flags=fr_flags, fr_order=np.zeros(n + 1, np.int8),
-            fr_memcg=np.zeros(n + 1, np.int16),
+            fr_memcg=fr32[K.FR_MEMCG],                  # a view: the memcg row of fr32
             pb_mt=np.full(n >> K.PAGEBLOCK_ORDER, K.MIGRATE_MOVABLE, np.int8),
             pt=np.zeros(pt_cap * K.PTRS_PER_TABLE, np.int64),
             pt_aux=np.full((2, pt_cap), -1, np.int32),
@@ -276,56 +319,450 @@ class Machine:
             self.state.task[K.T_FLAGS, t._ti] |= TF_CAP_SYS_ADMIN
         return t
 
-    def oom_victim(self) -> "Task | None":
-        """The process the global OOM killer would pick now (select_bad_process over thread-group
-        leaders in pid order, the profile's badness and tie rule), or None."""
-        leaders = [t for t in self._tasks.values() if t.pid == t._tgid]
-        if not leaders:
-            return None
-        b = np.array([t.oom_badness() for t in leaders], np.int64)
-        i = oom.select_victim(b, kernel=self.oom_kernel)
-        return leaders[i] if i >= 0 else None
+    def spawn_many(self, n: int, comm: str = "task", *, oom_score_adj=0, rss_pages=0,
+                   swap_pages=0, pgtables_bytes=0) -> list["Task"]:
+        """Start ``n`` processes at once, each with an empty address space (no VMAs; page-table
+        roots are allocated at a first fault, as always) and, optionally, memory from before the
+        machine as ``Machine.from_proc`` gives it: ``rss_pages`` (counted as anonymous),
+        ``swap_pages`` and ``pgtables_bytes``, each one value or an array of ``n``. For OOM
+        studies over a million tasks: one vectorised pass, no per-task kernel call."""
+        n = _check_int("n", n, 0, 1 << 26)
+        if not isinstance(comm, str) or not comm:
+            raise ValueError(f"comm: expected a non-empty string, got {comm!r}")
 
-    def _out_of_memory(self, current: "Task") -> None:
-        """out_of_memory() after ``current``'s order-0 allocation failed and reclaim freed
-        nothing: pick the victim, log as the kernel does, kill its thread group (its memory is
-        freed at once; the oom_reaper line follows from 4.6), count oom_kill. Raises OOMKilled if
-        ``current`` was the victim, OutOfMemoryPanic if no task can be killed."""
-        victim = self.oom_victim()
+        def col(name, v, lo, hi):
+            a = np.asarray(v)
+            if a.dtype.kind not in "iu" or a.ndim > 1 or (a.ndim == 1 and a.shape[0] != n):
+                raise ValueError(f"{name}: expected an integer or an integer array of length {n}, "
+                                 f"got {a.dtype} of shape {a.shape}")
+            a = np.broadcast_to(a.astype(np.int64), (n,))
+            bad = np.flatnonzero((a < lo) | (a > hi))
+            if bad.size:
+                raise ValueError(f"{name}[{bad[0]}]: {a[bad[0]]} is out of range; expected "
+                                 f"{lo}..{hi}")
+            return a
+        adj = col("oom_score_adj", oom_score_adj, -1000, 1000)
+        rss = col("rss_pages", rss_pages, 0, 1 << 40)
+        swap = col("swap_pages", swap_pages, 0, 1 << 40)
+        pgt = col("pgtables_bytes", pgtables_bytes, 0, 1 << 50)
+        s = self.state
+        gs = s.gs
+        m0, t0, v0 = int(gs[K.G_NR_MM]), int(gs[K.G_NR_TASKS]), int(gs[K.G_VMA_NEXT])
+        vcap = 2
+        for name, need in (("mm", m0 + n), ("task", t0 + n)):
+            arr = getattr(self.state, name)
+            if need > arr.shape[1]:
+                new = np.zeros((arr.shape[0], max(need, 2 * arr.shape[1])), arr.dtype)
+                new[:, : arr.shape[1]] = arr
+                self.state = self.state._replace(**{name: new})
+        if v0 + n * vcap > int(gs[K.G_VMA_CAP]):
+            cap = max(v0 + n * vcap, 2 * int(gs[K.G_VMA_CAP]))
+            vma = np.zeros((K.NR_V_FIELDS, cap), np.int64)
+            vma[:, : s.vma.shape[1]] = s.vma
+            gs[K.G_VMA_CAP] = cap
+            self.state = self.state._replace(vma=vma)
+        s = self.state
+        mi = np.arange(m0, m0 + n, dtype=np.int64)
+        ti = np.arange(t0, t0 + n, dtype=np.int64)
+        mm = s.mm
+        mm[:, m0:m0 + n] = 0
+        mm[K.MM_PGD, mi] = -1
+        mm[K.MM_ANON, mi] = mi
+        mm[K.MM_USERS, mi] = 1
+        mm[K.MM_BRK_START, mi] = mm[K.MM_BRK, mi] = START_BRK
+        mm[K.MM_VBASE, mi] = v0 + (mi - m0) * vcap
+        mm[K.MM_VCAP, mi] = vcap
+        gs[K.G_VMA_NEXT] = v0 + n * vcap
+        gs[K.G_NR_MM] = m0 + n
+        pid0 = self._next_pid
+        pids = np.arange(pid0, pid0 + n, dtype=np.int64)
+        task = s.task
+        task[:, t0:t0 + n] = 0
+        task[K.T_PID, ti] = task[K.T_TGID, ti] = pids
+        task[K.T_MM, ti] = mi
+        task[K.T_CPU, ti] = ti % self.config.ncpus
+        task[K.T_ADJ, ti] = adj
+        task[K.T_ALIVE, ti] = 1
+        task[K.T_CLOCK, ti] = gs[K.G_NOW]
+        gs[K.G_NR_TASKS] = t0 + n
+        self._next_pid = pid0 + n
+        if self._bases is None:
+            self._bases = np.zeros((5, task.shape[1]), np.int64)
+        elif self._bases.shape[1] < task.shape[1]:
+            self._bases = np.pad(self._bases, ((0, 0), (0, task.shape[1] - self._bases.shape[1])))
+        self._bases[0, ti] = rss
+        self._bases[3, ti] = swap
+        self._bases[4, ti] = pgt // 4096
+        name = comm[:15]
+        out = [Task(self, t, p, name) for t, p in zip(range(t0, t0 + n), range(pid0, pid0 + n))]
+        self._tasks.update(zip(range(pid0, pid0 + n), out))
+        self._cgroups["/"].procs_order.extend(range(pid0, pid0 + n))
+        for t in out:
+            if rss[t._ti - t0] or swap[t._ti - t0] or pgt[t._ti - t0]:
+                t._baseline = (int(rss[t._ti - t0]), 0, 0, int(swap[t._ti - t0]),
+                               int(pgt[t._ti - t0]) // 4096)
+        return out
+
+    def oom_victim(self, memcg: "Cgroup | str | None" = None) -> "Task | None":
+        """The process the OOM killer would pick now: select_bad_process (the selection kernel
+        over the task arrays) in scan order (process creation order; for a memcg OOM, ``memcg``'s
+        subtree in pre-order and each cgroup's processes in the order they joined), with the
+        profile's badness, eligibility and tie rules and the OOM's ``totalpages``; None if no task
+        is eligible or a victim is still exiting (the scan aborts)."""
+        cg = self._as_cgroup(memcg)
+        i, _, abort = self._select(cg)
+        if abort or i < 0:
+            return None
+        return self._task_at(i)
+
+    def _select(self, cg: "Cgroup | None") -> tuple[int, int, bool]:
+        s = self.state
+        n = int(s.gs[K.G_NR_TASKS])
+        if cg is None:
+            # every task in creation order (the kernel skips the dead ones), kept between calls
+            if self._all_order.shape[0] != n:
+                self._all_order = np.arange(n, dtype=np.int64)
+            order = self._all_order
+            total = self.totalpages
+        else:
+            tis = [t._ti for c in cg.subtree() for tg in c.procs_order
+                   for t in self._threads(tg)]
+            order = np.array(tis, np.int64)
+            total = self._memcg_totalpages(cg)
+        if self._bases is not None and self._bases.shape[1] != s.task.shape[1]:
+            b = np.zeros((5, s.task.shape[1]), np.int64)     # the task table grew since
+            w = min(b.shape[1], self._bases.shape[1])
+            b[:, :w] = self._bases[:, :w]
+            self._bases = b
+        base = self._bases
+        return oom.select_bad_process(order, s.task, s.mm, base, totalpages=total,
+                                      kernel=self.oom_kernel, memcg_oom=cg is not None)
+
+    def _threads(self, tgid: int) -> list["Task"]:
+        lead = self._tasks.get(tgid)
+        out = [lead] if lead is not None else []
+        return out + [t for t in self._tasks.values() if t._tgid == tgid and t.pid != tgid]
+
+    def _task_at(self, ti: int) -> "Task":
+        pid = int(self.state.task[K.T_PID, ti])
+        t = self._tasks[pid]
+        return self._tasks.get(t._tgid, t)
+
+    def _oom_candidates(self, cg: "Cgroup | None") -> list["Task"]:
+        if cg is None:
+            return [t for t in self._tasks.values() if t.pid == t._tgid]
+        out = []
+        for c in cg.subtree():
+            for tg in c.procs_order:
+                t = self._tasks.get(tg)
+                if t is not None:
+                    out.append(t)
+        return out
+
+    def _memcg_totalpages(self, cg: "Cgroup") -> int:
+        """mem_cgroup_get_max: the memcg's limit plus the swap it may use (v2: swap.max; v1:
+        memsw.limit - limit), at most the swap there is; 1 if that is 0."""
+        mx = cg.limit_pages(K.MC_MAX)
+        swap = parse_size(self.config.swap, "swap") // 4096
+        extra = cg.limit_pages(K.MC_SWAP_MAX) if self.config.cgroups == 2 else \
+            cg.limit_pages(K.MC_MEMSW_MAX) - mx
+        return (mx + min(extra, swap)) or 1
+
+    def _on_enomem(self, current: "Task", user_fault: bool) -> bool:
+        """A kernel call of ``current`` failed with ENOMEM. Decide as the OOM model does:
+        True to retry the call (a victim was killed), False to let ENOMEM stand. A global
+        failure (the page allocator) runs the global OOM killer from any context; a memcg charge
+        that failed runs the memcg OOM killer, returns ENOMEM (3.12's reliable model, outside a
+        user fault; and with oom_kill_disable outside a user fault from 4.19), or waits
+        (oom_kill_disable: ``MemcgOOMWait``). Raises OOMKilled if ``current`` was the victim."""
+        gs = self.state.gs
+        mc = int(gs[K.G_OOM_MEMCG])
+        gs[K.G_OOM_MEMCG] = -1
+        if not self.config.oom_killer:
+            return False
+        if mc < 0:
+            self._out_of_memory(current)
+            return True
+        cg = self._cgroups_by_id[mc]
+        model = self.config.oom
+        if model == "reliable" and not user_fault:
+            return False                       # mem_cgroup_oom_enable only in user faults
+        if cg.oom_kill_disable:
+            if model == "current" and not user_fault:
+                return False
+            cg._set(K.MC_EV_OOM, cg._g(K.MC_EV_OOM) + 1)
+            cg._set(K.MC_UNDER_OOM, cg._g(K.MC_UNDER_OOM) + 1)
+            self._dmesg_oom_notify(cg)
+            raise MemcgOOMWait(current.pid, current.comm, cg.path)
+        return self._out_of_memory(current, cg)
+
+    def _dmesg_oom_notify(self, cg: "Cgroup") -> None:
+        """mem_cgroup_oom_notify: the v1 eventfd listeners of the memcg and its ancestors."""
+        for hook in self._wake_hooks:
+            hook(cg, "oom")
+
+    def _memcg_wake(self, cg: "Cgroup") -> None:
+        """memcg_oom_recover: an uncharge or a higher limit may let its OOM waiters go on."""
+        for hook in self._wake_hooks:
+            hook(cg, "recover")
+
+    def _out_of_memory(self, current: "Task | None", memcg: "Cgroup | None" = None) -> bool:
+        """out_of_memory() (global) or mem_cgroup_out_of_memory(): pick the victim, log as the
+        profile's kernel does (``mmcore.oom``'s line formats), kill its thread group (its memory
+        is freed at once; the oom_reaper line follows from 4.6), count oom_kill (and the memcg's
+        oom and oom_kill events). With memory.oom.group set on the victim's memcg (or an ancestor
+        below the OOM's), every task in that memcg dies. A victim asleep uninterruptibly (a
+        scenario run's lock) cannot exit: it is marked and, from 4.6, left to the oom_reaper.
+        Returns False if a memcg OOM found nothing to kill. Raises OOMVictimWait if an earlier
+        victim is still exiting, OOMKilled if ``current`` was a victim, OutOfMemoryPanic if a
+        global OOM finds no task."""
+        i, points, abort = self._select(memcg)
+        if abort:
+            scope = None if memcg is None else set(memcg.subtree())
+            waiting = [tg for tg in self._dying if tg in self._tasks and
+                       (scope is None or self._tasks[tg].cgroup in scope)]
+            raise OOMVictimWait(current.pid if current else 0, current.comm if current else "",
+                                waiting[0] if waiting else 0)
+        victim = self._task_at(i) if i >= 0 else None
+        k = self.oom_kernel
+        kv = oom._version(k)
+
+        def fmt(fn, *a, **kw):
+            """A line in ``k``'s format; where ``mmcore.oom`` does not model that version's
+            exact layout (4.5-4.18 headers, 4.14's task dump), the nearest later one."""
+            try:
+                return fn(*a, kernel=k, **kw)
+            except ValueError:
+                return fn(*a, kernel="4.19" if kv < (5, 0) else "6.18", **kw)
         log = self._dmesg
-        log.append(f"{current.comm} invoked oom-killer: gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE|"
-                   f"__GFP_COMP|__GFP_ZERO), order=0, oom_score_adj={current.oom_score_adj}")
-        if victim is None:
+        comm = current.comm if current is not None else "sh"
+        adj = current.oom_score_adj if current is not None else 0
+        gfp, flags = (0xcc0, "GFP_KERNEL") if memcg is not None else \
+            (0x140dca, "GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO")
+        log.append(fmt(oom.oom_invoked_line, comm, gfp, 0, adj, gfp_flags=flags))
+        if memcg is not None:
+            memcg._set(K.MC_EV_OOM, memcg._g(K.MC_EV_OOM) + 1)
+            if kv < (4, 19) and victim is not None:
+                log.append(f"Task in {victim.cgroup.path} killed as a result of limit of "
+                           f"{memcg.path}")
+            log.append(f"memory: usage {memcg.current // 1024}kB, limit "
+                       f"{memcg.limit_pages() * 4}kB, failcnt {memcg._g(K.MC_FAILCNT)}")
+            if self.config.cgroups == 2:
+                log.append(f"swap: usage {memcg._g(K.MC_SWAP_USAGE) * 4}kB, limit "
+                           f"{memcg.limit_pages(K.MC_SWAP_MAX) * 4}kB, failcnt 0")
+            else:
+                log.append(f"memory+swap: usage {memcg.current // 1024}kB, limit "
+                           f"{memcg.limit_pages(K.MC_MEMSW_MAX) * 4}kB, failcnt 0")
+            log.append(f"Memory cgroup stats for {memcg.path}:")
+            log.extend(f"{key} {val}" for key, val in memcg.stat().items())
+            if victim is None:
+                return False
+        elif victim is None:
             log.append("Kernel panic - not syncing: System is deadlocked on memory")
             raise OutOfMemoryPanic("Kernel panic - not syncing: System is deadlocked on memory")
-        log.append("Tasks state (memory values in pages):")
-        log.append("[  pid  ]   uid  tgid total_vm      rss rss_anon rss_file rss_shmem "
-                   "pgtables_bytes swapents oom_score_adj name")
+        log.extend(fmt(oom.oom_dump_tasks_header))
         mm = self.state.mm
-        for t in sorted(self._tasks.values(), key=lambda x: x.pid):
-            if t.pid != t._tgid or t.pid == 1:
+        for t in sorted(self._oom_candidates(memcg), key=lambda x: x.pid):
+            if t.pid == 1:
                 continue                               # dump_tasks: leaders, no global init
             st = t.status()
-            r = [st["RssAnon"] // 4, st["RssFile"] // 4, st["RssShmem"] // 4]
-            log.append(f"[{t.pid:7d}] {0:5d} {t._tgid:5d} {int(mm[K.MM_TOTAL_VM, t._mmi]):8d} "
-                       f"{sum(r):8d} {r[0]:8d} {r[1]:8d} {r[2]:9d} {st['VmPTE'] * 1024:8d} "
-                       f"{st['VmSwap'] // 4:8d}         {t.oom_score_adj:5d} {t.comm}")
-        vst = victim.status()
-        log.append(f"oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,"
-                   f"global_oom,task_memcg=/,task={victim.comm},pid={victim.pid},uid=0")
-        log.append(f"Out of memory: Killed process {victim.pid} ({victim.comm}) "
-                   f"total-vm:{vst['VmSize']}kB, anon-rss:{vst['RssAnon']}kB, "
-                   f"file-rss:{vst['RssFile']}kB, shmem-rss:{vst['RssShmem']}kB, UID:0 "
-                   f"pgtables:{vst['VmPTE']}kB oom_score_adj:{victim.oom_score_adj}")
-        group = [t for t in self._tasks.values() if t._tgid == victim._tgid]
-        for t in group:
-            t.exit()
-        if self.config.profile.version >= 406:
-            log.append(f"oom_reaper: reaped process {victim.pid} ({victim.comm}), now "
-                       "anon-rss:0kB, file-rss:0kB, shmem-rss:0kB")
-        self._oom_kills += 1
-        if victim._tgid == current._tgid:
+            log.append(fmt(oom.oom_dump_task_row, t.pid, 0, t._tgid,
+                           int(mm[K.MM_TOTAL_VM, t._mmi]), st["RssAnon"] // 4, st["RssFile"] // 4,
+                           st["RssShmem"] // 4, st["VmPTE"] * 1024, st["VmSwap"] // 4,
+                           t.oom_score_adj, t.comm))
+        vcg = victim.cgroup
+        if kv >= (5, 0):
+            log.append(oom.oom_kill_summary_line(
+                "CONSTRAINT_NONE" if memcg is None else "CONSTRAINT_MEMCG", victim.comm,
+                victim.pid, 0, k, oom_memcg=None if memcg is None else memcg.path,
+                task_memcg=vcg.path))
+        total = self.totalpages if memcg is None else self._memcg_totalpages(memcg)
+        if kv < (5, 1):
+            score = points * 1000 // total if points < (1 << 62) else 1000
+            log.append(oom.oom_kill_process_line(victim.pid, victim.comm, score, k,
+                                                 memcg=memcg is not None))
+        victims = [victim]
+        group = self._oom_group(victim, memcg)
+        if group is not None:
+            victims += [self._tasks[tg] for c in group.subtree() for tg in c.procs_order
+                        if tg in self._tasks and tg != victim._tgid]
+        died_current = False
+        for v in victims:
+            vst = v.status()
+            log.append(fmt(oom.oom_killed_process_line, v.pid, v.comm, vst["VmSize"],
+                           vst["RssAnon"], vst["RssFile"], vst["RssShmem"],
+                           pgtables_bytes=vst["VmPTE"] * 1024, oom_score_adj=v.oom_score_adj,
+                           memcg=memcg is not None))
+            c = v.cgroup
+            c._set(K.MC_EV_OOM_KILL, c._g(K.MC_EV_OOM_KILL) + 1)
+            self._oom_kills += 1
+            threads = [t for t in self._tasks.values() if t._tgid == v._tgid]
+            if v._tgid in self._stuck and (current is None or v._tgid != current._tgid):
+                # SIGKILL is pending but the victim sleeps uninterruptibly: it exits when it
+                # wakes; from 4.6 the oom_reaper takes its memory (2 s later from 5.18)
+                for t in threads:
+                    self.state.task[K.T_FLAGS, t._ti] |= K.TF_MEMDIE
+                now = int(self.state.task[K.T_CLOCK, current._ti]) if current else \
+                    int(self.state.gs[K.G_NOW])
+                self._dying[v._tgid] = now
+                mm[K.MM_FLAGS, v._mmi] |= 1 << K.MMF_OOM_VICTIM
+                if self.config.profile.version >= 406:
+                    delay = 2 * 10**12 if self.config.profile.version >= 518 else 0
+                    self._pending_reap.append((now + delay, v._tgid))
+                continue
+            for t in threads:
+                t.exit()
+            if kv >= (4, 6):
+                log.append(oom.oom_reaper_line(v.pid, v.comm, 0, 0, 0, k))
+            died_current |= current is not None and v._tgid == current._tgid
+        if group is not None:                        # one group kill, counted at the group
+            group._set(K.MC_EV_OOM_GROUP_KILL, group._g(K.MC_EV_OOM_GROUP_KILL) + 1)
+        if memcg is not None:
+            self._memcg_wake(memcg)
+        if died_current:
             raise OOMKilled(current.pid, current.comm)
+        return True
+
+    def _oom_reap(self, tgid: int, locked: bool = False) -> None:
+        """The oom_reaper on a victim that has not exited: unmap its private memory (anonymous
+        and private file pages; mlocked VMAs are left, as can_madv_lru_vma does) and set
+        MMF_OOM_SKIP, so the OOM killer may pick someone else. ``locked``: its mmap lock is
+        held for writing, so the read-trylock fails (after MAX_OOM_REAP_RETRIES the reaper gives
+        up and sets MMF_OOM_SKIP all the same)."""
+        v = self._tasks.get(tgid)
+        if v is None:
+            return
+        s = self.state
+        if locked:
+            self._dmesg.append(f"oom_reaper: unable to reap pid:{v.pid} ({v.comm})")
+        else:
+            mm, vma = s.mm, s.vma
+            b, n = int(mm[K.MM_VBASE, v._mmi]), int(mm[K.MM_VCOUNT, v._mmi])
+            ranges = [(int(vma[K.V_START, i]), int(vma[K.V_END, i])) for i in range(b, b + n)
+                      if vma[K.V_FILE, i] != -2 and not vma[K.V_FLAGS, i] & K.VM_LOCKED and
+                      (vma[K.V_FILE, i] == -1 or not vma[K.V_FLAGS, i] & K.VM_SHARED)]
+            clock = int(s.task[K.T_CLOCK, v._ti])
+            for lo, hi in ranges:
+                self._call(S_.sys_madvise, v._ti, lo, hi - lo, K.MADV_DONTNEED)
+            s.task[K.T_CLOCK, v._ti] = clock                  # the reaper's time, not the victim's
+            st = v.status()
+            self._dmesg.append(oom.oom_reaper_line(v.pid, v.comm, st["RssAnon"], st["RssFile"],
+                                                   st["RssShmem"], self.oom_kernel))
+        s.mm[K.MM_FLAGS, v._mmi] |= 1 << K.MMF_OOM_SKIP
+        for cg in self.cgroups():
+            self._memcg_wake(cg)
+
+    def _oom_group(self, victim: "Task", memcg: "Cgroup | None") -> "Cgroup | None":
+        """mem_cgroup_get_oom_group: the highest memcg with memory.oom.group set from the
+        victim's up to the OOM's domain (the root for a global OOM), v2 and 4.19+ only."""
+        if self.config.cgroups != 2 or self.config.profile.version < 419:
+            return None
+        found = None
+        c: Cgroup | None = victim.cgroup
+        stop = memcg.id if memcg is not None else 0
+        while c is not None and c.id != 0:
+            if c._g(K.MC_OOM_GROUP):
+                found = c
+            if c.id == stop:
+                break
+            c = c.parent
+        return found
+
+    # ---- memory cgroups --------------------------------------------------------------------------
+    def cgroup(self, path: str = "/", *, create: bool = False) -> Cgroup:
+        """The memory cgroup at ``path`` ("/" is the root); ``create=True`` makes it (as mkdir in
+        the cgroup filesystem: the parent must exist, EEXIST if it does)."""
+        p = parse_path(path)
+        cg = self._cgroups.get(p)
+        if not create:
+            if cg is None:
+                raise _oserror(_errno.ENOENT, f"cgroup {p} (no such cgroup; create it with "
+                               "create=True)")
+            return cg
+        if cg is not None:
+            raise _oserror(_errno.EEXIST, f"mkdir cgroup {p}")
+        parent = self._cgroups.get(p.rsplit("/", 1)[0] or "/")
+        if parent is None:
+            raise _oserror(_errno.ENOENT, f"mkdir cgroup {p} (its parent does not exist)")
+        s = self.state
+        n = int(s.gs[K.G_NR_MEMCG])
+        if n >= 65535:
+            raise _oserror(_errno.ENOSPC, f"mkdir cgroup {p} (MEM_CGROUP_ID_MAX memcgs exist)")
+        gs = np.concatenate([s.gs, np.zeros(K.NR_MC, np.int64)])
+        b = K.G_MCG + n * K.NR_MC
+        gs[b + K.MC_PARENT] = parent.id
+        gs[b + K.MC_ONLINE] = 1
+        for f in (K.MC_MAX, K.MC_HIGH, K.MC_SWAP_MAX, K.MC_MEMSW_MAX):
+            gs[b + f] = K.PAGE_COUNTER_MAX
+        gs[K.G_NR_MEMCG] = n + 1
+        lru = s.lru
+        if lru.shape[1] <= n:
+            lru = np.zeros((lru.shape[0], max(2 * lru.shape[1], n + 1)), np.int64)
+            lru[K.LV_HEAD:K.LV_PAGES] = -1
+            lru[:, : s.lru.shape[1]] = s.lru
+        self.state = s._replace(gs=gs, lru=lru)
+        cg = Cgroup(self, n, p)
+        self._cgroups[p] = cg
+        self._cgroups_by_id.append(cg)
+        parent.children.append(cg)
+        return cg
+
+    def cgroups(self) -> list[Cgroup]:
+        """Every memory cgroup, the root first, in pre-order."""
+        return self._cgroups["/"].subtree()
+
+    def _as_cgroup(self, cg) -> "Cgroup | None":
+        if cg is None or isinstance(cg, Cgroup):
+            if isinstance(cg, Cgroup) and cg.machine is not self:
+                raise ValueError(f"memcg: {cg!r} belongs to another machine")
+            return cg
+        return self.cgroup(cg)
+
+    def _cgroup_attach(self, cg: Cgroup, task: "Task") -> None:
+        if task.machine is not self:
+            raise ValueError(f"task: {task!r} belongs to another machine")
+        task._alive()
+        s = self.state
+        old = self._cgroups_by_id[int(s.task[K.T_MEMCG, task._ti])]
+        for t in self._tasks.values():
+            if t._tgid == task._tgid:
+                s.task[K.T_MEMCG, t._ti] = cg.id
+        s.mm[K.MM_MEMCG, task._mmi] = cg.id          # mm->owner moved: new charges go here
+        if task._tgid in old.procs_order:
+            old.procs_order.remove(task._tgid)
+        cg.procs_order.append(task._tgid)
+
+    def _cgroup_rmdir(self, cg: Cgroup) -> None:
+        if cg.id == 0:
+            raise _oserror(_errno.EBUSY, "rmdir the root cgroup")
+        if cg.procs or cg.children:
+            raise _oserror(_errno.EBUSY, f"rmdir cgroup {cg.path} (it has tasks or children)")
+        # the memcg goes offline; pages still charged to it keep it (a zombie memcg) until freed
+        cg._set(K.MC_ONLINE, 0)
+        del self._cgroups[cg.path]
+        parent = cg.parent
+        if parent is not None:
+            parent.children.remove(cg)
+
+    def _memcg_shrink_to(self, cg: Cgroup, pages: int, oom: bool, high: bool) -> bool:
+        """A lower limit was written: reclaim the subtree under it (memory_max_write,
+        memory_high_write, mem_cgroup_resize_max). memory.max then OOM-kills inside the memcg
+        until usage fits; v1's limit_in_bytes gives up (False: EBUSY); memory.high just stops."""
+        retries = K.MAX_RECLAIM_RETRIES
+        while cg._g(K.MC_USAGE) > pages:
+            got = VM.try_to_free_mem_cgroup_pages(self.state, cg.id, cg._g(K.MC_USAGE) - pages)
+            if got > 0:
+                continue
+            if retries > 0:
+                retries -= 1
+                continue
+            if high:
+                return True
+            if not oom:
+                return False
+            if not self._out_of_memory(None, cg):
+                break
+        return True
 
     @property
     def totalpages(self) -> int:
@@ -361,6 +798,9 @@ class Machine:
                 m.state.task[K.T_FLAGS, t._ti] |= TF_CAP_SYS_ADMIN
             t._baseline = (pt.rss_anon_kb // 4, pt.rss_file_kb // 4, pt.rss_shmem_kb // 4,
                            pt.swap_kb // 4, pt.pte_kb // 4)
+        m._bases = np.zeros((5, m.state.task.shape[1]), np.int64)
+        for t in m._tasks.values():
+            m._bases[:, t._ti] = t._baseline
         return m
 
     def _new_mm(self, vcap: int = 8, specials: bool = True) -> int:
@@ -415,6 +855,8 @@ class Machine:
         t[K.T_CPU, ti] = ti % self.config.ncpus
         t[K.T_ADJ, ti] = adj
         t[K.T_ALIVE, ti] = 1
+        if tgid is None:
+            self._cgroups["/"].procs_order.append(pid)       # a new process starts in the root
         t[K.T_CLOCK, ti] = self.state.gs[K.G_NOW]
         gs[K.G_NR_TASKS] = ti + 1
         task = Task(self, ti, pid, comm)
@@ -473,7 +915,13 @@ class Machine:
                 ti = int(arr[K.OPR_TASK, k])
                 current = next(t for t in self._tasks.values() if t._ti == ti)
                 try:
-                    self._out_of_memory(current)
+                    if not self._on_enomem(current, user_fault=True):
+                        # nothing could be killed (a memcg OOM without a victim): the op fails
+                        j = int(np.flatnonzero(order[np.minimum(cursor, n - 1)] == k)[0])
+                        res[0, k], res[2, k] = -_errno.ENOMEM, rs[SCH.RS_SEQ]
+                        rs[SCH.RS_SEQ] += 1
+                        cursor[j] += 1
+                        rs[SCH.RS_OP] = -1
                 except OOMKilled:
                     rs[SCH.RS_OP] = -1          # its op ends here; its stream stops
                 continue
@@ -491,6 +939,14 @@ class Machine:
         return list(self._tasks.values())
 
     # ---- snapshots --------------------------------------------------------------------------------
+    def __setstate__(self, d: dict) -> None:
+        """Unpickling and deep copies: ``State.fr_memcg`` is a view of a row of ``fr32``, which a
+        copy would turn into an array of its own; point it at the copied row again."""
+        self.__dict__.update(d)
+        s = d.get("state")
+        if s is not None:
+            self.state = s._replace(fr_memcg=s.fr32[K.FR_MEMCG])
+
     def snapshot(self) -> "MachineSnapshot":
         """A copy of the whole machine: every state array and the Python-side state (tasks,
         files, open file descriptors, logs, recorded events). A sweep warms a machine up once and
@@ -548,6 +1004,7 @@ class Machine:
                                  f"another state layout; this is mmcore {_version()}")
             arrays = {name: f["state"][name][()] for name in State._fields}
             m = pickle.loads(f["python"][()].tobytes())
+        arrays["fr_memcg"] = arrays["fr32"][K.FR_MEMCG]
         m.state = State(**arrays)
         return m
 
@@ -870,6 +1327,8 @@ class Task:
             m.state.mm[K.MM_USERS, cmm] = 0
             del m._tasks[child.pid]
             raise _oserror(-st, "fork")
+        m._cgroups["/"].procs_order.remove(child.pid)    # the child is in its parent's cgroup
+        self.cgroup.procs_order.append(child.pid)
         table = m.vfs.fdtable(self._tgid)
         m.vfs.fdtables[child.pid] = dict(table)          # the child shares the open files
         for of in table.values():
@@ -885,6 +1344,7 @@ class Task:
         t = m._new_task(self.comm, self._mmi, int(m.state.task[K.T_ADJ, self._ti]), tgid=tgid)
         m._call(S_.charge_syscall, self._ti, False)
         m.state.task[K.T_CLOCK, t._ti] = m.state.task[K.T_CLOCK, self._ti]
+        m.state.task[K.T_MEMCG, t._ti] = m.state.task[K.T_MEMCG, self._ti]   # same css_set
         return t
 
     def execve(self, comm: str) -> None:
@@ -907,6 +1367,7 @@ class Task:
         keep = (1 << K.MMF_DISABLE_THP_COMPLETELY) | (1 << K.MMF_DISABLE_THP_EXCEPT_ADVISED)
         mm[K.MM_FLAGS, new] = mm[K.MM_FLAGS, old] & keep
         mm[K.MM_DEF_FLAGS, new] = mm[K.MM_DEF_FLAGS, old] & K.VM_NOHUGEPAGE
+        mm[K.MM_MEMCG, new] = m.state.task[K.T_MEMCG, self._ti]     # charged where it lives
         m.state.task[K.T_MM, self._ti] = new
         zapped += m._call(S_.mm_put, old)[1]
         m._call(S_.charge_syscall, self._ti, zapped > 0)
@@ -925,6 +1386,7 @@ class Task:
         m.state.task[K.T_ALIVE, self._ti] = 0
         del m._tasks[self.pid]
         if not any(int(m.state.task[K.T_TGID, t._ti]) == self._tgid for t in m._tasks.values()):
+            m._dying.pop(self._tgid, None)
             for fd in list(m.vfs.fdtable(self._tgid)):        # the last thread closes the files
                 m.vfs.release(m.vfs.fdtables[self._tgid].pop(fd).ino)
         m.vfs.reap()
@@ -964,20 +1426,25 @@ class Task:
         ln = (length + 4095) & ~4095
         deff = int(self.machine.state.mm[K.MM_DEF_FLAGS, self._mmi])
         if deff & K.VM_LOCKED and not deff & K.VM_LOCKONFAULT:       # mlockall(MCL_FUTURE)
-            self._populate(a, ln, 2)
+            self._populate(a, ln, 2, mm_populate=True)
         elif flags & K.MAP_POPULATE:
             # populate_vma_page_range: FOLL_WRITE for private writable mappings only
-            self._populate(a, ln, 2 if ii >= 0 else (1 if prot & K.PROT_WRITE else 0))
+            self._populate(a, ln, 2 if ii >= 0 else (1 if prot & K.PROT_WRITE else 0),
+                           mm_populate=True)
         return a
 
-    def _populate(self, start: int, length: int, write: int) -> None:
-        """Fault in a range: write 0 reads, 1 writes, 2 as mlock does (writes where writable)."""
+    def _populate(self, start: int, length: int, write: int, mm_populate: bool = False) -> None:
+        """Fault in a range: write 0 reads, 1 writes, 2 as mlock does (writes where writable).
+        ``mm_populate``: after mmap or brk, whose callers ignore a memcg charge that fails
+        (the range stays partly populated)."""
         va, end = start, start + length
         while True:
             st, va = S_.populate_range(self.machine.state, self._ti, va, end, int(write))
-            if st == -_errno.ENOMEM and self.machine.config.oom_killer:
-                self.machine._out_of_memory(self)        # a victim dies; the fault restarts
-                continue
+            memcg = self.machine.state.gs[K.G_OOM_MEMCG] >= 0
+            if st == -_errno.ENOMEM and self.machine._on_enomem(self, user_fault=False):
+                continue                     # a victim died; populating goes on
+            if st == -_errno.ENOMEM and memcg and mm_populate:
+                return
             if st != K.NEED_GROW:
                 break
             self.machine._grow()
@@ -1043,16 +1510,17 @@ class Task:
         self._alive()
         self.machine._call(S_.sys_mlockall, self._ti, 0)
 
-    def brk(self, addr: int = 0) -> int:
-        """brk(2): returns the new (or unchanged) program break."""
+    def brk(self, addr: int = 0, *, populate: bool = True) -> int:
+        """brk(2): returns the new (or unchanged) program break. ``populate=False`` leaves an
+        mlockall'ed heap for the caller to populate (a scenario run does it in slices)."""
         self._alive()
         addr = _check_int("addr", addr, 0, 1 << 62)
         old = int(self.machine.state.mm[K.MM_BRK, self._mmi])
         st, res = self.machine._call(S_.sys_brk, self._ti, addr)
         deff = int(self.machine.state.mm[K.MM_DEF_FLAGS, self._mmi])
-        if res > old and deff & K.VM_LOCKED and not deff & K.VM_LOCKONFAULT:
+        if populate and res > old and deff & K.VM_LOCKED and not deff & K.VM_LOCKONFAULT:
             a = (old + 4095) & ~4095
-            self._populate(a, ((res + 4095) & ~4095) - a, 2)
+            self._populate(a, ((res + 4095) & ~4095) - a, 2, mm_populate=True)
         return res
 
     def madvise(self, addr: int, length: int, advice: int) -> int:
@@ -1194,10 +1662,21 @@ class Task:
             if (offset + length + 4095) // 4096 > 4 * nblocks + 16:
                 raise _oserror(_errno.EFBIG, "pwrite")
             vfs.ensure_blocks(of.ino, (offset + length + 4095) // 4096)
-        st, n = vfs.call(RW.sys_pwrite, self._ti, of.ino, offset, length)
-        if st < 0:
+        done = 0
+        gs = self.machine.state.gs
+        while True:
+            st, n = vfs.call(RW.sys_pwrite, self._ti, of.ino, offset + done, length - done)
+            done += max(n, 0)
+            # a memcg charge failed part-way: the OOM model kills and the write goes on, or the
+            # write ends there (ENOMEM if nothing was written)
+            if done < length and gs[K.G_OOM_MEMCG] >= 0 and \
+                    self.machine._on_enomem(self, user_fault=False):
+                continue
+            gs[K.G_OOM_MEMCG] = -1
+            break
+        if done == 0 and st < 0:
             raise _oserror(-st, "pwrite")
-        return n
+        return done
 
     def fsync(self, fd: int) -> None:
         """fsync(2): write the file's dirty pages back and wait; raises a pending writeback
@@ -1243,7 +1722,14 @@ class Task:
         vfs = self.machine.vfs
         if vfs.state.fs[K.FS_TYPE, int(vfs.state.ino[K.I_FS, of.ino])] == K.FST_EXT4:
             vfs.ensure_blocks(of.ino, (offset + length + 4095) // 4096)
-        st, _ = vfs.call(RW.sys_fallocate, self._ti, of.ino, mode, offset, length)
+        gs = self.machine.state.gs
+        while True:
+            st, _ = vfs.call(RW.sys_fallocate, self._ti, of.ino, mode, offset, length)
+            if st == -_errno.ENOMEM and gs[K.G_OOM_MEMCG] >= 0 and \
+                    self.machine._on_enomem(self, user_fault=False):
+                continue                     # shmem_fallocate undid its pages: it starts again
+            gs[K.G_OOM_MEMCG] = -1
+            break
         if st < 0:
             raise _oserror(-st, "fallocate")
 
@@ -1362,9 +1848,8 @@ class Task:
         i = 0
         while True:
             st, i = S_.run_touch(self.machine.state, self._ti, addr, length, stride, bool(write), i)
-            if st == -_errno.ENOMEM and self.machine.config.oom_killer:
-                self.machine._out_of_memory(self)        # a victim dies; the fault restarts
-                continue
+            if st == -_errno.ENOMEM and self.machine._on_enomem(self, user_fault=True):
+                continue                     # a victim died; the fault restarts
             if not self.machine._service(st):
                 break
         self._raise_access(st, addr + i * stride, write)
@@ -1390,9 +1875,8 @@ class Task:
         i = 0
         while True:
             st, i = S_.run_access(self.machine.state, self._ti, a, w, i, res)
-            if st == -_errno.ENOMEM and self.machine.config.oom_killer:
-                self.machine._out_of_memory(self)        # a victim dies; the fault restarts
-                continue
+            if st == -_errno.ENOMEM and self.machine._on_enomem(self, user_fault=True):
+                continue                     # a victim died; the fault restarts
             if not self.machine._service(st):
                 break
         if st != K.OK:
@@ -1474,6 +1958,11 @@ class Task:
                 if k not in ("start", "end", "flags", "Size", "KernelPageSize", "MMUPageSize"):
                     total[k] = total.get(k, 0) + v
         return total
+
+    @property
+    def cgroup(self) -> Cgroup:
+        """The memory cgroup this task is in (/proc/PID/cgroup)."""
+        return self.machine._cgroups_by_id[int(self.machine.state.task[K.T_MEMCG, self._ti])]
 
     # ---- the OOM killer's view --------------------------------------------------------------
     @property

@@ -9,14 +9,17 @@ Format
 ------
 Top-level tables (any other key is an error)::
 
-    [scenario]   name, description, seed (int, default 0), on_error ("stop" | "continue")
+    [scenario]   name, description, seed (int, default 0), on_error ("stop" | "continue"),
+                 quantum (bytes: long writes/touches/brk populates yield between slices)
     [params]     name = value defaults; any value elsewhere may be "${name}"
     [machine]    any mmcore.Config field, nested tables tlb = {...} and costs = {...} included
     [[mount]]    path, fstype ("ext4" | "ext2" | "tmpfs" | "ramfs"), size, disk = {...},
                  huge ("never" | "always" | "within_size" | "advise": tmpfs only)
                  (disk: read_latency_us, write_latency_us, read_mb_s, write_mb_s)
     [[task]]     name, comm (default: name), oom_score_adj (default 0),
-                 prctl = {option = ..., arg2 = ...} or a list of such tables (run at spawn)
+                 prctl = {option = ..., arg2 = ...} or a list of such tables (run at spawn),
+                 thread_of (a thread of an earlier task)
+    [[cgroup]]   path ("/a/b", parents first), files = {control file = value, ...}, tasks
     [[phase]]    name, task (the default task of its ops), ops = [ {op = ...}, ... ]
     [record]     record_faults, record_syscalls (bools), sample_interval_ns (ns or "1ms"),
                  observables = ["meminfo", "vmstat", "status", "counters", "smaps",
@@ -54,6 +57,8 @@ a range is then ``map = "buf"`` (the whole mapping) with optional ``offset`` and
     unlink      path (count and {i} as for open);   sync
     write_sysctl  name ("vm.drop_caches", ...), value;   sysfs_write  path, value
     sleep       duration (simulated time passes for the task)
+    brk         increment, map;  cgroup_write  path, file, value;  oom_wait  path
+    read_proc   target, file;  kill  target;  exit
     repeat      count, while_running (a task name: stop once that task has finished its
                 ops in this phase and its clock is not ahead; count may then be omitted), ops
 
@@ -61,7 +66,9 @@ Time. Each task has its own clock. Within a phase every task's ops keep their or
 task whose clock is earliest runs its next op (ties: the task declared first), as
 ``Machine.run`` interleaves a batch. A phase starts once every task has reached the latest
 clock (the lagging tasks sleep up to it). An op's latency is the simulated time it took on its
-task's clock.
+task's clock. Ops take the kernel's sleeping locks (``mmcore.locking``) and may sleep on them, on
+a memcg OOM, or on an OOM victim; the others run meanwhile. A run where nothing can run and nothing
+is due ends with ``outcome = "hung"`` (and khungtaskd's reports in dmesg).
 
 Errors. ``ScenarioError`` (a ValueError) names the file and the key path
 (``phase[2].ops[5].length``, 0-based) or, for a TOML syntax error, the line and column, the bad
@@ -120,14 +127,14 @@ class ScenarioRunError(ScenarioError):
 
 OPS = ("mmap", "munmap", "mprotect", "madvise", "mlock", "munlock", "mlockall", "munlockall",
        "prctl", "touch", "access", "open", "close", "pread", "pwrite", "fsync", "fallocate",
-       "ftruncate", "unlink", "sync", "write_sysctl", "sysfs_write", "sleep", "repeat")
+       "ftruncate", "unlink", "sync", "write_sysctl", "sysfs_write", "sleep", "repeat", "brk",
+       "cgroup_write", "oom_wait", "kill", "read_proc", "exit")
 PLANNED_OPS = {
-    "fork": "forking tasks come with the OOM-deadlock scenarios",
-    "exit": "exiting tasks come with the OOM-deadlock scenarios",
+    "fork": "fork is not in the scenario format yet (declare the child as a [[task]])",
     "execve": "execve is not in the scenario format yet",
-    "clone_thread": "threads are not in the scenario format yet",
-    "memcg": "memory cgroups come with the OOM-deadlock scenarios",
+    "clone_thread": "threads are declared as tasks: [[task]] thread_of = \"name\"",
 }
+PROC_FILES = ("cmdline", "environ", "maps", "smaps", "status")
 OBSERVABLES = ("meminfo", "vmstat", "status", "counters", "smaps", "smaps_rollup", "dmesg",
                "buddyinfo", "zoneinfo", "fs_stats")
 DEFAULT_OBSERVABLES = ("meminfo", "vmstat", "status", "counters", "smaps_rollup", "dmesg")
@@ -165,7 +172,7 @@ FSTYPES = ("ext4", "ext2", "tmpfs", "ramfs")
 DISK_KEYS = ("read_latency_us", "write_latency_us", "read_mb_s", "write_mb_s")
 RECORD_KEYS = ("record_faults", "record_syscalls", "sample_interval_ns")
 
-_TOP = ("scenario", "params", "machine", "mount", "task", "phase", "record")
+_TOP = ("scenario", "params", "machine", "mount", "task", "cgroup", "phase", "record")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _PARAM_RE = re.compile(r"\$\{([^}]*)\}")
 _ADDR_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\+\s*(\S(?:.*\S)?))?\s*$")
@@ -214,6 +221,14 @@ class TaskSpec:
     comm: str
     oom_score_adj: int
     prctl: tuple                # ((option, arg2, arg3, arg4, arg5), ...)
+    thread_of: str | None = None   # a thread (clone CLONE_VM|CLONE_THREAD) of that task
+
+
+@dataclass(frozen=True)
+class CgroupSpec:
+    path: str
+    files: tuple                # ((control file, value), ...) written in order
+    tasks: tuple                # task names attached at the start
 
 
 @dataclass(frozen=True)
@@ -246,6 +261,8 @@ class Scenario:
     mounts: tuple
     tasks: tuple
     phases: tuple
+    cgroups: tuple
+    quantum: int
     observables: tuple
     canonical: str
     hash: str
@@ -445,6 +462,7 @@ def _build(raw: dict, path: str | None, base_dir: str, params: Mapping[str, Any]
     observables = v.record(doc.get("record", {}))
     mounts = v.mounts(doc.get("mount", []))
     tasks = v.tasks(doc.get("task", []))
+    cgroups = v.cgroups(doc.get("cgroup", []), tasks, config)
     phases = v.phases(doc.get("phase", []), tasks, mounts, config, meta["on_error"])
     canon_doc = dict(doc)
     if v.trace_digests:
@@ -454,6 +472,7 @@ def _build(raw: dict, path: str | None, base_dir: str, params: Mapping[str, Any]
         file=path, base_dir=base_dir, raw=raw, params=values, doc=doc, name=meta["name"],
         description=meta["description"], seed=meta["seed"], on_error=meta["on_error"],
         machine=machine, mounts=mounts, tasks=tasks, phases=phases, observables=observables,
+        cgroups=cgroups, quantum=meta["quantum"],
         canonical=canonical, hash=hashlib.sha256(canonical.encode()).hexdigest(),
         traces=v.traces)
 
@@ -628,9 +647,10 @@ class _Validator:
 
     # ---- tables -------------------------------------------------------------------------------
     def scenario_table(self, d: Any) -> dict:
-        self.keys(d, "scenario", ("name", "description", "seed", "on_error"), ())
+        self.keys(d, "scenario", ("name", "description", "seed", "on_error", "quantum"), ())
         out = {"name": self.str_(d.get("name", "scenario"), "scenario.name"),
                "description": d.get("description", ""),
+               "quantum": self.size(d.get("quantum", 0), "scenario.quantum", 0, 1 << 40),
                "seed": self.int_(d.get("seed", 0), "scenario.seed", 0, (1 << 63) - 1),
                "on_error": self.choice(d.get("on_error", "stop"), "scenario.on_error", ("stop", "continue"))}
         if not isinstance(out["description"], str):
@@ -711,7 +731,7 @@ class _Validator:
         out, seen = [], set()
         for i, d in enumerate(lst):
             key = _idx("task", i)
-            self.keys(d, key, ("name", "comm", "oom_score_adj", "prctl"), ("name",))
+            self.keys(d, key, ("name", "comm", "oom_score_adj", "prctl", "thread_of"), ("name",))
             name = self.name(d["name"], _sub(key, "name"))
             if name in seen:
                 raise self.err(_sub(key, "name"), f"task {name!r} is declared twice")
@@ -721,7 +741,48 @@ class _Validator:
             pr = d.get("prctl", [])
             pr = pr if isinstance(pr, list) else [pr]
             calls = tuple(self.prctl_args(p, _idx(_sub(key, "prctl"), j)) for j, p in enumerate(pr))
-            out.append(TaskSpec(name, comm, adj, calls))
+            owner = None
+            if "thread_of" in d:
+                owner = d["thread_of"]
+                if not isinstance(owner, str) or owner not in seen - {name} or \
+                        any(t.name == owner and t.thread_of for t in out):
+                    raise self.err(_sub(key, "thread_of"), "expected a process declared above "
+                                   f"(not itself a thread), got {owner!r}")
+            out.append(TaskSpec(name, comm, adj, calls, owner))
+        return tuple(out)
+
+    def cgroups(self, lst: Any, tasks: tuple, config: Config) -> tuple:
+        from .memcg import V1_FILES, V2_FILES, parse_path
+        if not isinstance(lst, list):
+            raise self.err("cgroup", "expected [[cgroup]] tables")
+        names = {t.name for t in tasks}
+        files_ok = V2_FILES if config.cgroups == 2 else V1_FILES
+        out, seen = [], {"/"}
+        for i, d in enumerate(lst):
+            key = _idx("cgroup", i)
+            self.keys(d, key, ("path", "files", "tasks"), ("path",))
+            try:
+                path = parse_path(d["path"])
+            except (TypeError, ValueError) as e:
+                raise self.err(_sub(key, "path"), str(e)) from None
+            if path in seen:
+                raise self.err(_sub(key, "path"), f"cgroup {path} is declared twice (or is the root)")
+            if (path.rsplit("/", 1)[0] or "/") not in seen:
+                raise self.err(_sub(key, "path"), f"the parent of {path} is not declared above it")
+            seen.add(path)
+            files = d.get("files", {})
+            if not isinstance(files, dict):
+                raise self.err(_sub(key, "files"), f"expected a table of control files, got {_tname(files)}")
+            for f, val in files.items():
+                if f not in files_ok or f in ("cgroup.procs", "tasks"):
+                    raise self.err(_sub(_sub(key, "files"), f), f"not a writable cgroup v{config.cgroups} "
+                                   f"memory file of this kernel ({', '.join(x for x in files_ok if x not in ('cgroup.procs', 'tasks'))})")
+                if isinstance(val, bool) or not isinstance(val, (int, str)):
+                    raise self.err(_sub(_sub(key, "files"), f), f"expected a number or a string, got {_tname(val)}")
+            tl = d.get("tasks", [])
+            if not isinstance(tl, list) or any(not isinstance(x, str) or x not in names for x in tl):
+                raise self.err(_sub(key, "tasks"), f"expected a list of task names ({', '.join(sorted(names)) or 'none'}), got {tl!r}")
+            out.append(CgroupSpec(path, tuple(files.items()), tuple(tl)))
         return tuple(out)
 
     def prctl_args(self, d: Any, key: str) -> tuple:
@@ -1127,6 +1188,41 @@ class _Validator:
     def op_sleep(self, d: dict, key: str, scope: _Scope) -> dict:
         return {"ns": self.duration(d["duration"], _sub(key, "duration"))}
 
+    def op_brk(self, d: dict, key: str, scope: _Scope) -> dict:
+        inc = self.size(d["increment"], _sub(key, "increment"), 0, 1 << 40)
+        mp = None
+        if "map" in d:
+            mp = self.name(d["map"], _sub(key, "map"))
+            scope.maps[mp] = max(inc, 1)
+        return {"increment": inc, "map": mp}
+
+    def _cgroup_path(self, v: Any, key: str) -> str:
+        from .memcg import parse_path
+        try:
+            return parse_path(v)
+        except (TypeError, ValueError) as e:
+            raise self.err(key, str(e)) from None
+
+    def op_cgroup_write(self, d: dict, key: str, scope: _Scope) -> dict:
+        val = d["value"]
+        if isinstance(val, bool) or not isinstance(val, (int, str)):
+            raise self.err(_sub(key, "value"), f"expected a number or a string, got {_tname(val)}")
+        return {"path": self._cgroup_path(d["path"], _sub(key, "path")),
+                "file": self.str_(d["file"], _sub(key, "file")), "value": val}
+
+    def op_oom_wait(self, d: dict, key: str, scope: _Scope) -> dict:
+        return {"path": self._cgroup_path(d["path"], _sub(key, "path"))}
+
+    def op_kill(self, d: dict, key: str, scope: _Scope) -> dict:
+        return {"target": self.task_ref(d["target"], _sub(key, "target"))}
+
+    def op_read_proc(self, d: dict, key: str, scope: _Scope) -> dict:
+        return {"target": self.task_ref(d["target"], _sub(key, "target")),
+                "file": self.choice(d["file"], _sub(key, "file"), PROC_FILES)}
+
+    def op_exit(self, d: dict, key: str, scope: _Scope) -> dict:
+        return {}
+
 
 # the keys each op takes: (allowed, required), beside op, task, label and on_error
 _RANGE = ("map", "addr", "offset", "length")
@@ -1152,6 +1248,12 @@ _OP_SPECS: dict[str, tuple[tuple, tuple]] = {
     "write_sysctl": (("name", "value"), ("name", "value")),
     "sysfs_write": (("path", "value"), ("path", "value")),
     "sleep": (("duration",), ("duration",)),
+    "brk": (("increment", "map"), ("increment",)),
+    "cgroup_write": (("path", "file", "value"), ("path", "file", "value")),
+    "oom_wait": (("path",), ("path",)),
+    "kill": (("target",), ("target",)),
+    "read_proc": (("target", "file"), ("target", "file")),
+    "exit": ((), ()),
 }
 
 
@@ -1236,6 +1338,10 @@ def _with_params(sc: Scenario, params: Mapping[str, Any]) -> Scenario:
     return _build(copy.deepcopy(dict(sc.raw)), sc.file, sc.base_dir, {**sc.params, **params}, dict(sc.traces))
 
 
+class _Hung(Exception):
+    """The run cannot go on: every task left is asleep and nothing will wake it."""
+
+
 class _Frame:
     """A repeat block being run by one task; ``broken`` once its while_running task is done."""
     __slots__ = ("rep", "broken")
@@ -1282,7 +1388,10 @@ class _Runner:
         self.tasks = {}
         self.order = {}
         for i, ts in enumerate(sc.tasks):
-            t = self.m.spawn(ts.comm, ts.oom_score_adj)
+            if ts.thread_of is None:
+                t = self.m.spawn(ts.comm, ts.oom_score_adj)
+            else:
+                t = self.tasks[ts.thread_of].clone_thread()
             self.tasks[ts.name], self.order[ts.name] = t, i
             for j, args in enumerate(ts.prctl):
                 try:
@@ -1297,6 +1406,27 @@ class _Runner:
         self.cdfs: dict[tuple, np.ndarray] = {}
         self.phase_stats: list[dict[str, _Stats]] = []
         self.op_errors = 0
+        for i, cs in enumerate(sc.cgroups):
+            try:
+                cg = self.m.cgroup(cs.path, create=True)
+                for f, val in cs.files:
+                    cg.write(f, val)
+                for tn in cs.tasks:
+                    cg.attach(self.tasks[tn])
+            except (OSError, ValueError) as e:
+                raise ScenarioRunError(f"cgroup setup failed: {e}", file=sc.file,
+                                       key=_idx("cgroup", i)) from None
+        from .locking import LockTable
+        self.locks = LockTable()
+        self.active: dict[str, dict] = {}          # name -> the op it is in the middle of
+        self.blocked_since: dict[str, int] = {}    # name -> ps, asleep on a lock since
+        self.oom_notes: dict[int, int] = {}        # memcg id -> OOM notifications so far
+        self.event_ps = 0                          # when the latest wake-up cause happened
+        self.reap_tries: dict[int, int] = {}
+        self.fatal: set[int] = set()               # tgids with SIGKILL pending (kill op)
+        self.outcome = "completed"
+        self.hung: list[dict] = []
+        self.m._wake_hooks.append(self._memcg_event)
 
     # ---- the schedule ------------------------------------------------------------------------
     def run(self) -> dict:
@@ -1304,11 +1434,16 @@ class _Runner:
         for ph in self.sc.phases:
             start = self._barrier()
             stats: dict[str, _Stats] = {}
-            self._run_phase(ph, stats)
+            try:
+                self._run_phase(ph, stats)
+            except _Hung:
+                pass
             end = max([t.time_ns for t in self._live()], default=start)
             self.phase_stats.append(stats)
             phases.append({"name": ph.name, "start_ns": start, "end_ns": end, "sim_time_ns": end - start,
                            "ops": {k: s.summary() for k, s in stats.items()}})
+            if self.outcome == "hung":
+                break
         if self.progress:
             self.progress(self.done_units, self.done_units)
         return self._summary(phases)
@@ -1326,6 +1461,10 @@ class _Runner:
         return now
 
     def _run_phase(self, ph: Phase, stats: dict) -> None:
+        """The phase's ops: the runnable task with the earliest clock goes next. An op runs to
+        its end unless it sleeps (a lock, a memcg OOM wait, a victim that has yet to exit, an
+        OOM notification) or reaches a slice boundary (``[scenario] quantum``); other tasks
+        run meanwhile. When nothing can run and no timed event is due, the run has hung."""
         pending: dict[str, tuple] = {}
         for name in self.tasks:
             if name in ph.tasks:
@@ -1334,17 +1473,35 @@ class _Runner:
                 if item is not None:
                     pending[name] = (item, gen)
         while pending:
-            name = min(pending, key=lambda n: (self.tasks[n].time_ns, self.order[n]))
-            (op, frames), gen = pending[name]
-            now = self.tasks[name].time_ns
-            for fr in frames:
-                target = fr.rep.while_running
-                # its task is done once it has no ops left and its clock is not ahead of ours
-                if target is not None and target not in pending and self.tasks[target].time_ns <= now:
-                    fr.broken = True               # the block ends here
+            for name in [n for n in pending if not self.tasks[n]._alive_flag()]:
+                self.active.pop(name, None)              # killed: its later ops never run
+                self.locks.release_all(name)
+                del pending[name]
+            ready = [n for n in pending if self._runnable(n)]
+            if not ready:
+                if not pending:
                     break
-            else:
-                self._exec(name, op, stats)
+                if self._fire_timer():
+                    continue
+                self._hang()
+            name = min(ready, key=lambda n: (self.tasks[n].time_ns, self.order[n]))
+            (op, frames), gen = pending[name]
+            if name not in self.active:
+                now = self.tasks[name].time_ns
+                broken = False
+                for fr in frames:
+                    target = fr.rep.while_running
+                    # its task is done once it has no ops left and its clock is not ahead of ours
+                    if target is not None and target not in pending and self.tasks[target].time_ns <= now:
+                        fr.broken = True               # the block ends here
+                        broken = True
+                        break
+                if not broken:
+                    self._start(name, op, stats)
+            if name in self.active:
+                self._step(name, stats)
+            if name in self.active:
+                continue                                 # asleep, or at a slice boundary
             item = next(gen, None)
             if item is None:
                 del pending[name]
@@ -1376,24 +1533,40 @@ class _Runner:
                                            "time (add a sleep to the block)", file=self.sc.file, key=op.key)
                 it += 1
 
-    def _exec(self, name: str, op: Op, stats: dict) -> None:
-        from .machine import BusError, OOMKilled, SegmentationFault
+    def _start(self, name: str, op: Op, stats: dict) -> None:
         t = self.tasks[name]
-        if not t._alive_flag():
-            return                        # killed (by the OOM killer): its later ops never run
         key = f"{name}.{op.label}"
         st = stats.get(key)
         if st is None:
             st = stats[key] = _Stats(name, op.label)
-        t0 = t.time_ns
-        done0 = self.done_units
-        self.op_errors = 0
+        self.active[name] = {"gen": self._op_steps(t, name, op), "op": op, "st": st,
+                             "t0": t.time_ns, "done0": self.done_units, "errors": 0, "wait": None}
+
+    def _step(self, name: str, stats: dict) -> None:
+        """Run ``name``'s op until it sleeps, reaches a slice boundary, or ends."""
+        from .machine import BusError, OOMKilled, SegmentationFault
+        ctx = self.active[name]
+        t = self.tasks[name]
+        op = ctx["op"]
+        self.op_errors = ctx["errors"]
+        self.m._stuck = {self.tasks[n]._tgid for n, c in self.active.items()
+                         if n != name and c["wait"] is not None and c["wait"][0] == "lock"}
+        units = None
         try:
-            units = getattr(self, f"_op_{op.kind}")(t, name, op)
+            ctx["wait"] = ctx["gen"].send(None)
+            ctx["errors"] = self.op_errors
+            if ctx["wait"][0] == "lock":
+                self.blocked_since.setdefault(name, int(self.m.state.task[K.T_CLOCK, t._ti]))
+            self.event_ps = max(self.event_ps, int(self.m.state.task[K.T_CLOCK, t._ti]))
+            return
+        except StopIteration as e:
+            units = e.value if e.value is not None else 1
         except OOMKilled:
             self.op_errors += 1           # the task died in the op; the run goes on without it
             units = 1
         except (OSError, SegmentationFault, BusError, ValueError, NotImplementedError) as e:
+            self.locks.release_all(name)
+            del self.active[name]
             if isinstance(e, ScenarioError):
                 raise
             if op.on_error != "continue" or isinstance(e, (ValueError, NotImplementedError,
@@ -1402,10 +1575,335 @@ class _Runner:
                                        file=self.sc.file, key=op.key) from None
             self.op_errors += 1
             units = 1
-        st.lat.append(t.time_ns - t0)
+            self.active[name] = ctx
+        self.locks.release_all(name)
+        del self.active[name]
+        self.blocked_since.pop(name, None)
+        if t._alive_flag():
+            self.event_ps = max(self.event_ps, int(self.m.state.task[K.T_CLOCK, t._ti]))
+        st = ctx["st"]
+        st.lat.append(t.time_ns - ctx["t0"])
         st.errors += self.op_errors
         self._tick(units)
-        st.units += self.done_units - done0
+        st.units += self.done_units - ctx["done0"]
+        if t._alive_flag() and (t._tgid in self.m._dying or t._tgid in self.fatal):
+            self._exit_group(t)           # SIGKILL was pending: it dies on the way out
+
+    def _exit_group(self, t) -> None:
+        for n, other in self.tasks.items():
+            if other._tgid == t._tgid and other._alive_flag():
+                self.locks.release_all(n)
+                self.active.pop(n, None)
+                other.exit()
+        self.m._dying.pop(t._tgid, None)
+
+    # ---- sleeping and waking ------------------------------------------------------------------
+    def _runnable(self, name: str) -> bool:
+        """``name`` can run now: not in an op, or its op's sleep has ended (its clock then moves
+        up to the time of the cause)."""
+        ctx = self.active.get(name)
+        if ctx is None or ctx["wait"] is None:
+            return True
+        w = ctx["wait"]
+        kind = w[0]
+        m = self.m
+        if kind == "slice":
+            ok = True
+        elif kind == "lock":
+            lk = self.locks.get(w[1])
+            ok = (lk.writer is None or lk.writer == name) if w[2] == "f" else lk.can_take(name, w[2])
+        elif kind == "oom":
+            cg = m._cgroups_by_id[w[1]]
+            ok = (cg._g(K.MC_USAGE) < w[2] or cg._g(K.MC_MAX) > w[3] or
+                  cg.oom_kill_disable < w[4])
+        elif kind == "victim":
+            v = m._tasks.get(w[1])
+            ok = v is None or bool(m.state.mm[K.MM_FLAGS, v._mmi] & (1 << K.MMF_OOM_SKIP))
+        elif kind == "event":
+            ok = self.oom_notes.get(w[1], 0) > w[2]
+        else:
+            raise AssertionError(kind)
+        if not ok:
+            return False
+        ctx["wait"] = None
+        if kind != "slice":
+            t = self.tasks[name]
+            lag = (self.event_ps - int(m.state.task[K.T_CLOCK, t._ti])) // 1000
+            if lag > 0:
+                t.nanosleep(lag)
+        self.blocked_since.pop(name, None)
+        return True
+
+    def _memcg_event(self, cg, what: str) -> None:
+        """Machine hook: an OOM notification of ``cg`` reaches the listeners of it and of its
+        descendants (mem_cgroup_oom_notify walks the subtree)."""
+        if what == "oom":
+            for c in cg.subtree():
+                self.oom_notes[c.id] = self.oom_notes.get(c.id, 0) + 1
+
+    def _fire_timer(self) -> bool:
+        """The earliest oom_reaper run due, if any: True when one ran."""
+        q = self.m._pending_reap
+        if not q:
+            return False
+        q.sort()
+        due, tgid = q.pop(0)
+        self.event_ps = max(self.event_ps, due)
+        v = self.m._tasks.get(tgid)
+        if v is None:
+            return True
+        lk = self.locks.get(("mmap", v._mmi))
+        if lk.writer is not None and self.reap_tries.get(tgid, 0) < 10:
+            # mmap_read_trylock failed: try again HZ/10 later, MAX_OOM_REAP_RETRIES times
+            self.reap_tries[tgid] = self.reap_tries.get(tgid, 0) + 1
+            q.append((due + 10**11, tgid))
+            return True
+        self.m._oom_reap(tgid, locked=lk.writer is not None)
+        return True
+
+    def _hang(self) -> None:
+        """Nothing can run and nothing is due: the tasks asleep stay asleep. khungtaskd reports
+        the ones in uninterruptible sleep; the run ends here."""
+        from .locking import HungTaskDetector, hung_task_lines, lock_name
+        m = self.m
+        v = m.config.profile.version
+        det = HungTaskDetector(m.config.hung_task_timeout_secs)
+        reports = []
+        for name, ctx in self.active.items():
+            w = ctx["wait"]
+            t = self.tasks[name]
+            if w is None:
+                continue
+            if w[0] == "lock":
+                path = m.vfs.inode_paths.get(w[1][1], "") if w[1][0] == "inode" else ""
+                why, state = f"{lock_name(w[1], v, path)}", "D"
+                since = self.blocked_since.get(name, int(m.state.task[K.T_CLOCK, t._ti]))
+                at = det.report_time(since)
+                if at is not None:
+                    reports.append((at, name))
+            elif w[0] == "oom":
+                why, state = f"the OOM of memory cgroup {m._cgroups_by_id[w[1]].path}", "D (killable)"
+            elif w[0] == "victim":
+                why, state = f"OOM victim {w[1]} to exit (in the charge path)", "R"
+            else:
+                why, state = f"an OOM notification of {m._cgroups_by_id[w[1]].path}", "S"
+            self.hung.append({"task": name, "pid": t.pid, "comm": t.comm, "state": state,
+                              "waiting_for": why, "reported": False})
+        end = self.event_ps
+        for at, name in sorted(reports):
+            t = self.tasks[name]
+            m._dmesg.extend(hung_task_lines(t.comm, t.pid, m.config.hung_task_timeout_secs, v))
+            for h in self.hung:
+                if h["task"] == name:
+                    h["reported"] = True
+                    h["reported_at_ns"] = at // 1000
+            end = max(end, at)
+        for name in self.active:                       # they slept until the run ended
+            t = self.tasks[name]
+            lag = (end - int(m.state.task[K.T_CLOCK, t._ti])) // 1000
+            if lag > 0:
+                t.nanosleep(lag)
+        self.outcome = "hung"
+        raise _Hung()
+
+    # ---- what each op locks, and where it may sleep ---------------------------------------------
+    def _take(self, name: str, key: tuple, mode: str):
+        """Take a lock (a generator: it yields while the task sleeps on it)."""
+        if mode == "f":
+            lk = self.locks.get(key)
+            while not (lk.writer is None or lk.writer == name):
+                yield ("lock", key, "f")
+            return
+        while not self.locks.try_take(name, key, mode):
+            yield ("lock", key, mode)
+
+    def _oom_retry(self, name: str, held: list, fn, user_fault: bool):
+        """Run ``fn`` (a machine call); if a memcg OOM makes the task sleep, sleep as the OOM
+        model says (a generator) and call it again. Legacy sleeps in the charge path with every
+        lock held; from 3.12 a user fault first unwinds and drops its locks; 4.19+ kills in the
+        charge path (locks held) and only the oom_kill_disable wait is deferred."""
+        from .machine import MemcgOOMWait, OOMVictimWait
+        model = self.m.config.oom
+        while True:
+            try:
+                return fn()
+            except MemcgOOMWait as e:
+                cg = self.m.cgroup(e.path)
+                unwind = user_fault and model != "legacy"
+                wait = ("oom", cg.id, cg._g(K.MC_USAGE), cg._g(K.MC_MAX), int(cg.oom_kill_disable))
+            except OOMVictimWait as e:
+                unwind = user_fault and model == "reliable"
+                wait = ("victim", e.victim)
+            if unwind:
+                for key, _ in held:
+                    self.locks.release(name, key)
+            yield wait
+            if wait[0] == "oom":
+                cg = self.m._cgroups_by_id[wait[1]]
+                cg._set(K.MC_UNDER_OOM, max(0, cg._g(K.MC_UNDER_OOM) - 1))
+            if unwind:
+                for key, mode in held:
+                    yield from self._take(name, key, mode)
+
+    def _op_steps(self, t, name: str, op: Op):
+        """An op as a generator of sleeps (see ``_run_phase``); returns its units of work."""
+        from .locking import lock_plan
+        kind = op.kind
+        v = self.m.config.profile.version
+        gen = getattr(self, f"_gen_{kind}", None)
+        if gen is not None:
+            return (yield from gen(t, name, op))
+        plan = lock_plan(kind, v, mm=t._mmi)
+        for key, mode in plan:
+            yield from self._take(name, key, mode)
+        fn = getattr(self, f"_op_{kind}")
+        return (yield from self._oom_retry(name, plan, lambda: fn(t, name, op),
+                                           kind in ("touch", "access")))
+
+    def _slices(self, total: int):
+        q = self.sc.quantum or total or 1
+        return [(lo, min(q, total - lo)) for lo in range(0, total, q)] or [(0, 0)]
+
+    def _gen_touch(self, t, name: str, op: Op):
+        from .locking import lock_plan
+        plan = lock_plan("touch", self.m.config.profile.version, mm=t._mmi)
+        for key, mode in plan:
+            yield from self._take(name, key, mode)
+        addr, length = self._range(name, op)
+        a = op.args
+        for k, (lo, n) in enumerate(self._slices(length)):
+            if k:
+                yield ("slice",)
+            yield from self._oom_retry(name, plan, lambda: t.touch(addr + lo, n, a["stride"], a["write"]),
+                                       True)
+        return _touch_units(op)
+
+    def _file_op(self, t, name: str, fd: int, fn, user_fault: bool = False):
+        """A write/fallocate/ftruncate-like call on ``fd`` under its inode lock."""
+        ino = self.m.vfs.fdtable(t._tgid)[fd].ino
+        plan = [(("inode", ino), "w")]
+        yield from self._take(name, plan[0][0], "w")
+        try:
+            return (yield from self._oom_retry(name, plan, fn, user_fault))
+        finally:
+            self.locks.release(name, plan[0][0])
+
+    def _gen_pwrite(self, t, name: str, op: Op):
+        import errno
+        for fd in self._picked(name, op):
+            off = self._offset(t, name, op, fd, True)
+            ino = self.m.vfs.fdtable(t._tgid)[fd].ino
+            key = ("inode", ino)
+            yield from self._take(name, key, "w")
+            done = 0
+            for k, (lo, n) in enumerate(self._slices(op.args["length"])):
+                if k:
+                    yield ("slice",)
+                try:
+                    got = yield from self._oom_retry(name, [(key, "w")],
+                                                     lambda: t.pwrite(fd, off + lo, n), False)
+                except OSError as e:
+                    if e.errno == errno.ENOMEM and done > 0:
+                        break                 # the write returns what it wrote
+                    self.locks.release(name, key)
+                    raise
+                done += got
+                if got < n:
+                    break                     # a short write: the call ends
+            self.locks.release(name, key)
+        return 1
+
+    def _gen_fallocate(self, t, name: str, op: Op):
+        a = op.args
+        for fd in self._fdlist(name, op):
+            yield from self._file_op(t, name, fd, lambda: t.fallocate(fd, a["mode"], a["offset"], a["length"]))
+        return 1
+
+    def _gen_ftruncate(self, t, name: str, op: Op):
+        for fd in self._fdlist(name, op):
+            yield from self._file_op(t, name, fd, lambda: t.ftruncate(fd, op.args["length"]))
+        return 1
+
+    def _gen_brk(self, t, name: str, op: Op):
+        """brk(2) holds the mmap lock for writing to move the break; an mlockall'ed heap is then
+        populated under the read side (mm_populate, whose errors brk ignores)."""
+        import errno
+        key = ("mmap", t._mmi)
+        yield from self._take(name, key, "w")
+        old = t.brk(0)
+        new = t.brk(old + op.args["increment"], populate=False)
+        self.locks.release(name, key)
+        a = (old + 4095) & ~4095
+        end = (new + 4095) & ~4095
+        if op.args["map"] is not None:
+            self.maps[(name, op.args["map"])] = (a, max(end - a, 0))
+        deff = int(self.m.state.mm[K.MM_DEF_FLAGS, t._mmi])
+        if end > a and deff & K.VM_LOCKED and not deff & K.VM_LOCKONFAULT:
+            yield from self._take(name, key, "r")
+            for k, (lo, n) in enumerate(self._slices(end - a)):
+                if k:
+                    yield ("slice",)
+                try:
+                    yield from self._oom_retry(name, [(key, "r")], lambda: t._populate(a + lo, n, 2),
+                                               False)
+                except OSError as e:
+                    if e.errno != errno.ENOMEM:
+                        raise
+                    break
+            self.locks.release(name, key)
+        return 1
+
+    def _gen_read_proc(self, t, name: str, op: Op):
+        from .locking import lock_plan
+        target = self.tasks[op.args["target"]]
+        if not target._alive_flag():
+            raise ProcessLookupError(f"/proc/{target.pid}/{op.args['file']}: the task has exited")
+        plan = lock_plan("read_proc", self.m.config.profile.version, target_mm=target._mmi,
+                         proc_file=op.args["file"])
+        for key, mode in plan:
+            yield from self._take(name, key, mode)
+        if not target._alive_flag():
+            return 1
+        if op.args["file"] in ("maps", "smaps"):
+            target.smaps()
+        else:
+            target.status()
+        t.nanosleep(2000)                     # a read(2) of a small /proc file
+        return 1
+
+    def _gen_oom_wait(self, t, name: str, op: Op):
+        """A userspace OOM handler's read of its eventfd (cgroup.event_control on
+        memory.oom_control): returns once the memcg (or an ancestor's listener) is notified."""
+        cg = self.m.cgroup(op.args["path"])
+        if not cg.under_oom:
+            yield ("event", cg.id, self.oom_notes.get(cg.id, 0))
+        return 1
+
+    def _gen_cgroup_write(self, t, name: str, op: Op):
+        a = op.args
+        cg = self.m.cgroup(a["path"])
+        yield from self._oom_retry(name, [], lambda: cg.write(a["file"], a["value"]), False)
+        t.nanosleep(1000)
+        return 1
+
+    def _gen_kill(self, t, name: str, op: Op):
+        """kill(pid, SIGKILL): a task asleep uninterruptibly dies when it wakes; any other goes
+        at once (its locks released as it exits)."""
+        target = self.tasks[op.args["target"]]
+        if target._alive_flag():
+            ctx = self.active.get(op.args["target"])
+            if ctx is not None and ctx["wait"] is not None and ctx["wait"][0] == "lock":
+                self.fatal.add(target._tgid)
+            else:
+                self._exit_group(target)
+        t.nanosleep(1000)
+        return 1
+        yield
+
+    def _gen_exit(self, t, name: str, op: Op):
+        self._exit_group(t)
+        return 1
+        yield
 
     def _tick(self, units: int) -> None:
         if units:
@@ -1648,6 +2146,9 @@ class _Runner:
             "phases": phases, "tasks": tasks, "meminfo": m.meminfo(), "vmstat": m.vmstat(),
             "dmesg": m.dmesg(), "filesystems": {ms.path: m.fs_stats(ms.path) for ms in sc.mounts},
             "observables": list(sc.observables),
+            "outcome": self.outcome, "hung_tasks": self.hung,
+            "cgroups": {cg.path: {"current": cg.current, "peak": cg.peak, "events": cg.events(),
+                                  "procs": cg.procs} for cg in m.cgroups()[1:]},
         }
         if "buddyinfo" in obs:
             out["buddyinfo"] = m.buddyinfo()
