@@ -59,6 +59,7 @@ a range is then ``map = "buf"`` (the whole mapping) with optional ``offset`` and
     sleep       duration (simulated time passes for the task)
     brk         increment, map;  cgroup_write  path, file, value;  oom_wait  path
     read_proc   target, file;  kill  target;  exit
+    earlyoom    mem_percent, swap_percent (one poll of an earlyoom-like daemon)
     repeat      count, while_running (a task name: stop once that task has finished its
                 ops in this phase and its clock is not ahead; count may then be omitted), ops
 
@@ -128,7 +129,7 @@ class ScenarioRunError(ScenarioError):
 OPS = ("mmap", "munmap", "mprotect", "madvise", "mlock", "munlock", "mlockall", "munlockall",
        "prctl", "touch", "access", "open", "close", "pread", "pwrite", "fsync", "fallocate",
        "ftruncate", "unlink", "sync", "write_sysctl", "sysfs_write", "sleep", "repeat", "brk",
-       "cgroup_write", "oom_wait", "kill", "read_proc", "exit")
+       "cgroup_write", "oom_wait", "kill", "read_proc", "exit", "earlyoom")
 PLANNED_OPS = {
     "fork": "fork is not in the scenario format yet (declare the child as a [[task]])",
     "execve": "execve is not in the scenario format yet",
@@ -1223,6 +1224,10 @@ class _Validator:
     def op_exit(self, d: dict, key: str, scope: _Scope) -> dict:
         return {}
 
+    def op_earlyoom(self, d: dict, key: str, scope: _Scope) -> dict:
+        return {"mem": self.num(d.get("mem_percent", 10.0), _sub(key, "mem_percent"), 0.0, 100.0),
+                "swap": self.num(d.get("swap_percent", 10.0), _sub(key, "swap_percent"), 0.0, 100.0)}
+
 
 # the keys each op takes: (allowed, required), beside op, task, label and on_error
 _RANGE = ("map", "addr", "offset", "length")
@@ -1254,6 +1259,7 @@ _OP_SPECS: dict[str, tuple[tuple, tuple]] = {
     "kill": (("target",), ("target",)),
     "read_proc": (("target", "file"), ("target", "file")),
     "exit": ((), ()),
+    "earlyoom": (("mem_percent", "swap_percent"), ()),
 }
 
 
@@ -1424,6 +1430,7 @@ class _Runner:
         self.event_ps = 0                          # when the latest wake-up cause happened
         self.reap_tries: dict[int, int] = {}
         self.fatal: set[int] = set()               # tgids with SIGKILL pending (kill op)
+        self.user_kills: list[dict] = []           # what userspace OOM daemons signalled
         self.outcome = "completed"
         self.hung: list[dict] = []
         self.m._wake_hooks.append(self._memcg_event)
@@ -1905,6 +1912,39 @@ class _Runner:
         return 1
         yield
 
+    def _gen_earlyoom(self, t, name: str, op: Op):
+        """One poll of an earlyoom-like daemon (``mmcore.oom.earlyoom_decide``, the tool's
+        defaults -m 10 -s 10): it reads /proc/meminfo and every process's oom_score, and when
+        MemAvailable and SwapFree are both low it signals the process with the highest score
+        (SIGTERM, or SIGKILL below half the thresholds; either ends it: no handlers here)."""
+        import signal as _signal
+
+        from . import oom as O
+        m = self.m
+        mi = m.meminfo()
+        procs = [p for p in m.tasks() if p.pid == p._tgid]
+        score = np.array([p.oom_score for p in procs], np.int64)
+        rss = np.array([p.status()["VmRSS"] for p in procs], np.int64)
+        sig, i = O.earlyoom_decide(mi["MemTotal"], mi["MemAvailable"], mi["SwapTotal"],
+                                   mi["SwapFree"], score, vm_rss_kb=rss,
+                                   oom_score_adj=np.array([p.oom_score_adj for p in procs], np.int64),
+                                   pid=np.array([p.pid for p in procs], np.int64),
+                                   mem_term_percent=op.args["mem"], swap_term_percent=op.args["swap"])
+        t.nanosleep(20_000 + 2_000 * len(procs))      # reading /proc/meminfo and each oom_score
+        if sig and i >= 0:
+            v = procs[i]
+            self.user_kills.append({"time_ns": t.time_ns, "by": name, "signal": _signal.Signals(sig).name,
+                                    "pid": v.pid, "comm": v.comm, "oom_score": int(score[i]),
+                                    "VmRSS_kB": int(rss[i])})
+            victim = next((n for n, x in self.tasks.items() if x._tgid == v._tgid), None)
+            ctx = self.active.get(victim) if victim else None
+            if ctx is not None and ctx["wait"] is not None and ctx["wait"][0] == "lock":
+                self.fatal.add(v._tgid)
+            else:
+                self._exit_group(v)
+        return 1
+        yield
+
     def _tick(self, units: int) -> None:
         if units:
             self.done_units += units
@@ -2146,7 +2186,7 @@ class _Runner:
             "phases": phases, "tasks": tasks, "meminfo": m.meminfo(), "vmstat": m.vmstat(),
             "dmesg": m.dmesg(), "filesystems": {ms.path: m.fs_stats(ms.path) for ms in sc.mounts},
             "observables": list(sc.observables),
-            "outcome": self.outcome, "hung_tasks": self.hung,
+            "outcome": self.outcome, "hung_tasks": self.hung, "userspace_kills": self.user_kills,
             "cgroups": {cg.path: {"current": cg.current, "peak": cg.peak, "events": cg.events(),
                                   "procs": cg.procs} for cg in m.cgroups()[1:]},
         }
