@@ -523,7 +523,13 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
             st, c = do_file_wp(S, mmi, vm_flags, vma[V_START, p], vma[V_PGOFF, p], vfile, ppos,
                                va, now + cost)
             return st, cost + c
-        over, c = mem_cgroup_charge(S, cg, 1)       # for a copy, if it is not reused
+        if (pte & _PAGE_SPECIAL) == 0 and page_reusable(fr32, fr_idx, fr_flags, fr_order,
+                                                         entry_pfn(pte)):
+            # wp_can_reuse_anon_folio: the page is written in place, nothing is charged
+            st, c = do_wp_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm,
+                               vma, mmi, tlb, pwc, vm_flags, ppos, va)
+            return st, cost + c
+        over, c = mem_cgroup_charge(S, cg, 1)       # wp_page_copy: the copy is charged
         cost += c
         if over >= 0:
             return -ENOMEM, cost

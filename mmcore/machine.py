@@ -584,10 +584,14 @@ class Machine:
         victims = [victim]
         group = self._oom_group(victim, memcg)
         if group is not None:
+            # mem_cgroup_scan_tasks(oom_group, oom_kill_memcg_member): every process of the group
+            # but unkillable ones (-1000, init); the victim again too: it still has its mm while
+            # it exits, so __oom_kill_process logs and counts it a second time
             victims += [self._tasks[tg] for c in group.subtree() for tg in c.procs_order
-                        if tg in self._tasks and tg != victim._tgid]
+                        if tg in self._tasks and tg != 1 and
+                        self._tasks[tg].oom_score_adj != -1000]
         died_current = False
-        for v in victims:
+        for v in victims:                    # SIGKILL and the log line, each call of it
             vst = v.status()
             log.append(fmt(oom.oom_killed_process_line, v.pid, v.comm, vst["VmSize"],
                            vst["RssAnon"], vst["RssFile"], vst["RssShmem"],
@@ -596,6 +600,7 @@ class Machine:
             c = v.cgroup
             c._set(K.MC_EV_OOM_KILL, c._g(K.MC_EV_OOM_KILL) + 1)
             self._oom_kills += 1
+        for v in dict.fromkeys(victims):     # then they exit, each once
             threads = [t for t in self._tasks.values() if t._tgid == v._tgid]
             if v._tgid in self._stuck and (current is None or v._tgid != current._tgid):
                 # SIGKILL is pending but the victim sleeps uninterruptibly: it exits when it
@@ -724,6 +729,8 @@ class Machine:
         task._alive()
         s = self.state
         old = self._cgroups_by_id[int(s.task[K.T_MEMCG, task._ti])]
+        if old is cg:
+            return                                   # cgroup_attach_task to its own cgroup: no-op
         for t in self._tasks.values():
             if t._tgid == task._tgid:
                 s.task[K.T_MEMCG, t._ti] = cg.id
