@@ -24,3 +24,7 @@ def test_readme_python_examples_run(capsys):
     assert app.smaps(addr)["ShmemPmdMapped"] == 64 << 10
     assert shm.vmstat()["thp_file_mapped"] == 32 and shm.meminfo()["ShmemHugePages"] == 64 << 10
     assert app.counters()["min_flt"] == 32
+    # the memory cgroup example: the bigger task of the cgroup died, the fault went on
+    job, box = ns["job"], ns["box"]
+    assert job.events()["oom_kill"] == 1 and [p.comm for p in box.tasks()] == ["init", "worker"]
+    assert job.current == 16 << 20
