@@ -144,7 +144,5 @@ class HungTaskDetector:
         if self.timeout_ps <= 0:
             return None
         t = self.timeout_ps
-        first = -(-since_ps // t) * t            # the first check at or after it slept
-        if first == since_ps:
-            first += 0                            # a check at that very instant sees it asleep
-        return first + t
+        first = -(-since_ps // t) * t            # the first check at or after it slept (a check
+        return first + t                          # at that very instant sees it asleep)

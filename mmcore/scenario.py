@@ -1572,17 +1572,17 @@ class _Runner:
             self.op_errors += 1           # the task died in the op; the run goes on without it
             units = 1
         except (OSError, SegmentationFault, BusError, ValueError, NotImplementedError) as e:
-            self.locks.release_all(name)
-            del self.active[name]
-            if isinstance(e, ScenarioError):
-                raise
-            if op.on_error != "continue" or isinstance(e, (ValueError, NotImplementedError,
-                                                           ProcessLookupError)):
+            fatal = isinstance(e, (ScenarioError, ValueError, NotImplementedError,
+                                   ProcessLookupError)) or op.on_error != "continue"
+            if fatal:
+                self.locks.release_all(name)
+                del self.active[name]
+                if isinstance(e, ScenarioError):
+                    raise
                 raise ScenarioRunError(f"{op.kind} by task {name!r} failed at {t.time_ns} ns: {e}",
                                        file=self.sc.file, key=op.key) from None
-            self.op_errors += 1
+            self.op_errors += 1               # on_error = "continue": counted, the op ends
             units = 1
-            self.active[name] = ctx
         self.locks.release_all(name)
         del self.active[name]
         self.blocked_since.pop(name, None)
