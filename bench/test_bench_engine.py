@@ -420,3 +420,53 @@ def test_start_warm(benchmark, rates, cache_dir):
     if rates.ratio("cold_over_warm", "compile-warm", "compile-cold") is not None:
         rates.info("compile-cold")["warm_start_s"] = benchmark.extra_info["warm_start_s"]
         benchmark.extra_info["cold_compile_s"] = rates.info("compile-cold")["cold_compile_s"]
+
+
+@pytest.mark.benchmark(group="tlb-geometries")
+@pytest.mark.parametrize("mode", ["separate", "batched"])
+def test_tlb_geometries(benchmark, rates, mode):
+    """Eight TLB geometries over one uniform load stream (1M loads, 128 MiB of 4 KiB pages):
+    ``separate`` builds, populates and runs one machine per geometry, as eight sweep points
+    would; ``batched`` populates one machine and replays the stream against all eight in one
+    ``mmcore.tlbsim`` pass. Extra info: the replay alone (``replay_s``), and for ``separate``
+    the eight ``Task.access`` runs alone (``access_s``)."""
+    import time
+
+    from mmcore import Config, Machine, TLBConfig
+    from mmcore.tlbsim import tlb_geometries
+    geos = [TLBConfig(stlb_entries=e, stlb_ways=w) for e, w in
+            ((512, 4), (1024, 8), (1536, 12), (2048, 16))] + \
+        [TLBConfig(l1_4k_entries=e) for e in (16, 32, 128, 256)]
+    region = 128 << 20
+    off = np.random.default_rng(11).integers(0, region, 1_000_000)
+    parts: dict[str, float] = {}
+
+    def machine(g):
+        m = Machine(Config(memory="512MiB", thp_enabled="never", tlb=g))
+        t = m.spawn("app")
+        a = t.mmap(region)
+        t.touch(a, region)
+        return t.clone_thread(), a
+
+    def separate():
+        acc = 0.0
+        for g in geos:
+            t, a = machine(g)
+            t0 = time.perf_counter()
+            t.access(a + off)
+            acc += time.perf_counter() - t0
+        parts["access_s"] = acc
+
+    def batched():
+        t, a = machine(TLBConfig())
+        t0 = time.perf_counter()
+        tlb_geometries(t, a + off, geos)
+        parts["replay_s"] = time.perf_counter() - t0
+    fn = separate if mode == "separate" else batched
+    warm, wa = machine(TLBConfig())
+    warm.access(wa + off[:1000])
+    tlb_geometries(warm, wa + off[:1000], geos[:1])
+    benchmark.pedantic(fn, rounds=3, iterations=1)
+    benchmark.extra_info.update(parts)
+    rates.record(benchmark, f"tlb-geometries-{mode}", len(geos), "geometries_per_s")
+    rates.ratio("batched_over_separate", "tlb-geometries-batched", "tlb-geometries-separate")

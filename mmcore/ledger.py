@@ -221,11 +221,14 @@ LEDGER: tuple[Mechanism, ...] = (
         "(Skylake)",
         (_T + "test_engine.py::test_tlb_counts_follow_page_size",
          _REF + "test_l1_lru_eviction_and_stlb_hit",
-         _T + "test_khugepaged.py::test_collapse_cuts_tlb_misses"),
-        ("tlb",), ("nr_tlb_local_flush_all", "nr_tlb_remote_flush"),
+         _T + "test_khugepaged.py::test_collapse_cuts_tlb_misses",
+         _T + "test_tlbsim.py::test_one_pass_equals_a_machine_per_geometry"),
+        ("tlb", "tlbmulti"), ("nr_tlb_local_flush_all", "nr_tlb_remote_flush"),
         "A hardware model, not a kernel mechanism: set-associative LRU, ASID-tagged (no flush on "
         "a task switch), walk cost by memory loads; no prefetch or speculative walks. Flushes "
-        "invalidate and cost time, but nr_tlb_local_flush_all and nr_tlb_remote_flush stay 0."),
+        "invalidate and cost time, but nr_tlb_local_flush_all and nr_tlb_remote_flush stay 0. "
+        "`mmcore.tlbsim` replays one load stream against many geometries in one pass, with the "
+        "same counts as one machine per geometry."),
     Mechanism(
         "Simulated time: task clocks, CPUs, costs, the batch runner, background threads",
         marks("approximate"),
