@@ -406,10 +406,8 @@ MC_EV_OOM_GROUP_KILL = 25
 MC_OOM_GROUP = 26            # memory.oom.group
 MC_OOM_KILL_DISABLE = 27     # v1 memory.oom_control oom_kill_disable
 MC_UNDER_OOM = 28            # v1 under_oom: tasks are waiting on this memcg's OOM
-MC_PGFAULT = 29
-MC_PGMAJFAULT = 30
-MC_THP_FALLBACK_CHARGE = 31  # thp_fault_fallback_charge counted in this memcg
-NR_MC = 32
+MC_THP_FALLBACK_CHARGE = 29  # thp_fault_fallback_charge counted in this memcg
+NR_MC = 30
 PAGE_COUNTER_MAX = ((1 << 63) - 1) // 4096   # "max": no limit (LONG_MAX / PAGE_SIZE)
 MAX_RECLAIM_RETRIES = 16
 

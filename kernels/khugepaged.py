@@ -270,9 +270,11 @@ def scan_pmd(cfg, vmstat, fr32, fr_flags, fr_order, pt, tb, khugepaged):
 
 @kernel
 def alloc_collapse_folio(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm, tlb,
-                         pwc, direct):
+                         pwc, cg, direct):
     """alloc_charge_folio: an order-9 block (with direct compaction when ``direct``), counted
-    in thp_collapse_alloc or thp_collapse_alloc_failed. Returns (pfn or -1, cost in ps)."""
+    in thp_collapse_alloc or thp_collapse_alloc_failed, then charged to memcg ``cg`` (the caller
+    commits it). Returns (SCAN_SUCCEED, SCAN_ALLOC_HUGE_PAGE_FAIL or SCAN_CGROUP_CHARGE_FAIL,
+    pfn or -1, cost in ps)."""
     cost = 0
     pfn = rmqueue(gs, cfg, fr32, fr_flags, fr_order, pb_mt, HPAGE_PMD_ORDER, MIGRATE_MOVABLE)
     if pfn < 0 and direct:
@@ -280,10 +282,14 @@ def alloc_collapse_folio(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_m
                                        pt, mm, tlb, pwc)
     if pfn < 0:
         vmstat[VS_THP_COLLAPSE_ALLOC_FAILED] += 1
-        return -1, cost
+        return SCAN_ALLOC_HUGE_PAGE_FAIL, -1, cost
     vmstat[VS_THP_COLLAPSE_ALLOC] += 1
     vmstat[VS_PGALLOC] += HPAGE_PMD_NR
-    return pfn, cost
+    if memcg_try_charge(gs, cg, HPAGE_PMD_NR) >= 0:   # mem_cgroup_charge refused it
+        vmstat[VS_PGFREE] += HPAGE_PMD_NR
+        free_pages(gs, fr32, fr_flags, fr_order, pb_mt, pfn, HPAGE_PMD_ORDER)
+        return SCAN_CGROUP_CHARGE_FAIL, -1, cost
+    return SCAN_SUCCEED, pfn, cost
 
 
 @kernel
@@ -292,15 +298,11 @@ def collapse_huge_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
     """collapse_huge_page for an anonymous range that passed ``scan_pmd``: allocate a THP (with
     compaction when ``direct``), copy the pages in (zeroing the holes), install the PMD, free the
     old pages and deposit the emptied PTE table. Returns (SCAN_* result, cost in ps)."""
-    pfn, cost = alloc_collapse_folio(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
-                                     pt, mm, tlb, pwc, direct)
-    if pfn < 0:
-        return SCAN_ALLOC_HUGE_PAGE_FAIL, cost
     cg = mm[MM_MEMCG, mmi]
-    if memcg_try_charge(gs, cg, HPAGE_PMD_NR) >= 0:   # alloc_charge_folio: mem_cgroup_charge
-        vmstat[VS_PGFREE] += HPAGE_PMD_NR
-        free_pages(gs, fr32, fr_flags, fr_order, pb_mt, pfn, HPAGE_PMD_ORDER)
-        return SCAN_CGROUP_CHARGE_FAIL, cost
+    r, pfn, cost = alloc_collapse_folio(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
+                                        pt, mm, tlb, pwc, cg, direct)
+    if r != SCAN_SUCCEED:
+        return r, cost
     memcg_commit(gs, fr32, cg, pfn, HPAGE_PMD_NR, CHARGE_ANON)
     table = entry_pfn(pt[pos])
     tb = fr_idx[table] * PTRS_PER_TABLE
@@ -696,16 +698,12 @@ def collapse_file(S, mmi, p, haddr, khugepaged, direct):
     f = ino[I_FS, ii]
     if fs[FS_FREE, f] < none or (fgs[FG_PC_USED] + none) * 2 > pc.shape[0]:
         return SCAN_FAIL, cost                   # shmem_charge fails (or no index room)
-    new, c = alloc_collapse_folio(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
-                                  mm, tlb, pwc, direct)
-    cost += c
-    if new < 0:
-        return SCAN_ALLOC_HUGE_PAGE_FAIL, cost
     cg = mm[MM_MEMCG, mmi]
-    if memcg_try_charge(gs, cg, HPAGE_PMD_NR) >= 0:   # alloc_charge_folio: mem_cgroup_charge
-        vmstat[VS_PGFREE] += HPAGE_PMD_NR
-        free_pages(gs, fr32, fr_flags, fr_order, pb_mt, new, HPAGE_PMD_ORDER)
-        return SCAN_CGROUP_CHARGE_FAIL, cost
+    r, new, c = alloc_collapse_folio(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
+                                     mm, tlb, pwc, cg, direct)
+    cost += c
+    if r != SCAN_SUCCEED:
+        return r, cost
     if none == HPAGE_PMD_NR:
         # nothing cached in the range (MADV_COLLAPSE only: khugepaged stopped at max_ptes_none):
         # collapse_file finds no entry and gives the folio back (SCAN_TRUNCATED: EINVAL)

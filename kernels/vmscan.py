@@ -59,6 +59,7 @@ from .consts import (
     G_RECLAIM_CURSOR,
     MC_EV_LOW,
     MC_LOW,
+    MC_MIN,
     MC_ONLINE,
     MC_PGSCAN,
     MC_PGSTEAL,
@@ -175,8 +176,9 @@ def shrink_memcgs(S, target, nr_to_reclaim, kswapd):
     """Reclaim up to ``nr_to_reclaim`` pages from the lruvecs of ``target``'s subtree (every
     memcg when ``target`` is the root): one walk from a rotating cursor, as mem_cgroup_iter
     resumes a shared walk, each memcg asked for what is still missing (the kernel's proportional
-    scan targets are not modelled). A memcg at or under its memory.low is passed over while the
-    others give enough, then reclaimed all the same (its ``low`` event), as shrink_node_memcgs
+    scan targets are not modelled). A memcg at or under its memory.min is never reclaimed; one at
+    or under its memory.low is passed over while the others give enough, then reclaimed all the
+    same (its ``low`` event), as shrink_node_memcgs
     does. Returns (freed, scanned)."""
     gs = S.gs
     n = gs[G_NR_MEMCG]
@@ -192,8 +194,11 @@ def shrink_memcgs(S, target, nr_to_reclaim, kswapd):
                 break
             if gs[mc(c, MC_ONLINE)] == 0 or not memcg_is_descendant(gs, c, target):
                 continue
+            usage = gs[mc(c, MC_USAGE)]
+            if c != target and c != 0 and usage <= gs[mc(c, MC_MIN)]:
+                continue                                 # mem_cgroup_below_min: hard protection
             low = gs[mc(c, MC_LOW)]
-            protected = c != target and c != 0 and low > 0 and gs[mc(c, MC_USAGE)] <= low
+            protected = c != target and c != 0 and low > 0 and usage <= low
             if protected != (rnd == 1):
                 continue
             if protected:

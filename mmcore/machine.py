@@ -492,11 +492,11 @@ class Machine:
                 return False
             cg._set(K.MC_EV_OOM, cg._g(K.MC_EV_OOM) + 1)
             cg._set(K.MC_UNDER_OOM, cg._g(K.MC_UNDER_OOM) + 1)
-            self._dmesg_oom_notify(cg)
+            self._memcg_notify_oom(cg)
             raise MemcgOOMWait(current.pid, current.comm, cg.path)
         return self._out_of_memory(current, cg)
 
-    def _dmesg_oom_notify(self, cg: "Cgroup") -> None:
+    def _memcg_notify_oom(self, cg: "Cgroup") -> None:
         """mem_cgroup_oom_notify: the v1 eventfd listeners of the memcg and its ancestors."""
         for hook in self._wake_hooks:
             hook(cg, "oom")

@@ -64,7 +64,7 @@ def _oserror(code: int, what: str) -> OSError:
     return OSError(code, f"{what}: {os.strerror(code)}")
 
 
-def _page_counter_memparse(value, name: str, what: str) -> int:
+def _page_counter_memparse(value, what: str) -> int:
     """page_counter_memparse: "max" or a byte count with an optional K/M/G/T suffix, rounded
     down to pages (EINVAL for anything else)."""
     if isinstance(value, str) and value.strip() == "max":
@@ -95,7 +95,6 @@ class Cgroup:
         self.path = path
         self.procs_order: list[int] = []       # tgids in attach order (css_task_iter's order)
         self.children: list["Cgroup"] = []
-        self.oom_waiters: list[int] = []       # v1 memory.oom_control eventfd listeners (pids)
 
     def __repr__(self) -> str:
         return f"<Cgroup {self.path} id={self.id}>"
@@ -322,7 +321,7 @@ class Cgroup:
         if not v2 and str(value).strip() == "-1":
             pages = K.PAGE_COUNTER_MAX
         else:
-            pages = _page_counter_memparse(value, name, f"write {value!r} to {what}")
+            pages = _page_counter_memparse(value, f"write {value!r} to {what}")
         field = {"memory.max": K.MC_MAX, "memory.high": K.MC_HIGH, "memory.low": K.MC_LOW,
                  "memory.min": K.MC_MIN, "memory.swap.max": K.MC_SWAP_MAX,
                  "memory.limit_in_bytes": K.MC_MAX,

@@ -334,3 +334,32 @@ def test_snapshots_keep_the_memcg_of_every_frame():
     t2 = m2.tasks()[1]
     t2.munmap(a, 2 * MiB)
     assert m2.cgroup("/a").current == 0 and cg.current == 2 * MiB
+
+
+@pytest.mark.parametrize("protect", [True, False])
+def test_memory_min_keeps_a_cgroups_pages_from_reclaim(protect):
+    m = machine()
+    m.mount("/mnt", "ext4", "64MiB")
+    p = m.cgroup("/p", create=True)
+    a, b = p.mkdir("a"), p.mkdir("b")
+    if protect:
+        a.write("memory.min", "4M")
+    ta, tb = m.spawn("ta"), m.spawn("tb")
+    a.attach(ta)
+    b.attach(tb)
+    for t, name in ((ta, "fa"), (tb, "fb")):
+        fd = t.open(f"/mnt/{name}", os.O_RDWR | os.O_CREAT)
+        t.pwrite(fd, 0, 4 * MiB if name == "fa" else 12 * MiB)
+        t.fsync(fd)
+    ta.write_sysctl("vm.drop_caches", 1)
+    p.write("memory.max", "10M")
+    fa = ta.open("/mnt/fa", os.O_RDONLY)
+    ta.pread(fa, 0, 4 * MiB)
+    fb = tb.open("/mnt/fb", os.O_RDONLY)
+    tb.pread(fb, 0, 12 * MiB)                 # past /p's limit: reclaim in /p's subtree
+    assert p.current <= 10 * MiB
+    if protect:
+        assert a.current == 4 * MiB           # below memory.min: never reclaimed
+    else:
+        assert a.current < 4 * MiB            # the round-robin walk took some of /p/a's pages
+    checked(m)
