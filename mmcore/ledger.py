@@ -599,7 +599,7 @@ LEDGER: tuple[Mechanism, ...] = (
         "hierarchically (memory.current, failcnt, peak); a charge past a limit reclaims the "
         "subtree's file pages and retries as try_charge does (MAX_RECLAIM_RETRIES), THPs fall "
         "back without an OOM. memory.high is reclaimed at once after the charge (no throttling "
-        "sleep); memory.low protects in the first reclaim pass only; the kernel's proportional "
+        "sleep); memory.min keeps a memcg from reclaim; memory.low protects in the first pass only; the kernel's proportional "
         "per-memcg scan targets are replaced by one walk from a rotating cursor. Page tables "
         "and slab are not charged (no kmem accounting); charges never move with a task. The "
         "memcg reference model (tests/reference/memcg_model.py) finds one departure left: after "
