@@ -148,6 +148,8 @@ MADV_DONTNEED = 4
 MADV_FREE = 8
 MADV_HUGEPAGE = 14
 MADV_NOHUGEPAGE = 15
+MADV_COLD = 20               # 5.4+
+MADV_PAGEOUT = 21            # 5.4+
 MADV_POPULATE_READ = 22
 MADV_POPULATE_WRITE = 23
 MADV_COLLAPSE = 25
@@ -281,7 +283,11 @@ C_OVERCOMMIT_RATIO = 69      # vm.overcommit_ratio (percent)
 C_OVERCOMMIT_KBYTES = 70     # vm.overcommit_kbytes (0: the ratio applies)
 C_ADMIN_RESERVE_KB = 71      # vm.admin_reserve_kbytes
 C_USER_RESERVE_KB = 72       # vm.user_reserve_kbytes
-NR_CFG = 73
+C_SWAPPINESS = 73            # vm.swappiness (0..200)
+C_COST_SWAP_READ = 74        # ps: reading one page from the swap device (latency + transfer)
+C_COST_SWAP_WRITE = 75       # ps: writing one page to it (its transfer: writes are queued)
+C_SWAP_PAGES = 76            # total_swap_pages: the swap device's slots less its header
+NR_CFG = 77
 OVERCOMMIT_GUESS = 0
 OVERCOMMIT_ALWAYS = 1
 OVERCOMMIT_NEVER = 2
@@ -369,7 +375,12 @@ G_OOM_MEMCG = 38             # the memcg whose limit an allocation last failed a
 G_CUR_MEMCG = 39             # the memcg page-cache insertions are charged to (current's)
 G_RECLAIM_CURSOR = 40        # the memcg global reclaim starts its round-robin walk at
 G_MEMCG_WAIT = 41            # a memcg charge failed in a syscall and the OOM model must act
-G_FREE_HEAD = 42             # + order * MIGRATE_PCPTYPES + mt: head pfn or -1
+G_NR_SWAP_FREE = 42          # free swap slots (nr_swap_pages)
+G_SWAP_CURSOR = 43           # the slot the next swap-slot search starts at
+G_ANON_SCAN_MM = 44          # the anon reclaim scan's position: mm slot and address
+G_ANON_SCAN_VA = 45
+G_SWAP_IO_PS = 46            # swap writes issued by the reclaim in progress (its cost, ps)
+G_FREE_HEAD = 47             # + order * MIGRATE_PCPTYPES + mt: head pfn or -1
 G_FREE_COUNT = G_FREE_HEAD + NR_PAGE_ORDERS * MIGRATE_PCPTYPES
 G_HIST_FAULT = G_FREE_COUNT + NR_PAGE_ORDERS * MIGRATE_PCPTYPES
 NR_HIST = 48                 # log2 buckets: [0] < 1 ns, [k] in [2^(k-1), 2^k) ns
@@ -407,7 +418,9 @@ MC_OOM_GROUP = 26            # memory.oom.group
 MC_OOM_KILL_DISABLE = 27     # v1 memory.oom_control oom_kill_disable
 MC_UNDER_OOM = 28            # v1 under_oom: tasks are waiting on this memcg's OOM
 MC_THP_FALLBACK_CHARGE = 29  # thp_fault_fallback_charge counted in this memcg
-NR_MC = 30
+MC_EV_SWAP_MAX = 30          # memory.swap.events.local: max, fail
+MC_EV_SWAP_FAIL = 31
+NR_MC = 32
 PAGE_COUNTER_MAX = ((1 << 63) - 1) // 4096   # "max": no limit (LONG_MAX / PAGE_SIZE)
 MAX_RECLAIM_RETRIES = 16
 
@@ -474,7 +487,8 @@ FG_NR_INODES = 10
 FG_NEED_PC = 11              # NEED_GROW from a file path: page-cache entries wanted in all
 FG_NEED_WB = 12              # ... writeback ring entries wanted in all
 FG_NEED_PT = 13              # ... free page-table pool slots wanted
-NR_FG = 14
+FG_KSWAPD_FAILURES = 14      # kswapd runs that reclaimed nothing (MAX_RECLAIM_RETRIES: it gives up)
+NR_FG = 15
 
 FALLOC_FL_KEEP_SIZE = 0x01
 FALLOC_FL_PUNCH_HOLE = 0x02
@@ -547,6 +561,10 @@ TF_EXITING = 8               # PF_EXITING: the task is exiting
 TF_MEMDIE = 16               # tsk_is_oom_victim (TIF_MEMDIE before 4.x): killed, not yet gone
 SLAB_BYTES_PER_FILE = 192 + 1096  # bytes of slab one cached dentry + inode take (mmcore.files)
 NR_T_FIELDS = 17
+# swap slots (State.swp rows, one column per slot; slot 0 holds the swap header, never used)
+SWP_COUNT = 0                # swap_map: the PTEs that hold this slot's entry (0: free)
+SWP_MEMCG = 1                # swap_cgroup: the memcg the slot is charged to
+NR_SWP = 2
 
 # ---- per-CPU (cpu array columns) ---------------------------------------------------------------
 CPU_STAMP = 0
@@ -575,6 +593,7 @@ VMSTAT_NAMES = (
     "compact_daemon_free_scanned", "thp_file_alloc", "thp_file_fallback",
     "thp_file_fallback_charge", "thp_file_mapped", "nr_shmem_hugepages", "nr_shmem_pmdmapped",
     "thp_write_alloc", "thp_write_alloc_failed", "thp_read_alloc", "thp_read_alloc_failed",
+    "pswpin", "pswpout", "pgscan_anon", "pgsteal_anon", "thp_swpout_fallback", "nr_swapcached",
 )
 VS_NR_FREE_PAGES = 0
 VS_NR_ANON_PAGES = 1
@@ -654,6 +673,12 @@ VS_THP_WRITE_ALLOC = 74      # the 2013 series' counters
 VS_THP_WRITE_ALLOC_FAILED = 75
 VS_THP_READ_ALLOC = 76
 VS_THP_READ_ALLOC_FAILED = 77
+VS_PSWPIN = 78               # pages read from swap (swap-in faults)
+VS_PSWPOUT = 79              # pages written to swap
+VS_PGSCAN_ANON = 80
+VS_PGSTEAL_ANON = 81
+VS_THP_SWPOUT_FALLBACK = 82  # a THP split to be swapped out (it is never swapped out whole here)
+VS_NR_SWAPCACHED = 83        # no swap cache is kept: always 0
 NR_VMSTAT = len(VMSTAT_NAMES)
 
 # ---- event records (ev array rows) and what is recorded (cfg[C_RECORD] bits) -------------------
@@ -676,6 +701,7 @@ FK_HUGE_ZERO = 3             # the huge zero page mapped
 FK_WP = 4                    # a write-protect fault (copy on write, or reuse)
 FK_SEGV = 5
 FK_OTHER = 6
+FK_SWAP = 7                  # a swap-in (major) fault
 
 # operation codes (batch op streams and event records)
 OP_FAULT = 0

@@ -3,6 +3,9 @@ copy_page_range, mm/mmap.c exit_mmap)."""
 import numpy as np
 
 from .consts import (
+    MM_SWAPENTS,
+    SWP_COUNT,
+    _PAGE_PROTNONE,
     G_COMMITTED,
     VM_ACCOUNT,
     PG_anon,
@@ -64,6 +67,7 @@ from .pagetable import (
     next_pmd,
     pmd_alloc_walk,
     pte_lookup,
+    swp_offset,
 )
 
 MMF_INIT_MASK = ((1 << MMF_DISABLE_THP_COMPLETELY) | (1 << MMF_DISABLE_THP_EXCEPT_ADVISED)
@@ -91,7 +95,7 @@ def _child_pte_table(gs, cfg, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
 
 @kernel
 def copy_mm(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma, pm,
-            cm):
+            cm, swp):
     """dup_mmap + copy_page_range from mm ``pm`` into the empty mm ``cm``.
 
     Returns (status, cost): OK, or -ENOMEM (the caller tears the child down).
@@ -179,6 +183,13 @@ def copy_mm(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux
                     if ctab < 0:
                         return -ENOMEM, cost
                     cbase = fr_idx[ctab] * PTRS_PER_TABLE + ((va >> 12) & 511)
+                if (pe & (_PAGE_PRESENT | _PAGE_PROTNONE)) == 0:
+                    # a swap entry: the child holds it too (swap_duplicate)
+                    swp[SWP_COUNT, swp_offset(pe)] += 1
+                    mm[MM_SWAPENTS, cm] += 1
+                    pt[cbase + k] = pe
+                    cost += ccost
+                    continue
                 if (pe & _PAGE_SPECIAL) == 0 and (fr_flags[entry_pfn(pe)] & (PG_anon | PG_tail)) == 0:
                     # a page-cache page in a private file mapping: one more read-only mapping
                     pfn = entry_pfn(pe)
@@ -252,7 +263,7 @@ def _free_depth(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
 
 @kernel
 def exit_mmap(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma, tlb,
-              pwc, mmi):
+              pwc, mmi, swp):
     """Tear down an mm: zap every VMA in address order, then free every table. Returns the
     leaves zapped."""
     b = mm[MM_VBASE, mmi]
@@ -265,7 +276,7 @@ def exit_mmap(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_a
                         vma[V_END, b + i], False)
         zapped += zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
                                  pt_aux, mm, tlb, pwc, mmi, vma[V_START, b + i],
-                                 vma[V_END, b + i])
+                                 vma[V_END, b + i], swp)
     mm[MM_VCOUNT, mmi] = 0
     mm[MM_TOTAL_VM, mmi] = 0
     mm[MM_LOCKED, mmi] = 0

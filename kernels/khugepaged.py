@@ -18,6 +18,11 @@ one PTE or page is young or referenced; and the kernel profile's writable rule h
 ``enabled`` mode.
 """
 from .consts import (
+    C_COST_SWAP_READ,
+    MM_SWAPENTS,
+    VS_PGMAJFAULT,
+    VS_PSWPIN,
+    _PAGE_PROTNONE,
     MM_MEMCG,
     SCAN_CGROUP_CHARGE_FAIL,
     VS_PGFREE,
@@ -143,6 +148,8 @@ from .huge_memory import leaf_prot, prep_anon_folio, thp_disabled_by_mm
 from .jit import kernel
 from .page_counter import CHARGE_ANON, memcg_commit, memcg_try_charge, page_counter_uncharge
 from .memory import queue_if_partial, remove_rmap_pte
+from .pagetable import swp_offset
+from .swap import swap_put
 from .mlock import mlock_folio, munlock_pte_page
 from .mmap import find_vma_index
 from .filemap import (
@@ -294,7 +301,7 @@ def alloc_collapse_folio(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_m
 
 @kernel
 def collapse_huge_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
-                       vma, tlb, pwc, mmi, vm_flags, pos, haddr, direct):
+                       vma, tlb, pwc, mmi, vm_flags, pos, haddr, direct, swp):
     """collapse_huge_page for an anonymous range that passed ``scan_pmd``: allocate a THP (with
     compaction when ``direct``), copy the pages in (zeroing the holes), install the PMD, free the
     old pages and deposit the emptied PTE table. Returns (SCAN_* result, cost in ps)."""
@@ -308,9 +315,16 @@ def collapse_huge_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
     tb = fr_idx[table] * PTRS_PER_TABLE
     zp = cfg[C_NR_FRAMES]
     copied = 0
+    swapped = 0
     for i in range(HPAGE_PMD_NR):
         e = pt[tb + i]
         pt[tb + i] = 0
+        if e != 0 and (e & (_PAGE_PRESENT | _PAGE_PROTNONE)) == 0:
+            # __collapse_huge_page_swapin: the page is read from swap into the new THP
+            swap_put(gs, swp, swp_offset(e), 1)
+            mm[MM_SWAPENTS, mmi] -= 1
+            swapped += 1
+            continue
         if e == 0 or (e & _PAGE_PRESENT) == 0:
             continue
         p = entry_pfn(e)
@@ -323,7 +337,10 @@ def collapse_huge_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
         if remove_rmap_pte(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p):
             queue_if_partial(gs, vmstat, fr32, fr_idx, fr_flags, fr_order,
                              p & ~(HPAGE_PMD_NR - 1))
-    cost += copied * cfg[C_COST_COPY_PAGE] + (HPAGE_PMD_NR - copied) * cfg[C_COST_CLEAR_PAGE]
+    vmstat[VS_PSWPIN] += swapped
+    vmstat[VS_PGMAJFAULT] += swapped
+    cost += copied * cfg[C_COST_COPY_PAGE] + swapped * (cfg[C_COST_SWAP_READ] + cfg[C_COST_COPY_PAGE]) \
+        + (HPAGE_PMD_NR - copied - swapped) * cfg[C_COST_CLEAR_PAGE]
     prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, pfn, HPAGE_PMD_ORDER, mm[MM_ANON, mmi],
                     haddr >> 12)
     fr32[FR_OWNER, pfn + 1] = 1
@@ -346,7 +363,7 @@ def collapse_huge_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
 
 @kernel
 def try_collapse(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma,
-                 tlb, pwc, mmi, vm_flags, haddr, khugepaged, direct):
+                 tlb, pwc, mmi, vm_flags, haddr, khugepaged, direct, swp):
     """Scan the 2 MiB range at ``haddr`` and collapse it if it qualifies: (SCAN_*, cost in ps)."""
     pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, mmi], haddr)
     if pos < 0 or pt[pos] == 0:
@@ -360,7 +377,7 @@ def try_collapse(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, p
     if r != SCAN_SUCCEED:
         return r, cost
     r, c = collapse_huge_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
-                              mm, vma, tlb, pwc, mmi, vm_flags, pos, haddr, direct)
+                              mm, vma, tlb, pwc, mmi, vm_flags, pos, haddr, direct, swp)
     return r, cost + c
 
 
@@ -391,7 +408,7 @@ def _leave(mm, mmi):
 
 @kernel
 def scan_mm_slot(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma,
-                 tlb, pwc, pages, S):
+                 tlb, pwc, pages, S, swp):
     """khugepaged_scan_mm_slot: scan from the saved mm and address until ``pages`` of progress.
 
     Returns (progress, last SCAN_* result, cost in ps)."""
@@ -435,7 +452,7 @@ def scan_mm_slot(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, p
                 else:
                     result, c = try_collapse(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order,
                                              pb_mt, pt, pt_aux, mm, vma, tlb, pwc, mmi, flags, a,
-                                             True, direct)
+                                             True, direct, swp)
                 cost += c
                 if result == SCAN_SUCCEED:
                     gs[G_KH_COLLAPSED] += 1
@@ -467,7 +484,7 @@ def khugepaged_do_scan(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
             passes += 1
         if _has_work(cfg, gs, mm) and passes < 2:
             n, result, c = scan_mm_slot(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
-                                        pt, pt_aux, mm, vma, tlb, pwc, pages - progress, S)
+                                        pt, pt_aux, mm, vma, tlb, pwc, pages - progress, S, S.swp)
             progress += n
             busy += c
             gs[G_KH_SCANNED] += n
@@ -512,7 +529,7 @@ def madvise_collapse_errno(r):
 def _collapse_vma(S, ti, mmi, p, start, end):
     """madvise_collapse on one VMA's part [start, end): (status, ranges PMD-mapped)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     flags = vma[V_FLAGS, p]
     fileok = vma[V_FILE, p] >= 0 and file_collapse_vma_ok(S, mmi, p)
     if not fileok and not collapse_vma_ok(cfg, mm[MM_FLAGS, mmi], flags, vma[V_FILE, p], False,
@@ -528,7 +545,7 @@ def _collapse_vma(S, ti, mmi, p, start, end):
             r, c = collapse_file(S, mmi, p, a, False, True)
         else:
             r, c = try_collapse(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
-                                pt_aux, mm, vma, tlb, pwc, mmi, flags, a, False, True)
+                                pt_aux, mm, vma, tlb, pwc, mmi, flags, a, False, True, swp)
         task[T_CLOCK, ti] += c
         if r == SCAN_SUCCEED or r == SCAN_PMD_MAPPED:
             thps += 1
@@ -548,7 +565,7 @@ def sys_madvise_collapse(S, ti, start, length):
     VMA, synchronously on the caller's clock. Returns (status, ranges PMD-mapped); a hole gives
     -ENOMEM after the mapped parts are done."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     if start & 4095 or start < 0 or length < 0:
         return -EINVAL, 0
     end = start + ((length + 4095) & ~4095)
@@ -598,7 +615,7 @@ def file_collapse_vma_ok(S, mmi, p):
     VM_NOHUGEPAGE, no prctl, the file offset aligned with the address (thp_vma_suitable_order)
     and an aligned 2 MiB range inside; shmem_enabled=deny refuses even MADV_COLLAPSE."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     ii = vma[V_FILE, p]
     if ii < 0 or cfg[C_HPC_MODEL] == HPC_2013 or not huge_cache_capable(cfg, fs, ino, ii):
         return False
@@ -621,7 +638,7 @@ def retract_range(S, mmi, p, index, head, install):
     but that folio's pages at their places has those PTEs cleared and goes; with ``install`` the
     folio is then mapped by a PMD. Returns (SCAN_*, cost in ps)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     va = vma[V_START, p] + ((index - vma[V_PGOFF, p]) << 12)
     if va < vma[V_START, p] or va + HPAGE_PMD_SIZE > vma[V_END, p] or va & (HPAGE_PMD_SIZE - 1):
         return SCAN_VMA_CHECK, 0
@@ -668,7 +685,7 @@ def collapse_file(S, mmi, p, haddr, khugepaged, direct):
     ``p`` (``file_collapse_vma_ok`` passed): (SCAN_* result, cost in ps). A range whose folio is
     huge already is only retracted (and, for MADV_COLLAPSE, PMD-mapped)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     ii = vma[V_FILE, p]
     index = vma[V_PGOFF, p] + ((haddr - vma[V_START, p]) >> 12)
     if khugepaged and cfg[C_HPC_MODEL] == HPC_MAINLINE and \

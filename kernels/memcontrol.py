@@ -23,7 +23,10 @@ from .consts import (
     MC_HIGH,
     MC_MAX,
     MC_PARENT,
+    MC_MEMSW_MAX,
+    MC_SWAP_USAGE,
     MC_USAGE,
+    PAGE_COUNTER_MAX,
     SWAP_CLUSTER_MAX,
 )
 from .jit import kernel
@@ -35,7 +38,7 @@ from .page_counter import (
     page_counter_charge,
     page_counter_uncharge,
 )
-from .vmscan import alloc_page_reclaim, try_to_free_mem_cgroup_pages
+from .vmscan import alloc_page_reclaim, take_swap_io, try_to_free_mem_cgroup_pages
 
 PAGE_ALLOC_COSTLY_ORDER = 3
 
@@ -43,10 +46,11 @@ PAGE_ALLOC_COSTLY_ORDER = 3
 @kernel
 def memcg_margin(gs, cg):
     """mem_cgroup_margin: pages ``cg`` can still charge before any counter above it is full."""
-    m = gs[mc(cg, MC_MAX)] - gs[mc(cg, MC_USAGE)]
-    c = gs[mc(cg, MC_PARENT)]
+    m = PAGE_COUNTER_MAX
+    c = cg
     while c >= 0:
-        m = min(m, gs[mc(c, MC_MAX)] - gs[mc(c, MC_USAGE)])
+        u = gs[mc(c, MC_USAGE)]
+        m = min(m, gs[mc(c, MC_MAX)] - u, gs[mc(c, MC_MEMSW_MAX)] - u - gs[mc(c, MC_SWAP_USAGE)])
         c = gs[mc(c, MC_PARENT)]
     return max(m, 0)
 
@@ -63,7 +67,7 @@ def handle_over_high(S, cg):
         if over > 0:
             gs[mc(c, MC_EV_HIGH)] += 1
             got = try_to_free_mem_cgroup_pages(S, c, over)
-            cost += got * S.cfg[C_COST_RECLAIM_PAGE]
+            cost += got * S.cfg[C_COST_RECLAIM_PAGE] + take_swap_io(gs)
         c = gs[mc(c, MC_PARENT)]
     return cost
 
@@ -83,7 +87,7 @@ def try_charge(S, cg, nr):
                 cost += handle_over_high(S, cg)
             return -1, cost
         got = try_to_free_mem_cgroup_pages(S, over, max(nr, SWAP_CLUSTER_MAX))
-        cost += got * S.cfg[C_COST_RECLAIM_PAGE]
+        cost += got * S.cfg[C_COST_RECLAIM_PAGE] + take_swap_io(gs)
         if memcg_margin(gs, over) >= nr:
             continue
         if not drained:

@@ -6,6 +6,14 @@ accessed and dirty bits) and calls it. Hot functions take arrays, never the stat
 from .borrow import borrow_state, borrow, prefetch
 from .compaction import alloc_thp
 from .consts import (
+    C_COST_SWAP_READ,
+    G_NR_MM,
+    MM_SWAPENTS,
+    SWP_COUNT,
+    T_MAJFLT,
+    VS_PGMAJFAULT,
+    VS_PSWPIN,
+    _PAGE_PROTNONE,
     VS_THP_FAULT_FALLBACK_CHARGE,
     G_CUR_MEMCG,
     MC_THP_FALLBACK_CHARGE,
@@ -47,6 +55,7 @@ from .consts import (
     FK_ANON,
     FK_HUGE_ZERO,
     FK_OTHER,
+    FK_SWAP,
     FK_SEGV,
     FK_THP,
     FK_WP,
@@ -55,13 +64,12 @@ from .consts import (
     FR_MAPCOUNT,
     FR_OWNER,
     G_HUGE_ZERO_PFN,
+    G_NR_FREE,
     G_HIST_FAULT,
     G_NEXT_EVENT,
-    PG_head,
     HPAGE_PMD_NR,
     HPAGE_PMD_ORDER,
     HPAGE_PMD_SIZE,
-    MIGRATE_MOVABLE,
     MM_ANON,
     MM_ANON_THP,
     MM_ANONPAGES,
@@ -97,7 +105,6 @@ from .consts import (
     VM_WRITE,
     VS_NR_ANON_PAGES,
     VS_NR_ANON_THP,
-    VS_NR_MLOCK,
     VS_NR_PAGE_TABLE_PAGES,
     VS_PGALLOC,
     VS_PGFAULT,
@@ -107,7 +114,6 @@ from .consts import (
     ZERO_WP_THP,
     PG_anon_exclusive,
     PG_hugezero,
-    PG_mlocked,
     PG_tail,
     PG_file_thp,
 )
@@ -115,7 +121,6 @@ from .events import ev_room, hist_add, run_timers
 from .events import record as ev_record
 from .huge_memory import (
     deferred_split_folio,
-    deferred_split_remove,
     get_huge_zero_pfn,
     khugepaged_enter,
     leaf_prot,
@@ -127,15 +132,17 @@ from .huge_memory import (
 from .file_fault import do_file_fault, do_file_huge_fault, do_file_wp, file_room
 from .filemap import unmap_file_pte, zap_file_pmd
 from .jit import kernel
+from .swap import anon_pte_of, swap_put, swapin_memcg
+from .rmap import free_folio, pte_mapped_pages, queue_if_partial, remove_rmap_pte
 from .mlock import mlock_folio, munlock_pte_page, munlock_thp
 from .mmap import range_has_vma, vma_lookup
 from .memcontrol import mem_cgroup_charge
-from .page_alloc import free_pages, rmqueue
+from .vmscan import alloc_page_fast, reclaim_for_tables
+from .page_alloc import free_pages
 from .page_counter import (
     CHARGE_ANON,
     mc,
     memcg_commit,
-    memcg_uncharge_folio,
     page_counter_uncharge,
 )
 from .pagetable import (
@@ -148,83 +155,13 @@ from .pagetable import (
     pmd_lookup,
     pt_slots_available,
     pte_lookup,
+    swp_offset,
     withdraw_table,
 )
 from .tlb import KEY_2M, flush_tlb_page, set_index, tlb_fill, tlb_layout, tlb_probe
 
 FAULT_RESERVE_TABLES = 8     # pool slots a fault may need: P4D, PUD, PMD, PTE, deposit, spare
 PREFETCH_AHEAD = 8           # accesses between a prefetch and its use
-
-
-# ---- folio accounting --------------------------------------------------------------------------
-
-@kernel
-def free_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head, order):
-    """Free an anonymous folio whose last mapping went: uncharge it, then back to the buddy."""
-    memcg_uncharge_folio(gs, fr32, head, 1 << order, CHARGE_ANON)
-    if fr_flags[head] & PG_mlocked:
-        vmstat[VS_NR_MLOCK] -= 1 << order
-    if order > 0:
-        deferred_split_remove(gs, fr32, fr_flags, head)
-    fr_flags[head] = 0
-    fr32[FR_MAPCOUNT, head] = 0
-    fr32[FR_OWNER, head] = 0
-    fr_idx[head] = 0
-    if order > 0:
-        # an unmapped THP's tails have zero mapcounts, and only page[1] uses the owner and index
-        # slots (both 0 once unmapped): clearing the tails' flags leaves the block clean
-        fr_flags[head + 1:head + (1 << order)] = 0
-        fr32[FR_OWNER, head + 1] = 0
-        fr_idx[head + 1] = 0
-    vmstat[VS_PGFREE] += 1 << order
-    free_pages(gs, fr32, fr_flags, fr_order, pb_mt, head, order)
-
-
-@kernel
-def remove_rmap_pte(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pfn):
-    """folio_remove_rmap_pte: drop one PTE mapping of ``pfn``; free the folio when unmapped.
-
-    Returns True when a THP's page lost its last mapping (no PMD maps the folio) and the folio
-    stays mapped: the caller queues it for a deferred split at the end of its batch of PTEs
-    (__folio_remove_rmap's ``partially_mapped``; ``queue_if_partial``)."""
-    if (fr_flags[pfn] & PG_tail) != 0 or fr_order[pfn] > 0:
-        head = pfn & ~(HPAGE_PMD_NR - 1)
-        fr32[FR_MAPCOUNT, pfn] -= 1
-        fr_idx[head + 1] -= 1
-        gone = fr32[FR_MAPCOUNT, pfn] == 0 and fr32[FR_OWNER, head + 1] == 0
-        if gone:
-            vmstat[VS_NR_ANON_PAGES] -= 1        # NR_ANON_MAPPED: the page's last mapping
-        if fr_idx[head + 1] == 0 and fr32[FR_OWNER, head + 1] == 0:
-            free_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head, HPAGE_PMD_ORDER)
-            return False
-        return gone
-    fr32[FR_MAPCOUNT, pfn] -= 1
-    if fr32[FR_MAPCOUNT, pfn] == 0:
-        vmstat[VS_NR_ANON_PAGES] -= 1
-        free_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pfn, 0)
-    return False
-
-
-@kernel
-def queue_if_partial(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, head):
-    """After a batch of PTE removals in which a page of the THP at ``head`` lost its last
-    mapping: queue the folio if it survived, still mapped and by PTEs only
-    (deferred_split_folio)."""
-    if (fr_flags[head] & PG_head) != 0 and fr_order[head] == HPAGE_PMD_ORDER \
-            and fr32[FR_OWNER, head + 1] == 0 and fr_idx[head + 1] > 0:
-        deferred_split_folio(gs, vmstat, fr32, fr_flags, head)
-
-
-@kernel
-def pte_mapped_pages(fr32, fr_idx, head):
-    """Subpages of a THP mapped by at least one PTE."""
-    if fr_idx[head + 1] == 0:
-        return 0
-    n = 0
-    for i in range(HPAGE_PMD_NR):
-        if fr32[FR_MAPCOUNT, head + i] > 0:
-            n += 1
-    return n
 
 
 @kernel
@@ -247,15 +184,17 @@ def page_reusable(fr32, fr_idx, fr_flags, fr_order, pfn):
 
 @kernel(inline="always")
 def do_anonymous_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm, mmi,
-                      vm_flags, ppos, va, write):
-    """A fault on an empty PTE: the zero page for a read, a new zeroed page for a write."""
+                      vm_flags, ppos, va, write, S, now):
+    """A fault on an empty PTE: the zero page for a read, a new zeroed page for a write
+    (allocated as GFP_HIGHUSER_MOVABLE is: waking kswapd, reclaiming directly below the min
+    watermark)."""
     prot = leaf_prot(vm_flags)
     if not write:
         pt[ppos] = prot | _PAGE_SPECIAL | (cfg[C_NR_FRAMES] << 12)
         return OK, 0
-    pfn = rmqueue(gs, cfg, fr32, fr_flags, fr_order, pb_mt, 0, MIGRATE_MOVABLE)
+    pfn, rc = alloc_page_fast(S, now)
     if pfn < 0:
-        return -ENOMEM, 0
+        return -ENOMEM, rc
     prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, pfn, 0, mm[MM_ANON, mmi], va >> 12)
     fr32[FR_MAPCOUNT, pfn] = 1
     if vm_flags & VM_LOCKED:
@@ -263,33 +202,37 @@ def do_anonymous_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, 
     pt[ppos] = prot | _PAGE_RW | _PAGE_DIRTY | (pfn << 12)
     mm[MM_ANONPAGES, mmi] += 1
     vmstat[VS_NR_ANON_PAGES] += 1
-    vmstat[VS_PGALLOC] += 1
-    return OK, cfg[C_COST_CLEAR_PAGE]
+    return OK, rc + cfg[C_COST_CLEAR_PAGE]
 
 
 @kernel
 def do_wp_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm, vma, mmi, tlb,
-               pwc, vm_flags, ppos, va):
-    """A write to a present read-only PTE in a writable VMA: reuse, or copy on write."""
+               pwc, vm_flags, ppos, va, S, now):
+    """A write to a present read-only PTE in a writable VMA: reuse, or copy on write (the copy
+    allocated with reclaim, as ``do_anonymous_page``'s page is)."""
     pte = pt[ppos]
     old = entry_pfn(pte)
     if (pte & _PAGE_SPECIAL) == 0 and page_reusable(fr32, fr_idx, fr_flags, fr_order, old):
         pt[ppos] = pte | _PAGE_RW | _PAGE_DIRTY
         return OK, 0
-    pfn = rmqueue(gs, cfg, fr32, fr_flags, fr_order, pb_mt, 0, MIGRATE_MOVABLE)
+    pfn, rc = alloc_page_fast(S, now)
     if pfn < 0:
-        return -ENOMEM, 0
+        return -ENOMEM, rc
+    if (pt[ppos] & _PAGE_PRESENT) == 0 or entry_pfn(pt[ppos]) != old:
+        # reclaim took the page being copied (a file page mapped privately): the fault retries
+        free_pages(gs, fr32, fr_flags, fr_order, pb_mt, pfn, 0)
+        vmstat[VS_PGFREE] += 1
+        return OK, rc
     prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, pfn, 0, mm[MM_ANON, mmi], va >> 12)
     fr32[FR_MAPCOUNT, pfn] = 1
-    vmstat[VS_PGALLOC] += 1
     vmstat[VS_NR_ANON_PAGES] += 1
     if vm_flags & VM_LOCKED:
         mlock_folio(fr_idx, fr_flags, fr_order, vmstat, pfn)
     if pte & _PAGE_SPECIAL:
-        cost = cfg[C_COST_CLEAR_PAGE]
+        cost = rc + cfg[C_COST_CLEAR_PAGE]
         mm[MM_ANONPAGES, mmi] += 1
     else:
-        cost = cfg[C_COST_COPY_PAGE]
+        cost = rc + cfg[C_COST_COPY_PAGE]
         if vm_flags & VM_LOCKED:
             # wp_page_copy: the old page leaves a locked VMA (munlock_vma_folio)
             munlock_pte_page(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma, mmi,
@@ -300,6 +243,63 @@ def do_wp_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm,
     pt[ppos] = leaf_prot(vm_flags) | _PAGE_RW | _PAGE_DIRTY | (pfn << 12)
     flush_tlb_page(cfg, tlb, pwc, mmi + 1, va)
     return OK, cost + cfg[C_COST_TLB_FLUSH]
+
+
+@kernel
+def do_swap_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm, mmi, vm_flags,
+                 ppos, va, write, S, ti, now):
+    """A fault on a swap entry: charge and allocate a page (with reclaim), read it from swap (a
+    major fault, ``pswpin``), map it. An entry held by one PTE is mapped writable where the VMA
+    is (dirty on a write fault) and its slot freed; a shared one (after fork) is mapped
+    read-only, in every mm of the anon tree that holds the same entry at this address, as their
+    later faults would find it in the swap cache (a write then copies on write)."""
+    swp = S.swp
+    e = pt[ppos]
+    off = swp_offset(e)
+    cg = swapin_memcg(gs, swp, off, mm[MM_MEMCG, mmi])
+    over, cost = mem_cgroup_charge(S, cg, 1)
+    if over >= 0:
+        return -ENOMEM, cost
+    pfn, c = alloc_page_fast(S, now + cost)
+    cost += c
+    if pfn < 0:
+        page_counter_uncharge(gs, cg, 1)
+        return -ENOMEM, cost
+    memcg_commit(gs, fr32, cg, pfn, 1, CHARGE_ANON)
+    anon = mm[MM_ANON, mmi]
+    prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, pfn, 0, anon, va >> 12)
+    prot = leaf_prot(vm_flags) | (pfn << 12)
+    n = 0
+    if swp[SWP_COUNT, off] == 1:
+        pte = prot
+        if vm_flags & VM_WRITE:
+            pte |= _PAGE_RW
+            if write:
+                pte |= _PAGE_DIRTY
+        pt[ppos] = pte
+        mm[MM_SWAPENTS, mmi] -= 1
+        mm[MM_ANONPAGES, mmi] += 1
+        n = 1
+    else:
+        fr_flags[pfn] &= ~PG_anon_exclusive
+        for m in range(gs[G_NR_MM]):
+            if mm[MM_ANON, m] != anon or mm[MM_PGD, m] < 0:
+                continue
+            q = anon_pte_of(cfg, pt, fr_idx, mm, m, va)
+            if q >= 0 and pt[q] == e:
+                pt[q] = prot
+                mm[MM_SWAPENTS, m] -= 1
+                mm[MM_ANONPAGES, m] += 1
+                n += 1
+    fr32[FR_MAPCOUNT, pfn] = n
+    swap_put(gs, swp, off, n)
+    if vm_flags & VM_LOCKED:
+        mlock_folio(fr_idx, fr_flags, fr_order, vmstat, pfn)
+    vmstat[VS_NR_ANON_PAGES] += 1
+    vmstat[VS_PSWPIN] += 1
+    vmstat[VS_PGMAJFAULT] += 1
+    S.task[T_MAJFLT, ti] += 1
+    return OK, cost + cfg[C_COST_SWAP_READ]
 
 
 @kernel
@@ -384,6 +384,8 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
                                     FAULT_PC_RESERVE, 0, gs):
         return NEED_GROW, 0                      # the page cache or the writeback ring is full
     cost = cfg[C_COST_FAULT]
+    if gs[G_NR_FREE] < FAULT_RESERVE_TABLES:
+        cost += reclaim_for_tables(S, now)      # page tables are allocated with reclaim too
     if mm[MM_PGD, mmi] < 0:
         pgd = alloc_table(gs, cfg, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
                           mmi)
@@ -500,6 +502,10 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
         cost += cfg[C_COST_PGTABLE_ALLOC]
     ppos = pte_lookup(pt, fr_idx, pt[pos], va)
     pte = pt[ppos]
+    if pte != 0 and (pte & _PAGE_PRESENT) == 0:
+        st, c = do_swap_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm,
+                             mmi, vm_flags, ppos, va, write, S, ti, now + cost)
+        return st, cost + c
     if pte == 0:
         if vfile >= 0:
             st, c = do_file_fault(S, mmi, ti, vm_flags, vma[V_START, p], vma[V_END, p],
@@ -511,7 +517,7 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
             if over >= 0:
                 return -ENOMEM, cost                 # the OOM model decides (G_OOM_MEMCG)
         st, c = do_anonymous_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
-                                  mm, mmi, vm_flags, ppos, va, write)
+                                  mm, mmi, vm_flags, ppos, va, write, S, now + cost)
         if write:
             if st == OK:
                 memcg_commit(gs, fr32, cg, entry_pfn(pt[ppos]), 1, CHARGE_ANON)
@@ -527,14 +533,14 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
                                                          entry_pfn(pte)):
             # wp_can_reuse_anon_folio: the page is written in place, nothing is charged
             st, c = do_wp_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm,
-                               vma, mmi, tlb, pwc, vm_flags, ppos, va)
+                               vma, mmi, tlb, pwc, vm_flags, ppos, va, S, now + cost)
             return st, cost + c
         over, c = mem_cgroup_charge(S, cg, 1)       # wp_page_copy: the copy is charged
         cost += c
         if over >= 0:
             return -ENOMEM, cost
         st, c = do_wp_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm, vma,
-                           mmi, tlb, pwc, vm_flags, ppos, va)
+                           mmi, tlb, pwc, vm_flags, ppos, va, S, now + cost)
         new = entry_pfn(pt[ppos])
         if st == OK and ((pte & _PAGE_SPECIAL) != 0 or new != entry_pfn(pte)):
             memcg_commit(gs, fr32, cg, new, 1, CHARGE_ANON)
@@ -844,12 +850,14 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
             # page fault: the only way out of this function per access
             vmstat[VS_PGFAULT] += 1
             flt += 1
+            swapins = vmstat[VS_PSWPIN]
             st, fc = handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
                                      pt, pt_aux, mm, vma, tlb, pwc, mmi, va, write,
                                      S, ti, clock + cost)
             if rec_fault and st != NEED_GROW:       # a fault that only asked for room reruns
                 ev_record(gs, ev, clock + cost, pid, OP_FAULT, va, st if st != SEGV else -EFAULT,
-                          fc, fault_kind(cfg, pt, fr_idx, fr_flags, mm, mmi, va, st, lpos >= 0))
+                          fc, FK_SWAP if vmstat[VS_PSWPIN] != swapins else
+                          fault_kind(cfg, pt, fr_idx, fr_flags, mm, mmi, va, st, lpos >= 0))
             cost += fc
             fps += fc
             if st != NEED_GROW:
@@ -915,7 +923,7 @@ def zap_huge_pmd(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, p
 
 @kernel
 def zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, tlb,
-                   pwc, mmi, start, end):
+                   pwc, mmi, start, end, swp):
     """unmap_page_range over [start, end): returns the leaves zapped plus PMDs split (non-zero
     means the TLB needs a flush)."""
     pgd = mm[MM_PGD, mmi]
@@ -959,6 +967,11 @@ def zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
                 continue
             pt[tb + i] = 0
             zapped += 1
+            if (e & (_PAGE_PRESENT | _PAGE_PROTNONE)) == 0:
+                # a swap entry: free_swap_and_cache
+                swap_put(gs, swp, swp_offset(e), 1)
+                mm[MM_SWAPENTS, mmi] -= 1
+                continue
             if e & _PAGE_SPECIAL:
                 continue
             pfn = entry_pfn(e)

@@ -88,8 +88,8 @@ def change_protection(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi, start,
         tb = pte_lookup(pt, fr_idx, e, va)
         for k in range((nxt - va) >> 12):
             pe = pt[tb + k]
-            if pe == 0:
-                continue
+            if pe == 0 or (pe & (_PAGE_PRESENT | _PAGE_PROTNONE)) == 0:
+                continue                      # none, or a swap entry: nothing to change
             ne = new_leaf(pe, vm_flags, (pe & _PAGE_SPECIAL) == 0
                           and _exclusive(fr_flags, entry_pfn(pe)))
             if ne != pe:

@@ -25,6 +25,8 @@ from .consts import (
     C_OVERCOMMIT_KBYTES,
     C_OVERCOMMIT_RATIO,
     C_USER_RESERVE_KB,
+    C_SWAP_PAGES,
+    G_NR_SWAP_FREE,
     ENOMEM,
     FG_SLAB,
     FG_WMARK_HIGH,
@@ -52,10 +54,10 @@ def accountable_mapping(vm_flags):
 
 @kernel
 def vm_commit_limit(cfg):
-    """CommitLimit in pages (no swap device: swap adds nothing)."""
+    """CommitLimit in pages: RAM x overcommit_ratio % (or overcommit_kbytes), plus swap."""
     if cfg[C_OVERCOMMIT_KBYTES] > 0:
-        return cfg[C_OVERCOMMIT_KBYTES] >> 2
-    return cfg[C_NR_FRAMES] * cfg[C_OVERCOMMIT_RATIO] // 100
+        return (cfg[C_OVERCOMMIT_KBYTES] >> 2) + cfg[C_SWAP_PAGES]
+    return cfg[C_NR_FRAMES] * cfg[C_OVERCOMMIT_RATIO] // 100 + cfg[C_SWAP_PAGES]
 
 
 @kernel
@@ -68,13 +70,14 @@ def vm_enough_memory(cfg, gs, vmstat, fgs, mm, mmi, pages, cap_sys_admin):
         return 0
     if mode == OVERCOMMIT_GUESS:
         if cfg[C_KERNEL] >= 500:
-            if pages <= cfg[C_NR_FRAMES]:
+            if pages <= cfg[C_NR_FRAMES] + cfg[C_SWAP_PAGES]:
                 return 0
         else:
             # free pages, page cache less shmem and reclaimable slab, less totalreserve_pages
             slab_pages = fgs[FG_SLAB] * SLAB_BYTES_PER_FILE // 4096
             reserve_pages = fgs[FG_WMARK_HIGH]
-            free = gs[G_NR_FREE] + vmstat[VS_NR_FILE_PAGES] - vmstat[VS_NR_SHMEM] + slab_pages
+            free = gs[G_NR_FREE] + vmstat[VS_NR_FILE_PAGES] - vmstat[VS_NR_SHMEM] + slab_pages \
+                + gs[G_NR_SWAP_FREE]
             if free > reserve_pages:
                 free -= reserve_pages
                 if not cap_sys_admin:

@@ -22,8 +22,10 @@ from .consts import (
     MC_FAILCNT,
     MC_FILE,
     MC_MAX,
+    MC_MEMSW_MAX,
     MC_PARENT,
     MC_SHMEM,
+    MC_SWAP_USAGE,
     MC_USAGE,
     MC_WATERMARK,
     NR_MC,
@@ -48,8 +50,9 @@ def memcg_over_limit(gs, cg, nr):
     c = cg
     while c >= 0:
         b = G_MCG + c * NR_MC
-        if gs[b + MC_USAGE] + nr > gs[b + MC_MAX]:
-            return c
+        u = gs[b + MC_USAGE] + nr
+        if u > gs[b + MC_MAX] or u + gs[b + MC_SWAP_USAGE] > gs[b + MC_MEMSW_MAX]:
+            return c                  # v1's memsw counter: memory plus swap
         c = gs[b + MC_PARENT]
     return -1
 

@@ -6,6 +6,7 @@ pfn. Entries use the hardware bit layout, so a dump reads like the hardware's.
 """
 from .consts import (
     _PAGE_PRESENT,
+    _PAGE_PROTNONE,
     _PAGE_TABLE,
     C_PT_LEVELS,
     FR_NEXT,
@@ -31,6 +32,31 @@ from .page_alloc import free_pages, rmqueue
 @kernel
 def entry_pfn(e):
     return (e & PTE_PFN_MASK) >> 12
+
+
+# x86-64 swap entries (arch/x86/include/asm/pgtable_64.h): not present, not PROT_NONE; the type
+# in the top 5 bits (0 here: one swap device), the offset inverted from bit 9 up (L1TF: an
+# inverted offset never points at memory)
+SWP_OFFSET_BITS = 50
+SWP_OFFSET_MASK = (1 << SWP_OFFSET_BITS) - 1
+
+
+@kernel(inline="always")
+def is_swap_pte(e):
+    """A swap entry: non-zero, neither present nor a PROT_NONE leaf."""
+    return e != 0 and (e & (_PAGE_PRESENT | _PAGE_PROTNONE)) == 0
+
+
+@kernel(inline="always")
+def swp_entry_pte(offset):
+    """__swp_entry(0, offset) as a PTE (__swp_entry_to_pte)."""
+    return ((~offset) & SWP_OFFSET_MASK) << 9
+
+
+@kernel(inline="always")
+def swp_offset(e):
+    """__swp_offset of a swap PTE."""
+    return ((~e) >> 9) & SWP_OFFSET_MASK
 
 
 @kernel

@@ -1,5 +1,6 @@
 """The walks behind the /proc observables, and the clear_refs write (fs/proc/task_mmu.c)."""
 from .consts import (
+    SWP_COUNT,
     FILE_ENTIRE,
     PG_file_thp,
     PG_swapbacked,
@@ -32,7 +33,7 @@ from .consts import (
     V_START,
 )
 from .jit import kernel
-from .pagetable import entry_pfn, next_pmd, pte_lookup
+from .pagetable import entry_pfn, next_pmd, pte_lookup, swp_offset
 from .syscalls import op_begin, op_end
 from .tlb import flush_tlb_mm
 
@@ -50,11 +51,13 @@ SM_PSS_DIRTY = 9
 SM_LAZYFREE = 10
 SM_SHMEM_PMD = 11           # ShmemPmdMapped
 SM_FILE_PMD = 12            # FilePmdMapped
-NR_SM = 13
+SM_SWAP = 13                # swap entries (pages)
+SM_SWAP_PSS = 14            # bytes: each entry's page divided among the PTEs that hold it
+NR_SM = 15
 
 
 @kernel
-def smaps_walk(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi, start, end, out):
+def smaps_walk(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi, start, end, out, swp):
     """smaps_pte_range / smaps_pmd_entry over [start, end): accumulate into ``out``."""
     pgd = mm[MM_PGD, mmi]
     va = start
@@ -94,7 +97,13 @@ def smaps_walk(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi, start, end, o
         tb = pte_lookup(pt, fr_idx, e, va)
         for i in range((nxt - va) >> 12):
             pe = pt[tb + i]
-            if (pe & (_PAGE_PRESENT | _PAGE_PROTNONE)) == 0 or (pe & _PAGE_SPECIAL) != 0:
+            if (pe & (_PAGE_PRESENT | _PAGE_PROTNONE)) == 0:
+                if pe != 0:
+                    # a swap entry: Swap, and SwapPss by the slot's count (swp_swapcount)
+                    out[SM_SWAP] += 1
+                    out[SM_SWAP_PSS] += 4096 // max(swp[SWP_COUNT, swp_offset(pe)], 1)
+                continue
+            if (pe & _PAGE_SPECIAL) != 0:
                 continue
             pfn = entry_pfn(pe)
             mc = fr32[FR_MAPCOUNT, pfn]
@@ -174,7 +183,7 @@ def clear_refs(S, ti, mmi, kind):
     only in file VMAs; then the mm's TLB entries go. The writer ``ti`` pays a system call plus
     one entry's work per leaf. Returns (OK, leaves visited)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     pgd = mm[MM_PGD, mmi]
     leaves = 0
     if pgd >= 0:

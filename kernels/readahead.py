@@ -61,7 +61,7 @@ def read_pages(S, ii, first, last, now):
     """Bring the missing pages of [first, last) into the page cache with one disk request for
     those that hold data. Returns (status, time the pages are ready)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     f = ino[I_FS, ii]
     nio = 0
     cpu = now

@@ -36,4 +36,5 @@ class State(NamedTuple):
     lru: np.ndarray       # int64[NR_LV_FIELDS, L]  LRU lists per lruvec (memcg)
     fgs: np.ndarray       # int64[NR_FG]            file-side global scalars
     wbq: np.ndarray       # int64[2, Q]             writeback completions: pfn, done time (ring)
+    swp: np.ndarray       # int32[NR_SWP, slots]    swap slots: map count, memcg (SWP_* rows)
 

@@ -7,6 +7,10 @@ Operations reserve what they need before they mutate anything, so a restart has 
 import numpy as np
 
 from .consts import (
+    G_SWAP_IO_PS,
+    C_KERNEL,
+    MADV_COLD,
+    MADV_PAGEOUT,
     MM_MEMCG,
     G_CUR_MEMCG,
     T_MEMCG,
@@ -115,6 +119,7 @@ from .huge_memory import khugepaged_enter, khugepaged_exit
 from .events import hist_add
 from .jit import kernel
 from .overcommit import accountable_mapping, vm_enough_memory, vm_unacct_memory
+from .swap import madvise_cold, madvise_pageout
 from .memory import (
     FAULT_RESERVE_TABLES,
     access_loop,
@@ -209,7 +214,7 @@ def calc_vm_flags(prot):
 def do_munmap(S, mmi, start, end):
     """Remove [start, end): split, zap, drop VMAs, free tables, flush. Room reserved by caller."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     vma_split_at(mm, vma, mmi, start)
     vma_split_at(mm, vma, mmi, end)
     i = find_vma_index(mm, vma, mmi, start)
@@ -224,7 +229,7 @@ def do_munmap(S, mmi, start, end):
             mlock_vma_pages_range(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma,
                                   mmi, s, e, MLOCK_ZAP)
         zapped += zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
-                                 pt_aux, mm, tlb, pwc, mmi, s, e)
+                                 pt_aux, mm, tlb, pwc, mmi, s, e, swp)
         mm[MM_TOTAL_VM, mmi] -= (e - s) >> 12
         if vma[V_FLAGS, p] & VM_LOCKED:
             mm[MM_LOCKED, mmi] -= (e - s) >> 12
@@ -242,7 +247,7 @@ def sys_mmap(S, ti, addr, length, prot, flags, ii, pgoff):
     ``ii`` from page ``pgoff``, shared or private (the caller checked the file's access mode).
     Returns (status, address)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     mmi = task[T_MM, ti]
     if vma_reserve(gs, mm, vma, mmi, 3) != OK:
         return NEED_GROW, 0
@@ -258,7 +263,7 @@ def sys_mmap(S, ti, addr, length, prot, flags, ii, pgoff):
 @kernel
 def _mmap(S, mmi, addr, length, prot, flags, ii, pgoff, cap_sys_admin):
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     if length <= 0:
         return -EINVAL, 0, 0
     if length > TASK_SIZE:
@@ -329,7 +334,7 @@ def _mmap(S, mmi, addr, length, prot, flags, ii, pgoff, cap_sys_admin):
 @kernel
 def sys_munmap(S, ti, addr, length):
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     mmi = task[T_MM, ti]
     if (addr & 4095) != 0 or length <= 0 or addr < 0:
         return -EINVAL, 0
@@ -357,7 +362,7 @@ def populate_range(S, ti, start, end, write):
     """
     S = borrow_state(S)                  # handed down to file faults: no reference counting
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     mmi = task[T_MM, ti]
     va = start
     mode = write
@@ -418,7 +423,7 @@ def modify_vmas(S, mmi, start, end, kind, a, b, stop_at_hole, cap_sys_admin):
     Returns (no hole met, PMD splits, page-table entries changed).
     """
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     full = True
     splits = 0
     changed = 0
@@ -483,7 +488,7 @@ def modify_vmas(S, mmi, start, end, kind, a, b, stop_at_hole, cap_sys_admin):
 def madvise_willwrite(S, ti, mmi, addr, end):
     """MADV_WILLWRITE over [addr, end) (see ``willwrite``): returns (status, bytes prepared)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     npages = (end - addr) >> 12
     if not file_room(fgs, pc, wbq, vmstat, npages + FAULT_PC_RESERVE, npages + FAULT_PC_RESERVE,
                      2 * (npages >> 9) + 2 * FAULT_RESERVE_TABLES, gs):
@@ -552,13 +557,14 @@ def madvise_willwrite(S, ti, mmi, addr, end):
 def sys_madvise(S, ti, addr, length, advice):
     """mm/madvise.c: returns (status, 0); a hole gives -ENOMEM after the mapped parts are done."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     mmi = task[T_MM, ti]
     if addr & 4095 or addr < 0 or length < 0:
         return -EINVAL, 0
     if not (advice == MADV_DONTNEED or advice == MADV_HUGEPAGE or advice == MADV_NOHUGEPAGE
             or advice == MADV_POPULATE_READ or advice == MADV_POPULATE_WRITE
-            or advice == MADV_FREE or advice == MADV_WILLWRITE):
+            or advice == MADV_FREE or advice == MADV_WILLWRITE
+            or ((advice == MADV_COLD or advice == MADV_PAGEOUT) and cfg[C_KERNEL] >= 504)):
         return -EINVAL, 0
     ln = (length + 4095) & ~4095
     if length == 0:
@@ -586,6 +592,41 @@ def sys_madvise(S, ti, addr, length, advice):
     elif advice == MADV_NOHUGEPAGE:
         full, splits, _ = modify_vmas(S, mmi, addr, end, MOD_BITS, VM_NOHUGEPAGE, VM_HUGEPAGE,
                                          False, False)
+    elif advice == MADV_COLD or advice == MADV_PAGEOUT:
+        # madvise_cold / madvise_pageout, VMA by VMA: a locked VMA ends the call with EINVAL
+        # (can_madv_lru_vma), a hole gives ENOMEM after the rest is done
+        splits = 0
+        i = find_vma_index(mm, vma, mmi, addr)
+        va = addr
+        n = 0
+        st = OK
+        while i < mm[MM_VCOUNT, mmi]:
+            p = mm[MM_VBASE, mmi] + i
+            if vma[V_START, p] >= end:
+                break
+            if vma[V_FLAGS, p] & VM_LOCKED:
+                st = -EINVAL
+                break
+            s = max(vma[V_START, p], addr)
+            if s > va:
+                full = False
+            e = min(vma[V_END, p], end)
+            if advice == MADV_PAGEOUT:
+                n += madvise_pageout(S, mmi, s, e)
+            else:
+                n += madvise_cold(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi, s, e)
+            va = e
+            i += 1
+        if va < end:
+            full = False
+        task[T_CLOCK, ti] += gs[G_SWAP_IO_PS]         # the writes it queued
+        gs[G_SWAP_IO_PS] = 0
+        if n > 0:
+            flush_tlb_range(cfg, tlb, pwc, mmi + 1, addr, end)
+            task[T_CLOCK, ti] += cfg[C_COST_TLB_FLUSH]
+        if st != OK:
+            op_end(gs, task, cpus, ti)
+            return st, 0
     else:
         # madvise_dontneed_free, VMA by VMA: a locked VMA ends the call with EINVAL (the earlier
         # ones stay done); each VMA's part is flushed on its own, MADV_FREE's only if an entry
@@ -616,7 +657,7 @@ def sys_madvise(S, ti, addr, length, advice):
                     flush_tlb_range(cfg, tlb, pwc, mmi + 1, s, e)
             else:
                 n = zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
-                                   pt_aux, mm, tlb, pwc, mmi, s, e)
+                                   pt_aux, mm, tlb, pwc, mmi, s, e, swp)
                 flush_tlb_range(cfg, tlb, pwc, mmi + 1, s, e)
             zapped += n
             va = e
@@ -679,7 +720,7 @@ def sys_prctl_thp(S, ti, option, arg2, arg3, arg4, arg5):
 def _prctl_thp(S, ti, option, arg2, arg3, arg4, arg5):
     """The profile's semantics (kernel/sys.c)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     mmi = task[T_MM, ti]
     mode = cfg[C_THP_DISABLE_MODE]
     if mode == THPDIS_NONE:
@@ -733,7 +774,7 @@ def _prctl_thp(S, ti, option, arg2, arg3, arg4, arg5):
 def run_touch(S, ti, start, length, stride, write, i0):
     """One byte at each ``start + i*stride`` in order; returns (status, index reached)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     n = (length + stride - 1) // stride
     w = np.full(1, 1 if write else 0, np.int8)
     op_begin(task, cpus, ti)
@@ -752,7 +793,7 @@ def run_access(S, ti, addrs, writes, i0, results):
     goes on; with an empty one the stream stops at the first. Returns (status, index reached).
     """
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     op_begin(task, cpus, ti)
     st, i = access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
                         vma, tlb, pwc, task, cpus, ev, smp, ti, addrs, writes, 0, 0, addrs.shape[0],
@@ -770,7 +811,7 @@ def sys_fork(S, ti, cti, cmm):
     The caller has made the child's VMA segment large enough. Returns (status, 0).
     """
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     pm = task[T_MM, ti]
     if pt_slots_available(gs) < mm[MM_PGTABLES, pm] + FAULT_RESERVE_TABLES:
         return NEED_GROW, 0
@@ -783,10 +824,10 @@ def sys_fork(S, ti, cti, cmm):
     mm[MM_MEMCG, cmm] = mm[MM_MEMCG, pm]        # the child starts in its parent's cgroup
     task[T_MEMCG, cti] = task[T_MEMCG, ti]
     st, cost = copy_mm(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
-                       vma, pm, cmm)
+                       vma, pm, cmm, swp)
     if st != OK:
         exit_mmap(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma,
-                  tlb, pwc, cmm)
+                  tlb, pwc, cmm, swp)
     elif mm[MM_FLAGS, pm] & (1 << MMF_VM_HUGEPAGE):
         khugepaged_enter(cfg, gs, mm, cmm, task[T_CLOCK, ti])     # khugepaged_fork
     flush_tlb_mm(cfg, tlb, pwc, pm + 1)
@@ -800,14 +841,14 @@ def sys_fork(S, ti, cti, cmm):
 def mm_put(S, mmi):
     """mmput: drop a user; the last one tears the address space down."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     mm[MM_USERS, mmi] -= 1
     zapped = 0
     if mm[MM_USERS, mmi] == 0:
         khugepaged_exit(gs, mm, mmi)
         munlock_mm(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma, mmi)
         zapped = exit_mmap(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
-                           mm, vma, tlb, pwc, mmi)
+                           mm, vma, tlb, pwc, mmi, swp)
         flush_tlb_mm(cfg, tlb, pwc, mmi + 1)
     return OK, zapped
 
@@ -828,7 +869,7 @@ def charge_syscall(S, ti, flush):
 def sys_mprotect(S, ti, addr, length, prot):
     """do_mprotect_pkey for anonymous memory. Returns (status, 0)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     mmi = task[T_MM, ti]
     if addr & 4095 or addr < 0 or length < 0:
         return -EINVAL, 0
@@ -868,7 +909,7 @@ def _lock_vmas(S, mmi, start, end, set_bits, clear_bits):
 def sys_mlock(S, ti, addr, length, lock, onfault):
     """mlock2 / munlock: returns (status, 1 if the caller should populate [start, end))."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     mmi = task[T_MM, ti]
     if addr < 0 or length < 0:
         return -EINVAL, 0
@@ -899,7 +940,7 @@ def sys_mlock(S, ti, addr, length, lock, onfault):
 def sys_mlockall(S, ti, flags):
     """mlockall(MCL_*) with flags > 0, munlockall with flags == 0. Returns (status, populate?)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     mmi = task[T_MM, ti]
     if flags < 0 or flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) or flags == MCL_ONFAULT:
         return -EINVAL, 0
@@ -934,7 +975,7 @@ def sys_mlockall(S, ti, flags):
 def sys_brk(S, ti, addr):
     """brk(2): returns (status, new break); growth maps like mmap(PROT_READ|PROT_WRITE)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     mmi = task[T_MM, ti]
     if vma_reserve(gs, mm, vma, mmi, 3) != OK:
         return NEED_GROW, 0

@@ -35,6 +35,8 @@ from .consts import (
     C_COST_RECLAIM_PAGE,
     C_LRU_POLICY,
     FG_KSWAPD_CLOCK,
+    FG_KSWAPD_FAILURES,
+    MAX_RECLAIM_RETRIES,
     FG_NR_INODES,
     FG_WB_HEAD,
     FG_WB_TAIL,
@@ -64,8 +66,17 @@ from .consts import (
     MC_PGSCAN,
     MC_PGSTEAL,
     MC_USAGE,
+    MC_SWAP_USAGE,
+    MC_MEMSW_MAX,
+    C_SWAPPINESS,
+    G_NR_SWAP_FREE,
+    G_SWAP_IO_PS,
+    LRU_INACTIVE_FILE,
+    LV_PAGES,
+    VS_NR_ANON_PAGES,
 )
 from .page_counter import mc, memcg_is_descendant
+from .swap import shrink_anon
 from .filemap import filemap_remove_page
 from .filemap import unmap_file_pte
 from .huge_memory import deferred_split_scan
@@ -77,6 +88,10 @@ from .page_alloc import rmqueue
 from .page_writeback import ALL, inode_vmas, wb_complete, wb_room, wb_wait_until, write_inode_pages
 
 KSWAPD_IDLE = -1
+# get_scan_count's cache trim mode, approximately: while the lists being reclaimed hold this many
+# inactive file pages (inactive file >> DEF_PRIORITY is non-zero), reclaim takes file pages
+# first and anonymous pages only for what it still lacks
+CACHE_TRIM_PAGES = 1 << 12
 SCAN_PER_BATCH = 4 * SWAP_CLUSTER_MAX   # pages examined before a reclaim attempt gives up
 
 
@@ -86,7 +101,7 @@ def folio_referenced(S, pfn):
     cleared (``folio_referenced`` through the file's mappings; x86 does not flush the TLB for
     it, so an access that hits the TLB leaves the bit clear)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     ii = fr32[FR_OWNER, pfn]
     index = fr_idx[pfn]
     where = inode_vmas(gs, mm, vma, ii, False)
@@ -105,7 +120,7 @@ def try_to_unmap(S, pfn):
     """Remove every PTE that maps page-cache page ``pfn`` (``try_to_unmap`` through the file's
     mappings), flushing each from the TLBs."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     ii = fr32[FR_OWNER, pfn]
     index = fr_idx[pfn]
     where = inode_vmas(gs, mm, vma, ii, False)
@@ -140,7 +155,7 @@ def shrink_lruvec(S, lv, nr_to_reclaim):
     configured policy, examining at most SCAN_PER_BATCH pages per page freed. Returns
     (freed, scanned)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     policy = cfg[C_LRU_POLICY]
     freed = 0
     scanned0 = vmstat[VS_PGSCAN_FILE]
@@ -214,6 +229,51 @@ def shrink_memcgs(S, target, nr_to_reclaim, kswapd):
 
 
 @kernel
+def inactive_file_pages(S, target):
+    """Inactive file pages on the lruvecs of ``target``'s subtree."""
+    gs = S.gs
+    n = 0
+    for c in range(gs[G_NR_MEMCG]):
+        if gs[mc(c, MC_ONLINE)] != 0 and memcg_is_descendant(gs, c, target):
+            n += S.lru[LV_PAGES + LRU_INACTIVE_FILE, c]
+    return n
+
+
+@kernel
+def shrink_anon_and_file(S, target, nr_to_reclaim, kswapd, may_swap):
+    """Reclaim from ``target``'s subtree, file and anonymous pages balanced as get_scan_count
+    does, approximately: with swap space free and ``may_swap``, and fewer inactive file pages
+    than CACHE_TRIM_PAGES, a ``swappiness``/200 share of the batch comes from swapping out
+    anonymous pages first; then file pages; then anonymous pages for whatever is still missing
+    (at most two passes of the anon CLOCK, as the kernel's priority loop ends with a scan of
+    the whole list). Returns (file freed, file scanned, anon freed, anon scanned)."""
+    gs = S.gs
+    swap_ok = may_swap and gs[G_NR_SWAP_FREE] > 0
+    af = 0
+    asc = 0
+    sw = S.cfg[C_SWAPPINESS]
+    if swap_ok and sw > 0 and inactive_file_pages(S, target) < CACHE_TRIM_PAGES:
+        want = (nr_to_reclaim * sw + 199) // 200
+        af, asc = shrink_anon(S, target, want, SCAN_PER_BATCH * want)
+    got, scanned = shrink_memcgs(S, target, nr_to_reclaim - af if nr_to_reclaim > af else 0,
+                                 kswapd)
+    if swap_ok and got + af < nr_to_reclaim:
+        more = nr_to_reclaim - got - af
+        f, sc = shrink_anon(S, target, more, 2 * S.vmstat[VS_NR_ANON_PAGES] + SCAN_PER_BATCH)
+        af += f
+        asc += sc
+    return got, scanned, af, asc
+
+
+@kernel
+def take_swap_io(gs):
+    """The swap writes the reclaim just done issued (their cost in ps), taken once."""
+    t = gs[G_SWAP_IO_PS]
+    gs[G_SWAP_IO_PS] = 0
+    return t
+
+
+@kernel
 def shrink_node(S, nr_to_reclaim, kswapd):
     """Global reclaim: the deferred-split shrinker first (it frees the unmapped parts of queued
     THPs), then every memcg's lruvec (``shrink_memcgs`` from the root). Returns the number freed."""
@@ -221,15 +281,17 @@ def shrink_node(S, nr_to_reclaim, kswapd):
     vmstat = S.vmstat
     freed = deferred_split_scan(gs, vmstat, S.fr32, S.fr_idx, S.fr_flags, S.fr_order, S.pb_mt,
                                 SWAP_CLUSTER_MAX)
-    got, scanned = shrink_memcgs(S, 0, nr_to_reclaim - freed if freed < nr_to_reclaim else 0,
-                                 kswapd)
-    freed += got
+    got, scanned, af, asc = shrink_anon_and_file(
+        S, 0, nr_to_reclaim - freed if freed < nr_to_reclaim else 0, kswapd, True)
+    freed += got + af
+    if freed > 0:
+        S.fgs[FG_KSWAPD_FAILURES] = 0          # shrink_node: reclaimable again
     if kswapd:
-        vmstat[VS_PGSCAN_KSWAPD] += scanned
-        vmstat[VS_PGSTEAL_KSWAPD] += got
+        vmstat[VS_PGSCAN_KSWAPD] += scanned + asc
+        vmstat[VS_PGSTEAL_KSWAPD] += got + af
     else:
-        vmstat[VS_PGSCAN_DIRECT] += scanned
-        vmstat[VS_PGSTEAL_DIRECT] += got
+        vmstat[VS_PGSCAN_DIRECT] += scanned + asc
+        vmstat[VS_PGSTEAL_DIRECT] += got + af
     vmstat[VS_PGSTEAL_FILE] += got
     return freed
 
@@ -239,18 +301,25 @@ def try_to_free_mem_cgroup_pages(S, target, nr_pages):
     """Memcg reclaim against ``target``'s limit: at least SWAP_CLUSTER_MAX pages from its
     subtree's lruvecs, counted as direct reclaim. Returns the number freed."""
     vmstat = S.vmstat
-    got, scanned = shrink_memcgs(S, target, max(nr_pages, SWAP_CLUSTER_MAX), False)
-    vmstat[VS_PGSCAN_DIRECT] += scanned
-    vmstat[VS_PGSTEAL_DIRECT] += got
+    gs = S.gs
+    # v1: when memory+swap is the limit in the way, swapping out cannot help (no MAY_SWAP)
+    may_swap = gs[mc(target, MC_USAGE)] + gs[mc(target, MC_SWAP_USAGE)] + nr_pages <= \
+        gs[mc(target, MC_MEMSW_MAX)]
+    got, scanned, af, asc = shrink_anon_and_file(S, target, max(nr_pages, SWAP_CLUSTER_MAX),
+                                                 False, may_swap)
+    vmstat[VS_PGSCAN_DIRECT] += scanned + asc
+    vmstat[VS_PGSTEAL_DIRECT] += got + af
     vmstat[VS_PGSTEAL_FILE] += got
-    return got
+    if got + af > 0:
+        S.fgs[FG_KSWAPD_FAILURES] = 0
+    return got + af
 
 
 @kernel
 def start_dirty_writeback(S, now):
     """Reclaim met dirty pages: write back every dirty inode (as far as the ring has room)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     for i in range(fgs[FG_NR_INODES]):
         if ino[I_NRDIRTY, i] > 0 and wb_room(fgs, wbq) >= ino[I_NRDIRTY, i]:
             write_inode_pages(S, i, now, ALL)
@@ -260,10 +329,10 @@ def start_dirty_writeback(S, now):
 def kswapd_catch_up(S, now):
     """Let kswapd do the work it had time for by ``now``; wake it if free memory is below low."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     if fgs[FG_KSWAPD_CLOCK] == KSWAPD_IDLE:
-        if gs[G_NR_FREE] >= fgs[FG_WMARK_LOW]:
-            return
+        if gs[G_NR_FREE] >= fgs[FG_WMARK_LOW] or fgs[FG_KSWAPD_FAILURES] >= MAX_RECLAIM_RETRIES:
+            return                                # balanced, or hopeless (wakeup_kswapd)
         fgs[FG_KSWAPD_CLOCK] = now                # woken: its work starts now
         vmstat[VS_PAGEOUTRUN] += 1
         return
@@ -271,20 +340,54 @@ def kswapd_catch_up(S, now):
     while gs[G_NR_FREE] < fgs[FG_WMARK_HIGH] and fgs[FG_KSWAPD_CLOCK] < now:
         budget = min(SWAP_CLUSTER_MAX, (now - fgs[FG_KSWAPD_CLOCK] + per - 1) // per)
         got = shrink_node(S, budget, True)
-        fgs[FG_KSWAPD_CLOCK] += max(got, 1) * per
+        fgs[FG_KSWAPD_CLOCK] += max(got, 1) * per + take_swap_io(gs)
         if got == 0:
             if vmstat[VS_NR_DIRTY] > 0:
                 start_dirty_writeback(S, fgs[FG_KSWAPD_CLOCK])
+            # a run that reclaimed nothing: after MAX_RECLAIM_RETRIES of them kswapd sleeps
+            # until some reclaim succeeds again (balance_pgdat's kswapd_failures)
+            fgs[FG_KSWAPD_FAILURES] += 1
+            if fgs[FG_KSWAPD_FAILURES] >= MAX_RECLAIM_RETRIES:
+                fgs[FG_KSWAPD_CLOCK] = KSWAPD_IDLE
+                return
             break
     if gs[G_NR_FREE] >= fgs[FG_WMARK_HIGH]:
         fgs[FG_KSWAPD_CLOCK] = KSWAPD_IDLE        # balanced: back to sleep
+
+
+@kernel(inline="always")
+def alloc_page_fast(S, now):
+    """``alloc_page_reclaim`` with its common case inline: kswapd asleep and free memory at or
+    above the low watermark mean nothing to wake and nothing to reclaim, so the page comes
+    straight from the buddy allocator (the same result, without a call that passes the state)."""
+    gs = S.gs
+    fgs = S.fgs
+    if fgs[FG_KSWAPD_CLOCK] == KSWAPD_IDLE and gs[G_NR_FREE] >= fgs[FG_WMARK_LOW]:
+        pfn = rmqueue(gs, S.cfg, S.fr32, S.fr_flags, S.fr_order, S.pb_mt, 0, MIGRATE_MOVABLE)
+        if pfn >= 0:
+            S.vmstat[VS_PGALLOC] += 1
+            return pfn, 0
+    return alloc_page_reclaim(S, now)
+
+
+@kernel
+def reclaim_for_tables(S, now):
+    """Free memory is down to the few pages a fault's page tables may need: wake kswapd, and
+    reclaim one batch directly if it is gone below the min watermark. Returns the cost in ps."""
+    gs = S.gs
+    kswapd_catch_up(S, now)
+    if gs[G_NR_FREE] > S.fgs[FG_WMARK_MIN]:
+        return 0
+    S.vmstat[VS_ALLOCSTALL_NORMAL] += 1
+    got = shrink_node(S, SWAP_CLUSTER_MAX, False)
+    return got * S.cfg[C_COST_RECLAIM_PAGE] + take_swap_io(gs)
 
 
 @kernel
 def alloc_page_reclaim(S, now):
     """An order-0 movable allocation that may reclaim: (pfn or -1, cost in ps to the caller)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
     kswapd_catch_up(S, now)
     cost = 0
     for attempt in range(4):
@@ -295,7 +398,7 @@ def alloc_page_reclaim(S, now):
                 return pfn, cost
         vmstat[VS_ALLOCSTALL_NORMAL] += 1
         got = shrink_node(S, SWAP_CLUSTER_MAX, False)
-        cost += got * cfg[C_COST_RECLAIM_PAGE]
+        cost += got * cfg[C_COST_RECLAIM_PAGE] + take_swap_io(gs)
         if got == 0:
             if vmstat[VS_NR_DIRTY] > 0:
                 start_dirty_writeback(S, now + cost)

@@ -90,13 +90,20 @@ def check_invariants(m) -> None:
     for ti in range(int(s.gs[K.G_NR_TASKS])):
         pass
     filemapped: dict[int, int] = {}
+    swap_refs = np.zeros(s.swp.shape[1], np.int64)
     for mmi in range(int(s.gs[K.G_NR_MM])):
         if s.mm[K.MM_USERS, mmi] <= 0:
             continue
-        anon = thp = 0
+        anon = thp = swapents = 0
         for va, e in _leaves(m, mmi):
+            if not e & (K._PAGE_PRESENT | K._PAGE_PROTNONE):
+                off = ((~e) >> 9) & ((1 << 50) - 1)          # a swap entry (x86-64 layout)
+                assert not e & K._PAGE_PSE and 1 <= off < s.swp.shape[1], \
+                    f"mm {mmi}: bad swap entry {e:#x} at {va:#x}"
+                swap_refs[off] += 1
+                swapents += 1
+                continue
             pfn = (e & K.PTE_PFN_MASK) >> 12
-            assert e & (K._PAGE_PRESENT | K._PAGE_PROTNONE)
             if e & K._PAGE_PSE:
                 assert va % K.HPAGE_PMD_SIZE == 0 and pfn % 512 == 0
                 if e & K._PAGE_SPECIAL:
@@ -128,6 +135,9 @@ def check_invariants(m) -> None:
         assert filemapped.get(mmi, 0) == s.mm[K.MM_FILEPAGES, mmi] + s.mm[K.MM_SHMEMPAGES, mmi], \
             f"mm {mmi}: RssFile + RssShmem != file pages mapped"
         assert thp == s.mm[K.MM_ANON_THP, mmi]
+        assert swapents == s.mm[K.MM_SWAPENTS, mmi], \
+            f"mm {mmi}: VmSwap {s.mm[K.MM_SWAPENTS, mmi]} pages != swap entries {swapents}"
+    _check_swap(s, swap_refs)
     inuse = (flags[:n] & (K.PG_head | K.PG_tail | K.PG_file_thp)) != 0
     anonish = inuse & ((flags[:n] & K.PG_hugezero) == 0)
     idx = np.nonzero(anonish)[0]
@@ -160,6 +170,25 @@ def check_invariants(m) -> None:
     assert v[K.VS_NR_SHMEM_PMDMAPPED] == len(shmem_pmd), "nr_shmem_pmdmapped"
     assert v[K.VS_NR_FILE_PMDMAPPED] == len(pmd_mapped) - len(shmem_pmd), "nr_file_pmdmapped"
     _check_khugepaged(s)
+
+
+def _check_swap(s, refs: np.ndarray) -> None:
+    """Every slot's count is the number of PTEs holding its entry; the free count, and each
+    memcg's swap usage (hierarchical), follow from the counts."""
+    count = s.swp[K.SWP_COUNT].astype(np.int64)
+    assert count[0] == 0, "the swap header slot is in use"
+    bad = np.nonzero(count != refs)[0]
+    assert bad.size == 0, f"swap slot {bad[0]}: count {count[bad[0]]} != {refs[bad[0]]} PTEs"
+    used = count > 0
+    assert int(s.gs[K.G_NR_SWAP_FREE]) == int(s.cfg[K.C_SWAP_PAGES]) - int(used.sum()), \
+        "nr_swap_pages != free slots"
+    ncg = int(s.gs[K.G_NR_MEMCG])
+    usage = np.bincount(s.swp[K.SWP_MEMCG][used], minlength=ncg)
+    for c in range(ncg - 1, 0, -1):
+        usage[int(s.gs[K.G_MCG + c * K.NR_MC + K.MC_PARENT])] += usage[c]
+    for c in range(ncg):
+        got = int(s.gs[K.G_MCG + c * K.NR_MC + K.MC_SWAP_USAGE])
+        assert got == usage[c], f"memcg {c}: memory.swap.current {got} pages != {usage[c]} slots"
 
 
 def _check_khugepaged(s) -> None:

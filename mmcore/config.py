@@ -122,6 +122,10 @@ class Costs:
     lookup_hit_ns: float = 150.0      # a path lookup whose dentry and inode are cached
     lookup_miss_ns: float = 2000.0    # ... that allocates them (plus an inode-table disk read)
     scan_pte_ns: float = 10.0         # khugepaged: examining one PTE (its folio, flags, mapcount)
+    # swap (the device is an SSD like the file disks' default: 80 us read latency, 3 GB/s read,
+    # 2 GB/s write)
+    swap_read_ns: float = 81_365.0    # a swap-in: the read latency plus 4 KiB at 3 GB/s
+    swap_write_ns: float = 2_048.0    # a swap-out: 4 KiB at 2 GB/s (queued: no latency waited)
 
 
 @dataclass
@@ -165,7 +169,8 @@ class Config:
     distributions build with ``enabled=madvise`` instead.
     """
     memory: int | str = "4GiB"
-    swap: int | str = 0
+    swap: int | str = 0                       # a swap device's size (0: none); page 0 is its header
+    swappiness: int = 60                      # vm.swappiness (0..200)
     kernel: str = "6.18"
     ncpus: int = 2
     thp_enabled: str = "always"
@@ -264,7 +269,11 @@ class Config:
         mem = self.memory_bytes
         if mem < (4 << 20) or mem % (4 << 20):
             raise ConfigError(f"memory: expected a positive multiple of 4 MiB, got {self.memory!r}")
-        parse_size(self.swap, "swap")
+        swap = parse_size(self.swap, "swap")
+        if 0 < swap < 40 << 10:
+            raise ConfigError(f"swap: expected 0 or at least 40 KiB (10 pages, as mkswap "
+                              f"requires), got {self.swap!r}")
+        _check_int("swappiness", self.swappiness, 0, 200)
         _check_int("ncpus", self.ncpus, 1, 4096)
         if self.thp_enabled not in THP_ENABLED:
             raise ConfigError(f"thp_enabled: expected one of {list(THP_ENABLED)}, got {self.thp_enabled!r}")
@@ -425,6 +434,8 @@ class Config:
         c[K.C_OVERCOMMIT_KBYTES] = self.overcommit_kbytes
         c[K.C_ADMIN_RESERVE_KB], c[K.C_USER_RESERVE_KB] = self.reserves_kbytes
         c[K.C_SHMEM_ENABLED] = K.SHMEM_HUGE_NAMES.index(self.shmem_enabled)
+        c[K.C_SWAPPINESS] = self.swappiness
+        c[K.C_SWAP_PAGES] = max(parse_size(self.swap, "swap") // 4096 - 1, 0)
         kh = self.khugepaged
         c[K.C_KH_PAGES_TO_SCAN] = kh.pages_to_scan
         c[K.C_KH_SCAN_SLEEP_PS] = kh.scan_sleep_millisecs * 1_000_000_000
@@ -462,7 +473,8 @@ class Config:
                         (K.C_COST_BLOCK_ALLOC, k.block_alloc_ns),
                         (K.C_COST_UNWRITTEN_CONVERT, k.unwritten_convert_ns),
                         (K.C_COST_RECLAIM_PAGE, k.reclaim_page_ns), (K.C_COST_KSWAPD_PAGE, k.kswapd_page_ns),
-                        (K.C_COST_LOOKUP_HIT, k.lookup_hit_ns), (K.C_COST_LOOKUP_MISS, k.lookup_miss_ns)):
+                        (K.C_COST_LOOKUP_HIT, k.lookup_hit_ns), (K.C_COST_LOOKUP_MISS, k.lookup_miss_ns),
+                        (K.C_COST_SWAP_READ, k.swap_read_ns), (K.C_COST_SWAP_WRITE, k.swap_write_ns)):
             c[idx] = round(ns * 1000)
         for idx, ns in ((K.C_COST_ACCESS, k.access_ns), (K.C_COST_STLB_HIT, k.stlb_hit_ns),
                         (K.C_COST_WALK_LOAD, k.walk_load_ns), (K.C_COST_FAULT, k.fault_ns),

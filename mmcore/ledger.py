@@ -136,8 +136,8 @@ LEDGER: tuple[Mechanism, ...] = (
         ("overcommit", "syscalls", "fork"), (),
         "6.18's heuristic as a 6.18 host showed it; the older profiles use the earlier "
         "free-memory heuristic (free pages, page cache less shmem, reclaimable slab, less the "
-        "high watermark and the admin reserve), checked on hand-made cases only. No swap, so "
-        "swap adds nothing to any limit."),
+        "high watermark and the admin reserve, plus free swap), checked on hand-made cases "
+        "only. Swap adds its pages to CommitLimit and to the 6.18 heuristic's bound."),
     Mechanism(
         "brk",
         marks("exact"),
@@ -287,8 +287,9 @@ LEDGER: tuple[Mechanism, ...] = (
         "mm/madvise.c `madvise_free_pte_range` (4.5)",
         (_T + "test_lifecycle.py::test_madv_free_marks_clean_exclusive_pages_lazy", _REF + "test_madv_free"),
         ("mlock", "syscalls"), (),
-        "Pages are marked as Linux marks them (smaps LazyFree), but nothing frees them: there is "
-        "no reclaim of anonymous memory. The 3.x profiles accept it though those kernels "
+        "Pages are marked as Linux marks them (smaps LazyFree). Anonymous reclaim discards a "
+        "clean one instead of writing it, but that reclaim runs only with a swap device (Linux "
+        "frees lazy pages without swap too). The 3.x profiles accept it though those kernels "
         "returned EINVAL."),
     Mechanism(
         "MAP_POPULATE, MADV_POPULATE_READ/WRITE",
@@ -316,7 +317,8 @@ LEDGER: tuple[Mechanism, ...] = (
         "Writable rule per profile (3.x every PTE writable, 4.13 one, 6.18 none); "
         "thp_scan_exceed_* counted from 5.8 (6.18). No anon_vma (a never-faulted VMA is scanned), "
         "a failed allocation ends the wakeup (Linux retries once), 6.18's "
-        "`folio_maybe_mapped_shared` taken as 5.8-6.13's per-page mapcount; no swap entries."),
+        "`folio_maybe_mapped_shared` taken as 5.8-6.13's per-page mapcount; swap entries "
+        "(at most max_ptes_swap) are read into the new THP during the collapse."),
     Mechanism(
         "MADV_COLLAPSE",
         marks("n/a", v6_18="approximate"),
@@ -470,8 +472,10 @@ LEDGER: tuple[Mechanism, ...] = (
         ("vmscan", "lru"),
         ("pgscan_kswapd", "pgscan_direct", "pgsteal_kswapd", "pgsteal_direct", "pgscan_file",
          "pgsteal_file", "pageoutrun", "allocstall_normal"),
-        "Watermarks as the kernel computes them; reclaim takes file pages and queued THPs only "
-        "(no swap, so no anonymous reclaim), SWAP_CLUSTER_MAX at a time."),
+        "Watermarks as the kernel computes them; anonymous faults and page-table allocations "
+        "wake kswapd and reclaim directly below the min watermark, as page-cache allocations "
+        "do; reclaim takes file pages, queued THPs and, with swap, anonymous pages (the swap "
+        "row), SWAP_CLUSTER_MAX at a time."),
     Mechanism(
         "drop_caches and its dmesg line",
         marks("exact"),
@@ -624,11 +628,37 @@ LEDGER: tuple[Mechanism, ...] = (
         "reports only once nothing can run. The 3.10 OOM victim's child sacrifice is not "
         "modelled."),
     Mechanism(
-        "Swap: anonymous reclaim, swap entries, swap-in",
-        marks("absent"),
-        "mm/swapfile.c, mm/swap_state.c; the anonymous LRU lists of mm/vmscan.c",
-        (), (), ("thp_scan_exceed_swap_pte",),
-        "`Config.swap` only enters the OOM killer's totalpages; SwapTotal is 0."),
+        "Swap: anonymous reclaim, swap entries, swap-in, MADV_PAGEOUT and MADV_COLD",
+        marks("approximate"),
+        "mm/swapfile.c `get_swap_pages`, `swap_duplicate`, `free_swap_and_cache`; mm/memory.c "
+        "`do_swap_page`; mm/rmap.c `try_to_unmap_one`; mm/vmscan.c `get_scan_count`, "
+        "`folio_check_references`; mm/memcontrol.c `__mem_cgroup_try_charge_swap`; "
+        "arch/x86/include/asm/pgtable_64.h swap entry layout; mm/madvise.c "
+        "`madvise_cold_or_pageout_pte_range` (5.4)",
+        (_T + "test_swap.py::test_anonymous_memory_beyond_ram_goes_to_swap",
+         _T + "test_swap.py::test_swap_in_is_a_major_fault_and_frees_the_slot",
+         _T + "test_swap.py::test_fork_shares_swap_entries",
+         _T + "test_swap.py::test_thp_is_split_before_swap_out",
+         _T + "test_swap.py::test_memcg_v2_swap_max_limits_swap_then_oom",
+         _T + "test_swap.py::test_memcg_v1_memsw_limit_counts_memory_and_swap",
+         _T + "test_swap.py::test_madv_pageout_swaps_out_the_range",
+         _T + "test_swap.py::test_madv_cold_pages_are_reclaimed_first",
+         _T + "test_swap.py::test_khugepaged_collapse_swaps_pages_in"),
+        ("swap", "rmap"),
+        ("pswpin", "pswpout", "pgscan_anon", "pgsteal_anon", "thp_swpout_fallback",
+         "nr_swapcached"),
+        "One swap device (`Config.swap`; page 0 its header), x86-64 swap PTEs, slot counts "
+        "shared along fork, VmSwap, smaps Swap/SwapPss, SwapTotal/SwapFree, memory.swap.current/"
+        "max/events and v1 memsw, swap in CommitLimit and the OOM killer's totalpages. "
+        "Departures: anonymous pages are not on LRU lists; anon reclaim is a CLOCK over the page "
+        "tables (the accessed bit as the reference, address order rather than the inactive "
+        "list's), balanced against file pages by swappiness only when the inactive file list "
+        "is small (a stand-in for get_scan_count's cache trim mode and cost model); a THP is "
+        "always split before swap-out (thp_swpout never counts); no swap cache (a swap-in "
+        "frees its slot, a shared entry is mapped into every sharer at once) and no swap "
+        "readahead (page-cluster); swap writes cost the reclaimer their transfer time. "
+        "pgscan_anon/pgsteal_anon (5.8) and thp_swpout_fallback (4.13) are counted on every "
+        "profile."),
     Mechanism(
         "Workingset detection (shadow entries, refault distance)",
         marks("absent", v3_10="n/a", v3_12="n/a"),

@@ -158,6 +158,9 @@ class Machine:
             gs[root + f] = K.PAGE_COUNTER_MAX
         gs[K.G_HUGE_ZERO_PFN] = -1
         gs[K.G_FREE_HEAD:K.G_FREE_COUNT] = -1
+        slots = parse_size(c.swap, "swap") // 4096      # slot 0 is the swap header
+        gs[K.G_NR_SWAP_FREE] = max(slots - 1, 0)
+        gs[K.G_SWAP_CURSOR] = 1
         pt_cap, vma_cap, mm_cap, t_cap = 64, 256, 16, 16
         gs[K.G_PT_CAP] = pt_cap
         gs[K.G_VMA_CAP] = vma_cap
@@ -192,6 +195,7 @@ class Machine:
             ev=np.zeros((K.NR_EV_FIELDS, EV_CAP), np.int64),
             smp=np.zeros((K.NR_SMP_FIELDS, SMP_CAP), np.int64),
             **VFS.new_arrays(c),
+            swp=np.zeros((K.NR_SWP, max(slots, 1)), np.int32),
         )
 
     def _grow(self) -> None:
@@ -463,7 +467,7 @@ class Machine:
         """mem_cgroup_get_max: the memcg's limit plus the swap it may use (v2: swap.max; v1:
         memsw.limit - limit), at most the swap there is; 1 if that is 0."""
         mx = cg.limit_pages(K.MC_MAX)
-        swap = parse_size(self.config.swap, "swap") // 4096
+        swap = int(self.state.cfg[K.C_SWAP_PAGES])
         extra = cg.limit_pages(K.MC_SWAP_MAX) if self.config.cgroups == 2 else \
             cg.limit_pages(K.MC_MEMSW_MAX) - mx
         return (mx + min(extra, swap)) or 1
@@ -776,7 +780,7 @@ class Machine:
         """RAM plus swap in pages: the global OOM killer's ``totalpages``."""
         if self._totalpages is not None:
             return self._totalpages
-        return int(self.state.cfg[K.C_NR_FRAMES]) + parse_size(self.config.swap, "swap") // 4096
+        return int(self.state.cfg[K.C_NR_FRAMES]) + int(self.state.cfg[K.C_SWAP_PAGES])
 
     @property
     def oom_kernel(self) -> str:
@@ -1230,6 +1234,7 @@ class Machine:
             "MemAvailable": avail * 4,
             "Buffers": 0,
             "Cached": int(v[K.VS_NR_FILE_PAGES]) * 4,
+            "SwapCached": 0,
             "Active(file)": fs.lru_pages(K.LRU_ACTIVE_FILE) * 4,
             "Inactive(file)": fs.lru_pages(K.LRU_INACTIVE_FILE) * 4,
             "Unevictable": int(v[K.VS_NR_UNEVICTABLE]) * 4,
@@ -1242,8 +1247,8 @@ class Machine:
             "SReclaimable": slab * 4,
             "PageTables": int(v[K.VS_NR_PAGE_TABLE_PAGES]) * 4,
             "Mlocked": int(v[K.VS_NR_MLOCK]) * 4,
-            "SwapTotal": 0,
-            "SwapFree": 0,
+            "SwapTotal": int(self.state.cfg[K.C_SWAP_PAGES]) * 4,
+            "SwapFree": int(self.state.gs[K.G_NR_SWAP_FREE]) * 4,
             "CommitLimit": int(OC.vm_commit_limit(self.state.cfg)) * 4,
             "Committed_AS": int(self.state.gs[K.G_COMMITTED]) * 4,
             "AnonHugePages": int(v[K.VS_NR_ANON_THP]) * 2048,
@@ -1942,7 +1947,7 @@ class Task:
         o = np.zeros(P.NR_SM, np.int64)
         if s.mm[K.MM_PGD, self._mmi] >= 0:
             P.smaps_walk(s.cfg, s.pt, s.fr32, s.fr_idx, s.fr_flags, s.fr_order, s.mm, self._mmi,
-                         start, end, o)
+                         start, end, o, s.swp)
         kb = lambda pages: int(pages) * 4  # noqa: E731
         locked = int(o[P.SM_PSS]) >> 10 if flags & K.VM_LOCKED else 0   # smaps: Locked is the Pss
         return {
@@ -1955,7 +1960,7 @@ class Task:
             "Referenced": kb(o[P.SM_REFERENCED]), "Anonymous": kb(o[P.SM_ANONYMOUS]),
             "KSM": 0, "LazyFree": kb(o[P.SM_LAZYFREE]), "AnonHugePages": kb(o[P.SM_ANON_HUGE]),
             "ShmemPmdMapped": kb(o[P.SM_SHMEM_PMD]), "FilePmdMapped": kb(o[P.SM_FILE_PMD]), "Shared_Hugetlb": 0, "Private_Hugetlb": 0,
-            "Swap": 0, "SwapPss": 0, "Locked": locked,
+            "Swap": kb(o[P.SM_SWAP]), "SwapPss": int(o[P.SM_SWAP_PSS]) >> 10, "Locked": locked,
         }
 
     def smaps_rollup(self) -> dict[str, int]:

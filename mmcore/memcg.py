@@ -12,8 +12,8 @@ The control files are read and written by name, as text, in the kernel's formats
 the machine's hierarchy (``Config.cgroup_version``: 2 from 4.5, else 1):
 
 v2  memory.current, memory.max, memory.high, memory.low, memory.min, memory.peak,
-    memory.swap.current, memory.swap.max, memory.oom.group, memory.events, memory.events.local,
-    memory.stat, cgroup.procs
+    memory.swap.current, memory.swap.max, memory.swap.events, memory.oom.group, memory.events,
+    memory.events.local, memory.stat, cgroup.procs
 v1  memory.usage_in_bytes, memory.limit_in_bytes, memory.max_usage_in_bytes, memory.failcnt,
     memory.memsw.usage_in_bytes, memory.memsw.limit_in_bytes, memory.oom_control, memory.stat,
     cgroup.procs, tasks
@@ -44,8 +44,8 @@ __all__ = ["Cgroup", "V1_FILES", "V2_FILES", "parse_path"]
 
 PAGE = 4096
 V2_FILES = ("memory.current", "memory.max", "memory.high", "memory.low", "memory.min",
-            "memory.peak", "memory.swap.current", "memory.swap.max", "memory.oom.group",
-            "memory.events", "memory.events.local", "memory.stat", "cgroup.procs")
+            "memory.peak", "memory.swap.current", "memory.swap.max", "memory.swap.events",
+            "memory.oom.group", "memory.events", "memory.events.local", "memory.stat", "cgroup.procs")
 V1_FILES = ("memory.usage_in_bytes", "memory.limit_in_bytes", "memory.max_usage_in_bytes",
             "memory.failcnt", "memory.memsw.usage_in_bytes", "memory.memsw.limit_in_bytes",
             "memory.oom_control", "memory.stat", "cgroup.procs", "tasks")
@@ -152,6 +152,13 @@ class Cgroup:
             del ev["oom_group_kill"]
         return ev
 
+    def swap_events(self) -> dict[str, int]:
+        """memory.swap.events (hierarchical): ``max`` and ``fail`` count swap-outs memory.swap.max
+        refused; ``high`` stays 0 (memory.swap.high is not modelled)."""
+        src = self.subtree()
+        return {"high": 0, "max": sum(c._g(K.MC_EV_SWAP_MAX) for c in src),
+                "fail": sum(c._g(K.MC_EV_SWAP_FAIL) for c in src)}
+
     def stat(self, local: bool = False) -> dict[str, int]:
         """memory.stat as a dict, the v2 names (bytes for amounts, counts for events), summed
         over the subtree as the kernel's (recursive) memory.stat is; ``local``: this cgroup's
@@ -243,6 +250,8 @@ class Cgroup:
             return f"{self._g(K.MC_FAILCNT)}\n"
         if name == "memory.oom.group":
             return f"{self._g(K.MC_OOM_GROUP)}\n"
+        if name == "memory.swap.events":
+            return "".join(f"{k} {v}\n" for k, v in self.swap_events().items())
         if name in ("memory.events", "memory.events.local"):
             ev = self.events(local=name.endswith("local"))
             return "".join(f"{k} {v}\n" for k, v in ev.items())

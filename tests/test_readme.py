@@ -24,6 +24,10 @@ def test_readme_python_examples_run(capsys):
     assert app.smaps(addr)["ShmemPmdMapped"] == 64 << 10
     assert shm.vmstat()["thp_file_mapped"] == 32 and shm.meminfo()["ShmemHugePages"] == 64 << 10
     assert app.counters()["min_flt"] == 32
+    # the swap example: every page written is resident or in swap, and nothing was killed
+    hog, sw = ns["hog"], ns["sw"]
+    assert hog.status()["RssAnon"] + hog.status()["VmSwap"] == 96 << 10
+    assert hog.status()["VmSwap"] >= 32 << 10 and sw.vmstat()["oom_kill"] == 0
     # the memory cgroup example: the bigger task of the cgroup died, the fault went on
     job, box = ns["job"], ns["box"]
     assert job.events()["oom_kill"] == 1 and [p.comm for p in box.tasks()] == ["init", "worker"]

@@ -158,7 +158,9 @@ Life cycle, protection, locking, heap (SEMANTICS 9)
      page of a COW in a locked VMA; a PMD split inside a locked VMA (``_split_huge_pmd``).
      ``nr_mlock`` sums the mlocked folios. Checked: an order-0 page's count equals its mappings in
      VM_LOCKED VMAs (the engine keeps no count for order-0 pages and relies on that; it keeps a
-     THP's in a tail page). ``VmLck`` = MM_LOCKED * 4,
+     THP's in a tail page), except a page split off a THP that was not mlocked (one partly in a
+     locked VMA): like Linux, the split leaves it unlocked (Linux mlocks it when reclaim's rmap
+     walk meets it in the VM_LOCKED VMA; neither model does), so its count is at most that. ``VmLck`` = MM_LOCKED * 4,
      MM_LOCKED follows mlock_fixup / mmap_region / do_brk_flags / munmap and always equals the size of
      the VM_LOCKED VMAs (checked). smaps ``Locked`` = the VMA's Pss when VM_LOCKED (Linux
      ``pss_locked``: per 4 KiB page ``(PAGE_SIZE << 12) // page_mapcount``, summed, ``>> 12``, in
@@ -337,7 +339,7 @@ DEFAULT_COSTS = dict(access_ps=333, stlb_hit_ps=3000, walk_load_ps=2333, fault_p
                      clear_page_ps=100000, copy_page_ps=200000, pgtable_alloc_ps=150000,
                      syscall_ps=100000, tlb_flush_ps=100000, compact_scan_ps=5000,
                      migrate_page_ps=700000, copy_pte_ps=2000, scan_pte_ps=10000,
-                     kswapd_page_ps=200000)
+                     kswapd_page_ps=200000, reclaim_page_ps=200000)
 VMSTAT_EVENTS = ("pgfault", "thp_fault_alloc", "thp_fault_fallback", "thp_zero_page_alloc",
                  "thp_zero_page_alloc_failed", "thp_split_pmd", "compact_stall", "compact_success",
                  "compact_fail", "compact_migrate_scanned", "compact_free_scanned",
@@ -354,6 +356,8 @@ MADV_COLLAPSE = 25
 COLLAPSE_RULE = {"3.10": "all_writable", "3.15": "all_writable", "4.13": "one_writable",
                  "6.18": "any"}
 SWAP_CLUSTER_MAX = 32
+FAULT_RESERVE_TABLES = 8
+MAX_RECLAIM_RETRIES = 16     # kswapd runs freeing nothing before it gives up     # free pages below which a fault reclaims before its page tables
 # Profiles whose split_huge_page splits the compound page together with the PMD (3.x)
 SPLIT_PAGE_KERNELS = ("3.10", "3.15")
 # Where the engine's THP splitting is known to depart from Linux (SEMANTICS 12 "Known
@@ -561,7 +565,8 @@ class Folio:
     """An allocated data folio: anonymous (order 0 or 9) or the huge zero page."""
 
     __slots__ = ("pfn", "order", "kind", "entire_mapcount", "page_mapcount", "rmap", "anon_root",
-                 "lazyfree", "exclusive", "mlocked", "mlock_count", "partially_mapped")
+                 "lazyfree", "exclusive", "mlocked", "mlock_count", "split_unlocked",
+                 "partially_mapped")
 
     def __init__(self, pfn, order, kind):
         self.pfn = pfn
@@ -576,6 +581,7 @@ class Folio:
         self.exclusive = [kind == "anon"] * (1 << order)
         self.mlocked = False  # PG_mlocked (L1)
         self.mlock_count = 0  # folio->mlock_count: mlocks not yet undone (0 unless mlocked)
+        self.split_unlocked = False  # split off a THP that was not mlocked (L1)
         self.partially_mapped = False  # PG_partially_mapped: on the deferred split queue (S1)
 
     def mapcount(self):
@@ -779,6 +785,7 @@ class RefMachine:
         # THP splitting (SEMANTICS 12): the deferred split queue, oldest first, and kswapd
         self.deferred = []
         self.kswapd_ps = None       # kswapd's own clock; None: asleep
+        self.kswapd_failures = 0    # its runs that freed nothing in a row (MAX_RECLAIM_RETRIES)
         self.wmark_min, self.wmark_low, self.wmark_high = self._watermarks(memory_bytes)
 
     # ------------------------------------------------------------------ time (SEMANTICS 8)
@@ -1350,6 +1357,15 @@ class RefMachine:
             raise SegmentationFault(va)
         if not gup and ((write and not vma.flags & VM_WRITE) or (not write and not vma.flags & VM_READ)):
             raise SegmentationFault(va)
+        if self.buddy.nr_free() < FAULT_RESERVE_TABLES:
+            # page tables are allocated with reclaim: kswapd, and below the min watermark one
+            # batch of direct reclaim (SEMANTICS 12)
+            self._kswapd_catch_up(self._fault_start)
+            if self.buddy.nr_free() <= self.wmark_min:
+                got = self._deferred_split_scan(SWAP_CLUSTER_MAX)
+                self._cost += got * self.costs["reclaim_page_ps"]
+                if got:
+                    self.kswapd_failures = 0
         pmd_t = self._pmd_alloc_path(mm, va)
         i = _pt_index(va, PMD_LEVEL)
         entry = pmd_t.entries[i]
@@ -1366,8 +1382,25 @@ class RefMachine:
         pte_t = self._get_or_alloc(mm, pmd_t, va, PTE_LEVEL)  # pte_alloc
         self._handle_pte_fault(task, vma, pte_t, _pt_index(va, PTE_LEVEL), va, write)
 
+    def _alloc_movable(self):
+        """alloc_page_reclaim (SEMANTICS 12): wake kswapd (it catches up to now); take a page
+        while free memory is above the min watermark; below it, up to three rounds of direct
+        reclaim (the deferred split shrinker: no page of the LRU can go without swap), each
+        followed by another try, the last one regardless of the watermark."""
+        self._kswapd_catch_up(self._op_start + self._cost)
+        for attempt in range(4):
+            if self.buddy.nr_free() > self.wmark_min or attempt == 3:
+                pfn = self.buddy.alloc(0, MIGRATE_MOVABLE)
+                if pfn >= 0:
+                    return pfn
+            got = self._deferred_split_scan(SWAP_CLUSTER_MAX)
+            self._cost += got * self.costs["reclaim_page_ps"]
+            if got:
+                self.kswapd_failures = 0
+        return -1
+
     def _alloc_anon_page(self, mm, vma, va):
-        pfn = self.buddy.alloc(0, MIGRATE_MOVABLE)
+        pfn = self._alloc_movable()
         if pfn < 0:
             raise OutOfMemory(va)
         folio = self._new_folio(pfn, 0, "anon")
@@ -1420,9 +1453,10 @@ class RefMachine:
         if folio.exclusive[sub]:  # wp_page_reuse
             pte_t.entries[j] = entry | _PAGE_RW | _PAGE_DIRTY
             return
-        pfn = self.buddy.alloc(0, MIGRATE_MOVABLE)  # wp_page_copy
+        pfn = self._alloc_movable()  # wp_page_copy
         if pfn < 0:
             raise OutOfMemory(va)
+        folio, sub = self._folio_of(old)  # reclaim may have split the folio meanwhile
         new = Folio(pfn, 0, "anon")
         new.page_mapcount[0] = 1
         new.rmap = [(mm, page_va)]
@@ -1595,6 +1629,7 @@ class RefMachine:
             page.anon_root = folio.anon_root
             page.exclusive = [folio.exclusive[k]]
             page.lazyfree = [folio.lazyfree[0]]     # the folio's flags go to every new folio
+            page.split_unlocked = True              # PG_mlocked was clear on the THP (L1)
             self.folios[page.pfn] = page
         self.events["thp_split_page"] += 1
         return freed
@@ -1630,7 +1665,7 @@ class RefMachine:
         page of the LRU can go without swap) on its own clock at ``kswapd_page_ps`` per page
         freed until free memory reaches the high watermark or a round frees nothing."""
         if self.kswapd_ps is None:
-            if self.buddy.nr_free() < self.wmark_low:
+            if self.buddy.nr_free() < self.wmark_low and self.kswapd_failures < MAX_RECLAIM_RETRIES:
                 self.kswapd_ps = now
             return
         per = max(1, self.costs["kswapd_page_ps"])
@@ -1638,7 +1673,12 @@ class RefMachine:
             got = self._deferred_split_scan(SWAP_CLUSTER_MAX)
             self.kswapd_ps += max(got, 1) * per
             if got == 0:
+                self.kswapd_failures += 1
+                if self.kswapd_failures >= MAX_RECLAIM_RETRIES:
+                    self.kswapd_ps = None          # hopeless: asleep until reclaim works again
+                    return
                 break
+            self.kswapd_failures = 0
         if self.buddy.nr_free() >= self.wmark_high:
             self.kswapd_ps = None
 
@@ -2846,7 +2886,10 @@ class RefMachine:
             assert f.mlocked == (f.mlock_count > 0), f"folio {pfn}: PG_mlocked vs mlock_count"
             if f.kind == "anon" and f.order == 0:  # L1: an order-0 page counts its locked mappings
                 locked = sum(1 for m, va in f.rmap if m.find_vma(va).flags & VM_LOCKED)
-                assert f.mlock_count == locked, f"page {pfn}: mlock_count {f.mlock_count}, {locked} locked"
+                if f.split_unlocked:   # mlocked lazily in Linux, when reclaim's rmap walk meets it
+                    assert f.mlock_count <= locked, f"page {pfn}: mlock_count {f.mlock_count}, {locked} locked"
+                else:
+                    assert f.mlock_count == locked, f"page {pfn}: mlock_count {f.mlock_count}, {locked} locked"
             if f.kind == "anon":  # PageAnonExclusive: no other mapping of that page anywhere
                 for sub, excl in enumerate(f.exclusive):
                     assert not excl or f.page_mapcount_of(sub) <= 1, f"exclusive page {pfn}+{sub}"
