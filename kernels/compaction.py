@@ -7,6 +7,7 @@ block can be allocated or the scanners meet. Pages are found in page tables thro
 map (anon root + virtual page number), exactly one mapping per movable page.
 """
 from .consts import (
+    G_STALL_PS,
     _PAGE_PRESENT,
     _PAGE_PROTNONE,
     _PAGE_PSE,
@@ -371,5 +372,7 @@ def alloc_thp(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm, 
         wakeup_kcompactd(cfg, gs, HPAGE_PMD_ORDER, now)
     if not defrag_direct(cfg, vm_flags):
         return pfn, 0
-    return try_compact_direct(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm,
-                              tlb, pwc)
+    pfn, c = try_compact_direct(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm,
+                                tlb, pwc)
+    gs[G_STALL_PS] += c                     # direct compaction is a memory stall (PSI)
+    return pfn, c

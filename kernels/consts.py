@@ -380,7 +380,8 @@ G_SWAP_CURSOR = 43           # the slot the next swap-slot search starts at
 G_ANON_SCAN_MM = 44          # the anon reclaim scan's position: mm slot and address
 G_ANON_SCAN_VA = 45
 G_SWAP_IO_PS = 46            # swap writes issued by the reclaim in progress (its cost, ps)
-G_FREE_HEAD = 47             # + order * MIGRATE_PCPTYPES + mt: head pfn or -1
+G_STALL_PS = 47              # memory stall time (PSI memstall) not yet given to the task at hand
+G_FREE_HEAD = 48             # + order * MIGRATE_PCPTYPES + mt: head pfn or -1
 G_FREE_COUNT = G_FREE_HEAD + NR_PAGE_ORDERS * MIGRATE_PCPTYPES
 G_HIST_FAULT = G_FREE_COUNT + NR_PAGE_ORDERS * MIGRATE_PCPTYPES
 NR_HIST = 48                 # log2 buckets: [0] < 1 ns, [k] in [2^(k-1), 2^k) ns
@@ -560,11 +561,13 @@ TF_OOM_ORIGIN = 4            # oom_task_origin: swapoff/KSM unmerge; selected fi
 TF_EXITING = 8               # PF_EXITING: the task is exiting
 TF_MEMDIE = 16               # tsk_is_oom_victim (TIF_MEMDIE before 4.x): killed, not yet gone
 SLAB_BYTES_PER_FILE = 192 + 1096  # bytes of slab one cached dentry + inode take (mmcore.files)
-NR_T_FIELDS = 17
+T_STALL_PS = 17              # ps in memory stalls (direct reclaim, compaction, thrashing swap-ins)
+NR_T_FIELDS = 18
 # swap slots (State.swp rows, one column per slot; slot 0 holds the swap header, never used)
 SWP_COUNT = 0                # swap_map: the PTEs that hold this slot's entry (0: free)
 SWP_MEMCG = 1                # swap_cgroup: the memcg the slot is charged to
-NR_SWP = 2
+SWP_WORKINGSET = 2           # 1: the page was in the workingset when written (its refault thrashes)
+NR_SWP = 3
 
 # ---- per-CPU (cpu array columns) ---------------------------------------------------------------
 CPU_STAMP = 0

@@ -18,6 +18,7 @@ from .consts import (
     C_COST_RECLAIM_PAGE,
     G_CUR_MEMCG,
     G_OOM_MEMCG,
+    G_STALL_PS,
     MAX_RECLAIM_RETRIES,
     MC_EV_HIGH,
     MC_HIGH,
@@ -85,6 +86,7 @@ def try_charge(S, cg, nr):
         if over < 0:
             if cg > 0:
                 cost += handle_over_high(S, cg)
+            gs[G_STALL_PS] += cost                # memcg reclaim is a memory stall (PSI)
             return -1, cost
         got = try_to_free_mem_cgroup_pages(S, over, max(nr, SWAP_CLUSTER_MAX))
         cost += got * S.cfg[C_COST_RECLAIM_PAGE] + take_swap_io(gs)
@@ -98,6 +100,7 @@ def try_charge(S, cg, nr):
         if retries == 0:
             if nr <= (1 << PAGE_ALLOC_COSTLY_ORDER):
                 gs[G_OOM_MEMCG] = over
+            gs[G_STALL_PS] += cost
             return over, cost
         retries -= 1
 

@@ -6,6 +6,10 @@ accessed and dirty bits) and calls it. Hot functions take arrays, never the stat
 from .borrow import borrow_state, borrow, prefetch
 from .compaction import alloc_thp
 from .consts import (
+    G_STALL_PS,
+    PG_workingset,
+    SWP_WORKINGSET,
+    T_STALL_PS,
     C_COST_SWAP_READ,
     G_NR_MM,
     MM_SWAPENTS,
@@ -292,6 +296,13 @@ def do_swap_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, m
                 mm[MM_ANONPAGES, m] += 1
                 n += 1
     fr32[FR_MAPCOUNT, pfn] = n
+    stall = 0
+    if swp[SWP_WORKINGSET, off]:
+        # a workingset page read back: thrashing, a memory stall (swap_read_folio's
+        # psi_memstall_enter); the page is in the workingset again
+        fr_flags[pfn] |= PG_workingset
+        stall = cfg[C_COST_SWAP_READ]
+        gs[G_STALL_PS] += stall
     swap_put(gs, swp, off, n)
     if vm_flags & VM_LOCKED:
         mlock_folio(fr_idx, fr_flags, fr_order, vmstat, pfn)
@@ -889,6 +900,8 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
     task[T_WALK_PS, ti] += wps
     task[T_FAULT_PS, ti] += fps
     task[T_MINFLT, ti] += flt
+    task[T_STALL_PS, ti] += gs[G_STALL_PS]      # the faults' memory stalls (PSI)
+    gs[G_STALL_PS] = 0
     return status, i
 
 

@@ -60,6 +60,8 @@ from .consts import (
     PG_tail,
     SWP_COUNT,
     SWP_MEMCG,
+    SWP_WORKINGSET,
+    PG_workingset,
     V_END,
     V_FILE,
     V_FLAGS,
@@ -130,6 +132,7 @@ def swap_put(gs, swp, off, n):
             gs[mc(cg, MC_SWAP_USAGE)] -= 1
             cg = gs[mc(cg, MC_PARENT)]
         swp[SWP_MEMCG, off] = 0
+        swp[SWP_WORKINGSET, off] = 0
 
 
 @kernel
@@ -182,6 +185,7 @@ def swap_out_page(S, pfn):
     slot = get_swap_slot(gs, swp)
     swp[SWP_COUNT, slot] = want
     swp[SWP_MEMCG, slot] = cg
+    swp[SWP_WORKINGSET, slot] = 1 if fr_flags[pfn] & PG_workingset else 0
     e = swp_entry_pte(slot)
     for m in range(gs[G_NR_MM]):
         if mm[MM_ANON, m] != anon or mm[MM_PGD, m] < 0:
@@ -289,6 +293,7 @@ def shrink_anon(S, target, nr_to_reclaim, max_scan):
                 gs[mc(fr_memcg[head], MC_PGSCAN)] += HPAGE_PMD_NR
                 if e & _PAGE_ACCESSED:
                     pt[pos] = e & ~_PAGE_ACCESSED
+                    fr_flags[head] |= PG_workingset
                     a = nxt
                     continue
                 got = split_for_swap(S, head)
@@ -317,7 +322,10 @@ def shrink_anon(S, target, nr_to_reclaim, max_scan):
                 vmstat[VS_PGSCAN_ANON] += 1
                 gs[mc(fr_memcg[pfn], MC_PGSCAN)] += 1
                 if pe & _PAGE_ACCESSED:
-                    pt[q] = pe & ~_PAGE_ACCESSED     # referenced: a second chance
+                    # referenced: a second chance, and the page counts as workingset (the
+                    # kernel activates it: PG_workingset goes with the activation)
+                    pt[q] = pe & ~_PAGE_ACCESSED
+                    fr_flags[pfn] |= PG_workingset
                     continue
                 if large:
                     got = split_for_swap(S, head)

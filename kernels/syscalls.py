@@ -7,6 +7,8 @@ Operations reserve what they need before they mutate anything, so a restart has 
 import numpy as np
 
 from .consts import (
+    G_STALL_PS,
+    T_STALL_PS,
     G_SWAP_IO_PS,
     C_KERNEL,
     MADV_COLD,
@@ -165,6 +167,8 @@ def op_begin(task, cpus, ti):
 
 @kernel
 def op_end(gs, task, cpus, ti):
+    task[T_STALL_PS, ti] += gs[G_STALL_PS]      # the op's memory stalls are its task's
+    gs[G_STALL_PS] = 0
     c = task[T_CPU, ti]
     t = task[T_CLOCK, ti]
     cpus[c, CPU_FREE_AT] = t

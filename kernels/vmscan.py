@@ -71,6 +71,7 @@ from .consts import (
     C_SWAPPINESS,
     G_NR_SWAP_FREE,
     G_SWAP_IO_PS,
+    G_STALL_PS,
     LRU_INACTIVE_FILE,
     LV_PAGES,
     VS_NR_ANON_PAGES,
@@ -380,7 +381,9 @@ def reclaim_for_tables(S, now):
         return 0
     S.vmstat[VS_ALLOCSTALL_NORMAL] += 1
     got = shrink_node(S, SWAP_CLUSTER_MAX, False)
-    return got * S.cfg[C_COST_RECLAIM_PAGE] + take_swap_io(gs)
+    c = got * S.cfg[C_COST_RECLAIM_PAGE] + take_swap_io(gs)
+    gs[G_STALL_PS] += c
+    return c
 
 
 @kernel
@@ -395,6 +398,7 @@ def alloc_page_reclaim(S, now):
             pfn = rmqueue(gs, cfg, fr32, fr_flags, fr_order, pb_mt, 0, MIGRATE_MOVABLE)
             if pfn >= 0:
                 vmstat[VS_PGALLOC] += 1
+                gs[G_STALL_PS] += cost              # direct reclaim is a memory stall (PSI)
                 return pfn, cost
         vmstat[VS_ALLOCSTALL_NORMAL] += 1
         got = shrink_node(S, SWAP_CLUSTER_MAX, False)
@@ -409,4 +413,5 @@ def alloc_page_reclaim(S, now):
                 if t > now + cost:
                     cost = t - now
                 wb_complete(vmstat, fr32, fr_flags, fr_memcg, lru, fgs, wbq, now + cost)
+    gs[G_STALL_PS] += cost
     return -1, cost

@@ -107,11 +107,18 @@ def summary_tables(s: dict, markdown: bool = False) -> str:
                 for p, f in s["filesystems"].items()]
         parts.append(table(["mount", "fstype", "bytes read", "bytes written", "free blocks"], rows, markdown))
     if s.get("cgroups"):
-        rows = [[p, c["current"] // 1024, c["peak"] // 1024, c["events"].get("max", 0),
-                 c["events"].get("oom", 0), c["events"].get("oom_kill", 0), len(c["procs"])]
+        rows = [[p, c["current"] // 1024, c["peak"] // 1024, c.get("swap", 0) // 1024,
+                 c["events"].get("max", 0), c["events"].get("oom", 0),
+                 c["events"].get("oom_kill", 0), len(c["procs"])]
                 for p, c in s["cgroups"].items()]
-        parts.append(table(["cgroup", "current kB", "peak kB", "max events", "oom", "oom_kill",
-                            "procs"], rows, markdown))
+        parts.append(table(["cgroup", "current kB", "peak kB", "swap kB", "max events", "oom",
+                            "oom_kill", "procs"], rows, markdown))
+    if s.get("userspace_kills"):
+        rows = [[k["by"], f"{k['time_ns'] / 1e6:.3f}", k["signal"], k["pid"], k["comm"],
+                 k.get("cgroup", ""), k.get("rule", "memory and swap low")]
+                for k in s["userspace_kills"]]
+        parts.append(table(["killed by", "at ms", "signal", "pid", "comm", "cgroup", "why"], rows,
+                           markdown))
     if s.get("outcome") == "hung":
         rows = [[h["task"], h["pid"], h["state"], h["waiting_for"],
                  "yes" if h.get("reported") else "no"] for h in s.get("hung_tasks", [])]

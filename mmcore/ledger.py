@@ -660,6 +660,26 @@ LEDGER: tuple[Mechanism, ...] = (
         "pgscan_anon/pgsteal_anon (5.8) and thp_swpout_fallback (4.13) are counted on every "
         "profile."),
     Mechanism(
+        "Memory PSI: /proc/pressure/memory, memory.pressure",
+        marks("approximate", v3_10="n/a", v3_12="n/a", v3_15="n/a", v4_13="n/a"),
+        "kernel/sched/psi.c `psi_group_change`, `calc_avgs`, `psi_show`; `psi_memstall_enter` in "
+        "mm/vmscan.c, mm/page_alloc.c (direct compaction), mm/memcontrol.c, mm/page_io.c "
+        "(workingset swap-in); include/linux/sched/loadavg.h `calc_load` (4.20)",
+        (_T + "test_psi.py::test_calc_load_is_the_kernels_fixed_point_average",
+         _T + "test_psi.py::test_samples_some_and_full_of_concurrent_tasks",
+         _T + "test_psi.py::test_thrashing_drives_memory_pressure_up",
+         _T + "test_psi.py::test_cgroup_memory_pressure_is_per_group_and_hierarchical",
+         _T + "test_psi.py::test_no_psi_before_4_20"),
+        ("vmscan", "memcontrol", "compaction"), (),
+        "Stalls are direct reclaim (global, memcg, memory.high), direct compaction and swap-ins "
+        "of workingset pages (an anonymous page is workingset once the anon CLOCK found it "
+        "referenced); kswapd's own stall and file refault thrashing (no shadow entries) are "
+        "not counted. Each Task-API operation is an interval of its task's clock with its "
+        "stall spread evenly over it; some/full are the expected union and intersection over "
+        "the group's busy tasks (exact for one task). The kernel's averaging arithmetic per "
+        "2 s period (exactly 2 s here; no idle-period skipping). Batch op streams record no "
+        "intervals."),
+    Mechanism(
         "Workingset detection (shadow entries, refault distance)",
         marks("absent", v3_10="n/a", v3_12="n/a"),
         "mm/workingset.c (3.15)",

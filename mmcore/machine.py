@@ -22,6 +22,7 @@ from .files import VFS
 from .kernels import vmscan as VM
 from .kernels.state import State
 from .memcg import Cgroup, parse_path
+from . import psi as PSI
 
 _MAX_ADDR = K.TASK_SIZE
 START_BRK = 0x555555559000      # PAGE_ALIGN(end of bss) of a small PIE binary, ASLR off
@@ -129,6 +130,7 @@ class Machine:
         self._ev_chunks: list[np.ndarray] = []
         self._smp_chunks: list[np.ndarray] = []
         self.state = self._new_state()
+        self._psi = PSI.PsiTracker()          # memory pressure (PSI) from task operations
         self.vfs = VFS(self)
         root = Cgroup(self, 0, "/")
         self._cgroups: dict[str, Cgroup] = {"/": root}
@@ -957,6 +959,22 @@ class Machine:
         s = d.get("state")
         if s is not None:
             self.state = s._replace(fr_memcg=s.fr32[K.FR_MEMCG])
+
+    def _psi_groups(self, cg: int) -> list[int]:
+        """The PSI groups a task of memcg ``cg`` counts in: its memcg and every ancestor (the
+        root's group is the whole system's)."""
+        gs = self.state.gs
+        out = []
+        c = cg
+        while c >= 0:
+            out.append(c)
+            c = int(gs[K.G_MCG + c * K.NR_MC + K.MC_PARENT])
+        return out
+
+    def pressure(self) -> str:
+        """/proc/pressure/memory (4.20+): the ``some`` and ``full`` lines as the kernel prints
+        them, from the memory stalls of the tasks' operations (``mmcore.psi``)."""
+        return PSI.pressure_text(self, 0, "/proc/pressure/memory")
 
     def snapshot(self) -> "MachineSnapshot":
         """A copy of the whole machine: every state array and the Python-side state (tasks,
@@ -2065,3 +2083,11 @@ class Task:
                 cap = n
             out.update(zip(vas[:n].tolist(), ents[:n].tolist()))
         return out
+
+
+for _name in ("fork", "clone_thread", "execve", "exit", "mmap", "munmap", "mprotect", "mlock",
+              "munlock", "mlockall", "munlockall", "brk", "madvise", "prctl", "open", "close",
+              "pread", "pwrite", "fsync", "ftruncate", "fallocate", "unlink", "write_sysctl",
+              "touch", "access"):
+    setattr(Task, _name, PSI.timed(getattr(Task, _name)))
+del _name

@@ -12,8 +12,8 @@ The control files are read and written by name, as text, in the kernel's formats
 the machine's hierarchy (``Config.cgroup_version``: 2 from 4.5, else 1):
 
 v2  memory.current, memory.max, memory.high, memory.low, memory.min, memory.peak,
-    memory.swap.current, memory.swap.max, memory.swap.events, memory.oom.group, memory.events,
-    memory.events.local, memory.stat, cgroup.procs
+    memory.swap.current, memory.swap.max, memory.swap.events, memory.oom.group, memory.pressure,
+    memory.events, memory.events.local, memory.stat, cgroup.procs
 v1  memory.usage_in_bytes, memory.limit_in_bytes, memory.max_usage_in_bytes, memory.failcnt,
     memory.memsw.usage_in_bytes, memory.memsw.limit_in_bytes, memory.oom_control, memory.stat,
     cgroup.procs, tasks
@@ -45,7 +45,7 @@ __all__ = ["Cgroup", "V1_FILES", "V2_FILES", "parse_path"]
 PAGE = 4096
 V2_FILES = ("memory.current", "memory.max", "memory.high", "memory.low", "memory.min",
             "memory.peak", "memory.swap.current", "memory.swap.max", "memory.swap.events",
-            "memory.oom.group", "memory.events", "memory.events.local", "memory.stat", "cgroup.procs")
+            "memory.oom.group", "memory.pressure", "memory.events", "memory.events.local", "memory.stat", "cgroup.procs")
 V1_FILES = ("memory.usage_in_bytes", "memory.limit_in_bytes", "memory.max_usage_in_bytes",
             "memory.failcnt", "memory.memsw.usage_in_bytes", "memory.memsw.limit_in_bytes",
             "memory.oom_control", "memory.stat", "cgroup.procs", "tasks")
@@ -216,7 +216,8 @@ class Cgroup:
         self._check_file(name)
         root = self.id == 0
         if self.machine.config.cgroups == 2 and root and name.startswith("memory.") and \
-                name not in ("memory.stat", "memory.events", "memory.peak", "memory.current"):
+                name not in ("memory.stat", "memory.events", "memory.peak", "memory.current",
+                             "memory.pressure"):
             raise _oserror(_errno.ENOENT, f"{self._fspath(name)} (the root cgroup has no such file)")
 
         def limit(field: int) -> str:
@@ -250,6 +251,9 @@ class Cgroup:
             return f"{self._g(K.MC_FAILCNT)}\n"
         if name == "memory.oom.group":
             return f"{self._g(K.MC_OOM_GROUP)}\n"
+        if name == "memory.pressure":
+            from .psi import pressure_text
+            return pressure_text(self.machine, self.id, self._fspath(name))
         if name == "memory.swap.events":
             return "".join(f"{k} {v}\n" for k, v in self.swap_events().items())
         if name in ("memory.events", "memory.events.local"):

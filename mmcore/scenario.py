@@ -60,6 +60,8 @@ a range is then ``map = "buf"`` (the whole mapping) with optional ``offset`` and
     brk         increment, map;  cgroup_write  path, file, value;  oom_wait  path
     read_proc   target, file;  kill  target;  exit
     earlyoom    mem_percent, swap_percent (one poll of an earlyoom-like daemon)
+    oomd        cgroups (the monitored ones), pressure_limit, pressure_duration, swap_limit (one
+                poll of a systemd-oomd-like daemon; its state lives from poll to poll)
     repeat      count, while_running (a task name: stop once that task has finished its
                 ops in this phase and its clock is not ahead; count may then be omitted), ops
 
@@ -129,7 +131,7 @@ class ScenarioRunError(ScenarioError):
 OPS = ("mmap", "munmap", "mprotect", "madvise", "mlock", "munlock", "mlockall", "munlockall",
        "prctl", "touch", "access", "open", "close", "pread", "pwrite", "fsync", "fallocate",
        "ftruncate", "unlink", "sync", "write_sysctl", "sysfs_write", "sleep", "repeat", "brk",
-       "cgroup_write", "oom_wait", "kill", "read_proc", "exit", "earlyoom")
+       "cgroup_write", "oom_wait", "kill", "read_proc", "exit", "earlyoom", "oomd")
 PLANNED_OPS = {
     "fork": "fork is not in the scenario format yet (declare the child as a [[task]])",
     "execve": "execve is not in the scenario format yet",
@@ -1225,6 +1227,20 @@ class _Validator:
     def op_exit(self, d: dict, key: str, scope: _Scope) -> dict:
         return {}
 
+    def op_oomd(self, d: dict, key: str, scope: _Scope) -> dict:
+        k = _sub(key, "cgroups")
+        paths = d["cgroups"]
+        if isinstance(paths, str):
+            paths = [paths]
+        if not isinstance(paths, list) or not paths:
+            raise self.err(k, f"expected a cgroup path or a list of them, got {_tname(paths)}")
+        return {"cgroups": tuple(self._cgroup_path(p, f"{k}[{i}]") for i, p in enumerate(paths)),
+                "limit": self.num(d.get("pressure_limit", 60.0), _sub(key, "pressure_limit"),
+                                  0.0, 100.0),
+                "duration": self.num(d.get("pressure_duration", 30.0),
+                                     _sub(key, "pressure_duration"), 0.0, 86400.0),
+                "swap": self.num(d.get("swap_limit", 90.0), _sub(key, "swap_limit"), 0.0, 100.0)}
+
     def op_earlyoom(self, d: dict, key: str, scope: _Scope) -> dict:
         return {"mem": self.num(d.get("mem_percent", 10.0), _sub(key, "mem_percent"), 0.0, 100.0),
                 "swap": self.num(d.get("swap_percent", 10.0), _sub(key, "swap_percent"), 0.0, 100.0)}
@@ -1261,6 +1277,7 @@ _OP_SPECS: dict[str, tuple[tuple, tuple]] = {
     "read_proc": (("target", "file"), ("target", "file")),
     "exit": ((), ()),
     "earlyoom": (("mem_percent", "swap_percent"), ()),
+    "oomd": (("cgroups", "pressure_limit", "pressure_duration", "swap_limit"), ("cgroups",)),
 }
 
 
@@ -1432,6 +1449,7 @@ class _Runner:
         self.reap_tries: dict[int, int] = {}
         self.fatal: set[int] = set()               # tgids with SIGKILL pending (kill op)
         self.user_kills: list[dict] = []           # what userspace OOM daemons signalled
+        self.oomd_state: dict = {}                  # each oomd op's monitor, from poll to poll
         self.outcome = "completed"
         self.hung: list[dict] = []
         self.m._wake_hooks.append(self._memcg_event)
@@ -1946,6 +1964,76 @@ class _Runner:
         return 1
         yield
 
+    def _gen_oomd(self, t, name: str, op: Op):
+        """One poll of a systemd-oomd-like daemon (``mmcore.oom``'s oomd rules, the tool's
+        defaults) over the monitored cgroups, as ManagedOOMSwap=kill and
+        ManagedOOMMemoryPressure=kill on them would have it: the swap rule first (system memory
+        and swap both more than ``swap_limit`` % used: the candidate using the most swap, above
+        5 % of swap); then the pressure rule (a monitored cgroup's memory.pressure ``full avg10``
+        above ``pressure_limit`` % at every poll for ``pressure_duration`` s: among its
+        candidates the one with the most reclaim (pgscan since the last poll), then the most
+        memory). Candidates are the leaves below a monitored cgroup (itself if it has none). The
+        victim cgroup's every process is killed (SIGKILL), and that cgroup's pressure watch
+        starts over."""
+        from . import oom as O
+        m = self.m
+        a = op.args
+        mons = [m.cgroup(p) for p in a["cgroups"]]
+        st = self.oomd_state.get((name, op.key))
+        if st is None:
+            st = self.oomd_state[(name, op.key)] = {
+                "monitor": O.OomdPressureMonitor(len(mons), limit_percent=a["limit"],
+                                                 duration_s=a["duration"]),
+                "pgscan": {}}
+
+        def leaves(cg):
+            sub = [c for c in cg.subtree() if not c.children]
+            return sub or [cg]
+        cands = []
+        for cg in mons:
+            cands.extend(c for c in leaves(cg) if c not in cands)
+        pgscan = {c.id: c.stat()["pgscan"] for c in cands}
+        delta = [pgscan[c.id] - st["pgscan"].get(c.id, 0) for c in cands]
+        st["pgscan"].update(pgscan)
+        mi = m.meminfo()
+        victim, rule = None, None
+        if mi["SwapTotal"] > 0:
+            i = O.oomd_swap_kill([int(c.read("memory.swap.current")) for c in cands],
+                                 mi["SwapTotal"], mi["SwapFree"], mem_total_kb=mi["MemTotal"],
+                                 mem_available_kb=mi["MemAvailable"],
+                                 swap_used_limit_percent=a["swap"])
+            if i >= 0:
+                victim, rule = cands[i], "swap"
+        avg10 = [float(c.read("memory.pressure").split()[6].split("=")[1]) for c in mons]
+        hit = st["monitor"].observe(t.time_ns / 1e9, avg10)
+        if victim is None and hit.any():
+            mon = mons[int(hit.argmax())]
+            sub = leaves(mon)
+            i = O.oomd_select_by_pgscan_rate([delta[cands.index(c)] for c in sub],
+                                             [c.current for c in sub])
+            if i >= 0:
+                victim, rule = sub[i], "memory pressure"
+        t.nanosleep(20_000 + 2_000 * len(cands))       # reading the cgroups' files
+        if victim is not None:
+            if rule == "memory pressure":
+                st["monitor"] = O.OomdPressureMonitor(len(mons), limit_percent=a["limit"],
+                                                      duration_s=a["duration"])
+            for pid in list(victim.procs):
+                v = next((x for x in m.tasks() if x.pid == pid), None)
+                if v is None:
+                    continue
+                self.user_kills.append({"time_ns": t.time_ns, "by": name, "signal": "SIGKILL",
+                                        "pid": v.pid, "comm": v.comm, "cgroup": victim.path,
+                                        "rule": rule, "VmRSS_kB": v.status()["VmRSS"]})
+                vname = next((n for n, x in self.tasks.items() if x._tgid == v._tgid), None)
+                ctx = self.active.get(vname) if vname else None
+                if ctx is not None and ctx["wait"] is not None and ctx["wait"][0] == "lock":
+                    self.fatal.add(v._tgid)
+                else:
+                    self._exit_group(v)
+        return 1
+        yield
+
     def _tick(self, units: int) -> None:
         if units:
             self.done_units += units
@@ -2189,7 +2277,8 @@ class _Runner:
             "observables": list(sc.observables),
             "outcome": self.outcome, "hung_tasks": self.hung, "userspace_kills": self.user_kills,
             "cgroups": {cg.path: {"current": cg.current, "peak": cg.peak, "events": cg.events(),
-                                  "procs": cg.procs} for cg in m.cgroups()[1:]},
+                                  "swap": cg._g(K.MC_SWAP_USAGE) * 4096, "procs": cg.procs}
+                        for cg in m.cgroups()[1:]},
         }
         if "buddyinfo" in obs:
             out["buddyinfo"] = m.buddyinfo()

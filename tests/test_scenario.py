@@ -312,6 +312,32 @@ def test_combined_shows_all_five(shipped_runs):
     assert r["vmstat"]["oom_kill"] == 1
 
 
+def test_oomd_kills_the_thrashing_cgroup_after_30_s_of_pressure(shipped_runs):
+    r = shipped_runs["oomd_pressure"]
+    kills = r["userspace_kills"]
+    assert [(k["by"], k["comm"], k["cgroup"], k["rule"], k["signal"]) for k in kills] == [
+        ("oomd", "batch", "/work/batch", "memory pressure", "SIGKILL")]
+    # the 10 s average needs some seconds to pass 60 %, then the pressure must stay 30 s
+    assert 32e9 < kills[0]["time_ns"] < 60e9
+    assert r["tasks"]["web"]["alive"] and not r["tasks"]["batch"]["alive"]
+    assert r["vmstat"]["pswpin"] > 10 * 8192
+    assert r["cgroups"]["/work/batch"]["swap"] == 0          # its slots went with it
+
+
+def test_oomd_spares_a_cgroup_below_the_limit():
+    s = load_scenario(DATA / "oomd_pressure.toml", params={"limit": 99, "passes": 40})
+    r = run_scenario(s)
+    assert r["userspace_kills"] == [] and r["tasks"]["batch"]["alive"]
+    assert r["cgroups"]["/work/batch"]["swap"] > 0
+
+
+def test_oomd_op_validation():
+    e = error_of(doc({"op": "oomd", "cgroups": []}))
+    assert e.key == "phase[0].ops[3].cgroups" and "cgroup path" in str(e)
+    e = error_of(doc({"op": "oomd", "cgroups": ["/a"], "pressure_limit": 120}))
+    assert e.key == "phase[0].ops[3].pressure_limit"
+
+
 def test_same_seed_same_summary_and_seed_matters():
     s = load_scenario(DATA / "thp_mixed.toml", params={"reads": 20_000, "size": "16MiB"})
     a, b = run_scenario(s, seed=5), run_scenario(s, seed=5)

@@ -1,0 +1,122 @@
+"""Memory pressure stall information: /proc/pressure/memory and memory.pressure."""
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from mmcore import Config, Machine
+from mmcore import psi as PSI
+
+MiB = 1 << 20
+
+
+def parse(text: str) -> dict[str, dict[str, float]]:
+    out = {}
+    for line in text.splitlines():
+        kind, *fields = line.split()
+        out[kind] = {k: float(v) for k, v in (f.split("=") for f in fields)}
+    return out
+
+
+def test_calc_load_is_the_kernels_fixed_point_average():
+    # one 2 s period fully stalled: avg10 = 1 - exp(-2/10) = 18.13 %, as Linux shows 18.11
+    a = PSI.calc_load(0, PSI.EXP_10S, 100 * PSI.FIXED_1)
+    assert a == (100 * PSI.FIXED_1 * (PSI.FIXED_1 - PSI.EXP_10S) + PSI.FIXED_1 - 1) // PSI.FIXED_1
+    text = PSI.format_pressure({"some": [a, 0, 0], "full": [0, 0, 0]}, {"some": 2_000_000_000,
+                                                                        "full": 0})
+    assert text.splitlines()[0] == "some avg10=18.11 avg60=0.00 avg300=0.00 total=2000000"
+    assert text.splitlines()[1] == "full avg10=0.00 avg60=0.00 avg300=0.00 total=0"
+    # a falling average rounds down, a rising one up (the FIXED_1 - 1 term)
+    assert PSI.calc_load(1000, PSI.EXP_10S, 0) == 1000 * PSI.EXP_10S // PSI.FIXED_1
+
+
+def test_samples_some_and_full_of_concurrent_tasks():
+    P = 1000
+    one = [(0, P, P // 4, 1)]
+    assert PSI.samples(one, 0, P) == pytest.approx((P / 4, P / 4))     # one task: some == full
+    two = [(0, P, P // 2, 1), (0, P, P // 2, 2)]
+    some, full = PSI.samples(two, 0, P)
+    assert some == pytest.approx(0.75 * P) and full == pytest.approx(0.25 * P)
+    # a task that is idle half the time does not make the stalled one's stall less full
+    half = [(0, P, P // 2, 1), (0, P // 2, 0, 2)]
+    some, full = PSI.samples(half, 0, P)
+    assert some == pytest.approx(P / 2) and full == pytest.approx(P / 4)
+    assert PSI.samples(one, P, 2 * P) == (0.0, 0.0)
+
+
+def thrash(passes: int, **kw) -> tuple[Machine, object]:
+    kw.setdefault("memory", "64MiB")
+    kw.setdefault("swap", "128MiB")
+    m = Machine(Config(thp_enabled="never", **kw))
+    m.spawn("init")
+    return m, m.spawn("thrash")
+
+
+def test_no_pressure_without_memory_shortage():
+    m, t = thrash(0, memory="256MiB")
+    a = t.mmap(64 * MiB)
+    for _ in range(3):
+        t.touch(a, 64 * MiB)
+    t.nanosleep(3_000_000_000)
+    p = parse(m.pressure())
+    assert p["some"] == {"avg10": 0, "avg60": 0, "avg300": 0, "total": 0}
+    assert p["full"]["total"] == 0
+
+
+def test_thrashing_drives_memory_pressure_up():
+    m, t = thrash(0)
+    a = t.mmap(96 * MiB)
+    t.touch(a, 96 * MiB)
+    seen = []
+    for _ in range(5):
+        t.touch(a, 96 * MiB, write=False)          # every pass reads back what the last evicted
+        seen.append(parse(m.pressure()))
+    assert m.vmstat()["pswpin"] > 5 * 16384
+    avg10 = [p["full"]["avg10"] for p in seen]
+    assert avg10 == sorted(avg10) and avg10[-1] > 50  # climbing as the 10 s average does
+    last = seen[-1]
+    assert last["some"] == last["full"]               # one task: every stall is a full stall
+    # nearly all of the task's time was stall (total is in microseconds)
+    assert last["some"]["total"] > 0.8 * t.time_ns / 1000
+
+
+def test_cgroup_memory_pressure_is_per_group_and_hierarchical():
+    m, _ = thrash(0, memory="128MiB", cgroup_version=2)
+    parent = m.cgroup("/jobs", create=True)
+    box = m.cgroup("/jobs/box", create=True)
+    calm = m.cgroup("/calm", create=True)
+    box.write("memory.max", "32M")
+    t, quiet = m.spawn("boxed"), m.spawn("quiet")
+    box.attach(t)
+    calm.attach(quiet)
+    a = t.mmap(48 * MiB)
+    t.touch(a, 48 * MiB)
+    for _ in range(3):
+        t.touch(a, 48 * MiB, write=False)
+    q = quiet.mmap(8 * MiB)
+    quiet.touch(q, 8 * MiB)
+    pb, pp = parse(box.read("memory.pressure")), parse(parent.read("memory.pressure"))
+    assert pb["full"]["total"] > 0 and pb["full"]["avg10"] > 0
+    assert pp == pb                                   # the parent holds only the box's tasks
+    assert parse(calm.read("memory.pressure"))["some"]["total"] == 0
+    root = parse(m.cgroup("/").read("memory.pressure"))
+    assert root == parse(m.pressure())                # the root group is the system's
+    assert root["some"]["total"] == pb["some"]["total"]
+
+
+def test_no_psi_before_4_20():
+    m = Machine(Config(memory="64MiB", kernel="4.13"))
+    with pytest.raises(OSError) as e:
+        m.pressure()
+    assert e.value.errno == errno.ENOENT and "4.20" in str(e.value)
+
+
+def test_pressure_is_deterministic():
+    def run():
+        m, t = thrash(0)
+        a = t.mmap(96 * MiB)
+        t.touch(a, 96 * MiB)
+        t.touch(a, 96 * MiB, write=False)
+        return m.pressure()
+    assert run() == run()
