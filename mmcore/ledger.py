@@ -413,12 +413,15 @@ LEDGER: tuple[Mechanism, ...] = (
          _T + "test_oom.py::test_oom_score_adj_steers_the_victim_and_minus_1000_protects",
          _T + "test_oom.py::test_the_allocating_task_itself_can_be_the_victim",
          _T + "test_oom.py::test_the_batch_runner_runs_the_oom_killer_too",
-         _T + "test_oom.py::test_no_victim_panics"),
+         _T + "test_oom.py::test_no_victim_panics",
+         _T + "test_oom.py::test_before_5_1_a_child_is_sacrificed_for_its_parent"),
         ("oom",), ("oom_kill",),
         "Global and memcg OOMs (no cpuset or mempolicy constraint), after an order-0 allocation or "
         "charge finds nothing to reclaim; victims chosen by the select_bad_process kernel with "
         "each era's eligibility, abort and tie rules; dmesg lines in each version's format "
-        "(4.5-4.18 headers as 4.19's). The victim's memory is freed at once unless it sleeps on a "
+        "(4.5-4.18 headers as 4.19's); before 5.1 the chosen process's child with its own mm "
+        "and the highest badness is killed instead (\"or sacrifice child\"). The victim's "
+        "memory is freed at once unless it sleeps on a "
         "lock in a scenario run (then the oom_reaper, from 4.6). A machine's badness uses its "
         "VmPTE (4.15+ accounting)."),
     # ---- page cache, files, writeback, reclaim ------------------------------------------------
@@ -625,8 +628,7 @@ LEDGER: tuple[Mechanism, ...] = (
         "waiting; current kills in the charge path and defers only the oom_kill_disable wait. "
         "Locks (inode, mmap with fair rwsem queueing, per-VMA faults from 6.4) exist in "
         "scenario runs only, where an op sleeps at lock, OOM and slice boundaries; khungtaskd "
-        "reports only once nothing can run. The 3.10 OOM victim's child sacrifice is not "
-        "modelled."),
+        "reports only once nothing can run."),
     Mechanism(
         "Swap: anonymous reclaim, swap entries, swap-in, MADV_PAGEOUT and MADV_COLD",
         marks("approximate"),

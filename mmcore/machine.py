@@ -587,6 +587,7 @@ class Machine:
             score = points * 1000 // total if points < (1 << 62) else 1000
             log.append(oom.oom_kill_process_line(victim.pid, victim.comm, score, k,
                                                  memcg=memcg is not None))
+            victim = self._sacrifice_child(victim, memcg, total)
         victims = [victim]
         group = self._oom_group(victim, memcg)
         if group is not None:
@@ -633,6 +634,28 @@ class Machine:
         if died_current:
             raise OOMKilled(current.pid, current.comm)
         return True
+
+    def _sacrifice_child(self, p: "Task", memcg: "Cgroup | None", total: int) -> "Task":
+        """oom_kill_process before 5.1 ("... or sacrifice child"): of the children of every
+        thread of ``p`` (in fork order) that have an mm of their own, the one with the highest
+        oom_badness is killed instead, if any scores above 0 (victim_points starts at 0; an
+        unkillable child scores 0, and for a memcg OOM so does one outside the memcg)."""
+        victim, victim_points = p, 0
+        scope = None if memcg is None else {c.id for c in memcg.subtree()}
+        threads = [p] + [t for t in self._tasks.values() if t._tgid == p._tgid and t is not p]
+        for t in threads:
+            for child in sorted((c for c in self._tasks.values()
+                                 if c._ppid == t.pid and c.pid == c._tgid), key=lambda c: c.pid):
+                if child._mmi == p._mmi:
+                    continue                             # process_shares_mm
+                if scope is not None and child.cgroup.id not in scope:
+                    continue                             # task_in_mem_cgroup: unkillable here
+                if self.state.task[K.T_FLAGS, child._ti] & K.TF_KTHREAD:
+                    continue
+                cp = child.oom_badness(total)
+                if cp > victim_points:
+                    victim, victim_points = child, cp
+        return victim
 
     def _oom_reap(self, tgid: int, locked: bool = False) -> None:
         """The oom_reaper on a victim that has not exited: unmap its private memory (anonymous
@@ -811,6 +834,7 @@ class Machine:
                 m.state.task[K.T_FLAGS, t._ti] |= TF_CAP_SYS_ADMIN
             t._baseline = (pt.rss_anon_kb // 4, pt.rss_file_kb // 4, pt.rss_shmem_kb // 4,
                            pt.swap_kb // 4, pt.pte_kb // 4)
+            t._ppid = pt.ppid                            # for the pre-5.1 child sacrifice
         m._bases = np.zeros((5, m.state.task.shape[1]), np.int64)
         for t in m._tasks.values():
             m._bases[:, t._ti] = t._baseline
@@ -1317,6 +1341,7 @@ class Task:
         self.pid = pid
         self.comm = comm
         self._baseline = (0, 0, 0, 0, 0)     # pages from before the machine (Machine.from_proc)
+        self._ppid = 0                         # the task that forked it (its real_parent)
 
     def __repr__(self) -> str:
         return f"<Task pid={self.pid} comm={self.comm!r}>"
@@ -1357,6 +1382,7 @@ class Task:
             m.state.mm[K.MM_USERS, cmm] = 0
             del m._tasks[child.pid]
             raise _oserror(-st, "fork")
+        child._ppid = self.pid
         m._cgroups["/"].procs_order.remove(child.pid)    # the child is in its parent's cgroup
         self.cgroup.procs_order.append(child.pid)
         table = m.vfs.fdtable(self._tgid)

@@ -2,6 +2,7 @@
 kernel sources, on the machine, and against this host's live /proc/PID/oom_score."""
 import errno
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -225,6 +226,41 @@ def test_a_fault_that_finds_no_memory_kills_the_biggest_and_restarts():
     assert log[-1].startswith(f"oom_reaper: reaped process {big.pid} (big)")
     from mmcore.check import check_invariants
     check_invariants(m)
+
+
+@pytest.mark.parametrize("kernel", ["3.10", "4.13", "6.18"])
+def test_before_5_1_a_child_is_sacrificed_for_its_parent(kernel):
+    """oom_kill_process before 5.1: the chosen process's child with its own mm and the highest
+    badness dies instead ("Kill process ... or sacrifice child"), however small it is."""
+    m = mmcore.Machine(mmcore.Config(memory="64MiB", kernel=kernel, thp_enabled="never",
+                                     overcommit_memory=1))
+    m.spawn("init")
+    parent = m.spawn("parent")
+    kids = [parent.fork(), parent.fork()]
+    for kid, size in zip(kids, (2 << 20, 6 << 20)):
+        x = kid.mmap(size)
+        kid.touch(x, size)
+    a = parent.mmap(36 << 20)
+    parent.touch(a, 36 << 20)
+    hog = m.spawn("hog")
+    b = hog.mmap(24 << 20)
+    hog.touch(b, 24 << 20)                  # 68 MiB in all: one OOM kill or more
+    log = m.dmesg()
+    killed = [int(re.search(r"Killed process (\d+)", line)[1]) for line in log
+              if "Killed process" in line]
+    alive = {t.pid for t in m.tasks()}
+    assert hog.pid in alive and killed
+    if kernel == "6.18":
+        assert killed == [parent.pid]       # the biggest, whatever its children
+        return
+    chosen = [line for line in log if "or sacrifice child" in line]
+    assert len(chosen) == len(killed)
+    assert all(c.startswith(f"Out of memory: Kill process {parent.pid} (parent) score ")
+               for c in chosen)             # the parent is chosen every time ...
+    assert killed[0] == kids[1].pid         # ... and its biggest child dies first
+    assert killed[:2] == [kids[1].pid, kids[0].pid][:len(killed[:2])]
+    if parent.pid in killed:                # only once it has no child left
+        assert killed.index(parent.pid) == 2
 
 
 def test_the_allocating_task_itself_can_be_the_victim():
