@@ -273,7 +273,7 @@ class Config:
         if 0 < swap < 40 << 10:
             raise ConfigError(f"swap: expected 0 or at least 40 KiB (10 pages, as mkswap "
                               f"requires), got {self.swap!r}")
-        _check_int("swappiness", self.swappiness, 0, 200)
+        _check_int("swappiness", self.swappiness, 0, 200 if self.profile.version >= 508 else 100)
         _check_int("ncpus", self.ncpus, 1, 4096)
         if self.thp_enabled not in THP_ENABLED:
             raise ConfigError(f"thp_enabled: expected one of {list(THP_ENABLED)}, got {self.thp_enabled!r}")

@@ -1877,6 +1877,13 @@ class Task:
             m.state.cfg[K.C_OVERCOMMIT_RATIO] = m.config.overcommit_ratio
             m.state.cfg[K.C_OVERCOMMIT_KBYTES] = m.config.overcommit_kbytes
             return
+        if key == "vm.swappiness":
+            top = 200 if m.config.profile.version >= 508 else 100     # 200 from 5.8
+            if not 0 <= v <= top:
+                raise _oserror(_errno.EINVAL, f"write {value!r} to {name} (0..{top})")
+            m.config.swappiness = v
+            m.state.cfg[K.C_SWAPPINESS] = v
+            return
         knobs = {"vm.dirty_ratio": (K.C_DIRTY_RATIO, 1, 100, 1),
                  "vm.overcommit_memory": (K.C_OVERCOMMIT, 0, 2, 1),
                  "vm.admin_reserve_kbytes": (K.C_ADMIN_RESERVE_KB, 0, 1 << 50, 1),

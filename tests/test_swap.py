@@ -83,6 +83,18 @@ def test_bad_swap_size_is_rejected(bad):
 def test_bad_swappiness_is_rejected():
     with pytest.raises(ConfigError, match="swappiness"):
         Config(swappiness=201)
+    with pytest.raises(ConfigError, match="swappiness"):
+        Config(swappiness=150, kernel="4.13")             # 0..100 before 5.8
+
+
+def test_swappiness_sysctl():
+    m = machine(swap="64MiB")
+    t = m.spawn("p")
+    t.write_sysctl("vm.swappiness", 200)
+    assert m.config.swappiness == 200
+    with pytest.raises(OSError) as e:
+        t.write_sysctl("vm.swappiness", 201)
+    assert e.value.errno == errno.EINVAL
 
 
 def test_anonymous_memory_beyond_ram_goes_to_swap():
