@@ -861,7 +861,7 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
             # page fault: the only way out of this function per access
             vmstat[VS_PGFAULT] += 1
             flt += 1
-            swapins = vmstat[VS_PSWPIN]
+            swapins = vmstat[VS_PSWPIN] if rec_fault else 0
             st, fc = handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
                                      pt, pt_aux, mm, vma, tlb, pwc, mmi, va, write,
                                      S, ti, clock + cost)
