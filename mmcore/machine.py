@@ -131,6 +131,7 @@ class Machine:
         self._smp_chunks: list[np.ndarray] = []
         self.state = self._new_state()
         self._psi = PSI.PsiTracker()          # memory pressure (PSI) from task operations
+        self._psi_on = self.config.profile.version >= 420      # PSI is 4.20+
         self.vfs = VFS(self)
         root = Cgroup(self, 0, "/")
         self._cgroups: dict[str, Cgroup] = {"/": root}

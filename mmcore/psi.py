@@ -19,7 +19,9 @@ expected times (one task: exactly its stall time; several: ``1 - prod(1 - d)`` a
 Averages are Linux's: every 2 s period (PSI_FREQ, taken as exactly 2 s) each state's share of it,
 as a fixed-point percentage, enters ``avg10``, ``avg60`` and ``avg300`` through ``calc_load`` with
 EXP_10s, EXP_60s and EXP_300s; ``total`` is the stall time in microseconds. A period is final
-once every live task's clock has passed its end; later operations cannot reach back into it.
+once every live task's clock has passed its end (later operations cannot reach back into it), or
+once it ended 60 s of simulated time before the latest: an idle task's clock may lag, and what an
+operation that starts that far back does in finished periods is left out.
 """
 from __future__ import annotations
 
@@ -109,15 +111,33 @@ def _step(avgs: dict[str, list[int]], some_ps: float, full_ps: float) -> None:
 class PsiTracker:
     """Operation intervals per PSI group, and the pressure they give (module docstring)."""
 
+    COMPACT_EVERY = 4096                  # operations recorded between two compactions
+
     def __init__(self) -> None:
         self._groups: dict[int, _Group] = {}
+        self.pending = 0
 
     def record(self, groups, task: int, start_ps: int, end_ps: int, stall_ps: int) -> None:
         if end_ps <= start_ps:
             return
-        op = (int(start_ps), int(end_ps), int(stall_ps), int(task))
         for g in groups:
-            self._groups.setdefault(int(g), _Group()).ops.append(op)
+            grp = self._groups.setdefault(int(g), _Group())
+            lo = grp.final * _PERIOD_PS
+            if end_ps <= lo:
+                continue                      # wholly inside finished periods: too late
+            s, st = int(start_ps), int(stall_ps)
+            if s < lo:                        # the part in finished periods is not counted
+                st = st * (end_ps - lo) // (end_ps - s)
+                s = lo
+            grp.ops.append((s, int(end_ps), st, int(task)))
+        self.pending += 1
+
+    def compact(self, settled_ps: int) -> None:
+        """Finalise every group's periods up to ``settled_ps`` and drop the operations they no
+        longer need, so a long run keeps only the recent ones."""
+        for g in list(self._groups):
+            self.pressure(g, settled_ps, settled_ps)
+        self.pending = 0
 
     def pressure(self, group: int, now_ps: int, settled_ps: int) -> tuple[dict, dict]:
         """(avgs, totals in ns) of ``group`` as read at ``now_ps``; periods ending at or before
@@ -162,10 +182,28 @@ def timed(fn):
         finally:
             task = m.state.task
             c1 = int(task[K.T_CLOCK, ti])
-            if c1 > c0:
-                m._psi.record(m._psi_groups(cg), self.pid, c0, c1,
-                              int(task[K.T_STALL_PS, ti]) - s0)
+            if c1 > c0 and m._psi_on:
+                tracker = m._psi
+                tracker.record(m._psi_groups(cg), self.pid, c0, c1,
+                               int(task[K.T_STALL_PS, ti]) - s0)
+                if tracker.pending >= tracker.COMPACT_EVERY:
+                    tracker.compact(_settled(m))
     return wrapper
+
+
+SETTLE_HORIZON_PS = 60 * 10**12        # how far behind the latest time a period stays open
+
+
+def _settled(m) -> int:
+    """The time before which periods are final: the least live task clock (no later operation
+    starts before it), but at most SETTLE_HORIZON_PS behind the machine's latest time, so an idle
+    task's clock does not hold every period open; an operation that does start further back has
+    its part in finished periods left out."""
+    now = int(m.state.gs[K.G_NOW])
+    live = [t._ti for t in m._tasks.values()]
+    if not live:
+        return now
+    return max(int(np.min(m.state.task[K.T_CLOCK, live])), now - SETTLE_HORIZON_PS)
 
 
 def pressure_text(m, group: int, path: str) -> str:
@@ -174,9 +212,6 @@ def pressure_text(m, group: int, path: str) -> str:
     if m.config.profile.version < 420:
         raise OSError(_errno.ENOENT, f"{path}: {os.strerror(_errno.ENOENT)} (PSI is 4.20+; "
                       f"this machine runs {m.config.kernel})")
-    s = m.state
-    now = int(s.gs[K.G_NOW])
-    live = [t._ti for t in m._tasks.values()]
-    settled = int(np.min(s.task[K.T_CLOCK, live])) if live else now
-    avgs, totals = m._psi.pressure(group, now, settled)
+    now = int(m.state.gs[K.G_NOW])
+    avgs, totals = m._psi.pressure(group, now, _settled(m))
     return format_pressure(avgs, totals)

@@ -120,3 +120,23 @@ def test_pressure_is_deterministic():
         t.touch(a, 96 * MiB, write=False)
         return m.pressure()
     assert run() == run()
+
+
+def test_long_runs_keep_few_intervals_and_the_same_pressure():
+    """The tracker drops what finished periods no longer need (every COMPACT_EVERY operations),
+    without changing what a read shows."""
+    def run(every):
+        m, t = thrash(0)
+        m._psi.COMPACT_EVERY = every
+        a = t.mmap(96 * MiB)
+        t.touch(a, 96 * MiB)
+        for _ in range(40):                              # about 80 s of thrashing
+            for k in range(0, 96 * MiB, 4 * MiB):    # many small operations
+                t.touch(a + k, 4 * MiB, write=False)
+        kept = sum(len(g.ops) for g in m._psi._groups.values())
+        return kept, m.pressure()
+    kept_small, text_small = run(16)
+    kept_big, text_big = run(1 << 30)
+    assert text_small == text_big
+    # init's clock stays at 0: periods close 60 s behind the latest time instead
+    assert kept_big > 900 and kept_small < 0.8 * kept_big     # only the last 60 s kept
