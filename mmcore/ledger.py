@@ -680,7 +680,9 @@ LEDGER: tuple[Mechanism, ...] = (
         "not counted. Each Task-API operation is an interval of its task's clock with its "
         "stall spread evenly over it; some/full are the expected union and intersection over "
         "the group's busy tasks (exact for one task). The kernel's averaging arithmetic per "
-        "2 s period (exactly 2 s here; no idle-period skipping). Batch op streams record no "
+        "2 s period (exactly 2 s here; no idle-period skipping). Periods close at the least "
+        "live task clock but at most 60 s behind the latest time (an idle task's clock lags), "
+        "so a run keeps only its last minute of intervals. Batch op streams record no "
         "intervals."),
     Mechanism(
         "Workingset detection (shadow entries, refault distance)",
