@@ -286,8 +286,10 @@ def select_victim(badness, rule, ties_last):
 @kernel
 def select_bad_process(order, task, mm, base, totalpages, rule, scan, memcg_oom):
     """The task select_bad_process chooses: (index into ``task``'s columns or -1, its points,
-    abort). ``order`` lists task indices in the kernel's scan order; ``base`` is int64[5, T]
-    (anon, file, shmem, swap, page-table pages added to the mm counters) or int64[5, 0] for none.
+    abort). ``order`` lists task indices in the kernel's scan order; ``base`` is int64[T], the
+    pages each task's /proc baseline adds to the mm counters (anon + file + shmem + swap +
+    page-table pages: oom_badness only ever sums them), or int64[0] for none. One stream
+    instead of five keeps the scan of 10^6 tasks within memory bandwidth.
     ``rule`` is the oom_badness rule, ``scan`` the selection rule (SCAN_*, see the module
     docstring). abort is True when the scan met an OOM victim (or, before 4.8, an exiting task)
     and the kernel would wait instead of killing: then the index is -1.
@@ -303,7 +305,7 @@ def select_bad_process(order, task, mm, base, totalpages, rule, scan, memcg_oom)
     to check (mmcore.oom.select_bad_process)."""
     n_tasks = task.shape[1]
     n_mm = mm.shape[1]
-    has_base = base.shape[1] > 0
+    has_base = base.shape[0] > 0
     threads = scan <= SCAN_314 or (scan == SCAN_408 and memcg_oom)
     chosen = -1
     cp = LONG_MIN if scan == SCAN_509 else 0
@@ -368,9 +370,7 @@ def select_bad_process(order, task, mm, base, totalpages, rule, scan, memcg_oom)
         swap = mm[MM_SWAPENTS, mi]
         pgt = mm[MM_PGTABLES, mi]
         if has_base:
-            rss += base[0, ti] + base[1, ti] + base[2, ti]
-            swap += base[3, ti]
-            pgt += base[4, ti]
+            rss += base[ti]                          # the baseline's sum; see the docstring
         eligible = True
         if scan >= SCAN_408:                         # MMF_OOM_SKIP mms score 0 / LONG_MIN
             eligible = (mm[MM_FLAGS, mi] >> MMF_OOM_SKIP) & 1 == 0

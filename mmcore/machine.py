@@ -120,7 +120,7 @@ class Machine:
         self.seed = _check_int("seed", seed)
         self._tasks: dict[int, Task] = {}
         self._totalpages: int | None = None
-        self._bases: np.ndarray | None = None      # int64[5, T]: from_proc baselines per task
+        self._bases: np.ndarray | None = None      # int64[T]: each task's /proc baseline pages, summed
         self._all_order = np.zeros(0, np.int64)      # 0..tasks-1: a global OOM's scan order
         self._oom_kills = 0
         self._oom_kernel: str | None = None
@@ -394,12 +394,10 @@ class Machine:
         gs[K.G_NR_TASKS] = t0 + n
         self._next_pid = pid0 + n
         if self._bases is None:
-            self._bases = np.zeros((5, task.shape[1]), np.int64)
-        elif self._bases.shape[1] < task.shape[1]:
-            self._bases = np.pad(self._bases, ((0, 0), (0, task.shape[1] - self._bases.shape[1])))
-        self._bases[0, ti] = rss
-        self._bases[3, ti] = swap
-        self._bases[4, ti] = pgt // 4096
+            self._bases = np.zeros(task.shape[1], np.int64)
+        elif self._bases.shape[0] < task.shape[1]:
+            self._bases = np.pad(self._bases, (0, task.shape[1] - self._bases.shape[0]))
+        self._bases[ti] = rss + swap + pgt // 4096       # all that oom_badness reads of them
         name = comm[:15]
         out = [Task(self, t, p, name) for t, p in zip(range(t0, t0 + n), range(pid0, pid0 + n))]
         self._tasks.update(zip(range(pid0, pid0 + n), out))
@@ -436,10 +434,10 @@ class Machine:
                    for t in self._threads(tg)]
             order = np.array(tis, np.int64)
             total = self._memcg_totalpages(cg)
-        if self._bases is not None and self._bases.shape[1] != s.task.shape[1]:
-            b = np.zeros((5, s.task.shape[1]), np.int64)     # the task table grew since
-            w = min(b.shape[1], self._bases.shape[1])
-            b[:, :w] = self._bases[:, :w]
+        if self._bases is not None and self._bases.shape[0] != s.task.shape[1]:
+            b = np.zeros(s.task.shape[1], np.int64)     # the task table grew since
+            w = min(b.shape[0], self._bases.shape[0])
+            b[:w] = self._bases[:w]
             self._bases = b
         base = self._bases
         return oom.select_bad_process(order, s.task, s.mm, base, totalpages=total,
@@ -836,9 +834,9 @@ class Machine:
             t._baseline = (pt.rss_anon_kb // 4, pt.rss_file_kb // 4, pt.rss_shmem_kb // 4,
                            pt.swap_kb // 4, pt.pte_kb // 4)
             t._ppid = pt.ppid                            # for the pre-5.1 child sacrifice
-        m._bases = np.zeros((5, m.state.task.shape[1]), np.int64)
+        m._bases = np.zeros(m.state.task.shape[1], np.int64)
         for t in m._tasks.values():
-            m._bases[:, t._ti] = t._baseline
+            m._bases[t._ti] = sum(t._baseline)           # oom_badness reads only their sum
         return m
 
     def _new_mm(self, vcap: int = 8, specials: bool = True) -> int:

@@ -206,9 +206,10 @@ def select_bad_process(order, task, mm, base=None, *, totalpages: int, kernel: s
         a global OOM; for a memcg OOM, the memcg tree in pre-order and each memcg's tasks.
     task, mm : int64 arrays
         The machine's ``state.task`` (rows T_*) and ``state.mm`` (rows MM_*).
-    base : int64[5, T], optional
-        Per-task baselines (anon, file, shmem, swap, page-table pages) added to the mm counters,
-        for machines built from a /proc snapshot.
+    base : int array of shape (5, T) or (T,), optional
+        Per-task baselines (rows: anon, file, shmem, swap, page-table pages) added to the mm
+        counters, for machines built from a /proc snapshot; or their per-task sum, which is all
+        oom_badness uses (a machine keeps that sum, so its scan reads one array, not five).
     totalpages : int
         RAM plus swap in pages (for a memcg OOM: its limit plus swap), >= 1.
     kernel : str
@@ -231,13 +232,14 @@ def select_bad_process(order, task, mm, base=None, *, totalpages: int, kernel: s
                          f"shape {o.shape}")
     o = np.ascontiguousarray(o, dtype=np.int64)
     if base is None:
-        b = np.zeros((5, 0), np.int64)
+        b = np.zeros(0, np.int64)
     else:
         b = np.asarray(base)
-        if b.shape != (5, task.shape[1]) or not np.issubdtype(b.dtype, np.integer):
-            raise ValueError(f"base: expected an integer array of shape (5, {task.shape[1]}), got "
+        T = task.shape[1]
+        if b.shape not in ((5, T), (T,)) or not np.issubdtype(b.dtype, np.integer):
+            raise ValueError(f"base: expected an integer array of shape (5, {T}) or ({T},), got "
                              f"{b.dtype} of shape {b.shape}")
-        b = np.ascontiguousarray(b, dtype=np.int64)
+        b = np.ascontiguousarray(b.sum(axis=0) if b.ndim == 2 else b, dtype=np.int64)
     if isinstance(totalpages, bool) or not isinstance(totalpages, (int, np.integer)) or totalpages < 1:
         raise ValueError(f"totalpages: expected an integer >= 1, got {totalpages!r}")
     i, points, abort = _k.select_bad_process(o, task, mm, b, int(totalpages), rule, scan,
