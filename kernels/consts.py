@@ -82,7 +82,11 @@ NR_LRU_LISTS = 5
 LV_HEAD = 0                  # lru array rows: head pfn of each list (-1: empty)
 LV_TAIL = NR_LRU_LISTS       # tail pfn of each list
 LV_PAGES = 2 * NR_LRU_LISTS  # pages on each list (lru_zone_size)
-NR_LV_FIELDS = 3 * NR_LRU_LISTS
+SH_KEY = 0                   # shadow table rows (kernels/workingset.py): (inode + 1) << 40 | index
+SH_VAL = 1                   # the packed shadow: eviction age, memcg, workingset bit, generation
+SH_WAYS = 4                  # entries per set of the shadow table
+LV_AGE = 3 * NR_LRU_LISTS     # nonresident_age: evictions and activations in this lruvec alone
+NR_LV_FIELDS = 3 * NR_LRU_LISTS + 1
 SWAP_CLUSTER_MAX = 32
 MAX_WRITEBACK_PAGES = 1024   # background writeback's chunk (fs-writeback.c, 4 MiB)
 FAULT_PC_RESERVE = 1024      # page-cache entries (and writeback slots) a file fault may need
@@ -287,7 +291,8 @@ C_SWAPPINESS = 73            # vm.swappiness (0..200)
 C_COST_SWAP_READ = 74        # ps: reading one page from the swap device (latency + transfer)
 C_COST_SWAP_WRITE = 75       # ps: writing one page to it (its transfer: writes are queued)
 C_SWAP_PAGES = 76            # total_swap_pages: the swap device's slots less its header
-NR_CFG = 77
+C_WORKINGSET = 77            # 1: evicted file pages leave shadow entries (mm/workingset.c, 3.15+)
+NR_CFG = 78
 OVERCOMMIT_GUESS = 0
 OVERCOMMIT_ALWAYS = 1
 OVERCOMMIT_NEVER = 2
@@ -421,7 +426,10 @@ MC_UNDER_OOM = 28            # v1 under_oom: tasks are waiting on this memcg's O
 MC_THP_FALLBACK_CHARGE = 29  # thp_fault_fallback_charge counted in this memcg
 MC_EV_SWAP_MAX = 30          # memory.swap.events.local: max, fail
 MC_EV_SWAP_FAIL = 31
-NR_MC = 32
+MC_WS_REFAULT = 32           # workingset_refault_file of pages charged here
+MC_WS_ACTIVATE = 33          # workingset_activate_file
+MC_WS_RESTORE = 34           # workingset_restore_file
+NR_MC = 35
 PAGE_COUNTER_MAX = ((1 << 63) - 1) // 4096   # "max": no limit (LONG_MAX / PAGE_SIZE)
 MAX_RECLAIM_RETRIES = 16
 
@@ -462,7 +470,8 @@ I_RA_SIZE = 13               # current readahead window (pages)
 I_DCACHE = 14                # 1: its dentry and inode are in the (reclaimable slab) caches
 I_WB_NEXT = 15               # writeback_index: where the next cyclic writeback starts
 I_PAGES_END = 16             # one past the highest page index ever cached (truncation scans to it)
-NR_I_FIELDS = 17
+I_SHADOW_GEN = 17            # bumped when truncation drops the file's shadow entries
+NR_I_FIELDS = 18
 
 BLK_HOLE = 0
 BLK_DELALLOC = 1             # reserved by ext4's delayed allocation, no block yet
@@ -489,7 +498,9 @@ FG_NEED_PC = 11              # NEED_GROW from a file path: page-cache entries wa
 FG_NEED_WB = 12              # ... writeback ring entries wanted in all
 FG_NEED_PT = 13              # ... free page-table pool slots wanted
 FG_KSWAPD_FAILURES = 14      # kswapd runs that reclaimed nothing (MAX_RECLAIM_RETRIES: it gives up)
-NR_FG = 15
+FG_KSWAPD_BUSY_PS = 15       # ps: kswapd's work so far (its memory stall, for PSI)
+FG_KSWAPD_LAST_END = 16      # ps: where kswapd's clock stood when it last went to sleep
+NR_FG = 17
 
 FALLOC_FL_KEEP_SIZE = 0x01
 FALLOC_FL_PUNCH_HOLE = 0x02
@@ -597,6 +608,7 @@ VMSTAT_NAMES = (
     "thp_file_fallback_charge", "thp_file_mapped", "nr_shmem_hugepages", "nr_shmem_pmdmapped",
     "thp_write_alloc", "thp_write_alloc_failed", "thp_read_alloc", "thp_read_alloc_failed",
     "pswpin", "pswpout", "pgscan_anon", "pgsteal_anon", "thp_swpout_fallback", "nr_swapcached",
+    "workingset_restore_file",
 )
 VS_NR_FREE_PAGES = 0
 VS_NR_ANON_PAGES = 1
@@ -682,6 +694,7 @@ VS_PGSCAN_ANON = 80
 VS_PGSTEAL_ANON = 81
 VS_THP_SWPOUT_FALLBACK = 82  # a THP split to be swapped out (it is never swapped out whole here)
 VS_NR_SWAPCACHED = 83        # no swap cache is kept: always 0
+VS_WORKINGSET_RESTORE_FILE = 84   # refaults of pages that were in the workingset when evicted
 NR_VMSTAT = len(VMSTAT_NAMES)
 
 # ---- event records (ev array rows) and what is recorded (cfg[C_RECORD] bits) -------------------

@@ -127,7 +127,7 @@ def shared_mkwrite(S, ii, index, pfn, ppos, now):
     """``page_mkwrite`` and dirtying for a store through a shared mapping. Returns (status, cost,
     clock after any dirty throttling)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     pfn = file_folio_head(fr_flags, pfn)         # the folio's state lives in its head
     if fr_flags[pfn] & PG_mappedtodisk:
         c = cfg[C_COST_MKWRITE]                  # its buffers are mapped already: base cost
@@ -149,7 +149,7 @@ def do_file_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, ppos, va, write
     """A fault on a non-present PTE of a file mapping. Returns (status, cost in ps from ``now``:
     disk waits included)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     index = pgoff + ((va - vstart) >> 12)
     eof = (ino[I_SIZE, ii] + PAGE - 1) >> 12
     if index >= eof:
@@ -244,7 +244,7 @@ def do_file_wp(S, mmi, vm_flags, vstart, pgoff, ii, ppos, va, now):
     """A write to a page-cache page mapped read-only: ``wp_page_shared`` in a shared mapping, a
     copy in a private one. Returns (status, cost in ps)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     pte = pt[ppos]
     pfn = (pte >> 12) & ((1 << 40) - 1)
     if vm_flags & VM_SHARED:
@@ -280,7 +280,7 @@ def do_file_huge_fault(S, mmi, vm_flags, vstart, vend, pgoff, ii, pos, va, write
     docstring). Returns (status, cost in ps, done): not done means the PTE-level fault goes on
     (and finds any folio allocated here in the page cache)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     if cfg[C_HPC_MODEL] == HPC_2013 or not huge_cache_capable(cfg, fs, ino, ii):
         return OK, 0, False
     haddr = va & ~(HPAGE_PMD_SIZE - 1)

@@ -58,6 +58,7 @@ from .jit import kernel
 from .lru import folio_add_lru, folio_del_lru, folio_mark_accessed, isolate_victim
 from .page_alloc import free_pages
 from .page_counter import CHARGE_FILE, CHARGE_SHMEM, memcg_uncharge_folio
+from .workingset import workingset_refault
 
 # Fibonacci hashing constants (2^64 / golden ratio, and a second odd multiplier), as int64.
 _H1 = -7046029254386353131        # 0x9E3779B97F4A7C15
@@ -201,9 +202,12 @@ def charge_kind(fs, ino, ii):
 
 @kernel
 def filemap_add_page(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs, ino, ii, index,
-                     pfn):
+                     pfn, gs, shadow, read):
     """``filemap_add_folio`` + ``folio_add_lru`` for a freshly allocated order-0 frame: index it,
-    account it and put it on its LRU list (the caller checked the index has room)."""
+    account it and put it on its LRU list (the caller checked the index has room). The page's
+    shadow entry goes; for a ``read`` it decides whether this is a refault of the workingset
+    (``workingset_refault``: the page joins the active list). Returns True when the page was
+    in the workingset when evicted (its read is a memory stall)."""
     fr32[FR_OWNER, pfn] = ii
     fr32[FR_MAPCOUNT, pfn] = 0
     fr_idx[pfn] = index
@@ -223,7 +227,10 @@ def filemap_add_page(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs,
     if index >= ino[I_PAGES_END, ii]:
         ino[I_PAGES_END, ii] = index + 1
     vmstat[VS_NR_FILE_PAGES] += 1
+    restore = workingset_refault(gs, vmstat, lru, shadow, ino, fr_flags, fr_memcg, ii, index, pfn,
+                                 read)
     folio_add_lru(lru, fr32, fr_flags, fr_memcg[pfn], pfn, 1)
+    return restore
 
 
 @kernel

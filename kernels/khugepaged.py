@@ -529,7 +529,7 @@ def madvise_collapse_errno(r):
 def _collapse_vma(S, ti, mmi, p, start, end):
     """madvise_collapse on one VMA's part [start, end): (status, ranges PMD-mapped)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     flags = vma[V_FLAGS, p]
     fileok = vma[V_FILE, p] >= 0 and file_collapse_vma_ok(S, mmi, p)
     if not fileok and not collapse_vma_ok(cfg, mm[MM_FLAGS, mmi], flags, vma[V_FILE, p], False,
@@ -565,7 +565,7 @@ def sys_madvise_collapse(S, ti, start, length):
     VMA, synchronously on the caller's clock. Returns (status, ranges PMD-mapped); a hole gives
     -ENOMEM after the mapped parts are done."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     if start & 4095 or start < 0 or length < 0:
         return -EINVAL, 0
     end = start + ((length + 4095) & ~4095)
@@ -615,7 +615,7 @@ def file_collapse_vma_ok(S, mmi, p):
     VM_NOHUGEPAGE, no prctl, the file offset aligned with the address (thp_vma_suitable_order)
     and an aligned 2 MiB range inside; shmem_enabled=deny refuses even MADV_COLLAPSE."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     ii = vma[V_FILE, p]
     if ii < 0 or cfg[C_HPC_MODEL] == HPC_2013 or not huge_cache_capable(cfg, fs, ino, ii):
         return False
@@ -638,7 +638,7 @@ def retract_range(S, mmi, p, index, head, install):
     but that folio's pages at their places has those PTEs cleared and goes; with ``install`` the
     folio is then mapped by a PMD. Returns (SCAN_*, cost in ps)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     va = vma[V_START, p] + ((index - vma[V_PGOFF, p]) << 12)
     if va < vma[V_START, p] or va + HPAGE_PMD_SIZE > vma[V_END, p] or va & (HPAGE_PMD_SIZE - 1):
         return SCAN_VMA_CHECK, 0
@@ -685,7 +685,7 @@ def collapse_file(S, mmi, p, haddr, khugepaged, direct):
     ``p`` (``file_collapse_vma_ok`` passed): (SCAN_* result, cost in ps). A range whose folio is
     huge already is only retracted (and, for MADV_COLLAPSE, PMD-mapped)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     ii = vma[V_FILE, p]
     index = vma[V_PGOFF, p] + ((haddr - vma[V_START, p]) >> 12)
     if khugepaged and cfg[C_HPC_MODEL] == HPC_MAINLINE and \

@@ -93,7 +93,7 @@ def background_run(S):
     samples between them) in time order, up to ``gs[G_TIMER_UNTIL]``. Returns (OK or FLUSH,
     wakeups run)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     until = gs[G_TIMER_UNTIL]
     n = 0
     while True:
@@ -118,7 +118,7 @@ def sys_compact_memory(S, ti):
     """A write to /proc/sys/vm/compact_memory: compact the whole zone, on the writer's clock.
     Returns (OK, pages migrated)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     op_begin(task, cpus, ti)
     _, cost, migrated = compact_zone(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
                                      mm, tlb, pwc, MODE_FULL, False)

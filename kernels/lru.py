@@ -30,6 +30,7 @@ from .consts import (
     LRU_INACTIVE_ANON,
     LRU_INACTIVE_FILE,
     LRU_UNEVICTABLE,
+    LV_AGE,
     LV_HEAD,
     LV_PAGES,
     LV_TAIL,
@@ -129,6 +130,7 @@ def folio_mark_accessed(policy, vmstat, lru, links, fr_flags, lv, pfn, nr):
             fr_flags[pfn] = (f | PG_active) & ~PG_referenced
             lru_add_head(lru, links, lv, li + 1, pfn, nr)
             vmstat[VS_PGACTIVATE] += nr
+            lru[LV_AGE, lv] += nr                # workingset_activation ages the lruvec
     elif policy == POLICY_LRU:
         if f & PG_lru:
             lru_move_head(lru, links, lv, file_lru(fr_flags, pfn), pfn)

@@ -158,7 +158,7 @@ def folio_mkclean(S, ii, index):
     shared mapping, so the next store faults and dirties the page again (``folio_mkclean``, via
     the file's mappings)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     where = inode_vmas(gs, mm, vma, ii, True)
     for k in range(where.shape[1]):
         mmi, p = where[0, k], where[1, k]
@@ -181,7 +181,7 @@ def write_inode_pages(S, ii, now, nr_to_write):
     from its ``writeback_index`` onwards and cyclically (the caller checked the ring has room).
     Returns the number of pages submitted."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     n = min(ino[I_NRDIRTY, ii], nr_to_write)
     if n <= 0:
         return 0
@@ -251,7 +251,7 @@ def flusher_run(S, now):
     the background threshold. Returns False (nothing done) if the ring lacks room for every dirty
     page; the caller grows it and calls again."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     if wb_room(fgs, wbq) < vmstat[VS_NR_DIRTY]:
         return False
     nr = fgs[FG_NR_INODES]
@@ -273,7 +273,7 @@ def flusher_run(S, now):
 def background_writeback(S, now):
     """Write back oldest-dirtied inodes while Dirty exceeds the background threshold."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     bg, _ = dirty_limits(cfg, gs, lru)
     nr = fgs[FG_NR_INODES]
     while vmstat[VS_NR_DIRTY] > bg:
@@ -305,7 +305,7 @@ def balance_dirty_pages(S, now):
     completes to bring it back (below the freerun point, (bg + thresh) / 2, nothing waits).
     Returns the writer's new clock."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     bg, thresh = dirty_limits(cfg, gs, lru)
     if vmstat[VS_NR_DIRTY] > bg:
         background_writeback(S, now)

@@ -183,7 +183,7 @@ def clear_refs(S, ti, mmi, kind):
     only in file VMAs; then the mm's TLB entries go. The writer ``ti`` pays a system call plus
     one entry's work per leaf. Returns (OK, leaves visited)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     pgd = mm[MM_PGD, mmi]
     leaves = 0
     if pgd >= 0:

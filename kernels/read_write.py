@@ -88,6 +88,7 @@ from .consts import (
     I_FS,
     I_NRDIRTY,
     I_NRPAGES,
+    I_SHADOW_GEN,
     I_PAGES_END,
     I_REFS,
     I_SIZE,
@@ -159,7 +160,7 @@ DIRTY_RATELIMIT = 32         # pages a writer dirties between checks of the dirt
 def background(S, now):
     """Writeback completions, flusher wakeups and kswapd's work, up to ``now``."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     wb_complete(vmstat, fr32, fr_flags, fr_memcg, lru, fgs, wbq, now)
     flusher_run(S, now)
     kswapd_catch_up(S, now)
@@ -176,7 +177,7 @@ def sys_pread(S, ti, ii, pos, count, ra):
     """pread(2) of [pos, pos + count) through the open file whose readahead state is ``ra``
     (``file_ra_state``: [next index, window, prev_pos]): returns (status, bytes read)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     size = ino[I_SIZE, ii]
     end = min(pos + count, size)
     first = pos >> 12
@@ -261,7 +262,7 @@ def sys_pread(S, ti, ii, pos, count, ra):
 def sys_pwrite(S, ti, ii, pos, count):
     """pwrite(2) of [pos, pos + count) (contents are not simulated): returns (status, bytes)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     end = pos + count
     first = pos >> 12
     last = (end + PAGE - 1) >> 12
@@ -304,7 +305,7 @@ def sys_pwrite(S, ti, ii, pos, count):
                         err = -ENOMEM
                         break
                     filemap_add_page(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs,
-                                     ino, ii, index, pfn)
+                                     ino, ii, index, pfn, gs, shadow, False)
                     if hi - lo < PAGE:
                         now += cfg[C_COST_CLEAR_PAGE]
         pfn = file_folio_head(fr_flags, pfn)     # the folio's state lives in its head
@@ -351,7 +352,7 @@ def sys_pwrite(S, ti, ii, pos, count):
 def sys_fsync(S, ti, ii):
     """fsync(2): write back the file's dirty pages and wait for all its writeback."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     if not file_room(fgs, pc, wbq, vmstat, 0, 0, 0, gs):
         return NEED_GROW, 0
     op_begin(task, cpus, ti)
@@ -373,7 +374,7 @@ def sys_sync(S, ti):
     """sync(2): write back every dirty file and wait for all writeback (``ti`` -1: the machine's
     own sync, at the machine's clock)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     if not file_room(fgs, pc, wbq, vmstat, 0, 0, 0, gs):
         return NEED_GROW, 0
     if ti >= 0:
@@ -417,7 +418,7 @@ def huge_room(S, ii, first, last):
 def drop_page(S, pfn):
     """Remove and free the page-cache folio holding frame ``pfn`` (unmapped, not under I/O)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     if fr_flags[pfn] & PG_file_thp:
         filemap_remove_huge(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc,
                             lru, fgs, fs, ino, file_folio_head(fr_flags, pfn))
@@ -433,7 +434,7 @@ def unmap_mapping_pages(S, ii, first, last, even_cows):
     (punching a hole, zeroing a range) a private mapping keeps its copies and loses only its
     page-cache pages."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     where = inode_vmas(gs, mm, vma, ii, False)
     for k in range(where.shape[1]):
         mmi, p = where[0, k], where[1, k]
@@ -458,7 +459,7 @@ def zap_file_ptes(S, mmi, lo, hi):
     that map page-cache pages go (a page-cache THP's PMD whole); anonymous copies stay. Returns
     the leaves zapped."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     pgd = mm[MM_PGD, mmi]
     n = 0
     va = lo
@@ -497,8 +498,9 @@ def truncate_range(S, ii, first, last, now, even_cows):
     waits for writeback of the pages it removes, and removes them. Returns the time it
     finished."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     unmap_mapping_pages(S, ii, first, last, even_cows)
+    ino[I_SHADOW_GEN, ii] += 1                   # the file's shadow entries go (workingset.py)
     if ino[I_NRPAGES, ii] == 0:
         return now
     index = first - 1
@@ -540,7 +542,7 @@ def sys_ftruncate(S, ti, ii, length, charge):
     not grow, every page and block wholly beyond it goes, preallocated ones (fallocate KEEP_SIZE)
     included, as ``ext4_setattr``/``shmem_setattr`` truncate; a longer size adds a hole."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     op_begin(task, cpus, ti)
     now = task[T_CLOCK, ti] + (cfg[C_COST_SYSCALL] if charge else 0)
     first = (length + PAGE - 1) >> 12
@@ -602,7 +604,7 @@ def sys_fallocate(S, ti, ii, mode, offset, length):
     (every block of the range written by the device); tmpfs allocates pages (undone on ENOSPC)
     and punches; other filesystems give EOPNOTSUPP. Partial edge pages are not zeroed."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     f = ino[I_FS, ii]
     t = fs[FS_TYPE, f]
     end = offset + length
@@ -657,7 +659,7 @@ def sys_fallocate(S, ti, ii, mode, offset, length):
                         st = -ENOMEM
                         break
                     filemap_add_page(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs,
-                                     ino, ii, index, pfn)
+                                     ino, ii, index, pfn, gs, shadow, False)
                 fr_flags[pfn] |= PG_falloc_new    # not uptodate until written
                 new_pages[added] = pfn
                 added += 1
@@ -704,7 +706,7 @@ def sys_fallocate(S, ti, ii, mode, offset, length):
 def file_release(S, ii):
     """The last reference to an unlinked inode went: free its pages, blocks and caches."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     last = max((ino[I_SIZE, ii] + PAGE - 1) >> 12, ino[I_BLKCAP, ii], ino[I_PAGES_END, ii])
     now = ino[I_WB_DONE, ii]
     truncate_range(S, ii, 0, last, max(now, gs[G_NOW]), True)
@@ -722,7 +724,7 @@ def split_last_huge(S, ii):
     """The 2013 series' close: the last writer's close splits the file's last huge page and frees
     its pages beyond the end of the file. Returns (OK, pages freed)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     size = ino[I_SIZE, ii]
     if cfg[C_HPC_MODEL] == HPC_MAINLINE or size == 0:
         return OK, 0
@@ -747,7 +749,7 @@ def file_lookup(S, ti, ii):
     """A path lookup that ends at inode ``ii``: cheap when its dentry and inode are cached, else a
     slab allocation and an inode-table read from the disk."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     op_begin(task, cpus, ti)
     now = task[T_CLOCK, ti] + cfg[C_COST_SYSCALL]
     if ino[I_DCACHE, ii]:
@@ -769,7 +771,7 @@ def drop_caches(S, ti, value):
     """The work of a write to /proc/sys/vm/drop_caches (validation and the log are Python's).
     Returns (OK, pages dropped)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     op_begin(task, cpus, ti)
     now = task[T_CLOCK, ti] + cfg[C_COST_SYSCALL]
     background(S, now)
@@ -812,7 +814,7 @@ def catch_up(S, ti):
 def machine_catch_up(S, until):
     """Background work up to ``until`` ps (``Machine.advance``, or a task that slept)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     if not file_room(fgs, pc, wbq, vmstat, 0, 0, 0, gs):
         return NEED_GROW, 0
     background(S, until)

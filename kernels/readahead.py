@@ -7,6 +7,7 @@ from .consts import (
     FS_DISK_FREE_AT,
     FS_RD_LAT,
     FS_RD_PAGE,
+    G_STALL_PS,
     I_FS,
     OK,
     VS_PGPGIN,
@@ -61,10 +62,11 @@ def read_pages(S, ii, first, last, now):
     """Bring the missing pages of [first, last) into the page cache with one disk request for
     those that hold data. Returns (status, time the pages are ready)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     f = ino[I_FS, ii]
     nio = 0
     cpu = now
+    thrash = False
     for index in range(first, last):
         if filemap_get_folio(pc, fr32, fr_idx, ii, index) >= 0:
             continue
@@ -72,8 +74,9 @@ def read_pages(S, ii, first, last, now):
         cpu += c + cfg[C_COST_PC_ALLOC]
         if pfn < 0:
             return -ENOMEM, cpu
-        filemap_add_page(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs, ino, ii,
-                         index, pfn)
+        if filemap_add_page(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs, ino, ii,
+                            index, pfn, gs, shadow, True):
+            thrash = True
         if fs_reads_zeros(ino, blk, fs, ii, index):
             cpu += cfg[C_COST_CLEAR_PAGE]
         else:
@@ -81,4 +84,9 @@ def read_pages(S, ii, first, last, now):
     if nio == 0:
         return OK, cpu
     vmstat[VS_PGPGIN] += 4 * nio
-    return OK, disk_read(fs, f, cpu, nio)
+    done = disk_read(fs, f, cpu, nio)
+    if thrash:
+        # read_pages and folio_wait_bit_common: waiting for a workingset page's read is a memory
+        # stall (psi_memstall_enter), the thrashing PSI counts
+        gs[G_STALL_PS] += done - cpu
+    return OK, done

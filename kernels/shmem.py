@@ -108,7 +108,7 @@ def shmem_alloc_huge(S, ii, index, vm_flags, why, now):
     folio covering its aligned 2 MiB range. Returns (frame of page ``index`` or -1 to fall back
     to 4 KiB pages, cost in ps)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     base = index & ~(HPAGE_PMD_NR - 1)
     if fs[FS_FREE, ino[I_FS, ii]] < HPAGE_PMD_NR:
         return -1, 0                                   # shmem_inode_acct_blocks failed

@@ -37,4 +37,5 @@ class State(NamedTuple):
     fgs: np.ndarray       # int64[NR_FG]            file-side global scalars
     wbq: np.ndarray       # int64[2, Q]             writeback completions: pfn, done time (ring)
     swp: np.ndarray       # int32[NR_SWP, slots]    swap slots: map count, memcg (SWP_* rows)
+    shadow: np.ndarray    # int64[2, E]             shadow entries of evicted file pages (SH_* rows)
 

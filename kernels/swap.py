@@ -164,7 +164,7 @@ def swap_out_page(S, pfn):
     memory to swap. False (nothing changed) if swap is full, the memcg's swap.max refuses it,
     or a mapping is not where the rmap says."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     if gs[G_NR_SWAP_FREE] <= 0:
         return False
     anon = fr32[FR_OWNER, pfn]
@@ -208,7 +208,7 @@ def split_for_swap(S, head):
     maps it is split through the anon rmap, then the folio (its unmapped subpages are freed).
     Returns the pages freed by the split, or -1 if it cannot split (mlocked)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     if fr_flags[head] & PG_mlocked:
         return -1
     if fr32[FR_OWNER, head + 1] > 0:
@@ -247,7 +247,7 @@ def shrink_anon(S, target, nr_to_reclaim, max_scan):
     memcg for the root), examining at most ``max_scan`` present PTEs, continuing the CLOCK walk
     where the last call stopped (module docstring). Returns (pages freed, anon pages scanned)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     nmm = gs[G_NR_MM]
     if nmm == 0 or gs[G_NR_SWAP_FREE] <= 0 or nr_to_reclaim <= 0:
         return 0, 0
@@ -370,7 +370,7 @@ def madvise_pageout(S, mmi, start, end):
     page-cache pages are left (file pages are not paged out here). Without free swap nothing
     happens, as in the kernel, where such pages go back to the LRU. Returns the pages written."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     pgd = mm[MM_PGD, mmi]
     done = 0
     va = start

@@ -218,7 +218,7 @@ def calc_vm_flags(prot):
 def do_munmap(S, mmi, start, end):
     """Remove [start, end): split, zap, drop VMAs, free tables, flush. Room reserved by caller."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     vma_split_at(mm, vma, mmi, start)
     vma_split_at(mm, vma, mmi, end)
     i = find_vma_index(mm, vma, mmi, start)
@@ -251,7 +251,7 @@ def sys_mmap(S, ti, addr, length, prot, flags, ii, pgoff):
     ``ii`` from page ``pgoff``, shared or private (the caller checked the file's access mode).
     Returns (status, address)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     mmi = task[T_MM, ti]
     if vma_reserve(gs, mm, vma, mmi, 3) != OK:
         return NEED_GROW, 0
@@ -267,7 +267,7 @@ def sys_mmap(S, ti, addr, length, prot, flags, ii, pgoff):
 @kernel
 def _mmap(S, mmi, addr, length, prot, flags, ii, pgoff, cap_sys_admin):
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     if length <= 0:
         return -EINVAL, 0, 0
     if length > TASK_SIZE:
@@ -338,7 +338,7 @@ def _mmap(S, mmi, addr, length, prot, flags, ii, pgoff, cap_sys_admin):
 @kernel
 def sys_munmap(S, ti, addr, length):
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     mmi = task[T_MM, ti]
     if (addr & 4095) != 0 or length <= 0 or addr < 0:
         return -EINVAL, 0
@@ -366,7 +366,7 @@ def populate_range(S, ti, start, end, write):
     """
     S = borrow_state(S)                  # handed down to file faults: no reference counting
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     mmi = task[T_MM, ti]
     va = start
     mode = write
@@ -427,7 +427,7 @@ def modify_vmas(S, mmi, start, end, kind, a, b, stop_at_hole, cap_sys_admin):
     Returns (no hole met, PMD splits, page-table entries changed).
     """
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     full = True
     splits = 0
     changed = 0
@@ -492,7 +492,7 @@ def modify_vmas(S, mmi, start, end, kind, a, b, stop_at_hole, cap_sys_admin):
 def madvise_willwrite(S, ti, mmi, addr, end):
     """MADV_WILLWRITE over [addr, end) (see ``willwrite``): returns (status, bytes prepared)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     npages = (end - addr) >> 12
     if not file_room(fgs, pc, wbq, vmstat, npages + FAULT_PC_RESERVE, npages + FAULT_PC_RESERVE,
                      2 * (npages >> 9) + 2 * FAULT_RESERVE_TABLES, gs):
@@ -561,7 +561,7 @@ def madvise_willwrite(S, ti, mmi, addr, end):
 def sys_madvise(S, ti, addr, length, advice):
     """mm/madvise.c: returns (status, 0); a hole gives -ENOMEM after the mapped parts are done."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     mmi = task[T_MM, ti]
     if addr & 4095 or addr < 0 or length < 0:
         return -EINVAL, 0
@@ -724,7 +724,7 @@ def sys_prctl_thp(S, ti, option, arg2, arg3, arg4, arg5):
 def _prctl_thp(S, ti, option, arg2, arg3, arg4, arg5):
     """The profile's semantics (kernel/sys.c)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     mmi = task[T_MM, ti]
     mode = cfg[C_THP_DISABLE_MODE]
     if mode == THPDIS_NONE:
@@ -778,7 +778,7 @@ def _prctl_thp(S, ti, option, arg2, arg3, arg4, arg5):
 def run_touch(S, ti, start, length, stride, write, i0):
     """One byte at each ``start + i*stride`` in order; returns (status, index reached)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     n = (length + stride - 1) // stride
     w = np.full(1, 1 if write else 0, np.int8)
     op_begin(task, cpus, ti)
@@ -797,7 +797,7 @@ def run_access(S, ti, addrs, writes, i0, results):
     goes on; with an empty one the stream stops at the first. Returns (status, index reached).
     """
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     op_begin(task, cpus, ti)
     st, i = access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
                         vma, tlb, pwc, task, cpus, ev, smp, ti, addrs, writes, 0, 0, addrs.shape[0],
@@ -815,7 +815,7 @@ def sys_fork(S, ti, cti, cmm):
     The caller has made the child's VMA segment large enough. Returns (status, 0).
     """
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     pm = task[T_MM, ti]
     if pt_slots_available(gs) < mm[MM_PGTABLES, pm] + FAULT_RESERVE_TABLES:
         return NEED_GROW, 0
@@ -845,7 +845,7 @@ def sys_fork(S, ti, cti, cmm):
 def mm_put(S, mmi):
     """mmput: drop a user; the last one tears the address space down."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     mm[MM_USERS, mmi] -= 1
     zapped = 0
     if mm[MM_USERS, mmi] == 0:
@@ -873,7 +873,7 @@ def charge_syscall(S, ti, flush):
 def sys_mprotect(S, ti, addr, length, prot):
     """do_mprotect_pkey for anonymous memory. Returns (status, 0)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     mmi = task[T_MM, ti]
     if addr & 4095 or addr < 0 or length < 0:
         return -EINVAL, 0
@@ -913,7 +913,7 @@ def _lock_vmas(S, mmi, start, end, set_bits, clear_bits):
 def sys_mlock(S, ti, addr, length, lock, onfault):
     """mlock2 / munlock: returns (status, 1 if the caller should populate [start, end))."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     mmi = task[T_MM, ti]
     if addr < 0 or length < 0:
         return -EINVAL, 0
@@ -944,7 +944,7 @@ def sys_mlock(S, ti, addr, length, lock, onfault):
 def sys_mlockall(S, ti, flags):
     """mlockall(MCL_*) with flags > 0, munlockall with flags == 0. Returns (status, populate?)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     mmi = task[T_MM, ti]
     if flags < 0 or flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) or flags == MCL_ONFAULT:
         return -EINVAL, 0
@@ -979,7 +979,7 @@ def sys_mlockall(S, ti, flags):
 def sys_brk(S, ti, addr):
     """brk(2): returns (status, new break); growth maps like mmap(PROT_READ|PROT_WRITE)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     mmi = task[T_MM, ti]
     if vma_reserve(gs, mm, vma, mmi, 3) != OK:
         return NEED_GROW, 0

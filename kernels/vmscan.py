@@ -32,9 +32,12 @@ from .consts import (
     FR_OWNER,
     FR_MAPCOUNT,
     C_COST_KSWAPD_PAGE,
+    C_WORKINGSET,
     C_COST_RECLAIM_PAGE,
     C_LRU_POLICY,
+    FG_KSWAPD_BUSY_PS,
     FG_KSWAPD_CLOCK,
+    FG_KSWAPD_LAST_END,
     FG_KSWAPD_FAILURES,
     MAX_RECLAIM_RETRIES,
     FG_NR_INODES,
@@ -85,6 +88,7 @@ from .jit import kernel
 from .pagetable import pmd_lookup, pte_lookup
 from .tlb import flush_tlb_page
 from .lru import folio_add_lru, isolate_victim
+from .workingset import workingset_eviction
 from .page_alloc import rmqueue
 from .page_writeback import ALL, inode_vmas, wb_complete, wb_room, wb_wait_until, write_inode_pages
 
@@ -102,7 +106,7 @@ def folio_referenced(S, pfn):
     cleared (``folio_referenced`` through the file's mappings; x86 does not flush the TLB for
     it, so an access that hits the TLB leaves the bit clear)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     ii = fr32[FR_OWNER, pfn]
     index = fr_idx[pfn]
     where = inode_vmas(gs, mm, vma, ii, False)
@@ -121,7 +125,7 @@ def try_to_unmap(S, pfn):
     """Remove every PTE that maps page-cache page ``pfn`` (``try_to_unmap`` through the file's
     mappings), flushing each from the TLBs."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     ii = fr32[FR_OWNER, pfn]
     index = fr_idx[pfn]
     where = inode_vmas(gs, mm, vma, ii, False)
@@ -151,12 +155,13 @@ def file_pte_of(cfg, pt, fr_idx, mm, vma, mmi, p, index, pfn):
 
 
 @kernel
-def shrink_lruvec(S, lv, nr_to_reclaim):
+def shrink_lruvec(S, lv, nr_to_reclaim, target):
     """Free up to ``nr_to_reclaim`` pages from lruvec ``lv`` (memcg ``lv``'s lists) under the
-    configured policy, examining at most SCAN_PER_BATCH pages per page freed. Returns
-    (freed, scanned)."""
+    configured policy, examining at most SCAN_PER_BATCH pages per page freed; each page freed
+    leaves a shadow entry recording reclaim root ``target``'s age (``workingset_eviction``).
+    Returns (freed, scanned)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     policy = cfg[C_LRU_POLICY]
     freed = 0
     scanned0 = vmstat[VS_PGSCAN_FILE]
@@ -178,6 +183,9 @@ def shrink_lruvec(S, lv, nr_to_reclaim):
                 folio_add_lru(lru, fr32, fr_flags, lv, pfn, 1)
                 continue
             try_to_unmap(S, pfn)
+        if cfg[C_WORKINGSET]:
+            workingset_eviction(gs, lru, shadow, ino, fr_flags, fr32[FR_OWNER, pfn], fr_idx[pfn],
+                                pfn, target)
         filemap_remove_page(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc,
                             lru, fgs, fs, ino, pfn)
         freed += 1
@@ -199,7 +207,7 @@ def shrink_memcgs(S, target, nr_to_reclaim, kswapd):
     gs = S.gs
     n = gs[G_NR_MEMCG]
     if n == 1:
-        return shrink_lruvec(S, 0, nr_to_reclaim)
+        return shrink_lruvec(S, 0, nr_to_reclaim, 0)
     freed = 0
     scanned = 0
     start = gs[G_RECLAIM_CURSOR] % n
@@ -219,7 +227,7 @@ def shrink_memcgs(S, target, nr_to_reclaim, kswapd):
                 continue
             if protected:
                 gs[mc(c, MC_EV_LOW)] += 1
-            got, sc = shrink_lruvec(S, c, nr_to_reclaim - freed)
+            got, sc = shrink_lruvec(S, c, nr_to_reclaim - freed, target)
             freed += got
             scanned += sc
             if got > 0:
@@ -320,7 +328,7 @@ def try_to_free_mem_cgroup_pages(S, target, nr_pages):
 def start_dirty_writeback(S, now):
     """Reclaim met dirty pages: write back every dirty inode (as far as the ring has room)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     for i in range(fgs[FG_NR_INODES]):
         if ino[I_NRDIRTY, i] > 0 and wb_room(fgs, wbq) >= ino[I_NRDIRTY, i]:
             write_inode_pages(S, i, now, ALL)
@@ -330,7 +338,7 @@ def start_dirty_writeback(S, now):
 def kswapd_catch_up(S, now):
     """Let kswapd do the work it had time for by ``now``; wake it if free memory is below low."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     if fgs[FG_KSWAPD_CLOCK] == KSWAPD_IDLE:
         if gs[G_NR_FREE] >= fgs[FG_WMARK_LOW] or fgs[FG_KSWAPD_FAILURES] >= MAX_RECLAIM_RETRIES:
             return                                # balanced, or hopeless (wakeup_kswapd)
@@ -341,7 +349,9 @@ def kswapd_catch_up(S, now):
     while gs[G_NR_FREE] < fgs[FG_WMARK_HIGH] and fgs[FG_KSWAPD_CLOCK] < now:
         budget = min(SWAP_CLUSTER_MAX, (now - fgs[FG_KSWAPD_CLOCK] + per - 1) // per)
         got = shrink_node(S, budget, True)
-        fgs[FG_KSWAPD_CLOCK] += max(got, 1) * per + take_swap_io(gs)
+        dt = max(got, 1) * per + take_swap_io(gs)
+        fgs[FG_KSWAPD_CLOCK] += dt
+        fgs[FG_KSWAPD_BUSY_PS] += dt              # balance_pgdat runs in psi_memstall (PSI)
         if got == 0:
             if vmstat[VS_NR_DIRTY] > 0:
                 start_dirty_writeback(S, fgs[FG_KSWAPD_CLOCK])
@@ -349,10 +359,12 @@ def kswapd_catch_up(S, now):
             # until some reclaim succeeds again (balance_pgdat's kswapd_failures)
             fgs[FG_KSWAPD_FAILURES] += 1
             if fgs[FG_KSWAPD_FAILURES] >= MAX_RECLAIM_RETRIES:
+                fgs[FG_KSWAPD_LAST_END] = fgs[FG_KSWAPD_CLOCK]
                 fgs[FG_KSWAPD_CLOCK] = KSWAPD_IDLE
                 return
             break
     if gs[G_NR_FREE] >= fgs[FG_WMARK_HIGH]:
+        fgs[FG_KSWAPD_LAST_END] = fgs[FG_KSWAPD_CLOCK]
         fgs[FG_KSWAPD_CLOCK] = KSWAPD_IDLE        # balanced: back to sleep
 
 
@@ -390,7 +402,7 @@ def reclaim_for_tables(S, now):
 def alloc_page_reclaim(S, now):
     """An order-0 movable allocation that may reclaim: (pfn or -1, cost in ps to the caller)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp = S
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     kswapd_catch_up(S, now)
     cost = 0
     for attempt in range(4):

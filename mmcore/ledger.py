@@ -666,18 +666,23 @@ LEDGER: tuple[Mechanism, ...] = (
         "Memory PSI: /proc/pressure/memory, memory.pressure",
         marks("approximate", v3_10="n/a", v3_12="n/a", v3_15="n/a", v4_13="n/a"),
         "kernel/sched/psi.c `psi_group_change`, `calc_avgs`, `psi_show`; `psi_memstall_enter` in "
-        "mm/vmscan.c, mm/page_alloc.c (direct compaction), mm/memcontrol.c, mm/page_io.c "
-        "(workingset swap-in); include/linux/sched/loadavg.h `calc_load` (4.20)",
+        "mm/vmscan.c (direct reclaim, kswapd's `balance_pgdat`), mm/page_alloc.c (direct "
+        "compaction), mm/memcontrol.c, mm/page_io.c (workingset swap-in), mm/readahead.c and "
+        "mm/filemap.c (workingset page-cache refaults); include/linux/sched/loadavg.h "
+        "`calc_load` (4.20)",
         (_T + "test_psi.py::test_calc_load_is_the_kernels_fixed_point_average",
          _T + "test_psi.py::test_samples_some_and_full_of_concurrent_tasks",
          _T + "test_psi.py::test_thrashing_drives_memory_pressure_up",
          _T + "test_psi.py::test_cgroup_memory_pressure_is_per_group_and_hierarchical",
-         _T + "test_psi.py::test_no_psi_before_4_20"),
-        ("vmscan", "memcontrol", "compaction"), (),
-        "Stalls are direct reclaim (global, memcg, memory.high), direct compaction and swap-ins "
-        "of workingset pages (an anonymous page is workingset once the anon CLOCK found it "
-        "referenced); kswapd's own stall and file refault thrashing (no shadow entries) are "
-        "not counted. Each Task-API operation is an interval of its task's clock with its "
+         _T + "test_psi.py::test_no_psi_before_4_20",
+         _T + "test_workingset.py::test_refault_thrashing_is_a_memory_stall",
+         _T + "test_workingset.py::test_kswapd_stalls_count_in_the_root_group_only"),
+        ("vmscan", "memcontrol", "compaction", "readahead"), (),
+        "Stalls are direct reclaim (global, memcg, memory.high), direct compaction, kswapd's "
+        "work (root group only, as a task of its own stalled throughout; its runs between two "
+        "reads of the tracker merge into one interval), swap-ins of workingset pages (an "
+        "anonymous page is workingset once the anon CLOCK found it referenced) and the disk "
+        "wait of page-cache reads that restore workingset pages. Each Task-API operation is an interval of its task's clock with its "
         "stall spread evenly over it; some/full are the expected union and intersection over "
         "the group's busy tasks (exact for one task). The kernel's averaging arithmetic per "
         "2 s period (exactly 2 s here; no idle-period skipping). Periods close at the least "
@@ -686,10 +691,26 @@ LEDGER: tuple[Mechanism, ...] = (
         "intervals."),
     Mechanism(
         "Workingset detection (shadow entries, refault distance)",
-        marks("absent", v3_10="n/a", v3_12="n/a"),
-        "mm/workingset.c (3.15)",
-        (), (), ("workingset_refault_file", "workingset_activate_file"),
-        "An evicted page leaves no shadow entry; a refault is a plain miss."),
+        marks("approximate", v3_10="n/a", v3_12="n/a"),
+        "mm/workingset.c `workingset_eviction`, `workingset_test_recent`, `workingset_refault`, "
+        "`workingset_activation` (3.15; the reclaim-root lruvec and anon in the workingset "
+        "size, 5.8; restore, 4.20); mm/filemap.c `filemap_add_folio` (no refault for "
+        "__GFP_WRITE); mm/readahead.c `read_pages` and `folio_wait_bit_common` (thrashing PSI)",
+        (_T + "test_workingset.py::test_refault_of_a_long_evicted_page_is_counted_not_activated",
+         _T + "test_workingset.py::test_hot_pages_pushed_out_briefly_come_back_active",
+         _T + "test_workingset.py::test_truncation_drops_the_files_shadows",
+         _T + "test_workingset.py::test_a_write_replaces_a_shadow_without_a_refault",
+         _T + "test_workingset.py::test_counter_names_follow_the_kernel_version",
+         _T + "test_workingset.py::test_memory_stat_counts_refaults_in_the_readers_cgroup"),
+        ("workingset",),
+        ("workingset_refault_file", "workingset_activate_file", "workingset_restore_file"),
+        "File pages only (anonymous pages keep a workingset bit in their swap slot, with no "
+        "refault distance). Shadows live in a set-associative table of eight entries a frame "
+        "(at most 2^22) that drops a set's oldest entry when full, standing in for the "
+        "shadow-node shrinker; workingset_nodereclaim is not counted. Truncation, hole punching "
+        "and unlink drop all of a file's shadows, also those below the new size. The workingset "
+        "size counts anonymous pages from the memcg statistics (there are no anon LRU lists). "
+        "Before 5.9 the counters print as workingset_refault/_activate/_restore."),
     Mechanism(
         "Page-cache large folios on ext4 and XFS",
         marks("n/a", v6_18="absent"),

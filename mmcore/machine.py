@@ -21,7 +21,7 @@ from .kernels import read_write as RW
 from .files import VFS
 from .kernels import vmscan as VM
 from .kernels.state import State
-from .memcg import Cgroup, parse_path
+from .memcg import Cgroup, parse_path, workingset_names
 from . import psi as PSI
 
 _MAX_ADDR = K.TASK_SIZE
@@ -131,6 +131,7 @@ class Machine:
         self._smp_chunks: list[np.ndarray] = []
         self.state = self._new_state()
         self._psi = PSI.PsiTracker()          # memory pressure (PSI) from task operations
+        self._kswapd_busy_seen = 0            # FG_KSWAPD_BUSY_PS already given to the tracker
         self._psi_on = self.config.profile.version >= 420      # PSI is 4.20+
         self.vfs = VFS(self)
         root = Cgroup(self, 0, "/")
@@ -199,6 +200,10 @@ class Machine:
             smp=np.zeros((K.NR_SMP_FIELDS, SMP_CAP), np.int64),
             **VFS.new_arrays(c),
             swp=np.zeros((K.NR_SWP, max(slots, 1)), np.int32),
+            # shadow entries: eight per frame, as Linux's shadow shrinker allows densely filled
+            # nodes; at least 2^10, at most 2^22 (64 MiB of host memory) (kernels/workingset.py)
+            shadow=np.zeros((2, min(max(8 << max(n - 1, 1).bit_length(), 1 << 10), 1 << 22)),
+                            np.int64),
         )
 
     def _grow(self) -> None:
@@ -269,6 +274,8 @@ class Machine:
         for i in live:
             s.task[K.T_CLOCK, i] = max(int(s.task[K.T_CLOCK, i]), until)
         self.vfs.call(RW.machine_catch_up, until)
+        if self._psi_on:
+            PSI.record_kswapd(self)
 
     def _flush(self) -> None:
         """Move the event and sample buffers' contents out of the state (a kernel said FLUSH)."""
@@ -1218,7 +1225,7 @@ class Machine:
         d["nr_active_file"] = v.lru_pages(K.LRU_ACTIVE_FILE)
         d["nr_slab_reclaimable"] = v.slab_pages()
         d["oom_kill"] = self._oom_kills
-        return d
+        return workingset_names(d, self.config.profile.version)
 
     def fault_latency_histogram(self) -> tuple[np.ndarray, np.ndarray]:
         """Every page fault's latency (simulated), counted inside the kernels in log2 buckets, so

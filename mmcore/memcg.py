@@ -25,7 +25,8 @@ model's to handle (``Machine`` runs the memcg OOM killer, returns ENOMEM, or mak
 as ``Config.oom`` says).
 
 memory.stat prints only what the machine models (anon, file, shmem, the THP amounts, the LRU
-lists, pgscan and pgsteal); the kernel's other keys are left out rather than printed as zeros.
+lists, pgscan, pgsteal and the file workingset counters); the kernel's other keys are left out
+rather than printed as zeros.
 """
 from __future__ import annotations
 
@@ -84,6 +85,22 @@ def _page_counter_memparse(value, what: str) -> int:
     if b < 0:
         raise _oserror(_errno.EINVAL, f"write {value!r} to {what} (expected a size >= 0)")
     return min(b // PAGE, K.PAGE_COUNTER_MAX)
+
+
+_WORKINGSET = ("workingset_refault_file", "workingset_activate_file", "workingset_restore_file")
+
+
+def workingset_names(d: dict[str, int], version: int) -> dict[str, int]:
+    """The workingset counters of ``d`` (vmstat or memory.stat) under the names kernel
+    ``version`` prints: none before 3.15 (no workingset detection); no ``_file`` suffix before
+    5.9, which split them into ``_anon`` and ``_file``; no ``restore`` before 4.20."""
+    if version >= 509:
+        return d
+    for k in _WORKINGSET:
+        val = d.pop(k)
+        if version >= 315 and (k != "workingset_restore_file" or version >= 420):
+            d[k[:-len("_file")]] = val
+    return d
 
 
 class Cgroup:
@@ -175,7 +192,7 @@ class Cgroup:
 
         def total(field: int) -> int:
             return sum(c._g(field) for c in src)
-        return {
+        out = {
             "anon": total(K.MC_ANON) * PAGE,
             "file": total(K.MC_FILE) * PAGE,
             "shmem": total(K.MC_SHMEM) * PAGE,
@@ -190,7 +207,11 @@ class Cgroup:
             "pgscan": total(K.MC_PGSCAN),
             "pgsteal": total(K.MC_PGSTEAL),
             "thp_fault_fallback_charge": total(K.MC_THP_FALLBACK_CHARGE),
+            "workingset_refault_file": total(K.MC_WS_REFAULT),
+            "workingset_activate_file": total(K.MC_WS_ACTIVATE),
+            "workingset_restore_file": total(K.MC_WS_RESTORE),
         }
+        return workingset_names(out, self.machine.config.profile.version)
 
     @property
     def procs(self) -> list[int]:

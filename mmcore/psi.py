@@ -2,8 +2,10 @@
 cgroup's ``memory.pressure`` (4.20+).
 
 The kernels count a task's memory stalls as Linux's ``psi_memstall_enter`` sections do: direct
-reclaim (global and memcg, memory.high included), direct compaction, and the swap-in of a page
-that was in the workingset (thrashing). Each task operation run through the ``Task`` API is an
+reclaim (global and memcg, memory.high included), direct compaction, and the read of a page that
+was in the workingset when it was evicted (thrashing: swap-ins, and page-cache refaults that
+``workingset_refault`` calls restores). kswapd's own work is a stall too (``balance_pgdat``): it
+counts in the root group as an interval of a task of its own, stalled for all of it. Each task operation run through the ``Task`` API is an
 interval of the task's simulated clock ``[start, end)`` with ``stall`` ps of it stalled; the
 tracker keeps them per group (the task's memcg, its ancestors, and the root, which is the whole
 system) and derives the two PSI states:
@@ -182,13 +184,34 @@ def timed(fn):
         finally:
             task = m.state.task
             c1 = int(task[K.T_CLOCK, ti])
-            if c1 > c0 and m._psi_on:
+            if m._psi_on:
                 tracker = m._psi
-                tracker.record(m._psi_groups(cg), self.pid, c0, c1,
-                               int(task[K.T_STALL_PS, ti]) - s0)
+                if c1 > c0:
+                    tracker.record(m._psi_groups(cg), self.pid, c0, c1,
+                                   int(task[K.T_STALL_PS, ti]) - s0)
+                record_kswapd(m)
                 if tracker.pending >= tracker.COMPACT_EVERY:
                     tracker.compact(_settled(m))
     return wrapper
+
+
+KSWAPD = -1                            # the task id kswapd's intervals carry
+
+
+def record_kswapd(m) -> None:
+    """kswapd's work since the last call, as one interval of a task that is stalled all of it
+    (balance_pgdat runs inside psi_memstall_enter), in the root group only (kswapd is a kernel
+    thread of the root cgroup). The interval ends where kswapd's clock stands, or stood when it
+    went to sleep; several runs since the last call merge into one interval of their total."""
+    fgs = m.state.fgs
+    busy = int(fgs[K.FG_KSWAPD_BUSY_PS])
+    delta = busy - m._kswapd_busy_seen
+    if delta <= 0:
+        return
+    m._kswapd_busy_seen = busy
+    clock = int(fgs[K.FG_KSWAPD_CLOCK])
+    end = clock if clock >= 0 else int(fgs[K.FG_KSWAPD_LAST_END])
+    m._psi.record([0], KSWAPD, end - delta, end, delta)
 
 
 SETTLE_HORIZON_PS = 60 * 10**12        # how far behind the latest time a period stays open
