@@ -6,14 +6,17 @@ page that maps it, read off the page tables once) against K geometries at once, 
 entries, and counts what ``memory.access_loop`` counts: L1 dTLB misses and page walks (STLB
 misses). It follows that loop's hardware side exactly for loads on mapped memory: probe the 4 KiB
 L1, then the 2 MiB L1; on a miss probe the STLB (4 KiB key, then 2 MiB) and fill the L1 entry on a
-hit; on a walk fill the STLB and the L1 of the leaf's size. LRU stamps advance as that loop's do.
+hit; on a walk fill the STLB and the L1 of the leaf's size. LRU stamps advance as that loop's do
+in the L1s; the STLB is an LRU stack per set (see ``tlb_multi``), which counts the same.
 Stores (dirty bits), faults, flushes and the paging-structure caches are not part of it: the
 stream must be loads of pages already mapped (``mmcore.tlbsim`` checks).
 """
+import numpy as np
+
 from .consts import MM_PGD, PTE_PFN_MASK, PTRS_PER_TABLE, _PAGE_PRESENT, _PAGE_PSE
 from .jit import kernel
 from .pagetable import pmd_lookup
-from .tlb import KEY_2M, tlb_fill, tlb_probe
+from .tlb import KEY_2M
 
 G_S1 = 0          # geometry columns: L1 4 KiB sets, ways; L1 2 MiB sets, ways; STLB sets, ways
 G_W1 = 1
@@ -24,13 +27,68 @@ G_W3 = 5
 NR_G = 6
 
 
+@kernel(inline="always")
+def _index(vpn, sets, mask):
+    return vpn & mask if mask >= 0 else vpn % sets
+
+
+@kernel(inline="always")
+def _probe_victim(t, a, b, ways, key, stamp):
+    """One scan of the set at ``b``: the entry holding ``key`` (its stamp refreshed) as
+    ``(entry, -1)``, or ``(-1, victim)`` where ``tlb_fill`` would put it (the lowest invalid way,
+    else the least recently used)."""
+    victim = b
+    oldest = a[b]
+    invalid = -1
+    for w in range(ways):
+        e = b + w
+        x = t[e]
+        if (x >> 1) == key:
+            a[e] = stamp
+            return e, -1
+        if x < 0:
+            if invalid < 0:
+                invalid = e
+        elif invalid < 0 and a[e] < oldest:
+            oldest = a[e]
+            victim = e
+    return -1, (invalid if invalid >= 0 else victim)
+
+
+@kernel(inline="always")
+def _stack_access(stk, b, depth, key):
+    """LRU stack of one STLB set (``stk[b:b + depth]``, most recent first, -1 empty): move
+    ``key`` to the top; returns its stack distance before the access, or ``depth`` if it was not
+    in the deepest ``depth`` (a miss in every geometry of the group)."""
+    p = 0
+    while p < depth:
+        if stk[b + p] == key:
+            break
+        p += 1
+    q = p if p < depth else depth - 1
+    while q > 0:
+        stk[b + q] = stk[b + q - 1]
+        q -= 1
+    stk[b] = key
+    return p
+
+
 @kernel
 def tlb_multi(vas, huge, asid, geo, tags, ages, out):
     """Replay loads at ``vas`` (``huge[i]``: mapped by a 2 MiB leaf) against every geometry
-    ``geo[g]``; ``tags[g]``/``ages[g]`` are its entries (tags -1: empty), laid out as the engine's
-    (4 KiB L1, 2 MiB L1, STLB). Adds to ``out[g, 0]`` the L1 dTLB misses and ``out[g, 1]`` the
-    page walks. One geometry at a time over the whole stream, so its entries stay in cache."""
+    ``geo[g]``; ``tags[g]``/``ages[g]`` are scratch entries (tags -1: empty) for the L1 dTLBs,
+    laid out as the engine's (4 KiB L1, then 2 MiB L1). Adds to ``out[g, 0]`` the L1 dTLB misses
+    and ``out[g, 1]`` the page walks.
+
+    Geometries that differ only in STLB ways share one pass. The L1s do not depend on the STLB
+    (loads fill the same L1 entry whether the STLB hit or a walk found the leaf), so such
+    geometries see the same STLB access stream, and with LRU replacement a ``w``-way set holds
+    exactly the ``w`` most recent keys of that set (Mattson et al., "Evaluation techniques for
+    storage hierarchies", 1970): one LRU stack per set, as deep as the most ways, and a
+    histogram of stack distances give every member's walks (those at distance >= its ways).
+    Each pass keeps its entries in cache; each probe also finds the way a fill would use."""
     n = vas.shape[0]
+    k = geo.shape[0]
     # with no 2 MiB leaf in the stream no 2 MiB entry is ever filled: their probes would miss
     # (access_loop skips them the same way for an mm that never had a PMD leaf)
     any_huge = False
@@ -38,19 +96,31 @@ def tlb_multi(vas, huge, asid, geo, tags, ages, out):
         if huge[i]:
             any_huge = True
             break
-    for g in range(geo.shape[0]):
+    done = np.zeros(k, np.bool_)
+    for g in range(k):
+        if done[g]:
+            continue
         s1 = geo[g, G_S1]
         w1 = geo[g, G_W1]
         s2 = geo[g, G_S2]
         w2 = geo[g, G_W2]
         s3 = geo[g, G_S3]
-        w3 = geo[g, G_W3]
+        depth = 0
+        for h in range(g, k):
+            if (geo[h, G_S1] == s1 and geo[h, G_W1] == w1 and geo[h, G_S2] == s2
+                    and geo[h, G_W2] == w2 and geo[h, G_S3] == s3):
+                depth = max(depth, geo[h, G_W3])
+        m1 = s1 - 1 if (s1 & (s1 - 1)) == 0 else -1
+        m2 = s2 - 1 if (s2 & (s2 - 1)) == 0 else -1
+        m3 = s3 - 1 if (s3 & (s3 - 1)) == 0 else -1
         b2 = s1 * w1
-        b3 = b2 + s2 * w2
         t = tags[g]
         a = ages[g]
+        t[:] = -1
+        a[:] = 0
+        stk = np.full(s3 * depth, -1, np.int64)
+        hist = np.zeros(depth + 1, np.int64)
         dtlb = 0
-        walks = 0
         stamp = 0
         last = -1
         for i in range(n):
@@ -63,31 +133,33 @@ def tlb_multi(vas, huge, asid, geo, tags, ages, out):
             if last >= 0 and ((t[last] >> 1) == k4 or (t[last] >> 1) == k2):
                 a[last] = stamp              # the entry the previous access used (the probe's
                 continue                     # result, as in access_loop)
-            e = tlb_probe(t, a, 0, s1, w1, v4, k4, stamp)
+            e, v1 = _probe_victim(t, a, _index(v4, s1, m1) * w1, w1, k4, stamp)
             if e < 0 and any_huge:
-                e = tlb_probe(t, a, b2, s2, w2, v2, k2, stamp)
+                e, vh = _probe_victim(t, a, b2 + _index(v2, s2, m2) * w2, w2, k2, stamp)
+                if huge[i]:
+                    v1 = vh
             if e >= 0:
                 last = e
                 continue
             dtlb += 1
-            e3 = tlb_probe(t, a, b3, s3, w3, v4, k4, stamp)
-            if e3 < 0 and any_huge:
-                e3 = tlb_probe(t, a, b3, s3, w3, v2, k2, stamp)
-            if e3 >= 0:
-                if (t[e3] >> 1) == k4:
-                    last = tlb_fill(t, a, 0, s1, w1, v4, k4, t[e3] & 1, stamp + 1)
-                else:
-                    last = tlb_fill(t, a, b2, s2, w2, v2, k2, t[e3] & 1, stamp + 1)
-                continue
-            walks += 1
+            # the STLB: one key per address (a load of a fixed mapping is always of one size)
             if huge[i]:
-                tlb_fill(t, a, b3, s3, w3, v2, k2, 0, stamp + 1)
-                last = tlb_fill(t, a, b2, s2, w2, v2, k2, 0, stamp + 1)
+                hist[_stack_access(stk, _index(v2, s3, m3) * depth, depth, k2)] += 1
+                t[v1] = k2 * 2
             else:
-                tlb_fill(t, a, b3, s3, w3, v4, k4, 0, stamp + 1)
-                last = tlb_fill(t, a, 0, s1, w1, v4, k4, 0, stamp + 1)
-        out[g, 0] += dtlb
-        out[g, 1] += walks
+                hist[_stack_access(stk, _index(v4, s3, m3) * depth, depth, k4)] += 1
+                t[v1] = k4 * 2
+            a[v1] = stamp + 1
+            last = v1
+        for h in range(g, k):
+            if (geo[h, G_S1] == s1 and geo[h, G_W1] == w1 and geo[h, G_S2] == s2
+                    and geo[h, G_W2] == w2 and geo[h, G_S3] == s3):
+                walks = 0
+                for d in range(geo[h, G_W3], depth + 1):
+                    walks += hist[d]
+                out[h, 0] += dtlb
+                out[h, 1] += walks
+                done[h] = True
 
 
 @kernel

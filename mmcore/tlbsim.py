@@ -4,7 +4,8 @@
 would these loads take under each of these TLBs?" for a task whose memory is already mapped:
 the page size of every address is read off its page tables once, then one kernel pass
 (``kernels/tlbmulti.py``) replays the stream against every geometry, each with its own entries,
-starting empty. The counts are those ``Task.access`` would give on a machine built with that
+starting empty; geometries that differ only in STLB ways share one pass (an LRU stack per STLB
+set gives all of them). The counts are those ``Task.access`` would give on a machine built with that
 geometry, from an empty TLB (tests check it), without building and running one machine per
 geometry::
 
@@ -68,8 +69,7 @@ def tlb_geometries(task, addresses, geometries: Sequence) -> list[dict]:
     if bad >= 0:
         raise ValueError(f"addresses[{bad}]: {int(vas[bad]):#x} is not mapped by task "
                          f"{task.pid} (touch the memory first: the stream is loads of mapped pages)")
-    size = int((geo[:, TM.G_S1] * geo[:, TM.G_W1] + geo[:, TM.G_S2] * geo[:, TM.G_W2] +
-                geo[:, TM.G_S3] * geo[:, TM.G_W3]).max())
+    size = int((geo[:, TM.G_S1] * geo[:, TM.G_W1] + geo[:, TM.G_S2] * geo[:, TM.G_W2]).max())
     tags = np.full((geo.shape[0], size), -1, np.int64)
     ages = np.zeros((geo.shape[0], size), np.int64)
     out = np.zeros((geo.shape[0], 2), np.int64)
