@@ -40,6 +40,12 @@ class Rates:
         self._seen[key] = (rate, benchmark.extra_info)
         return rate
 
+    def record_rate(self, benchmark, key: str, rate: float, unit: str) -> float:
+        """A rate computed by the benchmark itself (not from its median round), as ``record``."""
+        benchmark.extra_info[unit] = rate
+        self._seen[key] = (rate, benchmark.extra_info)
+        return rate
+
     def info(self, key: str) -> dict:
         """The ``extra_info`` of the benchmark recorded under ``key``."""
         return self._seen[key][1]
