@@ -175,3 +175,43 @@ def test_read_lackey_python(benchmark, rates, out_dir):
     rates.record(benchmark, "lackey-python", n_lines, "lines_per_s")
     rates.ratio("mmcore_over_python", "lackey-mmcore", "lackey-python")
     p.unlink()
+
+
+# ---- group "trace-record" -------------------------------------------------------------------------
+
+def fault_scenario(record: bool) -> dict:
+    """One task faults in 512 MiB of 4 KiB pages (131,072 faults) and reads it at random; the
+    run's trace is written either way, with or without one event per fault."""
+    return {
+        "scenario": {"name": "record-faults", "seed": 0},
+        "machine": {"memory": "1GiB", "thp_enabled": "never"},
+        "task": [{"name": "app"}],
+        "phase": [{"name": "run", "ops": [
+            {"task": "app", "op": "mmap", "map": "heap", "length": "512MiB"},
+            {"task": "app", "op": "touch", "map": "heap"},
+            {"task": "app", "op": "access", "map": "heap", "pattern": "uniform",
+             "count": 2_000_000}]}],
+        "record": {"record_faults": record},
+    }
+
+
+@pytest.mark.benchmark(group="trace-record")
+@pytest.mark.parametrize("faults", ["without", "with"])
+def test_run_recording_faults(benchmark, rates, out_dir, faults):
+    """A whole run with its HDF5 trace (``run_scenario(..., trace=...)``, lzf), recording a fault
+    event per fault or not: ``without_over_with`` is how much longer recording makes the run."""
+    from mmcore.scenario import load_scenario, run_scenario
+    sc = load_scenario(fault_scenario(faults == "with"))
+    path = out_dir / f"run-{faults}.h5"
+    run_scenario(sc, trace=path)                             # warm-up, untimed
+
+    def fresh():
+        path.unlink(missing_ok=True)
+        return (sc,), {"trace": path}
+
+    benchmark.pedantic(run_scenario, setup=fresh, rounds=5, iterations=1)
+    with T.open(path) as t:
+        assert t.n_events == (131_072 if faults == "with" else 0)
+    rates.record(benchmark, f"record-{faults}", 1, "runs_per_s")
+    rates.ratio("without_over_with", "record-without", "record-with")
+    path.unlink()
