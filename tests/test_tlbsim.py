@@ -72,3 +72,48 @@ def test_bad_input_names_the_problem():
         tlb_geometries(t, [a], [{"stlb_entires": 5}])
     with pytest.raises(TypeError, match="task"):
         tlb_geometries(m, [a], [TLBConfig()])
+
+
+# ---- the model alone, and pycachesim as a peer ------------------------------------------------------
+
+def _streams(seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"uniform": rng.integers(0, 128 << 20, 100_000),
+            "sequential": np.arange(0, 32 << 20, 64),
+            "zipf": np.minimum(rng.zipf(1.1, 100_000), 1 << 20) * 4096 + rng.integers(0, 4096, 100_000)}
+
+
+@pytest.mark.parametrize("stream", ["uniform", "sequential", "zipf"])
+def test_replay_counts_equal_pycachesim(stream):
+    """The same L1 dTLB and STLB as a pycachesim hierarchy of 4096-byte lines: identical misses."""
+    pytest.importorskip("cachesim")
+    from mmcore.tlbsim import pycachesim_hierarchy, tlb_replay
+    a = _streams(3)[stream]
+    for g in GEOMETRIES[:5]:
+        sim, l1, stlb = pycachesim_hierarchy(g)
+        sim.load(a.tolist())
+        r = tlb_replay(a, [g])[0]
+        assert (r["dtlb_misses"], r["stlb_misses"]) == (l1.backend.MISS_count, stlb.backend.MISS_count)
+        assert r["accesses"] == l1.backend.LOAD_count
+
+
+def test_replay_equals_the_machine_path():
+    m = Machine(Config(memory="256MiB", thp_enabled="always"))
+    t = m.spawn("app")
+    a = t.mmap(64 << 20)
+    t.touch(a, 64 << 20)
+    addrs = a + np.random.default_rng(5).integers(0, 64 << 20, 50_000)
+    from mmcore.tlbsim import tlb_replay
+    assert t.smaps(a)["AnonHugePages"] == 64 << 10           # every address in a 2 MiB page
+    huge = np.ones(addrs.shape[0], np.int8)
+    assert tlb_replay(addrs + 0, GEOMETRIES, huge=huge) == tlb_geometries(t, addrs, GEOMETRIES)
+
+
+def test_replay_bad_input():
+    from mmcore.tlbsim import tlb_replay
+    with pytest.raises(ValueError, match=r"addresses\[1\]: expected a 48-bit virtual address"):
+        tlb_replay([0, -4096], [TLBConfig()])
+    with pytest.raises(ValueError, match=r"huge: expected one flag per address \(2\)"):
+        tlb_replay([0, 4096], [TLBConfig()], huge=[1])
+    with pytest.raises(ValueError, match="geometries: expected a non-empty list"):
+        tlb_replay([0], [])
