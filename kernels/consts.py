@@ -291,7 +291,8 @@ C_SWAPPINESS = 73            # vm.swappiness (0..200)
 C_COST_SWAP_READ = 74        # ps: reading one page from the swap device (latency + transfer)
 C_COST_SWAP_WRITE = 75       # ps: writing one page to it (its transfer: writes are queued)
 C_SWAP_PAGES = 76            # total_swap_pages: the swap device's slots less its header
-C_WORKINGSET = 77            # 1: evicted file pages leave shadow entries (mm/workingset.c, 3.15+)
+C_WORKINGSET = 77            # 1: evicted file pages leave shadow entries (mm/workingset.c, 3.15+);
+                             # 2: swapped-out anonymous pages too (5.9+)
 NR_CFG = 78
 OVERCOMMIT_GUESS = 0
 OVERCOMMIT_ALWAYS = 1
@@ -429,7 +430,10 @@ MC_EV_SWAP_FAIL = 31
 MC_WS_REFAULT = 32           # workingset_refault_file of pages charged here
 MC_WS_ACTIVATE = 33          # workingset_activate_file
 MC_WS_RESTORE = 34           # workingset_restore_file
-NR_MC = 35
+MC_WS_REFAULT_ANON = 35      # workingset_refault_anon (5.9+)
+MC_WS_ACTIVATE_ANON = 36
+MC_WS_RESTORE_ANON = 37
+NR_MC = 38
 PAGE_COUNTER_MAX = ((1 << 63) - 1) // 4096   # "max": no limit (LONG_MAX / PAGE_SIZE)
 MAX_RECLAIM_RETRIES = 16
 
@@ -577,8 +581,10 @@ NR_T_FIELDS = 18
 # swap slots (State.swp rows, one column per slot; slot 0 holds the swap header, never used)
 SWP_COUNT = 0                # swap_map: the PTEs that hold this slot's entry (0: free)
 SWP_MEMCG = 1                # swap_cgroup: the memcg the slot is charged to
-SWP_WORKINGSET = 2           # 1: the page was in the workingset when written (its refault thrashes)
-NR_SWP = 3
+SWP_WORKINGSET = 2           # bit 0: the page was in the workingset when written; the reclaim root
+                             # memcg above it (the shadow's memcg, kernels/workingset.py)
+SWP_AGE = 3                  # the reclaim root's nonresident_age at swap-out (31 bits, wrapping)
+NR_SWP = 4
 
 # ---- per-CPU (cpu array columns) ---------------------------------------------------------------
 CPU_STAMP = 0
@@ -608,7 +614,8 @@ VMSTAT_NAMES = (
     "thp_file_fallback_charge", "thp_file_mapped", "nr_shmem_hugepages", "nr_shmem_pmdmapped",
     "thp_write_alloc", "thp_write_alloc_failed", "thp_read_alloc", "thp_read_alloc_failed",
     "pswpin", "pswpout", "pgscan_anon", "pgsteal_anon", "thp_swpout_fallback", "nr_swapcached",
-    "workingset_restore_file",
+    "workingset_restore_file", "workingset_refault_anon", "workingset_activate_anon",
+    "workingset_restore_anon",
 )
 VS_NR_FREE_PAGES = 0
 VS_NR_ANON_PAGES = 1
@@ -695,6 +702,9 @@ VS_PGSTEAL_ANON = 81
 VS_THP_SWPOUT_FALLBACK = 82  # a THP split to be swapped out (it is never swapped out whole here)
 VS_NR_SWAPCACHED = 83        # no swap cache is kept: always 0
 VS_WORKINGSET_RESTORE_FILE = 84   # refaults of pages that were in the workingset when evicted
+VS_WORKINGSET_REFAULT_ANON = 85   # swap-ins of pages with a shadow (every swapped-out page, 5.9+)
+VS_WORKINGSET_ACTIVATE_ANON = 86
+VS_WORKINGSET_RESTORE_ANON = 87
 NR_VMSTAT = len(VMSTAT_NAMES)
 
 # ---- event records (ev array rows) and what is recorded (cfg[C_RECORD] bits) -------------------

@@ -9,6 +9,7 @@ from .consts import (
     G_STALL_PS,
     PG_workingset,
     SWP_WORKINGSET,
+    C_WORKINGSET,
     T_STALL_PS,
     C_COST_SWAP_READ,
     G_NR_MM,
@@ -139,6 +140,7 @@ from .jit import kernel
 from .swap import anon_pte_of, swap_put, swapin_memcg
 from .rmap import free_folio, pte_mapped_pages, queue_if_partial, remove_rmap_pte
 from .mlock import mlock_folio, munlock_pte_page, munlock_thp
+from .workingset import workingset_refault_anon
 from .mmap import range_has_vma, vma_lookup
 from .memcontrol import mem_cgroup_charge
 from .vmscan import alloc_page_fast, reclaim_for_tables
@@ -296,13 +298,16 @@ def do_swap_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, m
                 mm[MM_ANONPAGES, m] += 1
                 n += 1
     fr32[FR_MAPCOUNT, pfn] = n
-    stall = 0
-    if swp[SWP_WORKINGSET, off]:
-        # a workingset page read back: thrashing, a memory stall (swap_read_folio's
-        # psi_memstall_enter); the page is in the workingset again
-        fr_flags[pfn] |= PG_workingset
-        stall = cfg[C_COST_SWAP_READ]
-        gs[G_STALL_PS] += stall
+    if cfg[C_WORKINGSET] >= 2:
+        # 5.9+: the slot's shadow decides (workingset_refault); a restore is thrashing
+        thrash = workingset_refault_anon(gs, vmstat, S.lru, swp, off, fr_flags, pfn, cg)
+    else:
+        thrash = swp[SWP_WORKINGSET, off] & 1 != 0
+        if thrash:
+            fr_flags[pfn] |= PG_workingset       # the page is in the workingset again
+    if thrash:
+        # a workingset page read back: a memory stall (swap_read_folio's psi_memstall_enter)
+        gs[G_STALL_PS] += cfg[C_COST_SWAP_READ]
     swap_put(gs, swp, off, n)
     if vm_flags & VM_LOCKED:
         mlock_folio(fr_idx, fr_flags, fr_order, vmstat, pfn)

@@ -60,7 +60,9 @@ from .consts import (
     PG_tail,
     SWP_COUNT,
     SWP_MEMCG,
+    SWP_AGE,
     SWP_WORKINGSET,
+    C_WORKINGSET,
     PG_workingset,
     V_END,
     V_FILE,
@@ -74,6 +76,7 @@ from .consts import (
 )
 from .huge_memory import split_folio, split_huge_pmd
 from .jit import kernel
+from .workingset import workingset_eviction_anon
 from .page_counter import mc, memcg_is_descendant
 from .pagetable import entry_pfn, next_pmd, pmd_lookup, pte_lookup, swp_entry_pte
 from .rmap import remove_rmap_pte
@@ -133,6 +136,7 @@ def swap_put(gs, swp, off, n):
             cg = gs[mc(cg, MC_PARENT)]
         swp[SWP_MEMCG, off] = 0
         swp[SWP_WORKINGSET, off] = 0
+        swp[SWP_AGE, off] = 0
 
 
 @kernel
@@ -157,12 +161,13 @@ def anon_pte_of(cfg, pt, fr_idx, mm, m, va):
 # ---- swap-out ---------------------------------------------------------------------------------
 
 @kernel
-def swap_out_page(S, pfn):
+def swap_out_page(S, pfn, target):
     """Write order-0 anonymous page ``pfn`` to swap and free it: every PTE that maps it (found
     through the anon rmap: its address in each mm of its anon tree) becomes the slot's swap
     entry (try_to_unmap), the slot's count is the number of PTEs, the memcg's charge moves from
     memory to swap. False (nothing changed) if swap is full, the memcg's swap.max refuses it,
-    or a mapping is not where the rmap says."""
+    or a mapping is not where the rmap says. From 5.9 the slot keeps the page's shadow, aged
+    against reclaim root ``target`` (``workingset_eviction``)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     if gs[G_NR_SWAP_FREE] <= 0:
@@ -185,7 +190,10 @@ def swap_out_page(S, pfn):
     slot = get_swap_slot(gs, swp)
     swp[SWP_COUNT, slot] = want
     swp[SWP_MEMCG, slot] = cg
-    swp[SWP_WORKINGSET, slot] = 1 if fr_flags[pfn] & PG_workingset else 0
+    if cfg[C_WORKINGSET] >= 2:
+        workingset_eviction_anon(gs, lru, swp, slot, fr_flags[pfn] & PG_workingset, target)
+    else:
+        swp[SWP_WORKINGSET, slot] = 1 if fr_flags[pfn] & PG_workingset else 0
     e = swp_entry_pte(slot)
     for m in range(gs[G_NR_MM]):
         if mm[MM_ANON, m] != anon or mm[MM_PGD, m] < 0:
@@ -346,7 +354,7 @@ def shrink_anon(S, target, nr_to_reclaim, max_scan):
                         vmstat[VS_PGSTEAL_ANON] += 1
                         gs[mc(cgp, MC_PGSTEAL)] += 1
                         continue
-                if swap_out_page(S, pfn):
+                if swap_out_page(S, pfn, target):
                     freed += 1
                     vmstat[VS_PGSTEAL_ANON] += 1
                     gs[mc(fr_memcg[pfn], MC_PGSTEAL)] += 1
@@ -405,7 +413,7 @@ def madvise_pageout(S, mmi, start, end):
                     continue
             elif f & PG_mlocked:
                 continue
-            if swap_out_page(S, pfn):
+            if swap_out_page(S, pfn, 0):         # reclaim_pages: no target memcg (the root)
                 done += 1
         va = nxt
     return done

@@ -22,8 +22,15 @@ subtree, which is what aging every ancestor gives. Truncation, hole punching and
 file's shadows by bumping its ``I_SHADOW_GEN`` (a shadow of another generation never matches),
 which also drops those below the new size that Linux would keep. A write does not refault
 (``__GFP_WRITE``): its page replaces the shadow without being activated. drop_caches leaves no
-shadows (``invalidate_mapping_pages`` is not reclaim). Anonymous pages keep their workingset bit
-in their swap slot instead (kernels/swap.py), with no refault distance.
+shadows (``invalidate_mapping_pages`` is not reclaim).
+
+Anonymous pages (5.9+) keep their shadow in their swap slot (``swp[SWP_WORKINGSET]``: the
+workingset bit and the reclaim root; ``swp[SWP_AGE]``: its age, 31 bits), as Linux keeps it in
+the swap cache's xarray; every swap-in is a refault (``workingset_refault_anon``), activated when
+the distance is within the file lists plus, while swap has room, the anonymous pages (Linux:
+the active anon list; there are no anon lists here, so all of them), and a restore is a memory
+stall. Activation itself changes nothing for an anonymous page here (the anon CLOCK has no
+active list); it ages the lruvec.
 """
 from .consts import (
     G_MCG,
@@ -33,22 +40,31 @@ from .consts import (
     LRU_ACTIVE_ANON,
     LRU_ACTIVE_FILE,
     LRU_INACTIVE_ANON,
+    LRU_INACTIVE_FILE,
     LV_AGE,
     LV_PAGES,
     MC_ANON,
     MC_ONLINE,
     MC_PARENT,
     MC_WS_ACTIVATE,
+    MC_WS_ACTIVATE_ANON,
     MC_WS_REFAULT,
+    MC_WS_REFAULT_ANON,
     MC_WS_RESTORE,
+    MC_WS_RESTORE_ANON,
     NR_MC,
     PG_active,
     PG_workingset,
     SH_KEY,
     SH_VAL,
     SH_WAYS,
+    SWP_AGE,
+    SWP_WORKINGSET,
+    VS_WORKINGSET_ACTIVATE_ANON,
     VS_WORKINGSET_ACTIVATE_FILE,
+    VS_WORKINGSET_REFAULT_ANON,
     VS_WORKINGSET_REFAULT_FILE,
+    VS_WORKINGSET_RESTORE_ANON,
     VS_WORKINGSET_RESTORE_FILE,
 )
 from .jit import kernel
@@ -117,7 +133,8 @@ def workingset_size(gs, lru, memcg):
 
 @kernel(inline="always")
 def workingset_age_nonresident(lru, lv, nr):
-    lru[LV_AGE, lv] += nr
+    if lv < lru.shape[1]:
+        lru[LV_AGE, lv] += nr
 
 
 @kernel
@@ -191,5 +208,50 @@ def workingset_refault(gs, vmstat, lru, shadow, ino, fr_flags, fr_memcg, ii, ind
         fr_flags[pfn] |= PG_workingset
         vmstat[VS_WORKINGSET_RESTORE_FILE] += 1
         gs[mc + MC_WS_RESTORE] += 1
+        return True
+    return False
+
+
+_AGE31 = (1 << 31) - 1
+
+
+@kernel
+def workingset_eviction_anon(gs, lru, swp, slot, workingset, target):
+    """The shadow a swapped-out page leaves in its slot, then the eviction's aging."""
+    swp[SWP_WORKINGSET, slot] = (1 if workingset else 0) | (target << 1)
+    swp[SWP_AGE, slot] = nonresident_age(gs, lru, target) & _AGE31
+    workingset_age_nonresident(lru, target, 1)
+
+
+@kernel
+def workingset_refault_anon(gs, vmstat, lru, swp, slot, fr_flags, pfn, lv):
+    """A swap-in of slot ``slot`` into frame ``pfn`` (charged to memcg ``lv``): a refault, and an
+    activation and restore as for a file page, against the anon workingset size (file lists,
+    and the anon pages while swap has room). Returns True for a restore (a thrashing stall)."""
+    mc = G_MCG + lv * NR_MC
+    vmstat[VS_WORKINGSET_REFAULT_ANON] += 1
+    gs[mc + MC_WS_REFAULT_ANON] += 1
+    val = swp[SWP_WORKINGSET, slot]
+    evict = val >> 1
+    if evict >= gs[G_NR_MEMCG] or gs[G_MCG + evict * NR_MC + MC_ONLINE] == 0:
+        return False
+    distance = (nonresident_age(gs, lru, evict) - swp[SWP_AGE, slot]) & _AGE31
+    size = 0
+    n = min(gs[G_NR_MEMCG], lru.shape[1])
+    swap = gs[G_NR_SWAP_FREE] > 0
+    for c in range(n):
+        if _descends(gs, c, evict):
+            size += lru[LV_PAGES + LRU_ACTIVE_FILE, c] + lru[LV_PAGES + LRU_INACTIVE_FILE, c]
+            if swap:
+                size += lru[LV_PAGES + LRU_ACTIVE_ANON, c] + gs[G_MCG + c * NR_MC + MC_ANON]
+    if distance > size:
+        return False
+    workingset_age_nonresident(lru, lv, 1)
+    vmstat[VS_WORKINGSET_ACTIVATE_ANON] += 1
+    gs[mc + MC_WS_ACTIVATE_ANON] += 1
+    if val & 1:
+        fr_flags[pfn] |= PG_workingset
+        vmstat[VS_WORKINGSET_RESTORE_ANON] += 1
+        gs[mc + MC_WS_RESTORE_ANON] += 1
         return True
     return False

@@ -435,7 +435,7 @@ class Config:
         c[K.C_ADMIN_RESERVE_KB], c[K.C_USER_RESERVE_KB] = self.reserves_kbytes
         c[K.C_SHMEM_ENABLED] = K.SHMEM_HUGE_NAMES.index(self.shmem_enabled)
         c[K.C_SWAPPINESS] = self.swappiness
-        c[K.C_WORKINGSET] = int(p.version >= 315)
+        c[K.C_WORKINGSET] = 2 if p.version >= 509 else int(p.version >= 315)
         c[K.C_SWAP_PAGES] = max(parse_size(self.swap, "swap") // 4096 - 1, 0)
         kh = self.khugepaged
         c[K.C_KH_PAGES_TO_SCAN] = kh.pages_to_scan

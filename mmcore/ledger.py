@@ -694,23 +694,30 @@ LEDGER: tuple[Mechanism, ...] = (
         marks("approximate", v3_10="n/a", v3_12="n/a"),
         "mm/workingset.c `workingset_eviction`, `workingset_test_recent`, `workingset_refault`, "
         "`workingset_activation` (3.15; the reclaim-root lruvec and anon in the workingset "
-        "size, 5.8; restore, 4.20); mm/filemap.c `filemap_add_folio` (no refault for "
+        "size, 5.8; restore, 4.20; anonymous pages, 5.9, commit aae466b0052e); mm/filemap.c `filemap_add_folio` (no refault for "
         "__GFP_WRITE); mm/readahead.c `read_pages` and `folio_wait_bit_common` (thrashing PSI)",
         (_T + "test_workingset.py::test_refault_of_a_long_evicted_page_is_counted_not_activated",
          _T + "test_workingset.py::test_hot_pages_pushed_out_briefly_come_back_active",
          _T + "test_workingset.py::test_truncation_drops_the_files_shadows",
          _T + "test_workingset.py::test_a_write_replaces_a_shadow_without_a_refault",
          _T + "test_workingset.py::test_counter_names_follow_the_kernel_version",
-         _T + "test_workingset.py::test_memory_stat_counts_refaults_in_the_readers_cgroup"),
+         _T + "test_workingset.py::test_memory_stat_counts_refaults_in_the_readers_cgroup",
+         _T + "test_workingset.py::test_every_swap_in_is_an_anon_refault",
+         _T + "test_workingset.py::test_a_cyclic_working_set_larger_than_memory_is_not_activated",
+         _T + "test_workingset.py::test_a_hot_set_pushed_out_briefly_is_restored_and_stalls",
+         _T + "test_workingset.py::test_no_anon_workingset_before_5_9"),
         ("workingset",),
-        ("workingset_refault_file", "workingset_activate_file", "workingset_restore_file"),
-        "File pages only (anonymous pages keep a workingset bit in their swap slot, with no "
-        "refault distance). Shadows live in a set-associative table of eight entries a frame "
+        ("workingset_refault_file", "workingset_activate_file", "workingset_restore_file",
+         "workingset_refault_anon", "workingset_activate_anon", "workingset_restore_anon"),
+        "Anonymous pages (5.9+) keep their shadow in their swap slot; with no anon LRU lists, "
+        "their workingset size counts every anonymous page (Linux: the active anon list) and "
+        "an activation only ages the lruvec. File shadows live in a set-associative table of eight entries a frame "
         "(at most 2^22) that drops a set's oldest entry when full, standing in for the "
         "shadow-node shrinker; workingset_nodereclaim is not counted. Truncation, hole punching "
         "and unlink drop all of a file's shadows, also those below the new size. The workingset "
         "size counts anonymous pages from the memcg statistics (there are no anon LRU lists). "
-        "Before 5.9 the counters print as workingset_refault/_activate/_restore."),
+        "Before 5.9 the file counters print as workingset_refault/_activate/_restore and there "
+        "are no _anon ones."),
     Mechanism(
         "Page-cache large folios on ext4 and XFS",
         marks("n/a", v6_18="absent"),

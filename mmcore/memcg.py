@@ -92,10 +92,13 @@ _WORKINGSET = ("workingset_refault_file", "workingset_activate_file", "workingse
 
 def workingset_names(d: dict[str, int], version: int) -> dict[str, int]:
     """The workingset counters of ``d`` (vmstat or memory.stat) under the names kernel
-    ``version`` prints: none before 3.15 (no workingset detection); no ``_file`` suffix before
-    5.9, which split them into ``_anon`` and ``_file``; no ``restore`` before 4.20."""
+    ``version`` prints: none before 3.15 (no workingset detection); no ``_file`` suffix and no
+    ``_anon`` counters before 5.9, which added anonymous workingset detection; no ``restore``
+    before 4.20."""
     if version >= 509:
         return d
+    for k in _WORKINGSET:
+        d.pop(k.replace("_file", "_anon"))
     for k in _WORKINGSET:
         val = d.pop(k)
         if version >= 315 and (k != "workingset_restore_file" or version >= 420):
@@ -210,6 +213,9 @@ class Cgroup:
             "workingset_refault_file": total(K.MC_WS_REFAULT),
             "workingset_activate_file": total(K.MC_WS_ACTIVATE),
             "workingset_restore_file": total(K.MC_WS_RESTORE),
+            "workingset_refault_anon": total(K.MC_WS_REFAULT_ANON),
+            "workingset_activate_anon": total(K.MC_WS_ACTIVATE_ANON),
+            "workingset_restore_anon": total(K.MC_WS_RESTORE_ANON),
         }
         return workingset_names(out, self.machine.config.profile.version)
 

@@ -324,6 +324,17 @@ def test_oomd_kills_the_thrashing_cgroup_after_30_s_of_pressure(shipped_runs):
     assert r["cgroups"]["/work/batch"]["swap"] == 0          # its slots went with it
 
 
+def test_oomd_spares_a_job_that_only_streams_through_swap():
+    """A working set three times the box: every swap-in refaults a page evicted longer ago than
+    the workingset could hold, so none is a restore and the reads are not memory stalls; what
+    pressure there is (the memcg reclaim) stays far below the limit."""
+    s = load_scenario(DATA / "oomd_pressure.toml", params={"data": "48MiB", "passes": 40})
+    r = run_scenario(s)
+    assert r["userspace_kills"] == [] and r["tasks"]["batch"]["alive"]
+    assert r["vmstat"]["workingset_refault_anon"] == r["vmstat"]["pswpin"] > 0
+    assert r["vmstat"]["workingset_restore_anon"] == 0
+
+
 def test_oomd_spares_a_cgroup_below_the_limit():
     s = load_scenario(DATA / "oomd_pressure.toml", params={"limit": 99, "passes": 40})
     r = run_scenario(s)

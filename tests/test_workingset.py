@@ -138,7 +138,8 @@ def test_a_write_replaces_a_shadow_without_a_refault():
     ("3.12", ()),
     ("3.15", ("workingset_refault", "workingset_activate")),
     ("4.13", ("workingset_refault", "workingset_activate")),
-    ("6.18", WS),
+    ("6.18", WS + ("workingset_refault_anon", "workingset_activate_anon",
+                   "workingset_restore_anon")),
 ])
 def test_counter_names_follow_the_kernel_version(kernel, names):
     m = machine(kernel=kernel)
@@ -194,3 +195,66 @@ def test_kswapd_stalls_count_in_the_root_group_only():
     assert parse(box.read("memory.pressure"))["some"]["total"] == 0
     # kswapd's stall is at most its work, in microseconds
     assert root["some"]["total"] <= int(m.state.fgs[K.FG_KSWAPD_BUSY_PS]) // 10**6 + 1
+
+
+# ---- anonymous pages: shadows in the swap slots (5.9+) ---------------------------------------------
+
+def swapper(kernel: str = "6.18", **kw):
+    m = Machine(Config(memory="64MiB", swap="128MiB", thp_enabled="never", kernel=kernel, **kw))
+    m.spawn("init")
+    return m, m.spawn("app")
+
+
+def anon(m: Machine) -> tuple[int, int, int]:
+    v = m.vmstat()
+    return tuple(v.get(f"workingset_{k}_anon", 0) for k in ("refault", "activate", "restore"))
+
+
+def test_every_swap_in_is_an_anon_refault():
+    m, t = swapper()
+    a = t.mmap(96 * MiB)
+    t.touch(a, 96 * MiB)                             # 32 MiB more than RAM: pages swap out
+    before = m.vmstat()["pswpin"]
+    t.touch(a, 96 * MiB, write=False)
+    v = m.vmstat()
+    assert v["pswpin"] > before
+    refault, activate, restore = anon(m)
+    assert refault == v["pswpin"]                    # each swap-in found its slot's shadow
+    assert restore <= activate <= refault
+
+
+def test_a_cyclic_working_set_larger_than_memory_is_not_activated():
+    """Pages read in a loop over more than memory come back after more evictions than the
+    workingset holds: refaults, none recent (Linux's answer to a scan it cannot cache)."""
+    m, t = swapper()
+    a = t.mmap(160 * MiB)
+    t.touch(a, 160 * MiB)
+    for _ in range(2):
+        t.touch(a, 160 * MiB, write=False)
+    refault, activate, _ = anon(m)
+    assert refault > 2 * 16384
+    assert activate < refault // 4
+
+
+def test_a_hot_set_pushed_out_briefly_is_restored_and_stalls():
+    m, t = swapper()
+    hot = t.mmap(24 * MiB)
+    cold = t.mmap(96 * MiB)
+    t.touch(hot, 24 * MiB)
+    t.touch(cold, 48 * MiB)
+    for i in range(4):
+        t.touch(hot, 24 * MiB, write=False)          # referenced: workingset pages
+        t.touch(cold, 48 * MiB, write=False)         # pressure that swaps part of hot out
+    refault, activate, restore = anon(m)
+    assert activate > 0 and restore > 0
+    assert parse(m.pressure())["some"]["total"] > 0
+
+
+def test_no_anon_workingset_before_5_9():
+    m, t = swapper(kernel="4.13")
+    a = t.mmap(96 * MiB)
+    t.touch(a, 96 * MiB)
+    t.touch(a, 96 * MiB, write=False)
+    assert m.vmstat()["pswpin"] > 0
+    assert not any(k.endswith("_anon") and k.startswith("workingset") for k in m.vmstat())
+    assert not m.state.swp[K.SWP_AGE].any()
