@@ -729,7 +729,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--show", metavar="PATH", help="print a saved results file instead of running")
     b.add_argument("--suite", metavar="DIR", help="the suite's directory (default: bench/ of the "
                    "source tree mmcore runs from)")
-    sub.add_parser("warmup", help="compile and cache every kernel")
+    sub.add_parser("warmup", help="compile and cache every kernel (an empty cache is filled by "
+                   "two processes where there are two CPUs)")
     sub.add_parser("info", help="versions, the kernel cache, the kernel profiles")
     return p
 
@@ -756,7 +757,7 @@ def main(argv: list[str] | None = None) -> int:
             return _info()
         if args.cmd == "warmup":
             from .scenarios import warmup
-            warmup()
+            warmup(parallel=True)
             print("kernels compiled and cached")
             return EXIT_OK
     except (InputError, ScenarioError, ConfigError) as e:

@@ -177,8 +177,37 @@ def thp_fragmentation(memory: str = "1GiB", app: str = "256MiB", keep_every: int
     return rows
 
 
-def warmup() -> None:
-    """Compile (or load from the cache) every kernel the API uses."""
+def warmup(parallel: bool = False) -> None:
+    """Compile (or load from the cache) every kernel the API uses.
+
+    ``parallel``: with an empty cache and more than one CPU, compile the file layer's kernels
+    in a second (spawned) process while this one compiles the rest; both write the shared
+    cache, and this process then loads what the other compiled. Otherwise, or with a warm
+    cache (loading is quick), everything runs here."""
+    if parallel and (os.cpu_count() or 1) > 1 and _cache_is_empty():
+        import multiprocessing
+        child = multiprocessing.get_context("spawn").Process(target=_warm_files)
+        child.start()
+        try:
+            _warm_anon()
+        finally:
+            child.join()
+        if child.exitcode != 0:
+            raise RuntimeError(f"warmup: the process compiling the file layer's kernels failed "
+                               f"(exit code {child.exitcode})")
+    else:
+        _warm_anon()
+    _warm_files()
+
+
+def _cache_is_empty() -> bool:
+    from .kernels.jit import CACHE_DIR
+    return not os.path.isdir(CACHE_DIR) or not any(
+        name.endswith(".nbi") for _, _, files in os.walk(CACHE_DIR) for name in files)
+
+
+def _warm_anon() -> None:
+    """The anonymous-memory side: faults, THP, TLBs, madvise, khugepaged, compaction."""
     thp_story(memory="64MiB", size="8MiB", accesses=1000)
     m = Machine(Config(memory="64MiB"))
     t = m.spawn("warmup")
@@ -198,7 +227,10 @@ def warmup() -> None:
     m.advance(1000)
     t.madvise(b, 4 << 20, 25)
     t.write_sysctl("vm.compact_memory", 1)
-    # the file layer and the page-cache replay
+
+
+def _warm_files() -> None:
+    """The file layer and the page-cache replay."""
     from .pagecache import replay
     m = Machine(Config(memory="64MiB"))
     m.mount("/d", "ext4", size="64MiB")
