@@ -36,7 +36,8 @@ import numpy as np
 
 from .kernels import consts as K
 
-__all__ = ["PSI_PERIOD_NS", "PsiTracker", "calc_load", "format_pressure", "samples"]
+__all__ = ["PSI_PERIOD_NS", "PsiTracker", "calc_load", "format_pressure", "parse_pressure",
+           "samples"]
 
 PSI_PERIOD_NS = 2_000_000_000          # PSI_FREQ: the averaging period
 FSHIFT = 11
@@ -64,6 +65,20 @@ def format_pressure(avgs: dict[str, list[int]], totals_ns: dict[str, int]) -> st
     return "".join(
         f"{k} avg10={_avg_text(avgs[k][0])} avg60={_avg_text(avgs[k][1])} "
         f"avg300={_avg_text(avgs[k][2])} total={totals_ns[k] // 1000}\n" for k in ("some", "full"))
+
+
+def parse_pressure(text: str) -> dict[str, dict[str, float]]:
+    """A pressure file's text (ours, or a Linux host's /proc/pressure/memory) as numbers:
+    ``{"some": {"avg10": ..., "avg60": ..., "avg300": ..., "total": ...}, "full": {...}}``."""
+    out = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        kind, *fields = line.split()
+        try:
+            out[kind] = {k: float(v) for k, v in (f.split("=", 1) for f in fields)}
+        except ValueError:
+            raise ValueError(f"pressure line {n}: expected 'some|full key=value ...', got "
+                             f"{line!r}") from None
+    return out
 
 
 def samples(ops: list[tuple[int, int, int, int]], lo: int, hi: int) -> tuple[float, float]:

@@ -1955,14 +1955,19 @@ class _Runner:
             self.user_kills.append({"time_ns": t.time_ns, "by": name, "signal": _signal.Signals(sig).name,
                                     "pid": v.pid, "comm": v.comm, "oom_score": int(score[i]),
                                     "VmRSS_kB": int(rss[i])})
-            victim = next((n for n, x in self.tasks.items() if x._tgid == v._tgid), None)
-            ctx = self.active.get(victim) if victim else None
-            if ctx is not None and ctx["wait"] is not None and ctx["wait"][0] == "lock":
-                self.fatal.add(v._tgid)
-            else:
-                self._exit_group(v)
+            self._user_kill(v)
         return 1
         yield
+
+    def _user_kill(self, v) -> None:
+        """A userspace daemon's kill signal to ``v``'s thread group: a task asleep on a lock
+        dies when it wakes (the signal stays pending); any other exits now."""
+        vname = next((n for n, x in self.tasks.items() if x._tgid == v._tgid), None)
+        ctx = self.active.get(vname) if vname else None
+        if ctx is not None and ctx["wait"] is not None and ctx["wait"][0] == "lock":
+            self.fatal.add(v._tgid)
+        else:
+            self._exit_group(v)
 
     def _gen_oomd(self, t, name: str, op: Op):
         """One poll of a systemd-oomd-like daemon (``mmcore.oom``'s oomd rules, the tool's
@@ -2025,12 +2030,7 @@ class _Runner:
                 self.user_kills.append({"time_ns": t.time_ns, "by": name, "signal": "SIGKILL",
                                         "pid": v.pid, "comm": v.comm, "cgroup": victim.path,
                                         "rule": rule, "VmRSS_kB": v.status()["VmRSS"]})
-                vname = next((n for n, x in self.tasks.items() if x._tgid == v._tgid), None)
-                ctx = self.active.get(vname) if vname else None
-                if ctx is not None and ctx["wait"] is not None and ctx["wait"][0] == "lock":
-                    self.fatal.add(v._tgid)
-                else:
-                    self._exit_group(v)
+                self._user_kill(v)
         return 1
         yield
 

@@ -12,12 +12,7 @@ from mmcore.kernels import consts as K
 MiB = 1 << 20
 
 
-def parse(text: str) -> dict[str, dict[str, float]]:
-    out = {}
-    for line in text.splitlines():
-        kind, *fields = line.split()
-        out[kind] = {k: float(v) for k, v in (f.split("=") for f in fields)}
-    return out
+parse = PSI.parse_pressure
 
 
 def test_calc_load_is_the_kernels_fixed_point_average():
@@ -145,3 +140,12 @@ def test_long_runs_keep_few_intervals_and_the_same_pressure():
     assert text_small == text_big
     # init's clock stays at 0: periods close 60 s behind the latest time instead
     assert kept_big > 900 and kept_small < 0.8 * kept_big     # only the last 60 s kept
+
+
+def test_parse_pressure_reads_our_text_and_rejects_junk():
+    text = "some avg10=1.50 avg60=0.25 avg300=0.00 total=1234\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+    p = PSI.parse_pressure(text)
+    assert p["some"] == {"avg10": 1.5, "avg60": 0.25, "avg300": 0.0, "total": 1234.0}
+    assert p["full"]["total"] == 0
+    with pytest.raises(ValueError, match="pressure line 1"):
+        PSI.parse_pressure("some avg10=x")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mmcore import Config, Machine
+from mmcore import psi as PSI
 from mmcore.kernels import consts as K
 
 MiB = 1 << 20
@@ -38,12 +39,7 @@ def ws(m: Machine) -> tuple[int, int, int]:
     return tuple(v.get(k, 0) for k in WS)
 
 
-def parse(text: str) -> dict[str, dict[str, float]]:
-    out = {}
-    for line in text.splitlines():
-        kind, *fields = line.split()
-        out[kind] = {k: float(v) for k, v in (f.split("=") for f in fields)}
-    return out
+parse = PSI.parse_pressure
 
 
 def test_refault_of_a_long_evicted_page_is_counted_not_activated():
