@@ -680,10 +680,10 @@ LEDGER: tuple[Mechanism, ...] = (
         ("vmscan", "memcontrol", "compaction", "readahead"), (),
         "Stalls are direct reclaim (global, memcg, memory.high), direct compaction, kswapd's "
         "work (root group only, as a task of its own stalled throughout; its runs between two "
-        "reads of the tracker merge into one interval), swap-ins of workingset pages (an "
-        "anonymous page is workingset once the anon CLOCK found it referenced) and the disk "
-        "wait of page-cache reads that restore workingset pages. Each Task-API operation is an interval of its task's clock with its "
-        "stall spread evenly over it; some/full are the expected union and intersection over "
+        "reads of the tracker merge into one interval), and reads that restore workingset "
+        "pages: the disk wait of page-cache reads, and swap-ins (before 5.9, every swap-in of a "
+        "page the anon CLOCK had found referenced). Each Task-API operation is an interval of "
+        "its task's clock with its stall spread evenly over it; some/full are the expected union and intersection over "
         "the group's busy tasks (exact for one task). The kernel's averaging arithmetic per "
         "2 s period (exactly 2 s here; no idle-period skipping). Periods close at the least "
         "live task clock but at most 60 s behind the latest time (an idle task's clock lags), "
@@ -694,8 +694,9 @@ LEDGER: tuple[Mechanism, ...] = (
         marks("approximate", v3_10="n/a", v3_12="n/a"),
         "mm/workingset.c `workingset_eviction`, `workingset_test_recent`, `workingset_refault`, "
         "`workingset_activation` (3.15; the reclaim-root lruvec and anon in the workingset "
-        "size, 5.8; restore, 4.20; anonymous pages, 5.9, commit aae466b0052e); mm/filemap.c `filemap_add_folio` (no refault for "
-        "__GFP_WRITE); mm/readahead.c `read_pages` and `folio_wait_bit_common` (thrashing PSI)",
+        "size, 5.8; restore, 4.20; anonymous pages, 5.9, commit aae466b0052e); mm/filemap.c "
+        "`filemap_add_folio` (no refault for __GFP_WRITE); mm/readahead.c `read_pages` and "
+        "`folio_wait_bit_common` (thrashing PSI)",
         (_T + "test_workingset.py::test_refault_of_a_long_evicted_page_is_counted_not_activated",
          _T + "test_workingset.py::test_hot_pages_pushed_out_briefly_come_back_active",
          _T + "test_workingset.py::test_truncation_drops_the_files_shadows",

@@ -5,10 +5,10 @@ The kernels count a task's memory stalls as Linux's ``psi_memstall_enter`` secti
 reclaim (global and memcg, memory.high included), direct compaction, and the read of a page that
 was in the workingset when it was evicted (thrashing: swap-ins, and page-cache refaults that
 ``workingset_refault`` calls restores). kswapd's own work is a stall too (``balance_pgdat``): it
-counts in the root group as an interval of a task of its own, stalled for all of it. Each task operation run through the ``Task`` API is an
-interval of the task's simulated clock ``[start, end)`` with ``stall`` ps of it stalled; the
-tracker keeps them per group (the task's memcg, its ancestors, and the root, which is the whole
-system) and derives the two PSI states:
+counts in the root group as an interval of a task of its own, stalled for all of it. Each task
+operation run through the ``Task`` API is an interval of the task's simulated clock
+``[start, end)`` with ``stall`` ps of it stalled; the tracker keeps them per group (the task's
+memcg, its ancestors, and the root, which is the whole system) and derives the two PSI states:
 
 - ``some``: at least one task of the group stalled;
 - ``full``: the group's non-idle tasks all stalled at once (a task is non-idle while it runs an
