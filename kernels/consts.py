@@ -65,12 +65,13 @@ PG_writeback = 1 << 14       # under writeback I/O
 PG_workingset = 1 << 15      # was active before (refault accounting)
 PG_swapbacked = 1 << 16      # tmpfs/ramfs page: cannot be read back from a disk
 PG_reclaim = 1 << 17         # reclaim wants it written and rotated to the inactive tail
-PG_unevictable = 1 << 18     # on the unevictable list (ramfs, mlocked)
+PG_unevictable = 1 << 18     # on the unevictable list (ramfs, mlocked): counted, never linked
 PG_mappedtodisk = 1 << 19    # its buffers map blocks already (write_begin/page_mkwrite done)
 PG_falloc_new = 1 << 20      # tmpfs: added by fallocate and not written yet (reads as a hole)
 PG_partially_mapped = 1 << 21  # THP head: some subpages unmapped; on the deferred split queue
 PG_file_thp = 1 << 22        # every frame of a PMD-sized page-cache folio (head: PG_head too);
                              # page[1]'s FR_NEXT holds its entire (PMD) mapcount (FILE_ENTIRE)
+PG_ramfs = 1 << 23           # a page of an unevictable mapping (ramfs: mapping_unevictable)
 
 # ---- LRU lists (include/linux/mmzone.h enum lru_list) and replacement policies ---------------
 LRU_INACTIVE_ANON = 0
@@ -616,6 +617,9 @@ VMSTAT_NAMES = (
     "pswpin", "pswpout", "pgscan_anon", "pgsteal_anon", "thp_swpout_fallback", "nr_swapcached",
     "workingset_restore_file", "workingset_refault_anon", "workingset_activate_anon",
     "workingset_restore_anon",
+    "unevictable_pgs_culled", "unevictable_pgs_scanned", "unevictable_pgs_rescued",
+    "unevictable_pgs_mlocked", "unevictable_pgs_munlocked", "unevictable_pgs_cleared",
+    "unevictable_pgs_stranded",
 )
 VS_NR_FREE_PAGES = 0
 VS_NR_ANON_PAGES = 1
@@ -705,6 +709,13 @@ VS_WORKINGSET_RESTORE_FILE = 84   # refaults of pages that were in the workingse
 VS_WORKINGSET_REFAULT_ANON = 85   # swap-ins of pages with a shadow (every swapped-out page, 5.9+)
 VS_WORKINGSET_ACTIVATE_ANON = 86
 VS_WORKINGSET_RESTORE_ANON = 87
+VS_UNEVICTABLE_PGS_CULLED = 88     # folios put on the unevictable list (mlocked, or ramfs)
+VS_UNEVICTABLE_PGS_SCANNED = 89    # never: the unevictable list is not scanned (since 5.18)
+VS_UNEVICTABLE_PGS_RESCUED = 90    # folios moved back to an evictable list (munlocked)
+VS_UNEVICTABLE_PGS_MLOCKED = 91    # pages that became PG_mlocked
+VS_UNEVICTABLE_PGS_MUNLOCKED = 92  # pages whose PG_mlocked went with their last mlock
+VS_UNEVICTABLE_PGS_CLEARED = 93    # mlocked pages freed while still mlocked
+VS_UNEVICTABLE_PGS_STRANDED = 94   # munlocked off the LRU (never here: no folio stays isolated)
 NR_VMSTAT = len(VMSTAT_NAMES)
 
 # ---- event records (ev array rows) and what is recorded (cfg[C_RECORD] bits) -------------------

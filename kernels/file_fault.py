@@ -72,6 +72,8 @@ from .consts import (
     SIGBUS,
     T_MAJFLT,
     VM_SHARED,
+    VM_LOCKED,
+    FR_MEMCG,
     VM_NOHUGEPAGE,
     VS_NR_ANON_PAGES,
     VS_PGALLOC,
@@ -95,6 +97,8 @@ from .shmem import (
 from .fs import fs_write_begin
 from .huge_memory import khugepaged_enter, leaf_prot, prep_anon_folio, thp_disabled_by_mm
 from .jit import kernel
+from .lru import mlock_cache_folio, munlock_cache_folio
+from .mlock import mlock_folio
 from .memcontrol import mem_cgroup_charge
 from .page_counter import CHARGE_ANON, memcg_commit, page_counter_uncharge
 from .pagetable import pt_slots_available
@@ -104,6 +108,21 @@ from .readahead import read_pages
 from .tlb import flush_tlb_page
 
 PAGE = 4096
+
+
+@kernel(inline="always")
+def mlock_mapped(vmstat, lru, fr32, fr_flags, pfn):
+    """mlock_vma_folio when a PTE of a VM_LOCKED VMA starts mapping page-cache page ``pfn``
+    (``folio_add_file_rmap_ptes``: order-0 folios only, so page-cache THPs are left alone)."""
+    if not fr_flags[pfn] & PG_file_thp:
+        mlock_cache_folio(vmstat, lru, fr32, fr_flags, fr32[FR_MEMCG, pfn], pfn, 1)
+
+
+@kernel(inline="always")
+def munlock_mapped(vmstat, lru, fr32, fr_flags, pfn):
+    """munlock_vma_folio when such a PTE stops mapping it (``folio_remove_rmap_ptes``)."""
+    if not fr_flags[pfn] & PG_file_thp:
+        munlock_cache_folio(vmstat, lru, fr32, fr_flags, fr32[FR_MEMCG, pfn], pfn, 1)
 
 
 @kernel(inline="always")
@@ -208,6 +227,8 @@ def do_file_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, ppos, va, write
         memcg_commit(gs, fr32, cg, new, 1, CHARGE_ANON)
         prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, new, 0, mm[MM_ANON, mmi], va >> 12)
         fr32[FR_MAPCOUNT, new] = 1
+        if vm_flags & VM_LOCKED:
+            mlock_folio(fr_idx, fr_flags, fr_order, vmstat, new)    # folio_add_lru_vma
         pt[ppos] = prot | _PAGE_RW | _PAGE_DIRTY | (new << 12)
         mm[MM_ANONPAGES, mmi] += 1
         vmstat[VS_NR_ANON_PAGES] += 1
@@ -220,7 +241,11 @@ def do_file_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, ppos, va, write
             unmap_file_pte(vmstat, fr32, fr_flags, mm, mmi, pfn)
             pt[ppos] = 0
             return st, t - now
+        if vm_flags & VM_LOCKED:
+            mlock_mapped(vmstat, lru, fr32, fr_flags, pfn)
         return OK, t - now
+    if vm_flags & VM_LOCKED:
+        mlock_mapped(vmstat, lru, fr32, fr_flags, pfn)
     # do_fault_around: map the cached neighbours read-only as well
     fa = max(1, cfg[C_FAULT_AROUND])
     lo = max(va & ~(fa * PAGE - 1), vstart, va & ~((1 << 21) - 1))
@@ -236,6 +261,8 @@ def do_file_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, ppos, va, write
         p = filemap_get_folio(pc, fr32, fr_idx, ii, j)
         if p >= 0 and not fr_flags[file_folio_head(fr_flags, p)] & PG_falloc_new:
             map_file_pte(vmstat, fr32, fr_flags, pt, mm, mmi, q, p, prot)   # uptodate ones only
+            if vm_flags & VM_LOCKED:
+                mlock_mapped(vmstat, lru, fr32, fr_flags, p)
     return OK, t - now
 
 
@@ -268,6 +295,10 @@ def do_file_wp(S, mmi, vm_flags, vstart, pgoff, ii, ppos, va, now):
     mm[MM_ANONPAGES, mmi] += 1
     vmstat[VS_NR_ANON_PAGES] += 1
     vmstat[VS_PGALLOC] += 1
+    if vm_flags & VM_LOCKED:
+        # wp_page_copy: the copy starts mlocked, the page-cache page leaves a locked VMA
+        mlock_folio(fr_idx, fr_flags, fr_order, vmstat, new)
+        munlock_mapped(vmstat, lru, fr32, fr_flags, pfn)
     unmap_file_pte(vmstat, fr32, fr_flags, mm, mmi, pfn)
     pt[ppos] = leaf_prot(vm_flags) | _PAGE_RW | _PAGE_DIRTY | (new << 12)
     flush_tlb_page(cfg, tlb, pwc, mmi + 1, va)

@@ -46,12 +46,17 @@ from .consts import (
     PG_head,
     PG_swapbacked,
     PG_unevictable,
+    PG_ramfs,
+    PG_mlocked,
+    VS_UNEVICTABLE_PGS_CULLED,
+    VS_UNEVICTABLE_PGS_CLEARED,
     POLICY_LINUX,
     VS_NR_DIRTIED,
     VS_NR_DIRTY,
     VS_NR_FILE_PAGES,
     VS_NR_SHMEM,
     VS_NR_UNEVICTABLE,
+    VS_NR_MLOCK,
     VS_PGFREE,
 )
 from .jit import kernel
@@ -216,8 +221,9 @@ def filemap_add_page(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs,
     if t == FST_TMPFS or t == FST_RAMFS:
         f |= PG_swapbacked
         if t == FST_RAMFS:
-            f |= PG_unevictable
+            f |= PG_unevictable | PG_ramfs           # lru_add culls it: mapping_unevictable
             vmstat[VS_NR_UNEVICTABLE] += 1
+            vmstat[VS_UNEVICTABLE_PGS_CULLED] += 1
         vmstat[VS_NR_SHMEM] += t == FST_TMPFS
         fs[FS_FREE, ino[I_FS, ii]] -= 1          # the page is the file's storage (size= limit)
     fr_flags[pfn] = f
@@ -249,10 +255,13 @@ def filemap_remove_page(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, 
     folio_del_lru(lru, fr32, fr_flags, fr_memcg[pfn], pfn, 1)
     ino[I_NRPAGES, ii] -= 1
     vmstat[VS_NR_FILE_PAGES] -= 1
+    if f & PG_mlocked:
+        vmstat[VS_NR_MLOCK] -= 1                 # __page_cache_release of a still mlocked page
+        vmstat[VS_UNEVICTABLE_PGS_CLEARED] += 1
+    if f & PG_unevictable:
+        vmstat[VS_NR_UNEVICTABLE] -= 1
     if f & PG_swapbacked:
-        if f & PG_unevictable:
-            vmstat[VS_NR_UNEVICTABLE] -= 1
-        else:
+        if not f & PG_ramfs:
             vmstat[VS_NR_SHMEM] -= 1
         fs[FS_FREE, ino[I_FS, ii]] += 1          # tmpfs/ramfs: the page was the file's storage
     fr_flags[pfn] = 0
@@ -313,7 +322,7 @@ def file_entire_mapcount(fr32, fr_flags, pfn):
 @kernel(inline="always")
 def file_rss(mm, mmi, fr_flags, pfn, delta):
     """mm_counter_file: tmpfs pages count in RssShmem, the rest (ramfs too) in RssFile."""
-    if (fr_flags[pfn] & (PG_swapbacked | PG_unevictable)) == PG_swapbacked:
+    if (fr_flags[pfn] & (PG_swapbacked | PG_ramfs)) == PG_swapbacked:
         mm[MM_SHMEMPAGES, mmi] += delta
     else:
         mm[MM_FILEPAGES, mmi] += delta
@@ -354,7 +363,7 @@ def map_file_pmd(vmstat, fr32, fr_flags, mm, mmi, head):
     fr32[FILE_ENTIRE, head + 1] += 1
     if fr32[FILE_ENTIRE, head + 1] == 1:
         vmstat[VS_NR_MAPPED] += _unmapped_subpages(fr32, head)
-        if fr_flags[head] & PG_swapbacked and not fr_flags[head] & PG_unevictable:
+        if fr_flags[head] & PG_swapbacked and not fr_flags[head] & PG_ramfs:
             vmstat[VS_NR_SHMEM_PMDMAPPED] += 1
         else:
             vmstat[VS_NR_FILE_PMDMAPPED] += 1
@@ -367,7 +376,7 @@ def unmap_file_pmd(vmstat, fr32, fr_flags, mm, mmi, head):
     fr32[FILE_ENTIRE, head + 1] -= 1
     if fr32[FILE_ENTIRE, head + 1] == 0:
         vmstat[VS_NR_MAPPED] -= _unmapped_subpages(fr32, head)
-        if fr_flags[head] & PG_swapbacked and not fr_flags[head] & PG_unevictable:
+        if fr_flags[head] & PG_swapbacked and not fr_flags[head] & PG_ramfs:
             vmstat[VS_NR_SHMEM_PMDMAPPED] -= 1
         else:
             vmstat[VS_NR_FILE_PMDMAPPED] -= 1
@@ -393,7 +402,7 @@ def zap_file_pmd(vmstat, fr32, fr_flags, pt, mm, mmi, pos, whole):
 @kernel(inline="always")
 def _thp_counter(fr_flags, head):
     """The vmstat row counting this folio: nr_shmem_hugepages for tmpfs, nr_file_hugepages else."""
-    if fr_flags[head] & PG_swapbacked and not fr_flags[head] & PG_unevictable:
+    if fr_flags[head] & PG_swapbacked and not fr_flags[head] & PG_ramfs:
         return VS_NR_SHMEM_HUGEPAGES
     return VS_NR_FILE_HUGEPAGES
 
@@ -407,8 +416,9 @@ def filemap_add_huge(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs,
     t = fs[FS_TYPE, ino[I_FS, ii]]
     f = PG_swapbacked | PG_file_thp
     if t == FST_RAMFS:
-        f |= PG_unevictable
+        f |= PG_unevictable | PG_ramfs
         vmstat[VS_NR_UNEVICTABLE] += HPAGE_PMD_NR
+        vmstat[VS_UNEVICTABLE_PGS_CULLED] += HPAGE_PMD_NR
     else:
         vmstat[VS_NR_SHMEM] += HPAGE_PMD_NR
     fs[FS_FREE, ino[I_FS, ii]] -= HPAGE_PMD_NR
@@ -453,7 +463,7 @@ def filemap_remove_huge(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, 
     vmstat[VS_NR_FILE_PAGES] -= HPAGE_PMD_NR
     if f & PG_unevictable:
         vmstat[VS_NR_UNEVICTABLE] -= HPAGE_PMD_NR
-    else:
+    if not f & PG_ramfs:
         vmstat[VS_NR_SHMEM] -= HPAGE_PMD_NR
     fs[FS_FREE, ino[I_FS, ii]] += HPAGE_PMD_NR
     vmstat[VS_PGFREE] += HPAGE_PMD_NR

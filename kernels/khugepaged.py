@@ -150,7 +150,8 @@ from .page_counter import CHARGE_ANON, memcg_commit, memcg_try_charge, page_coun
 from .memory import queue_if_partial, remove_rmap_pte
 from .pagetable import swp_offset
 from .swap import swap_put
-from .mlock import mlock_folio, munlock_pte_page
+from .mlock import mlock_folio, munlock_anon_pte_page
+from .file_fault import munlock_mapped
 from .mmap import find_vma_index
 from .filemap import (
     charge_kind,
@@ -332,8 +333,8 @@ def collapse_huge_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
             continue
         copied += 1
         if vm_flags & VM_LOCKED:
-            munlock_pte_page(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma, mmi,
-                             p)
+            munlock_anon_pte_page(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma,
+                                  mmi, p)
         if remove_rmap_pte(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p):
             queue_if_partial(gs, vmstat, fr32, fr_idx, fr_flags, fr_order,
                              p & ~(HPAGE_PMD_NR - 1))
@@ -739,6 +740,8 @@ def collapse_file(S, mmi, p, haddr, khugepaged, direct):
             q = file_pte_of(cfg, pt, fr_idx, mm, vma, where[0, w], where[1, w], index + k, pfn)
             if q >= 0:
                 pt[q] = 0
+                if vma[V_FLAGS, where[1, w]] & VM_LOCKED:
+                    munlock_mapped(vmstat, lru, fr32, fr_flags, pfn)     # TTU_IGNORE_MLOCK
                 unmap_file_pte(vmstat, fr32, fr_flags, mm, where[0, w], pfn)
             w += 1
         filemap_remove_page(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc,

@@ -37,6 +37,8 @@ from .consts import (
     PG_active,
     PG_dirty,
     PG_lru,
+    PG_mlocked,
+    PG_ramfs,
     PG_reclaim,
     PG_referenced,
     PG_swapbacked,
@@ -51,6 +53,12 @@ from .consts import (
     VS_PGDEACTIVATE,
     VS_PGREFILL,
     VS_PGSCAN_FILE,
+    VS_NR_MLOCK,
+    VS_NR_UNEVICTABLE,
+    VS_UNEVICTABLE_PGS_CULLED,
+    VS_UNEVICTABLE_PGS_MLOCKED,
+    VS_UNEVICTABLE_PGS_MUNLOCKED,
+    VS_UNEVICTABLE_PGS_RESCUED,
 )
 from .jit import kernel
 
@@ -105,16 +113,89 @@ def file_lru(fr_flags, pfn):
 @kernel(inline="always")
 def folio_add_lru(lru, links, fr_flags, lv, pfn, nr):
     """A new page-cache folio enters the inactive file list (or the active one if it carries
-    PG_active, as a refault judged part of the workingset does)."""
+    PG_active, as a refault judged part of the workingset does). An unevictable folio is only
+    counted, as ``lruvec_add_folio`` has done since 5.18: nothing walks that list, and its link
+    slot holds the folio's ``mlock_count`` instead (0 to start with, as ``lru_add`` sets it)."""
     fr_flags[pfn] |= PG_lru
-    lru_add_head(lru, links, lv, file_lru(fr_flags, pfn), pfn, nr)
+    li = file_lru(fr_flags, pfn)
+    if li == LRU_UNEVICTABLE:
+        links[FR_NEXT, pfn] = -1
+        links[FR_PREV, pfn] = 0
+        lru[LV_PAGES + li, lv] += nr
+    else:
+        lru_add_head(lru, links, lv, li, pfn, nr)
 
 
 @kernel(inline="always")
 def folio_del_lru(lru, links, fr_flags, lv, pfn, nr):
     if fr_flags[pfn] & PG_lru:
-        lru_del(lru, links, lv, file_lru(fr_flags, pfn), pfn, nr)
+        li = file_lru(fr_flags, pfn)
+        if li == LRU_UNEVICTABLE:
+            lru[LV_PAGES + li, lv] -= nr
+            links[FR_NEXT, pfn] = 0
+            links[FR_PREV, pfn] = 0
+        else:
+            lru_del(lru, links, lv, li, pfn, nr)
         fr_flags[pfn] &= ~PG_lru
+
+
+# ---- mlocked page-cache folios (mm/mlock.c, 5.18+) -------------------------------------------------
+# A page-cache folio of any filesystem is mlocked as Linux mlocks it: PG_mlocked and NR_MLOCK, and
+# off its evictable list onto the unevictable one (counted there, its link slot FR_PREV holding
+# the folio's mlock_count). Nothing in the simulation keeps a folio isolated from its list across
+# an operation, so the paths Linux takes for an isolated folio (unevictable_pgs_stranded) are
+# never taken.
+
+@kernel
+def mlock_cache_folio(vmstat, lru, links, fr_flags, lv, head, nr):
+    """``mlock_folio`` + ``__mlock_folio`` for a page-cache folio on its LRU list: PG_mlocked the
+    first time; onto the unevictable list (``unevictable_pgs_culled``) with mlock_count 1, or one
+    more count where it is there already (a ramfs folio starts there with count 0)."""
+    f = fr_flags[head]
+    if not f & PG_mlocked:
+        f |= PG_mlocked
+        fr_flags[head] = f
+        vmstat[VS_NR_MLOCK] += nr
+        vmstat[VS_UNEVICTABLE_PGS_MLOCKED] += nr
+    if not f & PG_lru:
+        return
+    if f & PG_unevictable:
+        links[FR_PREV, head] += 1
+        return
+    lru_del(lru, links, lv, file_lru(fr_flags, head), head, nr)
+    fr_flags[head] = (f & ~PG_active) | PG_unevictable
+    links[FR_NEXT, head] = -1
+    links[FR_PREV, head] = 1
+    lru[LV_PAGES + LRU_UNEVICTABLE, lv] += nr
+    vmstat[VS_NR_UNEVICTABLE] += nr
+    vmstat[VS_UNEVICTABLE_PGS_CULLED] += nr
+
+
+@kernel
+def munlock_cache_folio(vmstat, lru, links, fr_flags, lv, head, nr):
+    """``munlock_folio`` + ``__munlock_folio`` for a page-cache folio: one mlock_count less; with
+    the last, PG_mlocked goes (``unevictable_pgs_munlocked``) and a folio that is evictable again
+    (not ramfs) returns to the inactive list (``unevictable_pgs_rescued``). A folio that was never
+    counted is taken as at its last mlock, as Linux takes it."""
+    f = fr_flags[head]
+    if f & PG_lru and f & PG_unevictable:
+        c = links[FR_PREV, head]
+        if c > 0:
+            c -= 1
+            links[FR_PREV, head] = c
+        if c > 0:
+            return
+    if f & PG_mlocked:
+        f &= ~PG_mlocked
+        fr_flags[head] = f
+        vmstat[VS_NR_MLOCK] -= nr
+        vmstat[VS_UNEVICTABLE_PGS_MUNLOCKED] += nr
+    if f & PG_lru and f & PG_unevictable and not f & PG_ramfs:
+        lru[LV_PAGES + LRU_UNEVICTABLE, lv] -= nr
+        fr_flags[head] = f & ~PG_unevictable
+        lru_add_head(lru, links, lv, file_lru(fr_flags, head), head, nr)
+        vmstat[VS_NR_UNEVICTABLE] -= nr
+        vmstat[VS_UNEVICTABLE_PGS_RESCUED] += nr
 
 
 @kernel(inline="always")
@@ -132,7 +213,7 @@ def folio_mark_accessed(policy, vmstat, lru, links, fr_flags, lv, pfn, nr):
             vmstat[VS_PGACTIVATE] += nr
             lru[LV_AGE, lv] += nr                # workingset_activation ages the lruvec
     elif policy == POLICY_LRU:
-        if f & PG_lru:
+        if (f & (PG_lru | PG_unevictable)) == PG_lru:
             lru_move_head(lru, links, lv, file_lru(fr_flags, pfn), pfn)
     elif policy == POLICY_CLOCK:
         fr_flags[pfn] = f | PG_referenced

@@ -139,7 +139,7 @@ from .filemap import unmap_file_pte, zap_file_pmd
 from .jit import kernel
 from .swap import anon_pte_of, swap_put, swapin_memcg
 from .rmap import free_folio, pte_mapped_pages, queue_if_partial, remove_rmap_pte
-from .mlock import mlock_folio, munlock_pte_page, munlock_thp
+from .mlock import mlock_folio, munlock_anon_pte_page, munlock_thp
 from .workingset import workingset_refault_anon
 from .mmap import range_has_vma, vma_lookup
 from .memcontrol import mem_cgroup_charge
@@ -241,8 +241,8 @@ def do_wp_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm,
         cost = rc + cfg[C_COST_COPY_PAGE]
         if vm_flags & VM_LOCKED:
             # wp_page_copy: the old page leaves a locked VMA (munlock_vma_folio)
-            munlock_pte_page(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma, mmi,
-                             old)
+            munlock_anon_pte_page(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma,
+                                  mmi, old)
         if remove_rmap_pte(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, old):
             queue_if_partial(gs, vmstat, fr32, fr_idx, fr_flags, fr_order,
                              old & ~(HPAGE_PMD_NR - 1))

@@ -20,6 +20,13 @@ unused). An order-0 page keeps none: its count is always the number of its mappi
 VMAs (every event above adds or removes exactly one such mapping), so munlocking it clears
 PG_mlocked unless another address space still maps it in a VM_LOCKED VMA, which the anon rmap
 walk finds (the check folio_referenced_one makes when it restores a missed mlock).
+
+Mlocked folios are on the unevictable list, as they have been since 2.6.28: ``nr_unevictable``
+(Unevictable) counts them and the ``unevictable_pgs_*`` events follow __mlock_folio and
+__munlock_folio. Anonymous folios are on no list here (reclaim finds them through the page
+tables), so for them that list is a count alone. A page-cache folio really leaves its file list
+for the unevictable one and keeps Linux's mlock_count there (``lru.mlock_cache_folio``), so
+reclaim never meets it; page-cache THPs are not mlocked here.
 """
 from .consts import (
     _PAGE_ACCESSED,
@@ -30,6 +37,7 @@ from .consts import (
     _PAGE_RW,
     _PAGE_SPECIAL,
     FR_MAPCOUNT,
+    FR_MEMCG,
     FR_OWNER,
     G_NR_MM,
     HPAGE_PMD_NR,
@@ -45,12 +53,19 @@ from .consts import (
     VM_LOCKED,
     VM_LOCKONFAULT,
     VS_NR_MLOCK,
+    VS_NR_UNEVICTABLE,
+    VS_UNEVICTABLE_PGS_CULLED,
+    VS_UNEVICTABLE_PGS_MLOCKED,
+    VS_UNEVICTABLE_PGS_MUNLOCKED,
+    VS_UNEVICTABLE_PGS_RESCUED,
+    PG_anon,
     PG_lazyfree,
     PG_mlocked,
     PG_tail,
     PG_file_thp,
 )
 from .jit import kernel
+from .lru import mlock_cache_folio, munlock_cache_folio
 from .mmap import vma_lookup
 from .mprotect import split_pmd_at
 from .pagetable import entry_pfn, next_pmd, pmd_lookup, pte_lookup
@@ -74,11 +89,10 @@ def mlock_folio(fr_idx, fr_flags, fr_order, vmstat, head):
     large = fr_order[head] > 0           # a THP: the only large folio
     if (fr_flags[head] & PG_mlocked) == 0:
         fr_flags[head] |= PG_mlocked
+        nr = HPAGE_PMD_NR if large else 1
         if large:
-            vmstat[VS_NR_MLOCK] += HPAGE_PMD_NR
             fr_idx[head + MLOCK_COUNT] = 1
-        else:
-            vmstat[VS_NR_MLOCK] += 1
+        _anon_unevictable(vmstat, nr)
     elif large:
         fr_idx[head + MLOCK_COUNT] += 1
 
@@ -94,29 +108,62 @@ def munlock_thp(fr_idx, fr_flags, vmstat, head):
         return
     fr_idx[head + MLOCK_COUNT] = 0
     fr_flags[head] &= ~PG_mlocked
-    vmstat[VS_NR_MLOCK] -= HPAGE_PMD_NR
+    _anon_unevictable(vmstat, -HPAGE_PMD_NR)
+
+
+@kernel(inline="always")
+def _anon_unevictable(vmstat, nr):
+    """An anonymous folio of ``abs(nr)`` pages becomes mlocked (nr > 0: mlocked, culled onto the
+    unevictable list) or stops being so (munlocked, rescued)."""
+    vmstat[VS_NR_MLOCK] += nr
+    vmstat[VS_NR_UNEVICTABLE] += nr
+    if nr > 0:
+        vmstat[VS_UNEVICTABLE_PGS_MLOCKED] += nr
+        vmstat[VS_UNEVICTABLE_PGS_CULLED] += nr
+    else:
+        vmstat[VS_UNEVICTABLE_PGS_MUNLOCKED] -= nr
+        vmstat[VS_UNEVICTABLE_PGS_RESCUED] -= nr
 
 
 @kernel
-def munlock_page(cfg, gs, pt, fr32, fr_idx, fr_flags, vmstat, mm, vma, mmi, pfn):
+def munlock_page(cfg, gs, pt, fr32, fr_idx, fr_flags, vmstat, lru, mm, vma, mmi, pfn):
     """munlock_folio for an order-0 page whose mapping in address space ``mmi`` leaves a VM_LOCKED
-    VMA (module docstring): PG_mlocked stays while another address space maps the page in one."""
+    VMA (module docstring): an anonymous page stays PG_mlocked while another address space maps
+    it in one; a page-cache page keeps count."""
+    if (fr_flags[pfn] & PG_anon) == 0:
+        munlock_cache_folio(vmstat, lru, fr32, fr_flags, fr32[FR_MEMCG, pfn], pfn, 1)
+        return
     if (fr_flags[pfn] & PG_mlocked) == 0:
         return
     if fr32[FR_MAPCOUNT, pfn] > 1 and _locked_elsewhere(cfg, gs, pt, fr32, fr_idx, mm, vma, mmi,
                                                          pfn):
         return
     fr_flags[pfn] &= ~PG_mlocked
-    vmstat[VS_NR_MLOCK] -= 1
+    _anon_unevictable(vmstat, -1)
 
 
 @kernel
-def munlock_pte_page(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma, mmi, pfn):
-    """munlock_vma_folio for one PTE mapping of ``pfn`` leaving a VM_LOCKED VMA (wp_page_copy)."""
+def mlock_page(fr32, fr_idx, fr_flags, fr_order, vmstat, lru, pfn):
+    """mlock_vma_folio for an order-0 page newly mapped (or found mapped) in a VM_LOCKED VMA."""
+    if (fr_flags[pfn] & PG_anon) == 0:
+        mlock_cache_folio(vmstat, lru, fr32, fr_flags, fr32[FR_MEMCG, pfn], pfn, 1)
+    else:
+        mlock_folio(fr_idx, fr_flags, fr_order, vmstat, pfn)
+
+
+@kernel
+def munlock_anon_pte_page(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma, mmi,
+                          pfn):
+    """munlock_vma_folio for one PTE mapping of anonymous page ``pfn`` leaving a VM_LOCKED VMA
+    (wp_page_copy, khugepaged's collapse)."""
     if (fr_flags[pfn] & PG_tail) != 0 or fr_order[pfn] > 0:
         munlock_thp(fr_idx, fr_flags, vmstat, pfn & ~(HPAGE_PMD_NR - 1))
-    else:
-        munlock_page(cfg, gs, pt, fr32, fr_idx, fr_flags, vmstat, mm, vma, mmi, pfn)
+    elif fr_flags[pfn] & PG_mlocked:
+        if fr32[FR_MAPCOUNT, pfn] > 1 and _locked_elsewhere(cfg, gs, pt, fr32, fr_idx, mm, vma,
+                                                             mmi, pfn):
+            return
+        fr_flags[pfn] &= ~PG_mlocked
+        _anon_unevictable(vmstat, -1)
 
 
 @kernel
@@ -157,8 +204,8 @@ def folio_pte_batch(pt, q, pfn, max_nr):
 
 
 @kernel
-def mlock_vma_pages_range(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma, mmi,
-                          start, end, mode):
+def mlock_vma_pages_range(cfg, gs, vmstat, lru, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma,
+                          mmi, start, end, mode):
     """mlock_vma_pages_range / mlock_pte_range over [start, end) of one VMA of ``mmi``, or, with
     MLOCK_ZAP, the munlocks a zap of that range makes (zap_pte_range / zap_huge_pmd), including
     the one of a PMD split first because it is only partly inside (vma_adjust_trans_huge).
@@ -203,9 +250,10 @@ def mlock_vma_pages_range(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order,
                 continue
             if (fr_flags[pfn] & PG_tail) == 0 and fr_order[pfn] == 0:
                 if mode == MLOCK_LOCK:
-                    mlock_folio(fr_idx, fr_flags, fr_order, vmstat, pfn)
+                    mlock_page(fr32, fr_idx, fr_flags, fr_order, vmstat, lru, pfn)
                 else:
-                    munlock_page(cfg, gs, pt, fr32, fr_idx, fr_flags, vmstat, mm, vma, mmi, pfn)
+                    munlock_page(cfg, gs, pt, fr32, fr_idx, fr_flags, vmstat, lru, mm, vma, mmi,
+                                 pfn)
                 k += 1
                 continue
             head = pfn & ~(HPAGE_PMD_NR - 1)
@@ -234,15 +282,15 @@ def munlock_pmd_at(cfg, vmstat, pt, fr_idx, fr_flags, mm, mmi, va):
 
 
 @kernel
-def munlock_mm(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma, mmi):
+def munlock_mm(cfg, gs, vmstat, lru, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma, mmi):
     """Before exit_mmap tears address space ``mmi`` down: the munlocks its zap makes, VMA by VMA,
     after which no VMA is VM_LOCKED (as exit_mmap's munlock_vma_pages_all left them before 5.18),
     so the teardown itself has nothing left to munlock."""
     b = mm[MM_VBASE, mmi]
     for i in range(mm[MM_VCOUNT, mmi]):
         if vma[V_FLAGS, b + i] & VM_LOCKED:
-            mlock_vma_pages_range(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma,
-                                  mmi, vma[V_START, b + i], vma[V_END, b + i], MLOCK_ZAP)
+            mlock_vma_pages_range(cfg, gs, vmstat, lru, pt, fr32, fr_idx, fr_flags, fr_order, mm,
+                                  vma, mmi, vma[V_START, b + i], vma[V_END, b + i], MLOCK_ZAP)
             vma[V_FLAGS, b + i] &= ~(VM_LOCKED | VM_LOCKONFAULT)
 
 

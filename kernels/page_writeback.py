@@ -64,6 +64,7 @@ from .consts import (
     PG_dirty,
     PG_lru,
     PG_reclaim,
+    PG_unevictable,
     PG_writeback,
     VS_NR_DIRTY,
     VS_NR_WRITEBACK,
@@ -105,7 +106,7 @@ def wb_complete(vmstat, fr32, fr_flags, fr_memcg, lru, fgs, wbq, now):
         vmstat[VS_NR_WRITTEN] += 1
         if f & PG_reclaim:
             fr_flags[pfn] &= ~(PG_reclaim | PG_active)
-            if f & PG_lru:
+            if f & PG_lru and not f & PG_unevictable:    # mlocked since: not rotated
                 lv = fr_memcg[pfn]
                 li = LRU_ACTIVE_FILE if f & PG_active else LRU_INACTIVE_FILE
                 lru_del(lru, fr32, lv, li, pfn, 1)

@@ -4,7 +4,7 @@ from .consts import (
     FILE_ENTIRE,
     PG_file_thp,
     PG_swapbacked,
-    PG_unevictable,
+    PG_ramfs,
     PG_dirty,
     PG_anon,
     _PAGE_ACCESSED,
@@ -77,7 +77,7 @@ def smaps_walk(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi, start, end, o
                 dirty = (fr_flags[head] & PG_dirty) != 0
                 for k in range(first, first + n):
                     _account(out, e, 1, entire + fr32[FR_MAPCOUNT, head + k], False, dirty)
-                if fr_flags[head] & PG_swapbacked and not fr_flags[head] & PG_unevictable:
+                if fr_flags[head] & PG_swapbacked and not fr_flags[head] & PG_ramfs:
                     out[SM_SHMEM_PMD] += n
                 else:
                     out[SM_FILE_PMD] += n

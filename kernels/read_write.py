@@ -32,6 +32,7 @@ from .consts import (
     _PAGE_PSE,
     _PAGE_PRESENT,
     VM_SHARED,
+    VM_LOCKED,
     MM_PGD,
     C_HPC_MODEL,
     HPAGE_PMD_NR,
@@ -129,7 +130,8 @@ from .shmem import (
     shmem_huge_wanted,
 )
 from .fs import fs_punch_blocks, fs_reads_zeros, fs_write_begin, has_blocks
-from .file_fault import file_room
+from .file_fault import file_room, munlock_mapped
+from .mlock import MLOCK_ZAP, mlock_vma_pages_range
 import numpy as np
 
 from .huge_memory import deferred_split_scan
@@ -444,20 +446,24 @@ def unmap_mapping_pages(S, ii, first, last, even_cows):
         hi = min(vma[V_END, p], s0 + ((last - pg) << 12))
         if lo >= hi:
             continue
+        locked = (vma[V_FLAGS, p] & VM_LOCKED) != 0
         if even_cows or vma[V_FLAGS, p] & VM_SHARED:
+            if locked:
+                mlock_vma_pages_range(cfg, gs, vmstat, lru, pt, fr32, fr_idx, fr_flags, fr_order,
+                                      mm, vma, mmi, lo, hi, MLOCK_ZAP)
             n = zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
                                pt_aux, mm, tlb, pwc, mmi, lo, hi, swp)
         else:
-            n = zap_file_ptes(S, mmi, lo, hi)
+            n = zap_file_ptes(S, mmi, lo, hi, locked)
         if n > 0:
             flush_tlb_range(cfg, tlb, pwc, mmi + 1, lo, hi)
 
 
 @kernel
-def zap_file_ptes(S, mmi, lo, hi):
+def zap_file_ptes(S, mmi, lo, hi, locked):
     """zap_pte_range without even_cows over [lo, hi) of a private file mapping: only the leaves
-    that map page-cache pages go (a page-cache THP's PMD whole); anonymous copies stay. Returns
-    the leaves zapped."""
+    that map page-cache pages go (a page-cache THP's PMD whole); anonymous copies stay, mlocked
+    as they were. Returns the leaves zapped."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     pgd = mm[MM_PGD, mmi]
@@ -486,6 +492,8 @@ def zap_file_ptes(S, mmi, lo, hi):
             if (fr_flags[pfn] & (PG_anon | PG_tail)) != 0:
                 continue                           # a private copy: kept
             pt[tb + i] = 0
+            if locked:
+                munlock_mapped(vmstat, lru, fr32, fr_flags, pfn)
             unmap_file_pte(vmstat, fr32, fr_flags, mm, mmi, pfn)
             n += 1
         va = nxt

@@ -10,6 +10,8 @@ from .consts import (
     PG_tail,
     VS_NR_ANON_PAGES,
     VS_NR_MLOCK,
+    VS_NR_UNEVICTABLE,
+    VS_UNEVICTABLE_PGS_CLEARED,
     VS_PGFREE,
 )
 from .huge_memory import deferred_split_folio, deferred_split_remove
@@ -23,7 +25,10 @@ def free_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head, order)
     """Free an anonymous folio whose last mapping went: uncharge it, then back to the buddy."""
     memcg_uncharge_folio(gs, fr32, head, 1 << order, CHARGE_ANON)
     if fr_flags[head] & PG_mlocked:
+        # __page_cache_release of a folio still mlocked: off the unevictable list
         vmstat[VS_NR_MLOCK] -= 1 << order
+        vmstat[VS_NR_UNEVICTABLE] -= 1 << order
+        vmstat[VS_UNEVICTABLE_PGS_CLEARED] += 1 << order
     if order > 0:
         deferred_split_remove(gs, fr32, fr_flags, head)
     fr_flags[head] = 0

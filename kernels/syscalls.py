@@ -230,7 +230,7 @@ def do_munmap(S, mmi, start, end):
         s = vma[V_START, p]
         e = vma[V_END, p]
         if vma[V_FLAGS, p] & VM_LOCKED:
-            mlock_vma_pages_range(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma,
+            mlock_vma_pages_range(cfg, gs, vmstat, lru, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma,
                                   mmi, s, e, MLOCK_ZAP)
         zapped += zap_page_range(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
                                  pt_aux, mm, tlb, pwc, mmi, s, e, swp)
@@ -478,7 +478,7 @@ def modify_vmas(S, mmi, start, end, kind, a, b, stop_at_hole, cap_sys_admin):
         if kind == MOD_LOCK and (old & VM_LOCKED) != (new & VM_LOCKED):
             pages = (e0 - s0) >> 12
             mm[MM_LOCKED, mmi] += pages if new & VM_LOCKED else -pages
-            mlock_vma_pages_range(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma,
+            mlock_vma_pages_range(cfg, gs, vmstat, lru, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma,
                                   mmi, s0, e0, MLOCK_LOCK if new & VM_LOCKED else MLOCK_UNLOCK)
         elif kind == MOD_PROT:
             changed += change_protection(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi, s0,
@@ -850,7 +850,7 @@ def mm_put(S, mmi):
     zapped = 0
     if mm[MM_USERS, mmi] == 0:
         khugepaged_exit(gs, mm, mmi)
-        munlock_mm(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma, mmi)
+        munlock_mm(cfg, gs, vmstat, lru, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma, mmi)
         zapped = exit_mmap(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux,
                            mm, vma, tlb, pwc, mmi, swp)
         flush_tlb_mm(cfg, tlb, pwc, mmi + 1)

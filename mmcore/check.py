@@ -162,7 +162,7 @@ def check_invariants(m) -> None:
     for head in fheads.tolist():
         assert s.fr32[K.FILE_ENTIRE, head + 1] == fentire.get(head, 0), f"file THP {head}: entire mapcount"
     v = s.vmstat
-    shmem_thp = [h for h in fheads.tolist() if flags[h] & K.PG_swapbacked and not flags[h] & K.PG_unevictable]
+    shmem_thp = [h for h in fheads.tolist() if flags[h] & K.PG_swapbacked and not flags[h] & K.PG_ramfs]
     assert v[K.VS_NR_SHMEM_HUGEPAGES] == len(shmem_thp), "nr_shmem_hugepages"
     assert v[K.VS_NR_FILE_HUGEPAGES] == len(fheads) - len(shmem_thp), "nr_file_hugepages"
     pmd_mapped = [h for h in fheads.tolist() if fentire.get(h, 0) > 0]
@@ -287,7 +287,7 @@ def check_files(m) -> None:
     cap = f.wbq.shape[1]
     for k in range(int(f.fgs[K.FG_WB_HEAD]), int(f.fgs[K.FG_WB_TAIL])):
         assert flags[f.wbq[0, k % cap]] & K.PG_writeback, "ring entry not under writeback"
-    sb = (flags[pfns] & (K.PG_swapbacked | K.PG_unevictable)) if len(pfns) else np.zeros(0)
+    sb = (flags[pfns] & (K.PG_swapbacked | K.PG_ramfs)) if len(pfns) else np.zeros(0)
     # nr_mapped: cached pages mapped by a PTE, or whose THP a PMD maps
     fe = s.fr32[K.FILE_ENTIRE, (pfns & ~511) + 1] * ((flags[pfns] & K.PG_file_thp) != 0) if len(pfns) else 0
     mapped = int(np.sum((s.fr32[K.FR_MAPCOUNT, pfns] > 0) | (fe > 0))) if len(pfns) else 0
@@ -296,8 +296,16 @@ def check_files(m) -> None:
     # LRU lists: linked both ways, counted, and holding exactly the cached pages
     seen = set()
     from .kernels.lru import file_lru
+    heads = [p for p in pfns.tolist() if not (flags[p] & K.PG_file_thp and p % 512)]
     for lv in range(f.lru.shape[1]):                  # one lruvec per memcg
-        for li in range(K.NR_LRU_LISTS):
+        # the unevictable list is a count alone (lruvec_add_folio, 5.18+)
+        li = K.LRU_UNEVICTABLE
+        assert f.lru[K.LV_HEAD + li, lv] == -1 and f.lru[K.LV_TAIL + li, lv] == -1, "unevictable linked"
+        uv = [p for p in heads if flags[p] & K.PG_unevictable and int(s.fr32[K.FR_MEMCG, p]) == lv]
+        assert sum(512 if flags[p] & K.PG_file_thp else 1 for p in uv) == f.lru[K.LV_PAGES + li, lv], \
+            f"memcg {lv}: unevictable count"
+        seen.update(uv)
+        for li in range(K.NR_LRU_LISTS - 1):
             p, prev, cnt = int(f.lru[K.LV_HEAD + li, lv]), -1, 0
             while p >= 0:
                 assert int(s.fr32[K.FR_PREV, p]) == prev, f"list {li}: bad prev at {p}"
@@ -309,8 +317,8 @@ def check_files(m) -> None:
                 prev, p = p, int(s.fr32[K.FR_NEXT, p])
             assert int(f.lru[K.LV_TAIL + li, lv]) == prev, f"list {li}: tail"
             assert cnt == f.lru[K.LV_PAGES + li, lv], f"list {li}: count {cnt}"
-    heads_cached = {p for p in pfns.tolist() if not (flags[p] & K.PG_file_thp and p % 512)}
-    assert seen == heads_cached, "LRU lists and the page cache's folios differ"
+    assert seen == set(heads), "LRU lists and the page cache's folios differ"
+    _check_mlocked_cache(m, heads)
     # blocks: free + used = capacity on every filesystem
     for fsi in range(len(m.vfs.mounts)):
         t = int(f.fs[K.FS_TYPE, fsi])
@@ -325,3 +333,50 @@ def check_files(m) -> None:
                 used += int(f.ino[K.I_NRPAGES, ii])
         assert used + f.fs[K.FS_FREE, fsi] == f.fs[K.FS_BLOCKS, fsi], f"fs {fsi}: blocks"
     assert f.fgs[K.FG_SLAB] == int(np.sum(f.ino[K.I_DCACHE, :nino][alive])), "slab count"
+
+
+def _check_mlocked_cache(m, heads) -> None:
+    """mlock on page-cache folios: an order-0 page is PG_mlocked exactly when PTEs of VM_LOCKED
+    VMAs map it, its mlock_count (FR_PREV while on the unevictable list) is the number of those
+    PTEs, and it is on the unevictable list exactly when it is mlocked or ramfs's; page-cache
+    THPs are never mlocked. Mlocked and Unevictable add up over anonymous and cached folios."""
+    s, f = m.state, m.vfs.state
+    flags = s.fr_flags
+    cached = set(heads)
+    locked = {}
+    for mmi in range(int(s.gs[K.G_NR_MM])):
+        if s.mm[K.MM_PGD, mmi] < 0:
+            continue
+        b, c = int(s.mm[K.MM_VBASE, mmi]), int(s.mm[K.MM_VCOUNT, mmi])
+        spans = [(int(s.vma[K.V_START, i]), int(s.vma[K.V_END, i])) for i in range(b, b + c)
+                 if s.vma[K.V_FLAGS, i] & K.VM_LOCKED]
+        if not spans:
+            continue
+        for va, e in _leaves(m, mmi):
+            if e & K._PAGE_PSE or not any(lo <= va < hi for lo, hi in spans):
+                continue
+            pfn = (e & K.PTE_PFN_MASK) >> 12
+            if pfn in cached:
+                locked[pfn] = locked.get(pfn, 0) + 1
+    cached_mlocked = 0
+    for p in heads:
+        fl = int(flags[p])
+        n = locked.get(p, 0)
+        if fl & K.PG_file_thp:
+            assert not fl & K.PG_mlocked, f"page-cache THP {p} mlocked"
+            continue
+        assert bool(fl & K.PG_mlocked) == (n > 0), f"cached pfn {p}: PG_mlocked with {n} locked PTEs"
+        assert bool(fl & K.PG_unevictable) == bool(fl & (K.PG_mlocked | K.PG_ramfs)), \
+            f"cached pfn {p}: unevictable {fl:#x}"
+        if fl & K.PG_unevictable:
+            assert int(s.fr32[K.FR_PREV, p]) == n, f"cached pfn {p}: mlock_count {int(s.fr32[K.FR_PREV, p])} != {n}"
+        cached_mlocked += n > 0
+    anon = np.flatnonzero((flags & (K.PG_anon | K.PG_head | K.PG_mlocked)) ==
+                          (K.PG_anon | K.PG_head | K.PG_mlocked))
+    anon_mlocked = int(np.sum(np.left_shift(1, s.fr_order[anon].astype(np.int64))))
+    v = s.vmstat
+    assert v[K.VS_NR_MLOCK] == anon_mlocked + cached_mlocked, \
+        f"nr_mlock {v[K.VS_NR_MLOCK]} != {anon_mlocked} anon + {cached_mlocked} cached"
+    lists = int(f.lru[K.LV_PAGES + K.LRU_UNEVICTABLE].sum())
+    assert v[K.VS_NR_UNEVICTABLE] == lists + anon_mlocked, \
+        f"nr_unevictable {v[K.VS_NR_UNEVICTABLE]} != {lists} listed + {anon_mlocked} anon mlocked"

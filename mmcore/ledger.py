@@ -270,10 +270,20 @@ LEDGER: tuple[Mechanism, ...] = (
         "mm/mlock.c `mlock_fixup`, `mlock_pte_range`, `mlock_folio`, `munlock_folio` (5.18)",
         (_T + "test_lifecycle.py::test_mlock_populates_locks_and_counts",
          _T + "test_lifecycle.py::test_mlockall_future_and_errors",
-         _T + "test_differential.py::test_mlocked_of_thps_partly_covered"),
-        ("mlock", "syscalls"), ("nr_mlock",),
-        "5.18+'s mlock_count and folio batches on every profile. Anonymous pages sit on no LRU "
-        "list, so mlocked pages do not move to the unevictable list."),
+         _T + "test_differential.py::test_mlocked_of_thps_partly_covered",
+         _T + "test_mlock_cache.py::test_mlock_moves_file_pages_to_the_unevictable_list_and_back",
+         _T + "test_mlock_cache.py::test_reclaim_never_takes_mlocked_file_pages",
+         _T + "test_mlock_cache.py::test_two_lockers_keep_count"),
+        ("mlock", "syscalls", "lru"),
+        ("nr_mlock", "nr_unevictable", "unevictable_pgs_culled", "unevictable_pgs_scanned",
+         "unevictable_pgs_rescued", "unevictable_pgs_mlocked", "unevictable_pgs_munlocked",
+         "unevictable_pgs_cleared", "unevictable_pgs_stranded"),
+        "5.18+'s mlock_count and folio batches on every profile. Mlocked page-cache folios leave "
+        "their list for the unevictable one, keeping mlock_count there, so reclaim never meets "
+        "them; the events match a 6.18 host's for order-0 folios. Anonymous pages sit on no LRU "
+        "list: for them the unevictable list is a count (meminfo Unevictable, not memcg's "
+        "memory.stat unevictable). Page-cache THPs are never mlocked (6.18 mlocks a large "
+        "folio a locked VMA maps whole)."),
     Mechanism(
         "madvise: MADV_DONTNEED, MADV_HUGEPAGE, MADV_NOHUGEPAGE",
         marks("exact"),

@@ -80,14 +80,22 @@ def engine_pages(m) -> dict:
 
 
 def engine_lists(m) -> dict:
+    """The root lruvec's lists in order, the unevictable one (a count since 5.18, in no order)
+    as its sorted folios."""
     s, f = m.state, m.vfs.state
     out = {}
-    for li in range(K.NR_LRU_LISTS):
+    for li in range(K.NR_LRU_LISTS - 1):
         keys, p = [], int(f.lru[K.LV_HEAD + li, 0])
         while p >= 0:
             keys.append((int(s.fr32[K.FR_OWNER, p]), int(s.fr_idx[p])))
             p = int(s.fr32[K.FR_NEXT, p])
         out[li] = keys
+    pc = m.vfs.state.pc
+    pfns = pc[pc >= 0]
+    fl = s.fr_flags[pfns]
+    heads = pfns[((fl & (K.PG_unevictable | K.PG_lru)) == (K.PG_unevictable | K.PG_lru))
+                 & ((fl & K.PG_head) != 0) & (s.fr32[K.FR_MEMCG, pfns] == 0)]
+    out[K.LRU_UNEVICTABLE] = sorted((int(s.fr32[K.FR_OWNER, p]), int(s.fr_idx[p])) for p in heads)
     return out
 
 

@@ -1264,7 +1264,9 @@ class RefFiles:
                 for i in self.inodes for x, p in i.pages.items()}
 
     def lru_lists(self) -> dict:
-        return {li: list(keys) for li, keys in self.lru.items()}
+        """Every list in order, the unevictable one sorted (Linux keeps no order there)."""
+        return {li: sorted(keys) if li == LRU_UNEVICTABLE else list(keys)
+                for li, keys in self.lru.items()}
 
     def inode_table(self) -> list:
         """Per inode: alive, then (size, nlink, refs, dcache, nrpages, nrdirty, non-hole blocks)."""
