@@ -72,6 +72,7 @@ PG_partially_mapped = 1 << 21  # THP head: some subpages unmapped; on the deferr
 PG_file_thp = 1 << 22        # every frame of a PMD-sized page-cache folio (head: PG_head too);
                              # page[1]'s FR_NEXT holds its entire (PMD) mapcount (FILE_ENTIRE)
 PG_ramfs = 1 << 23           # a page of an unevictable mapping (ramfs: mapping_unevictable)
+PG_readahead = 1 << 24       # readahead's mark: reaching it starts the next window (async)
 
 # ---- LRU lists (include/linux/mmzone.h enum lru_list) and replacement policies ---------------
 LRU_INACTIVE_ANON = 0
@@ -467,16 +468,31 @@ I_BLKCAP = 5
 I_NRPAGES = 6                # pages in the page cache
 I_NRDIRTY = 7
 I_DIRTIED_WHEN = 8           # ps when the inode became dirty (-1: clean)
-I_RA_NEXT = 9                # readahead: the index a sequential reader asks for next
+I_RA_NEXT = 9                # unused (readahead state: the RA_* arrays below)
 I_WB_ERR = 10                # a writeback error not yet reported (-errno)
 I_WB_DONE = 11               # ps: when this inode's submitted writeback completes
 I_ALIVE = 12
-I_RA_SIZE = 13               # current readahead window (pages)
+I_RA_SIZE = 13               # unused
 I_DCACHE = 14                # 1: its dentry and inode are in the (reclaimable slab) caches
 I_WB_NEXT = 15               # writeback_index: where the next cyclic writeback starts
 I_PAGES_END = 16             # one past the highest page index ever cached (truncation scans to it)
 I_SHADOW_GEN = 17            # bumped when truncation drops the file's shadow entries
-NR_I_FIELDS = 18
+I_MRA = 18                   # the readahead state mappings of the file use (file_ra_state:
+                             # RA_START, RA_SIZE, RA_ASYNC, RA_PREV rows from here)
+I_IO_LO = 22                 # the latest asynchronous readahead still maybe in flight: pages
+I_IO_HI = 23                 # [I_IO_LO, I_IO_HI) are locked until I_IO_DONE (ps)
+I_IO_DONE = 24
+I_IO_LO_OLD = 25             # the one before it
+I_IO_HI_OLD = 26
+I_IO_DONE_OLD = 27
+NR_I_FIELDS = 28
+
+# file_ra_state fields (an open file's ``ra`` array, or a column of ino rows from I_MRA)
+RA_START = 0                 # where the most recent readahead window starts
+RA_SIZE = 1                  # its pages
+RA_ASYNC = 2                 # async_size: the mark sits at RA_START + RA_SIZE - RA_ASYNC
+RA_PREV = 3                  # prev_pos: the byte after the last read (-1: none)
+NR_RA_FIELDS = 4
 
 BLK_HOLE = 0
 BLK_DELALLOC = 1             # reserved by ext4's delayed allocation, no block yet

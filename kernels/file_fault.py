@@ -73,6 +73,12 @@ from .consts import (
     T_MAJFLT,
     VM_SHARED,
     VM_LOCKED,
+    I_MRA,
+    NR_RA_FIELDS,
+    RA_ASYNC,
+    RA_SIZE,
+    RA_START,
+    PG_readahead,
     FR_MEMCG,
     VM_NOHUGEPAGE,
     VS_NR_ANON_PAGES,
@@ -104,7 +110,7 @@ from .page_counter import CHARGE_ANON, memcg_commit, page_counter_uncharge
 from .pagetable import pt_slots_available
 from .page_alloc import rmqueue
 from .page_writeback import balance_dirty_pages
-from .readahead import read_pages
+from .readahead import do_page_cache_ra, ra_hit, ra_wait, read_pages, wait_read
 from .tlb import flush_tlb_page
 
 PAGE = 4096
@@ -175,6 +181,14 @@ def do_file_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, ppos, va, write
         return SIGBUS, 0
     t = now
     pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
+    ftype = fs[FS_TYPE, ino[I_FS, ii]]
+    memfs = ftype == FST_TMPFS or ftype == FST_RAMFS
+    if pfn >= 0 and not memfs:
+        # do_async_mmap_readahead on a marked page, then the wait if its read is pending; the
+        # window's allocations may reclaim the page (Linux holds it): then it is read again
+        mx = max(1, cfg[C_READ_AHEAD])
+        t = ra_hit(S, ii, ino[I_MRA:I_MRA + NR_RA_FIELDS, ii], index, mx, mx, t)
+        pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
     if pfn < 0 and cfg[C_HPC_MODEL] == HPC_2013 and \
             shmem_huge_wanted(cfg, fs, ino, ii, index, 0, vm_flags, mm[MM_FLAGS, mmi], HUGE_FOR_FAULT):
         pfn, c = shmem_alloc_huge(S, ii, index, vm_flags, HUGE_FOR_FAULT, t)
@@ -183,8 +197,6 @@ def do_file_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, ppos, va, write
         # the 2013 series maps no huge page: a fault on one splits it first
         split_file_folio(vmstat, fr32, fr_flags, fr_order, fr_memcg, lru,
                          file_folio_head(fr_flags, pfn))
-    ftype = fs[FS_TYPE, ino[I_FS, ii]]
-    memfs = ftype == FST_TMPFS or ftype == FST_RAMFS
     if pfn < 0:
         if memfs:
             # shmem_fault / filemap_fault on a memory filesystem: that one page (ramfs has no
@@ -198,11 +210,20 @@ def do_file_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, ppos, va, write
                 vmstat[VS_PGMAJFAULT] += 1
                 task[T_MAJFLT, ti] += 1
         else:
-            ra = max(1, cfg[C_READ_AHEAD])
-            first = max(0, index - ra // 2)
-            st, t = read_pages(S, ii, first, min(first + ra, eof), t)
-            if st < 0:
-                return -ENOMEM, t - now
+            # do_sync_mmap_readahead: read around the page (a quarter of the window async)
+            mx = max(1, cfg[C_READ_AHEAD])
+            ra = ino[I_MRA:I_MRA + NR_RA_FIELDS, ii]
+            ra[RA_START] = max(0, index - mx // 2)
+            ra[RA_SIZE] = mx
+            ra[RA_ASYNC] = mx // 4
+            st, cpu, done, thrash = do_page_cache_ra(S, ii, ra[RA_START], mx, mx // 4, t)
+            t = wait_read(S, cpu, done, thrash)
+            if filemap_get_folio(pc, fr32, fr_idx, ii, index) < 0:
+                if st < 0:
+                    return -ENOMEM, t - now
+                st, t = read_pages(S, ii, index, index + 1, t)
+                if st < 0:
+                    return -ENOMEM, t - now
             vmstat[VS_PGMAJFAULT] += 1
             task[T_MAJFLT, ti] += 1
         pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
@@ -259,7 +280,9 @@ def do_file_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, ppos, va, write
         if j >= eof:
             break
         p = filemap_get_folio(pc, fr32, fr_idx, ii, j)
-        if p >= 0 and not fr_flags[file_folio_head(fr_flags, p)] & PG_falloc_new:
+        # filemap_map_pages maps uptodate, unlocked folios without the readahead mark
+        if p >= 0 and not fr_flags[file_folio_head(fr_flags, p)] & (PG_falloc_new | PG_readahead) \
+                and ra_wait(ino, ii, j, t) == t:
             map_file_pte(vmstat, fr32, fr_flags, pt, mm, mmi, q, p, prot)   # uptodate ones only
             if vm_flags & VM_LOCKED:
                 mlock_mapped(vmstat, lru, fr32, fr_flags, p)

@@ -25,6 +25,7 @@ from .consts import (
     MM_MEMCG,
     T_MEMCG,
     FAULT_PC_RESERVE,
+    C_READ_AHEAD,
     PG_anon,
     _PAGE_ACCESSED,
     _PAGE_DIRTY,
@@ -396,8 +397,10 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
     if pt_slots_available(gs) < FAULT_RESERVE_TABLES:
         return NEED_GROW, 0
     vfile = vma[V_FILE, p]
-    if vfile >= 0 and not file_room(S.fgs, S.pc, S.wbq, vmstat, FAULT_PC_RESERVE,
-                                    FAULT_PC_RESERVE, 0, gs):
+    # room for fault-around and two readahead windows (read-around, and the async one)
+    if vfile >= 0 and not file_room(S.fgs, S.pc, S.wbq, vmstat,
+                                    FAULT_PC_RESERVE + 2 * cfg[C_READ_AHEAD], FAULT_PC_RESERVE, 0,
+                                    gs):
         return NEED_GROW, 0                      # the page cache or the writeback ring is full
     cost = cfg[C_COST_FAULT]
     if gs[G_NR_FREE] < FAULT_RESERVE_TABLES:

@@ -8,10 +8,10 @@ Each call starts by bringing background work up to the caller's clock (``backgro
 completions, the flusher's wakeups and kswapd. Then:
 
 - ``sys_pread``: ``filemap_read``: cached pages are copied (``folio_mark_accessed`` each); a miss
-  reads a readahead window (``page_cache_sync_ra``: the initial window ``get_init_ra_size`` for a
-  sequential stream or a read at offset 0, growing by ``get_next_ra_size``; a random read gets
-  just its own pages); pages over holes, unwritten or reserved blocks are zero-filled without
-  I/O; the task waits for the disk.
+  reads a readahead window and waits for it (``readahead.ra_sync``); reaching a window's
+  PG_readahead mark starts the next one without waiting (``readahead.ra_async``), and a page
+  still being read is waited for; pages over holes, unwritten or reserved blocks are zero-filled
+  without I/O.
 - ``sys_pwrite``: ``generic_perform_write``: a partly overwritten page of written data is read
   first; the filesystem's ``write_begin`` work (``fs.fs_write_begin``); the copy; the page dirtied;
   then ``balance_dirty_pages``.
@@ -33,6 +33,7 @@ from .consts import (
     _PAGE_PRESENT,
     VM_SHARED,
     VM_LOCKED,
+    RA_PREV,
     MM_PGD,
     C_HPC_MODEL,
     HPAGE_PMD_NR,
@@ -150,7 +151,7 @@ from .page_writeback import (
     write_inode_pages,
 )
 from .syscalls import op_begin, op_end
-from .readahead import disk_read, get_init_ra_size, get_next_ra_size, read_pages
+from .readahead import disk_read, ra_hit, ra_sync, read_pages, wait_read
 from .memcontrol import pagecache_alloc
 from .vmscan import kswapd_catch_up
 
@@ -177,7 +178,7 @@ def arm_flusher(cfg, fgs, vmstat, now):
 @kernel
 def sys_pread(S, ti, ii, pos, count, ra):
     """pread(2) of [pos, pos + count) through the open file whose readahead state is ``ra``
-    (``file_ra_state``: [next index, window, prev_pos]): returns (status, bytes read)."""
+    (``file_ra_state``, the ``RA_*`` fields): returns (status, bytes read)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     size = ino[I_SIZE, ii]
@@ -185,8 +186,9 @@ def sys_pread(S, ti, ii, pos, count, ra):
     first = pos >> 12
     last = (end + PAGE - 1) >> 12
     mx = max(1, cfg[C_READ_AHEAD])
-    if not file_room(fgs, pc, wbq, vmstat, max(0, last - first) + mx + huge_room(S, ii, first, last),
-                     0, 0, gs):
+    # the read's pages, and readahead past it: a synchronous window and an asynchronous one
+    if not file_room(fgs, pc, wbq, vmstat,
+                     max(0, last - first) + 2 * mx + huge_room(S, ii, first, last), 0, 0, gs):
         return NEED_GROW, 0
     op_begin(task, cpus, ti)
     gs[G_CUR_MEMCG] = task[T_MEMCG, ti]
@@ -201,7 +203,7 @@ def sys_pread(S, ti, ii, pos, count, ra):
     t = fs[FS_TYPE, ino[I_FS, ii]]
     # filemap_read marks the first folio unless the previous read on this file ended in it
     # (6.x: pos_same_folio(pos, prev_pos - 1); before 5.x: it started where that one stopped)
-    prev = ra[2]
+    prev = ra[RA_PREV]
     if cfg[C_KERNEL] >= 500:
         skip = ((prev - 1) >> 12) == first
     else:
@@ -220,28 +222,30 @@ def sys_pread(S, ti, ii, pos, count, ra):
             now += cfg[C_COST_PC_COPY]
             index += 1
             continue
+        if pfn >= 0 and t != FST_RAMFS:
+            now = ra_hit(S, ii, ra, index, last - index, mx, now)
+            # Linux holds the folio meanwhile; here the async window's allocations may have
+            # reclaimed it, and it is read again
+            pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
         if pfn < 0:
-            prev_next = ra[0]
-            req = last - index
             if t == FST_RAMFS:
-                window = 1                         # ramfs has no readahead: one page a miss
-            elif index == 0 or index == prev_next or index + 1 == prev_next:
-                if ra[1] > 0 and index == prev_next:
-                    window = get_next_ra_size(ra[1], mx)
-                else:
-                    window = get_init_ra_size(req, mx)
-                ra[1] = window
-                window = max(window, min(req, mx))
+                # ramfs has no readahead (ra_pages 0): the one page (the 2013 series: a huge
+                # page over a hole)
+                window = 1
+                if shmem_huge_wanted(cfg, fs, ino, ii, index, 0, 0, 0, HUGE_FOR_READ):
+                    p, c = shmem_alloc_huge(S, ii, index, 0, HUGE_FOR_READ, now)
+                    now += c
+                    if p >= 0:
+                        window = 0
+                st, now = read_pages(S, ii, index, min(index + window, eof), now)
             else:
-                window = min(req, mx)              # a small random read: as is
-                ra[1] = 0
-            if t == FST_RAMFS and shmem_huge_wanted(cfg, fs, ino, ii, index, 0, 0, 0, HUGE_FOR_READ):
-                p, c = shmem_alloc_huge(S, ii, index, 0, HUGE_FOR_READ, now)   # 2013: a hole
-                now += c
-                if p >= 0:
-                    window = 0
-            st, now = read_pages(S, ii, index, min(index + window, eof), now)
-            if st < 0:
+                st, cpu, done, thrash = ra_sync(S, ii, ra, index, last - index, mx, now)
+                now = wait_read(S, cpu, done, thrash)
+                if st == OK and filemap_get_folio(pc, fr32, fr_idx, ii, index) < 0:
+                    # the window moved past this page (a ramp-up at the expected index), or its
+                    # own later allocations reclaimed it
+                    st, now = read_pages(S, ii, index, index + 1, now)
+            if st < 0 and filemap_get_folio(pc, fr32, fr_idx, ii, index) < 0:
                 task[T_CLOCK, ti] = now
                 op_end(gs, task, cpus, ti)
                 done = max(0, index * PAGE - pos)
@@ -253,8 +257,7 @@ def sys_pread(S, ti, ii, pos, count, ra):
                                 folio_nr(fr_flags, pfn))
         now += cfg[C_COST_PC_COPY]
         index += 1
-    ra[0] = last
-    ra[2] = end if cfg[C_KERNEL] >= 500 or end & 4095 else end - PAGE
+    ra[RA_PREV] = end if cfg[C_KERNEL] >= 500 or end & 4095 else end - PAGE
     task[T_CLOCK, ti] = now
     op_end(gs, task, cpus, ti)
     return OK, end - pos

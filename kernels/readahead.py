@@ -1,18 +1,51 @@
-"""Reading pages in (mm/readahead.c): readahead window sizes and the disk reads that fill them."""
+"""Reading pages in (mm/readahead.c): readahead windows, their marks, and the disk reads that fill
+them.
+
+A window is a ``file_ra_state`` (``RA_START``, ``RA_SIZE``, ``RA_ASYNC``, ``RA_PREV``): an open
+file's ``ra`` array for read(), a column of the inode's ``I_MRA`` rows for its mappings (Linux keeps
+it in the struct file a mapping holds). The page at ``start + size - async_size`` gets
+PG_readahead when the window allocates it; a reader reaching that page starts the next window
+asynchronously (``page_cache_async_ra``) and goes on, so the disk works while the reader does.
+
+The rules are two eras' (``C_KERNEL``): ``ondemand_readahead`` (3.10 to 6.10: a miss at the
+expected index ramps the window up too; a window the reader would hit at once grows by the next
+size) and ``page_cache_sync_ra``/``page_cache_async_ra`` since 6.11 (a new window's async part is
+half of it when the read covers it all; an async window is trimmed to a multiple of four pages).
+Mappings here have no large folios, so the 6.11+ folio order never grows past that.
+
+A page under read I/O is locked until its request completes: each inode remembers its latest two
+readahead requests (``I_IO_*``: pages [lo, hi) locked until done), and a reader of a page in one
+waits for it (``ra_wait``). Older requests are taken as complete.
+"""
 from .consts import (
     C_COST_CLEAR_PAGE,
     C_COST_PC_ALLOC,
+    C_KERNEL,
     ENOMEM,
     FS_BYTES_READ,
     FS_DISK_FREE_AT,
     FS_RD_LAT,
     FS_RD_PAGE,
+    G_OOM_MEMCG,
     G_STALL_PS,
     I_FS,
+    I_IO_DONE,
+    I_IO_DONE_OLD,
+    I_IO_HI,
+    I_IO_HI_OLD,
+    I_IO_LO,
+    I_IO_LO_OLD,
+    I_SIZE,
     OK,
+    PG_readahead,
+    PG_writeback,
+    RA_ASYNC,
+    RA_PREV,
+    RA_SIZE,
+    RA_START,
     VS_PGPGIN,
 )
-from .filemap import filemap_add_page, filemap_get_folio
+from .filemap import file_folio_head, filemap_add_page, filemap_get_folio
 from .fs import fs_reads_zeros
 from .jit import kernel
 from .memcontrol import pagecache_alloc
@@ -58,35 +91,230 @@ def disk_read(fs, f, now, npages):
 
 
 @kernel
-def read_pages(S, ii, first, last, now):
-    """Bring the missing pages of [first, last) into the page cache with one disk request for
-    those that hold data. Returns (status, time the pages are ready)."""
+def read_pages_ra(S, ii, first, last, mark, now):
+    """``page_cache_ra_unbounded`` + ``read_pages``: the missing pages of [first, last) are added to
+    the page cache (the one at ``mark``, if among them, with PG_readahead) and read with one disk
+    request for those that hold data; an allocation failure ends the window there (what was
+    added is still read). Returns (status, time the request is submitted, time its pages are
+    ready, whether it brings back workingset pages)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     f = ino[I_FS, ii]
     nio = 0
     cpu = now
     thrash = False
+    st = OK
+    lo = -1
+    hi = -1
     for index in range(first, last):
         if filemap_get_folio(pc, fr32, fr_idx, ii, index) >= 0:
             continue
         pfn, c = pagecache_alloc(S, ii, cpu)
         cpu += c + cfg[C_COST_PC_ALLOC]
         if pfn < 0:
-            return -ENOMEM, cpu
+            st = -ENOMEM
+            break
         if filemap_add_page(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs, ino, ii,
                             index, pfn, gs, shadow, True):
             thrash = True
+        if index == mark:
+            fr_flags[pfn] |= PG_readahead
         if fs_reads_zeros(ino, blk, fs, ii, index):
             cpu += cfg[C_COST_CLEAR_PAGE]
         else:
             nio += 1
+            if lo < 0:
+                lo = index
+            hi = index + 1
     if nio == 0:
-        return OK, cpu
+        return st, cpu, cpu, thrash
     vmstat[VS_PGPGIN] += 4 * nio
     done = disk_read(fs, f, cpu, nio)
-    if thrash:
-        # read_pages and folio_wait_bit_common: waiting for a workingset page's read is a memory
-        # stall (psi_memstall_enter), the thrashing PSI counts
-        gs[G_STALL_PS] += done - cpu
-    return OK, done
+    # the pages stay locked until the request completes
+    ino[I_IO_LO_OLD, ii] = ino[I_IO_LO, ii]
+    ino[I_IO_HI_OLD, ii] = ino[I_IO_HI, ii]
+    ino[I_IO_DONE_OLD, ii] = ino[I_IO_DONE, ii]
+    ino[I_IO_LO, ii] = lo
+    ino[I_IO_HI, ii] = hi
+    ino[I_IO_DONE, ii] = done
+    return st, cpu, done, thrash
+
+
+@kernel
+def read_pages(S, ii, first, last, now):
+    """Bring the missing pages of [first, last) into the page cache and wait for them. Returns
+    (status, time the pages are ready)."""
+    st, cpu, done, thrash = read_pages_ra(S, ii, first, last, -1, now)
+    return st, wait_read(S, cpu, done, thrash)
+
+
+@kernel(inline="always")
+def wait_read(S, cpu, done, thrash):
+    """A reader waits for its request: the time it resumes. Waiting for a workingset page's read
+    is a memory stall (read_pages' psi_memstall_enter, folio_wait_bit_common): the thrashing PSI
+    counts."""
+    if thrash and done > cpu:
+        S.gs[G_STALL_PS] += done - cpu
+    return max(cpu, done)
+
+
+@kernel(inline="always")
+def ra_wait(ino, ii, index, now):
+    """When the page at ``index`` is locked under one of the inode's pending read requests: the
+    time that request completes (the reader waits, ``folio_wait_locked``); else ``now``."""
+    if ino[I_IO_LO, ii] <= index < ino[I_IO_HI, ii] and ino[I_IO_DONE, ii] > now:
+        return ino[I_IO_DONE, ii]
+    if ino[I_IO_LO_OLD, ii] <= index < ino[I_IO_HI_OLD, ii] and ino[I_IO_DONE_OLD, ii] > now:
+        return ino[I_IO_DONE_OLD, ii]
+    return now
+
+
+@kernel
+def do_page_cache_ra(S, ii, index, nr, lookahead, now):
+    """``do_page_cache_ra``: read ``nr`` pages from ``index`` (not past EOF), marking the page
+    ``lookahead`` pages before the end. From 5.10 the count is clipped at EOF first (the mark
+    moves with it); before, pages past EOF are just not read. Returns as ``read_pages_ra``."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
+    size = ino[I_SIZE, ii]
+    if size == 0 or nr <= 0:
+        return OK, now, now, False
+    end_index = (size - 1) >> 12
+    if index > end_index:
+        return OK, now, now, False
+    if cfg[C_KERNEL] >= 510:
+        nr = min(nr, end_index - index + 1)
+        mark = index + nr - lookahead if lookahead <= nr else -1
+        last = index + nr
+    else:
+        mark = index + nr - lookahead
+        last = min(index + nr, end_index + 1)
+    return read_pages_ra(S, ii, index, last, mark, now)
+
+
+@kernel
+def _cached_before(pc, fr32, fr_idx, ii, index, mx):
+    """Cached pages right before ``index`` (``page_cache_prev_miss``), counting at most ``mx``."""
+    n = 0
+    while n < mx and index - 1 - n >= 0 and \
+            filemap_get_folio(pc, fr32, fr_idx, ii, index - 1 - n) >= 0:
+        n += 1
+    return n
+
+
+@kernel
+def _next_miss(pc, fr32, fr_idx, ii, index, mx):
+    """``page_cache_next_miss``: the first index from ``index`` not cached, looking at ``mx`` pages
+    at most (``index + mx`` if all are)."""
+    for k in range(mx):
+        if filemap_get_folio(pc, fr32, fr_idx, ii, index + k) < 0:
+            return index + k
+    return index + mx
+
+
+@kernel(inline="always")
+def _merge_self_hit(ra, index, mx):
+    """Before 6.11: a window the read would hit the mark of at once grows by the next size."""
+    if index == ra[RA_START] and ra[RA_SIZE] == ra[RA_ASYNC]:
+        ra[RA_ASYNC] = get_next_ra_size(ra[RA_SIZE], mx)
+        ra[RA_SIZE] += ra[RA_ASYNC]
+
+
+@kernel
+def ra_sync(S, ii, ra, index, req, mx, now):
+    """``page_cache_sync_ra`` (before 6.11, ``ondemand_readahead``) for a read of ``req`` pages that
+    missed at ``index``: a sequential miss (offset 0, the page after the previous read, or a read
+    larger than a window) starts a window; cached history right before ``index`` sizes one
+    (context readahead); anything else reads just the request and leaves the state alone. The
+    caller waits. Returns as ``read_pages_ra``."""
+    cfg = S.cfg
+    pc, fr32, fr_idx = S.pc, S.fr32, S.fr_idx
+    new = cfg[C_KERNEL] >= 611
+    prev = ra[RA_PREV]
+    seq = prev >= 0 and 0 <= index - (prev >> 12) <= 1
+    if not new and index != 0 and (index == ra[RA_START] + ra[RA_SIZE] - ra[RA_ASYNC]
+                                   or index == ra[RA_START] + ra[RA_SIZE]):
+        # the expected index: assume a sequential stream, push the window forward
+        ra[RA_START] += ra[RA_SIZE]
+        ra[RA_SIZE] = get_next_ra_size(ra[RA_SIZE], mx)
+        ra[RA_ASYNC] = ra[RA_SIZE]
+    elif index == 0 or req > mx or seq:
+        ra[RA_START] = index
+        ra[RA_SIZE] = get_init_ra_size(req, mx)
+        if ra[RA_SIZE] > req:
+            ra[RA_ASYNC] = ra[RA_SIZE] - req
+        else:
+            ra[RA_ASYNC] = ra[RA_SIZE] >> 1 if new else ra[RA_SIZE]
+    else:
+        contig = _cached_before(pc, fr32, fr_idx, ii, index, mx)
+        if contig <= req:
+            return do_page_cache_ra(S, ii, index, req, 0, now)   # a random read: as is
+        if contig >= index:
+            contig *= 2                      # cached from the start: a whole-file read
+        ra[RA_START] = index
+        ra[RA_SIZE] = min(contig + req, mx)
+        ra[RA_ASYNC] = 1
+    if not new:
+        _merge_self_hit(ra, index, mx)
+    return do_page_cache_ra(S, ii, ra[RA_START], ra[RA_SIZE], ra[RA_ASYNC], now)
+
+
+@kernel
+def ra_async(S, ii, ra, index, req, mx, now):
+    """``page_cache_async_ra`` for a reader reaching the PG_readahead mark at ``index``: at the
+    expected place the window moves on and grows; a mark without matching state (interleaved
+    streams) sizes the next window from the cached run after it. The reader does not wait.
+    Returns (time the request is submitted)."""
+    cfg, gs = S.cfg, S.gs
+    pc, fr32, fr_idx = S.pc, S.fr32, S.fr_idx
+    new = cfg[C_KERNEL] >= 611
+    if not new and index == 0:
+        ra[RA_START] = 0
+        ra[RA_SIZE] = get_init_ra_size(req, mx)
+        ra[RA_ASYNC] = ra[RA_SIZE] - req if ra[RA_SIZE] > req else ra[RA_SIZE]
+    elif index == ra[RA_START] + ra[RA_SIZE] - ra[RA_ASYNC] or \
+            (not new and index == ra[RA_START] + ra[RA_SIZE]):
+        ra[RA_START] += ra[RA_SIZE]
+        nxt = get_next_ra_size(ra[RA_SIZE], mx)
+        ra[RA_SIZE] = max(ra[RA_SIZE], nxt) if new else nxt
+        ra[RA_ASYNC] = ra[RA_SIZE]
+    else:
+        start = _next_miss(pc, fr32, fr_idx, ii, index + 1, mx)
+        if start - index > mx:
+            return now
+        ra[RA_START] = start
+        ra[RA_SIZE] = get_next_ra_size(start - index + req, mx)
+        ra[RA_ASYNC] = ra[RA_SIZE]
+    if new:
+        # 6.11+: ra->order grows by 2 (and falls back to 0 on a mapping without large folios),
+        # and the window's end is aligned to 1 << min(order, ffs(ra_pages) - 1) pages
+        tz = 0
+        while tz < 2 and (mx >> tz) & 1 == 0:
+            tz += 1
+        align = 1 << tz
+        end = ra[RA_START] + ra[RA_SIZE]
+        aligned = end - end % align
+        if aligned > ra[RA_START]:
+            ra[RA_SIZE] -= end - aligned
+        ra[RA_ASYNC] = ra[RA_SIZE]
+    else:
+        _merge_self_hit(ra, index, mx)
+    oom = gs[G_OOM_MEMCG]
+    st, cpu, done, thrash = do_page_cache_ra(S, ii, ra[RA_START], ra[RA_SIZE], ra[RA_ASYNC], now)
+    gs[G_OOM_MEMCG] = oom                    # readahead's allocations fail quietly
+    return cpu
+
+
+@kernel
+def ra_hit(S, ii, ra, index, req, mx, now):
+    """A reader found the page at ``index`` cached: if it carries the mark, clear it and start the
+    next window (not while the page is under writeback: Linux shares the bit with PG_reclaim);
+    then wait for the page if its read is still pending. Returns the time the reader goes on."""
+    fr_flags = S.fr_flags
+    pfn = filemap_get_folio(S.pc, S.fr32, S.fr_idx, ii, index)
+    h = file_folio_head(fr_flags, pfn)
+    if fr_flags[h] & PG_readahead and not fr_flags[h] & PG_writeback:
+        fr_flags[h] &= ~PG_readahead
+        if mx > 0:
+            now = ra_async(S, ii, ra, index, req, mx, now)
+    return ra_wait(S.ino, ii, index, now)

@@ -452,15 +452,24 @@ LEDGER: tuple[Mechanism, ...] = (
         "ramfs pages unevictable. The lru, clock and fifo policies give libCacheSim's miss "
         "counts exactly (`mmcore.pagecache.replay`)."),
     Mechanism(
-        "Readahead (synchronous windows) and mmap read-around",
+        "Readahead: windows, PG_readahead marks, asynchronous windows, mmap read-around",
         marks("approximate"),
-        "mm/readahead.c `ondemand_readahead`, `get_init_ra_size`, `get_next_ra_size`; "
-        "mm/filemap.c `do_sync_mmap_readahead`",
-        (_T + "test_file_mappings.py::test_read_faults_read_around_and_map_neighbours",
+        "mm/readahead.c `ondemand_readahead` (to 6.10), `page_cache_sync_ra`, "
+        "`page_cache_async_ra` (6.11), `do_page_cache_ra`; mm/filemap.c "
+        "`do_sync_mmap_readahead`, `do_async_mmap_readahead`, `filemap_map_pages`",
+        (_T + "test_readahead.py::test_mmap_read_around_and_async_windows_match_the_host",
+         _T + "test_readahead.py::test_async_window_overlaps_the_reader_and_a_locked_page_is_waited_for",
+         _T + "test_readahead.py::test_sequential_reads_ramp_up",
+         _T + "test_file_mappings.py::test_read_faults_read_around_and_map_neighbours",
          _T + "test_files_differential.py::test_hypothesis_streams_agree"),
-        ("readahead", "file_fault"), ("pgpgin",),
-        "No asynchronous readahead (PG_readahead marks, `page_cache_prev_miss`); the window rule "
-        "is a simplification of `ondemand_readahead` (tests/reference/FILES.md 4)."),
+        ("readahead", "file_fault", "read_write"), ("pgpgin",),
+        "Each era's window rules for order-0 folios, with context readahead and the marks; the "
+        "mmap sequence of a cold file matches a 6.18 host's. A page under a pending read is "
+        "waited for; an inode remembers its latest two requests (older ones count as done). "
+        "Not modelled: 6.11+'s growing folio order (6.18's ext4 has large folios, which "
+        "trims its read() windows differently), `mmap_miss`, MADV_SEQUENTIAL/RANDOM and the "
+        "device's `io_pages`. Mappings share one `file_ra_state` per inode. An async window's "
+        "workingset refaults are not a memory stall."),
     Mechanism(
         "Writeback: flusher, background writeback, dirty throttling, a FIFO disk",
         marks("approximate"),

@@ -458,6 +458,8 @@ class RefFileMaps(RefFiles):
             self._split_folio(ino, page.huge)      # the 2013 series maps no huge page
         if page is None:
             self._fault_in(ino, index, eof, va)
+        elif self.fstype(ino) not in MEMFS:
+            self._ra_hit(ino, ino.mra, index, max(1, self.ra_max), self.now)  # async_mmap_readahead
         page = ino.pages[index]
         if not self.dev("fault_ignores_falloc"):
             page.falloc = False                    # shmem_fault: a fallocated page is zeroed
@@ -481,7 +483,9 @@ class RefFileMaps(RefFiles):
             if j >= eof:
                 break
             p = ino.pages.get(j)
-            if p is not None and (not p.falloc or self.dev("fault_ignores_falloc")):
+            # filemap_map_pages skips marked and locked folios
+            if p is not None and (not p.falloc or self.dev("fault_ignores_falloc")) \
+                    and not p.readahead and self._ra_wait(ino, j, self.now) == self.now:
                 mm.pte[q] = Pte(ino.ino, j, False, False)
 
     def _fault_in(self, ino: Inode, index: int, eof: int, va: int) -> None:
@@ -489,9 +493,13 @@ class RefFileMaps(RefFiles):
         SIGBUS); ramfs's filemap_fault adds one page without readahead, a major fault. The
         engine's departure reads around it (FILES.md 12)."""
         if self.dev("memfs_fault_readaround") or self.fstype(ino) not in MEMFS:
-            ra = max(1, self.ra_max)
-            first = max(0, index - ra // 2)
-            self._read_pages(ino, first, min(first + ra, eof), self.now)
+            # do_sync_mmap_readahead's read-around, a quarter of it marked async (FILES.md 4)
+            mx = max(1, self.ra_max)
+            ra = ino.mra
+            ra.start, ra.size, ra.async_size = max(0, index - mx // 2), mx, mx // 4
+            self._do_page_cache_ra(ino, ra.start, mx, mx // 4, self.now)
+            if index not in ino.pages:
+                self._read_pages(ino, index, index + 1, self.now)
             self.vm["pgmajfault"] += 1
             return
         if self.fstype(ino) == "tmpfs":

@@ -144,13 +144,15 @@ class Page:
     mapped: bool = False        # its buffers map blocks (write_begin done: PG_mappedtodisk)
     falloc: bool = False        # tmpfs: fallocated, never written (!uptodate: reads as a hole)
     huge: int = -1              # first index of its PMD-sized folio (one Page for all 512), or -1
+    readahead: bool = False     # PG_readahead: reaching it starts the next window (FILES.md 4)
 
 
 @dataclass
 class ReadState:
-    """Readahead state (the model's window rules, FILES.md 4) and the last read's end."""
-    ra_next: int = 0            # page index a sequential reader asks for next
-    ra_size: int = 0            # current window, pages
+    """file_ra_state (FILES.md 4): the latest window and the last read's end."""
+    start: int = 0              # where the latest window starts
+    size: int = 0               # its pages
+    async_size: int = 0         # the mark sits at start + size - async_size
     prev_pos: int = -1          # byte after the last byte the previous read copied
 
 
@@ -166,6 +168,8 @@ class Inode:
     blocks: dict = field(default_factory=dict)     # page index -> BLK_* (holes absent)
     pages: dict = field(default_factory=dict)      # page index -> Page
     ra: ReadState = field(default_factory=ReadState)
+    mra: ReadState = field(default_factory=ReadState)  # the state its mappings use
+    io: list = field(default_factory=lambda: [(0, 0, 0), (0, 0, 0)])  # latest read requests
     nrdirty: int = 0
     wb_done: int = 0            # ps: completion of the latest writeback submitted
     wb_err: int = 0
@@ -507,24 +511,125 @@ class RefFiles:
         m.bytes_read += npages * PAGE
         return m.disk_free_at
 
-    def _read_pages(self, ino: Inode, first: int, last: int, now: int) -> int:
-        """Bring the missing pages of [first, last) in with one request for those holding data;
-        returns when they are ready."""
+    def _read_pages_ra(self, ino: Inode, first: int, last: int, mark: int, now: int):
+        """Bring the missing pages of [first, last) in with one request for those holding data,
+        the one at ``mark`` (if added) with PG_readahead; the request's pages stay locked until
+        it completes (the inode keeps its latest two requests). Returns (submitted, ready)."""
         cpu = now
         nio = 0
+        lo = hi = -1
         for index in range(first, last):
             if index in ino.pages:
                 continue
             cpu += self.c["alloc"]
-            self._alloc_page(ino, index)
+            page = self._alloc_page(ino, index)
+            if index == mark:
+                page.readahead = True
             if self._reads_zeros(ino, index):
                 cpu += self.c["clear"]
             else:
                 nio += 1
+                lo = index if lo < 0 else lo
+                hi = index + 1
         if nio == 0:
-            return cpu
+            return cpu, cpu
         self.vm["pgpgin"] += 4 * nio
-        return self._disk_read(self.mounts[ino.fs], cpu, nio)
+        done = self._disk_read(self.mounts[ino.fs], cpu, nio)
+        ino.io = [(lo, hi, done), ino.io[0]]
+        return cpu, done
+
+    def _read_pages(self, ino: Inode, first: int, last: int, now: int) -> int:
+        """Bring the missing pages of [first, last) in and wait: returns when they are ready."""
+        return max(self._read_pages_ra(ino, first, last, -1, now))
+
+    def _ra_wait(self, ino: Inode, index: int, now: int) -> int:
+        """A page locked under a pending read request: the reader waits for it."""
+        for lo, hi, done in ino.io:
+            if lo <= index < hi and done > now:
+                return done
+        return now
+
+    def _do_page_cache_ra(self, ino: Inode, index: int, nr: int, lookahead: int, now: int):
+        """do_page_cache_ra: ``nr`` pages from ``index``, not past EOF, the page ``lookahead``
+        before the end marked (5.10+: the count is clipped to EOF first, moving the mark)."""
+        if ino.size == 0 or nr <= 0:
+            return now, now
+        end_index = (ino.size - 1) >> 12
+        if index > end_index:
+            return now, now
+        if self.kernel >= 510:
+            nr = min(nr, end_index - index + 1)
+            mark = index + nr - lookahead if lookahead <= nr else -1
+            return self._read_pages_ra(ino, index, index + nr, mark, now)
+        return self._read_pages_ra(ino, index, min(index + nr, end_index + 1), index + nr - lookahead,
+                                   now)
+
+    def _ra_sync(self, ino: Inode, ra: ReadState, index: int, req: int, now: int):
+        """page_cache_sync_ra (ondemand_readahead before 6.11) for a read missing at ``index``."""
+        mx, new = self.ra_max, self.kernel >= 611
+        prev = ra.prev_pos
+        seq = prev >= 0 and 0 <= index - (prev >> 12) <= 1
+        if not new and index != 0 and index in (ra.start + ra.size - ra.async_size, ra.start + ra.size):
+            ra.start += ra.size
+            ra.size = get_next_ra_size(ra.size, mx)
+            ra.async_size = ra.size
+        elif index == 0 or req > mx or seq:
+            ra.start = index
+            ra.size = get_init_ra_size(req, mx)
+            ra.async_size = ra.size - req if ra.size > req else (ra.size >> 1 if new else ra.size)
+        else:
+            contig = 0
+            while contig < mx and index - 1 - contig >= 0 and index - 1 - contig in ino.pages:
+                contig += 1
+            if contig <= req:
+                return self._do_page_cache_ra(ino, index, req, 0, now)     # random: as is
+            if contig >= index:
+                contig *= 2
+            ra.start, ra.size, ra.async_size = index, min(contig + req, mx), 1
+        if not new and index == ra.start and ra.size == ra.async_size:
+            ra.async_size = get_next_ra_size(ra.size, mx)
+            ra.size += ra.async_size
+        return self._do_page_cache_ra(ino, ra.start, ra.size, ra.async_size, now)
+
+    def _ra_async(self, ino: Inode, ra: ReadState, index: int, req: int, now: int) -> int:
+        """page_cache_async_ra at a marked page: returns when the request is submitted."""
+        mx, new = self.ra_max, self.kernel >= 611
+        if not new and index == 0:
+            ra.start, ra.size = 0, get_init_ra_size(req, mx)
+            ra.async_size = ra.size - req if ra.size > req else ra.size
+        elif index == ra.start + ra.size - ra.async_size or (not new and index == ra.start + ra.size):
+            ra.start += ra.size
+            nxt = get_next_ra_size(ra.size, mx)
+            ra.size = max(ra.size, nxt) if new else nxt
+            ra.async_size = ra.size
+        else:
+            start = next((index + 1 + k for k in range(mx) if index + 1 + k not in ino.pages),
+                         index + 1 + mx)
+            if start - index > mx:
+                return now
+            ra.start, ra.size = start, get_next_ra_size(start - index + req, mx)
+            ra.async_size = ra.size
+        if new:
+            align = 4 if mx % 4 == 0 else (2 if mx % 2 == 0 else 1)
+            end = ra.start + ra.size
+            if end - end % align > ra.start:
+                ra.size -= end % align
+            ra.async_size = ra.size
+        elif index == ra.start and ra.size == ra.async_size:
+            ra.async_size = get_next_ra_size(ra.size, mx)
+            ra.size += ra.async_size
+        return self._do_page_cache_ra(ino, ra.start, ra.size, ra.async_size, now)[0]
+
+    def _ra_hit(self, ino: Inode, ra: ReadState, index: int, req: int, now: int) -> int:
+        """A cached page reached: its mark starts the next window (not under writeback), then a
+        pending read of it is waited for."""
+        page = ino.pages[index]
+        if page.huge >= 0:
+            page = ino.pages[page.huge]
+        if page.readahead and not page.writeback:
+            page.readahead = False
+            now = self._ra_async(ino, ra, index, req, now)
+        return self._ra_wait(ino, index, now)
 
     def _write_inode(self, ino: Inode, now: int) -> None:
         """Submit every dirty page of ``ino`` as one request (index order; FILES.md 5)."""
@@ -743,34 +848,27 @@ class RefFiles:
         """filemap_read of [pos, end) with the model's readahead windows (FILES.md 4)."""
         first, last = pos >> 12, _pages(end)
         ra = ino.ra if self.dev("readahead_per_inode") else of.ra
-        mx = self.ra_max
         eof = _pages(ino.size)
         skip = self._skip_first_mark(ino, of, pos, first)
+        ramfs = self.fstype(ino) == "ramfs" and not self.dev("memfs_reads")
         for index in range(first, last):
             if index not in ino.pages:
-                prev_next = ra.ra_next
-                req = last - index
-                if index == 0 or index == prev_next or index + 1 == prev_next:
-                    if ra.ra_size > 0 and index == prev_next:
-                        window = get_next_ra_size(ra.ra_size, mx)
-                    else:
-                        window = get_init_ra_size(req, mx)
-                    ra.ra_size = window
-                    window = max(window, min(req, mx))
-                else:
-                    window = min(req, mx)            # a small random read: as is
-                    ra.ra_size = 0
-                if self.fstype(ino) == "ramfs" and not self.dev("memfs_reads"):
+                if ramfs:
                     window = 1                       # no readahead (ra_pages 0): one page per miss
-                if self.fstype(ino) == "ramfs" and self.huge_wanted(ino, index, 0, "read"):
-                    page, now = self._alloc_huge(ino, index, "read", now)   # 2013: a hole
-                    if page is not None:
-                        window = 0
-                now = self._read_pages(ino, index, min(index + window, eof), now)
+                    if self.huge_wanted(ino, index, 0, "read"):
+                        page, now = self._alloc_huge(ino, index, "read", now)   # 2013: a hole
+                        if page is not None:
+                            window = 0
+                    now = self._read_pages(ino, index, min(index + window, eof), now)
+                else:
+                    now = max(self._ra_sync(ino, ra, index, last - index, now))
+                    if index not in ino.pages:       # the window moved past it (a ramp-up)
+                        now = self._read_pages(ino, index, index + 1, now)
+            elif not ramfs:
+                now = self._ra_hit(ino, ra, index, last - index, now)
             if not (index == first and skip):
                 self._mark_accessed(ino, index)
             now += self.c["copy"]
-        ra.ra_next = last
         of.ra.prev_pos = end if self.kernel >= 500 or end & 4095 else end - PAGE
         return now
 
