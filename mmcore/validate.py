@@ -17,6 +17,14 @@ case), writes, maps, truncates or collapses one file, and reports the mapping's 
 (``ShmemHugePages``, ...) and ``/proc/vmstat`` (``thp_file_alloc``, ...) deltas; the engine
 mounts a tmpfs with the same option on a machine with the host's profile and ``shmem_enabled``.
 
+The file group (``file-readahead``) checks readahead and mlock on a disk filesystem: the child
+writes a file in a directory on one (``/var/tmp`` by default), evicts it with
+``POSIX_FADV_DONTNEED``, maps it shared and faults single pages in at the places a read-around
+window and its PG_readahead marks fall for the device's ``read_ahead_kb``, counting the file's
+cached pages after each fault (``mincore``); then it mlocks and munlocks the first window and
+reports the ``unevictable_pgs_*`` deltas. The engine runs the same on an ext4 mount with the same
+``read_ahead_kb``.
+
 Every host region sits in a ``PROT_NONE`` reservation at a 2 MiB-aligned address, so it is one
 VMA that no neighbour merges into. The host side needs Linux on x86-64 with ``/proc``; a scenario
 whose needs the host lacks (transparent huge pages, shmem THP, a capability, a ``prctl`` option,
@@ -477,6 +485,9 @@ class _Libc:
         libc.mount.argtypes = [ct.c_char_p, ct.c_char_p, ct.c_char_p, ct.c_ulong, ct.c_char_p]
         libc.umount2.argtypes = [ct.c_char_p, ct.c_int]
         libc.unshare.argtypes = [ct.c_int]
+        libc.mincore.argtypes = [ct.c_void_p, ct.c_size_t, ct.c_void_p]
+        libc.mlock.argtypes = [ct.c_void_p, ct.c_size_t]
+        libc.munlock.argtypes = [ct.c_void_p, ct.c_size_t]
         self.libc = libc
 
     def _err(self, what: str) -> OSError:
@@ -530,6 +541,19 @@ class _Libc:
         """prctl(option, a2, a3, 0, 0): the result, or -errno."""
         r = self.libc.prctl(option, a2, a3, 0, 0)
         return -self.ct.get_errno() if r < 0 else r
+
+    def resident(self, addr: int, length: int) -> int:
+        """mincore(2): how many pages of [addr, addr + length) are in the page cache."""
+        n = length // PAGE
+        vec = (self.ct.c_ubyte * n)()
+        if self.libc.mincore(addr, length, vec) != 0:
+            raise self._err("mincore")
+        return sum(v & 1 for v in vec)
+
+    def mlock(self, addr: int, length: int, lock: bool) -> int:
+        """mlock(2) or munlock(2): 0, or -errno."""
+        r = (self.libc.mlock if lock else self.libc.munlock)(addr, length)
+        return -self.ct.get_errno() if r != 0 else 0
 
     def touch(self, addr: int, length: int, stride: int, write: bool) -> None:
         """One byte every ``stride`` bytes, in address order (as ``Task.touch``)."""
@@ -783,6 +807,8 @@ def _child_main(argv: list[str]) -> int:
         print(json.dumps(host_tmpfs(spec)))
     elif what == "oom":
         host_oom_child(spec)
+    elif what == "file":
+        print(json.dumps(host_file(spec)))
     else:
         raise SystemExit(f"unknown child scenario {what!r}")
     return 0
@@ -1188,9 +1214,171 @@ def _oom_checks(host: HostInfo, config, children=OOM_CHILDREN) -> list[Check]:
     return checks
 
 
+# ---- the file group: readahead windows and mlock on a disk filesystem ---------------------------
+
+FILE_DIR = "/var/tmp"
+FILE_SETTLE_S = 0.2
+FILE_MAX_RA_KB = 16 << 10         # a read_ahead_kb above this would need a file over 64 MiB
+MLOCK_KEYS = ("unevictable_pgs_mlocked", "unevictable_pgs_culled", "unevictable_pgs_munlocked",
+              "unevictable_pgs_rescued")
+
+
+FILE_FAULTS = ("a cold page", "the read-around window's mark", "the next window's mark",
+               "a page inside that window", "the third window's mark")
+
+
+def file_faults(ra_pages: int) -> tuple[int, ...]:
+    """Where the file scenario faults, for a window of ``ra_pages``: a cold page (read-around
+    [0, ra_pages), marked at 3/4), its mark (the next window, async), that window's mark, a page
+    inside it (nothing new), the third window's mark."""
+    return (5, ra_pages - ra_pages // 4, ra_pages, ra_pages + 8, 2 * ra_pages)
+
+
+def _read_ahead_kb(path: str) -> tuple[int | None, str]:
+    """The read_ahead_kb of the block device holding ``path`` (a partition's is its disk's), or
+    (None, why)."""
+    st = os.stat(path)
+    dev = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+    if os.major(st.st_dev) == 0:
+        return None, f"{path} is on no block device (device {dev})"
+    base = f"/sys/dev/block/{dev}"
+    for q in (base + "/queue/read_ahead_kb", base + "/../queue/read_ahead_kb"):
+        v = _read(q)
+        if v is not None and v.strip().isdigit():
+            return int(v), ""
+    return None, f"no read_ahead_kb for block device {dev}"
+
+
+def host_file(spec: dict) -> dict:
+    """Run the file scenario in this (child) process (see the module docstring)."""
+    import tempfile
+    import time
+    ra_kb, why = _read_ahead_kb(spec["dir"])
+    if ra_kb is None:
+        return {"skip": why}
+    if not 16 <= ra_kb <= FILE_MAX_RA_KB:
+        return {"skip": f"read_ahead_kb {ra_kb} outside [16, {FILE_MAX_RA_KB}]"}
+    ra = ra_kb // 4
+    size = 4 * ra * PAGE
+    libc = _Libc()
+    out: dict[str, Any] = {"read_ahead_kb": ra_kb}
+    with tempfile.TemporaryDirectory(prefix="mmcore-validate-", dir=spec["dir"]) as d:
+        fd = os.open(os.path.join(d, "f"), os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            buf = b"\1" * (1 << 20)
+            for off in range(0, size, len(buf)):
+                os.pwrite(fd, buf[:min(len(buf), size - off)], off)
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            addr = libc.map_isolated(size, prot=PROT_READ, flags=MAP_SHARED, fd=fd)
+            if libc.resident(addr, size):
+                return {"skip": "POSIX_FADV_DONTNEED left the file cached"}
+            for k, page in enumerate(file_faults(ra)):
+                libc.touch(addr + page * PAGE, 1, PAGE, False)
+                # a large window is still being added to the page cache when the fault
+                # returns (the host submits it in batches): count once the I/O has settled
+                time.sleep(FILE_SETTLE_S)
+                out[f"cached{k}"] = libc.resident(addr, size)
+                if k == 0:
+                    out["Rss"] = _smaps_of(addr)["Rss"]
+            vm0 = _fields("/proc/vmstat", " ")
+            if libc.mlock(addr, ra * PAGE, True) == 0:
+                vm1 = _fields("/proc/vmstat", " ")
+                libc.mlock(addr, ra * PAGE, False)
+                vm2 = _fields("/proc/vmstat", " ")
+                for key in MLOCK_KEYS:
+                    a, b = (vm0, vm1) if key in MLOCK_KEYS[:2] else (vm1, vm2)
+                    out[key] = b.get(key, 0) - a.get(key, 0)
+            libc.libc.munmap(addr, size)
+        finally:
+            os.close(fd)
+    return out
+
+
+def engine_file(config, ra_kb: int) -> dict:
+    """The file scenario on an engine machine with ``read_ahead_kb`` ``ra_kb``."""
+    import dataclasses
+
+    from . import MAP_FIXED, MAP_SHARED as E_SHARED, PROT_READ as E_READ, Machine
+    from .kernels import consts as K
+    ra = ra_kb // 4
+    size = 4 * ra * PAGE
+    m = Machine(dataclasses.replace(config, read_ahead_kb=ra_kb))
+    m.mount("/d", "ext4", size=2 * size + (64 << 20))
+    t = m.spawn("validate")
+    fd = t.open("/d/f", os.O_CREAT | os.O_RDWR)
+    t.pwrite(fd, 0, size)
+    t.fsync(fd)
+    t.write_sysctl("vm.drop_caches", 1)       # the engine's own machine: its one file goes
+    ii = m.vfs.fdtable(t.pid)[fd].ino
+    addr = t.mmap(size, E_READ, E_SHARED | MAP_FIXED, fd=fd, addr=1 << 32)
+
+    def resident() -> int:
+        pc = m.vfs.state.pc
+        pfns = pc[pc >= 0]
+        return int((m.state.fr32[K.FR_OWNER, pfns] == ii).sum())
+    out: dict[str, Any] = {"read_ahead_kb": ra_kb}
+    for k, page in enumerate(file_faults(ra)):
+        t.touch(addr + page * PAGE, 1, PAGE, write=False)
+        out[f"cached{k}"] = resident()
+        if k == 0:
+            out["Rss"] = t.smaps(addr)["Rss"]
+    vm0 = m.vmstat()
+    t.mlock(addr, ra * PAGE)
+    vm1 = m.vmstat()
+    t.munlock(addr, ra * PAGE)
+    vm2 = m.vmstat()
+    for key in MLOCK_KEYS:
+        a, b = (vm0, vm1) if key in MLOCK_KEYS[:2] else (vm1, vm2)
+        out[key] = b[key] - a[key]
+    return out
+
+
+def run_host_file(directory: str = FILE_DIR) -> dict:
+    r = subprocess.run(_child_cmd("file", {"dir": directory}), capture_output=True, text=True,
+                       timeout=CHILD_TIMEOUT_S)
+    if r.returncode != 0:
+        raise RuntimeError(f"host file scenario failed (exit {r.returncode}): {r.stderr.strip()}")
+    return json.loads(r.stdout)
+
+
+FILE_SCENARIO = "file-readahead"
+FILE_DESCRIPTION = (f"a file of four readahead windows on the disk filesystem of {FILE_DIR}, "
+                    "evicted, mapped shared, single pages faulted at a cold page and at the "
+                    "readahead marks; then the first window mlocked and munlocked")
+
+
+def _file_checks(host: HostInfo, config, directory: str = FILE_DIR) -> list[Check]:
+    why = _requirements(host, False)
+    if why is None and not os.path.isdir(directory):
+        why = f"no directory {directory}"
+    got: dict[str, Any] = {}
+    if why is None:
+        got = run_host_file(directory)
+        why = got.get("skip")
+    eng: dict[str, Any] = {}
+    if why is None:
+        eng = engine_file(config, got["read_ahead_kb"])
+    ra = got.get("read_ahead_kb", 128) // 4
+    pages = ", ".join(f"{where} at page {p}" for where, p in zip(FILE_FAULTS, file_faults(ra)))
+    checks = [Check(FILE_SCENARIO, "read_ahead_kb of the device", "", got.get("read_ahead_kb"),
+                    eng.get("read_ahead_kb"), skipped=why, note="the engine takes the host's")]
+    for k, where in enumerate(FILE_FAULTS):
+        checks.append(Check(FILE_SCENARIO, f"pages cached after a fault on {where}", "",
+                            got.get(f"cached{k}"), eng.get(f"cached{k}"), skipped=why,
+                            note=f"mincore over the whole file once its I/O settled; {pages}"))
+    checks.append(Check(FILE_SCENARIO, "smaps Rss after the first fault", "kB", got.get("Rss"),
+                        eng.get("Rss"), skipped=why, note="fault-around maps the cached pages"))
+    no_mlock = why or (None if MLOCK_KEYS[0] in got else "mlock not allowed (RLIMIT_MEMLOCK)")
+    for key in MLOCK_KEYS:
+        checks.append(Check(FILE_SCENARIO, f"vmstat {key} delta", "", got.get(key), eng.get(key),
+                            _SYSTEM_WIDE, no_mlock, _SYSTEM_NOTE))
+    return checks
+
+
 def run(host: HostInfo | None = None,
         scenarios: tuple[Scenario | TmpfsScenario, ...] = SCENARIOS + TMPFS_SCENARIOS,
-        oom: bool = True) -> Report:
+        oom: bool = True, file: bool = True) -> Report:
     """Run every scenario on the host (where it can) and in the engine; the report."""
     host = probe_host() if host is None else host
     config = engine_config(host)
@@ -1198,6 +1386,9 @@ def run(host: HostInfo | None = None,
     for sc in scenarios:
         checks += _scenario_checks(sc, host, config)
     descr = {sc.name: sc.description for sc in scenarios}
+    if file:
+        checks += _file_checks(host, config)
+        descr[FILE_SCENARIO] = FILE_DESCRIPTION
     if oom:
         checks += _oom_checks(host, config)
         descr["oom-score"] = ("children with known RSS and oom_score_adj, stopped (SIGSTOP): "

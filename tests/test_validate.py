@@ -67,6 +67,27 @@ needs_sys_resource = pytest.mark.skipif(
 
 # rows the engine is known to get wrong on a real kernel: (scenario, observable) -> what differs;
 # their tests are xfail(strict=True), so a fix in the engine shows up as XPASS
+def _read_ahead_kb(path: str) -> int | None:
+    """read_ahead_kb of the block device (or its disk) holding ``path``."""
+    try:
+        dev = os.stat(path).st_dev
+    except OSError:
+        return None
+    base = f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}"
+    for q in (base + "/queue/read_ahead_kb", base + "/../queue/read_ahead_kb"):
+        try:
+            with open(q) as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+_RA_KB = _read_ahead_kb(V.FILE_DIR) if _LINUX and _PROC else None
+needs_block_dir = pytest.mark.skipif(
+    _RA_KB is None or not 16 <= _RA_KB <= V.FILE_MAX_RA_KB,
+    reason=f"needs {V.FILE_DIR} on a block device with read_ahead_kb in [16, {V.FILE_MAX_RA_KB}]")
+needs_mlock = pytest.mark.skipif(not _capable(14), reason="mlock of a window needs CAP_IPC_LOCK")
 KNOWN_MISMATCHES: dict[tuple[str, str], str] = {}
 
 
@@ -255,7 +276,7 @@ def test_probe_shmem_thp(tmp_path, monkeypatch):
     monkeypatch.setattr(V, "run_host_tmpfs", _no_host)
     host = V.probe_host()
     assert host.shmem_thp is None
-    report = V.run(host, scenarios=V.TMPFS_SCENARIOS, oom=False)
+    report = V.run(host, scenarios=V.TMPFS_SCENARIOS, oom=False, file=False)
     why = "no shmem THP (/sys/kernel/mm/transparent_hugepage/shmem_enabled missing)"
     assert {c.result for c in report.checks} == {f"skipped: {why}"} and report.ok
     assert "no shmem THP" in report.header()
@@ -301,6 +322,7 @@ def test_not_linux_skips_every_host_scenario(monkeypatch):
     monkeypatch.setattr(V, "run_host_region", _no_host)
     monkeypatch.setattr(V, "run_host_tmpfs", _no_host)
     monkeypatch.setattr(V, "run_host_oom", _no_host)
+    monkeypatch.setattr(V, "run_host_file", _no_host)
     mac = V.HostInfo(system="darwin", machine="arm64", release="23.1.0", proc=False, root=False)
     monkeypatch.setattr(V, "probe_host", lambda: mac)
     code, out, _ = cli_run(["validate"])
@@ -329,6 +351,7 @@ def test_thp_never_skips_the_thp_scenarios_only(monkeypatch):
     monkeypatch.setattr(V, "run_host_tmpfs", _no_host)
     oom_kids = []
     monkeypatch.setattr(V, "run_host_oom", lambda kids: oom_kids.extend(kids) or [])
+    monkeypatch.setattr(V, "run_host_file", lambda d: {"skip": "not this test's"})
     monkeypatch.setattr(V, "engine_oom", lambda *a: [])
     report = V.run(host)
     thp = {s.name for s in V.SCENARIOS if s.needs_thp}
@@ -356,6 +379,7 @@ def test_no_thp_support_and_no_proc(monkeypatch):
     monkeypatch.setattr(V, "run_host_region", _no_host)
     monkeypatch.setattr(V, "run_host_tmpfs", _no_host)
     monkeypatch.setattr(V, "run_host_oom", _no_host)
+    monkeypatch.setattr(V, "run_host_file", _no_host)
     assert V._requirements(_host(None), thp=True) == (
         "no transparent huge pages (/sys/kernel/mm/transparent_hugepage missing)")
     assert V._requirements(_host(None), thp=False) is None
@@ -368,7 +392,7 @@ def test_no_thp_support_and_no_proc(monkeypatch):
 def test_a_host_prctl_skip_becomes_the_rows_reason(monkeypatch):
     why = "prctl PR_SET_THP_DISABLE unsupported (Invalid argument)"
     monkeypatch.setattr(V, "run_host_region", lambda region: {"skip": why})
-    report = V.run(_host(MADVISE), scenarios=(_scenario("prctl-thp-disable"),), oom=False)
+    report = V.run(_host(MADVISE), scenarios=(_scenario("prctl-thp-disable"),), oom=False, file=False)
     assert [c.result for c in report.checks] == [f"skipped: {why}"] * 4
 
 
@@ -383,7 +407,7 @@ def test_system_wide_counters_are_measured_again_above_the_band(monkeypatch, noi
         calls.append(region)
         return {**eng, "thp_fault_alloc": eng["thp_fault_alloc"] + noise[len(calls) - 1]}
     monkeypatch.setattr(V, "run_host_region", noisy)
-    report = V.run(host, scenarios=(sc,), oom=False)
+    report = V.run(host, scenarios=(sc,), oom=False, file=False)
     c = next(c for c in report.checks if c.observable == "vmstat thp_fault_alloc delta")
     assert len(calls) == runs and c.result == result
     assert c.host == eng["thp_fault_alloc"] + min(noise)
@@ -395,18 +419,18 @@ def test_tmpfs_skips_without_shmem_thp_or_a_mount(monkeypatch):
     assert V._tmpfs_requirements(_host(MADVISE)) is None
     assert V._tmpfs_requirements(_host({**MADVISE, "enabled": "never"})) is None   # not needed
     assert V._tmpfs_requirements(_host(None, shmem_thp=None)).startswith("no shmem THP")
-    report = V.run(_host(MADVISE, shmem_thp="deny"), scenarios=V.TMPFS_SCENARIOS, oom=False)
+    report = V.run(_host(MADVISE, shmem_thp="deny"), scenarios=V.TMPFS_SCENARIOS, oom=False, file=False)
     assert {c.result for c in report.checks} == {"skipped: shmem THP disabled (shmem_enabled=deny)"}
     # the host may refuse the mount (a container, a seccomp filter): the child's reason
     why = "cannot mount a tmpfs (Operation not permitted)"
     calls = []
     monkeypatch.setattr(V, "run_host_tmpfs", lambda tm: calls.append(tm) or {"skip": why})
-    report = V.run(_host(MADVISE), scenarios=V.TMPFS_SCENARIOS, oom=False)
+    report = V.run(_host(MADVISE), scenarios=V.TMPFS_SCENARIOS, oom=False, file=False)
     assert {c.result for c in report.checks} == {f"skipped: {why}"}
     assert calls == [s.tmpfs for s in V.TMPFS_SCENARIOS]               # once each, no re-runs
     # the engine's profile may lack tmpfs huge pages (a 3.x host has no shmem_enabled either)
     monkeypatch.setattr(V, "run_host_tmpfs", lambda tm: V.engine_tmpfs(_config(), tm))
-    report = V.run(_host(MADVISE, release="3.14.0"), scenarios=(_tmpfs("tmpfs-write"),), oom=False)
+    report = V.run(_host(MADVISE, release="3.14.0"), scenarios=(_tmpfs("tmpfs-write"),), oom=False, file=False)
     assert all(c.result.startswith("skipped: profile 3.12: ") for c in report.checks)
 
 
@@ -423,7 +447,7 @@ def test_system_wide_levels_take_the_median_of_three_runs(monkeypatch, noise, ru
         calls.append(tm)
         return {**eng, "ShmemHugePages": eng["ShmemHugePages"] + noise[len(calls) - 1]}
     monkeypatch.setattr(V, "run_host_tmpfs", noisy)
-    report = V.run(host, scenarios=(sc,), oom=False)
+    report = V.run(host, scenarios=(sc,), oom=False, file=False)
     c = next(c for c in report.checks if c.observable == "meminfo ShmemHugePages delta")
     assert len(calls) == runs and c.result == result
     assert c.host == eng["ShmemHugePages"] + sorted(noise)[(len(noise) - 1) // 2]
@@ -496,6 +520,12 @@ def _expected_rows() -> list[tuple[str, str, list]]:
             rows.append((s.name, ob.label, marks))
     for s in V.TMPFS_SCENARIOS:
         rows += [(s.name, ob.label, [needs_tmpfs]) for ob in s.observables]
+    rows.append((V.FILE_SCENARIO, "read_ahead_kb of the device", [needs_block_dir]))
+    rows += [(V.FILE_SCENARIO, f"pages cached after a fault on {where}", [needs_block_dir])
+             for where in V.FILE_FAULTS]
+    rows.append((V.FILE_SCENARIO, "smaps Rss after the first fault", [needs_block_dir]))
+    rows += [(V.FILE_SCENARIO, f"vmstat {key} delta", [needs_block_dir, needs_mlock])
+             for key in V.MLOCK_KEYS]
     for name, length, adj in V.OOM_CHILDREN:
         marks = [needs_host] + ([needs_sys_resource] if adj < 0 else [])
         rows += [("oom-score", label, marks) for label in V.oom_labels(name, length, adj)]
@@ -527,6 +557,25 @@ def test_host_matches_engine(host_report, scenario, observable):
     assert c.skipped is None, c.result
     assert c.host is not None and c.engine is not None
     assert c.matches, f"{scenario} {observable}: host {c.host}, engine {c.engine} ({c.tolerance})"
+
+
+@needs_thp
+def test_engine_file_scenario_follows_the_windows():
+    """The engine's side of the file group with read_ahead_kb 128: read-around [0, 32), then a
+    window per mark; the first window mlocked and munlocked."""
+    got = V.engine_file(Config(kernel="6.18"), 128)
+    assert [got[f"cached{k}"] for k in range(len(V.FILE_FAULTS))] == [32, 64, 96, 96, 128]
+    assert V.file_faults(32) == (5, 24, 32, 40, 64)
+    assert got["Rss"] == 64
+    assert [got[k] for k in V.MLOCK_KEYS] == [32, 32, 32, 32]
+
+
+@needs_block_dir
+def test_host_file_scenario_reads_the_device_and_evicts_the_file():
+    got = V.run_host_file()
+    assert got["read_ahead_kb"] == _RA_KB
+    ra = _RA_KB // 4
+    assert got["cached0"] >= min(ra, 5 + 1)              # at least the faulted page and before it
 
 
 @needs_thp
