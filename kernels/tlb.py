@@ -53,31 +53,37 @@ def tlb_probe(tags, ages, base, sets, ways, vpn, key, stamp):
     return -1
 
 
-@kernel
-def tlb_fill(tags, ages, base, sets, ways, vpn, key, dirty, stamp):
-    """Insert ``key``: in place if present, else the lowest invalid way, else the LRU way."""
-    b = base + set_index(vpn, sets) * ways
+@kernel(inline="always")
+def probe_victim(t, a, b, ways, key, stamp):
+    """One scan of the set at ``b``: the entry holding ``key`` (its stamp refreshed) as
+    ``(entry, -1)``, or ``(-1, victim)`` where a fill puts it (the lowest invalid way, else the
+    least recently used)."""
     victim = b
-    oldest = ages[b]
+    oldest = a[b]
     invalid = -1
     for w in range(ways):
         e = b + w
-        t = tags[e]
-        if (t >> 1) == key:
-            victim = e
-            invalid = -2
-            break
-        if t < 0:
-            if invalid == -1:
+        x = t[e]
+        if (x >> 1) == key:
+            a[e] = stamp
+            return e, -1
+        if x < 0:
+            if invalid < 0:
                 invalid = e
-        elif invalid == -1 and ages[e] < oldest:
-            oldest = ages[e]
+        elif invalid < 0 and a[e] < oldest:
+            oldest = a[e]
             victim = e
-    if invalid >= 0:
-        victim = invalid
-    tags[victim] = key * 2 + dirty
-    ages[victim] = stamp
-    return victim
+    return -1, (invalid if invalid >= 0 else victim)
+
+
+@kernel
+def tlb_fill(tags, ages, base, sets, ways, vpn, key, dirty, stamp):
+    """Insert ``key``: in place if present, else the lowest invalid way, else the LRU way."""
+    hit, victim = probe_victim(tags, ages, base + set_index(vpn, sets) * ways, ways, key, stamp)
+    e = hit if hit >= 0 else victim
+    tags[e] = key * 2 + dirty
+    ages[e] = stamp
+    return e
 
 
 @kernel

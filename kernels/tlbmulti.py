@@ -16,7 +16,7 @@ import numpy as np
 from .consts import MM_PGD, PTE_PFN_MASK, PTRS_PER_TABLE, _PAGE_PRESENT, _PAGE_PSE
 from .jit import kernel
 from .pagetable import pmd_lookup
-from .tlb import KEY_2M
+from .tlb import KEY_2M, probe_victim
 
 G_S1 = 0          # geometry columns: L1 4 KiB sets, ways; L1 2 MiB sets, ways; STLB sets, ways
 G_W1 = 1
@@ -30,29 +30,6 @@ NR_G = 6
 @kernel(inline="always")
 def _index(vpn, sets, mask):
     return vpn & mask if mask >= 0 else vpn % sets
-
-
-@kernel(inline="always")
-def _probe_victim(t, a, b, ways, key, stamp):
-    """One scan of the set at ``b``: the entry holding ``key`` (its stamp refreshed) as
-    ``(entry, -1)``, or ``(-1, victim)`` where ``tlb_fill`` would put it (the lowest invalid way,
-    else the least recently used)."""
-    victim = b
-    oldest = a[b]
-    invalid = -1
-    for w in range(ways):
-        e = b + w
-        x = t[e]
-        if (x >> 1) == key:
-            a[e] = stamp
-            return e, -1
-        if x < 0:
-            if invalid < 0:
-                invalid = e
-        elif invalid < 0 and a[e] < oldest:
-            oldest = a[e]
-            victim = e
-    return -1, (invalid if invalid >= 0 else victim)
 
 
 @kernel(inline="always")
@@ -133,9 +110,9 @@ def tlb_multi(vas, huge, asid, geo, tags, ages, out):
             if last >= 0 and ((t[last] >> 1) == k4 or (t[last] >> 1) == k2):
                 a[last] = stamp              # the entry the previous access used (the probe's
                 continue                     # result, as in access_loop)
-            e, v1 = _probe_victim(t, a, _index(v4, s1, m1) * w1, w1, k4, stamp)
+            e, v1 = probe_victim(t, a, _index(v4, s1, m1) * w1, w1, k4, stamp)
             if e < 0 and any_huge:
-                e, vh = _probe_victim(t, a, b2 + _index(v2, s2, m2) * w2, w2, k2, stamp)
+                e, vh = probe_victim(t, a, b2 + _index(v2, s2, m2) * w2, w2, k2, stamp)
                 if huge[i]:
                     v1 = vh
             if e >= 0:
