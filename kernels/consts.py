@@ -118,6 +118,8 @@ VM_MAYEXEC = 0x40
 VM_MAYSHARE = 0x80
 VM_GROWSDOWN = 0x100
 VM_LOCKED = 0x2000
+VM_SEQ_READ = 0x8000         # MADV_SEQUENTIAL: fault readahead reads ahead, not around
+VM_RAND_READ = 0x10000       # MADV_RANDOM: no fault readahead
 VM_LOCKONFAULT = 0x00080000
 VM_ACCOUNT = 0x00100000     # the mapping's pages are charged to vm_committed_as
 VM_NORESERVE = 0x00200000   # MAP_NORESERVE outside overcommit mode 2: not charged
@@ -295,7 +297,8 @@ C_COST_SWAP_WRITE = 75       # ps: writing one page to it (its transfer: writes 
 C_SWAP_PAGES = 76            # total_swap_pages: the swap device's slots less its header
 C_WORKINGSET = 77            # 1: evicted file pages leave shadow entries (mm/workingset.c, 3.15+);
                              # 2: swapped-out anonymous pages too (5.9+)
-NR_CFG = 78
+C_IO_PAGES = 78              # bdi->io_pages: max_sectors_kb / 4
+NR_CFG = 79
 OVERCOMMIT_GUESS = 0
 OVERCOMMIT_ALWAYS = 1
 OVERCOMMIT_NEVER = 2
@@ -478,21 +481,31 @@ I_WB_NEXT = 15               # writeback_index: where the next cyclic writeback 
 I_PAGES_END = 16             # one past the highest page index ever cached (truncation scans to it)
 I_SHADOW_GEN = 17            # bumped when truncation drops the file's shadow entries
 I_MRA = 18                   # the readahead state mappings of the file use (file_ra_state:
-                             # RA_START, RA_SIZE, RA_ASYNC, RA_PREV rows from here)
-I_IO_LO = 22                 # the latest asynchronous readahead still maybe in flight: pages
-I_IO_HI = 23                 # [I_IO_LO, I_IO_HI) are locked until I_IO_DONE (ps)
-I_IO_DONE = 24
-I_IO_LO_OLD = 25             # the one before it
-I_IO_HI_OLD = 26
-I_IO_DONE_OLD = 27
-NR_I_FIELDS = 28
+                             # the RA_* fields in rows I_MRA to I_MRA + NR_RA_FIELDS - 1)
+I_IO_LO = 24                 # the latest read request maybe still in flight: pages
+I_IO_HI = 25                 # [I_IO_LO, I_IO_HI) are locked until I_IO_DONE (ps)
+I_IO_DONE = 26
+I_IO_LO_OLD = 27             # the one before it
+I_IO_HI_OLD = 28
+I_IO_DONE_OLD = 29
+NR_I_FIELDS = 30
 
 # file_ra_state fields (an open file's ``ra`` array, or a column of ino rows from I_MRA)
 RA_START = 0                 # where the most recent readahead window starts
 RA_SIZE = 1                  # its pages
 RA_ASYNC = 2                 # async_size: the mark sits at RA_START + RA_SIZE - RA_ASYNC
 RA_PREV = 3                  # prev_pos: the byte after the last read (-1: none)
-NR_RA_FIELDS = 4
+RA_PAGES = 4                 # ra_pages: the window's maximum (-1: the device's read_ahead_kb)
+RA_FLAGS = 5                 # RA_RANDOM: FMODE_RANDOM (POSIX_FADV_RANDOM)
+NR_RA_FIELDS = 6
+RA_RANDOM = 1
+
+POSIX_FADV_NORMAL = 0
+POSIX_FADV_RANDOM = 1
+POSIX_FADV_SEQUENTIAL = 2
+POSIX_FADV_WILLNEED = 3
+POSIX_FADV_DONTNEED = 4
+POSIX_FADV_NOREUSE = 5
 
 BLK_HOLE = 0
 BLK_DELALLOC = 1             # reserved by ext4's delayed allocation, no block yet

@@ -58,7 +58,6 @@ from .consts import (
     C_COST_MKWRITE,
     C_COST_TLB_FLUSH,
     C_FAULT_AROUND,
-    C_READ_AHEAD,
     ENOMEM,
     FR_MAPCOUNT,
     I_SIZE,
@@ -73,6 +72,8 @@ from .consts import (
     T_MAJFLT,
     VM_SHARED,
     VM_LOCKED,
+    VM_RAND_READ,
+    VM_SEQ_READ,
     I_MRA,
     NR_RA_FIELDS,
     RA_ASYNC,
@@ -110,7 +111,7 @@ from .page_counter import CHARGE_ANON, memcg_commit, page_counter_uncharge
 from .pagetable import pt_slots_available
 from .page_alloc import rmqueue
 from .page_writeback import balance_dirty_pages
-from .readahead import do_page_cache_ra, ra_hit, ra_wait, read_pages, wait_read
+from .readahead import do_page_cache_ra, ra_hit, ra_pages, ra_sync, ra_wait, read_pages, wait_read
 from .tlb import flush_tlb_page
 
 PAGE = 4096
@@ -183,11 +184,13 @@ def do_file_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, ppos, va, write
     pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
     ftype = fs[FS_TYPE, ino[I_FS, ii]]
     memfs = ftype == FST_TMPFS or ftype == FST_RAMFS
+    ra = ino[I_MRA:I_MRA + NR_RA_FIELDS, ii]
+    mx = ra_pages(cfg, ra)
     if pfn >= 0 and not memfs:
-        # do_async_mmap_readahead on a marked page, then the wait if its read is pending; the
-        # window's allocations may reclaim the page (Linux holds it): then it is read again
-        mx = max(1, cfg[C_READ_AHEAD])
-        t = ra_hit(S, ii, ino[I_MRA:I_MRA + NR_RA_FIELDS, ii], index, mx, mx, t)
+        # do_async_mmap_readahead on a marked page (none under MADV_RANDOM), then the wait if
+        # its read is pending; the window's allocations may reclaim the page (Linux holds it):
+        # then it is read again
+        t = ra_hit(S, ii, ra, index, mx, 0 if vm_flags & VM_RAND_READ else mx, t)
         pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
     if pfn < 0 and cfg[C_HPC_MODEL] == HPC_2013 and \
             shmem_huge_wanted(cfg, fs, ino, ii, index, 0, vm_flags, mm[MM_FLAGS, mmi], HUGE_FOR_FAULT):
@@ -210,13 +213,18 @@ def do_file_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, ppos, va, write
                 vmstat[VS_PGMAJFAULT] += 1
                 task[T_MAJFLT, ti] += 1
         else:
-            # do_sync_mmap_readahead: read around the page (a quarter of the window async)
-            mx = max(1, cfg[C_READ_AHEAD])
-            ra = ino[I_MRA:I_MRA + NR_RA_FIELDS, ii]
-            ra[RA_START] = max(0, index - mx // 2)
-            ra[RA_SIZE] = mx
-            ra[RA_ASYNC] = mx // 4
-            st, cpu, done, thrash = do_page_cache_ra(S, ii, ra[RA_START], mx, mx // 4, t)
+            # do_sync_mmap_readahead: nothing under MADV_RANDOM or with readahead off; ahead
+            # under MADV_SEQUENTIAL; else read around the page (a quarter of the window async)
+            st, cpu, done, thrash = OK, t, t, False
+            if mx == 0 or vm_flags & VM_RAND_READ:
+                pass
+            elif vm_flags & VM_SEQ_READ:
+                st, cpu, done, thrash = ra_sync(S, ii, ra, index, mx, mx, t)
+            else:
+                ra[RA_START] = max(0, index - mx // 2)
+                ra[RA_SIZE] = mx
+                ra[RA_ASYNC] = mx // 4
+                st, cpu, done, thrash = do_page_cache_ra(S, ii, ra[RA_START], mx, mx // 4, t)
             t = wait_read(S, cpu, done, thrash)
             if filemap_get_folio(pc, fr32, fr_idx, ii, index) < 0:
                 if st < 0:

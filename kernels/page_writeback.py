@@ -223,6 +223,45 @@ def write_inode_pages(S, ii, now, nr_to_write):
     return sent
 
 
+@kernel
+def write_range_pages(S, ii, now, lo, hi):
+    """``filemap_fdatawrite_range`` with WB_SYNC_NONE: submit the dirty pages of inode ``ii`` in
+    [lo, hi) as one request, in index order, without waiting (the caller checked the ring has
+    room). Returns the number of pages submitted."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
+    if ino[I_NRDIRTY, ii] <= 0:
+        return 0
+    f = ino[I_FS, ii]
+    done = max(now, fs[FS_DISK_FREE_AT, f]) + fs[FS_WR_LAT, f]
+    cap = wbq.shape[1]
+    sent = 0
+    hi = min(hi, max((ino[I_SIZE, ii] + 4095) >> 12, ino[I_BLKCAP, ii]))
+    for index in range(lo, hi):
+        pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
+        if pfn < 0 or not fr_flags[pfn] & PG_dirty:
+            continue
+        done += fs[FS_WR_PAGE, f] + fs_writeback_block(cfg, fs, ino, blk, ii, index)
+        account_page_cleaned(vmstat, fr_flags, fs, ino, ii, pfn)
+        if fr32[FR_MAPCOUNT, pfn] > 0:
+            folio_mkclean(S, ii, index)
+        fr_flags[pfn] |= PG_writeback
+        vmstat[VS_NR_WRITEBACK] += 1
+        vmstat[VS_PGPGOUT] += 4
+        t = fgs[FG_WB_TAIL]
+        wbq[0, t % cap] = pfn
+        wbq[1, t % cap] = done
+        fgs[FG_WB_TAIL] = t + 1
+        sent += 1
+    if sent == 0:
+        return 0
+    fs[FS_DISK_FREE_AT, f] = done
+    fs[FS_BYTES_WRITTEN, f] += sent * 4096
+    if done > ino[I_WB_DONE, ii]:
+        ino[I_WB_DONE, ii] = done
+    return sent
+
+
 @kernel(inline="always")
 def dirty_limits(cfg, gs, lru):
     """(background threshold, dirty threshold) in pages (``global_dirty_limits``)."""

@@ -34,6 +34,16 @@ from .consts import (
     VM_SHARED,
     VM_LOCKED,
     RA_PREV,
+    RA_FLAGS,
+    RA_RANDOM,
+    RA_PAGES,
+    POSIX_FADV_NORMAL,
+    POSIX_FADV_RANDOM,
+    POSIX_FADV_SEQUENTIAL,
+    POSIX_FADV_WILLNEED,
+    POSIX_FADV_DONTNEED,
+    FG_PC_USED,
+    G_OOM_MEMCG,
     MM_PGD,
     C_HPC_MODEL,
     HPAGE_PMD_NR,
@@ -114,6 +124,7 @@ from .consts import (
 )
 from .filemap import (
     account_page_dirtied,
+    file_entire_mapcount,
     file_folio_head,
     filemap_add_page,
     filemap_get_folio,
@@ -142,6 +153,7 @@ from .tlb import flush_tlb_range
 from .pagetable import entry_pfn, pmd_lookup, pte_lookup
 from .lru import folio_mark_accessed
 from .page_writeback import (
+    write_range_pages,
     inode_vmas,
     ALL,
     NEVER,
@@ -151,7 +163,16 @@ from .page_writeback import (
     write_inode_pages,
 )
 from .syscalls import op_begin, op_end
-from .readahead import disk_read, ra_hit, ra_sync, read_pages, wait_read
+from .readahead import (
+    disk_read,
+    force_limit,
+    force_page_cache_ra,
+    ra_hit,
+    ra_pages,
+    ra_sync,
+    read_pages,
+    wait_read,
+)
 from .memcontrol import pagecache_alloc
 from .vmscan import kswapd_catch_up
 
@@ -185,7 +206,7 @@ def sys_pread(S, ti, ii, pos, count, ra):
     end = min(pos + count, size)
     first = pos >> 12
     last = (end + PAGE - 1) >> 12
-    mx = max(1, cfg[C_READ_AHEAD])
+    mx = ra_pages(cfg, ra)
     # the read's pages, and readahead past it: a synchronous window and an asynchronous one
     if not file_room(fgs, pc, wbq, vmstat,
                      max(0, last - first) + 2 * mx + huge_room(S, ii, first, last), 0, 0, gs):
@@ -239,7 +260,12 @@ def sys_pread(S, ti, ii, pos, count, ra):
                         window = 0
                 st, now = read_pages(S, ii, index, min(index + window, eof), now)
             else:
-                st, cpu, done, thrash = ra_sync(S, ii, ra, index, last - index, mx, now)
+                if mx == 0 or ra[RA_FLAGS] & RA_RANDOM:
+                    # readahead off, or POSIX_FADV_RANDOM: just what the read asks (forced)
+                    st, cpu, done, thrash = force_page_cache_ra(S, ii, index,
+                                                                last - index if mx else 1, mx, now)
+                else:
+                    st, cpu, done, thrash = ra_sync(S, ii, ra, index, last - index, mx, now)
                 now = wait_read(S, cpu, done, thrash)
                 if st == OK and filemap_get_folio(pc, fr32, fr_idx, ii, index) < 0:
                     # the window moved past this page (a ramp-up at the expected index), or its
@@ -430,6 +456,79 @@ def drop_page(S, pfn):
         return
     filemap_remove_page(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg,
                         pb_mt, pc, lru, fgs, fs, ino, pfn)
+
+
+@kernel
+def sys_fadvise(S, ti, ii, offset, length, advice, ra):
+    """posix_fadvise(2) (``generic_fadvise``) on the open file whose readahead state is ``ra``;
+    the caller checked the advice and the length. A memory filesystem takes the advice and does
+    nothing (no backing device). NORMAL, RANDOM and SEQUENTIAL set the file's readahead mode
+    (SEQUENTIAL doubles its window); WILLNEED reads the range ahead without waiting
+    (``force_page_cache_readahead``: at most one window's worth); DONTNEED starts writeback of
+    the range's dirty pages, then drops its whole pages that are clean, unmapped and not under
+    writeback (``invalidate_mapping_pages``: no shadow entries); NOREUSE changes nothing here.
+    Returns (status, pages read or dropped)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
+    mx = ra_pages(cfg, ra)
+    endbyte = offset + length - 1 if length > 0 else (1 << 62)
+    eof_pages = (ino[I_SIZE, ii] + PAGE - 1) >> 12
+    want = 0
+    if advice == POSIX_FADV_WILLNEED:
+        want = force_limit(cfg, max(0, min(endbyte >> 12, eof_pages - 1) - (offset >> 12) + 1), mx)
+    if not file_room(fgs, pc, wbq, vmstat, want + 1024, 0, 0, gs):
+        return NEED_GROW, 0
+    op_begin(task, cpus, ti)
+    gs[G_CUR_MEMCG] = task[T_MEMCG, ti]
+    now = task[T_CLOCK, ti] + cfg[C_COST_SYSCALL]
+    background(S, now)
+    t = fs[FS_TYPE, ino[I_FS, ii]]
+    n = 0
+    if t == FST_TMPFS or t == FST_RAMFS:
+        pass                                       # noop_backing_dev_info: nothing to do
+    elif advice == POSIX_FADV_NORMAL:
+        ra[RA_PAGES] = -1
+        ra[RA_FLAGS] &= ~RA_RANDOM
+    elif advice == POSIX_FADV_RANDOM:
+        ra[RA_FLAGS] |= RA_RANDOM
+    elif advice == POSIX_FADV_SEQUENTIAL:
+        ra[RA_PAGES] = 2 * cfg[C_READ_AHEAD]
+        ra[RA_FLAGS] &= ~RA_RANDOM
+    elif advice == POSIX_FADV_WILLNEED:
+        first = offset >> 12
+        nr = (endbyte >> 12) - first + 1
+        pages0 = fgs[FG_PC_USED]
+        oom = gs[G_OOM_MEMCG]
+        st, cpu, done, thrash = force_page_cache_ra(S, ii, first, nr, mx, now)
+        gs[G_OOM_MEMCG] = oom                      # readahead's allocations fail quietly
+        n = fgs[FG_PC_USED] - pages0
+        now = cpu
+    elif advice == POSIX_FADV_DONTNEED:
+        last = endbyte >> 12
+        write_range_pages(S, ii, now, offset >> 12, last + 1)
+        first = (offset + PAGE - 1) >> 12          # whole pages only
+        if (endbyte & (PAGE - 1)) != PAGE - 1:
+            last -= 1
+        eof = max(ino[I_PAGES_END, ii], 0)
+        index = first
+        while index <= min(last, eof - 1):
+            pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
+            if pfn >= 0:
+                h = file_folio_head(fr_flags, pfn)
+                f = fr_flags[h]
+                nr = folio_nr(fr_flags, h)
+                whole = (fr_idx[h] >= first and fr_idx[h] + nr - 1 <= last) if nr > 1 else True
+                if whole and (f & (PG_dirty | PG_writeback)) == 0 and fr32[FR_MAPCOUNT, pfn] == 0 \
+                        and file_entire_mapcount(fr32, fr_flags, pfn) == 0:
+                    drop_page(S, h)
+                    n += nr
+                    now += nr * cfg[C_COST_RECLAIM_PAGE]
+                    index = fr_idx[h] + nr
+                    continue
+            index += 1
+    task[T_CLOCK, ti] = now
+    op_end(gs, task, cpus, ti)
+    return OK, n
 
 
 @kernel

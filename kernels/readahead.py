@@ -21,6 +21,9 @@ from .consts import (
     C_COST_CLEAR_PAGE,
     C_COST_PC_ALLOC,
     C_KERNEL,
+    C_READ_AHEAD,
+    C_IO_PAGES,
+    RA_PAGES,
     ENOMEM,
     FS_BYTES_READ,
     FS_DISK_FREE_AT,
@@ -213,6 +216,50 @@ def _next_miss(pc, fr32, fr_idx, ii, index, mx):
 
 
 @kernel(inline="always")
+def ra_pages(cfg, ra):
+    """The window's maximum for this state: its own ``ra_pages`` (POSIX_FADV_SEQUENTIAL doubles
+    it) or the device's (``read_ahead_kb / 4``)."""
+    return ra[RA_PAGES] if ra[RA_PAGES] >= 0 else cfg[C_READ_AHEAD]
+
+
+@kernel(inline="always")
+def ractl_max_pages(cfg, mx, req):
+    """``ractl_max_pages``: a request larger than the window may read up to the device's
+    ``io_pages`` at once (4.10+, 9491ae4aade6)."""
+    if cfg[C_KERNEL] >= 410 and req > mx and cfg[C_IO_PAGES] > mx:
+        return min(req, cfg[C_IO_PAGES])
+    return mx
+
+
+@kernel(inline="always")
+def force_limit(cfg, nr, mx):
+    """How many of ``nr`` pages ``force_page_cache_ra`` reads with window ``mx``."""
+    if cfg[C_KERNEL] >= 410:
+        return min(nr, max(cfg[C_IO_PAGES], mx))
+    return nr
+
+
+@kernel
+def force_page_cache_ra(S, ii, index, nr, mx, now):
+    """``force_page_cache_ra``: read ``nr`` pages from ``index`` whatever the state says (a
+    random-access file, POSIX_FADV_WILLNEED, readahead off), in 2 MiB requests, none marked:
+    from 4.10 at most ``max(io_pages, ra_pages)`` of them (600e19afc5f8), before that all.
+    Returns as ``read_pages_ra`` (the last request's times)."""
+    nr = min(force_limit(S.cfg, nr, mx), ((S.ino[I_SIZE, ii] + PAGE - 1) >> 12) - index)
+    st, cpu, done, thrash = OK, now, now, False
+    while nr > 0:
+        chunk = min(nr, 512)
+        st, cpu, d, th = do_page_cache_ra(S, ii, index, chunk, 0, cpu)
+        done = max(done, d)
+        thrash = thrash or th
+        if st != OK:
+            break
+        index += chunk
+        nr -= chunk
+    return st, cpu, done, thrash
+
+
+@kernel(inline="always")
 def _merge_self_hit(ra, index, mx):
     """Before 6.11: a window the read would hit the mark of at once grows by the next size."""
     if index == ra[RA_START] and ra[RA_SIZE] == ra[RA_ASYNC]:
@@ -230,6 +277,7 @@ def ra_sync(S, ii, ra, index, req, mx, now):
     cfg = S.cfg
     pc, fr32, fr_idx = S.pc, S.fr32, S.fr_idx
     new = cfg[C_KERNEL] >= 611
+    mx = ractl_max_pages(cfg, mx, req)
     prev = ra[RA_PREV]
     seq = prev >= 0 and 0 <= index - (prev >> 12) <= 1
     if not new and index != 0 and (index == ra[RA_START] + ra[RA_SIZE] - ra[RA_ASYNC]
@@ -268,6 +316,7 @@ def ra_async(S, ii, ra, index, req, mx, now):
     cfg, gs = S.cfg, S.gs
     pc, fr32, fr_idx = S.pc, S.fr32, S.fr_idx
     new = cfg[C_KERNEL] >= 611
+    mx = ractl_max_pages(cfg, mx, req)
     if not new and index == 0:
         ra[RA_START] = 0
         ra[RA_SIZE] = get_init_ra_size(req, mx)

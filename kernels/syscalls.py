@@ -7,6 +7,15 @@ Operations reserve what they need before they mutate anything, so a restart has 
 import numpy as np
 
 from .consts import (
+    G_OOM_MEMCG,
+    I_MRA,
+    MADV_NORMAL,
+    MADV_RANDOM,
+    MADV_SEQUENTIAL,
+    MADV_WILLNEED,
+    NR_RA_FIELDS,
+    VM_RAND_READ,
+    VM_SEQ_READ,
     G_STALL_PS,
     T_STALL_PS,
     G_SWAP_IO_PS,
@@ -115,7 +124,9 @@ from .consts import (
 )
 from .fork import copy_mm, exit_mmap
 from .file_fault import file_room
+from .readahead import force_limit, force_page_cache_ra, ra_pages
 from .filemap import filemap_get_folio
+from .fs import has_blocks
 from .borrow import borrow_state
 from .huge_memory import khugepaged_enter, khugepaged_exit
 from .events import hist_add
@@ -566,6 +577,8 @@ def sys_madvise(S, ti, addr, length, advice):
     if addr & 4095 or addr < 0 or length < 0:
         return -EINVAL, 0
     if not (advice == MADV_DONTNEED or advice == MADV_HUGEPAGE or advice == MADV_NOHUGEPAGE
+            or advice == MADV_NORMAL or advice == MADV_RANDOM or advice == MADV_SEQUENTIAL
+            or advice == MADV_WILLNEED
             or advice == MADV_POPULATE_READ or advice == MADV_POPULATE_WRITE
             or advice == MADV_FREE or advice == MADV_WILLWRITE
             or ((advice == MADV_COLD or advice == MADV_PAGEOUT) and cfg[C_KERNEL] >= 504)):
@@ -580,6 +593,10 @@ def sys_madvise(S, ti, addr, length, advice):
         return NEED_GROW, 0
     if advice == MADV_WILLWRITE:
         return madvise_willwrite(S, ti, mmi, addr, end)
+    if advice == MADV_WILLNEED and not file_room(fgs, pc, wbq, vmstat,
+                                                 _willneed_pages(S, mmi, addr, end) + 1024, 0, 0,
+                                                 gs):
+        return NEED_GROW, 0
     if advice == MADV_POPULATE_READ or advice == MADV_POPULATE_WRITE:
         op_begin(task, cpus, ti)
         task[T_CLOCK, ti] += cfg[C_COST_SYSCALL]
@@ -596,6 +613,40 @@ def sys_madvise(S, ti, addr, length, advice):
     elif advice == MADV_NOHUGEPAGE:
         full, splits, _ = modify_vmas(S, mmi, addr, end, MOD_BITS, VM_NOHUGEPAGE, VM_HUGEPAGE,
                                          False, False)
+    elif advice == MADV_NORMAL or advice == MADV_RANDOM or advice == MADV_SEQUENTIAL:
+        # madvise_update_vma: the fault readahead mode of the range (VM_RAND_READ, VM_SEQ_READ)
+        a = VM_RAND_READ if advice == MADV_RANDOM else (VM_SEQ_READ if advice == MADV_SEQUENTIAL
+                                                        else 0)
+        full, splits, _ = modify_vmas(S, mmi, addr, end, MOD_BITS, a,
+                                      (VM_RAND_READ | VM_SEQ_READ) & ~a, False, False)
+    elif advice == MADV_WILLNEED:
+        # madvise_willneed, VMA by VMA: a file's range is read ahead without waiting
+        # (vfs_fadvise POSIX_FADV_WILLNEED with the mapping's readahead state); a memory
+        # filesystem's and anonymous memory's need nothing here (no swap cache is kept)
+        splits = 0
+        i = find_vma_index(mm, vma, mmi, addr)
+        va = addr
+        while i < mm[MM_VCOUNT, mmi]:
+            p = mm[MM_VBASE, mmi] + i
+            if vma[V_START, p] >= end:
+                break
+            s = max(vma[V_START, p], addr)
+            if s > va:
+                full = False
+            e = min(vma[V_END, p], end)
+            ii = vma[V_FILE, p]
+            if ii >= 0 and has_blocks(fs, ino, ii):
+                ra = ino[I_MRA:I_MRA + NR_RA_FIELDS, ii]
+                oom = gs[G_OOM_MEMCG]
+                st, cpu, done, thrash = force_page_cache_ra(
+                    S, ii, vma[V_PGOFF, p] + ((s - vma[V_START, p]) >> 12), (e - s) >> 12,
+                    ra_pages(cfg, ra), task[T_CLOCK, ti])
+                gs[G_OOM_MEMCG] = oom          # readahead's allocations fail quietly
+                task[T_CLOCK, ti] = cpu
+            va = e
+            i += 1
+        if va < end:
+            full = False
     elif advice == MADV_COLD or advice == MADV_PAGEOUT:
         # madvise_cold / madvise_pageout, VMA by VMA: a locked VMA ends the call with EINVAL
         # (can_madv_lru_vma), a hole gives ENOMEM after the rest is done
@@ -677,6 +728,24 @@ def sys_madvise(S, ti, addr, length, advice):
         task[T_CLOCK, ti] += cfg[C_COST_TLB_FLUSH]       # the split PMD's flush
     op_end(gs, task, cpus, ti)
     return (OK if full else -ENOMEM), 0
+
+
+@kernel
+def _willneed_pages(S, mmi, start, end):
+    """The most pages MADV_WILLNEED over [start, end) may read: a window per file VMA."""
+    mm, vma, ino, cfg = S.mm, S.vma, S.ino, S.cfg
+    i = find_vma_index(mm, vma, mmi, start)
+    n = 0
+    while i < mm[MM_VCOUNT, mmi]:
+        p = mm[MM_VBASE, mmi] + i
+        if vma[V_START, p] >= end:
+            break
+        ii = vma[V_FILE, p]
+        if ii >= 0:
+            pages = (min(vma[V_END, p], end) - max(vma[V_START, p], start)) >> 12
+            n += force_limit(cfg, pages, ra_pages(cfg, ino[I_MRA:I_MRA + NR_RA_FIELDS, ii]))
+        i += 1
+    return n
 
 
 @kernel

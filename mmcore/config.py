@@ -198,6 +198,9 @@ class Config:
     watermark_scale_factor: int = 10
     fault_around_bytes: int = 65536
     read_ahead_kb: int = 128
+    # the disk's max_sectors_kb: bdi->io_pages, how far a read larger than a readahead window and
+    # POSIX_FADV_WILLNEED may read at once (4.10+); 1280 is the block layer's usual default
+    max_sectors_kb: int = 1280
     willwrite_cow_ahead: bool = False         # MADV_WILLWRITE future work: private mappings
     willwrite_full_prep: bool = False         # MADV_WILLWRITE future work: map pages dirty
     # out of memory: the kernel's OOM killer picks a victim and the failed fault restarts; False
@@ -325,6 +328,7 @@ class Config:
         if self.fault_around_bytes & (self.fault_around_bytes - 1):
             raise ConfigError(f"fault_around_bytes: expected a power of two, got {self.fault_around_bytes}")
         _check_int("read_ahead_kb", self.read_ahead_kb, 0, 1 << 20)
+        _check_int("max_sectors_kb", self.max_sectors_kb, 4, 1 << 20)
         if isinstance(self.huge_page_cache, int) and not isinstance(self.huge_page_cache, bool):
             self.huge_page_cache = str(self.huge_page_cache)      # "2013" read as a number
         if self.huge_page_cache not in K.HPC_NAMES:
@@ -465,6 +469,7 @@ class Config:
         c[K.C_DIRTY_WB_PS] = min(self.dirty_writeback_centisecs * 10_000_000_000, 1 << 62)
         c[K.C_FAULT_AROUND] = self.fault_around_bytes >> 12
         c[K.C_READ_AHEAD] = self.read_ahead_kb >> 2
+        c[K.C_IO_PAGES] = self.max_sectors_kb >> 2
         c[K.C_WILLWRITE] = (K.WW_COW_AHEAD if self.willwrite_cow_ahead else 0) | (
             K.WW_FULL_PREP if self.willwrite_full_prep else 0)
         k = self.costs

@@ -55,13 +55,13 @@ def _oserror(code: int, what: str) -> OSError:
 
 class OpenFile:
     """An open file description: its inode, flags, path and readahead state (``file_ra_state``:
-    start, size, async_size and prev_pos, the ``RA_*`` fields; shared by the descriptors fork
-    copies, as in Linux)."""
+    start, size, async_size, prev_pos, ra_pages and FMODE_RANDOM, the ``RA_*`` fields; shared by
+    the descriptors fork copies, as in Linux)."""
     __slots__ = ("ino", "flags", "path", "ra")
 
     def __init__(self, ino: int, flags: int, path: str):
         self.ino, self.flags, self.path = ino, flags, path
-        self.ra = np.array([0, 0, 0, -1], np.int64)
+        self.ra = np.array([0, 0, 0, -1, -1, 0], np.int64)
 
 
 class VFS:
@@ -153,6 +153,7 @@ class VFS:
         col[K.I_ALIVE] = 1
         col[K.I_DCACHE] = 1                      # a new file's dentry and inode are cached
         col[K.I_MRA + K.RA_PREV] = -1
+        col[K.I_MRA + K.RA_PAGES] = -1
         f.fgs[K.FG_SLAB] += 1
         f.fgs[K.FG_NR_INODES] = n + 1
         return n

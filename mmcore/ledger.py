@@ -452,24 +452,31 @@ LEDGER: tuple[Mechanism, ...] = (
         "ramfs pages unevictable. The lru, clock and fifo policies give libCacheSim's miss "
         "counts exactly (`mmcore.pagecache.replay`)."),
     Mechanism(
-        "Readahead: windows, PG_readahead marks, asynchronous windows, mmap read-around",
+        "Readahead: windows, PG_readahead marks, asynchronous windows, mmap read-around, "
+        "posix_fadvise and MADV_RANDOM/SEQUENTIAL/WILLNEED",
         marks("approximate"),
         "mm/readahead.c `ondemand_readahead` (to 6.10), `page_cache_sync_ra`, "
         "`page_cache_async_ra` (6.11), `do_page_cache_ra`; mm/filemap.c "
-        "`do_sync_mmap_readahead`, `do_async_mmap_readahead`, `filemap_map_pages`",
+        "`do_sync_mmap_readahead`, `do_async_mmap_readahead`, `filemap_map_pages`; "
+        "mm/fadvise.c `generic_fadvise`; mm/madvise.c `madvise_willneed`",
         (_T + "test_readahead.py::test_mmap_read_around_and_async_windows_match_the_host",
          _T + "test_validate.py::test_engine_file_scenario_follows_the_windows",
          _T + "test_readahead.py::test_async_window_overlaps_the_reader_and_a_locked_page_is_waited_for",
          _T + "test_readahead.py::test_sequential_reads_ramp_up",
+         _T + "test_readahead.py::test_fadvise_dontneed_drops_clean_unmapped_whole_pages",
+         _T + "test_readahead.py::test_fadvise_willneed_reads_ahead_without_waiting",
+         _T + "test_readahead.py::test_madvise_random_faults_a_page_at_a_time",
          _T + "test_file_mappings.py::test_read_faults_read_around_and_map_neighbours",
          _T + "test_files_differential.py::test_hypothesis_streams_agree"),
         ("readahead", "file_fault", "read_write"), ("pgpgin",),
         "Each era's window rules for order-0 folios, with context readahead and the marks; the "
         "mmap sequence of a cold file matches a 6.18 host's (`mmcore validate`, file group). "
         "A page under a pending read is waited for; an inode remembers its latest two requests (older ones count as done). "
+        "Large reads and WILLNEED use the device's `io_pages` (`max_sectors_kb`, 4.10+). "
         "Not modelled: 6.11+'s growing folio order (6.18's ext4 has large folios, which "
-        "trims its read() windows differently), `mmap_miss`, MADV_SEQUENTIAL/RANDOM and the "
-        "device's `io_pages`. Mappings share one `file_ra_state` per inode. An async window's "
+        "trims its read() windows differently), `mmap_miss`, and fadvise on tmpfs (a no-op "
+        "here). Mappings share one `file_ra_state` per inode; MADV_WILLNEED on anonymous "
+        "memory does nothing (no swap cache). An async window's "
         "workingset refaults are not a memory stall."),
     Mechanism(
         "Writeback: flusher, background writeback, dirty throttling, a FIFO disk",

@@ -1740,6 +1740,28 @@ class Task:
             raise _oserror(-st, "pwrite")
         return done
 
+    def fadvise(self, fd: int, offset: int, length: int, advice: int) -> int:
+        """posix_fadvise(2) with ``os.POSIX_FADV_*`` advice (NORMAL, RANDOM, SEQUENTIAL, WILLNEED,
+        DONTNEED, NOREUSE) over [offset, offset + length) (``length`` 0: to the end of the file).
+        RANDOM reads only what each read asks; SEQUENTIAL doubles the readahead window; WILLNEED
+        reads the range ahead without waiting (at most one window); DONTNEED starts writeback of
+        its dirty pages and drops its whole pages that are clean and unmapped. A memory
+        filesystem takes any advice and does nothing. Returns the pages read ahead or dropped
+        (the system call itself returns 0)."""
+        self._alive()
+        of = self._fd(fd, "fadvise")
+        offset = _check_int("offset", offset, 0, 1 << 62)
+        length = _check_int("length", length, -(1 << 62), 1 << 62)
+        advice = _check_int("advice", advice, -(1 << 31), (1 << 31) - 1)
+        if length < 0 or not 0 <= advice <= K.POSIX_FADV_NOREUSE:
+            raise _oserror(_errno.EINVAL, "fadvise")
+        st, n = self.machine.vfs.call(RW.sys_fadvise, self._ti, of.ino, offset, length, advice,
+                                      of.ra)
+        self.machine.state.gs[K.G_OOM_MEMCG] = -1
+        if st < 0:
+            raise _oserror(-st, "fadvise")
+        return n
+
     def fsync(self, fd: int) -> None:
         """fsync(2): write the file's dirty pages back and wait; raises a pending writeback
         error (ENOSPC for an ext2 block that could not be allocated) once."""

@@ -53,6 +53,7 @@ a range is then ``map = "buf"`` (the whole mapping) with optional ``offset`` and
     pread, pwrite                      fd, length, offset (bytes, or a generator
                 {dist = "uniform" | "sequential", align = ...}), pick (for a group: "all", or
                 {dist = "uniform" | "sequential" | "zipf", a = ...}), seed
+    fadvise     fd, advice (POSIX_FADV_*), offset, length (0: to the end of the file)
     fallocate   fd, mode (FALLOC_FL_*), offset, length;   ftruncate   fd, length
     unlink      path (count and {i} as for open);   sync
     write_sysctl  name ("vm.drop_caches", ...), value;   sysfs_write  path, value
@@ -129,7 +130,8 @@ class ScenarioRunError(ScenarioError):
 # ---- what the format knows ---------------------------------------------------------------------
 
 OPS = ("mmap", "munmap", "mprotect", "madvise", "mlock", "munlock", "mlockall", "munlockall",
-       "prctl", "touch", "access", "open", "close", "pread", "pwrite", "fsync", "fallocate",
+       "prctl", "touch", "access", "open", "close", "pread", "pwrite", "fsync", "fadvise",
+       "fallocate",
        "ftruncate", "unlink", "sync", "write_sysctl", "sysfs_write", "sleep", "repeat", "brk",
        "cgroup_write", "oom_wait", "kill", "read_proc", "exit", "earlyoom", "oomd")
 PLANNED_OPS = {
@@ -153,7 +155,9 @@ MADV = {"MADV_DONTNEED": K.MADV_DONTNEED, "MADV_FREE": K.MADV_FREE,
         "MADV_HUGEPAGE": K.MADV_HUGEPAGE, "MADV_NOHUGEPAGE": K.MADV_NOHUGEPAGE,
         "MADV_POPULATE_READ": K.MADV_POPULATE_READ, "MADV_POPULATE_WRITE": K.MADV_POPULATE_WRITE,
         "MADV_WILLWRITE": K.MADV_WILLWRITE, "MADV_COLLAPSE": K.MADV_COLLAPSE,
-        "MADV_COLD": K.MADV_COLD, "MADV_PAGEOUT": K.MADV_PAGEOUT}
+        "MADV_COLD": K.MADV_COLD, "MADV_PAGEOUT": K.MADV_PAGEOUT, "MADV_NORMAL": K.MADV_NORMAL,
+        "MADV_RANDOM": K.MADV_RANDOM, "MADV_SEQUENTIAL": K.MADV_SEQUENTIAL,
+        "MADV_WILLNEED": K.MADV_WILLNEED}
 PLANNED_MADV: dict[str, int] = {}
 MCL = {"MCL_CURRENT": K.MCL_CURRENT, "MCL_FUTURE": K.MCL_FUTURE, "MCL_ONFAULT": K.MCL_ONFAULT}
 PR = {"PR_SET_THP_DISABLE": K.PR_SET_THP_DISABLE, "PR_GET_THP_DISABLE": K.PR_GET_THP_DISABLE,
@@ -161,6 +165,9 @@ PR = {"PR_SET_THP_DISABLE": K.PR_SET_THP_DISABLE, "PR_GET_THP_DISABLE": K.PR_GET
 O_FLAGS = {"O_RDONLY": os.O_RDONLY, "O_WRONLY": os.O_WRONLY, "O_RDWR": os.O_RDWR,
            "O_CREAT": os.O_CREAT, "O_EXCL": os.O_EXCL, "O_TRUNC": os.O_TRUNC,
            "O_APPEND": os.O_APPEND, "O_CLOEXEC": os.O_CLOEXEC, "O_NOATIME": os.O_NOATIME}
+FADV = {"POSIX_FADV_NORMAL": K.POSIX_FADV_NORMAL, "POSIX_FADV_RANDOM": K.POSIX_FADV_RANDOM,
+        "POSIX_FADV_SEQUENTIAL": K.POSIX_FADV_SEQUENTIAL, "POSIX_FADV_WILLNEED": K.POSIX_FADV_WILLNEED,
+        "POSIX_FADV_DONTNEED": K.POSIX_FADV_DONTNEED, "POSIX_FADV_NOREUSE": K.POSIX_FADV_NOREUSE}
 FALLOC = {"FALLOC_FL_KEEP_SIZE": K.FALLOC_FL_KEEP_SIZE, "FALLOC_FL_PUNCH_HOLE": K.FALLOC_FL_PUNCH_HOLE,
           "FALLOC_FL_ZERO_RANGE": K.FALLOC_FL_ZERO_RANGE,
           "FALLOC_FL_WRITE_ZEROES": K.FALLOC_FL_WRITE_ZEROES}
@@ -1154,6 +1161,17 @@ class _Validator:
                 "offset": self.size(d.get("offset", 0), _sub(key, "offset"), 0, 1 << 44),
                 "length": self.size(d["length"], _sub(key, "length"), 1, 1 << 44)}
 
+    def op_fadvise(self, d: dict, key: str, scope: _Scope) -> dict:
+        advice = d["advice"]
+        if isinstance(advice, int) and not isinstance(advice, bool) and \
+                advice not in FADV.values():
+            raise self.err(_sub(key, "advice"), f"expected one of {', '.join(FADV)} (0 to 5), "
+                                                f"got {advice}")
+        return {"fd": self.fd_ref(d["fd"], _sub(key, "fd"), scope),
+                "advice": self.flags(advice, _sub(key, "advice"), FADV, "fadvise advice"),
+                "offset": self.size(d.get("offset", 0), _sub(key, "offset"), 0, 1 << 44),
+                "length": self.size(d.get("length", 0), _sub(key, "length"), 0, 1 << 44)}
+
     def op_ftruncate(self, d: dict, key: str, scope: _Scope) -> dict:
         return {"fd": self.fd_ref(d["fd"], _sub(key, "fd"), scope),
                 "length": self.size(d["length"], _sub(key, "length"), 0, 1 << 44)}
@@ -1264,6 +1282,7 @@ _OP_SPECS: dict[str, tuple[tuple, tuple]] = {
     "pread": (("fd", "offset", "length", "pick", "seed"), ("fd", "length")),
     "pwrite": (("fd", "offset", "length", "pick", "seed"), ("fd", "length")),
     "fallocate": (("fd", "mode", "offset", "length"), ("fd", "length")),
+    "fadvise": (("fd", "advice", "offset", "length"), ("fd", "advice")),
     "ftruncate": (("fd", "length"), ("fd", "length")),
     "unlink": (("path", "count"), ("path",)),
     "sync": ((), ()),
@@ -2226,6 +2245,12 @@ class _Runner:
         a = op.args
         for fd in self._fdlist(name, op):
             t.fallocate(fd, a["mode"], a["offset"], a["length"])
+        return 1
+
+    def _op_fadvise(self, t, name: str, op: Op) -> int:
+        a = op.args
+        for fd in self._fdlist(name, op):
+            t.fadvise(fd, a["offset"], a["length"], a["advice"])
         return 1
 
     def _op_ftruncate(self, t, name: str, op: Op) -> int:

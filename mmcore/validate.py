@@ -1234,19 +1234,19 @@ def file_faults(ra_pages: int) -> tuple[int, ...]:
     return (5, ra_pages - ra_pages // 4, ra_pages, ra_pages + 8, 2 * ra_pages)
 
 
-def _read_ahead_kb(path: str) -> tuple[int | None, str]:
-    """The read_ahead_kb of the block device holding ``path`` (a partition's is its disk's), or
-    (None, why)."""
+def _read_ahead_kb(path: str, name: str = "read_ahead_kb") -> tuple[int | None, str]:
+    """A queue setting (``read_ahead_kb``, ``max_sectors_kb``) of the block device holding
+    ``path`` (a partition's is its disk's), or (None, why)."""
     st = os.stat(path)
     dev = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
     if os.major(st.st_dev) == 0:
         return None, f"{path} is on no block device (device {dev})"
     base = f"/sys/dev/block/{dev}"
-    for q in (base + "/queue/read_ahead_kb", base + "/../queue/read_ahead_kb"):
+    for q in (f"{base}/queue/{name}", f"{base}/../queue/{name}"):
         v = _read(q)
         if v is not None and v.strip().isdigit():
             return int(v), ""
-    return None, f"no read_ahead_kb for block device {dev}"
+    return None, f"no {name} for block device {dev}"
 
 
 def host_file(spec: dict) -> dict:
@@ -1261,7 +1261,8 @@ def host_file(spec: dict) -> dict:
     ra = ra_kb // 4
     size = 4 * ra * PAGE
     libc = _Libc()
-    out: dict[str, Any] = {"read_ahead_kb": ra_kb}
+    out: dict[str, Any] = {"read_ahead_kb": ra_kb,
+                           "max_sectors_kb": _read_ahead_kb(spec["dir"], "max_sectors_kb")[0]}
     with tempfile.TemporaryDirectory(prefix="mmcore-validate-", dir=spec["dir"]) as d:
         fd = os.open(os.path.join(d, "f"), os.O_CREAT | os.O_RDWR, 0o600)
         try:
@@ -1295,15 +1296,17 @@ def host_file(spec: dict) -> dict:
     return out
 
 
-def engine_file(config, ra_kb: int) -> dict:
-    """The file scenario on an engine machine with ``read_ahead_kb`` ``ra_kb``."""
+def engine_file(config, ra_kb: int, max_sectors_kb: int | None = None) -> dict:
+    """The file scenario on an engine machine with ``read_ahead_kb`` ``ra_kb`` (and the host's
+    ``max_sectors_kb`` where known)."""
     import dataclasses
 
     from . import MAP_FIXED, MAP_SHARED as E_SHARED, PROT_READ as E_READ, Machine
     from .kernels import consts as K
     ra = ra_kb // 4
     size = 4 * ra * PAGE
-    m = Machine(dataclasses.replace(config, read_ahead_kb=ra_kb))
+    more = {} if max_sectors_kb is None else {"max_sectors_kb": max_sectors_kb}
+    m = Machine(dataclasses.replace(config, read_ahead_kb=ra_kb, **more))
     m.mount("/d", "ext4", size=2 * size + (64 << 20))
     t = m.spawn("validate")
     fd = t.open("/d/f", os.O_CREAT | os.O_RDWR)
@@ -1358,7 +1361,7 @@ def _file_checks(host: HostInfo, config, directory: str = FILE_DIR) -> list[Chec
         why = got.get("skip")
     eng: dict[str, Any] = {}
     if why is None:
-        eng = engine_file(config, got["read_ahead_kb"])
+        eng = engine_file(config, got["read_ahead_kb"], got.get("max_sectors_kb"))
     ra = got.get("read_ahead_kb", 128) // 4
     pages = ", ".join(f"{where} at page {p}" for where, p in zip(FILE_FAULTS, file_faults(ra)))
     checks = [Check(FILE_SCENARIO, "read_ahead_kb of the device", "", got.get("read_ahead_kb"),

@@ -124,6 +124,7 @@ class Pair:
         self.m = mmcore.Machine(cfg)
         self.r = RefFiles(cfg.memory_bytes, costs_ps(cfg.costs), cfg.watermarks(),
                           kernel=cfg.profile.version, ncpus=ncpus, read_ahead_kb=read_ahead_kb,
+                          max_sectors_kb=cfg.max_sectors_kb,
                           lru_policy=lru_policy, dirty_ratio=cfg.dirty_ratio,
                           dirty_background_ratio=cfg.dirty_background_ratio,
                           dirty_writeback_ps=cfg.dirty_writeback_centisecs * 10**10,

@@ -109,7 +109,8 @@ class HPair:
         base = cfg.mmap_base
         self.r = RefCollapse(cfg.memory_bytes, costs_ps(cfg.costs), cfg.watermarks(),
                              kernel=cfg.profile.version, ncpus=ncpus,
-                             read_ahead_kb=cfg.read_ahead_kb, dirty_ratio=cfg.dirty_ratio,
+                             read_ahead_kb=cfg.read_ahead_kb, max_sectors_kb=cfg.max_sectors_kb,
+                             dirty_ratio=cfg.dirty_ratio,
                              dirty_background_ratio=cfg.dirty_background_ratio,
                              dirty_writeback_ps=cfg.dirty_writeback_centisecs * 10**10,
                              huge_page_cache=hpc, shmem_enabled=shmem_enabled,

@@ -4,6 +4,7 @@ The mmap sequences are the ones a 6.18 host showed with read_ahead_kb 128 on a c
 file (mincore after each fault: 32, 64, 96, 96, 128 pages cached; 16 pages mapped after the first
 fault). Its read() sequences match ours for order-0 page-cache folios only: the host's ext4 has
 large folios from 6.16, which the 6.11+ rules align differently (see the ledger)."""
+import errno
 import os
 
 import pytest
@@ -151,3 +152,116 @@ def test_readahead_room_follows_read_ahead_kb():
     from mmcore.check import check_files, check_invariants
     check_invariants(m)
     check_files(m)
+
+
+# ---- POSIX_FADV_* and MADV_RANDOM/SEQUENTIAL/WILLNEED -------------------------------------------
+
+def test_fadvise_random_reads_only_what_is_asked():
+    m, t, fd, ii = setup()
+    t.fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+    for page in range(8):
+        t.pread(fd, page * 4096, 4096)
+    assert cached(m, ii) == (8, 8) and marked(m, ii) == []
+    t.fadvise(fd, 0, 0, os.POSIX_FADV_NORMAL)
+    t.pread(fd, 8 * 4096, 4096)                           # sequential again: a window
+    assert cached(m, ii)[1] > 9
+
+
+def test_fadvise_sequential_doubles_the_window():
+    m, t, fd, ii = setup()
+    t.fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+    t.pread(fd, 0, 64 * 4096)                             # one window of 64 pages (not 32)
+    assert cached(m, ii)[1] == 64 + 64                    # and the async one from its mark
+
+
+def test_fadvise_willneed_reads_ahead_without_waiting():
+    m, t, fd, ii = setup()
+    assert t.fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED) == 320     # io_pages: 1280 KiB
+    assert cached(m, ii) == (320, 320) and marked(m, ii) == []
+    fsi = int(m.vfs.state.ino[K.I_FS, ii])
+    done = int(m.vfs.state.fs[K.FS_DISK_FREE_AT, fsi])
+    assert clock(t) < done                                # the caller did not wait
+    t.pread(fd, 0, 4096)                                  # cached, but its read is pending
+    assert clock(t) >= done
+    assert m.vmstat()["pgmajfault"] == 0
+
+
+def test_fadvise_willneed_before_4_10_reads_the_whole_range():
+    m, t, fd, ii = setup(kernel="3.10")
+    assert t.fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED) == 1024      # 4 MiB, in 2 MiB requests
+
+
+def test_fadvise_dontneed_drops_clean_unmapped_whole_pages():
+    m, t, fd, ii = setup()
+    t.pread(fd, 0, 64 * 4096)
+    a = t.mmap(4096, flags=mmcore.MAP_SHARED, fd=fd, offset=4 * 4096)
+    t.touch(a, 1, write=False)                            # page 4 mapped
+    t.pwrite(fd, 8 * 4096, 4096)                          # page 8 dirty
+    n0 = cached(m, ii)[1]
+    wb0 = m.vmstat()["nr_written"] + m.meminfo()["Writeback"] // 4
+    # [100 bytes into page 0, the middle of page 31]: whole pages 1..30
+    dropped = t.fadvise(fd, 100, 31 * 4096 - 100 + 2048, os.POSIX_FADV_DONTNEED)
+    assert dropped == 30 - 2                              # not the mapped one, not the dirty one
+    assert cached(m, ii)[1] == n0 - dropped
+    # writeback of the dirty page started (WB_SYNC_NONE): it is kept, under writeback or written
+    assert m.vmstat()["nr_written"] + m.meminfo()["Writeback"] // 4 == wb0 + 1
+    from mmcore.check import check_files, check_invariants
+    check_invariants(m)
+    check_files(m)
+
+
+@pytest.mark.parametrize("advice", [-1, 6, 100])
+def test_fadvise_bad_input(advice):
+    m, t, fd, ii = setup(size=MiB)
+    with pytest.raises(OSError) as e:
+        t.fadvise(fd, 0, 0, advice)
+    assert e.value.errno == errno.EINVAL
+    with pytest.raises(OSError) as e:
+        t.fadvise(fd, 0, -1, os.POSIX_FADV_NORMAL)
+    assert e.value.errno == errno.EINVAL
+    with pytest.raises(OSError) as e:
+        t.fadvise(99, 0, 0, os.POSIX_FADV_NORMAL)
+    assert e.value.errno == errno.EBADF
+
+
+def test_fadvise_on_tmpfs_does_nothing():
+    m = mmcore.Machine({"memory": "64MiB"})
+    m.mount("/t", "tmpfs", size="16MiB")
+    t = m.spawn()
+    fd = t.open("/t/f", os.O_CREAT | os.O_RDWR)
+    t.pwrite(fd, 0, MiB)
+    assert t.fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED) == 0
+    assert m.meminfo()["Shmem"] == 1024
+
+
+def test_madvise_random_faults_a_page_at_a_time():
+    m, t, fd, ii = setup()
+    a = t.mmap(4 * MiB, flags=mmcore.MAP_SHARED | mmcore.MAP_FIXED, fd=fd, addr=1 << 32)
+    t.madvise(a, 4 * MiB, mmcore.MADV_RANDOM)
+    t.touch(a + 5 * 4096, 1, write=False)
+    assert cached(m, ii) == (6, 1)
+    t.madvise(a, 4 * MiB, mmcore.MADV_SEQUENTIAL)
+    t.touch(a + 100 * 4096, 1, write=False)               # ahead of the page, not around it
+    assert cached(m, ii)[1] == 1 + 32
+    assert min(i for i in range(100, 200) if cached_at(m, ii, i)) == 100
+    t.madvise(a, 4 * MiB, mmcore.MADV_NORMAL)
+    t.touch(a + 600 * 4096, 1, write=False)               # around it again
+    assert cached_at(m, ii, 600 - 16) and cached_at(m, ii, 600 + 15)
+
+
+def test_madvise_willneed_reads_a_file_range_ahead():
+    m, t, fd, ii = setup()
+    a = t.mmap(4 * MiB, flags=mmcore.MAP_SHARED, fd=fd)
+    t.madvise(a + MiB, MiB, mmcore.MADV_WILLNEED)
+    assert cached(m, ii) == (512, 256)
+    assert t.smaps(a)["Rss"] == 0                         # read, not mapped
+    b = t.mmap(MiB)                                       # anonymous: nothing to do
+    t.madvise(b, MiB, mmcore.MADV_WILLNEED)
+    with pytest.raises(OSError) as e:                     # a hole: ENOMEM
+        t.madvise(1 << 40, MiB, mmcore.MADV_WILLNEED)
+    assert e.value.errno == errno.ENOMEM
+
+
+def cached_at(m, ii, index):
+    s, pc = m.state, m.vfs.state.pc
+    return any(s.fr32[K.FR_OWNER, p] == ii and s.fr_idx[p] == index for p in pc[pc >= 0])

@@ -58,7 +58,10 @@ BAD_OPS = [
       "value": 600}, "phase[0].ops[3].value", "[0, 511]"),
     ({"op": "sysfs_write", "path": "kernel/mm/transparent_hugepage/khugepaged/full_scans",
       "value": 1}, "phase[0].ops[3].path", "unknown sysfs file"),
-    ({"op": "madvise", "map": "buf", "advice": "willneed"}, "phase[0].ops[3].advice", "unknown madvise advice"),
+    ({"op": "madvise", "map": "buf", "advice": "wipeonfork"}, "phase[0].ops[3].advice", "unknown madvise advice"),
+    ({"op": "fadvise", "fd": "f", "advice": "later"}, "phase[0].ops[3].advice", "unknown fadvise advice"),
+    ({"op": "fadvise", "fd": "f", "advice": 9}, "phase[0].ops[3].advice", "POSIX_FADV_NORMAL"),
+    ({"op": "fadvise", "fd": "f"}, "phase[0].ops[3].advice", "missing"),
     ({"op": "madvise", "map": "buf"}, "phase[0].ops[3].advice", "missing"),
     ({"op": "mmap", "map": "s", "length": 4096, "flags": ["MAP_SHARED", "MAP_ANONYMOUS"]},
      "phase[0].ops[3].flags", "not implemented yet"),
@@ -513,6 +516,23 @@ def test_file_mappings_and_madv_willwrite():
     with pytest.raises(ScenarioRunError) as e:
         run_scenario(d)
     assert e.value.key == "phase[0].ops[3]" and "SIGBUS" in str(e.value)
+
+
+def test_fadvise_and_madvise_readahead_hints():
+    """POSIX_FADV_DONTNEED drops a written file's clean pages; MADV_RANDOM then faults them in a
+    page at a time."""
+    ops = [{"op": "open", "fd": "f", "path": "/d/data", "flags": ["O_CREAT", "O_RDWR"]},
+           {"op": "pwrite", "fd": "f", "length": "4MiB"},
+           {"op": "fsync", "fd": "f"},
+           {"op": "fadvise", "fd": "f", "advice": "dontneed"},
+           {"op": "mmap", "map": "m", "fd": "f", "length": "4MiB"},
+           {"op": "madvise", "map": "m", "advice": "MADV_RANDOM"},
+           {"op": "touch", "map": "m", "length": "64KiB", "write": False}]
+    d = {"machine": {"memory": "256MiB"}, "mount": [{"path": "/d", "fstype": "ext4", "size": "64MiB"}],
+         "task": [{"name": "t"}], "phase": [{"task": "t", "ops": ops}]}
+    r = run_scenario(d)
+    assert r["meminfo"]["Cached"] == 64                       # 16 pages, one fault each
+    assert r["tasks"]["t"]["counters"]["maj_flt"] == 16
 
 
 def test_run_writes_a_complete_trace_with_the_scenario_hash(tmp_path):

@@ -211,7 +211,8 @@ class RefFiles:
     """
 
     def __init__(self, memory_bytes: int, costs_ps: dict, watermarks: tuple, *, kernel: int = 618,
-                 ncpus: int = 2, read_ahead_kb: int = 128, lru_policy: str = "linux",
+                 ncpus: int = 2, read_ahead_kb: int = 128, max_sectors_kb: int = 1280,
+                 lru_policy: str = "linux",
                  dirty_ratio: int = 100, dirty_background_ratio: int = 100,
                  dirty_writeback_ps: int = NEVER, huge_page_cache: str = "mainline",
                  shmem_enabled: str = "never", deviations=()):
@@ -228,6 +229,8 @@ class RefFiles:
         self.kernel = kernel
         self.ncpus = ncpus
         self.ra_max = max(1, read_ahead_kb >> 2)
+        self.ra_off = read_ahead_kb >> 2 == 0         # ra_pages 0: one page per miss, forced
+        self.io_pages = max_sectors_kb >> 2
         self.policy = lru_policy
         self.wmark_min, self.wmark_low, self.wmark_high = watermarks
         self.dirty_ratio, self.dirty_bg_ratio = dirty_ratio, dirty_background_ratio
@@ -564,9 +567,15 @@ class RefFiles:
         return self._read_pages_ra(ino, index, min(index + nr, end_index + 1), index + nr - lookahead,
                                    now)
 
+    def _max_pages(self, req: int) -> int:
+        """ractl_max_pages: a request larger than the window may read up to io_pages (4.10+)."""
+        if self.kernel >= 410 and req > self.ra_max and self.io_pages > self.ra_max:
+            return min(req, self.io_pages)
+        return self.ra_max
+
     def _ra_sync(self, ino: Inode, ra: ReadState, index: int, req: int, now: int):
         """page_cache_sync_ra (ondemand_readahead before 6.11) for a read missing at ``index``."""
-        mx, new = self.ra_max, self.kernel >= 611
+        mx, new = self._max_pages(req), self.kernel >= 611
         prev = ra.prev_pos
         seq = prev >= 0 and 0 <= index - (prev >> 12) <= 1
         if not new and index != 0 and index in (ra.start + ra.size - ra.async_size, ra.start + ra.size):
@@ -593,7 +602,7 @@ class RefFiles:
 
     def _ra_async(self, ino: Inode, ra: ReadState, index: int, req: int, now: int) -> int:
         """page_cache_async_ra at a marked page: returns when the request is submitted."""
-        mx, new = self.ra_max, self.kernel >= 611
+        mx, new = self._max_pages(req), self.kernel >= 611
         if not new and index == 0:
             ra.start, ra.size = 0, get_init_ra_size(req, mx)
             ra.async_size = ra.size - req if ra.size > req else ra.size
@@ -610,7 +619,7 @@ class RefFiles:
             ra.start, ra.size = start, get_next_ra_size(start - index + req, mx)
             ra.async_size = ra.size
         if new:
-            align = 4 if mx % 4 == 0 else (2 if mx % 2 == 0 else 1)
+            align = 4 if mx % 4 == 0 else (2 if mx % 2 == 0 else 1)   # 1 << min(2, ffs(mx) - 1)
             end = ra.start + ra.size
             if end - end % align > ra.start:
                 ra.size -= end % align
@@ -628,7 +637,8 @@ class RefFiles:
             page = ino.pages[page.huge]
         if page.readahead and not page.writeback:
             page.readahead = False
-            now = self._ra_async(ino, ra, index, req, now)
+            if not self.ra_off:
+                now = self._ra_async(ino, ra, index, req, now)
         return self._ra_wait(ino, index, now)
 
     def _write_inode(self, ino: Inode, now: int) -> None:
@@ -860,6 +870,8 @@ class RefFiles:
                         if page is not None:
                             window = 0
                     now = self._read_pages(ino, index, min(index + window, eof), now)
+                elif self.ra_off:
+                    now = max(self._do_page_cache_ra(ino, index, 1, 0, now))
                 else:
                     now = max(self._ra_sync(ino, ra, index, last - index, now))
                     if index not in ino.pages:       # the window moved past it (a ramp-up)
