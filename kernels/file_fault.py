@@ -190,8 +190,9 @@ def do_file_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, ppos, va, write
         # do_async_mmap_readahead on a marked page (none under MADV_RANDOM), then the wait if
         # its read is pending; the window's allocations may reclaim the page (Linux holds it):
         # then it is read again
-        t = ra_hit(S, ii, ra, index, mx, 0 if vm_flags & VM_RAND_READ else mx, t)
-        pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
+        t, started = ra_hit(S, ii, ra, index, pfn, mx, 0 if vm_flags & VM_RAND_READ else mx, t)
+        if started:
+            pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
     if pfn < 0 and cfg[C_HPC_MODEL] == HPC_2013 and \
             shmem_huge_wanted(cfg, fs, ino, ii, index, 0, vm_flags, mm[MM_FLAGS, mmi], HUGE_FOR_FAULT):
         pfn, c = shmem_alloc_huge(S, ii, index, vm_flags, HUGE_FOR_FAULT, t)

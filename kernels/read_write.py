@@ -244,10 +244,11 @@ def sys_pread(S, ti, ii, pos, count, ra):
             index += 1
             continue
         if pfn >= 0 and t != FST_RAMFS:
-            now = ra_hit(S, ii, ra, index, last - index, mx, now)
-            # Linux holds the folio meanwhile; here the async window's allocations may have
-            # reclaimed it, and it is read again
-            pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
+            now, started = ra_hit(S, ii, ra, index, pfn, last - index, mx, now)
+            if started:
+                # Linux holds the folio meanwhile; here the async window's allocations may have
+                # reclaimed it, and then it is read again
+                pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
         if pfn < 0:
             if t == FST_RAMFS:
                 # ramfs has no readahead (ra_pages 0): the one page (the 2013 series: a huge

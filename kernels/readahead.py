@@ -165,9 +165,9 @@ def wait_read(S, cpu, done, thrash):
 def ra_wait(ino, ii, index, now):
     """When the page at ``index`` is locked under one of the inode's pending read requests: the
     time that request completes (the reader waits, ``folio_wait_locked``); else ``now``."""
-    if ino[I_IO_LO, ii] <= index < ino[I_IO_HI, ii] and ino[I_IO_DONE, ii] > now:
+    if ino[I_IO_DONE, ii] > now and ino[I_IO_LO, ii] <= index < ino[I_IO_HI, ii]:
         return ino[I_IO_DONE, ii]
-    if ino[I_IO_LO_OLD, ii] <= index < ino[I_IO_HI_OLD, ii] and ino[I_IO_DONE_OLD, ii] > now:
+    if ino[I_IO_DONE_OLD, ii] > now and ino[I_IO_LO_OLD, ii] <= index < ino[I_IO_HI_OLD, ii]:
         return ino[I_IO_DONE_OLD, ii]
     return now
 
@@ -354,16 +354,18 @@ def ra_async(S, ii, ra, index, req, mx, now):
     return cpu
 
 
-@kernel
-def ra_hit(S, ii, ra, index, req, mx, now):
-    """A reader found the page at ``index`` cached: if it carries the mark, clear it and start the
-    next window (not while the page is under writeback: Linux shares the bit with PG_reclaim);
-    then wait for the page if its read is still pending. Returns the time the reader goes on."""
+@kernel(inline="always")
+def ra_hit(S, ii, ra, index, pfn, req, mx, now):
+    """A reader found page ``index`` cached as frame ``pfn``: if its folio carries the mark, clear
+    it and start the next window (not while the page is under writeback: Linux shares the bit
+    with PG_reclaim); then wait for the page if its read is still pending. Returns (the time the
+    reader goes on, whether a window started: its allocations may have reclaimed the page)."""
     fr_flags = S.fr_flags
-    pfn = filemap_get_folio(S.pc, S.fr32, S.fr_idx, ii, index)
     h = file_folio_head(fr_flags, pfn)
+    started = False
     if fr_flags[h] & PG_readahead and not fr_flags[h] & PG_writeback:
         fr_flags[h] &= ~PG_readahead
         if mx > 0:
             now = ra_async(S, ii, ra, index, req, mx, now)
-    return ra_wait(S.ino, ii, index, now)
+            started = True
+    return ra_wait(S.ino, ii, index, now), started
