@@ -111,7 +111,16 @@ from .page_counter import CHARGE_ANON, memcg_commit, page_counter_uncharge
 from .pagetable import pt_slots_available
 from .page_alloc import rmqueue
 from .page_writeback import balance_dirty_pages
-from .readahead import do_page_cache_ra, ra_hit, ra_pages, ra_sync, ra_wait, read_pages, wait_read
+from .readahead import (
+    do_page_cache_ra,
+    ra_busy,
+    ra_hit,
+    ra_pages,
+    ra_sync,
+    ra_wait,
+    read_pages,
+    wait_read,
+)
 from .tlb import flush_tlb_page
 
 PAGE = 4096
@@ -186,11 +195,12 @@ def do_file_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, ppos, va, write
     memfs = ftype == FST_TMPFS or ftype == FST_RAMFS
     ra = ino[I_MRA:I_MRA + NR_RA_FIELDS, ii]
     mx = ra_pages(cfg, ra)
-    if pfn >= 0 and not memfs:
+    if pfn >= 0 and not memfs and ra_busy(fr_flags, ino, ii, pfn, t):
         # do_async_mmap_readahead on a marked page (none under MADV_RANDOM), then the wait if
         # its read is pending; the window's allocations may reclaim the page (Linux holds it):
         # then it is read again
-        t, started = ra_hit(S, ii, ra, index, pfn, mx, 0 if vm_flags & VM_RAND_READ else mx, t)
+        t, started = ra_hit(S, fr_flags, ino, ii, ra, index, pfn, mx,
+                            0 if vm_flags & VM_RAND_READ else mx, t)
         if started:
             pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
     if pfn < 0 and cfg[C_HPC_MODEL] == HPC_2013 and \

@@ -167,6 +167,7 @@ from .readahead import (
     disk_read,
     force_limit,
     force_page_cache_ra,
+    ra_busy,
     ra_hit,
     ra_pages,
     ra_sync,
@@ -243,8 +244,9 @@ def sys_pread(S, ti, ii, pos, count, ra):
             now += cfg[C_COST_PC_COPY]
             index += 1
             continue
-        if pfn >= 0 and t != FST_RAMFS:
-            now, started = ra_hit(S, ii, ra, index, pfn, last - index, mx, now)
+        if pfn >= 0 and t != FST_RAMFS and ra_busy(fr_flags, ino, ii, pfn, now):
+            now, started = ra_hit(S, fr_flags, ino, ii, ra, index, pfn, last - index, mx,
+                                  now)
             if started:
                 # Linux holds the folio meanwhile; here the async window's allocations may have
                 # reclaimed it, and then it is read again

@@ -355,12 +355,21 @@ def ra_async(S, ii, ra, index, req, mx, now):
 
 
 @kernel(inline="always")
-def ra_hit(S, ii, ra, index, pfn, req, mx, now):
+def ra_busy(fr_flags, ino, ii, pfn, now):
+    """Cheap test before ``ra_hit``: does page ``pfn`` carry the mark, or may it be locked under a
+    pending read? (Almost never, for a cached page: the rest of the work stays out of line.)"""
+    return (fr_flags[file_folio_head(fr_flags, pfn)] & PG_readahead) != 0 or \
+        ino[I_IO_DONE, ii] > now or ino[I_IO_DONE_OLD, ii] > now
+
+
+@kernel
+def ra_hit(S, fr_flags, ino, ii, ra, index, pfn, req, mx, now):
     """A reader found page ``index`` cached as frame ``pfn``: if its folio carries the mark, clear
     it and start the next window (not while the page is under writeback: Linux shares the bit
     with PG_reclaim); then wait for the page if its read is still pending. Returns (the time the
-    reader goes on, whether a window started: its allocations may have reclaimed the page)."""
-    fr_flags = S.fr_flags
+    reader goes on, whether a window started: its allocations may have reclaimed the page).
+    ``fr_flags`` and ``ino`` are the caller's: taking them from ``S`` here would cost a
+    reference-count round trip per page."""
     h = file_folio_head(fr_flags, pfn)
     started = False
     if fr_flags[h] & PG_readahead and not fr_flags[h] & PG_writeback:
@@ -368,4 +377,4 @@ def ra_hit(S, ii, ra, index, pfn, req, mx, now):
         if mx > 0:
             now = ra_async(S, ii, ra, index, req, mx, now)
             started = True
-    return ra_wait(S.ino, ii, index, now), started
+    return ra_wait(ino, ii, index, now), started
