@@ -2038,7 +2038,8 @@ class Task:
             "Private_Clean": kb(o[P.SM_PRIVATE_CLEAN]), "Private_Dirty": kb(o[P.SM_PRIVATE_DIRTY]),
             "Referenced": kb(o[P.SM_REFERENCED]), "Anonymous": kb(o[P.SM_ANONYMOUS]),
             "KSM": 0, "LazyFree": kb(o[P.SM_LAZYFREE]), "AnonHugePages": kb(o[P.SM_ANON_HUGE]),
-            "ShmemPmdMapped": kb(o[P.SM_SHMEM_PMD]), "FilePmdMapped": kb(o[P.SM_FILE_PMD]), "Shared_Hugetlb": 0, "Private_Hugetlb": 0,
+            "ShmemPmdMapped": kb(o[P.SM_SHMEM_PMD]), "FilePmdMapped": kb(o[P.SM_FILE_PMD]),
+            "Shared_Hugetlb": 0, "Private_Hugetlb": 0,
             "Swap": kb(o[P.SM_SWAP]), "SwapPss": int(o[P.SM_SWAP_PSS]) >> 10, "Locked": locked,
         }
 

@@ -46,7 +46,8 @@ __all__ = ["Cgroup", "V1_FILES", "V2_FILES", "parse_path"]
 PAGE = 4096
 V2_FILES = ("memory.current", "memory.max", "memory.high", "memory.low", "memory.min",
             "memory.peak", "memory.swap.current", "memory.swap.max", "memory.swap.events",
-            "memory.oom.group", "memory.pressure", "memory.events", "memory.events.local", "memory.stat", "cgroup.procs")
+            "memory.oom.group", "memory.pressure", "memory.events", "memory.events.local", "memory.stat",
+    "cgroup.procs")
 V1_FILES = ("memory.usage_in_bytes", "memory.limit_in_bytes", "memory.max_usage_in_bytes",
             "memory.failcnt", "memory.memsw.usage_in_bytes", "memory.memsw.limit_in_bytes",
             "memory.oom_control", "memory.stat", "cgroup.procs", "tasks")

@@ -786,13 +786,16 @@ class _Validator:
                 raise self.err(_sub(key, "files"), f"expected a table of control files, got {_tname(files)}")
             for f, val in files.items():
                 if f not in files_ok or f in ("cgroup.procs", "tasks"):
-                    raise self.err(_sub(_sub(key, "files"), f), f"not a writable cgroup v{config.cgroups} "
-                                   f"memory file of this kernel ({', '.join(x for x in files_ok if x not in ('cgroup.procs', 'tasks'))})")
+                    writable = ", ".join(x for x in files_ok if x not in ("cgroup.procs", "tasks"))
+                    raise self.err(_sub(_sub(key, "files"), f), f"not a writable cgroup "
+                                   f"v{config.cgroups} memory file of this kernel ({writable})")
                 if isinstance(val, bool) or not isinstance(val, (int, str)):
                     raise self.err(_sub(_sub(key, "files"), f), f"expected a number or a string, got {_tname(val)}")
             tl = d.get("tasks", [])
             if not isinstance(tl, list) or any(not isinstance(x, str) or x not in names for x in tl):
-                raise self.err(_sub(key, "tasks"), f"expected a list of task names ({', '.join(sorted(names)) or 'none'}), got {tl!r}")
+                known = ", ".join(sorted(names)) or "none"
+                raise self.err(_sub(key, "tasks"), f"expected a list of task names ({known}), "
+                               f"got {tl!r}")
             out.append(CgroupSpec(path, tuple(files.items()), tuple(tl)))
         return tuple(out)
 

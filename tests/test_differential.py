@@ -539,7 +539,8 @@ HIGH = BASE + 32 * MiB
 # 14 MiB of THPs outside the streams' arena, each cut by one 4 KiB hole (queued): 16 MiB then
 # has about 500 free pages, so a stream soon takes it below the low watermark and idle time
 # wakes kswapd
-PRESSURE = [(0, "mmap", 14 * MiB, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, HIGH), (0, "touch", HIGH, 14 * MiB, 2 * MiB, True)] + [
+PRESSURE = [(0, "mmap", 14 * MiB, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, HIGH),
+            (0, "touch", HIGH, 14 * MiB, 2 * MiB, True)] + [
     (0, "munmap", HIGH + k * 2 * MiB + (1 + 37 * k) * 4096, 4096) for k in range(7)]
 
 

@@ -414,6 +414,28 @@ def test_system_wide_counters_are_measured_again_above_the_band(monkeypatch, noi
     assert all(x.result == "match" for x in report.checks if x is not c)
 
 
+@pytest.mark.parametrize("noise, runs, result", [([3, 0], 2, "match"), ([3, 4, 1], 3, "match"),
+                                                  ([5, 3, 4], 3, "MISMATCH")])
+def test_file_mlock_counters_are_measured_again_above_the_band(monkeypatch, noise, runs, result):
+    """Another process mlocking pages during the host's file run adds to unevictable_pgs_culled:
+    the file group measures it again like the other system-wide counters."""
+    host = _host(MADVISE)
+    eng = V.engine_file(V.engine_config(host), 128)
+    calls = []
+
+    def noisy(directory):
+        calls.append(directory)
+        culled = eng["unevictable_pgs_culled"] + noise[len(calls) - 1]
+        return {**eng, "unevictable_pgs_culled": culled}
+    monkeypatch.setattr(V, "_requirements", lambda host, thp: None)
+    monkeypatch.setattr(V, "run_host_file", noisy)
+    report = V.run(host, scenarios=(), oom=False)
+    c = next(c for c in report.checks if c.observable == "vmstat unevictable_pgs_culled delta")
+    assert len(calls) == runs and c.result == result
+    assert c.host == eng["unevictable_pgs_culled"] + min(noise)
+    assert all(x.result == "match" for x in report.checks if x is not c)
+
+
 def test_tmpfs_skips_without_shmem_thp_or_a_mount(monkeypatch):
     monkeypatch.setattr(V, "run_host_tmpfs", _no_host)
     assert V._tmpfs_requirements(_host(MADVISE)) is None

@@ -357,7 +357,7 @@ COLLAPSE_RULE = {"3.10": "all_writable", "3.15": "all_writable", "4.13": "one_wr
                  "6.18": "any"}
 SWAP_CLUSTER_MAX = 32
 FAULT_RESERVE_TABLES = 8
-MAX_RECLAIM_RETRIES = 16     # kswapd runs freeing nothing before it gives up     # free pages below which a fault reclaims before its page tables
+MAX_RECLAIM_RETRIES = 16     # kswapd runs freeing nothing before it gives up
 # Profiles whose split_huge_page splits the compound page together with the PMD (3.x)
 SPLIT_PAGE_KERNELS = ("3.10", "3.15")
 # Where the engine's THP splitting is known to depart from Linux (SEMANTICS 12 "Known
