@@ -55,3 +55,44 @@ def test_sweep_scaling(benchmark, rates, mode):
     benchmark.extra_info["point_s"] = work * workers / POINTS
     rates.ratio("two_workers_over_one", "sweep-2-workers", "sweep-1-worker")
     rates.ratio("dask_over_local", "sweep-dask-2-workers", "sweep-2-workers")
+
+
+TLB_SIZES = [(512, 4), (768, 6), (1024, 8), (1536, 12), (2048, 16), (3072, 12), (4096, 16),
+             (8192, 16)]
+TLB_SCENARIO = {
+    "scenario": {"name": "tlb-loads"},
+    "machine": {"memory": "512MiB", "thp_enabled": "never"},
+    "task": [{"name": "app"}],
+    "phase": [{"name": "map", "task": "app",
+               "ops": [{"op": "mmap", "map": "buf", "length": "128MiB",
+                        "flags": ["MAP_PRIVATE", "MAP_ANONYMOUS", "MAP_POPULATE"]}]},
+              {"name": "reads", "task": "app",
+               "ops": [{"op": "access", "map": "buf", "pattern": "uniform", "count": 1_000_000}]}],
+}
+
+
+@pytest.mark.benchmark(group="tlb-sweep")
+@pytest.mark.parametrize("mode", ["grid", "batch"])
+def test_tlb_sweep(benchmark, rates, mode):
+    """Eight STLB geometries (512 to 8192 entries) over a scenario of 10^6 uniform loads on 128
+    MiB of populated 4 KiB pages, one worker: ``grid`` sweeps them as eight points (eight
+    machines built, populated and run); ``batch`` runs the scenario once with the eight as
+    ``[record] tlb_geometries`` (what ``batch=`` sets; shadow TLBs, one replay pass per access
+    call). Both give the same counts (the
+    tests check it); the figure is geometries per second."""
+    from mmcore.scenario import load_scenario
+    warmup()
+    sc = load_scenario(TLB_SCENARIO)
+    points = [{"machine.tlb.stlb_entries": e, "machine.tlb.stlb_ways": w} for e, w in TLB_SIZES]
+    geos = [{"stlb_entries": e, "stlb_ways": w} for e, w in TLB_SIZES]
+
+    def grid():
+        rows = run_sweep(sc, points=points, progress=False, frame=False)
+        assert set(rows["status"]) == {"ok"}
+
+    def batch():
+        rows = run_sweep(sc, params={"record.tlb_geometries": geos}, progress=False, frame=False)
+        assert set(rows["status"]) == {"ok"}
+    benchmark.pedantic(grid if mode == "grid" else batch, rounds=2, iterations=1)
+    rates.record(benchmark, f"tlb-sweep-{mode}", len(TLB_SIZES), "geometries_per_s")
+    rates.ratio("batch_over_grid", "tlb-sweep-batch", "tlb-sweep-grid")

@@ -9,22 +9,30 @@ L1, then the 2 MiB L1; on a miss probe the STLB (4 KiB key, then 2 MiB) and fill
 hit; on a walk fill the STLB and the L1 of the leaf's size. LRU stamps advance as that loop's do
 in the L1s; the STLB is an LRU stack per set (see ``tlb_multi``), which counts the same.
 Stores (dirty bits), faults, flushes and the paging-structure caches are not part of it: the
-stream must be loads of pages already mapped (``mmcore.tlbsim`` checks).
+stream is loads of mapped pages (an address nothing maps is skipped). A stream may come in
+pieces: the state the kernel keeps between calls is the caller's arrays (``mmcore.tlbsim``).
 """
-import numpy as np
 
-from .consts import MM_PGD, PTE_PFN_MASK, PTRS_PER_TABLE, _PAGE_PRESENT, _PAGE_PSE
+from .consts import MM_PGD, PTE_PFN_MASK, PTRS_PER_TABLE, TASK_SIZE, _PAGE_PRESENT, _PAGE_PSE
 from .jit import kernel
 from .pagetable import pmd_lookup
 from .tlb import KEY_2M, probe_victim
 
-G_S1 = 0          # geometry columns: L1 4 KiB sets, ways; L1 2 MiB sets, ways; STLB sets, ways
-G_W1 = 1
-G_S2 = 2
+G_S1 = 0          # geometry columns: L1 4 KiB sets, ways; L1 2 MiB sets, ways; STLB sets, ways;
+G_W1 = 1          # the first geometry of its pass (the one holding the pass's state) and the
+G_S2 = 2          # pass's STLB stack depth (the most ways of its members)
 G_W2 = 3
 G_S3 = 4
 G_W3 = 5
-NR_G = 6
+G_LEAD = 6
+G_DEPTH = 7
+NR_G = 8
+
+ST_STAMP = 0      # per pass (the lead geometry's row of ``st``): the LRU clock, the L1 entry the
+ST_LAST = 1       # previous access used, whether a 2 MiB leaf was ever seen, the L1 dTLB misses
+ST_HUGE = 2
+ST_DTLB = 3
+NR_ST = 4
 
 
 @kernel(inline="always")
@@ -51,11 +59,16 @@ def _stack_access(stk, b, depth, key):
 
 
 @kernel
-def tlb_multi(vas, huge, asid, geo, tags, ages, out):
-    """Replay loads at ``vas`` (``huge[i]``: mapped by a 2 MiB leaf) against every geometry
-    ``geo[g]``; ``tags[g]``/``ages[g]`` are scratch entries (tags -1: empty) for the L1 dTLBs,
-    laid out as the engine's (4 KiB L1, then 2 MiB L1). Adds to ``out[g, 0]`` the L1 dTLB misses
-    and ``out[g, 1]`` the page walks.
+def tlb_multi(vas, huge, asid, geo, tags, ages, stk, hist, st):
+    """Replay loads at ``vas`` by address space ``asid`` (``huge[i]``: 1 if a 2 MiB leaf maps
+    it, 0 a 4 KiB one, -1 not mapped: skipped) against every geometry ``geo[g]``, carrying on
+    from the state the previous call left (a stream may come in pieces).
+
+    State, per pass (in its lead geometry's rows): ``tags``/``ages`` the L1 dTLB entries (tags -1:
+    empty), laid out as the engine's (4 KiB L1, then 2 MiB L1); ``stk`` the STLB's LRU stacks;
+    ``hist`` the histogram of STLB stack distances; ``st`` the ``ST_*`` words. A geometry's page
+    walks are the accesses at a stack distance of its ways or more (``hist[lead, ways:]``), its
+    L1 dTLB misses ``st[lead, ST_DTLB]``.
 
     Geometries that differ only in STLB ways share one pass. The L1s do not depend on the STLB
     (loads fill the same L1 entry whether the STLB hit or a walk found the leaf), so such
@@ -68,39 +81,37 @@ def tlb_multi(vas, huge, asid, geo, tags, ages, out):
     k = geo.shape[0]
     # with no 2 MiB leaf in the stream no 2 MiB entry is ever filled: their probes would miss
     # (access_loop skips them the same way for an mm that never had a PMD leaf)
-    any_huge = False
+    seen_huge = 0
     for i in range(n):
-        if huge[i]:
-            any_huge = True
+        if huge[i] > 0:
+            seen_huge = 1
             break
-    done = np.zeros(k, np.bool_)
     for g in range(k):
-        if done[g]:
+        if geo[g, G_LEAD] != g:
             continue
         s1 = geo[g, G_S1]
         w1 = geo[g, G_W1]
         s2 = geo[g, G_S2]
         w2 = geo[g, G_W2]
         s3 = geo[g, G_S3]
-        depth = 0
-        for h in range(g, k):
-            if (geo[h, G_S1] == s1 and geo[h, G_W1] == w1 and geo[h, G_S2] == s2
-                    and geo[h, G_W2] == w2 and geo[h, G_S3] == s3):
-                depth = max(depth, geo[h, G_W3])
+        depth = geo[g, G_DEPTH]
         m1 = s1 - 1 if (s1 & (s1 - 1)) == 0 else -1
         m2 = s2 - 1 if (s2 & (s2 - 1)) == 0 else -1
         m3 = s3 - 1 if (s3 & (s3 - 1)) == 0 else -1
         b2 = s1 * w1
         t = tags[g]
         a = ages[g]
-        t[:] = -1
-        a[:] = 0
-        stk = np.full(s3 * depth, -1, np.int64)
-        hist = np.zeros(depth + 1, np.int64)
+        sk = stk[g]
+        hg = hist[g]
+        if seen_huge:
+            st[g, ST_HUGE] = 1
+        any_huge = st[g, ST_HUGE] != 0
         dtlb = 0
-        stamp = 0
-        last = -1
+        stamp = st[g, ST_STAMP]
+        last = st[g, ST_LAST]
         for i in range(n):
+            if huge[i] < 0:
+                continue
             va = vas[i]
             v4 = va >> 12
             v2 = va >> 21
@@ -121,42 +132,39 @@ def tlb_multi(vas, huge, asid, geo, tags, ages, out):
             dtlb += 1
             # the STLB: one key per address (a load of a fixed mapping is always of one size)
             if huge[i]:
-                hist[_stack_access(stk, _index(v2, s3, m3) * depth, depth, k2)] += 1
+                hg[_stack_access(sk, _index(v2, s3, m3) * depth, depth, k2)] += 1
                 t[v1] = k2 * 2
             else:
-                hist[_stack_access(stk, _index(v4, s3, m3) * depth, depth, k4)] += 1
+                hg[_stack_access(sk, _index(v4, s3, m3) * depth, depth, k4)] += 1
                 t[v1] = k4 * 2
             a[v1] = stamp + 1
             last = v1
-        for h in range(g, k):
-            if (geo[h, G_S1] == s1 and geo[h, G_W1] == w1 and geo[h, G_S2] == s2
-                    and geo[h, G_W2] == w2 and geo[h, G_S3] == s3):
-                walks = 0
-                for d in range(geo[h, G_W3], depth + 1):
-                    walks += hist[d]
-                out[h, 0] += dtlb
-                out[h, 1] += walks
-                done[h] = True
+        st[g, ST_STAMP] = stamp
+        st[g, ST_LAST] = last
+        st[g, ST_DTLB] += dtlb
 
 
 @kernel
 def leaf_sizes(cfg, pt, fr_idx, mm, mmi, vas, huge):
-    """``huge[i]`` = 1 where ``vas[i]`` is mapped by a 2 MiB leaf, 0 by a 4 KiB one. Returns the
-    index of the first address not mapped (no present leaf), or -1."""
+    """``huge[i]`` = 1 where ``vas[i]`` is mapped by a 2 MiB leaf, 0 by a 4 KiB one, -1 where
+    no present leaf maps it. Returns the index of the first address not mapped, or -1."""
     pgd = mm[MM_PGD, mmi]
+    first = -1
     for i in range(vas.shape[0]):
         va = vas[i]
-        pos = pmd_lookup(cfg, pt, fr_idx, pgd, va)
-        if pos < 0:
-            return i
-        e = pt[pos]
-        if (e & _PAGE_PRESENT) == 0:
-            return i
-        if e & _PAGE_PSE:
-            huge[i] = 1
-            continue
-        q = fr_idx[(e & PTE_PFN_MASK) >> 12] * PTRS_PER_TABLE + ((va >> 12) & 511)
-        if (pt[q] & _PAGE_PRESENT) == 0:
-            return i
-        huge[i] = 0
-    return -1
+        huge[i] = -1
+        if va < 0 or va >= TASK_SIZE:
+            pos = -1
+        else:
+            pos = pmd_lookup(cfg, pt, fr_idx, pgd, va)
+        if pos >= 0 and (pt[pos] & _PAGE_PRESENT) != 0:
+            e = pt[pos]
+            if e & _PAGE_PSE:
+                huge[i] = 1
+            else:
+                q = fr_idx[(e & PTE_PFN_MASK) >> 12] * PTRS_PER_TABLE + ((va >> 12) & 511)
+                if (pt[q] & _PAGE_PRESENT) != 0:
+                    huge[i] = 0
+        if huge[i] < 0 and first < 0:
+            first = i
+    return first

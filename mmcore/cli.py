@@ -549,6 +549,17 @@ def _sweep_show(args: argparse.Namespace, S: Any) -> int:
     return EXIT_OK
 
 
+def _key_values(S: Any, items: list[str], flag: str) -> dict[str, list]:
+    """``--grid``/``--batch`` items (KEY=V1,V2,...) as {key: values}, each key once."""
+    out: dict[str, list] = {}
+    for item in items:
+        k, vals = S.parse_values(item)
+        if k in out:
+            raise InputError(f"--{flag} {item!r}: {k} is already a {flag} key; list all its values once")
+        out[k] = vals
+    return out
+
+
 def _sweep_run(args: argparse.Namespace, S: Any) -> int:
     if args.scenario is None:
         raise InputError("a scenario file (or a function such as mmcore.scenarios.thp_bloat) is "
@@ -558,13 +569,9 @@ def _sweep_run(args: argparse.Namespace, S: Any) -> int:
         raise InputError("--out SWEEP.h5 is needed: where the results go")
     if args.plot:
         raise InputError("--plot goes with --show SWEEP.h5")
-    grid: dict[str, list] = {}
-    for item in args.grid:
-        k, vals = S.parse_values(item)
-        if k in grid:
-            raise InputError(f"--grid {item!r}: {k} is already a grid key; list all its values once")
-        grid[k] = vals
+    grid = _key_values(S, args.grid, "grid")
     points = [S.parse_point(p) for p in args.point]
+    batch = _key_values(S, args.batch, "batch")
     sets = parse_sets(args.set)
     if args.scheduler is not None and args.backend != "dask":
         raise InputError("--scheduler goes with --backend dask")
@@ -575,7 +582,7 @@ def _sweep_run(args: argparse.Namespace, S: Any) -> int:
                            params=sets or None, out=args.out, workers=args.workers,
                            backend=args.backend, scheduler=args.scheduler, resume=args.resume,
                            trace_dir=args.trace_dir, progress=False if args.quiet else None,
-                           frame=False)
+                           frame=False, batch=batch or None)
     except KeyboardInterrupt:
         if os.path.exists(jp):
             print(f"mmcore: the finished runs are kept in {jp}; rerun with --resume to finish",
@@ -672,6 +679,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  mmcore sweep data/thp_bloat.toml --set heap=64MiB --grid every=32KiB,64KiB \\\n"
         "      --grid machine.thp_enabled=always,never --seeds 3 --workers 2 --out sweep.h5\n"
+        "  mmcore sweep data/thp_bloat.toml --grid machine.thp_enabled=always,never \\\n"
+        "      --batch machine.tlb.stlb_entries=512,1024,1536,2048 --out tlb.h5\n"
         "  mmcore sweep --show sweep.h5 --plot x=every y=tasks.redis.smaps_rollup.Rss",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sw.add_argument("scenario", nargs="?", help="a scenario TOML file, or a scenario function's "
@@ -679,6 +688,9 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
                     help="a key (a param, or machine.KEY / record.KEY) and its values; repeatable: "
                     "the points are the cartesian product")
+    sw.add_argument("--batch", action="append", default=[], metavar="machine.tlb.KEY=V1,V2,...",
+                    help="TLB geometries replayed inside every run instead of swept (one pass "
+                    "for all; columns tlb_geometries.KEY=V.*); repeatable: their product")
     sw.add_argument("--point", action="append", default=[], metavar="K=V,K=V",
                     help="an explicit point, run after the grid's; repeatable")
     sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

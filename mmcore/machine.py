@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 import errno as _errno
 import os
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from .kernels import vmscan as VM
 from .kernels.state import State
 from .memcg import Cgroup, parse_path, workingset_names
 from . import psi as PSI
+
+if TYPE_CHECKING:
+    from .tlbsim import TLBShadow
 
 _MAX_ADDR = K.TASK_SIZE
 START_BRK = 0x555555559000      # PAGE_ALIGN(end of bss) of a small PIE binary, ASLR off
@@ -129,6 +132,7 @@ class Machine:
         self._mm_names: dict[int, dict[int, str]] = {}
         self._ev_chunks: list[np.ndarray] = []
         self._smp_chunks: list[np.ndarray] = []
+        self._tlb_shadow = None                # mmcore.tlbsim.TLBShadow, by shadow_tlbs()
         self.state = self._new_state()
         self._psi = PSI.PsiTracker()          # memory pressure (PSI) from task operations
         self._kswapd_busy_seen = 0            # FG_KSWAPD_BUSY_PS already given to the tracker
@@ -1005,6 +1009,18 @@ class Machine:
         """/proc/pressure/memory (4.20+): the ``some`` and ``full`` lines as the kernel prints
         them, from the memory stalls of the tasks' operations (``mmcore.psi``)."""
         return PSI.pressure_text(self, 0, "/proc/pressure/memory")
+
+    def shadow_tlbs(self, geometries) -> "TLBShadow":
+        """From now on, replay every access the tasks make (``Task.touch``, ``Task.access``, a
+        scenario's ops) against each of ``geometries`` (``TLBConfig`` or dicts of its fields) as
+        well, in one kernel pass per call; ``.counts()`` on the result gives their L1 dTLB misses
+        and page walks. The batched mode of TLB sweeps: the machine runs once, with its own TLB,
+        and nothing it does changes. What a replay leaves out: ``mmcore.tlbsim.TLBShadow``."""
+        from .tlbsim import TLBShadow
+        if self._tlb_shadow is not None:
+            raise RuntimeError("shadow_tlbs: this machine already has shadow TLBs")
+        self._tlb_shadow = TLBShadow(self, geometries)
+        return self._tlb_shadow
 
     def snapshot(self) -> "MachineSnapshot":
         """A copy of the whole machine: every state array and the Python-side state (tasks,
@@ -1936,13 +1952,9 @@ class Task:
         stride = _check_int("stride", stride, 1, 1 << 40)
         if addr + length > _MAX_ADDR:
             raise ValueError(f"addr + length: {addr + length:#x} is beyond TASK_SIZE {_MAX_ADDR:#x}")
-        i = 0
-        while True:
-            st, i = S_.run_touch(self.machine.state, self._ti, addr, length, stride, bool(write), i)
-            if st == -_errno.ENOMEM and self.machine._on_enomem(self, user_fault=True):
-                continue                     # a victim died; the fault restarts
-            if not self.machine._service(st):
-                break
+        st, i = self._access_calls(
+            lambda i: S_.run_touch(self.machine.state, self._ti, addr, length, stride, bool(write), i),
+            lambda shadow, i: shadow.record_range(self, addr, i, stride))
         self._raise_access(st, addr + i * stride, write)
 
     def access(self, addresses: Sequence[int] | np.ndarray, write: bool | np.ndarray = False,
@@ -1963,16 +1975,31 @@ class Task:
             if w.shape != a.shape:
                 raise ValueError(f"write: expected a bool or an array of shape {a.shape}, got {w.shape}")
         res = np.zeros(a.shape[0] if record_faults else 0, np.int8)
-        i = 0
-        while True:
-            st, i = S_.run_access(self.machine.state, self._ti, a, w, i, res)
-            if st == -_errno.ENOMEM and self.machine._on_enomem(self, user_fault=True):
-                continue                     # a victim died; the fault restarts
-            if not self.machine._service(st):
-                break
+        st, i = self._access_calls(
+            lambda i: S_.run_access(self.machine.state, self._ti, a, w, i, res),
+            lambda shadow, i: shadow.record(self, a[:i] if i < a.shape[0] else a))
         if st != K.OK:
             self._raise_access(st, int(a[i]), bool(w[0] if w.shape[0] == 1 else w[i]))
         return res if record_faults else None
+
+    def _access_calls(self, call, record) -> tuple[int, int]:
+        """``call(i)`` (a kernel's access loop from access ``i``; returns (status, next i)) until
+        it ends: the machine services what stopped it, an OOM victim's death restarts the
+        fault. Then ``record(shadow, i)`` gives the ``i`` accesses done to the shadow TLBs, if
+        any (also when an exception ends it). Returns the last (status, i)."""
+        i = 0
+        try:
+            while True:
+                st, i = call(i)
+                if st == -_errno.ENOMEM and self.machine._on_enomem(self, user_fault=True):
+                    continue                     # a victim died; the fault restarts
+                if not self.machine._service(st):
+                    break
+        finally:
+            shadow = getattr(self.machine, "_tlb_shadow", None)
+            if shadow is not None and self._alive_flag():
+                record(shadow, i)
+        return st, i
 
     def _raise_access(self, st: int, va: int, write: bool) -> None:
         if st == K.OK:

@@ -23,7 +23,11 @@ Top-level tables (any other key is an error)::
     [[phase]]    name, task (the default task of its ops), ops = [ {op = ...}, ... ]
     [record]     record_faults, record_syscalls (bools), sample_interval_ns (ns or "1ms"),
                  observables = ["meminfo", "vmstat", "status", "counters", "smaps",
-                 "smaps_rollup", "dmesg", "buddyinfo", "zoneinfo", "fs_stats"]
+                 "smaps_rollup", "dmesg", "buddyinfo", "zoneinfo", "fs_stats"],
+                 tlb_geometries = [{stlb_entries = 512}, ...]: TLB geometries (tables of
+                 [machine] tlb settings, over the machine's) that every access is replayed
+                 against as well (``Machine.shadow_tlbs``); the summary's ``tlb_geometries``
+                 gives each one's L1 dTLB and STLB misses
 
 Values: sizes are bytes or strings such as ``"64MiB"``; durations are ns or strings such as
 ``"200us"``, ``"1.5ms"``, ``"1s"``; flags are a constant's name (``"MAP_POPULATE"``, or
@@ -88,6 +92,7 @@ are plain text substitution, and trace files are read by ``mmcore.formats``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import math
@@ -100,7 +105,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
-from .config import Config, ConfigError, KhugepagedConfig, parse_size
+from .config import Config, ConfigError, KhugepagedConfig, TLBConfig, parse_size
 from .kernels import consts as K
 
 __all__ = ["Scenario", "ScenarioError", "ScenarioRunError", "load_scenario", "override",
@@ -182,6 +187,7 @@ SYSFS = (_THP_SYSFS + "enabled", _THP_SYSFS + "defrag", _THP_SYSFS + "use_zero_p
 FSTYPES = ("ext4", "ext2", "tmpfs", "ramfs")
 DISK_KEYS = ("read_latency_us", "write_latency_us", "read_mb_s", "write_mb_s")
 RECORD_KEYS = ("record_faults", "record_syscalls", "sample_interval_ns")
+MAX_TLB_GEOMETRIES = 64        # [record] tlb_geometries: one replay pass holds them all
 
 _TOP = ("scenario", "params", "machine", "mount", "task", "cgroup", "phase", "record")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -278,6 +284,7 @@ class Scenario:
     canonical: str
     hash: str
     traces: Mapping[str, tuple] = field(repr=False, compare=False, default_factory=dict)
+    tlb_geometries: tuple = ()          # [record] tlb_geometries: (label, TLBConfig fields) pairs
 
     def config(self) -> Config:
         """A fresh ``Config`` of the scenario's machine (the machine may change its own)."""
@@ -471,6 +478,7 @@ def _build(raw: dict, path: str | None, base_dir: str, params: Mapping[str, Any]
     machine = v.machine(doc.get("machine", {}), doc.get("record", {}))
     config = Config.from_dict(copy.deepcopy(machine))
     observables = v.record(doc.get("record", {}))
+    tlb_geometries = v.tlb_geometries(doc.get("record", {}), machine)
     mounts = v.mounts(doc.get("mount", []))
     tasks = v.tasks(doc.get("task", []))
     cgroups = v.cgroups(doc.get("cgroup", []), tasks, config)
@@ -483,7 +491,7 @@ def _build(raw: dict, path: str | None, base_dir: str, params: Mapping[str, Any]
         file=path, base_dir=base_dir, raw=raw, params=values, doc=doc, name=meta["name"],
         description=meta["description"], seed=meta["seed"], on_error=meta["on_error"],
         machine=machine, mounts=mounts, tasks=tasks, phases=phases, observables=observables,
-        cgroups=cgroups, quantum=meta["quantum"],
+        tlb_geometries=tlb_geometries, cgroups=cgroups, quantum=meta["quantum"],
         canonical=canonical, hash=hashlib.sha256(canonical.encode()).hexdigest(),
         traces=v.traces)
 
@@ -694,7 +702,7 @@ class _Validator:
         return m
 
     def record(self, d: Any) -> tuple:
-        self.keys(d, "record", RECORD_KEYS + ("observables",), ())
+        self.keys(d, "record", RECORD_KEYS + ("observables", "tlb_geometries"), ())
         for k in ("record_faults", "record_syscalls"):
             if k in d:
                 self.bool_(d[k], _sub("record", k))
@@ -704,6 +712,37 @@ class _Validator:
         for i, o in enumerate(obs):
             self.choice(o, _idx("record.observables", i), OBSERVABLES)
         return tuple(dict.fromkeys(obs))
+
+    def tlb_geometries(self, d: Any, machine: Mapping[str, Any]) -> tuple:
+        """``[record] tlb_geometries``: a list of tables of ``machine.tlb`` settings, each
+        applied over the machine's own; per geometry (its label, its whole TLB table)."""
+        if not isinstance(d, dict) or "tlb_geometries" not in d:
+            return ()
+        lst = d["tlb_geometries"]
+        key = "record.tlb_geometries"
+        if not isinstance(lst, list) or not lst:
+            raise self.err(key, "expected a non-empty list of tables of TLB settings, e.g. "
+                                "[{stlb_entries = 512}, {stlb_entries = 2048}]")
+        if len(lst) > MAX_TLB_GEOMETRIES:
+            raise self.err(key, f"{len(lst)} geometries: expected at most {MAX_TLB_GEOMETRIES}")
+        base = dict(machine.get("tlb", {}))
+        fields = tuple(f.name for f in dataclasses.fields(TLBConfig))
+        out = []
+        for i, g in enumerate(lst):
+            gk = _idx(key, i)
+            if not isinstance(g, dict):
+                raise self.err(gk, f"expected a table of TLB settings, got {_tname(g)}")
+            self.keys(g, gk, fields, ())
+            for f, x in g.items():
+                if isinstance(x, bool) or not isinstance(x, int):
+                    raise self.err(_sub(gk, f), f"expected an integer, got {_tname(x)}")
+            try:
+                Config(tlb=TLBConfig(**{**base, **g})).validate()
+            except (ConfigError, TypeError) as e:
+                raise self.err(gk, str(e).removeprefix("tlb.")) from None
+            label = ",".join(f"{f}={g[f]}" for f in sorted(g)) or "machine"
+            out.append((label, {**base, **g}))
+        return tuple(out)
 
     def mounts(self, lst: Any) -> tuple:
         if not isinstance(lst, list):
@@ -1425,6 +1464,8 @@ class _Runner:
         config = sc.config()
         self.config_json = json.dumps(config.to_dict(), sort_keys=True)
         self.m = Machine(config, seed=seed)
+        if sc.tlb_geometries:
+            self.m.shadow_tlbs([g for _, g in sc.tlb_geometries])
         for i, ms in enumerate(sc.mounts):
             try:
                 self.m.mount(ms.path, ms.fstype, ms.size_bytes, disk=dict(ms.disk) if ms.disk else None,
@@ -2308,6 +2349,9 @@ class _Runner:
                                   "swap": cg._g(K.MC_SWAP_USAGE) * 4096, "procs": cg.procs}
                         for cg in m.cgroups()[1:]},
         }
+        if sc.tlb_geometries:
+            out["tlb_geometries"] = [{"geometry": label, **c} for (label, _), c
+                                     in zip(sc.tlb_geometries, m._tlb_shadow.counts())]
         if "buddyinfo" in obs:
             out["buddyinfo"] = m.buddyinfo()
         if "zoneinfo" in obs:

@@ -62,12 +62,24 @@ interrupted sweep is an error, so finished work is never thrown away by accident
 are results too (the same seed fails the same way): delete the journal or ``out`` to run them
 again.
 
+Batched TLB geometries. A sweep over TLB geometries alone would run the same accesses again
+and again with only the TLB changed. ``batch={"machine.tlb.stlb_entries": [512, 1024, 2048]}``
+(``--batch`` on the command line) instead has every run replay its accesses against all the
+geometries of the batch (the product of its lists) in one kernel pass per access call
+(``Machine.shadow_tlbs``), and adds their counts to its row:
+``tlb_geometries.stlb_entries=512.dtlb_misses``, ``....stlb_misses``, ``....accesses``. Batch keys
+combine with grid keys (a replay per geometry at every point), and the root attribute ``batch``
+records them. The run keeps the scenario's own TLB, so its other columns are those of that
+machine; a replayed geometry counts what a machine with it would count over the same accesses,
+short of stores through clean entries, faults' walks and flushes (``mmcore.tlbsim.TLBShadow``).
+
 Traces. ``trace_dir`` writes each run's HDF5 trace (``mmcore.trace``) as
 ``p<point>-r<replicate>-<digest>.h5`` there; the column ``trace`` names it.
 """
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import hashlib
 import importlib
 import inspect
@@ -385,20 +397,42 @@ class Sweep:
         The sweep seed (default 0): the runs' seeds derive from it.
     params : {key: value}, optional
         Fixed overrides applied to the scenario before the sweep's values (not columns).
+    batch : {key: [values]}, optional
+        TLB settings (``machine.tlb.<field>`` keys) batched rather than swept: every run replays
+        its accesses against each geometry of the product of these lists (``[record]
+        tlb_geometries``), in one pass, and its row gets their counts as columns
+        ``tlb_geometries.<geometry>.dtlb_misses`` (and ``stlb_misses``, ``accesses``), where
+        ``<geometry>`` is written ``stlb_entries=512`` (fields joined by commas). The run itself
+        uses the scenario's own TLB; what a replay leaves out is in ``mmcore.tlbsim.TLBShadow``.
 
     Raises ``SweepError`` (a ``ValueError``) for a bad key or value, naming both.
     """
 
     def __init__(self, scenario: Any, grid: Mapping[str, Any] | None = None,
                  points: Sequence[Mapping[str, Any]] | None = None, *, seeds: int = 1, seed: int = 0,
-                 params: Mapping[str, Any] | None = None):
+                 params: Mapping[str, Any] | None = None, batch: Mapping[str, Any] | None = None):
         if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
             raise SweepError(f"seeds={seeds!r}: expected a positive number of replicates per point")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 1 << 63:
             raise SweepError(f"seed={seed!r}: expected a non-negative integer below 2**63")
         self.seeds, self.seed = int(seeds), int(seed)
+        self.batch = _batch(batch or {})
+        if self.batch:
+            if callable(scenario) or (isinstance(scenario, (str, os.PathLike)) and
+                                      not os.fspath(scenario).endswith(".toml") and
+                                      not os.path.exists(scenario)):
+                raise SweepError("batch: batched TLB geometries apply to scenario files, not "
+                                 "to functions")
+            base = _target(scenario, params).base.machine.get("tlb", {})
+            geos = batch_geometries(self.batch)
+            for g in geos:
+                _check_geometry(base, g)
+            params = {**(params or {}), "record.tlb_geometries": geos}
         self.target = _target(scenario, params)
         self.grid = self._grid(grid or {})
+        for k in self.batch:
+            if k in self.grid:
+                raise SweepError(f"{k}: both a grid key and a batch key; list its values once")
         explicit = [self._point(p, i) for i, p in enumerate(points or [])]
         keys = list(self.grid)
         combos = itertools.product(*self.grid.values()) if self.grid else iter(())
@@ -459,23 +493,22 @@ class Sweep:
         return out
 
     def _validate(self) -> None:
-        """Each (key, value) alone, then each whole point: the scenario with it must load."""
+        """Each whole point: the scenario with it must load. A point that does not is blamed on
+        the (key, value) pair that fails the same way alone, if one does (values that only go
+        together, such as a TLB's entries and ways, are checked together)."""
         from .config import ConfigError
         from .scenario import ScenarioError
-        pairs: dict[str, tuple[str, Any]] = {}
-        for p in self.points:
-            for k, v in p.items():
-                pairs.setdefault(canonical({k: v}), (k, v))
-        for k, v in pairs.values():
-            try:
-                self.target.check({k: v})
-            except (ScenarioError, ConfigError) as e:
-                raise SweepError(f"{k}={v!r}: {_reason(e)}") from None
         self._defaults: list[dict] = []
         for i, p in enumerate(self.points):
             try:
                 sc = self.target.check(p)
             except (ScenarioError, ConfigError) as e:
+                for k, v in p.items():
+                    try:
+                        self.target.check({k: v})
+                    except (ScenarioError, ConfigError) as e1:
+                        if _reason(e1) == _reason(e):          # the same fault, alone
+                            raise SweepError(f"{k}={v!r}: {_reason(e1)}") from None
                 raise SweepError(f"point {i} {canonical(p)}: {_reason(e)}") from None
             self._defaults.append({k: self.target.default(sc, k) for k in self.keys if k not in p})
 
@@ -493,6 +526,50 @@ class Sweep:
     def __repr__(self) -> str:
         return (f"Sweep({self.target.label!r}, {len(self.points)} points x {self.seeds} seeds, "
                 f"keys {self.keys})")
+
+
+def _batch(batch: Mapping[str, Any]) -> dict[str, list]:
+    """The batch keys (``machine.tlb.<field>``) and their values, checked."""
+    from .config import TLBConfig
+    if not isinstance(batch, Mapping):
+        raise SweepError(f"batch: expected a mapping of machine.tlb.KEY to a list of values, got "
+                         f"{batch!r}")
+    fields = [f.name for f in dataclasses.fields(TLBConfig)]
+    out = {}
+    for k, vals in batch.items():
+        if not isinstance(k, str) or not k.startswith("machine.tlb.") or \
+                k.removeprefix("machine.tlb.") not in fields:
+            raise SweepError(f"batch {k!r}: expected a TLB setting machine.tlb.KEY, KEY one of "
+                             f"{', '.join(fields)}")
+        vals = list(vals) if isinstance(vals, (list, tuple, np.ndarray, range)) else [vals]
+        if not vals:
+            raise SweepError(f"batch {k}: no values; expected a list of at least one integer")
+        for v in vals:
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise SweepError(f"batch {k}: {v!r}: expected an integer")
+        vals = [int(v) for v in vals]
+        dup = [v for i, v in enumerate(vals) if v in vals[:i]]
+        if dup:
+            raise SweepError(f"batch {k}: the value {dup[0]!r} is listed twice")
+        out[k] = vals
+    return out
+
+
+def _check_geometry(base: Mapping[str, Any], g: Mapping[str, int]) -> None:
+    from .config import Config, ConfigError, TLBConfig
+    try:
+        Config(tlb=TLBConfig(**{**base, **g})).validate()
+    except ConfigError as e:
+        point = ", ".join(f"machine.tlb.{k}={v}" for k, v in g.items())
+        raise SweepError(f"batch {point}: {e} (the scenario's other TLB settings: "
+                         f"{dict(base) or 'the defaults'})") from None
+
+
+def batch_geometries(batch: Mapping[str, list]) -> list[dict]:
+    """The geometries of a batch: the product of its lists, as ``[record] tlb_geometries``
+    tables (the last key varying fastest)."""
+    fields = [k.removeprefix("machine.tlb.") for k in batch]
+    return [dict(zip(fields, c)) for c in itertools.product(*batch.values())]
 
 
 def _reason(e: Exception) -> str:
@@ -654,7 +731,8 @@ def run_sweep(scenario: Any, grid: Mapping[str, Any] | None = None,
               params: Mapping[str, Any] | None = None, out: str | os.PathLike | None = None,
               workers: int = 1, backend: str = "local", scheduler: Any = None,
               processes: bool = True, resume: bool = False, trace_dir: str | os.PathLike | None = None,
-              progress: bool | None = None, frame: bool | None = None) -> Any:
+              progress: bool | None = None, frame: bool | None = None,
+              batch: Mapping[str, Any] | None = None) -> Any:
     """Run a sweep (see ``Sweep`` and the module's documentation) and return its rows.
 
     Parameters
@@ -677,11 +755,13 @@ def run_sweep(scenario: Any, grid: Mapping[str, Any] | None = None,
         A tqdm bar over the runs: True, False, or None (default: only on a terminal).
     frame : bool, optional
         Return a pandas DataFrame (default when pandas is installed), else a dict of columns.
+    batch : {machine.tlb.KEY: [values]}, optional
+        TLB geometries replayed within each run instead of swept (see ``Sweep``).
     """
     if multiprocessing.parent_process() is not None and \
             getattr(multiprocessing.current_process(), "_inheriting", False):
         raise SweepError(_MAIN_GUARD)
-    sw = Sweep(scenario, grid, points, seeds=seeds, seed=seed, params=params)
+    sw = Sweep(scenario, grid, points, seeds=seeds, seed=seed, params=params, batch=batch)
     if backend not in ("local", "dask"):
         raise SweepError(f"backend={backend!r}: expected 'local' or 'dask'")
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
@@ -952,7 +1032,8 @@ def _attrs(sw: Sweep) -> dict:
             "target_kind": sw.target.kind, "identity": sw.identity, "sweep_seed": sw.seed,
             "seeds": sw.seeds, "n_points": len(sw.points), "n_runs": len(sw.runs),
             "keys": json.dumps(sw.keys), "grid": json.dumps(sw.grid, ensure_ascii=False),
-            "points": json.dumps(sw.points, ensure_ascii=False), "mmcore_version": __version__}
+            "points": json.dumps(sw.points, ensure_ascii=False),
+            "batch": json.dumps(sw.batch), "mmcore_version": __version__}
 
 
 def _escape(name: str) -> str:
@@ -1060,7 +1141,7 @@ def read_attrs(path: str | os.PathLike) -> dict:
     """A results file's root attributes (``grid``, ``points`` and ``keys`` decoded from JSON)."""
     with _open(os.fspath(path)) as f:
         a = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
-    for k in ("grid", "points", "keys"):
+    for k in ("grid", "points", "keys", "batch"):
         if isinstance(a.get(k), str):
             a[k] = json.loads(a[k])
     return a

@@ -32,7 +32,7 @@ import numpy as np
 from .config import Config, ConfigError, TLBConfig
 from .kernels import tlbmulti as TM
 
-__all__ = ["tlb_geometries", "tlb_replay"]
+__all__ = ["GeometryReplay", "TLBShadow", "tlb_geometries", "tlb_replay"]
 
 
 def _geometry(g, i: int) -> tuple[int, ...]:
@@ -68,24 +68,60 @@ def tlb_replay(addresses, geometries: Sequence, *, huge=None) -> list[dict]:
     if huge is None:
         hv = np.zeros(vas.shape[0], np.int8)
     else:
-        hv = np.ascontiguousarray(huge, dtype=np.int8)
+        hv = np.ascontiguousarray(np.asarray(huge) != 0, dtype=np.int8)
         if hv.shape != vas.shape:
             raise ValueError(f"huge: expected one flag per address ({vas.shape[0]}), got shape "
                              f"{hv.shape}")
     return _replay(vas, hv, 1, geometries)
 
 
+class GeometryReplay:
+    """Running L1 dTLB misses and page walks of several TLB geometries over one stream of loads
+    fed in pieces (``feed``), each geometry from an empty TLB, all in one kernel pass per piece
+    (``kernels/tlbmulti.py``). ``counts()`` gives, per geometry, ``{"accesses", "dtlb_misses",
+    "stlb_misses"}`` so far."""
+
+    def __init__(self, geometries: Sequence):
+        if not isinstance(geometries, (list, tuple)) or not geometries:
+            raise ValueError("geometries: expected a non-empty list of TLBConfig (or dicts)")
+        k = len(geometries)
+        geo = np.zeros((k, TM.NR_G), np.int64)
+        geo[:, :6] = [_geometry(g, i) for i, g in enumerate(geometries)]
+        for g in range(k):              # a pass per distinct L1s and STLB sets; its first member leads
+            same = np.all(geo[:, :5] == geo[g, :5], axis=1)
+            lead = int(np.argmax(same))
+            geo[g, TM.G_LEAD] = lead
+            geo[lead, TM.G_DEPTH] = max(geo[lead, TM.G_DEPTH], geo[g, TM.G_W3])
+        geo[:, TM.G_DEPTH] = geo[geo[:, TM.G_LEAD], TM.G_DEPTH]
+        l1 = geo[:, TM.G_S1] * geo[:, TM.G_W1] + geo[:, TM.G_S2] * geo[:, TM.G_W2]
+        self.geo = geo
+        self.tags = np.full((k, int(l1.max())), -1, np.int64)
+        self.ages = np.zeros((k, int(l1.max())), np.int64)
+        self.stk = np.full((k, int((geo[:, TM.G_S3] * geo[:, TM.G_DEPTH]).max())), -1, np.int64)
+        self.hist = np.zeros((k, int(geo[:, TM.G_DEPTH].max()) + 1), np.int64)
+        self.st = np.zeros((k, TM.NR_ST), np.int64)
+        self.st[:, TM.ST_LAST] = -1
+        self.accesses = 0
+
+    def feed(self, vas: np.ndarray, huge: np.ndarray, asid: int = 1) -> None:
+        """Loads at ``vas`` (int64) by address space ``asid``; ``huge`` (int8) 1 where a 2 MiB
+        leaf maps the address, 0 a 4 KiB one, -1 where nothing does (skipped)."""
+        TM.tlb_multi(vas, huge, asid, self.geo, self.tags, self.ages, self.stk, self.hist, self.st)
+        self.accesses += int(vas.shape[0] - np.count_nonzero(huge < 0))
+
+    def counts(self) -> list[dict]:
+        out = []
+        for g in range(self.geo.shape[0]):
+            lead = int(self.geo[g, TM.G_LEAD])
+            out.append({"accesses": self.accesses, "dtlb_misses": int(self.st[lead, TM.ST_DTLB]),
+                        "stlb_misses": int(self.hist[lead, int(self.geo[g, TM.G_W3]):].sum())})
+        return out
+
+
 def _replay(vas: np.ndarray, huge: np.ndarray, asid: int, geometries: Sequence) -> list[dict]:
-    if not isinstance(geometries, (list, tuple)) or not geometries:
-        raise ValueError("geometries: expected a non-empty list of TLBConfig (or dicts)")
-    geo = np.array([_geometry(g, i) for i, g in enumerate(geometries)], np.int64)
-    size = int((geo[:, TM.G_S1] * geo[:, TM.G_W1] + geo[:, TM.G_S2] * geo[:, TM.G_W2]).max())
-    tags = np.full((geo.shape[0], size), -1, np.int64)
-    ages = np.zeros((geo.shape[0], size), np.int64)
-    out = np.zeros((geo.shape[0], 2), np.int64)
-    TM.tlb_multi(vas, huge, asid, geo, tags, ages, out)
-    return [{"accesses": int(vas.shape[0]), "dtlb_misses": int(out[g, 0]),
-             "stlb_misses": int(out[g, 1])} for g in range(geo.shape[0])]
+    r = GeometryReplay(geometries)
+    r.feed(vas, huge, asid)
+    return r.counts()
 
 
 def tlb_geometries(task, addresses, geometries: Sequence) -> list[dict]:
@@ -109,6 +145,51 @@ def tlb_geometries(task, addresses, geometries: Sequence) -> list[dict]:
         raise ValueError(f"addresses[{bad}]: {int(vas[bad]):#x} is not mapped by task "
                          f"{task.pid} (touch the memory first: the stream is loads of mapped pages)")
     return _replay(vas, huge, task._mmi + 1, geometries)
+
+
+class TLBShadow:
+    """TLB geometries that watch a machine's runs: every load and store its tasks make through
+    ``Task.touch`` and ``Task.access`` (and so every access of a scenario), replayed against each
+    geometry as ``tlb_geometries`` replays a stream: from empty TLBs, one TLB per CPU as the
+    machine's, each address with the size of the page mapping it right after its call (a fault
+    maps it; an address left unmapped, a SIGSEGV, counts nothing). A geometry's counts are those
+    the machine's own TLB would take with it, except what a replay of loads leaves out: a store
+    through a clean entry (a walk to set the dirty bit), a fault's walks, and flushes. Nothing on
+    the machine changes. Made by ``Machine.shadow_tlbs``."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, machine, geometries: Sequence):
+        self.geometries = list(geometries)
+        GeometryReplay(self.geometries)                  # bad geometries before any work
+        self.machine = machine
+        self.cpus: dict[int, GeometryReplay] = {}
+
+    def record(self, task, vas: np.ndarray) -> None:
+        """Loads at ``vas`` by ``task``, after the machine ran them."""
+        from .kernels import consts as K
+        s = self.machine.state
+        cpu = int(s.task[K.T_CPU, task._ti])
+        r = self.cpus.get(cpu)
+        if r is None:
+            r = self.cpus[cpu] = GeometryReplay(self.geometries)
+        huge = np.empty(vas.shape[0], np.int8)
+        TM.leaf_sizes(s.cfg, s.pt, s.fr_idx, s.mm, task._mmi, vas, huge)
+        r.feed(vas, huge, task._mmi + 1)
+
+    def record_range(self, task, start: int, n: int, stride: int) -> None:
+        """The ``n`` loads at ``start``, ``start + stride``, ... (a touch)."""
+        for lo in range(0, n, self.CHUNK):
+            self.record(task, start + stride * np.arange(lo, min(n, lo + self.CHUNK), dtype=np.int64))
+
+    def counts(self) -> list[dict]:
+        """Per geometry: ``{"accesses", "dtlb_misses", "stlb_misses"}``, summed over CPUs."""
+        out = [{"accesses": 0, "dtlb_misses": 0, "stlb_misses": 0} for _ in self.geometries]
+        for cpu in sorted(self.cpus):
+            for o, c in zip(out, self.cpus[cpu].counts()):
+                for k in o:
+                    o[k] += c[k]
+        return out
 
 
 def pycachesim_hierarchy(geometry=None):
