@@ -6,7 +6,10 @@ from .consts import (
     _PAGE_PSE,
     _PAGE_TABLE,
     _PAGE_USER,
+    C_HPC_MODEL,
+    C_KERNEL,
     C_NR_FRAMES,
+    C_SHMEM_ENABLED,
     C_SPLIT_MODE,
     G_NR_MM,
     MM_ANON,
@@ -27,10 +30,15 @@ from .consts import (
     G_KH_MM,
     G_KH_SEQ,
     G_KH_WAKE,
+    HPC_MAINLINE,
     MMF_DISABLE_THP_COMPLETELY,
     MMF_DISABLE_THP_EXCEPT_ADVISED,
     PTE_PFN_MASK,
     PTRS_PER_TABLE,
+    SHMEM_HUGE_ADVISE,
+    SHMEM_HUGE_ALWAYS,
+    SHMEM_HUGE_FORCE,
+    SHMEM_HUGE_WITHIN_SIZE,
     THP_MADVISE,
     THP_NEVER,
     THPDIS_EXCEPT_ADVISED,
@@ -99,6 +107,20 @@ def thp_vma_allowable(cfg, mm_flags, vm_flags, vm_start, vm_end, va):
 
 
 @kernel
+def hugepage_pmd_enabled(cfg):
+    """Whether khugepaged runs (start_stop_khugepaged): THP on for anonymous memory, or, 6.12+
+    ("mm: shmem: fix khugepaged activation policy for shmem"), PMD-sized shmem THP on:
+    shmem_enabled always, within_size, advise or force (shmem_hpage_pmd_enabled)."""
+    if cfg[C_THP_ENABLED] != THP_NEVER:
+        return True
+    if cfg[C_KERNEL] < 612 or cfg[C_HPC_MODEL] != HPC_MAINLINE:
+        return False
+    se = cfg[C_SHMEM_ENABLED]
+    return (se == SHMEM_HUGE_ALWAYS or se == SHMEM_HUGE_WITHIN_SIZE or se == SHMEM_HUGE_ADVISE
+            or se == SHMEM_HUGE_FORCE)
+
+
+@kernel
 def khugepaged_enter(cfg, gs, mm, mmi, now):
     """__khugepaged_enter: put the mm on khugepaged's list (MMF_VM_HUGEPAGE) and wake khugepaged
     at ``now`` if it slept for want of work."""
@@ -107,7 +129,7 @@ def khugepaged_enter(cfg, gs, mm, mmi, now):
     mm[MM_FLAGS, mmi] |= 1 << MMF_VM_HUGEPAGE
     gs[G_KH_SEQ] += 1
     mm[MM_KH_SEQ, mmi] = gs[G_KH_SEQ]
-    if gs[G_KH_WAKE] == NEVER and cfg[C_THP_ENABLED] != THP_NEVER:
+    if gs[G_KH_WAKE] == NEVER and hugepage_pmd_enabled(cfg):
         gs[G_KH_WAKE] = now
         rearm(gs)
 

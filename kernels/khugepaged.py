@@ -144,7 +144,7 @@ from .consts import (
 )
 from .compaction import try_compact_direct
 from .events import NEVER, rearm
-from .huge_memory import leaf_prot, prep_anon_folio, thp_disabled_by_mm
+from .huge_memory import hugepage_pmd_enabled, leaf_prot, prep_anon_folio, thp_disabled_by_mm
 from .jit import kernel
 from .page_counter import CHARGE_ANON, memcg_commit, memcg_try_charge, page_counter_uncharge
 from .memory import queue_if_partial, remove_rmap_pte
@@ -397,7 +397,7 @@ def _next_mm(gs, mm, after):
 
 @kernel
 def _has_work(cfg, gs, mm):
-    return cfg[C_THP_ENABLED] != THP_NEVER and _next_mm(gs, mm, 0) >= 0
+    return hugepage_pmd_enabled(cfg) and _next_mm(gs, mm, 0) >= 0
 
 
 @kernel
@@ -527,6 +527,15 @@ def madvise_collapse_errno(r):
 
 
 @kernel
+def madvise_collapse_goes_on(r):
+    """madvise_collapse's whitelist: results after which it goes on to the next range (the ones
+    the engine produces); any other failure ends the call."""
+    return (r == SCAN_PMD_NULL or r == SCAN_PAGE_RO or r == SCAN_LACK_REFERENCED_PAGE
+            or r == SCAN_PAGE_NULL or r == SCAN_PAGE_COUNT or r == SCAN_PAGE_COMPOUND
+            or r == SCAN_PAGE_LRU)
+
+
+@kernel
 def _collapse_vma(S, ti, mmi, p, start, end):
     """madvise_collapse on one VMA's part [start, end): (status, ranges PMD-mapped)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
@@ -552,8 +561,8 @@ def _collapse_vma(S, ti, mmi, p, start, end):
             thps += 1
         else:
             last_fail = r
-            if r == SCAN_ALLOC_HUGE_PAGE_FAIL:
-                break                    # not one of the results worth going on after
+            if not madvise_collapse_goes_on(r):
+                break
         a += HPAGE_PMD_SIZE
     if thps == (hend - hstart) >> 21:     # -1 when the part holds no aligned range: EINVAL
         return OK, thps

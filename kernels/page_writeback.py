@@ -177,6 +177,37 @@ def folio_mkclean(S, ii, index):
 
 
 @kernel
+def _submit_page(S, ii, f, index, pfn, done):
+    """Page ``index`` (frame ``pfn``, dirty) of inode ``ii`` into the request ending at
+    ``done`` on filesystem ``f``: cleaned and write-protected where mapped (folio_clear_dirty_for_io),
+    PG_writeback, an entry in the writeback ring. Returns the request's new end."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
+    done += fs[FS_WR_PAGE, f] + fs_writeback_block(cfg, fs, ino, blk, ii, index)
+    account_page_cleaned(vmstat, fr_flags, fs, ino, ii, pfn)
+    if fr32[FR_MAPCOUNT, pfn] > 0:
+        folio_mkclean(S, ii, index)
+    fr_flags[pfn] |= PG_writeback
+    vmstat[VS_NR_WRITEBACK] += 1
+    vmstat[VS_PGPGOUT] += 4
+    t = fgs[FG_WB_TAIL]
+    cap = wbq.shape[1]
+    wbq[0, t % cap] = pfn
+    wbq[1, t % cap] = done
+    fgs[FG_WB_TAIL] = t + 1
+    return done
+
+
+@kernel(inline="always")
+def _end_request(fs, ino, ii, f, sent, done):
+    """A request of ``sent`` pages ending at ``done``: the disk is busy until then."""
+    fs[FS_DISK_FREE_AT, f] = done
+    fs[FS_BYTES_WRITTEN, f] += sent * 4096
+    if done > ino[I_WB_DONE, ii]:
+        ino[I_WB_DONE, ii] = done
+
+
+@kernel
 def write_inode_pages(S, ii, now, nr_to_write):
     """Submit up to ``nr_to_write`` dirty pages of inode ``ii`` as one request, in index order
     from its ``writeback_index`` onwards and cyclically (the caller checked the ring has room).
@@ -190,7 +221,6 @@ def write_inode_pages(S, ii, now, nr_to_write):
     start = max(now, fs[FS_DISK_FREE_AT, f])
     done = start + fs[FS_WR_LAT, f]
     npages = max((ino[I_SIZE, ii] + 4095) >> 12, ino[I_BLKCAP, ii])
-    cap = wbq.shape[1]
     sent = 0
     first = ino[I_WB_NEXT, ii] if ino[I_WB_NEXT, ii] < npages else 0
     index = first
@@ -203,23 +233,10 @@ def write_inode_pages(S, ii, now, nr_to_write):
         pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
         if pfn < 0 or not fr_flags[pfn] & PG_dirty:
             continue
-        done += fs[FS_WR_PAGE, f] + fs_writeback_block(cfg, fs, ino, blk, ii, index)
-        account_page_cleaned(vmstat, fr_flags, fs, ino, ii, pfn)
-        if fr32[FR_MAPCOUNT, pfn] > 0:
-            folio_mkclean(S, ii, index)
-        fr_flags[pfn] |= PG_writeback
-        vmstat[VS_NR_WRITEBACK] += 1
-        vmstat[VS_PGPGOUT] += 4
-        t = fgs[FG_WB_TAIL]
-        wbq[0, t % cap] = pfn
-        wbq[1, t % cap] = done
-        fgs[FG_WB_TAIL] = t + 1
+        done = _submit_page(S, ii, f, index, pfn, done)
         sent += 1
     ino[I_WB_NEXT, ii] = index + 1
-    fs[FS_DISK_FREE_AT, f] = done
-    fs[FS_BYTES_WRITTEN, f] += sent * 4096
-    if done > ino[I_WB_DONE, ii]:
-        ino[I_WB_DONE, ii] = done
+    _end_request(fs, ino, ii, f, sent, done)
     return sent
 
 
@@ -234,31 +251,17 @@ def write_range_pages(S, ii, now, lo, hi):
         return 0
     f = ino[I_FS, ii]
     done = max(now, fs[FS_DISK_FREE_AT, f]) + fs[FS_WR_LAT, f]
-    cap = wbq.shape[1]
     sent = 0
     hi = min(hi, max((ino[I_SIZE, ii] + 4095) >> 12, ino[I_BLKCAP, ii]))
     for index in range(lo, hi):
         pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
         if pfn < 0 or not fr_flags[pfn] & PG_dirty:
             continue
-        done += fs[FS_WR_PAGE, f] + fs_writeback_block(cfg, fs, ino, blk, ii, index)
-        account_page_cleaned(vmstat, fr_flags, fs, ino, ii, pfn)
-        if fr32[FR_MAPCOUNT, pfn] > 0:
-            folio_mkclean(S, ii, index)
-        fr_flags[pfn] |= PG_writeback
-        vmstat[VS_NR_WRITEBACK] += 1
-        vmstat[VS_PGPGOUT] += 4
-        t = fgs[FG_WB_TAIL]
-        wbq[0, t % cap] = pfn
-        wbq[1, t % cap] = done
-        fgs[FG_WB_TAIL] = t + 1
+        done = _submit_page(S, ii, f, index, pfn, done)
         sent += 1
     if sent == 0:
         return 0
-    fs[FS_DISK_FREE_AT, f] = done
-    fs[FS_BYTES_WRITTEN, f] += sent * 4096
-    if done > ino[I_WB_DONE, ii]:
-        ino[I_WB_DONE, ii] = done
+    _end_request(fs, ino, ii, f, sent, done)
     return sent
 
 

@@ -624,16 +624,9 @@ def sys_madvise(S, ti, addr, length, advice):
         # (vfs_fadvise POSIX_FADV_WILLNEED with the mapping's readahead state); a memory
         # filesystem's and anonymous memory's need nothing here (no swap cache is kept)
         splits = 0
-        i = find_vma_index(mm, vma, mmi, addr)
-        va = addr
-        while i < mm[MM_VCOUNT, mmi]:
-            p = mm[MM_VBASE, mmi] + i
-            if vma[V_START, p] >= end:
-                break
-            s = max(vma[V_START, p], addr)
-            if s > va:
-                full = False
-            e = min(vma[V_END, p], end)
+        parts, full = vma_parts(mm, vma, mmi, addr, end)
+        for k in range(parts.shape[1]):
+            p, s, e = parts[0, k], parts[1, k], parts[2, k]
             ii = vma[V_FILE, p]
             if ii >= 0 and has_blocks(fs, ino, ii):
                 ra = ino[I_MRA:I_MRA + NR_RA_FIELDS, ii]
@@ -643,37 +636,22 @@ def sys_madvise(S, ti, addr, length, advice):
                     ra_pages(cfg, ra), task[T_CLOCK, ti])
                 gs[G_OOM_MEMCG] = oom          # readahead's allocations fail quietly
                 task[T_CLOCK, ti] = cpu
-            va = e
-            i += 1
-        if va < end:
-            full = False
     elif advice == MADV_COLD or advice == MADV_PAGEOUT:
         # madvise_cold / madvise_pageout, VMA by VMA: a locked VMA ends the call with EINVAL
         # (can_madv_lru_vma), a hole gives ENOMEM after the rest is done
         splits = 0
-        i = find_vma_index(mm, vma, mmi, addr)
-        va = addr
+        parts, full = vma_parts(mm, vma, mmi, addr, end)
         n = 0
         st = OK
-        while i < mm[MM_VCOUNT, mmi]:
-            p = mm[MM_VBASE, mmi] + i
-            if vma[V_START, p] >= end:
-                break
+        for k in range(parts.shape[1]):
+            p, s, e = parts[0, k], parts[1, k], parts[2, k]
             if vma[V_FLAGS, p] & VM_LOCKED:
                 st = -EINVAL
                 break
-            s = max(vma[V_START, p], addr)
-            if s > va:
-                full = False
-            e = min(vma[V_END, p], end)
             if advice == MADV_PAGEOUT:
                 n += madvise_pageout(S, mmi, s, e)
             else:
                 n += madvise_cold(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi, s, e)
-            va = e
-            i += 1
-        if va < end:
-            full = False
         task[T_CLOCK, ti] += gs[G_SWAP_IO_PS]         # the writes it queued
         gs[G_SWAP_IO_PS] = 0
         if n > 0:
@@ -687,21 +665,14 @@ def sys_madvise(S, ti, addr, length, advice):
         # ones stay done); each VMA's part is flushed on its own, MADV_FREE's only if an entry
         # changed or a THP partly inside was split; one flush is paid if any part was
         splits = 0
-        i = find_vma_index(mm, vma, mmi, addr)
-        va = addr
+        parts, full = vma_parts(mm, vma, mmi, addr, end)
         zapped = 0
         st = OK
-        while i < mm[MM_VCOUNT, mmi]:
-            p = mm[MM_VBASE, mmi] + i
-            if vma[V_START, p] >= end:
-                break
+        for k in range(parts.shape[1]):
+            p, s, e = parts[0, k], parts[1, k], parts[2, k]
             if vma[V_FLAGS, p] & VM_LOCKED or (advice == MADV_FREE and vma[V_FILE, p] >= 0):
                 st = -EINVAL                     # MADV_FREE is for anonymous memory only
                 break
-            s = max(vma[V_START, p], addr)
-            if s > va:
-                full = False
-            e = min(vma[V_END, p], end)
             if advice == MADV_FREE:
                 n = 0
                 for a in (s, e):
@@ -715,10 +686,6 @@ def sys_madvise(S, ti, addr, length, advice):
                                    pt_aux, mm, tlb, pwc, mmi, s, e, swp)
                 flush_tlb_range(cfg, tlb, pwc, mmi + 1, s, e)
             zapped += n
-            va = e
-            i += 1
-        if va < end:
-            full = False
         if zapped > 0:
             task[T_CLOCK, ti] += cfg[C_COST_TLB_FLUSH]
         if st != OK:
@@ -728,6 +695,31 @@ def sys_madvise(S, ti, addr, length, advice):
         task[T_CLOCK, ti] += cfg[C_COST_TLB_FLUSH]       # the split PMD's flush
     op_end(gs, task, cpus, ti)
     return (OK if full else -ENOMEM), 0
+
+
+@kernel
+def vma_parts(mm, vma, mmi, start, end):
+    """The VMAs of address space ``mmi`` over [start, end), in address order: ``parts[:, k]`` is
+    (VMA slot, start, end) of the k-th one's part; and whether they cover the whole range (no
+    hole: madvise's ENOMEM otherwise, once the parts are done)."""
+    i0 = find_vma_index(mm, vma, mmi, start)
+    b = mm[MM_VBASE, mmi]
+    n = 0
+    while i0 + n < mm[MM_VCOUNT, mmi] and vma[V_START, b + i0 + n] < end:
+        n += 1
+    parts = np.empty((3, n), np.int64)
+    full = True
+    va = start
+    for k in range(n):
+        p = b + i0 + k
+        s = max(vma[V_START, p], start)
+        if s > va:
+            full = False
+        va = min(vma[V_END, p], end)
+        parts[0, k] = p
+        parts[1, k] = s
+        parts[2, k] = va
+    return parts, full and va >= end
 
 
 @kernel

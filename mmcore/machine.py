@@ -12,6 +12,7 @@ from . import oom
 from .config import Config, KhugepagedConfig, THP_DEFRAG, THP_ENABLED, parse_size
 from .kernels import consts as K
 from .kernels import overcommit as OC
+from .kernels import huge_memory as HM
 from .kernels import khugepaged as KH
 from .kernels import kthreads as KT
 from .kernels import proc as P
@@ -1132,6 +1133,7 @@ class Machine:
         p = path.removeprefix("/sys/").strip("/")
         v = str(value).strip()
         cfg = self.state.cfg
+        was_on = bool(HM.hugepage_pmd_enabled(cfg))
         if p == self._THP + "enabled":
             if v not in THP_ENABLED:
                 raise _oserror(_errno.EINVAL, f"write {v!r} to {path}")
@@ -1169,11 +1171,15 @@ class Machine:
             return
         else:
             raise _oserror(_errno.ENOENT, f"/sys/{p}")
-        if p == self._THP + "enabled":
-            if v == "never":
-                self.state.gs[K.G_KH_WAKE] = NEVER            # start_stop_khugepaged: stopped
+        # start_stop_khugepaged, after enabled and (6.12+) shmem_enabled: khugepaged runs while
+        # hugepage_pmd_enabled (THP on, or 6.12+ shmem THP on); a write of enabled wakes it
+        on = bool(HM.hugepage_pmd_enabled(cfg))
+        shmem = p == self._THP + "shmem_enabled" and self.config.profile.version >= 612
+        if p == self._THP + "enabled" or shmem:
+            if not on:
+                self.state.gs[K.G_KH_WAKE] = NEVER            # stopped
                 self._rearm()
-            else:
+            elif not shmem or not was_on:
                 self._wake_khugepaged()
 
     _KH = _THP + "khugepaged/"
@@ -1189,11 +1195,12 @@ class Machine:
         gs[K.G_NEXT_EVENT] = min(int(gs[K.G_NEXT_SAMPLE]), int(gs[K.G_KH_WAKE]), int(gs[K.G_KC_WAKE]))
 
     def _wake_khugepaged(self) -> None:
-        """Wake khugepaged now if it has an mm to scan and THP is on (else it sleeps on)."""
+        """Wake khugepaged now if it has an mm to scan and runs (hugepage_pmd_enabled; else it
+        sleeps on)."""
         s = self.state
         gs = s.gs
         enrolled = bool((s.mm[K.MM_KH_SEQ, :int(gs[K.G_NR_MM])] != 0).any())
-        if enrolled and s.cfg[K.C_THP_ENABLED] != K.THP_NEVER:
+        if enrolled and HM.hugepage_pmd_enabled(s.cfg):
             gs[K.G_KH_WAKE] = min(int(gs[K.G_KH_WAKE]), int(gs[K.G_NOW]))
             self._rearm()
 

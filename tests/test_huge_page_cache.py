@@ -435,6 +435,36 @@ def test_khugepaged_coalesces_small_tmpfs_pages():
     checked(m)
 
 
+@pytest.mark.parametrize("kernel, runs", [("6.18", True), ("4.13", False)])
+def test_khugepaged_runs_for_shmem_with_thp_never(kernel, runs):
+    """THP enabled=never, shmem_enabled=advise: 6.12+ (hugepage_pmd_enabled counts shmem) runs
+    khugepaged for an advised tmpfs range and collapses it; 4.13 leaves it asleep. Writes of
+    shmem_enabled start and stop it (start_stop_khugepaged)."""
+    m, t = tmpfs("advise", kernel=kernel, thp_enabled="never", shmem_enabled="advise",
+                 khugepaged={"scan_sleep_millisecs": 100})
+    fd = t.open("/shm/f", RW_)
+    t.pwrite(fd, 0, 64 * 4096)
+    t.ftruncate(fd, 2 * MiB)
+    a = t.mmap(2 * MiB, RDWR, SHARED, fd=fd)
+    t.madvise(a, 2 * MiB, mmcore.MADV_HUGEPAGE)
+    m.advance(150_000_000)
+    assert (hpc(m)["ShmemHugePages"] == 2048) is runs
+    assert (m.khugepaged()["full_scans"] > 0) is runs
+    if not runs:
+        return
+    m.sysfs_write("kernel/mm/transparent_hugepage/shmem_enabled", "never")   # stopped
+    scans = m.khugepaged()["full_scans"]
+    m.advance(1_000_000_000)
+    assert m.khugepaged()["full_scans"] == scans
+    m.sysfs_write("kernel/mm/transparent_hugepage/shmem_enabled", "advise")  # started: scans now
+    m.advance(1_000_000)
+    assert m.khugepaged()["full_scans"] == scans + 1
+    m.sysfs_write("kernel/mm/transparent_hugepage/enabled", "never")         # shmem keeps it on
+    m.advance(1_000_000_000)
+    assert m.khugepaged()["full_scans"] > scans + 1
+    checked(m)
+
+
 def test_khugepaged_respects_max_ptes_none_for_files():
     m, t = tmpfs("within_size", khugepaged={"scan_sleep_millisecs": 100, "max_ptes_none": 0})
     fd = t.open("/shm/f", RW_)

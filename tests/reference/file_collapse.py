@@ -380,8 +380,8 @@ class RefCollapse(RefFileMaps):
                 thps += 1
             else:
                 last = r
-                if r == SCAN_ALLOC_HUGE_PAGE_FAIL or (r not in CONTINUE
-                                                      and not self.dev("madv_collapse_goes_on")):
+                if r not in CONTINUE and (r == SCAN_ALLOC_HUGE_PAGE_FAIL
+                                          or not self.dev("madv_collapse_goes_on")):
                     break
             a += PMD
         if thps == (hend - hstart) >> 21:

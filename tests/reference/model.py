@@ -351,6 +351,9 @@ DEFAULT_KHUGEPAGED = dict(pages_to_scan=4096, scan_sleep_millisecs=10000,
                           alloc_sleep_millisecs=60000, defrag=1, max_ptes_none=511,
                           max_ptes_swap=64, max_ptes_shared=256)
 MADV_COLLAPSE = 25
+# madvise_collapse's whitelist: results after which it goes on to the next range
+MADV_COLLAPSE_GOES_ON = frozenset({"pmd_null", "page_ro", "lack_referenced_page", "page_null",
+                                   "page_count", "page_compound", "page_lru"})
 # khugepaged's writable rule per profile (SEMANTICS 11): every present PTE writable (3.x), at
 # least one writable PTE (4.0 .. 6.17), no writable test (6.18)
 COLLAPSE_RULE = {"3.10": "all_writable", "3.15": "all_writable", "4.13": "one_writable",
@@ -2704,8 +2707,8 @@ class RefMachine:
                 thps += 1
             else:
                 last_fail = r
-                if r == "alloc_fail":
-                    break
+                if r not in MADV_COLLAPSE_GOES_ON:
+                    break                     # outside madvise_collapse's whitelist
         if thps * HPAGE_PMD_SIZE == hend - hstart:
             return 0
         return {"alloc_fail": ENOMEM, "exceed_none_pte": EBUSY, "page_count": EAGAIN,
