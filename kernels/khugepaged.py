@@ -139,6 +139,7 @@ from .consts import (
     VS_THP_SCAN_EXCEED_SWAP_PTE,
     PG_anon,
     PG_lru,
+    LRU_UNEVICTABLE,
     PG_referenced,
     PG_tail,
 )
@@ -146,6 +147,7 @@ from .compaction import try_compact_direct
 from .events import NEVER, rearm
 from .huge_memory import hugepage_pmd_enabled, leaf_prot, prep_anon_folio, thp_disabled_by_mm
 from .jit import kernel
+from .lru import file_lru, lru_move_head
 from .page_counter import CHARGE_ANON, memcg_commit, memcg_try_charge, page_counter_uncharge
 from .memory import queue_if_partial, remove_rmap_pte
 from .pagetable import swp_offset
@@ -435,6 +437,11 @@ def scan_mm_slot(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, p
                 continue
             flags = vma[V_FLAGS, p]
             fileok = vma[V_FILE, p] >= 0 and file_collapse_vma_ok(S, mmi, p)
+            if fileok and cfg[C_HPC_MODEL] == HPC_MAINLINE and \
+                    not shmem_huge_wanted(cfg, S.fs, S.ino, vma[V_FILE, p], vma[V_PGOFF, p], 0,
+                                          flags, mm[MM_FLAGS, mmi], HUGE_FOR_FAULT):
+                progress += 1                # thp_vma_allowable_order with TVA_ENFORCE_SYSFS:
+                continue                     # the huge= setting at the VMA's first index
             if not fileok and not collapse_vma_ok(cfg, mm[MM_FLAGS, mmi], flags, vma[V_FILE, p],
                                                   True, vs, ve):
                 progress += 1
@@ -698,10 +705,6 @@ def collapse_file(S, mmi, p, haddr, khugepaged, direct):
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     ii = vma[V_FILE, p]
     index = vma[V_PGOFF, p] + ((haddr - vma[V_START, p]) >> 12)
-    if khugepaged and cfg[C_HPC_MODEL] == HPC_MAINLINE and \
-            not shmem_huge_wanted(cfg, fs, ino, ii, index, 0, vma[V_FLAGS, p], mm[MM_FLAGS, mmi],
-                                  HUGE_FOR_FAULT):
-        return SCAN_VMA_CHECK, 0
     cost = HPAGE_PMD_NR * cfg[C_COST_SCAN_PTE]
     if index + HPAGE_PMD_NR > (ino[I_SIZE, ii] + 4095) >> 12:
         return SCAN_FAIL, cost                   # the range reaches past EOF
@@ -723,8 +726,8 @@ def collapse_file(S, mmi, p, haddr, khugepaged, direct):
             vmstat[VS_THP_SCAN_EXCEED_NONE_PTE] += 1
         return SCAN_EXCEED_NONE_PTE, cost
     f = ino[I_FS, ii]
-    if fs[FS_FREE, f] < none or (fgs[FG_PC_USED] + none) * 2 > pc.shape[0]:
-        return SCAN_FAIL, cost                   # shmem_charge fails (or no index room)
+    if (fgs[FG_PC_USED] + none) * 2 > pc.shape[0]:
+        return SCAN_FAIL, cost                   # no room in the page-cache index
     cg = mm[MM_MEMCG, mmi]
     r, new, c = alloc_collapse_folio(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
                                      mm, tlb, pwc, cg, direct)
@@ -753,8 +756,26 @@ def collapse_file(S, mmi, p, haddr, khugepaged, direct):
                     munlock_mapped(vmstat, lru, fr32, fr_flags, pfn)     # TTU_IGNORE_MLOCK
                 unmap_file_pte(vmstat, fr32, fr_flags, mm, where[0, w], pfn)
             w += 1
-        filemap_remove_page(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc,
-                            lru, fgs, fs, ino, pfn)
+    if fs[FS_FREE, f] < none:
+        # shmem_charge cannot hold the holes: roll back. The folio goes; the old pages stay
+        # cached, unmapped (the next touch faults them in again), and go back to the head of
+        # their lists (folio_putback_lru, in index order)
+        page_counter_uncharge(gs, cg, HPAGE_PMD_NR)
+        vmstat[VS_PGFREE] += HPAGE_PMD_NR
+        free_pages(gs, fr32, fr_flags, fr_order, pb_mt, new, HPAGE_PMD_ORDER)
+        for w in range(where.shape[1]):          # the unmapped PTEs' TLB entries (try_to_unmap)
+            va = vma[V_START, where[1, w]] + ((index - vma[V_PGOFF, where[1, w]]) << 12)
+            flush_tlb_range(cfg, tlb, pwc, where[0, w] + 1, va, va + HPAGE_PMD_SIZE)
+        for k in range(HPAGE_PMD_NR):
+            pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index + k)
+            if pfn >= 0 and fr_flags[pfn] & PG_lru and file_lru(fr_flags, pfn) != LRU_UNEVICTABLE:
+                lru_move_head(lru, fr32, fr_memcg[pfn], file_lru(fr_flags, pfn), pfn)
+        return SCAN_FAIL, cost
+    for k in range(HPAGE_PMD_NR):
+        pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index + k)
+        if pfn >= 0:
+            filemap_remove_page(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc,
+                                lru, fgs, fs, ino, pfn)
     memcg_commit(gs, fr32, cg, new, HPAGE_PMD_NR, charge_kind(fs, ino, ii))
     filemap_add_huge(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs, ino, ii, index,
                      new)

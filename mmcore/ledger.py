@@ -597,10 +597,17 @@ LEDGER: tuple[Mechanism, ...] = (
         (_T + "test_huge_page_cache.py::test_khugepaged_coalesces_small_tmpfs_pages",
          _T + "test_huge_page_cache.py::test_madvise_collapse_on_tmpfs_maps_a_pmd_at_once",
          _T + "test_huge_page_cache.py::test_khugepaged_respects_max_ptes_none_for_files",
-         _T + "test_huge_page_cache.py::test_madvise_collapse_on_ext4_is_einval"),
+         _T + "test_huge_page_cache.py::test_madvise_collapse_on_ext4_is_einval",
+         _T + "test_huge_page_cache.py::test_khugepaged_runs_for_shmem_with_thp_never",
+         _T + "test_hpc_differential.py::test_collapse_deviation_stream_against_linux"),
         ("khugepaged",), ("thp_collapse_alloc", "thp_file_mapped"),
         "Holes are zero-filled, old pages unmapped everywhere and empty PTE tables freed; "
-        "MADV_COLLAPSE only on 6.18. The 2013+mmap model coalesces ramfs pages the same way."),
+        "MADV_COLLAPSE only on 6.18, stopping at a result outside madvise_collapse's whitelist. "
+        "khugepaged asks the huge= setting once per VMA, at its first index; 6.12+ runs it for "
+        "shmem THP with THP enabled=never. A collapse the filesystem cannot charge is rolled "
+        "back after the unmap, as collapse_file does. Departures left: an mm enrols at a file "
+        "fault rather than at mmap; private VMAs with an anon_vma lose their empty PTE tables "
+        "too (tests/reference/FILES.md 15). The 2013+mmap model coalesces ramfs pages the same way."),
     # ---- observables ---------------------------------------------------------------------------
     Mechanism(
         "/proc and sysfs observables: vmstat, meminfo, buddyinfo, smaps, status, clear_refs",
