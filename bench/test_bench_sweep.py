@@ -93,6 +93,6 @@ def test_tlb_sweep(benchmark, rates, mode):
     def batch():
         rows = run_sweep(sc, params={"record.tlb_geometries": geos}, progress=False, frame=False)
         assert set(rows["status"]) == {"ok"}
-    benchmark.pedantic(grid if mode == "grid" else batch, rounds=2, iterations=1)
+    benchmark.pedantic(grid if mode == "grid" else batch, rounds=3, iterations=1)
     rates.record(benchmark, f"tlb-sweep-{mode}", len(TLB_SIZES), "geometries_per_s")
     rates.ratio("batch_over_grid", "tlb-sweep-batch", "tlb-sweep-grid")
