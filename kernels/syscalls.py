@@ -726,17 +726,13 @@ def vma_parts(mm, vma, mmi, start, end):
 def _willneed_pages(S, mmi, start, end):
     """The most pages MADV_WILLNEED over [start, end) may read: a window per file VMA."""
     mm, vma, ino, cfg = S.mm, S.vma, S.ino, S.cfg
-    i = find_vma_index(mm, vma, mmi, start)
+    parts, _ = vma_parts(mm, vma, mmi, start, end)
     n = 0
-    while i < mm[MM_VCOUNT, mmi]:
-        p = mm[MM_VBASE, mmi] + i
-        if vma[V_START, p] >= end:
-            break
-        ii = vma[V_FILE, p]
+    for k in range(parts.shape[1]):
+        ii = vma[V_FILE, parts[0, k]]
         if ii >= 0:
-            pages = (min(vma[V_END, p], end) - max(vma[V_START, p], start)) >> 12
+            pages = (parts[2, k] - parts[1, k]) >> 12
             n += force_limit(cfg, pages, ra_pages(cfg, ino[I_MRA:I_MRA + NR_RA_FIELDS, ii]))
-        i += 1
     return n
 
 
