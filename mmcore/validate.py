@@ -1218,6 +1218,7 @@ def _oom_checks(host: HostInfo, config, children=OOM_CHILDREN) -> list[Check]:
 
 FILE_DIR = "/var/tmp"
 FILE_SETTLE_S = 0.2
+FILE_SETTLE_MAX_S = 5.0
 FILE_MAX_RA_KB = 16 << 10         # a read_ahead_kb above this would need a file over 64 MiB
 MLOCK_KEYS = ("unevictable_pgs_mlocked", "unevictable_pgs_culled", "unevictable_pgs_munlocked",
               "unevictable_pgs_rescued")
@@ -1260,6 +1261,10 @@ def host_file(spec: dict) -> dict:
         return {"skip": f"read_ahead_kb {ra_kb} outside [16, {FILE_MAX_RA_KB}]"}
     ra = ra_kb // 4
     size = 4 * ra * PAGE
+    if hasattr(os, "sched_setaffinity"):
+        # one CPU: the pages it reads wait in that CPU's LRU batch, which mlock drains
+        # (lru_add_drain is per CPU); moved between CPUs, some would miss the cull
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     libc = _Libc()
     out: dict[str, Any] = {"read_ahead_kb": ra_kb,
                            "max_sectors_kb": _read_ahead_kb(spec["dir"], "max_sectors_kb")[0]}
@@ -1277,9 +1282,17 @@ def host_file(spec: dict) -> dict:
             for k, page in enumerate(file_faults(ra)):
                 libc.touch(addr + page * PAGE, 1, PAGE, False)
                 # a large window is still being added to the page cache when the fault
-                # returns (the host submits it in batches): count once the I/O has settled
-                time.sleep(FILE_SETTLE_S)
-                out[f"cached{k}"] = libc.resident(addr, size)
+                # returns (the host submits it in batches): count once the I/O has settled,
+                # the count unchanged over FILE_SETTLE_S (a loaded disk takes longer)
+                n = libc.resident(addr, size)
+                deadline = time.monotonic() + FILE_SETTLE_MAX_S
+                while True:
+                    time.sleep(FILE_SETTLE_S)
+                    m = libc.resident(addr, size)
+                    if m == n or time.monotonic() > deadline:
+                        break
+                    n = m
+                out[f"cached{k}"] = m
                 if k == 0:
                     out["Rss"] = _smaps_of(addr)["Rss"]
             vm0 = _fields("/proc/vmstat", " ")
