@@ -68,11 +68,14 @@ PG_reclaim = 1 << 17         # reclaim wants it written and rotated to the inact
 PG_unevictable = 1 << 18     # on the unevictable list (ramfs, mlocked): counted, never linked
 PG_mappedtodisk = 1 << 19    # its buffers map blocks already (write_begin/page_mkwrite done)
 PG_falloc_new = 1 << 20      # tmpfs: added by fallocate and not written yet (reads as a hole)
-PG_partially_mapped = 1 << 21  # THP head: some subpages unmapped; on the deferred split queue
+PG_partially_mapped = 1 << 21  # THP head: some subpages unmapped (it is on the deferred split queue)
 PG_file_thp = 1 << 22        # every frame of a PMD-sized page-cache folio (head: PG_head too);
                              # page[1]'s FR_NEXT holds its entire (PMD) mapcount (FILE_ENTIRE)
 PG_ramfs = 1 << 23           # a page of an unevictable mapping (ramfs: mapping_unevictable)
 PG_readahead = 1 << 24       # readahead's mark: reaching it starts the next window (async)
+PG_deferred = 1 << 25        # THP head: on the deferred split queue (folio->_deferred_list linked)
+PG_written = 1 << 26         # a store reached the page since it was zero-filled: its content is
+                             # not all zeros (thp_underused, the zero-page remap on split, 6.12+)
 
 # ---- LRU lists (include/linux/mmzone.h enum lru_list) and replacement policies ---------------
 LRU_INACTIVE_ANON = 0
@@ -298,7 +301,10 @@ C_SWAP_PAGES = 76            # total_swap_pages: the swap device's slots less it
 C_WORKINGSET = 77            # 1: evicted file pages leave shadow entries (mm/workingset.c, 3.15+);
                              # 2: swapped-out anonymous pages too (5.9+)
 C_IO_PAGES = 78              # bdi->io_pages: max_sectors_kb / 4
-NR_CFG = 79
+C_SHRINK_UNDERUSED = 79      # 6.12+: every anon THP is queued for the deferred-split shrinker, which
+                             # splits underused ones (transparent_hugepage/shrink_underused)
+C_ZERO_REMAP = 80            # 6.12+: an anon THP's split maps zero-filled subpages to the zero page
+NR_CFG = 81
 OVERCOMMIT_GUESS = 0
 OVERCOMMIT_ALWAYS = 1
 OVERCOMMIT_NEVER = 2
@@ -614,7 +620,8 @@ SWP_MEMCG = 1                # swap_cgroup: the memcg the slot is charged to
 SWP_WORKINGSET = 2           # bit 0: the page was in the workingset when written; the reclaim root
                              # memcg above it (the shadow's memcg, kernels/workingset.py)
 SWP_AGE = 3                  # the reclaim root's nonresident_age at swap-out (31 bits, wrapping)
-NR_SWP = 4
+SWP_WRITTEN = 4              # 1: the page held data (PG_written) when it was written out
+NR_SWP = 5
 
 # ---- per-CPU (cpu array columns) ---------------------------------------------------------------
 CPU_STAMP = 0

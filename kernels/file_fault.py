@@ -29,6 +29,7 @@ there are no huge mappings: a fault that finds a huge page splits it and maps 4 
 """
 from .consts import (
     MM_MEMCG,
+    PG_written,
     C_COST_CLEAR_PAGE,
     I_FS,
     FST_RAMFS,
@@ -266,6 +267,7 @@ def do_file_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, ppos, va, write
             return -ENOMEM, t - now
         memcg_commit(gs, fr32, cg, new, 1, CHARGE_ANON)
         prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, new, 0, mm[MM_ANON, mmi], va >> 12)
+        fr_flags[new] |= PG_written      # a copy of file data (counted as data, not zeros)
         fr32[FR_MAPCOUNT, new] = 1
         if vm_flags & VM_LOCKED:
             mlock_folio(fr_idx, fr_flags, fr_order, vmstat, new)    # folio_add_lru_vma
@@ -333,6 +335,7 @@ def do_file_wp(S, mmi, vm_flags, vstart, pgoff, ii, ppos, va, now):
         return -ENOMEM, c
     memcg_commit(gs, fr32, cg, new, 1, CHARGE_ANON)
     prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, new, 0, mm[MM_ANON, mmi], va >> 12)
+    fr_flags[new] |= PG_written          # a copy of file data (counted as data, not zeros)
     fr32[FR_MAPCOUNT, new] = 1
     mm[MM_ANONPAGES, mmi] += 1
     vmstat[VS_NR_ANON_PAGES] += 1

@@ -58,6 +58,8 @@ from .consts import (
     PG_lru,
     PG_mlocked,
     PG_partially_mapped,
+    PG_deferred,
+    PG_written,
     PG_tail,
     PG_file_thp,
     FR_NEXT,
@@ -222,17 +224,25 @@ def split_huge_pmd(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, mmi, pos
 
 
 # ---- the deferred split queue (mm/huge_memory.c: deferred_split_folio, deferred_split_scan) ----
-# A THP that lost some of its subpages' mappings but not all is queued; it is split (the unmapped
-# subpages freed) under memory pressure, by the shrinker, or by drop_caches' drop_slab. The queue
-# is FIFO and linked through page[2] of each folio, where the kernel keeps _deferred_list.
+# A THP that lost some of its subpages' mappings but not all is queued (PG_partially_mapped); from
+# 6.12, with shrink_underused, so is every new anonymous THP (faulted or collapsed), for the
+# shrinker to split it if it is underused. The shrinker (``rmap.deferred_split_scan``) runs under
+# memory pressure and from drop_caches' drop_slab. The queue is FIFO and linked through page[2]
+# of each folio, where the kernel keeps _deferred_list; PG_deferred marks a queued head.
 
 @kernel
-def deferred_split_folio(gs, vmstat, fr32, fr_flags, head):
-    """Queue a partially mapped THP once (thp_deferred_split_page counts it)."""
-    if fr_flags[head] & PG_partially_mapped:
+def deferred_split_folio(gs, vmstat, fr32, fr_flags, head, partially_mapped):
+    """Queue an anonymous THP once. ``partially_mapped``: some of its pages lost their last
+    mapping (the first time counts thp_deferred_split_page); else a new THP queued for the
+    underused check."""
+    f = fr_flags[head]
+    if partially_mapped and (f & PG_partially_mapped) == 0:
+        f |= PG_partially_mapped
+        vmstat[VS_THP_DEFERRED_SPLIT_PAGE] += 1
+    if f & PG_deferred:
+        fr_flags[head] = f
         return
-    fr_flags[head] |= PG_partially_mapped
-    vmstat[VS_THP_DEFERRED_SPLIT_PAGE] += 1
+    fr_flags[head] = f | PG_deferred
     link = head + 2
     tail = gs[G_DEFERRED_TAIL]
     fr32[FR_NEXT, link] = -1
@@ -247,10 +257,11 @@ def deferred_split_folio(gs, vmstat, fr32, fr_flags, head):
 
 @kernel
 def deferred_split_remove(gs, fr32, fr_flags, head):
-    """Take a queued THP off the queue (it is being freed or split)."""
-    if (fr_flags[head] & PG_partially_mapped) == 0:
+    """Take a queued THP off the queue (it is being freed or split, or the shrinker found it in
+    use)."""
+    if (fr_flags[head] & PG_deferred) == 0:
         return
-    fr_flags[head] &= ~PG_partially_mapped
+    fr_flags[head] &= ~(PG_deferred | PG_partially_mapped)
     link = head + 2
     nxt = fr32[FR_NEXT, link]
     prv = fr32[FR_PREV, link]
@@ -276,13 +287,14 @@ def split_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head):
         return -1
     deferred_split_remove(gs, fr32, fr_flags, head)
     memcg_split_stat(gs, fr32, head, CHARGE_ANON)
-    base = fr_flags[head] & ~(PG_tail | PG_anon_exclusive | PG_partially_mapped)
+    base = fr_flags[head] & ~(PG_tail | PG_anon_exclusive | PG_partially_mapped | PG_deferred |
+                              PG_written)
     owner = fr32[FR_OWNER, head]
     vpn = fr_idx[head]
     freed = 0
     for i in range(HPAGE_PMD_NR):
         p = head + i
-        excl = fr_flags[p] & PG_anon_exclusive
+        keep = fr_flags[p] & (PG_anon_exclusive | PG_written)
         fr_order[p] = 0
         if fr32[FR_MAPCOUNT, p] == 0:
             fr_flags[p] = 0
@@ -294,28 +306,11 @@ def split_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head):
             free_pages(gs, fr32, fr_flags, fr_order, pb_mt, p, 0)
             freed += 1
         else:
-            fr_flags[p] = base | excl
+            fr_flags[p] = base | keep
             fr32[FR_OWNER, p] = owner
             fr_idx[p] = vpn + i
     vmstat[VS_PGFREE] += freed
     vmstat[VS_THP_SPLIT_PAGE] += 1
-    return freed
-
-
-@kernel
-def deferred_split_scan(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, nr_to_scan):
-    """The deferred-split shrinker: split up to ``nr_to_scan`` queued THPs, oldest first.
-    Returns the pages freed."""
-    freed = 0
-    head = gs[G_DEFERRED_HEAD]
-    n = 0
-    while head >= 0 and n < nr_to_scan:
-        nxt = fr32[FR_NEXT, head + 2]
-        f = split_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head)
-        if f > 0:
-            freed += f
-        n += 1
-        head = nxt
     return freed
 
 

@@ -19,7 +19,10 @@ one PTE or page is young or referenced; and the kernel profile's writable rule h
 """
 from .consts import (
     C_COST_SWAP_READ,
+    C_SHRINK_UNDERUSED,
     MM_SWAPENTS,
+    PG_written,
+    SWP_WRITTEN,
     VS_PGMAJFAULT,
     VS_PSWPIN,
     _PAGE_PROTNONE,
@@ -145,7 +148,13 @@ from .consts import (
 )
 from .compaction import try_compact_direct
 from .events import NEVER, rearm
-from .huge_memory import hugepage_pmd_enabled, leaf_prot, prep_anon_folio, thp_disabled_by_mm
+from .huge_memory import (
+    deferred_split_folio,
+    hugepage_pmd_enabled,
+    leaf_prot,
+    prep_anon_folio,
+    thp_disabled_by_mm,
+)
 from .jit import kernel
 from .lru import file_lru, lru_move_head
 from .page_counter import CHARGE_ANON, memcg_commit, memcg_try_charge, page_counter_uncharge
@@ -314,6 +323,8 @@ def collapse_huge_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
     if r != SCAN_SUCCEED:
         return r, cost
     memcg_commit(gs, fr32, cg, pfn, HPAGE_PMD_NR, CHARGE_ANON)
+    prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, pfn, HPAGE_PMD_ORDER, mm[MM_ANON, mmi],
+                    haddr >> 12)
     table = entry_pfn(pt[pos])
     tb = fr_idx[table] * PTRS_PER_TABLE
     zp = cfg[C_NR_FRAMES]
@@ -324,6 +335,8 @@ def collapse_huge_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
         pt[tb + i] = 0
         if e != 0 and (e & (_PAGE_PRESENT | _PAGE_PROTNONE)) == 0:
             # __collapse_huge_page_swapin: the page is read from swap into the new THP
+            if swp[SWP_WRITTEN, swp_offset(e)]:
+                fr_flags[pfn + i] |= PG_written
             swap_put(gs, swp, swp_offset(e), 1)
             mm[MM_SWAPENTS, mmi] -= 1
             swapped += 1
@@ -334,6 +347,7 @@ def collapse_huge_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
         if (e & _PAGE_SPECIAL) != 0 or p == zp:
             continue
         copied += 1
+        fr_flags[pfn + i] |= fr_flags[p] & PG_written     # copied in: what the page held
         if vm_flags & VM_LOCKED:
             munlock_anon_pte_page(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma,
                                   mmi, p)
@@ -344,8 +358,6 @@ def collapse_huge_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
     vmstat[VS_PGMAJFAULT] += swapped
     cost += copied * cfg[C_COST_COPY_PAGE] + swapped * (cfg[C_COST_SWAP_READ] + cfg[C_COST_COPY_PAGE]) \
         + (HPAGE_PMD_NR - copied - swapped) * cfg[C_COST_CLEAR_PAGE]
-    prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, pfn, HPAGE_PMD_ORDER, mm[MM_ANON, mmi],
-                    haddr >> 12)
     fr32[FR_OWNER, pfn + 1] = 1
     if vm_flags & VM_LOCKED:
         mlock_folio(fr_idx, fr_flags, fr_order, vmstat, pfn)
@@ -359,6 +371,8 @@ def collapse_huge_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
     mm[MM_ANON_THP, mmi] += 1
     vmstat[VS_NR_ANON_PAGES] += HPAGE_PMD_NR
     vmstat[VS_NR_ANON_THP] += 1
+    if cfg[C_SHRINK_UNDERUSED]:
+        deferred_split_folio(gs, vmstat, fr32, fr_flags, pfn, False)
     flush_tlb_range(cfg, tlb, pwc, mmi + 1, haddr, haddr + HPAGE_PMD_SIZE)
     cost += cfg[C_COST_TLB_FLUSH]
     return SCAN_SUCCEED, cost

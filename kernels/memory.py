@@ -6,9 +6,11 @@ accessed and dirty bits) and calls it. Hot functions take arrays, never the stat
 from .borrow import borrow_state, borrow, prefetch
 from .compaction import alloc_thp
 from .consts import (
+    C_SHRINK_UNDERUSED,
     G_STALL_PS,
     PG_workingset,
     SWP_WORKINGSET,
+    SWP_WRITTEN,
     C_WORKINGSET,
     T_STALL_PS,
     C_COST_SWAP_READ,
@@ -121,6 +123,7 @@ from .consts import (
     PG_anon_exclusive,
     PG_hugezero,
     PG_tail,
+    PG_written,
     PG_file_thp,
 )
 from .events import ev_room, hist_add, run_timers
@@ -240,6 +243,7 @@ def do_wp_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, mm,
         mm[MM_ANONPAGES, mmi] += 1
     else:
         cost = rc + cfg[C_COST_COPY_PAGE]
+        fr_flags[pfn] |= fr_flags[old] & PG_written      # the copy holds what the page held
         if vm_flags & VM_LOCKED:
             # wp_page_copy: the old page leaves a locked VMA (munlock_vma_folio)
             munlock_anon_pte_page(cfg, gs, vmstat, pt, fr32, fr_idx, fr_flags, fr_order, mm, vma,
@@ -275,6 +279,8 @@ def do_swap_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, m
     memcg_commit(gs, fr32, cg, pfn, 1, CHARGE_ANON)
     anon = mm[MM_ANON, mmi]
     prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, pfn, 0, anon, va >> 12)
+    if swp[SWP_WRITTEN, off]:
+        fr_flags[pfn] |= PG_written
     prot = leaf_prot(vm_flags) | (pfn << 12)
     n = 0
     if swp[SWP_COUNT, off] == 1:
@@ -352,6 +358,8 @@ def do_huge_pmd_anonymous_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order
     vmstat[VS_NR_ANON_THP] += 1
     vmstat[VS_PGALLOC] += HPAGE_PMD_NR
     vmstat[VS_THP_FAULT_ALLOC] += 1
+    if cfg[C_SHRINK_UNDERUSED]:
+        deferred_split_folio(gs, vmstat, fr32, fr_flags, pfn, False)
     cost += HPAGE_PMD_NR * cfg[C_COST_CLEAR_PAGE] + cfg[C_COST_PGTABLE_ALLOC]
     return OK, cost, True
 
@@ -488,6 +496,8 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
                     vmstat[VS_NR_ANON_THP] += 1
                     vmstat[VS_PGALLOC] += HPAGE_PMD_NR
                     vmstat[VS_THP_FAULT_ALLOC] += 1
+                    if cfg[C_SHRINK_UNDERUSED]:
+                        deferred_split_folio(gs, vmstat, fr32, fr_flags, pfn, False)
                     flush_tlb_page(cfg, tlb, pwc, mmi + 1, va)
                     cost += HPAGE_PMD_NR * cfg[C_COST_CLEAR_PAGE] + cfg[C_COST_TLB_FLUSH]
                     return OK, cost
@@ -616,6 +626,17 @@ def page_reusable_pmd(fr32, fr_idx, fr_flags, head):
 
 # ---- the hardware side: TLB, walk, A/D bits ------------------------------------------------------
 
+@kernel(inline="always")
+def mark_written(fr_flags, tag, pfn, va):
+    """A store through a TLB entry (``tag``, frame ``pfn``): the page it reaches holds data now
+    (PG_written; a store writes data other than zeros, as a rule)."""
+    if tag & (KEY_2M << 1):
+        pfn += (va >> 12) & (HPAGE_PMD_NR - 1)
+    f = fr_flags[pfn]
+    if (f & PG_written) == 0:
+        fr_flags[pfn] = f | PG_written
+
+
 @kernel
 def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma,
                 tlb, pwc, task, cpus, ev, smp, ti, addrs, writes, start, stride, n, i0, results,
@@ -673,6 +694,7 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
     stlb_cost = cfg[C_COST_STLB_HIT]
     tags = tlb[c, 0]
     ages = tlb[c, 1]
+    pfns = tlb[c, 2]
     cpwc = pwc[c]
     npwc = npde + npdpte                 # keys in [0, npwc), table slots after them
     one = writes.shape[0] == 1
@@ -711,8 +733,10 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
                 if va < 0 or (((va >> 12) | (asid << 37)) != (t >> 1) and
                               ((va >> 21) | (asid << 37) | KEY_2M) != (t >> 1)):
                     break
-                if write and (t & 1) == 0:
-                    break
+                if write:
+                    if (t & 1) == 0:
+                        break
+                    mark_written(fr_flags, t, pfns[last], va)
                 stamp += 1
                 ages[last] = stamp
                 clock += access_cost
@@ -776,6 +800,8 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
         if last >= 0:
             t = tags[last]
             if ((t >> 1) == k4 or (t >> 1) == k2) and (not write or (t & 1) != 0):
+                if write:
+                    mark_written(fr_flags, t, pfns[last], va)
                 ages[last] = stamp
                 clock += cost
                 i += 1
@@ -787,6 +813,8 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
             e = tlb_probe(tags, ages, b2, s2, w2, v2, k2, stamp)
         if e >= 0 and (not write or (tags[e] & 1) != 0):
             last = e
+            if write:
+                mark_written(fr_flags, tags[e], pfns[e], va)
             clock += cost
             i += 1
             continue
@@ -799,9 +827,13 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
                 cost += stlb_cost
                 stamp += 1
                 if (tags[e3] >> 1) == k4:
-                    last = tlb_fill(tags, ages, 0, s1, w1, v4, k4, 1 & tags[e3], stamp)
+                    last = tlb_fill(tags, ages, pfns, 0, s1, w1, v4, k4, 1 & tags[e3], pfns[e3],
+                                    stamp)
                 else:
-                    last = tlb_fill(tags, ages, b2, s2, w2, v2, k2, 1 & tags[e3], stamp)
+                    last = tlb_fill(tags, ages, pfns, b2, s2, w2, v2, k2, 1 & tags[e3], pfns[e3],
+                                    stamp)
+                if write:
+                    mark_written(fr_flags, tags[last], pfns[last], va)
                 clock += cost
                 i += 1
                 continue
@@ -859,12 +891,15 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
                         pt[lpos] = leaf
                     d = 1 if (leaf & (_PAGE_RW | _PAGE_DIRTY)) == (_PAGE_RW | _PAGE_DIRTY) else 0
                     stamp += 1
+                    f = entry_pfn(leaf)
                     if level == 2:
-                        tlb_fill(tags, ages, b3, s3, w3, v2, k2, d, stamp)
-                        last = tlb_fill(tags, ages, b2, s2, w2, v2, k2, d, stamp)
+                        tlb_fill(tags, ages, pfns, b3, s3, w3, v2, k2, d, f, stamp)
+                        last = tlb_fill(tags, ages, pfns, b2, s2, w2, v2, k2, d, f, stamp)
                     else:
-                        tlb_fill(tags, ages, b3, s3, w3, v4, k4, d, stamp)
-                        last = tlb_fill(tags, ages, 0, s1, w1, v4, k4, d, stamp)
+                        tlb_fill(tags, ages, pfns, b3, s3, w3, v4, k4, d, f, stamp)
+                        last = tlb_fill(tags, ages, pfns, 0, s1, w1, v4, k4, d, f, stamp)
+                    if write:
+                        mark_written(fr_flags, tags[last], f, va)
                     break
             # page fault: the only way out of this function per access
             vmstat[VS_PGFAULT] += 1
@@ -937,7 +972,7 @@ def zap_huge_pmd(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, p
         still = pte_mapped_pages(fr32, fr_idx, head)
         vmstat[VS_NR_ANON_PAGES] -= HPAGE_PMD_NR - still
         if 0 < still < HPAGE_PMD_NR:
-            deferred_split_folio(gs, vmstat, fr32, fr_flags, head)
+            deferred_split_folio(gs, vmstat, fr32, fr_flags, head, True)
     if fr32[FR_OWNER, head + 1] == 0 and fr_idx[head + 1] == 0:
         free_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head, HPAGE_PMD_ORDER)
 

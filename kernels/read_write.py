@@ -146,7 +146,7 @@ from .file_fault import file_room, munlock_mapped
 from .mlock import MLOCK_ZAP, mlock_vma_pages_range
 import numpy as np
 
-from .huge_memory import deferred_split_scan
+from .rmap import deferred_split_scan
 from .jit import kernel
 from .memory import zap_page_range
 from .tlb import flush_tlb_range
@@ -910,7 +910,7 @@ def drop_caches(S, ti, value):
                 ino[I_DCACHE, i] = 0
                 fgs[FG_SLAB] -= 1
         # drop_slab runs every shrinker: the deferred-split one splits every queued THP
-        deferred_split_scan(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, gs[G_DEFERRED_N])
+        deferred_split_scan(S, gs[G_DEFERRED_N])
         vmstat[VS_DROP_SLAB] += 1
     task[T_CLOCK, ti] = now
     op_end(gs, task, cpus, ti)

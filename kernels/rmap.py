@@ -1,7 +1,30 @@
 """Reverse-map bookkeeping of anonymous folios (mm/rmap.c ``folio_remove_rmap_pte``, and the
-freeing that follows the last unmapping): shared by faults, zapping, khugepaged and swap-out."""
+freeing that follows the last unmapping): shared by faults, zapping, khugepaged and swap-out; and
+the splits of anonymous THPs that go through the reverse map (``split_anon_folio``, the
+deferred-split shrinker)."""
 from .consts import (
+    _PAGE_ACCESSED,
+    _PAGE_DIRTY,
+    _PAGE_PRESENT,
+    _PAGE_PROTNONE,
+    _PAGE_PSE,
+    _PAGE_RW,
+    _PAGE_SPECIAL,
+    PTE_PFN_MASK,
+    C_KH_MAX_PTES_NONE,
+    C_NR_FRAMES,
+    C_ZERO_REMAP,
+    G_DEFERRED_HEAD,
+    G_NR_MM,
+    MM_ANON,
+    MM_ANONPAGES,
+    MM_PGD,
+    PG_partially_mapped,
+    PG_written,
+    PTRS_PER_TABLE,
+    VS_THP_UNDERUSED_SPLIT_PAGE,
     FR_MAPCOUNT,
+    FR_NEXT,
     FR_OWNER,
     HPAGE_PMD_NR,
     HPAGE_PMD_ORDER,
@@ -14,10 +37,12 @@ from .consts import (
     VS_UNEVICTABLE_PGS_CLEARED,
     VS_PGFREE,
 )
-from .huge_memory import deferred_split_folio, deferred_split_remove
+from .huge_memory import deferred_split_folio, deferred_split_remove, split_folio, split_huge_pmd
 from .jit import kernel
 from .page_alloc import free_pages
 from .page_counter import CHARGE_ANON, memcg_uncharge_folio
+from .pagetable import entry_pfn, pmd_lookup
+from .tlb import flush_tlb_page
 
 
 @kernel
@@ -77,7 +102,7 @@ def queue_if_partial(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, head):
     (deferred_split_folio)."""
     if (fr_flags[head] & PG_head) != 0 and fr_order[head] == HPAGE_PMD_ORDER \
             and fr32[FR_OWNER, head + 1] == 0 and fr_idx[head + 1] > 0:
-        deferred_split_folio(gs, vmstat, fr32, fr_flags, head)
+        deferred_split_folio(gs, vmstat, fr32, fr_flags, head, True)
 
 
 @kernel
@@ -92,3 +117,120 @@ def pte_mapped_pages(fr32, fr_idx, head):
     return n
 
 
+
+
+# ---- splitting anonymous THPs through the reverse map ---------------------------------------------
+
+@kernel
+def thp_underused(cfg, fr_flags, head):
+    """thp_underused (6.12): more than max_ptes_none of the THP's pages are zero-filled (never
+    written); never when max_ptes_none is 511."""
+    limit = cfg[C_KH_MAX_PTES_NONE]
+    if limit >= HPAGE_PMD_NR - 1:
+        return False
+    zero = 0
+    for i in range(HPAGE_PMD_NR):
+        if (fr_flags[head + i] & PG_written) == 0:
+            zero += 1
+            if zero > limit:
+                return True
+    return False
+
+
+@kernel
+def remap_zero_subpages(S, head, anon, va0):
+    """6.12+ (remap_page with RMP_USE_SHARED_ZEROPAGE, try_to_map_unused_to_zeropage): once an
+    anonymous THP at ``head`` has split, every PTE that maps one of its zero-filled pages maps the
+    shared zero page instead (read-only, special; the mm's anon Rss drops), and a page so unmapped
+    everywhere is freed. ``anon`` and ``va0``: the folio's anon tree and address, read before the
+    split (which may have freed the head page). Returns the pages freed."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
+    zp = cfg[C_NR_FRAMES]
+    freed = 0
+    for m in range(gs[G_NR_MM]):
+        if mm[MM_ANON, m] != anon or mm[MM_PGD, m] < 0:
+            continue
+        pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, m], va0)
+        if pos < 0 or (pt[pos] & _PAGE_PRESENT) == 0 or (pt[pos] & _PAGE_PSE) != 0:
+            continue
+        base = fr_idx[entry_pfn(pt[pos])] * PTRS_PER_TABLE
+        for i in range(HPAGE_PMD_NR):
+            p = head + i
+            e = pt[base + i]
+            if (e & (_PAGE_PRESENT | _PAGE_PROTNONE)) == 0 or (e & _PAGE_SPECIAL) != 0 or \
+                    entry_pfn(e) != p or (fr_flags[p] & (PG_written | PG_mlocked)) != 0:
+                continue
+            # the VMA's protection (a PROT_NONE one's too) on the zero page: read-only, clean
+            pt[base + i] = (e & ~(PTE_PFN_MASK | _PAGE_RW | _PAGE_DIRTY)) | _PAGE_ACCESSED | \
+                _PAGE_SPECIAL | (zp << 12)
+            mm[MM_ANONPAGES, m] -= 1
+            flush_tlb_page(cfg, tlb, pwc, m + 1, va0 + (i << 12))
+            if fr32[FR_MAPCOUNT, p] == 1:
+                freed += 1
+            remove_rmap_pte(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p)
+    return freed
+
+
+@kernel
+def split_anon_folio(S, head):
+    """split_huge_page of an anonymous THP: every PMD that maps it is split first (found through
+    the anon rmap: its address in each mm of the anon tree; unmap_folio), then the folio, whose
+    unmapped pages are freed; from 6.12 its zero-filled pages are then mapped to the zero page and
+    freed too (``remap_zero_subpages``). Returns the pages freed, or -1 if it cannot split
+    (mlocked: left as it is)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
+    if fr_flags[head] & PG_mlocked:
+        return -1
+    anon = fr32[FR_OWNER, head]
+    va = fr_idx[head] << 12
+    if fr32[FR_OWNER, head + 1] > 0:
+        for m in range(gs[G_NR_MM]):
+            if mm[MM_ANON, m] != anon or mm[MM_PGD, m] < 0:
+                continue
+            pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, m], va)
+            if pos >= 0 and (pt[pos] & _PAGE_PSE) != 0 and (pt[pos] & _PAGE_PRESENT) != 0 \
+                    and entry_pfn(pt[pos]) == head:
+                split_huge_pmd(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, m, pos)
+                flush_tlb_page(cfg, tlb, pwc, m + 1, va)
+    got = split_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head)
+    if got >= 0 and cfg[C_ZERO_REMAP]:
+        got += remap_zero_subpages(S, head, anon, va)
+    return got
+
+
+@kernel
+def deferred_split_scan(S, nr_to_scan):
+    """The deferred-split shrinker: up to ``nr_to_scan`` queued THPs, oldest first. A partially
+    mapped one is split (it stays queued if it cannot be); from 6.12 an underused one
+    (``thp_underused``) is split too (thp_underused_split_page) and any other leaves the queue.
+    Returns the pages freed."""
+    gs = S.gs
+    fr32 = S.fr32
+    fr_flags = S.fr_flags
+    freed = 0
+    head = gs[G_DEFERRED_HEAD]
+    n = 0
+    while head >= 0 and n < nr_to_scan:
+        nxt = fr32[FR_NEXT, head + 2]
+        n += 1
+        if fr_flags[head] & PG_partially_mapped:
+            anon = fr32[FR_OWNER, head]
+            va = S.fr_idx[head] << 12
+            f = split_folio(gs, S.vmstat, fr32, S.fr_idx, fr_flags, S.fr_order, S.pb_mt, head)
+            if f >= 0 and S.cfg[C_ZERO_REMAP]:
+                f += remap_zero_subpages(S, head, anon, va)
+        elif thp_underused(S.cfg, fr_flags, head):
+            f = split_anon_folio(S, head)
+            if f >= 0:
+                S.vmstat[VS_THP_UNDERUSED_SPLIT_PAGE] += 1
+            else:
+                deferred_split_remove(gs, fr32, fr_flags, head)
+        else:
+            f = 0
+            deferred_split_remove(gs, fr32, fr_flags, head)
+        if f > 0:
+            freed += f
+        head = nxt
+    return freed

@@ -23,7 +23,7 @@ class State(NamedTuple):
     mm: np.ndarray        # int64[NR_MM_FIELDS, M]  address spaces
     vma: np.ndarray       # int64[NR_V_FIELDS, V]   VMA pool (per-mm sorted segments)
     task: np.ndarray      # int64[NR_T_FIELDS, T]   tasks (threads)
-    tlb: np.ndarray       # int64[ncpus, 2, E]      TLB tags and LRU stamps
+    tlb: np.ndarray       # int64[ncpus, 3, E]      TLB tags, LRU stamps and frames
     pwc: np.ndarray       # int64[ncpus, P]         paging-structure caches
     cpus: np.ndarray      # int64[ncpus, NR_CPU_FIELDS]
     ev: np.ndarray        # int64[NR_EV_FIELDS, cap]  event records (flushed by Python)

@@ -62,6 +62,8 @@ from .consts import (
     SWP_MEMCG,
     SWP_AGE,
     SWP_WORKINGSET,
+    SWP_WRITTEN,
+    PG_written,
     C_WORKINGSET,
     PG_workingset,
     V_END,
@@ -74,12 +76,12 @@ from .consts import (
     VS_PSWPOUT,
     VS_THP_SWPOUT_FALLBACK,
 )
-from .huge_memory import split_folio, split_huge_pmd
+
 from .jit import kernel
 from .workingset import workingset_eviction_anon
 from .page_counter import mc, memcg_is_descendant
 from .pagetable import entry_pfn, next_pmd, pmd_lookup, pte_lookup, swp_entry_pte
-from .rmap import remove_rmap_pte
+from .rmap import remove_rmap_pte, split_anon_folio
 from .tlb import flush_tlb_page
 
 
@@ -137,6 +139,7 @@ def swap_put(gs, swp, off, n):
         swp[SWP_MEMCG, off] = 0
         swp[SWP_WORKINGSET, off] = 0
         swp[SWP_AGE, off] = 0
+        swp[SWP_WRITTEN, off] = 0
 
 
 @kernel
@@ -190,6 +193,7 @@ def swap_out_page(S, pfn, target):
     slot = get_swap_slot(gs, swp)
     swp[SWP_COUNT, slot] = want
     swp[SWP_MEMCG, slot] = cg
+    swp[SWP_WRITTEN, slot] = 1 if fr_flags[pfn] & PG_written else 0
     if cfg[C_WORKINGSET] >= 2:
         workingset_eviction_anon(gs, lru, swp, slot, fr_flags[pfn] & PG_workingset, target)
     else:
@@ -213,26 +217,12 @@ def swap_out_page(S, pfn, target):
 @kernel
 def split_for_swap(S, head):
     """A THP about to be swapped out is split (it is never written whole here): every PMD that
-    maps it is split through the anon rmap, then the folio (its unmapped subpages are freed).
-    Returns the pages freed by the split, or -1 if it cannot split (mlocked)."""
-    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
-    if fr_flags[head] & PG_mlocked:
-        return -1
-    if fr32[FR_OWNER, head + 1] > 0:
-        anon = fr32[FR_OWNER, head]
-        va = fr_idx[head] << 12
-        for m in range(gs[G_NR_MM]):
-            if mm[MM_ANON, m] != anon or mm[MM_PGD, m] < 0:
-                continue
-            pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, m], va)
-            if pos >= 0 and (pt[pos] & _PAGE_PSE) != 0 and (pt[pos] & _PAGE_PRESENT) != 0 \
-                    and entry_pfn(pt[pos]) == head:
-                split_huge_pmd(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, m, pos)
-                flush_tlb_page(cfg, tlb, pwc, m + 1, va)
-    got = split_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head)
+    maps it is split through the anon rmap, then the folio (its unmapped subpages are freed, and
+    from 6.12 its zero-filled ones mapped to the zero page and freed). Returns the pages freed
+    by the split, or -1 if it cannot split (mlocked)."""
+    got = split_anon_folio(S, head)
     if got >= 0:
-        vmstat[VS_THP_SWPOUT_FALLBACK] += 1
+        S.vmstat[VS_THP_SWPOUT_FALLBACK] += 1
     return got
 
 
@@ -340,6 +330,8 @@ def shrink_anon(S, target, nr_to_reclaim, max_scan):
                     if got < 0:
                         continue
                     freed += got
+                    if pt[q] != pe:
+                        continue             # a zero-filled page: now the zero page's PTE
                 if fr_flags[pfn] & PG_lazyfree and fr32[FR_MAPCOUNT, pfn] == 1:
                     if pe & _PAGE_DIRTY:
                         fr_flags[pfn] &= ~PG_lazyfree    # written since MADV_FREE: swap-backed
@@ -409,8 +401,8 @@ def madvise_pageout(S, mmi, start, end):
                 continue
             if (f & PG_tail) != 0 or fr_order[pfn] > 0:
                 head = pfn & ~(HPAGE_PMD_NR - 1)
-                if fr32[FR_OWNER, head + 1] != 0 or split_for_swap(S, head) < 0:
-                    continue
+                if fr32[FR_OWNER, head + 1] != 0 or split_for_swap(S, head) < 0 or pt[q] != pe:
+                    continue             # (a zero-filled page maps the zero page after the split)
             elif f & PG_mlocked:
                 continue
             if swap_out_page(S, pfn, 0):         # reclaim_pages: no target memcg (the root)

@@ -1,7 +1,9 @@
 """Translation lookaside buffers and paging-structure caches (Intel SDM vol. 3, 4.10).
 
 Per simulated CPU ``c``: ``tlb[c, 0, e]`` is entry ``e``'s stored tag (``key * 2 + dirty``, -1 when
-invalid) and ``tlb[c, 1, e]`` its last-use stamp (LRU). Entries are laid out as the L1 dTLB for
+invalid), ``tlb[c, 1, e]`` its last-use stamp (LRU) and ``tlb[c, 2, e]`` the frame it translates to
+(the head of a 2 MiB page; the hardware keeps it, and a store through the entry marks the page it
+reaches written: ``PG_written``). Entries are laid out as the L1 dTLB for
 4 KiB pages, the L1 dTLB for 2 MiB pages, then the unified STLB. A key is
 ``asid << 37 | size_bit << 36 | virtual page number``; the ASID is the mm id + 1, so a task switch
 flushes nothing (PCID).
@@ -77,12 +79,14 @@ def probe_victim(t, a, b, ways, key, stamp):
 
 
 @kernel
-def tlb_fill(tags, ages, base, sets, ways, vpn, key, dirty, stamp):
-    """Insert ``key``: in place if present, else the lowest invalid way, else the LRU way."""
+def tlb_fill(tags, ages, pfns, base, sets, ways, vpn, key, dirty, pfn, stamp):
+    """Insert ``key`` (translating to frame ``pfn``): in place if present, else the lowest invalid
+    way, else the LRU way."""
     hit, victim = probe_victim(tags, ages, base + set_index(vpn, sets) * ways, ways, key, stamp)
     e = hit if hit >= 0 else victim
     tags[e] = key * 2 + dirty
     ages[e] = stamp
+    pfns[e] = pfn
     return e
 
 

@@ -83,7 +83,7 @@ from .page_counter import mc, memcg_is_descendant
 from .swap import shrink_anon
 from .filemap import filemap_remove_page
 from .filemap import unmap_file_pte
-from .huge_memory import deferred_split_scan
+from .rmap import deferred_split_scan
 from .jit import kernel
 from .pagetable import pmd_lookup, pte_lookup
 from .tlb import flush_tlb_page
@@ -286,10 +286,8 @@ def take_swap_io(gs):
 def shrink_node(S, nr_to_reclaim, kswapd):
     """Global reclaim: the deferred-split shrinker first (it frees the unmapped parts of queued
     THPs), then every memcg's lruvec (``shrink_memcgs`` from the root). Returns the number freed."""
-    gs = S.gs
     vmstat = S.vmstat
-    freed = deferred_split_scan(gs, vmstat, S.fr32, S.fr_idx, S.fr_flags, S.fr_order, S.pb_mt,
-                                SWAP_CLUSTER_MAX)
+    freed = deferred_split_scan(S, SWAP_CLUSTER_MAX)
     got, scanned, af, asc = shrink_anon_and_file(
         S, 0, nr_to_reclaim - freed if freed < nr_to_reclaim else 0, kswapd, True)
     freed += got + af

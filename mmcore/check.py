@@ -53,6 +53,7 @@ def check_invariants(m) -> None:
             sz = 1 << int(order[p])
             # a free block is clean: allocations rely on it (prep_anon_folio writes only flags)
             assert not (flags[p + 1:p + sz]).any(), f"free block {p}: flags left on its pages"
+            assert f == K.PG_buddy, f"free block {p}: flags {f:#x} left on its head"
             assert not s.fr32[K.FR_OWNER, p:p + sz].any(), f"free block {p}: owner left"
             assert not s.fr32[K.FR_MAPCOUNT, p:p + sz].any(), f"free block {p}: mapcount left"
             assert not s.fr_idx[p:p + sz].any(), f"free block {p}: index left"
@@ -204,23 +205,29 @@ def _check_khugepaged(s) -> None:
     cur = int(s.gs[K.G_KH_MM])
     assert cur == -1 or seq[cur] != 0, f"khugepaged scans mm {cur}, which is not listed"
     assert s.gs[K.G_NEXT_EVENT] == min(s.gs[K.G_NEXT_SAMPLE], s.gs[K.G_KH_WAKE], s.gs[K.G_KC_WAKE])
-    # the deferred split queue: linked both ways through page[2], exactly the flagged THPs, each
-    # partially mapped (some subpage unmapped, some mapped)
+    # the deferred split queue: linked both ways through page[2], exactly the THPs flagged
+    # PG_deferred, each mapped; only 6.12+ (shrink_underused) queues THPs that are not partially
+    # mapped
     heads = []
     p, prev = int(s.gs[K.G_DEFERRED_HEAD]), -1
     while p >= 0:
-        assert s.fr_flags[p] & K.PG_partially_mapped, f"queued THP {p} is not flagged"
-        assert s.fr_order[p] == K.HPAGE_PMD_ORDER and s.fr_flags[p] & K.PG_head
+        f = int(s.fr_flags[p])
+        assert f & K.PG_deferred, f"queued THP {p} is not flagged"
+        assert s.fr_order[p] == K.HPAGE_PMD_ORDER and f & K.PG_head and f & K.PG_anon
         assert int(s.fr32[K.FR_PREV, p + 2]) == prev, f"queued THP {p}: bad back link"
         mc = s.fr32[K.FR_MAPCOUNT, p:p + K.HPAGE_PMD_NR]
         entire = int(s.fr32[K.FR_OWNER, p + 1])
         assert entire > 0 or (mc > 0).any(), f"queued THP {p} is not mapped at all"
+        if not f & K.PG_partially_mapped:
+            assert s.cfg[K.C_KERNEL] >= 612, f"THP {p} queued but not partially mapped"
         heads.append(p)
         prev, p = p, int(s.fr32[K.FR_NEXT, p + 2])
     assert prev == s.gs[K.G_DEFERRED_TAIL] and len(heads) == s.gs[K.G_DEFERRED_N]
     n = int(s.cfg[K.C_NR_FRAMES])
-    flagged = np.nonzero(s.fr_flags[:n] & K.PG_partially_mapped)[0]
-    assert sorted(heads) == list(flagged), "PG_partially_mapped and the queue disagree"
+    flagged = np.nonzero(s.fr_flags[:n] & K.PG_deferred)[0]
+    assert sorted(heads) == list(flagged), "PG_deferred and the queue disagree"
+    partial = np.nonzero(s.fr_flags[:n] & K.PG_partially_mapped)[0]
+    assert set(partial.tolist()) <= set(heads), "a partially mapped THP is not queued"
 
 
 def _pgd_count(s) -> int:

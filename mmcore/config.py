@@ -176,6 +176,10 @@ class Config:
     thp_enabled: str = "always"
     thp_defrag: str | None = None             # None: the profile's default
     thp_use_zero_page: bool = True
+    # transparent_hugepage/shrink_underused (6.12+): the deferred-split shrinker also splits THPs
+    # with more than khugepaged.max_ptes_none zero-filled subpages (kernels older than 6.12 have
+    # no such shrinker: this setting then does nothing)
+    thp_shrink_underused: bool = True
     page_table_levels: int = 4
     mmap_base: int = K.TASK_SIZE - (128 << 20)  # x86 mmap_base() with ASLR off, 8 MiB stack
     tlb: TLBConfig = field(default_factory=TLBConfig)
@@ -285,6 +289,9 @@ class Config:
                               f"got {self.defrag!r}")
         if not isinstance(self.thp_use_zero_page, bool):
             raise ConfigError(f"thp_use_zero_page: expected true or false, got {self.thp_use_zero_page!r}")
+        if not isinstance(self.thp_shrink_underused, bool):
+            raise ConfigError(f"thp_shrink_underused: expected true or false, got "
+                              f"{self.thp_shrink_underused!r}")
         if self.page_table_levels not in (4, 5):
             raise ConfigError(f"page_table_levels: expected 4 or 5, got {self.page_table_levels!r}")
         _check_int("mmap_base", self.mmap_base, 1 << 24, K.TASK_SIZE)
@@ -419,6 +426,8 @@ class Config:
         c[K.C_THP_ENABLED] = THP_ENABLED[self.thp_enabled]
         c[K.C_THP_DEFRAG] = THP_DEFRAG[self.defrag]
         c[K.C_USE_ZERO_PAGE] = int(self.thp_use_zero_page)
+        c[K.C_SHRINK_UNDERUSED] = int(p.version >= 612 and self.thp_shrink_underused)
+        c[K.C_ZERO_REMAP] = int(p.version >= 612)
         sem = self.thp_disable_semantics
         c[K.C_THP_DISABLE_MODE] = p.thp_disable if sem is None else {
             "none": K.THPDIS_NONE, "def_flags": K.THPDIS_DEF_FLAGS, "mmf": K.THPDIS_MMF,

@@ -359,10 +359,21 @@ LEDGER: tuple[Mechanism, ...] = (
         "stays queued (thp_split_page_failed stays 0)."),
     Mechanism(
         "Underused-THP shrinker (zero-filled subpages mapped to the zero page on split)",
-        marks("n/a", v6_18="absent"),
-        "mm/huge_memory.c `thp_underused` and the deferred-split shrinker (6.12)",
-        (), (), ("thp_underused_split_page",),
-        "No page contents are simulated."),
+        marks("n/a", v6_18="approximate"),
+        "mm/huge_memory.c `thp_underused`, `deferred_split_scan` (6.12); mm/migrate.c "
+        "`try_to_map_unused_to_zeropage`; transparent_hugepage/shrink_underused",
+        (_T + "test_thp_underused.py::test_drop_slab_splits_underused_thps_as_the_host_does",
+         _T + "test_thp_underused.py::test_thps_the_shrinker_leaves_alone",
+         _T + "test_thp_underused.py::test_split_of_a_partially_mapped_thp_maps_its_zero_pages_"
+         "to_the_zero_page",
+         _T + "test_thp_underused.py::test_memory_pressure_runs_the_underused_shrinker",
+         _T + "test_differential.py::test_underused_shrinker_matches_reference"),
+        ("rmap", "huge_memory", "memory"),
+        ("thp_underused_split_page", "thp_split_page", "thp_split_pmd"),
+        "Page contents are one bit per frame (PG_written): zero-filled until a store reaches "
+        "it, copied with the page; a store is taken to write data other than zeros. The "
+        "shrinker's batch is 32 THPs under reclaim, the whole queue for drop_slab, not "
+        "count_objects' share; one global queue (no per-memcg queues)."),
     # ---- compaction -----------------------------------------------------------------------------
     Mechanism(
         "Direct compaction, deferral, fragmentation index, vm.compact_memory",

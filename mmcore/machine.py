@@ -183,7 +183,7 @@ class Machine:
         gs[K.G_NEXT_EVENT] = min(gs[K.G_NEXT_SAMPLE], gs[K.G_KC_WAKE])
         fr_flags = np.zeros(n + 1, np.int32)
         fr_flags[n] = K.PG_reserved                      # the 4 KiB zero page
-        tlb = np.zeros((ncpu, 2, total), np.int64)
+        tlb = np.zeros((ncpu, 3, total), np.int64)
         tlb[:, 0, :] = -1
         fr32 = np.zeros((K.NR_FR_I32, n + 1), np.int32)
         return State(
@@ -1154,6 +1154,11 @@ class Machine:
                 raise _oserror(_errno.EINVAL, f"write {v!r} to {path}")
             self.config.thp_use_zero_page = v == "1"
             cfg[K.C_USE_ZERO_PAGE] = int(v)
+        elif p == self._THP + "shrink_underused" and self.config.profile.version >= 612:
+            if v not in ("0", "1"):
+                raise _oserror(_errno.EINVAL, f"write {v!r} to {path}")
+            self.config.thp_shrink_underused = v == "1"
+            cfg[K.C_SHRINK_UNDERUSED] = int(v)
         elif p.startswith(self._KH) and p[len(self._KH):] in self._KH_KNOBS:
             name = p[len(self._KH):]
             lo, hi = KhugepagedConfig.LIMITS[name]
@@ -1227,6 +1232,8 @@ class Machine:
                             for m in self.config.profile.defrag_modes)
         if p == self._THP + "use_zero_page":
             return str(int(self.config.thp_use_zero_page))
+        if p == self._THP + "shrink_underused" and self.config.profile.version >= 612:
+            return str(int(self.config.thp_shrink_underused))
         if p == self._THP + "shmem_enabled" and self.config.profile.version >= 408:
             return " ".join(f"[{m}]" if m == self.config.shmem_enabled else m
                             for m in K.SHMEM_HUGE_NAMES)

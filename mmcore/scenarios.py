@@ -58,23 +58,37 @@ def _random_reads(t, a: int, nbytes: int, every: int, reads: int, seed: int) -> 
 
 
 def thp_bloat(memory: str = "8GiB", size: str = "4GiB", every: int = 8, reads: int = 1_000_000,
-              max_ptes_none: tuple[int, ...] = (511, 256, 0), seed: int = 0) -> list[dict]:
+              max_ptes_none: tuple[int, ...] = (511, 256, 0), underused: tuple[int, ...] = (409,),
+              seed: int = 0) -> list[dict]:
     """Huge-page memory bloat on a sparse heap (one write every ``every`` pages over ``size``,
     the Redis-like pattern Ingens measured), then random reads of the written pages.
 
-    Variants: THP ``never``; ``always`` (huge pages at fault time); and, for each
-    ``max_ptes_none``, the heap faulted with 4 KiB pages and then left to khugepaged (THP turned
-    on afterwards, one full scan). Each row: Rss and AnonHugePages in MiB, Rss over the ``never``
-    row's, and the simulated time and STLB misses of the writes and reads."""
+    Variants: THP ``never``; ``always`` (huge pages at fault time); for each ``max_ptes_none``,
+    the heap faulted with 4 KiB pages and then left to khugepaged (THP turned on afterwards, one
+    full scan); and for each ``underused`` value, ``always`` with khugepaged's max_ptes_none set
+    to it before the writes, then the deferred-split shrinker run over every THP (6.12's
+    underused-THP shrinker; ``vm.drop_caches`` 2 runs it, as memory pressure would in part).
+    Each row: Rss and AnonHugePages in MiB, Rss over the ``never`` row's, the simulated time
+    and STLB misses of the writes and reads, the pages khugepaged collapsed and the THPs the
+    shrinker split."""
     nbytes = parse_size(size, "size")
     if not isinstance(every, int) or every < 1:
         raise ValueError(f"every: expected a positive number of pages, got {every!r}")
-    variants: list[tuple[str, str, int | None]] = [("never", "never", None), ("always", "always", None)]
-    variants += [(f"khugepaged max_ptes_none={n}", "never", n) for n in max_ptes_none]
+    for name, values in (("max_ptes_none", max_ptes_none), ("underused", underused)):
+        for n in values:
+            if not isinstance(n, int) or not 0 <= n <= 511:
+                raise ValueError(f"{name}: expected values in 0..511, got {n!r}")
+    variants: list[tuple[str, str, int | None, int | None]] = [
+        ("never", "never", None, None), ("always", "always", None, None)]
+    variants += [(f"khugepaged max_ptes_none={n}", "never", n, None) for n in max_ptes_none]
+    variants += [(f"always, underused shrinker max_ptes_none={n}", "always", None, n)
+                 for n in underused]
     rows = []
-    for name, enabled, mpn in variants:
+    for name, enabled, mpn, shrink in variants:
         m = Machine(Config(memory=memory, thp_enabled=enabled), seed=seed)
         t = m.spawn("redis")
+        if shrink is not None:
+            m.sysfs_write(KH_KNOB + "max_ptes_none", shrink)
         a, wns = _sparse_heap(m, t, nbytes, every)
         if mpn is not None:
             m.sysfs_write(KH_KNOB + "max_ptes_none", mpn)
@@ -82,13 +96,16 @@ def thp_bloat(memory: str = "8GiB", size: str = "4GiB", every: int = 8, reads: i
             m.sysfs_write("kernel/mm/transparent_hugepage/enabled", "always")
             t.madvise(a, nbytes, 14)          # MADV_HUGEPAGE enrols the mm (no fault would)
             m.advance(1_000_000)              # khugepaged's first wakeup: one full scan
+        if shrink is not None:
+            t.write_sysctl("vm.drop_caches", 2)
         rns, misses = _random_reads(t, a, nbytes, every, reads, seed)
         sm = t.smaps(a)
         rows.append({"variant": name, "Rss_MiB": sm["Rss"] // 1024,
                      "AnonHugePages_MiB": sm["AnonHugePages"] // 1024,
                      "write_ms": round(wns / 1e6, 3), "read_ms": round(rns / 1e6, 3),
                      "stlb_misses_per_read": round(misses / max(reads, 1), 4),
-                     "collapsed": m.khugepaged()["pages_collapsed"]})
+                     "collapsed": m.khugepaged()["pages_collapsed"],
+                     "underused_split": m.vmstat()["thp_underused_split_page"]})
     base = rows[0]["Rss_MiB"]
     for r in rows:
         r["bloat"] = round(r["Rss_MiB"] / base, 2) if base else float("nan")

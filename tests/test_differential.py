@@ -29,7 +29,7 @@ VMSTAT_KEYS = ("pgfault", "thp_fault_alloc", "thp_fault_fallback", "thp_zero_pag
                "nr_page_table_pages", "nr_free_pages", "nr_mlock", "thp_collapse_alloc",
                "thp_collapse_alloc_failed", "thp_scan_exceed_none_pte", "thp_scan_exceed_swap_pte",
                "thp_scan_exceed_share_pte", "compact_stall", "compact_success", "compact_fail",
-               "thp_split_page", "thp_deferred_split_page")
+               "thp_split_page", "thp_deferred_split_page", "thp_underused_split_page")
 KH_KEYS = ("pages_collapsed", "full_scans", "pages_scanned", "busy_ns")
 STATUS_KEYS = ("VmRSS", "RssAnon", "VmPTE", "VmLck")
 TLB_KEYS = ("accesses", "dtlb_misses", "stlb_misses", "walk_loads")
@@ -583,6 +583,19 @@ def test_kswapd_and_drop_slab_split_queued_thps():
     pair = Pair(memory="16MiB", kernel="4.13", thp_enabled="always")
     _run(pair, PRESSURE + [(0, "write_sysctl", "vm.drop_caches", 2)])
     assert pair.m.vmstat()["thp_split_page"] == 7 and not pair.r.deferred
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_underused_shrinker_matches_reference(seed):
+    """6.18 with max_ptes_none 256: every new THP is queued; reclaim and drop_caches split the
+    underused ones (sparse touches: one page in 16 written) and remap zero-filled pages to the
+    zero page on every split, as the reference does; the written pages, the Rss, the counters
+    and the freed pages agree."""
+    rng = np.random.default_rng(9100 + seed)
+    pair = Pair(memory="16MiB", kernel="6.18", thp_enabled="always",
+                khugepaged={"max_ptes_none": 256})
+    _run(pair, PRESSURE + _random_ops(rng, 30, SPLIT + ("collapse",)) +
+         [(0, "write_sysctl", "vm.drop_caches", 2)])
 
 
 # Rules of THP splitting the engine once got wrong (SPLIT_REASONS says how): each case runs the

@@ -433,10 +433,13 @@ def test_3_10_splits_the_page_with_the_pmd(machine):
 def test_bloat_of_a_sparse_heap():
     """One write every 8 pages (the Redis-like pattern): Rss under ``always`` is 8x Rss under
     ``never`` (at least 1.5x is the claim); khugepaged with max_ptes_none 511 bloats the same way,
-    with 256 it leaves the sparse ranges alone."""
+    with 256 it leaves the sparse ranges alone; the underused-THP shrinker with max_ptes_none 409
+    splits every THP (448 of 512 pages zero-filled) and gives the zero-filled pages back, with
+    448 it splits none."""
     from mmcore.scenarios import thp_bloat
     rows = {r["variant"]: r for r in thp_bloat(memory="512MiB", size="128MiB", every=8,
-                                                reads=20_000, max_ptes_none=(511, 256))}
+                                                reads=20_000, max_ptes_none=(511, 256),
+                                                underused=(409, 448))}
     never, always = rows["never"], rows["always"]
     assert never["Rss_MiB"] == 16 and always["Rss_MiB"] == 128
     assert always["bloat"] >= 1.5 and always["Rss_MiB"] >= 1.5 * never["Rss_MiB"]
@@ -445,6 +448,14 @@ def test_bloat_of_a_sparse_heap():
     assert rows["khugepaged max_ptes_none=511"]["collapsed"] == 64
     assert rows["khugepaged max_ptes_none=256"]["Rss_MiB"] == 16
     assert rows["khugepaged max_ptes_none=256"]["collapsed"] == 0
+    shrunk = rows["always, underused shrinker max_ptes_none=409"]
+    assert shrunk["Rss_MiB"] == 16 and shrunk["AnonHugePages_MiB"] == 0
+    assert shrunk["underused_split"] == 64 and shrunk["bloat"] == 1.0
+    assert abs(shrunk["stlb_misses_per_read"] - never["stlb_misses_per_read"]) < 0.01
+    kept = rows["always, underused shrinker max_ptes_none=448"]
+    assert kept["Rss_MiB"] == kept["AnonHugePages_MiB"] == 128 and kept["underused_split"] == 0
+    with pytest.raises(ValueError, match="underused: expected values in 0..511, got 600"):
+        thp_bloat(underused=(600,))
 
 
 def test_mixed_workload_with_and_without_the_prctl():

@@ -266,6 +266,14 @@ def test_thp_bloat_scenario(shipped_runs):
                                                        "enabled": "never", "max_ptes_none": 256})
     kept = run_scenario(s)["tasks"]["redis"]["smaps_rollup"]
     assert kept["AnonHugePages"] == 0 and kept["Rss"] == 8 << 10
+    # under always, max_ptes_none 256 lets the shrink phase split every underused THP
+    s = load_scenario(DATA / "thp_bloat.toml", params={"heap": "64MiB", "reads": 1000,
+                                                       "max_ptes_none": 256})
+    run = run_scenario(s)
+    split = run["tasks"]["redis"]["smaps_rollup"]
+    assert split["AnonHugePages"] == 0 and split["Rss"] == 8 << 10
+    assert run["vmstat"]["thp_underused_split_page"] == 32
+    assert r["vmstat"]["thp_underused_split_page"] == 0      # max_ptes_none 511: none
 
 
 def test_drop_caches_cron_sends_reads_back_to_the_disk(shipped_runs):

@@ -223,8 +223,10 @@ khugepaged and MADV_COLLAPSE (SEMANTICS 11)
  K2. Linux's rules only (the engine follows them since the departures once listed here were
      fixed).
 THP splits (SEMANTICS 12)
- S1. The deferred split queue is ``self.deferred`` (oldest first), ``Folio.partially_mapped`` its
-     flag; ``_remove_rmap_ptes`` / ``_zap_huge_pmd`` queue, ``_free_folio`` dequeues.
+ S1. The deferred split queue is ``self.deferred`` (oldest first), ``Folio.deferred`` its flag,
+     ``Folio.partially_mapped`` the partial mark; ``_remove_rmap_ptes`` / ``_zap_huge_pmd`` queue
+     partially mapped THPs, ``_queue_new_thp`` (6.18) new ones, ``_free_folio`` dequeues.
+     ``Folio.written`` per page: a store reached it (``_mark_written``, from the TLB entry's frame).
  S2. Zap batches follow ``folio_pte_batch``; ``_split_folio`` builds the order-0 folios' rmaps by
      walking every live mm's leaves.
  S3. ``departures=`` names engine behaviours from ``SPLIT_DEPARTURES`` to follow instead of
@@ -345,7 +347,8 @@ VMSTAT_EVENTS = ("pgfault", "thp_fault_alloc", "thp_fault_fallback", "thp_zero_p
                  "compact_fail", "compact_migrate_scanned", "compact_free_scanned",
                  "pgmigrate_success", "thp_collapse_alloc", "thp_collapse_alloc_failed",
                  "thp_scan_exceed_none_pte", "thp_scan_exceed_swap_pte",
-                 "thp_scan_exceed_share_pte", "thp_split_page", "thp_deferred_split_page")
+                 "thp_scan_exceed_share_pte", "thp_split_page", "thp_deferred_split_page",
+                 "thp_underused_split_page")
 # khugepaged's sysfs knobs and their defaults (/sys/kernel/mm/transparent_hugepage/khugepaged/)
 DEFAULT_KHUGEPAGED = dict(pages_to_scan=4096, scan_sleep_millisecs=10000,
                           alloc_sleep_millisecs=60000, defrag=1, max_ptes_none=511,
@@ -569,7 +572,7 @@ class Folio:
 
     __slots__ = ("pfn", "order", "kind", "entire_mapcount", "page_mapcount", "rmap", "anon_root",
                  "lazyfree", "exclusive", "mlocked", "mlock_count", "split_unlocked",
-                 "partially_mapped")
+                 "partially_mapped", "deferred", "written")
 
     def __init__(self, pfn, order, kind):
         self.pfn = pfn
@@ -585,7 +588,11 @@ class Folio:
         self.mlocked = False  # PG_mlocked (L1)
         self.mlock_count = 0  # folio->mlock_count: mlocks not yet undone (0 unless mlocked)
         self.split_unlocked = False  # split off a THP that was not mlocked (L1)
-        self.partially_mapped = False  # PG_partially_mapped: on the deferred split queue (S1)
+        self.partially_mapped = False  # PG_partially_mapped: some subpage unmapped (S1)
+        self.deferred = False  # on the deferred split queue (S1)
+        # per subpage: a store reached it since it was zero-filled (S1: thp_underused, the zero
+        # page remap on split)
+        self.written = [False] * (1 << order)
 
     def mapcount(self):
         return self.entire_mapcount + sum(self.page_mapcount)
@@ -759,6 +766,7 @@ class RefMachine:
         except OSError:
             raise ValueError(f"bad THP setting {thp_enabled!r}/{thp_defrag!r} for {kernel}") from None
         self.use_zero_page = bool(use_zero_page)
+        self.shrink_underused = True   # transparent_hugepage/shrink_underused (6.18 only)
         self.huge_zero_pfn = None
         self.tasks = {}
         self.next_pid = 1
@@ -1118,6 +1126,8 @@ class RefMachine:
             e = cpu.l1_2m.lookup(asid, va >> HPAGE_PMD_SHIFT, HPAGE_PMD_SHIFT)
         if e is not None:
             if not write or (e.writable and e.dirty):
+                if write:
+                    self._mark_written(e, va)
                 return
         else:
             task.dtlb_misses += 1
@@ -1127,15 +1137,29 @@ class RefMachine:
             if e is not None and (not write or (e.writable and e.dirty)):
                 self._cost += self.costs["stlb_hit_ps"]
                 cpu.l1_for(e.shift).fill(e)
+                if write:
+                    self._mark_written(e, va)
                 return
         for _ in range(3):
             entry = self._walk(task, va, write)
             if entry is not None:
                 cpu.stlb.fill(entry)
                 cpu.l1_for(entry.shift).fill(entry)
+                if write:
+                    self._mark_written(entry, va)
                 return
             self._handle_mm_fault(task, va, write)
         raise AssertionError("fault did not make the access succeed")
+
+    def _mark_written(self, e, va):
+        """A store through TLB entry ``e``: the anonymous page it reaches holds data (S1)."""
+        pfn = e.pfn + ((va >> PAGE_SHIFT) & ((1 << (e.shift - PAGE_SHIFT)) - 1))
+        for head in (pfn, pfn & ~(HPAGE_PMD_NR - 1)):
+            folio = self.folios.get(head)
+            if folio is not None and folio.pfn <= pfn < folio.pfn + (1 << folio.order):
+                if folio.kind == "anon":
+                    folio.written[pfn - folio.pfn] = True
+                return
 
     def _walk(self, task, va, write):
         """Hardware page walk with the PDE/PDPTE caches; a TlbEntry, or None to fault."""
@@ -1263,6 +1287,7 @@ class RefMachine:
         self.events["thp_fault_alloc"] += 1
         if vma.flags & VM_LOCKED:
             self._mlock_folio(folio)  # mlock_new_folio (folio_add_lru_vma)
+        self._queue_new_thp(folio)
 
     def _do_huge_pmd_anonymous_page(self, mm, vma, pmd_t, i, va, write):
         """True if the fault was handled with a PMD; False: fall back to 4 KiB."""
@@ -1461,6 +1486,7 @@ class RefMachine:
             raise OutOfMemory(va)
         folio, sub = self._folio_of(old)  # reclaim may have split the folio meanwhile
         new = Folio(pfn, 0, "anon")
+        new.written[0] = folio.written[sub]   # the copy holds what the page held
         new.page_mapcount[0] = 1
         new.rmap = [(mm, page_va)]
         new.anon_root = mm.anon_root
@@ -1593,21 +1619,35 @@ class RefMachine:
                                      or "split_queue_pmd_mapped" in self.departures):
             self._deferred_split_folio(folio)
 
-    def _deferred_split_folio(self, folio):
-        if not folio.partially_mapped and folio.kind == "anon":
+    def _deferred_split_folio(self, folio, partially_mapped=True):
+        """deferred_split_folio (S1): queue an anonymous THP once; the first time it is marked
+        partially mapped counts thp_deferred_split_page."""
+        if folio.kind != "anon":
+            return
+        if partially_mapped and not folio.partially_mapped:
             folio.partially_mapped = True
-            self.deferred.append(folio)
             self.events["thp_deferred_split_page"] += 1
+        if not folio.deferred:
+            folio.deferred = True
+            self.deferred.append(folio)
+
+    def _queue_new_thp(self, folio):
+        """6.12+ with shrink_underused: a new anonymous THP (fault, collapse) is queued for the
+        underused check (S1)."""
+        if self.kernel == "6.18" and self.shrink_underused:
+            self._deferred_split_folio(folio, partially_mapped=False)
 
     def _deferred_split_remove(self, folio):
-        if folio.partially_mapped:
-            folio.partially_mapped = False
+        if folio.deferred:
+            folio.deferred = folio.partially_mapped = False
             self.deferred.remove(folio)
 
     def _split_folio(self, folio):
         """__split_huge_page of a THP mapped by PTEs only: 512 order-0 folios, the unmapped
-        ones freed in pfn order. -1 (left as it is, still queued) if a PMD maps it or it is
-        mlocked; else the pages freed."""
+        ones freed in pfn order; 6.18 then maps every PTE of a zero-filled page to the zero page,
+        mm by mm (by id) and page by page, and frees the page when its last PTE goes (S1).
+        -1 (left as it is, still queued) if a PMD maps it or it is mlocked; else the pages
+        freed."""
         if folio.entire_mapcount or folio.mlocked:
             return -1
         self._deferred_split_remove(folio)
@@ -1620,6 +1660,7 @@ class RefMachine:
                         rmaps.setdefault(k, []).append((mm, va))
         del self.folios[folio.pfn]
         freed = 0
+        pages = {}
         for k in range(HPAGE_PMD_NR):
             if folio.page_mapcount[k] == 0:
                 self.buddy.free(folio.pfn + k, 0)
@@ -1632,16 +1673,54 @@ class RefMachine:
             page.anon_root = folio.anon_root
             page.exclusive = [folio.exclusive[k]]
             page.lazyfree = [folio.lazyfree[0]]     # the folio's flags go to every new folio
+            page.written = [folio.written[k]]
             page.split_unlocked = True              # PG_mlocked was clear on the THP (L1)
             self.folios[page.pfn] = page
+            pages[k] = page
         self.events["thp_split_page"] += 1
+        if self.kernel == "6.18":
+            for mm in sorted({m for k in pages for m, _ in rmaps[k]}, key=lambda m: m.id):
+                for k, page in pages.items():
+                    if page.written[0]:
+                        continue
+                    for m, va in list(page.rmap):
+                        if m is not mm:
+                            continue
+                        pte_t = self._table_at(mm, va, PTE_LEVEL)
+                        j = _pt_index(va, PTE_LEVEL)
+                        old = pte_t.entries[j]
+                        pte_t.entries[j] = ((old & ~(PTE_PFN_MASK | _PAGE_RW | _PAGE_DIRTY))
+                                            | _PAGE_ACCESSED | _PAGE_SPECIAL
+                                            | (self.zero_pfn << PAGE_SHIFT))
+                        mm.rss_anon -= 1
+                        self._tlb_invalidate(mm, va, va + PAGE_SIZE)
+                        page.rmap.remove((m, va))
+                        freed += page.page_mapcount[0] == 1
+                        self._remove_rmap_ptes(page, (0,))
         return freed
 
+    def _thp_underused(self, folio):
+        """thp_underused (S1): more than max_ptes_none zero-filled pages; never at 511."""
+        limit = self.kh_knobs["max_ptes_none"]
+        return limit < HPAGE_PMD_NR - 1 and folio.written.count(False) > limit
+
     def _deferred_split_scan(self, nr_to_scan):
-        """deferred_split_scan: try the ``nr_to_scan`` oldest queued THPs; the pages freed."""
+        """deferred_split_scan: the ``nr_to_scan`` oldest queued THPs. A partially mapped one
+        is split (it stays queued if it cannot be); an underused one (6.18) is split and counts
+        thp_underused_split_page; any other leaves the queue. The pages freed."""
         freed = 0
         for folio in self.deferred[:nr_to_scan]:
-            freed += max(self._split_folio(folio), 0)
+            if folio.partially_mapped:
+                freed += max(self._split_folio(folio), 0)
+            elif self._thp_underused(folio):
+                got = self._split_huge_page(folio) if not folio.mlocked else -1
+                if got >= 0:
+                    self.events["thp_underused_split_page"] += 1
+                    freed += got
+                else:
+                    self._deferred_split_remove(folio)
+            else:
+                self._deferred_split_remove(folio)
         return freed
 
     def _split_huge_page(self, folio):
@@ -1653,7 +1732,7 @@ class RefMachine:
                     if size == 2048 and _entry_pfn(e) == folio.pfn:
                         pmd_t = self._table_at(mm, va, PMD_LEVEL)
                         self._split_huge_pmd(mm, pmd_t, _pt_index(va, PMD_LEVEL), va, whole=False)
-        self._split_folio(folio)
+        return self._split_folio(folio)
 
     def _split_page_too(self, pfn):
         """The engine's 3.x rule (``split_310_zap_cow_only``): after a zap's or a COW's PMD
@@ -2386,7 +2465,8 @@ class RefMachine:
         return 0
 
     def sysfs_write(self, path, value):
-        """/sys/kernel/mm/transparent_hugepage/{enabled,defrag,use_zero_page}."""
+        """/sys/kernel/mm/transparent_hugepage/{enabled,defrag,use_zero_page,shrink_underused}
+        (the last on 6.18 only)."""
         if path.startswith("/sys/"):
             path = path[len("/sys/"):]
         if not path.startswith(SYSFS_THP):
@@ -2406,6 +2486,10 @@ class RefMachine:
             if not text.isdigit() or int(text) > 1:
                 raise _oserror(EINVAL)
             self.use_zero_page = bool(int(text))
+        elif knob == "shrink_underused" and self.kernel == "6.18":
+            if text not in ("0", "1"):
+                raise _oserror(EINVAL)
+            self.shrink_underused = text == "1"
         else:
             raise _oserror(ENOENT)
 
@@ -2635,12 +2719,14 @@ class RefMachine:
         pte_pfn = _entry_pfn(pmd_t.entries[i])
         pte_t = self.tables[pte_pfn]
         copied = 0
+        written = [False] * HPAGE_PMD_NR
         for j in range(HPAGE_PMD_NR):
             e, pte_t.entries[j] = pte_t.entries[j], 0
             if e == 0 or _entry_pfn(e) == self.zero_pfn:
                 continue
             copied += 1
             old, sub = self._folio_of(_entry_pfn(e))
+            written[j] = old.written[sub]
             if old.order == 0:
                 old.rmap.remove((mm, haddr + (j << PAGE_SHIFT)))
             if vma.flags & VM_LOCKED:
@@ -2652,6 +2738,7 @@ class RefMachine:
         self.folios[pfn] = folio
         folio.entire_mapcount = 1
         folio.anon_root = mm.anon_root
+        folio.written = written
         if vma.flags & VM_LOCKED:
             self._mlock_folio(folio)          # folio_add_lru_vma -> mlock_new_folio
         entry = (_PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_PSE
@@ -2661,6 +2748,7 @@ class RefMachine:
         pmd_t.entries[i] = entry
         mm.deposits.setdefault(haddr >> 30, []).append(pte_pfn)   # pgtable_trans_huge_deposit
         mm.rss_anon += HPAGE_PMD_NR - copied
+        self._queue_new_thp(folio)
         self._tlb_invalidate(mm, haddr, haddr + HPAGE_PMD_SIZE)
         self._cost += self.costs["tlb_flush_ps"]
         return "succeed"
@@ -2871,6 +2959,13 @@ class RefMachine:
     def check_invariants(self):
         owner = self._check_frame_conservation()
         self._check_free_lists()
+        # the deferred split queue (S1): the flagged folios, once each; partially mapped ones queued
+        queued = {id(f) for f in self.deferred}
+        assert len(queued) == len(self.deferred), "a THP queued twice"
+        for f in self.folios.values():
+            assert f.deferred == (id(f) in queued), f"queue flag of {f.pfn}"
+            assert f.deferred or not f.partially_mapped, f"partially mapped {f.pfn} not queued"
+            assert f.kind == "anon" or not any(f.written), f"written {f.kind} folio {f.pfn}"
         expected = {pfn: [0, [0] * (1 << f.order)] for pfn, f in self.folios.items()}
         rmaps = {pfn: [] for pfn in self.folios}
         mms = self._mms()

@@ -1351,6 +1351,31 @@ def _thp(kernel="6.18", fork=False):
     return m, p, c, a
 
 
+def test_underused_thps_are_split_by_the_shrinker():
+    """6.18: every new THP is queued; with max_ptes_none 409 one written page in 8 leaves it
+    underused (448 zero-filled pages), and drop_slab splits it down to the written pages; a
+    dense THP leaves the queue untouched."""
+    m = RefMachine(64 * MiB, kernel="6.18", thp_enabled="always",
+                   khugepaged={"max_ptes_none": 409})
+    p = m.spawn()
+    a = 0x7F0000000000
+    m.mmap(p, 4 * MiB, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, a)
+    m.touch(p, a, 2 * MiB, 8 * 4096, True)
+    m.touch(p, a + 2 * MiB, 2 * MiB, 4096, True)
+    assert len(m.deferred) == 2 and m.vmstat()["thp_deferred_split_page"] == 0
+    m.write_sysctl(p, "vm.drop_caches", 2)
+    v = m.vmstat()
+    assert v["thp_underused_split_page"] == 1 and v["thp_split_page"] == 1 and not m.deferred
+    assert m.status(p)["RssAnon"] == 64 * 4 + 2048
+    m.check_invariants()
+    m.sysfs_write("/sys/kernel/mm/transparent_hugepage/shrink_underused", "0")
+    m.munmap(p, a, 4 * MiB)
+    m.mmap(p, 2 * MiB, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, a)
+    m.touch(p, a, 2 * MiB, 8 * 4096, True)       # the knob off: new THPs are not queued
+    assert not m.deferred
+    m.check_invariants()
+
+
 def test_deferred_split_queue_linux_rules():
     m, p, _, a = _thp()
     m.munmap(p, a + 4096, 4096)                   # PMD split, one page unmapped: queued
@@ -1358,7 +1383,15 @@ def test_deferred_split_queue_linux_rules():
     free = m.vmstat()["nr_free_pages"]
     m.write_sysctl(p, "vm.drop_caches", 2)        # drop_slab: split, the hole's page freed
     v = m.vmstat()
-    assert v["thp_split_page"] == 1 and not m.deferred and v["nr_free_pages"] == free + 1
+    # and (6.12+) the 510 mapped pages never written go to the zero page: one page stays
+    assert v["thp_split_page"] == 1 and not m.deferred and v["nr_free_pages"] == free + 511
+    assert m.status(p)["RssAnon"] == 4
+    m.check_invariants()
+    m, p, _, a = _thp(kernel="4.13")
+    m.munmap(p, a + 4096, 4096)
+    free = m.vmstat()["nr_free_pages"]
+    m.write_sysctl(p, "vm.drop_caches", 2)        # before 6.12 only the hole's page is freed
+    assert m.vmstat()["nr_free_pages"] == free + 1 and m.status(p)["RssAnon"] == 511 * 4
     m.check_invariants()
     # a whole PTE-mapped THP unmapped in one zap is one folio_pte_batch run: never queued
     m, p, _, a = _thp()
