@@ -182,7 +182,7 @@ SYSCTLS = ("vm.drop_caches", "vm.dirty_ratio", "vm.dirty_background_ratio",
            "vm.user_reserve_kbytes")
 _THP_SYSFS = "kernel/mm/transparent_hugepage/"
 SYSFS = (_THP_SYSFS + "enabled", _THP_SYSFS + "defrag", _THP_SYSFS + "use_zero_page",
-         _THP_SYSFS + "shmem_enabled") + tuple(
+         _THP_SYSFS + "shmem_enabled", _THP_SYSFS + "shrink_underused") + tuple(
     _THP_SYSFS + "khugepaged/" + k for k in KhugepagedConfig.LIMITS)
 FSTYPES = ("ext4", "ext2", "tmpfs", "ramfs")
 DISK_KEYS = ("read_latency_us", "write_latency_us", "read_mb_s", "write_mb_s")
@@ -1237,6 +1237,9 @@ class _Validator:
             raise self.err(_sub(key, "path"), f"unknown sysfs file {d['path']!r}; expected one of {', '.join(SYSFS)}")
         v = d["value"]
         knob = path.rsplit("/", 1)[1]
+        if knob == "shrink_underused" and self.config.profile.version < 612:
+            raise self.err(_sub(key, "path"), f"{path} exists from 6.12; machine.kernel is "
+                           f"{self.config.kernel!r}")
         if "/khugepaged/" in path:
             lo, hi = KhugepagedConfig.LIMITS[knob]
             if isinstance(v, str) and v.strip().isdigit():
@@ -1244,6 +1247,7 @@ class _Validator:
             return {"path": path, "value": str(self.int_(v, _sub(key, "value"), lo, hi))}
         value = str(v) if isinstance(v, int) and not isinstance(v, bool) else self.str_(v, _sub(key, "value"))
         choices = {"enabled": ("always", "madvise", "never"), "use_zero_page": ("0", "1"),
+                   "shrink_underused": ("0", "1"),
                    "defrag": self.config.profile.defrag_modes,
                    "shmem_enabled": K.SHMEM_HUGE_NAMES}[path.rsplit("/", 1)[1]]
         self.choice(value.strip(), _sub(key, "value"), tuple(choices))

@@ -98,6 +98,8 @@ BAD_OPS = [
     ({"op": "write_sysctl", "name": "vm.drop_caches", "value": 7}, "phase[0].ops[3].value", "1, 2, 3 or 4"),
     ({"op": "sysfs_write", "path": "kernel/mm/transparent_hugepage/enabled", "value": "sometimes"},
      "phase[0].ops[3].value", "'madvise'"),
+    ({"op": "sysfs_write", "path": "kernel/mm/transparent_hugepage/shrink_underused", "value": 2},
+     "phase[0].ops[3].value", "'0', '1'"),
     ({"op": "prctl", "option": "PR_SET_FOO"}, "phase[0].ops[3].option", "unknown prctl option"),
     ({"op": "touch", "map": "buf", "task": "zed"}, "phase[0].ops[3].task", "declared in [[task]]"),
     ({"op": "touch", "map": "buf", "count": "${missing}"}, "phase[0].ops[3].count", "param 'missing'"),
@@ -111,6 +113,14 @@ def test_bad_op_names_its_key(op, key, words):
     assert e.key == key, str(e)
     assert words in str(e)
     assert f": {key}: " in str(e)
+
+
+def test_shrink_underused_needs_a_6_12_profile():
+    op = {"op": "sysfs_write", "path": "kernel/mm/transparent_hugepage/shrink_underused",
+          "value": 0}
+    e = error_of(doc(op, machine={"memory": "64MiB", "kernel": "4.13"}))
+    assert e.key == "phase[0].ops[3].path" and "exists from 6.12" in str(e) and "'4.13'" in str(e)
+    assert load_scenario(doc(op)) is not None
 
 
 BAD_TABLES = [
