@@ -654,7 +654,7 @@ def _parser() -> argparse.ArgumentParser:
         description="With a scenario file: check it without running it. Without one (or with "
         "--host): run small scenarios on the host Linux (THP faults under MADV_HUGEPAGE, "
         "MADV_NOHUGEPAGE and PR_SET_THP_DISABLE, zero-page reads, page-table growth, the "
-        "oom_score of stopped children) and the same in the engine with the closest kernel "
+        "underused-THP shrinker, the oom_score of stopped children) and the same in the engine with the closest kernel "
         "profile and the host's THP settings, and print a table of host value, engine value and "
         "match. Scenarios the host cannot run (not Linux, no /proc, THP off, a missing "
         "capability or prctl) are shown as skipped, with the reason. Exit status: 0 when every "

@@ -64,6 +64,7 @@ CAP_SYS_ADMIN, CAP_SYS_RESOURCE = 21, 24
 THP_SYSFS = "/sys/kernel/mm/transparent_hugepage"
 SHMEM_HUGE = ("never", "always", "within_size", "advise", "deny", "force")   # shmem_enabled
 CHILD_TIMEOUT_S = 30
+SYSFS_LOCK = "/tmp/mmcore-validate-sysfs.lock"   # held while a child changes a host-wide knob
 
 
 # ---- the host: what it is and what it offers ------------------------------------------------
@@ -248,6 +249,11 @@ class Region:
     write: bool = True
     stride: int = PAGE
     prctl: tuple[int, int] | None = None      # PR_SET_THP_DISABLE (arg2, arg3), set first
+    # khugepaged/max_ptes_none while the scenario runs (a host-wide knob: set, then restored), and
+    # drop_caches 2 after the touches (drop_slab runs the deferred-split shrinker, 6.12+: its
+    # underused-THP check); Rss, AnonHugePages and the split counters are then read after it
+    max_ptes_none: int | None = None
+    drop_slab: bool = False
 
 
 @dataclass(frozen=True)
@@ -293,6 +299,12 @@ HUGE_ZERO = Observable("huge_zero_pmds", "pagemap huge zero PMDs", "", needs_pfn
                        note="2 MiB ranges mapped by the huge zero page (pagemap + kpageflags)")
 ZERO_PTES = Observable("zero_ptes", "pagemap zero-page PTEs", "", needs_pfns=True,
                        note="4 KiB pages mapped to the zero page (pagemap + kpageflags)")
+_SHRINK_NOTE = (f"system-wide counters: drop_caches 2 runs the shrinker over every process's "
+                f"THPs (a value above the tolerance is measured again, the least of "
+                f"{SYSTEM_WIDE_RUNS} runs counts)")
+SPLIT_KEYS = ("thp_underused_split_page", "thp_split_page", "thp_split_pmd")
+UNDERUSED = tuple(Observable(k, f"vmstat {k} delta", "", _SYSTEM_WIDE, system_wide=True,
+                             note=_SHRINK_NOTE) for k in SPLIT_KEYS)
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("madv-hugepage", "8 MiB anonymous, 2 MiB-aligned, MADV_HUGEPAGE, a write to every "
@@ -314,6 +326,12 @@ SCENARIOS: tuple[Scenario, ...] = (
              Region(8 << 20, MADV_NOHUGEPAGE, write=False), (RSS, AHP, HUGE_ZERO, ZERO_PTES)),
     Scenario("pte-growth", "16 pages written 2 MiB apart in 32 MiB with MADV_NOHUGEPAGE: one "
              "PTE table each", Region(32 << 20, MADV_NOHUGEPAGE, stride=HPAGE), (PTE, RSS, AHP)),
+    Scenario("underused-shrink", "8 MiB with MADV_HUGEPAGE, one page in 8 written, "
+             "khugepaged/max_ptes_none 409, then drop_caches 2: the underused-THP shrinker "
+             "(6.12+) splits the four THPs (448 of 512 pages zero-filled) and frees the zero "
+             "pages", Region(8 << 20, MADV_HUGEPAGE, stride=8 * PAGE, max_ptes_none=409,
+                            drop_slab=True),
+             (RSS, AHP) + UNDERUSED, needs_thp=True),
 )
 
 
@@ -653,12 +671,41 @@ def host_region(spec: dict) -> dict:
                 return {"skip": f"prctl PR_THP_DISABLE_EXCEPT_ADVISED unsupported ({why}; 6.18+)"}
             return {"skip": f"prctl PR_SET_THP_DISABLE unsupported ({why})"}
         out["prctl_get"] = libc.prctl(PR_GET_THP_DISABLE)
+    knob = os.path.join(THP_SYSFS, "khugepaged", "max_ptes_none")
+    old = None
+    if r.max_ptes_none is not None:
+        if (_read(os.path.join(THP_SYSFS, "shrink_underused")) or "").strip() != "1":
+            return {"skip": "no underused-THP shrinker here (6.12+, shrink_underused 1)"}
+        old = (_read(knob) or "").strip() or None
+        if old is None or not os.access(knob, os.W_OK):
+            return {"skip": f"{knob} is not writable (root needed)"}
     addr = libc.map_isolated(r.length)
     if r.advice is not None:
         libc.madvise(addr, r.length, r.advice)
-    st0, vm0 = _fields("/proc/self/status"), _fields("/proc/vmstat", " ")
-    libc.touch(addr, r.length, r.stride, r.write)
-    vm1, st1 = _fields("/proc/vmstat", " "), _fields("/proc/self/status")
+    lock = None
+    try:
+        if old is not None:
+            # one host-wide knob: runs that change it (other checks' children) take turns, so
+            # each restores the value it found
+            import fcntl
+            lock = open(SYSFS_LOCK, "a")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            old = (_read(knob) or "").strip() or old
+            with open(knob, "w") as f:
+                f.write(str(r.max_ptes_none))
+        st0, vm0 = _fields("/proc/self/status"), _fields("/proc/vmstat", " ")
+        libc.touch(addr, r.length, r.stride, r.write)
+        vm1, st1 = _fields("/proc/vmstat", " "), _fields("/proc/self/status")
+        if r.drop_slab:
+            with open("/proc/sys/vm/drop_caches", "w") as f:
+                f.write("2")
+            vm2 = _fields("/proc/vmstat", " ")
+            out.update({k: vm2.get(k, 0) - vm0.get(k, 0) for k in SPLIT_KEYS})
+    finally:
+        if lock is not None:
+            with open(knob, "w") as f:
+                f.write(old)
+            lock.close()
     sm = _smaps_of(addr)
     out.update(Rss=sm["Rss"], AnonHugePages=sm["AnonHugePages"], VmPTE=st1["VmPTE"] - st0["VmPTE"],
                thp_fault_alloc=vm1.get("thp_fault_alloc", 0) - vm0.get("thp_fault_alloc", 0),
@@ -917,12 +964,22 @@ def engine_region(config, region: Region) -> dict:
         except OSError as e:
             return {"skip": f"profile {config.kernel}: prctl {os.strerror(e.errno)}"}
         out["prctl_get"] = t.prctl(K.PR_GET_THP_DISABLE)
+    if region.max_ptes_none is not None:
+        if config.profile.version < 612 or not config.thp_shrink_underused:
+            return {"skip": f"profile {config.kernel}: no underused-THP shrinker (6.12+)"}
+        m.sysfs_write("kernel/mm/transparent_hugepage/khugepaged/max_ptes_none",
+                      region.max_ptes_none)
     addr = _engine_map(t, region.length)
     if region.advice is not None:
         t.madvise(addr, region.length, region.advice)
     pte0, vm0 = t.status()["VmPTE"], m.vmstat()
     t.touch(addr, region.length, region.stride, region.write)
-    vm1, st1, sm = m.vmstat(), t.status(), t.smaps(addr)
+    vm1, st1 = m.vmstat(), t.status()
+    if region.drop_slab:
+        t.write_sysctl("vm.drop_caches", 2)
+        vm2 = m.vmstat()
+        out.update({k: vm2[k] - vm0[k] for k in SPLIT_KEYS})
+    sm = t.smaps(addr)
     out.update(Rss=sm["Rss"], AnonHugePages=sm["AnonHugePages"], VmPTE=st1["VmPTE"] - pte0,
                THP_enabled=st1["THP_enabled"], addr=addr,
                **{k: vm1[k] - vm0[k] for k in ("thp_fault_alloc", "thp_fault_fallback")})

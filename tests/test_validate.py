@@ -88,6 +88,11 @@ needs_block_dir = pytest.mark.skipif(
     _RA_KB is None or not 16 <= _RA_KB <= V.FILE_MAX_RA_KB,
     reason=f"needs {V.FILE_DIR} on a block device with read_ahead_kb in [16, {V.FILE_MAX_RA_KB}]")
 needs_mlock = pytest.mark.skipif(not _capable(14), reason="mlock of a window needs CAP_IPC_LOCK")
+_KH_NONE = "/sys/kernel/mm/transparent_hugepage/khugepaged/max_ptes_none"
+needs_underused = pytest.mark.skipif(
+    not (os.access(_KH_NONE, os.W_OK)
+         and (V._read("/sys/kernel/mm/transparent_hugepage/shrink_underused") or "").strip() == "1"),
+    reason="the underused-THP shrinker (6.12+) and a writable khugepaged/max_ptes_none (root)")
 KNOWN_MISMATCHES: dict[tuple[str, str], str] = {}
 
 
@@ -158,6 +163,25 @@ def test_engine_page_table_growth():
     r = V.engine_region(_config(), _scenario("pte-growth").region)
     assert r["Rss"] == 16 * 4 and r["AnonHugePages"] == 0
     assert r["VmPTE"] == (16 + 2) * TABLE_KB          # a PTE table per page, plus PUD and PMD
+
+
+def test_engine_underused_shrinker_splits_the_sparse_thps():
+    r = V.engine_region(_config(), _scenario("underused-shrink").region)
+    assert (r["Rss"], r["AnonHugePages"]) == (1024, 0)
+    assert [r[k] for k in V.SPLIT_KEYS] == [4, 4, 4]
+    assert r["thp_fault_alloc"] == 4                   # measured before the drop
+    old = V.engine_region(V.engine_config(_host(MADVISE, release="6.6.0")),
+                          _scenario("underused-shrink").region)
+    assert old["skip"] == "profile 4.13: no underused-THP shrinker (6.12+)"
+
+
+@needs_thp
+@needs_underused
+def test_host_underused_child_restores_max_ptes_none():
+    before = V._read(_KH_NONE)
+    got = V.run_host_region(_scenario("underused-shrink").region)
+    assert V._read(_KH_NONE) == before
+    assert got["AnonHugePages"] == 0 and got["thp_underused_split_page"] >= 4
 
 
 def test_engine_prctl_option_missing_from_an_older_profile():
@@ -539,6 +563,8 @@ def _expected_rows() -> list[tuple[str, str, list]]:
     for s in V.SCENARIOS:
         for ob in s.observables:
             marks = [needs_thp if s.needs_thp else needs_host] + ([needs_pfns] if ob.needs_pfns else [])
+            if s.region.max_ptes_none is not None:
+                marks = marks + [needs_underused]
             rows.append((s.name, ob.label, marks))
     for s in V.TMPFS_SCENARIOS:
         rows += [(s.name, ob.label, [needs_tmpfs]) for ob in s.observables]
