@@ -303,7 +303,9 @@ C_WORKINGSET = 77            # 1: evicted file pages leave shadow entries (mm/wo
 C_IO_PAGES = 78              # bdi->io_pages: max_sectors_kb / 4
 C_SHRINK_UNDERUSED = 79      # 6.12+: every anon THP is queued for the deferred-split shrinker, which
                              # splits underused ones (transparent_hugepage/shrink_underused)
-C_ZERO_REMAP = 80            # 6.12+: an anon THP's split maps zero-filled subpages to the zero page
+C_ZERO_REMAP = 80            # 6.12+: page contents matter: an anon THP's split maps zero-filled
+                             # subpages to the zero page; a zero-filled page swapped out goes to
+                             # the swap zeromap (no write, no read back)
 NR_CFG = 81
 OVERCOMMIT_GUESS = 0
 OVERCOMMIT_ALWAYS = 1

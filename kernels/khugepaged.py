@@ -18,6 +18,7 @@ one PTE or page is young or referenced; and the kernel profile's writable rule h
 ``enabled`` mode.
 """
 from .consts import (
+    C_ZERO_REMAP,
     C_COST_SWAP_READ,
     C_SHRINK_UNDERUSED,
     MM_SWAPENTS,
@@ -330,6 +331,7 @@ def collapse_huge_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
     zp = cfg[C_NR_FRAMES]
     copied = 0
     swapped = 0
+    zeroed = 0
     for i in range(HPAGE_PMD_NR):
         e = pt[tb + i]
         pt[tb + i] = 0
@@ -337,6 +339,8 @@ def collapse_huge_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
             # __collapse_huge_page_swapin: the page is read from swap into the new THP
             if swp[SWP_WRITTEN, swp_offset(e)]:
                 fr_flags[pfn + i] |= PG_written
+            elif cfg[C_ZERO_REMAP]:
+                zeroed += 1              # 6.12+: from the swap zeromap, no read
             swap_put(gs, swp, swp_offset(e), 1)
             mm[MM_SWAPENTS, mmi] -= 1
             swapped += 1
@@ -354,10 +358,11 @@ def collapse_huge_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt,
         if remove_rmap_pte(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p):
             queue_if_partial(gs, vmstat, fr32, fr_idx, fr_flags, fr_order,
                              p & ~(HPAGE_PMD_NR - 1))
-    vmstat[VS_PSWPIN] += swapped
+    vmstat[VS_PSWPIN] += swapped - zeroed
     vmstat[VS_PGMAJFAULT] += swapped
-    cost += copied * cfg[C_COST_COPY_PAGE] + swapped * (cfg[C_COST_SWAP_READ] + cfg[C_COST_COPY_PAGE]) \
-        + (HPAGE_PMD_NR - copied - swapped) * cfg[C_COST_CLEAR_PAGE]
+    cost += copied * cfg[C_COST_COPY_PAGE] \
+        + (swapped - zeroed) * (cfg[C_COST_SWAP_READ] + cfg[C_COST_COPY_PAGE]) \
+        + (HPAGE_PMD_NR - copied - swapped + zeroed) * cfg[C_COST_CLEAR_PAGE]
     fr32[FR_OWNER, pfn + 1] = 1
     if vm_flags & VM_LOCKED:
         mlock_folio(fr_idx, fr_flags, fr_order, vmstat, pfn)

@@ -6,6 +6,7 @@ accessed and dirty bits) and calls it. Hot functions take arrays, never the stat
 from .borrow import borrow_state, borrow, prefetch
 from .compaction import alloc_thp
 from .consts import (
+    C_ZERO_REMAP,
     C_SHRINK_UNDERUSED,
     G_STALL_PS,
     PG_workingset,
@@ -279,8 +280,12 @@ def do_swap_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, m
     memcg_commit(gs, fr32, cg, pfn, 1, CHARGE_ANON)
     anon = mm[MM_ANON, mmi]
     prep_anon_folio(fr32, fr_idx, fr_flags, fr_order, pfn, 0, anon, va >> 12)
-    if swp[SWP_WRITTEN, off]:
+    data = swp[SWP_WRITTEN, off] != 0
+    if data:
         fr_flags[pfn] |= PG_written
+    # 6.12+: a zero-filled page was never written to the device (the swap zeromap): the read is
+    # a folio_zero_range, no I/O
+    zeromap = not data and cfg[C_ZERO_REMAP] != 0
     prot = leaf_prot(vm_flags) | (pfn << 12)
     n = 0
     if swp[SWP_COUNT, off] == 1:
@@ -312,16 +317,18 @@ def do_swap_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, m
         thrash = swp[SWP_WORKINGSET, off] & 1 != 0
         if thrash:
             fr_flags[pfn] |= PG_workingset       # the page is in the workingset again
-    if thrash:
+    if thrash and not zeromap:
         # a workingset page read back: a memory stall (swap_read_folio's psi_memstall_enter)
         gs[G_STALL_PS] += cfg[C_COST_SWAP_READ]
     swap_put(gs, swp, off, n)
     if vm_flags & VM_LOCKED:
         mlock_folio(fr_idx, fr_flags, fr_order, vmstat, pfn)
     vmstat[VS_NR_ANON_PAGES] += 1
-    vmstat[VS_PSWPIN] += 1
     vmstat[VS_PGMAJFAULT] += 1
     S.task[T_MAJFLT, ti] += 1
+    if zeromap:
+        return OK, cost + cfg[C_COST_CLEAR_PAGE]
+    vmstat[VS_PSWPIN] += 1
     return OK, cost + cfg[C_COST_SWAP_READ]
 
 

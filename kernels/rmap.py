@@ -40,7 +40,7 @@ from .consts import (
 from .huge_memory import deferred_split_folio, deferred_split_remove, split_folio, split_huge_pmd
 from .jit import kernel
 from .page_alloc import free_pages
-from .page_counter import CHARGE_ANON, memcg_uncharge_folio
+from .page_counter import CHARGE_ANON, memcg_is_descendant, memcg_uncharge_folio
 from .pagetable import entry_pfn, pmd_lookup
 from .tlb import flush_tlb_page
 
@@ -201,11 +201,12 @@ def split_anon_folio(S, head):
 
 
 @kernel
-def deferred_split_scan(S, nr_to_scan):
-    """The deferred-split shrinker: up to ``nr_to_scan`` queued THPs, oldest first. A partially
-    mapped one is split (it stays queued if it cannot be); from 6.12 an underused one
-    (``thp_underused``) is split too (thp_underused_split_page) and any other leaves the queue.
-    Returns the pages freed."""
+def deferred_split_scan(S, nr_to_scan, target):
+    """The deferred-split shrinker: up to ``nr_to_scan`` queued THPs charged to memcg ``target``'s
+    subtree (every THP for the root, 0), oldest first: the kernel's queues are per memcg (5.4+,
+    memcg-aware), and memcg reclaim shrinks the target's. A partially mapped one is split (it
+    stays queued if it cannot be); from 6.12 an underused one (``thp_underused``) is split too
+    (thp_underused_split_page) and any other leaves the queue. Returns the pages freed."""
     gs = S.gs
     fr32 = S.fr32
     fr_flags = S.fr_flags
@@ -214,6 +215,9 @@ def deferred_split_scan(S, nr_to_scan):
     n = 0
     while head >= 0 and n < nr_to_scan:
         nxt = fr32[FR_NEXT, head + 2]
+        if target != 0 and not memcg_is_descendant(gs, S.fr_memcg[head], target):
+            head = nxt
+            continue
         n += 1
         if fr_flags[head] & PG_partially_mapped:
             anon = fr32[FR_OWNER, head]

@@ -22,6 +22,7 @@ There is no swap cache: a swap-in frees its slot at once (the kernel keeps a cle
 swap cache until the slot is needed; ``nr_swapcached`` stays 0 here).
 """
 from .consts import (
+    C_ZERO_REMAP,
     _PAGE_ACCESSED,
     _PAGE_DIRTY,
     _PAGE_PRESENT,
@@ -209,8 +210,10 @@ def swap_out_page(S, pfn, target):
             mm[MM_SWAPENTS, m] += 1
             flush_tlb_page(cfg, tlb, pwc, m + 1, va)
             remove_rmap_pte(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pfn)
-    vmstat[VS_PSWPOUT] += 1
-    gs[G_SWAP_IO_PS] += cfg[C_COST_SWAP_WRITE]
+    if swp[SWP_WRITTEN, slot] != 0 or cfg[C_ZERO_REMAP] == 0:
+        vmstat[VS_PSWPOUT] += 1
+        gs[G_SWAP_IO_PS] += cfg[C_COST_SWAP_WRITE]
+    # else 6.12+: a zero-filled page only sets its slot's bit in the swap zeromap, no I/O
     return True
 
 

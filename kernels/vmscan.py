@@ -287,7 +287,7 @@ def shrink_node(S, nr_to_reclaim, kswapd):
     """Global reclaim: the deferred-split shrinker first (it frees the unmapped parts of queued
     THPs), then every memcg's lruvec (``shrink_memcgs`` from the root). Returns the number freed."""
     vmstat = S.vmstat
-    freed = deferred_split_scan(S, SWAP_CLUSTER_MAX)
+    freed = deferred_split_scan(S, SWAP_CLUSTER_MAX, 0)
     got, scanned, af, asc = shrink_anon_and_file(
         S, 0, nr_to_reclaim - freed if freed < nr_to_reclaim else 0, kswapd, True)
     freed += got + af
@@ -305,21 +305,24 @@ def shrink_node(S, nr_to_reclaim, kswapd):
 
 @kernel
 def try_to_free_mem_cgroup_pages(S, target, nr_pages):
-    """Memcg reclaim against ``target``'s limit: at least SWAP_CLUSTER_MAX pages from its
-    subtree's lruvecs, counted as direct reclaim. Returns the number freed."""
+    """Memcg reclaim against ``target``'s limit: the deferred-split shrinker over the THPs
+    charged to its subtree first (as ``shrink_node``), then at least SWAP_CLUSTER_MAX pages from
+    its subtree's lruvecs, counted as direct reclaim. Returns the number freed."""
     vmstat = S.vmstat
     gs = S.gs
+    split = deferred_split_scan(S, SWAP_CLUSTER_MAX, target)
     # v1: when memory+swap is the limit in the way, swapping out cannot help (no MAY_SWAP)
     may_swap = gs[mc(target, MC_USAGE)] + gs[mc(target, MC_SWAP_USAGE)] + nr_pages <= \
         gs[mc(target, MC_MEMSW_MAX)]
-    got, scanned, af, asc = shrink_anon_and_file(S, target, max(nr_pages, SWAP_CLUSTER_MAX),
+    want = max(nr_pages, SWAP_CLUSTER_MAX)
+    got, scanned, af, asc = shrink_anon_and_file(S, target, want - split if split < want else 0,
                                                  False, may_swap)
     vmstat[VS_PGSCAN_DIRECT] += scanned + asc
     vmstat[VS_PGSTEAL_DIRECT] += got + af
     vmstat[VS_PGSTEAL_FILE] += got
-    if got + af > 0:
+    if got + af + split > 0:
         S.fgs[FG_KSWAPD_FAILURES] = 0
-    return got + af
+    return got + af + split
 
 
 @kernel

@@ -367,13 +367,16 @@ LEDGER: tuple[Mechanism, ...] = (
          _T + "test_thp_underused.py::test_split_of_a_partially_mapped_thp_maps_its_zero_pages_"
          "to_the_zero_page",
          _T + "test_thp_underused.py::test_memory_pressure_runs_the_underused_shrinker",
+         _T + "test_thp_underused.py::test_memcg_reclaim_shrinks_the_cgroups_own_thps",
          _T + "test_differential.py::test_underused_shrinker_matches_reference"),
         ("rmap", "huge_memory", "memory"),
         ("thp_underused_split_page", "thp_split_page", "thp_split_pmd"),
         "Page contents are one bit per frame (PG_written): zero-filled until a store reaches "
         "it, copied with the page; a store is taken to write data other than zeros. The "
         "shrinker's batch is 32 THPs under reclaim, the whole queue for drop_slab, not "
-        "count_objects' share; one global queue (no per-memcg queues)."),
+        "count_objects' share; it runs before the LRUs are shrunk (the kernel runs it after). "
+        "One FIFO queue; memcg reclaim takes the target subtree's THPs from it, as "
+        "the per-memcg queues would give them."),
     # ---- compaction -----------------------------------------------------------------------------
     Mechanism(
         "Direct compaction, deferral, fragmentation index, vm.compact_memory",
@@ -693,6 +696,7 @@ LEDGER: tuple[Mechanism, ...] = (
          _T + "test_swap.py::test_madv_pageout_swaps_out_the_range",
          _T + "test_swap.py::test_madv_cold_pages_are_reclaimed_first",
          _T + "test_swap.py::test_khugepaged_collapse_swaps_pages_in",
+         _T + "test_thp_underused.py::test_zero_filled_pages_go_to_the_swap_zeromap",
          _T + "test_swap_differential.py::test_swap_streams_agree"),
         ("swap", "rmap"),
         ("pswpin", "pswpout", "pgscan_anon", "pgsteal_anon", "thp_swpout_fallback",
@@ -706,7 +710,9 @@ LEDGER: tuple[Mechanism, ...] = (
         "is small (a stand-in for get_scan_count's cache trim mode and cost model); a THP is "
         "always split before swap-out (thp_swpout never counts); no swap cache (a swap-in "
         "frees its slot, a shared entry is mapped into every sharer at once) and no swap "
-        "readahead (page-cluster); swap writes cost the reclaimer their transfer time. "
+        "readahead (page-cluster); swap writes cost the reclaimer their transfer time. 6.18: "
+        "zero-filled pages (no store since they were zeroed) go to the swap zeromap (no write, "
+        "no read back). "
         "pgscan_anon/pgsteal_anon (5.8) and thp_swpout_fallback (4.13) are counted on every "
         "profile."),
     Mechanism(

@@ -208,3 +208,55 @@ def test_shrink_underused_knob(machine):
         .sysfs_read(UNDERUSED) == "1"
     with pytest.raises(mmcore.ConfigError, match="thp_shrink_underused: expected true or false"):
         mmcore.Config(thp_shrink_underused="yes")
+
+
+def test_memcg_reclaim_shrinks_the_cgroups_own_thps(machine):
+    """The deferred split queues are per memcg: a cgroup at its memory.max splits its own
+    underused THPs (and so needs neither swap nor the OOM killer), not another cgroup's."""
+    m = machine(memory="256MiB", thp_enabled="always")
+    m.sysfs_write(MAX_NONE, 409)
+    other = m.cgroup("/other", create=True)
+    o = m.spawn("other")
+    other.attach(o)
+    oa = aligned_mmap(o, 8 * MiB)
+    o.touch(oa, 8 * MiB, stride=8 * 4096)            # four sparse THPs elsewhere
+    cg = m.cgroup("/a", create=True)
+    cg.write("memory.max", 24 * MiB)
+    t = m.spawn("sparse")
+    cg.attach(t)
+    a = aligned_mmap(t, 64 * MiB)
+    t.touch(a, 64 * MiB, stride=8 * 4096)            # 32 THPs' worth: only splitting fits it
+    assert cg.events()["oom"] == 0 and t.pid in [x.pid for x in m.tasks()]
+    assert cg.current <= 24 * MiB
+    assert t.smaps(a)["Rss"] < 64 * 1024
+    assert m.vmstat()["thp_underused_split_page"] > 0
+    assert o.smaps(oa)["AnonHugePages"] == 8 * 1024    # the other cgroup's THPs stay whole
+    check_invariants(m)
+
+
+def test_zero_filled_pages_go_to_the_swap_zeromap(machine):
+    """6.12+: a zero-filled page swapped out is only marked in the zeromap (no pswpout, no I/O)
+    and comes back without a read (a major fault, no pswpin, no read latency)."""
+    m = machine(thp_enabled="never", swap="64MiB")
+    t = m.spawn()
+    a = t.mmap(2 * MiB)
+    t.madvise(a, 2 * MiB, K.MADV_POPULATE_WRITE)     # faulted writable, nothing stored
+    t.touch(a, 2 * MiB, stride=2 * 4096)              # half the pages hold data
+    t.madvise(a, 2 * MiB, K.MADV_PAGEOUT)
+    v = m.vmstat()
+    assert t.status()["VmSwap"] == 2048 and t.status()["RssAnon"] == 0
+    assert v["pswpout"] == 256
+    t0 = t.counters()["time_ns"]
+    t.touch(a + 4096, 4096, write=False)               # a zero-filled page
+    zero_ns = t.counters()["time_ns"] - t0
+    assert m.vmstat()["pswpin"] == 0
+    assert m.vmstat()["pgmajfault"] == v["pgmajfault"] + 1
+    t0 = t.counters()["time_ns"]
+    t.touch(a, 4096, write=False)                      # a page with data: read from swap
+    data_ns = t.counters()["time_ns"] - t0
+    assert m.vmstat()["pswpin"] == 1
+    assert zero_ns < 10_000 < 80_000 < data_ns         # no read latency against the SSD's 81 us
+    # swapped in, it is still zero-filled: out again, no write either
+    t.madvise(a, 2 * 4096, K.MADV_PAGEOUT)
+    assert m.vmstat()["pswpout"] == 257
+    check_invariants(m)

@@ -17,6 +17,8 @@ reclaim runs and every swap-out comes from MADV_PAGEOUT:
 - Reads of never-written anonymous memory map the zero page; a write to it, or to a page mapped
   more than once, copies; a write to a page mapped once reuses it.
 
+Every page here holds data (a write made it), so 6.12's swap zeromap never applies.
+
 State compared with the engine: each task's PTE at every page of its mappings as ``None``,
 ``"zero"``, ``("swap", slot)`` or ``("page", writable)``; RssAnon and VmSwap; SwapFree; pswpin and
 pswpout.
