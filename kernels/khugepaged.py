@@ -101,6 +101,7 @@ from .consts import (
     MM_VBASE,
     MM_VCOUNT,
     MMF_VM_HUGEPAGE,
+    NEED_GROW,
     OK,
     PTRS_PER_TABLE,
     SCAN_ALLOC_HUGE_PAGE_FAIL,
@@ -163,7 +164,7 @@ from .memory import queue_if_partial, remove_rmap_pte
 from .pagetable import swp_offset
 from .swap import swap_put
 from .mlock import mlock_folio, munlock_anon_pte_page
-from .file_fault import munlock_mapped
+from .file_fault import file_room, munlock_mapped
 from .mmap import find_vma_index
 from .filemap import (
     charge_kind,
@@ -596,6 +597,38 @@ def _collapse_vma(S, ti, mmi, p, start, end):
 
 
 @kernel
+def _collapse_room(S, mmi, start, end):
+    """Page-cache entries MADV_COLLAPSE over [start, end) may add: the holes of every 2 MiB range
+    of a file VMA that lies inside the file (each collapse_file fills its range's holes)."""
+    mm = S.mm
+    vma = S.vma
+    ino = S.ino
+    need = 0
+    a = start
+    while a < end:
+        i = find_vma_index(mm, vma, mmi, a)
+        if i >= mm[MM_VCOUNT, mmi]:
+            break
+        p = mm[MM_VBASE, mmi] + i
+        vs = vma[V_START, p]
+        if vs >= end:
+            break
+        e = min(end, vma[V_END, p])
+        ii = vma[V_FILE, p]
+        if ii >= 0:
+            h = (max(a, vs) + HPAGE_PMD_SIZE - 1) & ~(HPAGE_PMD_SIZE - 1)
+            while h + HPAGE_PMD_SIZE <= e:
+                index = vma[V_PGOFF, p] + ((h - vs) >> 12)
+                if index + HPAGE_PMD_NR <= (ino[I_SIZE, ii] + 4095) >> 12:
+                    for k in range(HPAGE_PMD_NR):
+                        if filemap_get_folio(S.pc, S.fr32, S.fr_idx, ii, index + k) < 0:
+                            need += 1
+                h += HPAGE_PMD_SIZE
+        a = e
+    return need
+
+
+@kernel
 def sys_madvise_collapse(S, ti, start, length):
     """madvise(MADV_COLLAPSE): collapse every 2 MiB range inside [start, start + length), VMA by
     VMA, synchronously on the caller's clock. Returns (status, ranges PMD-mapped); a hole gives
@@ -608,6 +641,11 @@ def sys_madvise_collapse(S, ti, start, length):
     if end > TASK_SIZE:
         return -EINVAL, 0
     mmi = task[T_MM, ti]
+    # room in the page-cache index for every hole the collapses may fill, before any work (the
+    # kernel's xarray grows as it goes: NEED_GROW here, and the call starts again)
+    need = _collapse_room(S, mmi, start, end)
+    if need > 0 and not file_room(fgs, pc, wbq, vmstat, need, 0, 0, gs):
+        return NEED_GROW, 0
     op_begin(task, cpus, ti)
     task[T_CLOCK, ti] += cfg[C_COST_SYSCALL]
     a = start

@@ -104,8 +104,9 @@ class HPair:
                             **REGIME, **extra)
         self.m = mmcore.Machine(cfg)
         if self.kh and pc_room:
-            # room in the page-cache index for every page the streams can cache: a collapse finding
-            # the index short of room fails (test_collapse_index_room below)
+            # room in the page-cache index for every page the streams can cache: a khugepaged
+            # collapse finding the index short of room fails (MADV_COLLAPSE grows it first:
+            # test_collapse_index_room below)
             self.m.vfs.grow_if_needed(KH_PC_ROOM)
         c = self.m.state.cfg
         base = cfg.mmap_base
@@ -834,13 +835,10 @@ def test_collapse_deviation_stream_against_linux(case):
         ops, check_every=1)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="engine bug: collapse_file fails (SCAN_FAIL) when the page-cache index "
-                          "array is short of room instead of growing it")
 def test_collapse_index_room():
     """Five mostly empty ranges collapsed by one MADV_COLLAPSE with the page-cache index at its
-    initial 4096 slots: Linux collapses all five (0); the engine's fourth and fifth find
-    (used + holes) * 2 > 4096 and fail (EINVAL, two ranges left small)."""
+    initial 4096 slots: Linux collapses all five (0). The engine grows the index for the holes
+    the call may fill before it starts (it once failed the fourth and fifth ranges: EINVAL)."""
     ops = [OPEN_T, (0, "ftruncate", 3, 10 * MiB), (0, "mmap", 3, 10 * MiB, RW, True, 0)]
     ops += [(0, "touch", 0, i * HP, 1, False) for i in range(5)]
     ops += [(0, "madvise", 0, 0, 5 * HP, MADV_COLLAPSE)]
