@@ -103,7 +103,7 @@ from .shmem import (
     shmem_huge_wanted,
 )
 from .fs import fs_write_begin
-from .huge_memory import khugepaged_enter, leaf_prot, prep_anon_folio, thp_disabled_by_mm
+from .huge_memory import leaf_prot, prep_anon_folio, thp_disabled_by_mm
 from .jit import kernel
 from .lru import mlock_cache_folio, munlock_cache_folio
 from .mlock import mlock_folio
@@ -369,8 +369,6 @@ def do_file_huge_fault(S, mmi, vm_flags, vstart, vend, pgoff, ii, pos, va, write
     cost = 0
     mm_flags = mm[MM_FLAGS, mmi]
     wanted = shmem_huge_wanted(cfg, fs, ino, ii, index, 0, vm_flags, mm_flags, HUGE_FOR_FAULT)
-    if wanted:
-        khugepaged_enter(cfg, gs, mm, mmi, now)   # khugepaged_enter_vma: it may coalesce here
     pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
     if pfn < 0:
         if not wanted:

@@ -34,16 +34,13 @@ from .consts import (
     FST_TMPFS,
     FS_TYPE,
     C_HPC_MODEL,
-    C_SHMEM_ENABLED,
     FG_PC_USED,
     FS_FREE,
-    HPC_2013,
     HPC_MAINLINE,
     I_FS,
     I_SIZE,
     PG_file_thp,
     SCAN_VMA_CHECK,
-    SHMEM_HUGE_DENY,
     VM_SHARED,
     VS_NR_PAGE_TABLE_PAGES,
     VS_THP_FILE_MAPPED,
@@ -177,7 +174,7 @@ from .filemap import (
 )
 from .page_writeback import inode_vmas
 from .pagetable import free_table
-from .shmem import HUGE_FOR_FAULT, huge_cache_capable, shmem_huge_wanted
+from .shmem import HUGE_FOR_FAULT, file_thp_vma_ok, shmem_huge_wanted
 from .vmscan import file_pte_of
 from .page_alloc import free_pages, rmqueue
 from .pagetable import deposit_table, entry_pfn, pmd_lookup
@@ -685,24 +682,10 @@ def sys_madvise_collapse(S, ti, start, length):
 
 @kernel
 def file_collapse_vma_ok(S, mmi, p):
-    """thp_vma_allowable_order for a file VMA: a memory filesystem whose model coalesces, not
-    VM_NOHUGEPAGE, no prctl, the file offset aligned with the address (thp_vma_suitable_order)
-    and an aligned 2 MiB range inside; shmem_enabled=deny refuses even MADV_COLLAPSE."""
-    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
-    ii = vma[V_FILE, p]
-    if ii < 0 or cfg[C_HPC_MODEL] == HPC_2013 or not huge_cache_capable(cfg, fs, ino, ii):
-        return False
-    vs = vma[V_START, p]
-    flags = vma[V_FLAGS, p]
-    hstart = (vs + HPAGE_PMD_SIZE - 1) & ~(HPAGE_PMD_SIZE - 1)
-    if hstart + HPAGE_PMD_SIZE > vma[V_END, p] or ((vs >> 12) - vma[V_PGOFF, p]) & (HPAGE_PMD_NR - 1):
-        return False
-    if (flags & (VM_READ | VM_WRITE)) == 0 or flags & VM_NOHUGEPAGE:
-        return False
-    if thp_disabled_by_mm(cfg, mm[MM_FLAGS, mmi], flags):
-        return False
-    return not (cfg[C_HPC_MODEL] == HPC_MAINLINE and cfg[C_SHMEM_ENABLED] == SHMEM_HUGE_DENY)
+    """thp_vma_allowable_order for file VMA ``p`` as it stands (``shmem.file_thp_vma_ok``)."""
+    vma = S.vma
+    return file_thp_vma_ok(S.cfg, S.fs, S.ino, S.mm[MM_FLAGS, mmi], vma[V_FILE, p],
+                           vma[V_START, p], vma[V_END, p], vma[V_PGOFF, p], vma[V_FLAGS, p])
 
 
 @kernel

@@ -28,6 +28,11 @@ from .consts import (
     C_HPC_MODEL,
     C_KERNEL,
     C_SHMEM_ENABLED,
+    HPAGE_PMD_SIZE,
+    HPC_2013,
+    MM_FLAGS,
+    VM_READ,
+    VM_WRITE,
     FS_FREE,
     FS_HUGE,
     FS_TYPE,
@@ -53,7 +58,7 @@ from .consts import (
     VS_THP_WRITE_ALLOC_FAILED,
 )
 from .filemap import charge_kind, filemap_add_huge, filemap_get_folio
-from .huge_memory import thp_disabled_by_mm
+from .huge_memory import hugepage_pmd_enabled, khugepaged_enter, thp_disabled_by_mm
 from .jit import kernel
 from .memcontrol import mem_cgroup_charge
 from .page_counter import memcg_commit, page_counter_uncharge
@@ -148,3 +153,35 @@ def shmem_alloc_huge(S, ii, index, vm_flags, why, now):
                      head)
     cost += cfg[C_COST_PC_ALLOC] + HPAGE_PMD_NR * cfg[C_COST_CLEAR_PAGE]
     return head + (index - base), cost
+
+
+@kernel
+def file_thp_vma_ok(cfg, fs, ino, mm_flags, ii, vs, ve, pgoff, flags):
+    """thp_vma_allowable_order for file VMA [vs, ve) of inode ``ii`` from page ``pgoff`` with
+    ``flags``: a memory filesystem whose model coalesces, not VM_NOHUGEPAGE, no prctl, the file
+    offset aligned with the address (thp_vma_suitable_order) and an aligned 2 MiB range inside;
+    shmem_enabled=deny refuses even MADV_COLLAPSE."""
+    if ii < 0 or cfg[C_HPC_MODEL] == HPC_2013 or not huge_cache_capable(cfg, fs, ino, ii):
+        return False
+    hstart = (vs + HPAGE_PMD_SIZE - 1) & ~(HPAGE_PMD_SIZE - 1)
+    if hstart + HPAGE_PMD_SIZE > ve or ((vs >> 12) - pgoff) & (HPAGE_PMD_NR - 1):
+        return False
+    if (flags & (VM_READ | VM_WRITE)) == 0 or flags & VM_NOHUGEPAGE:
+        return False
+    if thp_disabled_by_mm(cfg, mm_flags, flags):
+        return False
+    return not (cfg[C_HPC_MODEL] == HPC_MAINLINE and cfg[C_SHMEM_ENABLED] == SHMEM_HUGE_DENY)
+
+
+@kernel
+def khugepaged_enter_file_vma(cfg, gs, fs, ino, mm, mmi, ii, vs, ve, pgoff, flags, now):
+    """khugepaged_enter_vma for a file VMA (at mmap, __mmap_new_vma / vma_merge_new_range, and at
+    MADV_HUGEPAGE with the new flags): the mm joins khugepaged's list if khugepaged runs and may
+    collapse there (TVA_ENFORCE_SYSFS: the huge= setting at the VMA's first index)."""
+    if not hugepage_pmd_enabled(cfg) or \
+            not file_thp_vma_ok(cfg, fs, ino, mm[MM_FLAGS, mmi], ii, vs, ve, pgoff, flags):
+        return
+    if cfg[C_HPC_MODEL] == HPC_MAINLINE and not shmem_huge_wanted(
+            cfg, fs, ino, ii, pgoff, 0, flags, mm[MM_FLAGS, mmi], HUGE_FOR_FAULT):
+        return
+    khugepaged_enter(cfg, gs, mm, mmi, now)

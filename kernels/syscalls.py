@@ -129,6 +129,7 @@ from .filemap import filemap_get_folio
 from .fs import has_blocks
 from .borrow import borrow_state
 from .huge_memory import khugepaged_enter, khugepaged_exit
+from .shmem import khugepaged_enter_file_vma
 from .events import hist_add
 from .jit import kernel
 from .overcommit import accountable_mapping, vm_enough_memory, vm_unacct_memory
@@ -270,7 +271,15 @@ def sys_mmap(S, ti, addr, length, prot, flags, ii, pgoff):
                          (task[T_FLAGS, ti] & TF_CAP_SYS_ADMIN) != 0)
     if st == OK:                       # a call that fails validation changes nothing, time included
         op_begin(task, cpus, ti)
-        task[T_CLOCK, ti] += cfg[C_COST_SYSCALL] + extra
+        task[T_CLOCK, ti] += cfg[C_COST_SYSCALL]
+        if ii >= 0:
+            # __mmap_new_vma / vma_merge_new_range: khugepaged_enter_vma for a file VMA (an
+            # anonymous one waits for its first THP fault, 6.15+ and as the engine always did)
+            p = mm[MM_VBASE, mmi] + find_vma_index(mm, vma, mmi, a)
+            khugepaged_enter_file_vma(cfg, gs, fs, ino, mm, mmi, ii, vma[V_START, p],
+                                      vma[V_END, p], vma[V_PGOFF, p], vma[V_FLAGS, p],
+                                      task[T_CLOCK, ti])
+        task[T_CLOCK, ti] += extra
         op_end(gs, task, cpus, ti)
     return st, a
 
@@ -606,10 +615,28 @@ def sys_madvise(S, ti, addr, length, advice):
     task[T_CLOCK, ti] += cfg[C_COST_SYSCALL]
     full = True
     if advice == MADV_HUGEPAGE:
-        # hugepage_madvise: VM_HUGEPAGE on, VM_NOHUGEPAGE off; enrol the mm for khugepaged
+        # hugepage_madvise: VM_HUGEPAGE on, VM_NOHUGEPAGE off, and khugepaged_enter_vma for each
+        # VMA as it was, with the new flags: a file VMA enrols the mm if khugepaged may collapse
+        # there; any anonymous one enrols it (the engine does not check an anonymous VMA's
+        # anon_vma and size, as Linux does)
+        now = task[T_CLOCK, ti]
+        anon = False
+        base = mm[MM_VBASE, mmi]
+        k = find_vma_index(mm, vma, mmi, addr)
+        while k < mm[MM_VCOUNT, mmi] and vma[V_START, base + k] < end:
+            q = base + k
+            f = vma[V_FILE, q]
+            if f == -1:
+                anon = True
+            elif f >= 0:
+                khugepaged_enter_file_vma(cfg, gs, fs, ino, mm, mmi, f, vma[V_START, q],
+                                          vma[V_END, q], vma[V_PGOFF, q],
+                                          (vma[V_FLAGS, q] | VM_HUGEPAGE) & ~VM_NOHUGEPAGE, now)
+            k += 1
         full, splits, _ = modify_vmas(S, mmi, addr, end, MOD_BITS, VM_HUGEPAGE, VM_NOHUGEPAGE,
                                          False, False)
-        khugepaged_enter(cfg, gs, mm, mmi, task[T_CLOCK, ti])
+        if anon:
+            khugepaged_enter(cfg, gs, mm, mmi, now)
     elif advice == MADV_NOHUGEPAGE:
         full, splits, _ = modify_vmas(S, mmi, addr, end, MOD_BITS, VM_NOHUGEPAGE, VM_HUGEPAGE,
                                          False, False)

@@ -619,9 +619,11 @@ LEDGER: tuple[Mechanism, ...] = (
         "MADV_COLLAPSE only on 6.18, stopping at a result outside madvise_collapse's whitelist. "
         "khugepaged asks the huge= setting once per VMA, at its first index; 6.12+ runs it for "
         "shmem THP with THP enabled=never. A collapse the filesystem cannot charge is rolled "
-        "back after the unmap, as collapse_file does. Departures left: an mm enrols at a file "
-        "fault rather than at mmap; private VMAs with an anon_vma lose their empty PTE tables "
-        "too (tests/reference/FILES.md 15). The 2013+mmap model coalesces ramfs pages the same way."),
+        "back after the unmap, as collapse_file does; MADV_COLLAPSE grows the page-cache index "
+        "for the holes first. An mm enrols at the mmap of a file VMA khugepaged may collapse "
+        "and at MADV_HUGEPAGE (khugepaged_enter_vma with the new flags). Departure left: "
+        "private VMAs with an anon_vma lose their empty PTE tables too (tests/reference/FILES.md "
+        "15). The 2013+mmap model coalesces ramfs pages the same way."),
     # ---- observables ---------------------------------------------------------------------------
     Mechanism(
         "/proc and sysfs observables: vmstat, meminfo, buddyinfo, smaps, status, clear_refs",

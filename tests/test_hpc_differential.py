@@ -66,7 +66,7 @@ ENGINE: frozenset = frozenset()      # departures the engine still has (none of 
 KH_ENGINE: frozenset = frozenset(COLLAPSE_DEVIATIONS) - {   # fixed since
     "collapse_clean_folio", "collapse_fills_empty_range", "collapse_ignores_own_pmd",
     "khugepaged_off_with_thp_never", "madv_collapse_goes_on", "khugepaged_vma_check_per_range",
-    "collapse_charge_first"}
+    "collapse_charge_first", "khugepaged_enrols_on_fault"}
 KH_PC_ROOM = 1 << 15
 HPC_VMSTAT = ("thp_file_alloc", "thp_file_fallback", "thp_file_mapped", "thp_split_pmd",
               "thp_split_page", "thp_write_alloc", "thp_write_alloc_failed", "thp_read_alloc",
@@ -658,11 +658,12 @@ def test_khugepaged_streams_agree(setup, seed):
 
 def test_khugepaged_streams_collapse():
     """The streams above do what they are for: fresh collapses by khugepaged and by
-    MADV_COLLAPSE, passes over ranges already huge, PMDs installed."""
+    MADV_COLLAPSE (huge=advise), passes over ranges already huge (huge=always: the mmap of a
+    file VMA enrols the mm), PMDs installed."""
     totals = dict.fromkeys(("pages_collapsed", "thp_collapse_alloc", "full_scans"), 0)
-    for seed in range(3):
+    for setup, seed in [(s, k) for s in ("advise", "always") for k in range(3)]:
         rng = np.random.default_rng(3000 + seed)
-        kw = KH_SETUPS["advise"]
+        kw = KH_SETUPS[setup]
         pair = run(HPair(**kw, khugepaged=KH), kh_ops(rng, kw["mounts"], 80), check_every=80)
         kh, v = pair.m.khugepaged(), pair.m.vmstat()
         for k in totals:

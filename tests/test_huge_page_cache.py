@@ -417,21 +417,21 @@ def test_khugepaged_coalesces_small_tmpfs_pages():
     t.pwrite(fd, 0, MiB)
     assert hpc(m)["Shmem"] == 1024 and hpc(m)["ShmemHugePages"] == 0   # too small: 4 KiB pages
     t.ftruncate(fd, 4 * MiB)
-    a = t.mmap(4 * MiB, RDWR, SHARED, fd=fd)
-    t.touch(a, 4096, write=False)                   # a PTE fault; the mm enrols with khugepaged
-    assert t.smaps(a)["Rss"] == 64 and t.smaps(a)["ShmemPmdMapped"] == 0   # fault-around
+    a = t.mmap(4 * MiB, RDWR, SHARED, fd=fd)        # the mm enrols (khugepaged_enter_vma) and
+    assert m.khugepaged()["full_scans"] == 0        # khugepaged, idle for want of work, wakes
+    # [0, 2) MiB holds 256 pages and 256 holes: khugepaged collapses it (holes zero-filled) before
+    # the first access, so that access's fault maps the new folio by a PMD
+    t.touch(a, 4096, write=False)
+    assert t.smaps(a)["ShmemPmdMapped"] == 2048 and t.smaps(a)["Rss"] == 2048
+    assert m.vmstat()["thp_collapse_alloc"] == 1
     m.advance(2_000_000_000)
     h = hpc(m)
-    # [0, 2) MiB held 256 pages and 256 holes: collapsed (holes zero-filled); its PTE table went.
     # Each later pass finds the range huge and counts it again in pages_collapsed, as the kernel
     # does (collapse_pte_mapped_thp's SCAN_SUCCEED): one per pass, 20 passes 100 ms apart.
     kh = m.khugepaged()
     assert 10 <= kh["pages_collapsed"] <= kh["full_scans"]
     assert h["ShmemHugePages"] == 2048
     assert m.vmstat()["thp_collapse_alloc"] == 1 and h["Shmem"] == 2048
-    assert t.smaps(a)["Rss"] == 0
-    t.touch(a, 4096, write=False)                   # the next fault maps it by a PMD
-    assert t.smaps(a)["ShmemPmdMapped"] == 2048
     checked(m)
 
 

@@ -2322,11 +2322,16 @@ class RefMachine:
         if advice in (MADV_POPULATE_READ, MADV_POPULATE_WRITE):
             return self._madvise_populate(task, addr, end, advice == MADV_POPULATE_WRITE)
         if advice == MADV_HUGEPAGE:
-            # the engine enrols the mm once the walk is over, whatever it found (SEMANTICS 11)
+            # hugepage_madvise enrols the mm for each VMA of the range; the engine does so for any
+            # anonymous VMA, without Linux's anon_vma and size tests (SEMANTICS 11); once the walk
+            # is over, whatever it did
+            seen = any(v.start < end and addr < v.end and v.special is None
+                       for v in task.mm.vmas)
             try:
                 return self._madvise_walk(task.mm, addr, end, advice)
             finally:
-                self._khugepaged_enter(task.mm, self._op_start + self.costs["syscall_ps"])
+                if seen:
+                    self._khugepaged_enter(task.mm, self._op_start + self.costs["syscall_ps"])
         return self._madvise_walk(task.mm, addr, end, advice)
 
     def _madvise_walk(self, mm, addr, end, advice):
