@@ -324,14 +324,23 @@ def split_page_too(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
         return
     if (fr_flags[head] & PG_head) == 0 or fr_order[head] != HPAGE_PMD_ORDER:
         return
-    if fr32[FR_OWNER, head + 1] > 0:
-        anon = fr32[FR_OWNER, head]
-        va = fr_idx[head] << 12
-        for m in range(gs[G_NR_MM]):
-            if mm[MM_ANON, m] != anon or mm[MM_PGD, m] < 0:
-                continue
-            pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, m], va)
-            if pos >= 0 and (pt[pos] & _PAGE_PSE) != 0 and entry_pfn(pt[pos]) == head:
-                split_huge_pmd(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, m, pos)
-                flush_tlb_page(cfg, tlb, pwc, m + 1, va)
+    split_folio_pmds(cfg, gs, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, tlb, pwc, head)
     split_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head)
+
+
+@kernel
+def split_folio_pmds(cfg, gs, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, tlb, pwc, head):
+    """unmap_folio's PMD part for the anonymous THP at ``head``: every PMD that maps it (found
+    through the anon rmap: its address in each mm of the anon tree) is split, and that mm's TLB
+    entry flushed (at no cost)."""
+    if fr32[FR_OWNER, head + 1] == 0:
+        return
+    anon = fr32[FR_OWNER, head]
+    va = fr_idx[head] << 12
+    for m in range(gs[G_NR_MM]):
+        if mm[MM_ANON, m] != anon or mm[MM_PGD, m] < 0:
+            continue
+        pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, m], va)
+        if pos >= 0 and (pt[pos] & _PAGE_PSE) != 0 and entry_pfn(pt[pos]) == head:
+            split_huge_pmd(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, m, pos)
+            flush_tlb_page(cfg, tlb, pwc, m + 1, va)

@@ -178,7 +178,7 @@ from .shmem import HUGE_FOR_FAULT, file_thp_vma_ok, shmem_huge_wanted
 from .vmscan import file_pte_of
 from .page_alloc import free_pages, rmqueue
 from .pagetable import deposit_table, entry_pfn, pmd_lookup
-from .syscalls import op_begin, op_end
+from .syscalls import op_begin, op_end, vma_parts
 from .tlb import flush_tlb_range
 
 
@@ -597,31 +597,23 @@ def _collapse_vma(S, ti, mmi, p, start, end):
 def _collapse_room(S, mmi, start, end):
     """Page-cache entries MADV_COLLAPSE over [start, end) may add: the holes of every 2 MiB range
     of a file VMA that lies inside the file (each collapse_file fills its range's holes)."""
-    mm = S.mm
     vma = S.vma
-    ino = S.ino
     need = 0
-    a = start
-    while a < end:
-        i = find_vma_index(mm, vma, mmi, a)
-        if i >= mm[MM_VCOUNT, mmi]:
-            break
-        p = mm[MM_VBASE, mmi] + i
-        vs = vma[V_START, p]
-        if vs >= end:
-            break
-        e = min(end, vma[V_END, p])
+    parts, _ = vma_parts(S.mm, vma, mmi, start, end)
+    for k in range(parts.shape[1]):
+        p = parts[0, k]
         ii = vma[V_FILE, p]
-        if ii >= 0:
-            h = (max(a, vs) + HPAGE_PMD_SIZE - 1) & ~(HPAGE_PMD_SIZE - 1)
-            while h + HPAGE_PMD_SIZE <= e:
-                index = vma[V_PGOFF, p] + ((h - vs) >> 12)
-                if index + HPAGE_PMD_NR <= (ino[I_SIZE, ii] + 4095) >> 12:
-                    for k in range(HPAGE_PMD_NR):
-                        if filemap_get_folio(S.pc, S.fr32, S.fr_idx, ii, index + k) < 0:
-                            need += 1
-                h += HPAGE_PMD_SIZE
-        a = e
+        if ii < 0:
+            continue
+        pages = (S.ino[I_SIZE, ii] + 4095) >> 12
+        h = (parts[1, k] + HPAGE_PMD_SIZE - 1) & ~(HPAGE_PMD_SIZE - 1)
+        while h + HPAGE_PMD_SIZE <= parts[2, k]:
+            index = vma[V_PGOFF, p] + ((h - vma[V_START, p]) >> 12)
+            if index + HPAGE_PMD_NR <= pages:
+                for i in range(index, index + HPAGE_PMD_NR):
+                    if filemap_get_folio(S.pc, S.fr32, S.fr_idx, ii, i) < 0:
+                        need += 1
+            h += HPAGE_PMD_SIZE
     return need
 
 

@@ -37,7 +37,7 @@ from .consts import (
     VS_UNEVICTABLE_PGS_CLEARED,
     VS_PGFREE,
 )
-from .huge_memory import deferred_split_folio, deferred_split_remove, split_folio, split_huge_pmd
+from .huge_memory import deferred_split_folio, deferred_split_remove, split_folio, split_folio_pmds
 from .jit import kernel
 from .page_alloc import free_pages
 from .page_counter import CHARGE_ANON, memcg_is_descendant, memcg_uncharge_folio
@@ -173,31 +173,28 @@ def remap_zero_subpages(S, head, anon, va0):
 
 
 @kernel
-def split_anon_folio(S, head):
-    """split_huge_page of an anonymous THP: every PMD that maps it is split first (found through
-    the anon rmap: its address in each mm of the anon tree; unmap_folio), then the folio, whose
-    unmapped pages are freed; from 6.12 its zero-filled pages are then mapped to the zero page and
-    freed too (``remap_zero_subpages``). Returns the pages freed, or -1 if it cannot split
-    (mlocked: left as it is)."""
-    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
-    if fr_flags[head] & PG_mlocked:
-        return -1
-    anon = fr32[FR_OWNER, head]
-    va = fr_idx[head] << 12
-    if fr32[FR_OWNER, head + 1] > 0:
-        for m in range(gs[G_NR_MM]):
-            if mm[MM_ANON, m] != anon or mm[MM_PGD, m] < 0:
-                continue
-            pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, m], va)
-            if pos >= 0 and (pt[pos] & _PAGE_PSE) != 0 and (pt[pos] & _PAGE_PRESENT) != 0 \
-                    and entry_pfn(pt[pos]) == head:
-                split_huge_pmd(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, m, pos)
-                flush_tlb_page(cfg, tlb, pwc, m + 1, va)
-    got = split_folio(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, head)
-    if got >= 0 and cfg[C_ZERO_REMAP]:
+def split_and_remap(S, head):
+    """__split_huge_page of an anonymous THP no PMD maps (``split_folio``: its unmapped pages
+    freed) and, from 6.12, the zero-page remap of its zero-filled pages (``remap_zero_subpages``).
+    Returns the pages freed, or -1 if it cannot split."""
+    anon = S.fr32[FR_OWNER, head]
+    va = S.fr_idx[head] << 12               # read before the split frees the head page
+    got = split_folio(S.gs, S.vmstat, S.fr32, S.fr_idx, S.fr_flags, S.fr_order, S.pb_mt, head)
+    if got >= 0 and S.cfg[C_ZERO_REMAP]:
         got += remap_zero_subpages(S, head, anon, va)
     return got
+
+
+@kernel
+def split_anon_folio(S, head):
+    """split_huge_page of an anonymous THP: every PMD that maps it is split first
+    (``split_folio_pmds``), then the folio (``split_and_remap``). Returns the pages freed, or -1
+    if it cannot split (mlocked: left as it is)."""
+    if S.fr_flags[head] & PG_mlocked:
+        return -1
+    split_folio_pmds(S.cfg, S.gs, S.vmstat, S.fr32, S.fr_idx, S.fr_flags, S.pt, S.pt_aux, S.mm,
+                     S.tlb, S.pwc, head)
+    return split_and_remap(S, head)
 
 
 @kernel
@@ -220,11 +217,7 @@ def deferred_split_scan(S, nr_to_scan, target):
             continue
         n += 1
         if fr_flags[head] & PG_partially_mapped:
-            anon = fr32[FR_OWNER, head]
-            va = S.fr_idx[head] << 12
-            f = split_folio(gs, S.vmstat, fr32, S.fr_idx, fr_flags, S.fr_order, S.pb_mt, head)
-            if f >= 0 and S.cfg[C_ZERO_REMAP]:
-                f += remap_zero_subpages(S, head, anon, va)
+            f = split_and_remap(S, head)
         elif thp_underused(S.cfg, fr_flags, head):
             f = split_anon_folio(S, head)
             if f >= 0:

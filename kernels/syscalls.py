@@ -621,10 +621,9 @@ def sys_madvise(S, ti, addr, length, advice):
         # anon_vma and size, as Linux does)
         now = task[T_CLOCK, ti]
         anon = False
-        base = mm[MM_VBASE, mmi]
-        k = find_vma_index(mm, vma, mmi, addr)
-        while k < mm[MM_VCOUNT, mmi] and vma[V_START, base + k] < end:
-            q = base + k
+        parts, _ = vma_parts(mm, vma, mmi, addr, end)
+        for k in range(parts.shape[1]):
+            q = parts[0, k]
             f = vma[V_FILE, q]
             if f == -1:
                 anon = True
@@ -632,7 +631,6 @@ def sys_madvise(S, ti, addr, length, advice):
                 khugepaged_enter_file_vma(cfg, gs, fs, ino, mm, mmi, f, vma[V_START, q],
                                           vma[V_END, q], vma[V_PGOFF, q],
                                           (vma[V_FLAGS, q] | VM_HUGEPAGE) & ~VM_NOHUGEPAGE, now)
-            k += 1
         full, splits, _ = modify_vmas(S, mmi, addr, end, MOD_BITS, VM_HUGEPAGE, VM_NOHUGEPAGE,
                                          False, False)
         if anon:
