@@ -47,6 +47,7 @@ import platform
 import re
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -65,6 +66,7 @@ THP_SYSFS = "/sys/kernel/mm/transparent_hugepage"
 SHMEM_HUGE = ("never", "always", "within_size", "advise", "deny", "force")   # shmem_enabled
 CHILD_TIMEOUT_S = 30
 SYSFS_LOCK = "/tmp/mmcore-validate-sysfs.lock"   # held while a child changes a host-wide knob
+HOST_LOCK = "/tmp/mmcore-validate-host.lock"     # held while a scenario runs on the host
 
 
 # ---- the host: what it is and what it offers ------------------------------------------------
@@ -1157,6 +1159,21 @@ class Report:
                             "skipped": c.skipped, "note": c.note} for c in self.checks]}
 
 
+@contextmanager
+def host_turn():
+    """Hold the host while a scenario runs there. Several observables are system-wide
+    (ShmemHugePages, MemAvailable, vmstat counters), so two validate runs at once (two
+    terminals, two test workers) would see each other's pages: they take turns, one scenario
+    (with its repeats) at a time."""
+    import fcntl
+    with open(HOST_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _measure_again(observables, got: dict, eng: dict, again) -> None:
     """Host values of system-wide observables that other processes may have moved, measured
     again (``again()``: the host scenario once more) where they fall outside their band: a
@@ -1204,13 +1221,14 @@ def _scenario_checks(sc: Scenario | TmpfsScenario, host: HostInfo, config) -> li
         def on_host():
             return run_host_region(sc.region)
     got: dict[str, Any] = {}
-    if why is None:
-        got = on_host()
-        why = got.get("skip")
-    if why is None:
-        why = eng.get("skip")
-    if why is None:
-        _measure_again(sc.observables, got, eng, on_host)
+    with host_turn():
+        if why is None:
+            got = on_host()
+            why = got.get("skip")
+        if why is None:
+            why = eng.get("skip")
+        if why is None:
+            _measure_again(sc.observables, got, eng, on_host)
     checks = []
     for ob in sc.observables:
         c = Check(sc.name, ob.label, ob.unit, got.get(ob.key), eng.get(ob.key), ob.tol, why,
@@ -1247,7 +1265,8 @@ def _oom_checks(host: HostInfo, config, children=OOM_CHILDREN) -> list[Check]:
         kids = [c for c in kids if c[2] >= 0]
     got: dict[str, tuple[dict, dict]] = {}            # child -> (host, engine)
     if why is None:
-        host_out = run_host_oom(kids)
+        with host_turn():
+            host_out = run_host_oom(kids)
         for (name, length, adj), h in zip(kids, host_out):
             h.update(name=name, length=length, adj=adj)
         got = {h["name"]: (h, e) for h, e in zip(host_out, engine_oom(config, host, host_out))}
@@ -1427,13 +1446,14 @@ def _file_checks(host: HostInfo, config, directory: str = FILE_DIR) -> list[Chec
     if why is None and not os.path.isdir(directory):
         why = f"no directory {directory}"
     got: dict[str, Any] = {}
-    if why is None:
-        got = run_host_file(directory)
-        why = got.get("skip")
     eng: dict[str, Any] = {}
-    if why is None:
-        eng = engine_file(config, got["read_ahead_kb"], got.get("max_sectors_kb"))
-        _measure_again(FILE_MLOCK, got, eng, lambda: run_host_file(directory))
+    with host_turn():
+        if why is None:
+            got = run_host_file(directory)
+            why = got.get("skip")
+        if why is None:
+            eng = engine_file(config, got["read_ahead_kb"], got.get("max_sectors_kb"))
+            _measure_again(FILE_MLOCK, got, eng, lambda: run_host_file(directory))
     ra = got.get("read_ahead_kb", 128) // 4
     pages = ", ".join(f"{where} at page {p}" for where, p in zip(FILE_FAULTS, file_faults(ra)))
     checks = [Check(FILE_SCENARIO, "read_ahead_kb of the device", "", got.get("read_ahead_kb"),

@@ -179,7 +179,8 @@ def test_engine_underused_shrinker_splits_the_sparse_thps():
 @needs_underused
 def test_host_underused_child_restores_max_ptes_none():
     before = V._read(_KH_NONE)
-    got = V.run_host_region(_scenario("underused-shrink").region)
+    with V.host_turn():
+        got = V.run_host_region(_scenario("underused-shrink").region)
     assert V._read(_KH_NONE) == before
     assert got["AnonHugePages"] == 0 and got["thp_underused_split_page"] >= 4
 
@@ -478,6 +479,19 @@ def test_tmpfs_skips_without_shmem_thp_or_a_mount(monkeypatch):
     monkeypatch.setattr(V, "run_host_tmpfs", lambda tm: V.engine_tmpfs(_config(), tm))
     report = V.run(_host(MADVISE, release="3.14.0"), scenarios=(_tmpfs("tmpfs-write"),), oom=False, file=False)
     assert all(c.result.startswith("skipped: profile 3.12: ") for c in report.checks)
+
+
+def test_host_runs_take_turns(tmp_path, monkeypatch):
+    """A scenario holds the host lock while it runs there, so a second validate run (another
+    terminal, another test worker) cannot add its pages to this one's system-wide deltas."""
+    import fcntl
+    monkeypatch.setattr(V, "HOST_LOCK", str(tmp_path / "host.lock"))
+    with V.host_turn():
+        with open(V.HOST_LOCK, "a") as other:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with open(V.HOST_LOCK, "a") as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)     # free again
 
 
 @pytest.mark.parametrize("noise, runs, result", [([0], 1, "match"), ([2048, 0, 0], 3, "match"),
