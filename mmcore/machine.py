@@ -24,6 +24,7 @@ from .kernels import vmscan as VM
 from .kernels.state import State
 from .memcg import Cgroup, parse_path, workingset_names
 from . import psi as PSI
+from . import pageflags as PF
 
 if TYPE_CHECKING:
     from .tlbsim import TLBShadow
@@ -1282,6 +1283,15 @@ class Machine:
             out[f"p{p:g}"] = int(edges[i + 1])
         return out
 
+    def kpageflags(self, pfns) -> np.ndarray:
+        """/proc/kpageflags: the KPF_* bits (uint64) of each frame number in ``pfns``, in the
+        kernel's layout (``mmcore.pageflags.KPF`` names the bits; NOPAGE past the last frame)."""
+        return PF.kpageflags(self.state, pfns)
+
+    def kpagecount(self, pfns) -> np.ndarray:
+        """/proc/kpagecount: how many page-table entries map each frame of ``pfns`` (uint64)."""
+        return PF.kpagecount(self.state, pfns)
+
     def buddyinfo(self) -> list[int]:
         """Free blocks per order (0..10), all migratetypes, as /proc/buddyinfo counts them."""
         gs = self.state.gs
@@ -2169,6 +2179,14 @@ class Task:
                 "stlb_misses": int(t[K.T_STLB_MISS]), "walk_loads": int(t[K.T_WALK_LOADS]),
                 "walk_ns": int(t[K.T_WALK_PS]) // 1000, "fault_ns": int(t[K.T_FAULT_PS]) // 1000,
                 "time_ns": int(t[K.T_CLOCK]) // 1000}
+
+    def pagemap(self, addr: int, length: int) -> np.ndarray:
+        """/proc/PID/pagemap: one uint64 entry per page of [addr, addr + length), as root reads
+        it (PFN in bits 0-54, swap entry, soft-dirty 55, exclusive 56, file 61, swapped 62,
+        present 63); ``addr`` rounds down and the end up to whole pages."""
+        addr = _check_int("addr", addr, 0, K.TASK_SIZE)
+        length = _check_int("length", length, 0, K.TASK_SIZE - addr)
+        return PF.pagemap(self.machine.state, self._mmi, addr, length)
 
     def page_table(self) -> dict[int, int]:
         """Every leaf entry (virtual address -> int64 entry in the x86-64 layout)."""
