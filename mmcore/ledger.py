@@ -637,6 +637,22 @@ LEDGER: tuple[Mechanism, ...] = (
         "The kernel's names and units, checked against a 6.18 host by `mmcore validate`. Every "
         "profile shows 6.18's field set: counters a version lacked (thp_split_pmd 4.5, "
         "compact_daemon_* 4.6, thp_file_* 4.8, ...) are shown and counted there too."),
+    Mechanism(
+        "pagemap, kpageflags and kpagecount",
+        marks("approximate"),
+        "fs/proc/task_mmu.c `pagemap_read`, `pte_to_pagemap_entry`, `pagemap_pmd_range`; "
+        "fs/proc/page.c `stable_page_flags`, `kpagecount_read`",
+        (_T + "test_pageflags.py::test_anonymous_pages_read_as_on_the_host",
+         _T + "test_pageflags.py::test_kpagecount_sums_to_the_mappings",
+         _T + "test_pageflags.py::test_swapped_pages_carry_their_swap_entry",
+         _T + "test_pageflags.py::test_free_frames_page_tables_and_frames_past_the_end"),
+        ("proc",), (),
+        "Read from the state arrays in NumPy (mmcore/pageflags.py; the leaves from "
+        "kernels/proc.py `dump_leaves`), as root reads them. An anonymous THP, a 4 KiB page "
+        "and both zero pages give a 6.18 host's bits, except that "
+        "a new 4 KiB anonymous page is on the LRU at once (the kernel holds it in a per-CPU "
+        "batch first). IDLE, LOCKED, SLAB, KSM and the other states the engine does not keep "
+        "stay 0; the exclusive bit is the precise mapcount's (CONFIG_PAGE_MAPCOUNT)."),
     # ---- not modelled ----------------------------------------------------------------------------
     Mechanism(
         "Memory cgroups: charging, hierarchy, limits, memcg reclaim, memory.high/low, events",
@@ -777,10 +793,16 @@ LEDGER: tuple[Mechanism, ...] = (
     Mechanism(
         "Page-cache large folios on ext4 and XFS",
         marks("n/a", v6_18="absent"),
-        "mm/filemap.c `__filemap_get_folio` with large orders (XFS 5.18, ext4 later)",
-        (_T + "test_huge_page_cache.py::test_madvise_collapse_on_ext4_is_einval",), (), (),
+        "mm/filemap.c `__filemap_get_folio` with `fgf_set_order` and readahead's "
+        "`page_cache_ra_order` (XFS 5.18, ext4 6.16)",
+        (_T + "test_huge_page_cache.py::test_madvise_collapse_on_ext4_is_einval",
+         _T + "test_validate.py::test_host_folio_values_are_the_kernels",
+         _T + "test_validate.py::test_engine_folio_scenario_reads_its_own_pagemap"), (), (),
         "ext4 and ext2 cache 4 KiB pages only; only tmpfs (and the 2013 models' ramfs) hold "
-        "PMD-sized folios."),
+        "PMD-sized folios. `mmcore validate`'s ext4-folios group shows the gap on a 6.16+ host: "
+        "a 100-page pwrite at page 3 makes folios of 1 4 8 16 32 32 4 2 1 pages there, a 4 MiB "
+        "one two PMD-sized folios that a read fault maps by PMD (FilePmdMapped 4096 kB), "
+        "single-page writes 4 KiB folios (the one row that matches)."),
     Mechanism(
         "Anonymous multi-size THP (mTHP orders below PMD)",
         marks("n/a", v6_18="absent"),
