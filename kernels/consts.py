@@ -588,7 +588,9 @@ V_END = 1
 V_FLAGS = 2
 V_PGOFF = 3
 V_FILE = 4
-NR_V_FIELDS = 5
+V_ANON_VMA = 5               # 1 once an anon_vma is attached: a write fault in a private VMA
+                             # (anon_vma_prepare); split halves keep it, a merge ORs it, fork copies
+NR_V_FIELDS = 6
 
 # ---- task fields (task array rows) -------------------------------------------------------------
 T_PID = 0

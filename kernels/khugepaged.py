@@ -122,6 +122,7 @@ from .consts import (
     THP_MADVISE,
     THP_NEVER,
     V_END,
+    V_ANON_VMA,
     V_FILE,
     V_PGOFF,
     V_FLAGS,
@@ -826,6 +827,8 @@ def collapse_file(S, mmi, p, haddr, khugepaged, direct):
             flush_tlb_range(cfg, tlb, pwc, m + 1, lo, hi)
             cost += cfg[C_COST_TLB_FLUSH]
         own = (not khugepaged) and m == mmi and q == p
+        if vma[V_ANON_VMA, q] != 0 and not own:
+            continue                             # retract_page_tables: a private VMA written to
         r, c = retract_range(S, m, q, index, new, own)
         cost += c
         if own and r != SCAN_SUCCEED:

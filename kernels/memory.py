@@ -105,12 +105,14 @@ from .consts import (
     T_WALK_PS,
     TASK_SIZE,
     V_END,
+    V_ANON_VMA,
     V_FILE,
     V_PGOFF,
     V_FLAGS,
     V_START,
     VM_LOCKED,
     VM_READ,
+    VM_SHARED,
     VM_WRITE,
     VS_NR_ANON_PAGES,
     VS_NR_ANON_THP,
@@ -407,6 +409,11 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
     if write:
         if (vm_flags & VM_WRITE) == 0:
             return SEGV, cfg[C_COST_FAULT]     # the exception is paid for all the same
+        if (vm_flags & VM_SHARED) == 0:
+            # a write in a private VMA makes (or finds) an anonymous page there: anon_vma_prepare
+            # runs first (do_anonymous_page, do_cow_fault, wp_page_copy), even if the fault
+            # then fails
+            vma[V_ANON_VMA, p] = 1
     elif (vm_flags & VM_READ) == 0:
         return SEGV, cfg[C_COST_FAULT]     # the exception is paid for all the same
     if pt_slots_available(gs) < FAULT_RESERVE_TABLES:

@@ -16,6 +16,7 @@ from .consts import (
     NR_V_FIELDS,
     OK,
     V_END,
+    V_ANON_VMA,
     V_FILE,
     V_FLAGS,
     V_PGOFF,
@@ -92,6 +93,7 @@ def vma_insert_at(mm, vma, mmi, i, start, end, flags, pgoff, file):
     vma[V_FLAGS, b + i] = flags
     vma[V_PGOFF, b + i] = pgoff
     vma[V_FILE, b + i] = file
+    vma[V_ANON_VMA, b + i] = 0
     mm[MM_VCOUNT, mmi] = cnt + 1
 
 
@@ -118,6 +120,7 @@ def vma_split_at(mm, vma, mmi, va):
     e = vma[V_END, p]
     vma_insert_at(mm, vma, mmi, i + 1, va, e, vma[V_FLAGS, p],
                   vma[V_PGOFF, p] + ((va - s) >> 12), vma[V_FILE, p])
+    vma[V_ANON_VMA, p + 1] = vma[V_ANON_VMA, p]
     vma[V_END, p] = va
 
 
@@ -134,9 +137,11 @@ def vma_merge_around(mm, vma, mmi, i):
     b = mm[MM_VBASE, mmi]
     if i + 1 < mm[MM_VCOUNT, mmi] and _mergeable(vma, b + i, b + i + 1):
         vma[V_END, b + i] = vma[V_END, b + i + 1]
+        vma[V_ANON_VMA, b + i] |= vma[V_ANON_VMA, b + i + 1]
         vma_remove_at(mm, vma, mmi, i + 1)
     if i > 0 and _mergeable(vma, b + i - 1, b + i):
         vma[V_END, b + i - 1] = vma[V_END, b + i]
+        vma[V_ANON_VMA, b + i - 1] |= vma[V_ANON_VMA, b + i]
         vma_remove_at(mm, vma, mmi, i)
         i -= 1
     return i

@@ -621,9 +621,9 @@ LEDGER: tuple[Mechanism, ...] = (
         "shmem THP with THP enabled=never. A collapse the filesystem cannot charge is rolled "
         "back after the unmap, as collapse_file does; MADV_COLLAPSE grows the page-cache index "
         "for the holes first. An mm enrols at the mmap of a file VMA khugepaged may collapse "
-        "and at MADV_HUGEPAGE (khugepaged_enter_vma with the new flags). Departure left: "
-        "private VMAs with an anon_vma lose their empty PTE tables too (tests/reference/FILES.md "
-        "15). The 2013+mmap model coalesces ramfs pages the same way."),
+        "and at MADV_HUGEPAGE (khugepaged_enter_vma with the new flags). A private VMA with an "
+        "anon_vma (a write fault made one) keeps its PTE tables, as retract_page_tables leaves "
+        "it. The 2013+mmap model coalesces ramfs pages the same way."),
     # ---- observables ---------------------------------------------------------------------------
     Mechanism(
         "/proc and sysfs observables: vmstat, meminfo, buddyinfo, smaps, status, clear_refs",

@@ -66,7 +66,7 @@ ENGINE: frozenset = frozenset()      # departures the engine still has (none of 
 KH_ENGINE: frozenset = frozenset(COLLAPSE_DEVIATIONS) - {   # fixed since
     "collapse_clean_folio", "collapse_fills_empty_range", "collapse_ignores_own_pmd",
     "khugepaged_off_with_thp_never", "madv_collapse_goes_on", "khugepaged_vma_check_per_range",
-    "collapse_charge_first", "khugepaged_enrols_on_fault"}
+    "collapse_charge_first", "khugepaged_enrols_on_fault", "retract_ignores_anon_vma"}
 KH_PC_ROOM = 1 << 15
 HPC_VMSTAT = ("thp_file_alloc", "thp_file_fallback", "thp_file_mapped", "thp_split_pmd",
               "thp_split_page", "thp_write_alloc", "thp_write_alloc_failed", "thp_read_alloc",

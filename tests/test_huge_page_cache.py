@@ -477,6 +477,62 @@ def test_khugepaged_respects_max_ptes_none_for_files():
     checked(m)
 
 
+def _anon_vma_flags(m, t):
+    """(start, V_ANON_VMA) of each VMA of ``t``'s address space."""
+    from mmcore.kernels import consts as K
+    s = m.state
+    b, n = int(s.mm[K.MM_VBASE, t._mmi]), int(s.mm[K.MM_VCOUNT, t._mmi])
+    return {int(s.vma[K.V_START, b + i]): int(s.vma[K.V_ANON_VMA, b + i]) for i in range(n)}
+
+
+def test_a_write_fault_in_a_private_vma_attaches_an_anon_vma():
+    """anon_vma_prepare: a write fault in a private VMA (even one that then fails); split halves
+    keep it, fork copies it; shared VMAs and read faults never get one."""
+    m, t = tmpfs("never")
+    fd = t.open("/shm/f", RW_)
+    t.pwrite(fd, 0, 4 * MiB)
+    priv = t.mmap(4 * MiB, RDWR, PRIVATE, fd=fd)
+    shared = t.mmap(2 * MiB, RDWR, SHARED, fd=fd)
+    t.touch(priv, 4 * MiB, write=False)
+    t.touch(shared, 2 * MiB, write=True)
+    assert _anon_vma_flags(m, t)[priv] == 0 and _anon_vma_flags(m, t)[shared] == 0
+    t.touch(priv + 2 * MiB, 1, write=True)                       # a private copy
+    assert _anon_vma_flags(m, t)[priv] == 1
+    t.mprotect(priv + MiB, MiB, mmcore.PROT_READ)                # three VMAs now
+    assert [_anon_vma_flags(m, t)[priv + k * MiB] for k in (0, 1, 2)] == [1, 1, 1]
+    c = t.fork()
+    assert _anon_vma_flags(m, c)[priv + 2 * MiB] == 1 and _anon_vma_flags(m, c)[shared] == 0
+    fresh = t.mmap(4096, RDWR, PRIVATE, fd=fd, offset=8 * MiB)  # past EOF: SIGBUS
+    with pytest.raises(mmcore.BusError):
+        t.touch(fresh, 1, write=True)
+    assert _anon_vma_flags(m, t)[fresh] == 1                     # prepared before the fault failed
+    checked(m)
+
+
+def test_collapse_leaves_the_tables_of_a_private_vma_with_an_anon_vma():
+    """retract_page_tables skips a private VMA that has an anon_vma: after another process's
+    MADV_COLLAPSE its emptied PTE table stays, so its next fault there maps 4 KiB (a VMA
+    without one loses the table and maps the folio by its PMD)."""
+    m, t = tmpfs("never")
+    fd = t.open("/shm/f", RW_)
+    t.pwrite(fd, 0, 4 * MiB)
+    written = t.mmap(4 * MiB, RDWR, PRIVATE, fd=fd)
+    clean = t.mmap(4 * MiB, RDWR, PRIVATE, fd=fd)
+    for a in (written, clean):
+        t.touch(a, 16 * 4096, write=False)                       # a PTE table over range 0
+    t.touch(written + 2 * MiB, 1, write=True)                    # a private copy in range 1
+    other = m.spawn("collapser")
+    fd2 = other.open("/shm/f", os.O_RDWR)
+    b = other.mmap(2 * MiB, RDWR, SHARED, fd=fd2)
+    other.touch(b, 1, write=False)
+    assert other.madvise(b, 2 * MiB, mmcore.MADV_COLLAPSE) == 0
+    t.touch(written + 32 * 4096, 1, write=False)
+    t.touch(clean + 32 * 4096, 1, write=False)
+    assert t.smaps(written)["FilePmdMapped"] + t.smaps(written)["ShmemPmdMapped"] == 0
+    assert t.smaps(clean)["ShmemPmdMapped"] == 2048
+    checked(m)
+
+
 def test_madvise_collapse_on_tmpfs_maps_a_pmd_at_once():
     m, t = tmpfs("never")                            # MADV_COLLAPSE ignores huge=
     fd = t.open("/shm/f", RW_)
