@@ -46,6 +46,8 @@ from .consts import (
     VM_EXEC,
     VM_HUGEPAGE,
     VM_NOHUGEPAGE,
+    VM_READ,
+    VM_WRITE,
     VS_NR_ANON_THP,
     VS_PGALLOC,
     VS_THP_SPLIT_PMD,
@@ -106,6 +108,30 @@ def thp_vma_allowable(cfg, mm_flags, vm_flags, vm_start, vm_end, va):
         return False
     h = va & ~(HPAGE_PMD_SIZE - 1)
     return h >= vm_start and h + HPAGE_PMD_SIZE <= vm_end
+
+
+@kernel
+def collapse_vma_ok(cfg, mm_flags, vm_flags, file, enforce_sysfs, vm_start, vm_end, anon_vma):
+    """thp_vma_allowable_order for collapse: anonymous, accessible, not VM_NOHUGEPAGE, not disabled
+    by the prctl, (khugepaged only) the sysfs ``enabled`` mode, big enough to hold an aligned
+    2 MiB range (thp_vma_suitable_order at vm_end - 2 MiB), and with an ``anon_vma`` (a VMA
+    never written to, nor faulted by a THP fault, has none: outside a fault, nothing to do)."""
+    h = (vm_end - HPAGE_PMD_SIZE) & ~(HPAGE_PMD_SIZE - 1)
+    if h < vm_start:
+        return False
+    if file != -1:
+        return False                 # file and special mappings: the huge page cache's business
+    if anon_vma == 0:
+        return False
+    if (vm_flags & (VM_READ | VM_WRITE)) == 0 or (vm_flags & VM_NOHUGEPAGE):
+        return False
+    if thp_disabled_by_mm(cfg, mm_flags, vm_flags):
+        return False
+    if enforce_sysfs:
+        en = cfg[C_THP_ENABLED]
+        if en == THP_NEVER or (en == THP_MADVISE and (vm_flags & VM_HUGEPAGE) == 0):
+            return False
+    return True
 
 
 @kernel

@@ -66,7 +66,6 @@ from .consts import (
     C_KH_PAGES_TO_SCAN,
     C_KH_SCAN_SLEEP_PS,
     C_NR_FRAMES,
-    C_THP_ENABLED,
     COLLAPSE_ALL_WRITABLE,
     COLLAPSE_ONE_WRITABLE,
     EAGAIN,
@@ -119,18 +118,13 @@ from .consts import (
     T_CLOCK,
     TASK_SIZE,
     T_MM,
-    THP_MADVISE,
-    THP_NEVER,
     V_END,
     V_ANON_VMA,
     V_FILE,
     V_PGOFF,
     V_FLAGS,
     V_START,
-    VM_HUGEPAGE,
     VM_LOCKED,
-    VM_NOHUGEPAGE,
-    VM_READ,
     VM_WRITE,
     VS_NR_ANON_PAGES,
     VS_NR_ANON_THP,
@@ -149,11 +143,11 @@ from .consts import (
 from .compaction import try_compact_direct
 from .events import NEVER, rearm
 from .huge_memory import (
+    collapse_vma_ok,
     deferred_split_folio,
     hugepage_pmd_enabled,
     leaf_prot,
     prep_anon_folio,
-    thp_disabled_by_mm,
 )
 from .jit import kernel
 from .lru import file_lru, lru_move_head
@@ -181,27 +175,6 @@ from .page_alloc import free_pages, rmqueue
 from .pagetable import deposit_table, entry_pfn, pmd_lookup
 from .syscalls import op_begin, op_end, vma_parts
 from .tlb import flush_tlb_range
-
-
-@kernel
-def collapse_vma_ok(cfg, mm_flags, vm_flags, file, enforce_sysfs, vm_start, vm_end):
-    """thp_vma_allowable_order for collapse: anonymous, accessible, not VM_NOHUGEPAGE, not disabled
-    by the prctl, (khugepaged only) the sysfs ``enabled`` mode, and big enough to hold an aligned
-    2 MiB range (thp_vma_suitable_order at vm_end - 2 MiB)."""
-    h = (vm_end - HPAGE_PMD_SIZE) & ~(HPAGE_PMD_SIZE - 1)
-    if h < vm_start:
-        return False
-    if file != -1:
-        return False                 # file and special mappings: the huge page cache's business
-    if (vm_flags & (VM_READ | VM_WRITE)) == 0 or (vm_flags & VM_NOHUGEPAGE):
-        return False
-    if thp_disabled_by_mm(cfg, mm_flags, vm_flags):
-        return False
-    if enforce_sysfs:
-        en = cfg[C_THP_ENABLED]
-        if en == THP_NEVER or (en == THP_MADVISE and (vm_flags & VM_HUGEPAGE) == 0):
-            return False
-    return True
 
 
 @kernel
@@ -461,7 +434,7 @@ def scan_mm_slot(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, p
                 progress += 1                # thp_vma_allowable_order with TVA_ENFORCE_SYSFS:
                 continue                     # the huge= setting at the VMA's first index
             if not fileok and not collapse_vma_ok(cfg, mm[MM_FLAGS, mmi], flags, vma[V_FILE, p],
-                                                  True, vs, ve):
+                                                  True, vs, ve, vma[V_ANON_VMA, p]):
                 progress += 1
                 continue
             hstart = (vs + HPAGE_PMD_SIZE - 1) & ~(HPAGE_PMD_SIZE - 1)
@@ -568,7 +541,7 @@ def _collapse_vma(S, ti, mmi, p, start, end):
     flags = vma[V_FLAGS, p]
     fileok = vma[V_FILE, p] >= 0 and file_collapse_vma_ok(S, mmi, p)
     if not fileok and not collapse_vma_ok(cfg, mm[MM_FLAGS, mmi], flags, vma[V_FILE, p], False,
-                                          vma[V_START, p], vma[V_END, p]):
+                                          vma[V_START, p], vma[V_END, p], vma[V_ANON_VMA, p]):
         return -EINVAL, 0
     hstart = (start + HPAGE_PMD_SIZE - 1) & ~(HPAGE_PMD_SIZE - 1)
     hend = end & ~(HPAGE_PMD_SIZE - 1)

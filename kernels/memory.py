@@ -446,7 +446,8 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
     if pmde == 0:
         if vfile < 0 and thp_vma_allowable(cfg, mm[MM_FLAGS, mmi], vm_flags, vma[V_START, p],
                                            vma[V_END, p], va):
-            khugepaged_enter(cfg, gs, mm, mmi, now)
+            vma[V_ANON_VMA, p] = 1               # do_huge_pmd_anonymous_page: vmf_anon_prepare,
+            khugepaged_enter(cfg, gs, mm, mmi, now)  # even for the huge zero page
             if not write and cfg[C_USE_ZERO_PAGE] != 0:
                 st, done, c = map_huge_zero(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order,
                                             pb_mt, pt, pt_aux, mm, mmi, vm_flags, pos)

@@ -106,6 +106,7 @@ from .consts import (
     THPDIS_MMF,
     THPDIS_NONE,
     V_END,
+    V_ANON_VMA,
     V_FILE,
     V_FLAGS,
     V_START,
@@ -128,7 +129,7 @@ from .readahead import force_limit, force_page_cache_ra, ra_pages
 from .filemap import filemap_get_folio
 from .fs import has_blocks
 from .borrow import borrow_state
-from .huge_memory import khugepaged_enter, khugepaged_exit
+from .huge_memory import collapse_vma_ok, hugepage_pmd_enabled, khugepaged_enter, khugepaged_exit
 from .shmem import khugepaged_enter_file_vma
 from .events import hist_add
 from .jit import kernel
@@ -616,9 +617,9 @@ def sys_madvise(S, ti, addr, length, advice):
     full = True
     if advice == MADV_HUGEPAGE:
         # hugepage_madvise: VM_HUGEPAGE on, VM_NOHUGEPAGE off, and khugepaged_enter_vma for each
-        # VMA as it was, with the new flags: a file VMA enrols the mm if khugepaged may collapse
-        # there; any anonymous one enrols it (the engine does not check an anonymous VMA's
-        # anon_vma and size, as Linux does)
+        # VMA as it was, with the new flags: the mm enrols if khugepaged runs and may collapse
+        # there (a file VMA: its huge= setting; an anonymous one: an anon_vma and an aligned
+        # 2 MiB range, the sysfs mode, the prctl)
         now = task[T_CLOCK, ti]
         anon = False
         parts, _ = vma_parts(mm, vma, mmi, addr, end)
@@ -626,7 +627,9 @@ def sys_madvise(S, ti, addr, length, advice):
             q = parts[0, k]
             f = vma[V_FILE, q]
             if f == -1:
-                anon = True
+                anon = anon or (hugepage_pmd_enabled(cfg) and collapse_vma_ok(
+                    cfg, mm[MM_FLAGS, mmi], (vma[V_FLAGS, q] | VM_HUGEPAGE) & ~VM_NOHUGEPAGE, f,
+                    True, vma[V_START, q], vma[V_END, q], vma[V_ANON_VMA, q]))
             elif f >= 0:
                 khugepaged_enter_file_vma(cfg, gs, fs, ino, mm, mmi, f, vma[V_START, q],
                                           vma[V_END, q], vma[V_PGOFF, q],

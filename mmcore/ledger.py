@@ -113,7 +113,8 @@ LEDGER: tuple[Mechanism, ...] = (
          _T + "test_engine.py::test_mmap_munmap_errors_leave_state_unchanged"),
         ("mmap", "syscalls"), (),
         "ASLR off; placement checked against a 6.18 host; every profile gets 6.18's vDSO VMAs "
-        "(`[vvar_vclock]` is 6.x's). No `anon_vma`."),
+        "(`[vvar_vclock]` is 6.x's). A VMA records whether it has an `anon_vma` (khugepaged's "
+        "and retract_page_tables' test), not which one: merges ignore anon_vma compatibility."),
     Mechanism(
         "THP-aligned anonymous mmap (2 MiB multiples)",
         marks("exact"),
@@ -325,7 +326,8 @@ LEDGER: tuple[Mechanism, ...] = (
         ("thp_collapse_alloc", "thp_collapse_alloc_failed", "thp_scan_exceed_none_pte",
          "thp_scan_exceed_share_pte", "thp_scan_exceed_swap_pte"),
         "Writable rule per profile (3.x every PTE writable, 4.13 one, 6.18 none); "
-        "thp_scan_exceed_* counted from 5.8 (6.18). No anon_vma (a never-faulted VMA is scanned), "
+        "thp_scan_exceed_* counted from 5.8 (6.18). A VMA without an anon_vma (never written to, "
+        "nor faulted where a THP may come in) is passed over, as Linux does; "
         "a failed allocation ends the wakeup (Linux retries once), 6.18's "
         "`folio_maybe_mapped_shared` taken as 5.8-6.13's per-page mapcount; swap entries "
         "(at most max_ptes_swap) are read into the new THP during the collapse."),
@@ -338,8 +340,8 @@ LEDGER: tuple[Mechanism, ...] = (
          _T + "test_khugepaged.py::test_madv_collapse_ignores_sysfs_and_limits_but_honours_the_prctl",
          _REF + "test_madv_collapse_hand_computed"),
         ("khugepaged", "sched"), ("thp_collapse_alloc", "thp_collapse_alloc_failed"),
-        "Errnos as Linux (ENOMEM, EBUSY, EAGAIN, EINVAL); khugepaged's simplifications apply (a "
-        "never-faulted VMA collapses: no anon_vma). Older profiles: EINVAL at no cost, as "
+        "Errnos as Linux (ENOMEM, EBUSY, EAGAIN, EINVAL, the last also for a VMA without an "
+        "anon_vma); khugepaged's simplifications apply. Older profiles: EINVAL at no cost, as "
         "kernels without the advice."),
     Mechanism(
         "THP splits: PMD splits, the deferred split queue and its shrinker",

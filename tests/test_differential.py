@@ -503,6 +503,15 @@ KH_LINUX_CASES = {
     # 4.13: a page mapped twice (after fork) fails page_count() == 1
     "kh_413_shared": ("413_madvise", NOHUGE_PAGES[:3] + [
         (0, "fork"), (0, "madvise", BASE, 4 * MiB, MADV_HUGEPAGE), (0, "advance", 30_000_000)]),
+    # pages only read (4 KiB zero-page faults): no anon_vma, so MADV_HUGEPAGE enrols nothing,
+    # khugepaged never runs and MADV_COLLAPSE is EINVAL; a write, then a fork (the child's VMA
+    # copies the anon_vma), then the child's MADV_COLLAPSE collapses
+    "no_anon_vma": ("618_madvise_512", [
+        (0, "mmap", 4 * MiB, RW, F, BASE), (0, "madvise", BASE, 4 * MiB, MADV_NOHUGEPAGE),
+        (0, "touch", BASE, 4 * MiB, 4096, False), (0, "madvise", BASE, 4 * MiB, MADV_HUGEPAGE),
+        (0, "advance", 30_000_000), (0, "madvise", BASE, 2 * MiB, MADV_COLLAPSE),
+        (0, "touch", BASE + 8192, 4096, 4096, True), (0, "fork"),
+        (1, "madvise", BASE, 2 * MiB, MADV_COLLAPSE), (1, "advance", 30_000_000)]),
 }
 
 
@@ -520,6 +529,8 @@ KH_FIXED = {   # what the engine did before 1f6b716
                             "old pages of a VM_LOCKED VMA (munlock_vma_folio)",
     "kh_413_shared": "engine: the 4.13 profile collapses pages mapped twice (max_ptes_shared, "
                      "5.8+) where 4.13 required page_count() == 1",
+    "no_anon_vma": "engine: no anon_vma: a VMA only read, or never faulted, was scanned, "
+                   "collapsible and enrolled by MADV_HUGEPAGE",
 }
 
 

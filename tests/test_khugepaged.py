@@ -286,14 +286,54 @@ def test_collapse_allocation_failure(machine):
 
 def test_enabled_never_stops_khugepaged_and_a_write_restarts_it(machine):
     m = machine(thp_enabled="madvise")
-    t, a = small_pages(m, 2 * MiB, advise=False)
+    t, a = small_pages(m, 2 * MiB)                               # enrolled by MADV_HUGEPAGE
     m.sysfs_write("kernel/mm/transparent_hugepage/enabled", "never")
-    t.madvise(a, 2 * MiB, MADV_HUGEPAGE)
     m.advance(60 * SEC)
     assert m.khugepaged()["pages_scanned"] == 0
     m.sysfs_write("kernel/mm/transparent_hugepage/enabled", "madvise")
     m.advance(1)
     assert t.smaps(a)["AnonHugePages"] == 2048
+
+
+def test_madv_hugepage_under_never_does_not_enrol(machine):
+    """khugepaged_enter_vma asks hugepage_pmd_enabled and the VMA's sysfs mode: a MADV_HUGEPAGE
+    under enabled=never leaves the mm off khugepaged's list, so turning THP back on collapses
+    nothing until another MADV_HUGEPAGE enrols it. This 6.18 host did the same: 2 MiB of written
+    4 KiB pages, MADV_HUGEPAGE under never, then madvise: AnonHugePages 0 after 25 s (with
+    scan_sleep_millisecs 10000); without the never step, 2048 kB within a second."""
+    m = machine(thp_enabled="madvise")
+    t, a = small_pages(m, 2 * MiB, advise=False)
+    m.sysfs_write("kernel/mm/transparent_hugepage/enabled", "never")
+    t.madvise(a, 2 * MiB, MADV_HUGEPAGE)
+    m.sysfs_write("kernel/mm/transparent_hugepage/enabled", "madvise")
+    m.advance(60 * SEC)
+    assert t.smaps(a)["AnonHugePages"] == 0 and m.khugepaged()["pages_scanned"] == 0
+    t.madvise(a, 2 * MiB, MADV_HUGEPAGE)
+    m.advance(1)
+    assert t.smaps(a)["AnonHugePages"] == 2048
+    check_invariants(m)
+
+
+def test_a_vma_without_an_anon_vma_is_passed_over(machine):
+    """thp_vma_allowable_order outside a fault needs an anon_vma: a region only read through
+    4 KiB zero-page faults (or never faulted) has none, so MADV_HUGEPAGE enrols nothing,
+    MADV_COLLAPSE is EINVAL and khugepaged skips it; one write gives it one. This 6.18 host
+    gave the same: MADV_COLLAPSE EINVAL on both, then 0 and AnonHugePages 2048 kB after one
+    write."""
+    m = machine(thp_enabled="madvise")
+    t, a = small_pages(m, 2 * MiB, write=False, advise=False)   # zero-page PTEs only
+    untouched = aligned_mmap(t, 2 * MiB)
+    t.madvise(a, 2 * MiB, MADV_HUGEPAGE)
+    t.madvise(untouched, 2 * MiB, MADV_HUGEPAGE)
+    assert m.khugepaged()["pages_scanned"] == 0
+    m.advance(60 * SEC)
+    assert m.khugepaged()["pages_scanned"] == 0                   # never enrolled
+    for where in (a, untouched):
+        assert errno_of(t.madvise, where, 2 * MiB, MADV_COLLAPSE) == errno.EINVAL
+    t.touch(a, 4096, write=True)                                  # anon_vma_prepare
+    assert t.madvise(a, 2 * MiB, MADV_COLLAPSE) == 0
+    assert t.smaps(a)["AnonHugePages"] == 2048
+    check_invariants(m)
 
 
 def test_exited_mm_leaves_the_list_and_full_scans_count(machine):

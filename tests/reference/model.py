@@ -614,13 +614,17 @@ class Table:
 
 
 class Vma:
-    __slots__ = ("start", "end", "flags", "pgoff", "special")
+    __slots__ = ("start", "end", "flags", "pgoff", "special", "anon_vma")
 
     def __init__(self, start, end, flags, special=None):
         self.start, self.end, self.flags, self.pgoff = start, end, flags, start >> PAGE_SHIFT
         self.special = special  # "[vvar]", "[vvar_vclock]", "[vdso]" (D1), else None
         if special is not None:
             self.pgoff = 0
+        # an anon_vma is attached (anon_vma_prepare): by a write fault in a private VMA, or a
+        # fault where a THP may come in (the huge zero page too); split halves keep it, a merge
+        # ORs it, fork copies it
+        self.anon_vma = False
 
     def mergeable(self):
         return self.special is None
@@ -921,6 +925,7 @@ class RefMachine:
         for v in old.vmas:  # one for one: no merging of VMAs that became identical (X3)
             vma = Vma(v.start, v.end, v.flags & ~VM_LOCKED_MASK, v.special)
             vma.pgoff = v.pgoff
+            vma.anon_vma = v.anon_vma
             mm.vmas.append(vma)
         try:
             if old.pgd is not None:
@@ -1385,6 +1390,8 @@ class RefMachine:
             raise SegmentationFault(va)
         if not gup and ((write and not vma.flags & VM_WRITE) or (not write and not vma.flags & VM_READ)):
             raise SegmentationFault(va)
+        if write and not vma.flags & VM_SHARED:
+            vma.anon_vma = True   # anon_vma_prepare, before the fault's work (which may fail)
         if self.buddy.nr_free() < FAULT_RESERVE_TABLES:
             # page tables are allocated with reclaim: kswapd, and below the min watermark one
             # batch of direct reclaim (SEMANTICS 12)
@@ -1400,6 +1407,7 @@ class RefMachine:
         assert not entry & _PAGE_PROTNONE, "PROT_NONE leaf in an accessible VMA"
         if not entry & _PAGE_PRESENT:
             if self._thp_flags_allowable(mm, vma.flags) and self._thp_geometry_ok(vma, va):
+                vma.anon_vma = True   # do_huge_pmd_anonymous_page: vmf_anon_prepare
                 if self._do_huge_pmd_anonymous_page(mm, vma, pmd_t, i, va, write):
                     return
         elif entry & _PAGE_PSE:
@@ -1877,6 +1885,7 @@ class RefMachine:
                 self._flush_needed = True
         tail = Vma(addr, vma.end, vma.flags, vma.special)
         tail.pgoff = vma.pgoff + ((addr - vma.start) >> PAGE_SHIFT)
+        tail.anon_vma = vma.anon_vma
         vma.end = addr
         mm.vmas.insert(mm.vmas.index(vma) + 1, tail)
 
@@ -1888,6 +1897,7 @@ class RefMachine:
             if (a.end == b.start and a.flags == b.flags and start <= b.start and a.end <= end
                     and a.mergeable() and b.mergeable()):
                 a.end = b.end
+                a.anon_vma |= b.anon_vma
                 del mm.vmas[k + 1]
             else:
                 k += 1
@@ -2322,10 +2332,10 @@ class RefMachine:
         if advice in (MADV_POPULATE_READ, MADV_POPULATE_WRITE):
             return self._madvise_populate(task, addr, end, advice == MADV_POPULATE_WRITE)
         if advice == MADV_HUGEPAGE:
-            # hugepage_madvise enrols the mm for each VMA of the range; the engine does so for any
-            # anonymous VMA, without Linux's anon_vma and size tests (SEMANTICS 11); once the walk
-            # is over, whatever it did
-            seen = any(v.start < end and addr < v.end and v.special is None
+            # hugepage_madvise: khugepaged_enter_vma for each VMA of the range as it was, with the
+            # new flags (an anon_vma, an aligned 2 MiB range, the sysfs mode, the prctl); the mm
+            # joins once the walk is over, whatever it did (SEMANTICS 11)
+            seen = any(v.start < end and addr < v.end and self._enrols_at_madv_hugepage(task.mm, v)
                        for v in task.mm.vmas)
             try:
                 return self._madvise_walk(task.mm, addr, end, advice)
@@ -2333,6 +2343,17 @@ class RefMachine:
                 if seen:
                     self._khugepaged_enter(task.mm, self._op_start + self.costs["syscall_ps"])
         return self._madvise_walk(task.mm, addr, end, advice)
+
+    def _enrols_at_madv_hugepage(self, mm, v):
+        """khugepaged_enter_vma(v, flags with VM_HUGEPAGE): may khugepaged collapse in ``v``?"""
+        if v.special is not None:
+            return False
+        h = (v.start + HPAGE_PMD_SIZE - 1) & ~(HPAGE_PMD_SIZE - 1)
+        if h + HPAGE_PMD_SIZE > v.end:
+            return False                      # thp_vma_suitable_order(vm_end - HPAGE_PMD_SIZE)
+        w = Vma(v.start, v.end, (v.flags | VM_HUGEPAGE) & ~VM_NOHUGEPAGE)
+        w.anon_vma = v.anon_vma
+        return self._collapse_allowed(mm, w, khugepaged=True)
 
     def _madvise_walk(self, mm, addr, end, advice):
         start, unmapped = addr, False
@@ -2625,9 +2646,10 @@ class RefMachine:
         return progress, result
 
     def _collapse_allowed(self, mm, vma, khugepaged):
-        """thp_vma_allowable_order for a collapse: an anonymous VMA with read or write access,
-        not VM_NOHUGEPAGE, not disabled for the mm; khugepaged also needs the sysfs mode."""
-        if vma.special is not None or not vma.flags & (VM_READ | VM_WRITE):
+        """thp_vma_allowable_order for a collapse: an anonymous VMA with read or write access and
+        an anon_vma, not VM_NOHUGEPAGE, not disabled for the mm; khugepaged also needs the sysfs
+        mode."""
+        if vma.special is not None or not vma.flags & (VM_READ | VM_WRITE) or not vma.anon_vma:
             return False
         if khugepaged:
             return self._thp_flags_allowable(mm, vma.flags)
