@@ -171,7 +171,19 @@ from .pagetable import (
     swp_offset,
     withdraw_table,
 )
-from .tlb import KEY_2M, flush_tlb_page, set_index, tlb_fill, tlb_layout, tlb_probe
+from .tlb import (
+    KEY_2M,
+    fill_2m,
+    fill_l1,
+    fill_stlb,
+    fixed_geometry,
+    flush_tlb_page,
+    probe_2m,
+    probe_l1,
+    probe_stlb,
+    set_index,
+    tlb_layout,
+)
 
 FAULT_RESERVE_TABLES = 8     # pool slots a fault may need: P4D, PUD, PMD, PTE, deposit, spare
 PREFETCH_AHEAD = 8           # accesses between a prefetch and its use
@@ -701,6 +713,7 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
     w2 = cfg[C_L1_2M_WAYS]
     s3 = cfg[C_STLB_SETS]
     w3 = cfg[C_STLB_WAYS]
+    fixed = fixed_geometry(s1, w1, s2, w2, s3, w3)     # the default geometry: unrolled lookups
     npde = cfg[C_PDE_CACHE]
     npdpte = cfg[C_PDPTE_CACHE]
     levels = cfg[C_PT_LEVELS]
@@ -823,9 +836,9 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
                 continue
         # 2 MiB entries of this address space exist only if it ever mapped a PMD leaf
         huge_ok = mm[MM_HAD_PMD, mmi] != 0
-        e = tlb_probe(tags, ages, 0, s1, w1, v4, k4, stamp)
+        e = probe_l1(fixed, tags, ages, s1, w1, v4, k4, stamp)
         if e < 0 and huge_ok:
-            e = tlb_probe(tags, ages, b2, s2, w2, v2, k2, stamp)
+            e = probe_2m(fixed, tags, ages, b2, s2, w2, v2, k2, stamp)
         if e >= 0 and (not write or (tags[e] & 1) != 0):
             last = e
             if write:
@@ -835,18 +848,18 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
             continue
         if e < 0:
             dtlb += 1
-            e3 = tlb_probe(tags, ages, b3, s3, w3, v4, k4, stamp)
+            e3 = probe_stlb(fixed, tags, ages, b3, s3, w3, v4, k4, stamp)
             if e3 < 0 and huge_ok:
-                e3 = tlb_probe(tags, ages, b3, s3, w3, v2, k2, stamp)
+                e3 = probe_stlb(fixed, tags, ages, b3, s3, w3, v2, k2, stamp)
             if e3 >= 0 and (not write or (tags[e3] & 1) != 0):
                 cost += stlb_cost
                 stamp += 1
                 if (tags[e3] >> 1) == k4:
-                    last = tlb_fill(tags, ages, pfns, 0, s1, w1, v4, k4, 1 & tags[e3], pfns[e3],
-                                    stamp)
+                    last = fill_l1(fixed, tags, ages, pfns, s1, w1, v4, k4, 1 & tags[e3],
+                                   pfns[e3], stamp)
                 else:
-                    last = tlb_fill(tags, ages, pfns, b2, s2, w2, v2, k2, 1 & tags[e3], pfns[e3],
-                                    stamp)
+                    last = fill_2m(fixed, tags, ages, pfns, b2, s2, w2, v2, k2, 1 & tags[e3],
+                                   pfns[e3], stamp)
                 if write:
                     mark_written(fr_flags, tags[last], pfns[last], va)
                 clock += cost
@@ -908,11 +921,11 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
                     stamp += 1
                     f = entry_pfn(leaf)
                     if level == 2:
-                        tlb_fill(tags, ages, pfns, b3, s3, w3, v2, k2, d, f, stamp)
-                        last = tlb_fill(tags, ages, pfns, b2, s2, w2, v2, k2, d, f, stamp)
+                        fill_stlb(fixed, tags, ages, pfns, b3, s3, w3, v2, k2, d, f, stamp)
+                        last = fill_2m(fixed, tags, ages, pfns, b2, s2, w2, v2, k2, d, f, stamp)
                     else:
-                        tlb_fill(tags, ages, pfns, b3, s3, w3, v4, k4, d, f, stamp)
-                        last = tlb_fill(tags, ages, pfns, 0, s1, w1, v4, k4, d, f, stamp)
+                        fill_stlb(fixed, tags, ages, pfns, b3, s3, w3, v4, k4, d, f, stamp)
+                        last = fill_l1(fixed, tags, ages, pfns, s1, w1, v4, k4, d, f, stamp)
                     if write:
                         mark_written(fr_flags, tags[last], f, va)
                     break
