@@ -98,18 +98,18 @@ def test_khugepaged_file_collapse(benchmark, rates):
     nranges = COLLAPSE_FILE // (2 * MiB)
 
     def setup():
-        # THP and shmem THP off while the mm enrols (MADV_HUGEPAGE) and faults, so khugepaged
-        # sleeps; shmem_enabled=force then starts it (6.12+), but no time passes before the
-        # timed part
+        # THP and shmem THP off while the pages are faulted, so khugepaged sleeps;
+        # shmem_enabled=force then starts it (6.12+) and MADV_HUGEPAGE enrols the mm
+        # (khugepaged_enter_vma), but no time passes before the timed part
         m, t = _tmpfs("2GiB", "never", enabled="never")
         m.sysfs_write(KH + "pages_to_scan", 2 ** 32 - 1)
         m.sysfs_write(KH + "scan_sleep_millisecs", 1)
         fd = t.open("/shm/f", os.O_CREAT | os.O_RDWR)
         t.pwrite(fd, 0, COLLAPSE_FILE)                       # 4 KiB pages (huge=never)
         a = t.mmap(COLLAPSE_FILE, PROT_READ, MAP_SHARED, fd=fd)
-        t.madvise(a, COLLAPSE_FILE, mmcore.MADV_HUGEPAGE)   # the mm enrols
         t.touch(a, COLLAPSE_FILE, stride=64 * 1024, write=False)   # PTE-mapped
         m.sysfs_write(SHMEM, "force")
+        t.madvise(a, COLLAPSE_FILE, mmcore.MADV_HUGEPAGE)   # the mm enrols
         made.append(m)
         return (m,), {}
 
