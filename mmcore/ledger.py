@@ -338,6 +338,8 @@ LEDGER: tuple[Mechanism, ...] = (
         (_T + "test_khugepaged.py::test_madv_collapse_matches_the_host",
          _T + "test_khugepaged.py::test_madv_collapse_errors",
          _T + "test_khugepaged.py::test_madv_collapse_ignores_sysfs_and_limits_but_honours_the_prctl",
+         _T + "test_khugepaged.py::test_a_vma_without_an_anon_vma_is_passed_over",
+         _T + "test_validate.py::test_engine_collapse_scenario_per_profile",
          _REF + "test_madv_collapse_hand_computed"),
         ("khugepaged", "sched"), ("thp_collapse_alloc", "thp_collapse_alloc_failed"),
         "Errnos as Linux (ENOMEM, EBUSY, EAGAIN, EINVAL, the last also for a VMA without an "

@@ -256,6 +256,10 @@ class Region:
     # underused-THP check); Rss, AnonHugePages and the split counters are then read after it
     max_ptes_none: int | None = None
     drop_slab: bool = False
+    # after the touches: MADV_HUGEPAGE and MADV_COLLAPSE over the region (``collapse_first``),
+    # one byte written at its start, MADV_COLLAPSE again (``collapse_after_write``); smaps is read
+    # after that (the anon_vma test: a region only read has none, 6.1+)
+    collapse: bool = False
 
 
 @dataclass(frozen=True)
@@ -328,6 +332,14 @@ SCENARIOS: tuple[Scenario, ...] = (
              Region(8 << 20, MADV_NOHUGEPAGE, write=False), (RSS, AHP, HUGE_ZERO, ZERO_PTES)),
     Scenario("pte-growth", "16 pages written 2 MiB apart in 32 MiB with MADV_NOHUGEPAGE: one "
              "PTE table each", Region(32 << 20, MADV_NOHUGEPAGE, stride=HPAGE), (PTE, RSS, AHP)),
+    Scenario("collapse-anon-vma", "2 MiB anonymous read through 4 KiB zero-page faults "
+             "(MADV_NOHUGEPAGE), then MADV_HUGEPAGE and MADV_COLLAPSE (no anon_vma: EINVAL), one "
+             "byte written (anon_vma_prepare), MADV_COLLAPSE again (6.1+)",
+             Region(HPAGE, MADV_NOHUGEPAGE, write=False, collapse=True),
+             (Observable("collapse_first", "MADV_COLLAPSE result, pages only read", "",
+                         note="0 or -errno"),
+              Observable("collapse_after_write", "MADV_COLLAPSE result after one write", "",
+                         note="0 or -errno"), AHP), needs_thp=True),
     Scenario("underused-shrink", "8 MiB with MADV_HUGEPAGE, one page in 8 written, "
              "khugepaged/max_ptes_none 409, then drop_caches 2: the underused-THP shrinker "
              "(6.12+) splits the four THPs (448 of 512 pages zero-filled) and frees the zero "
@@ -698,6 +710,11 @@ def host_region(spec: dict) -> dict:
         st0, vm0 = _fields("/proc/self/status"), _fields("/proc/vmstat", " ")
         libc.touch(addr, r.length, r.stride, r.write)
         vm1, st1 = _fields("/proc/vmstat", " "), _fields("/proc/self/status")
+        if r.collapse:
+            libc.madvise(addr, r.length, MADV_HUGEPAGE)
+            out["collapse_first"] = libc.madvise_result(addr, r.length, MADV_COLLAPSE)
+            libc.touch(addr, 1, PAGE, True)
+            out["collapse_after_write"] = libc.madvise_result(addr, r.length, MADV_COLLAPSE)
         if r.drop_slab:
             with open("/proc/sys/vm/drop_caches", "w") as f:
                 f.write("2")
@@ -979,6 +996,17 @@ def engine_region(config, region: Region) -> dict:
     pte0, vm0 = t.status()["VmPTE"], m.vmstat()
     t.touch(addr, region.length, region.stride, region.write)
     vm1, st1 = m.vmstat(), t.status()
+    if region.collapse:
+        t.madvise(addr, region.length, K.MADV_HUGEPAGE)
+
+        def collapse() -> int:
+            try:
+                return t.madvise(addr, region.length, K.MADV_COLLAPSE) or 0
+            except OSError as e:
+                return -e.errno
+        out["collapse_first"] = collapse()
+        t.touch(addr, 1, PAGE, True)
+        out["collapse_after_write"] = collapse()
     if region.drop_slab:
         t.write_sysctl("vm.drop_caches", 2)
         vm2 = m.vmstat()

@@ -666,6 +666,20 @@ def test_host_values_are_the_kernels(host_report):
     assert got[("madv-nohugepage", "smaps AnonHugePages")] == 0
     assert got[("read-zero", "smaps Rss")] == 0
     assert got[("pte-growth", "smaps Rss")] == 16 * 4
+    if _RELEASE >= (6, 1):                      # MADV_COLLAPSE; the anon_vma test
+        assert got[("collapse-anon-vma", "MADV_COLLAPSE result, pages only read")] == -22
+        assert got[("collapse-anon-vma", "MADV_COLLAPSE result after one write")] == 0
+        assert got[("collapse-anon-vma", "smaps AnonHugePages")] == 2048
+
+
+def test_engine_collapse_scenario_per_profile():
+    """The engine side of collapse-anon-vma: 6.18 refuses the region only read (no anon_vma)
+    and collapses it after one write; a profile without MADV_COLLAPSE refuses both."""
+    region = _scenario("collapse-anon-vma").region
+    new = V.engine_region(V.engine_config(_host(MADVISE)), region)
+    assert (new["collapse_first"], new["collapse_after_write"], new["AnonHugePages"]) == (-22, 0, 2048)
+    old = V.engine_region(V.engine_config(_host(MADVISE, release="5.4.0")), region)
+    assert (old["collapse_first"], old["collapse_after_write"], old["AnonHugePages"]) == (-22, -22, 0)
 
 
 @needs_tmpfs
