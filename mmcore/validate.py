@@ -1614,10 +1614,16 @@ def engine_folios(config) -> dict:
     return out
 
 
-def _folio_checks(host: HostInfo, config, directory: str = FILE_DIR) -> list[Check]:
+def _dir_requirements(host: HostInfo, directory: str) -> str | None:
+    """Why a scenario on the disk filesystem of ``directory`` cannot run here, or None."""
     why = _requirements(host, False)
     if why is None and not os.path.isdir(directory):
         why = f"no directory {directory}"
+    return why
+
+
+def _folio_checks(host: HostInfo, config, directory: str = FILE_DIR) -> list[Check]:
+    why = _dir_requirements(host, directory)
     got: dict[str, Any] = {}
     if why is None:
         with host_turn():
@@ -1633,9 +1639,7 @@ def _folio_checks(host: HostInfo, config, directory: str = FILE_DIR) -> list[Che
 
 
 def _file_checks(host: HostInfo, config, directory: str = FILE_DIR) -> list[Check]:
-    why = _requirements(host, False)
-    if why is None and not os.path.isdir(directory):
-        why = f"no directory {directory}"
+    why = _dir_requirements(host, directory)
     got: dict[str, Any] = {}
     eng: dict[str, Any] = {}
     with host_turn():
