@@ -657,6 +657,48 @@ def test_host_file_scenario_reads_the_device_and_evicts_the_file():
     assert got["cached0"] >= min(ra, 5 + 1)              # at least the faulted page and before it
 
 
+@needs_host
+def test_cachestat_counts_a_files_cached_and_evicted_pages(tmp_path):
+    """cachestat(2) through the child's libc: 5 pages written are cached and dirty; written
+    back and dropped by POSIX_FADV_DONTNEED (no shadow entries: not evicted), none are left."""
+    libc = V._Libc()
+    fd = os.open(tmp_path / "f", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        os.pwrite(fd, b"\1" * (5 * V.PAGE), 0)
+        cs = libc.cachestat(fd, 0, 8 * V.PAGE)
+        if cs is None:
+            pytest.skip("the kernel has no cachestat (before 6.5)")
+        assert cs["nr_cache"] == 5 and cs["nr_dirty"] + cs["nr_writeback"] == 5
+        assert libc.cachestat(fd, 2 * V.PAGE, V.PAGE)["nr_cache"] == 1
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        cs = libc.cachestat(fd, 0, 8 * V.PAGE)
+        assert (cs["nr_cache"], cs["nr_dirty"], cs["nr_evicted"]) == (0, 0, 0)
+    finally:
+        os.close(fd)
+    with pytest.raises(OSError, match="cachestat"):
+        libc.cachestat(fd, 0, V.PAGE)                      # closed: EBADF, not "no cachestat"
+
+
+@pytest.mark.parametrize("evicted, runs", [([0], 1), ([3, 0], 2), ([5, 5, 5, 5, 5], V.FILE_RUNS)])
+def test_host_file_runs_again_while_pages_are_evicted(monkeypatch, evicted, runs):
+    """A run that saw the file's pages evicted (a host's proactive reclaim) is run again, up to
+    FILE_RUNS times; the last run's figures are reported, with its number."""
+    left = list(evicted)
+    calls = []
+
+    def one_run(libc, directory, ra_kb):
+        calls.append(ra_kb)
+        return {"cached0": 100 + len(calls), "evicted": left.pop(0)}
+    monkeypatch.setattr(V, "_read_ahead_kb", lambda path, name="read_ahead_kb": (128, ""))
+    monkeypatch.setattr(V, "_host_file_run", one_run)
+    monkeypatch.setattr(V, "_Libc", lambda: None)
+    got = V.host_file({"dir": "/nowhere"})
+    assert calls == [128] * runs
+    assert got["runs"] == runs and got["cached0"] == 100 + runs
+    assert got["evicted"] == evicted[runs - 1]
+
+
 @needs_thp
 def test_host_values_are_the_kernels(host_report):
     """What the kernel showed, independently of the engine: a THP per 2 MiB under MADV_HUGEPAGE,
