@@ -259,6 +259,16 @@ def do_munmap(S, mmi, start, end):
 
 
 @kernel
+def anon_vma_enter(cfg, gs, mm, vma, mmi, p, now):
+    """khugepaged_enter_vma for anonymous VMA ``p`` with its own flags, after an mmap or brk
+    made or grew it: a new VMA has no anon_vma yet, so it waits for its first THP fault; one that
+    merged into a VMA with an anon_vma enrols the mm where khugepaged may collapse there."""
+    if vma[V_ANON_VMA, p] != 0 and hugepage_pmd_enabled(cfg) and collapse_vma_ok(
+            cfg, mm[MM_FLAGS, mmi], vma[V_FLAGS, p], -1, True, vma[V_START, p], vma[V_END, p], 1):
+        khugepaged_enter(cfg, gs, mm, mmi, now)
+
+
+@kernel
 def sys_mmap(S, ti, addr, length, prot, flags, ii, pgoff):
     """do_mmap (mm/mmap.c): anonymous private mappings (``ii`` -1) and file mappings of inode
     ``ii`` from page ``pgoff``, shared or private (the caller checked the file's access mode).
@@ -273,13 +283,15 @@ def sys_mmap(S, ti, addr, length, prot, flags, ii, pgoff):
     if st == OK:                       # a call that fails validation changes nothing, time included
         op_begin(task, cpus, ti)
         task[T_CLOCK, ti] += cfg[C_COST_SYSCALL]
+        # __mmap_new_vma / vma_merge_new_range: khugepaged_enter_vma for the VMA the mapping
+        # became or merged into
+        p = mm[MM_VBASE, mmi] + find_vma_index(mm, vma, mmi, a)
         if ii >= 0:
-            # __mmap_new_vma / vma_merge_new_range: khugepaged_enter_vma for a file VMA (an
-            # anonymous one waits for its first THP fault, 6.15+ and as the engine always did)
-            p = mm[MM_VBASE, mmi] + find_vma_index(mm, vma, mmi, a)
             khugepaged_enter_file_vma(cfg, gs, fs, ino, mm, mmi, ii, vma[V_START, p],
                                       vma[V_END, p], vma[V_PGOFF, p], vma[V_FLAGS, p],
                                       task[T_CLOCK, ti])
+        else:
+            anon_vma_enter(cfg, gs, mm, vma, mmi, p, task[T_CLOCK, ti])
         task[T_CLOCK, ti] += extra
         op_end(gs, task, cpus, ti)
     return st, a
@@ -1088,7 +1100,9 @@ def sys_brk(S, ti, addr):
             if na > oa:
                 i = find_vma_index(mm, vma, mmi, oa)
                 vma_insert_at(mm, vma, mmi, i, oa, na, f, oa >> 12, -1)
-                vma_merge_around(mm, vma, mmi, i)
+                i = vma_merge_around(mm, vma, mmi, i)
+                # do_brk_flags: a break that extends the old heap VMA enrols it as mmap would
+                anon_vma_enter(cfg, gs, mm, vma, mmi, mm[MM_VBASE, mmi] + i, task[T_CLOCK, ti])
                 mm[MM_TOTAL_VM, mmi] += (na - oa) >> 12
                 if f & VM_LOCKED:
                     mm[MM_LOCKED, mmi] += (na - oa) >> 12

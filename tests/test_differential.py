@@ -482,6 +482,7 @@ def test_khugepaged_mixed_streams_agree(name, seed):
 NOHUGE_PAGES = [(0, "mmap", 4 * MiB, RW, F, BASE), (0, "madvise", BASE, 4 * MiB, MADV_NOHUGEPAGE),
                 (0, "touch", BASE, 4 * MiB, 4096, True),
                 (0, "madvise", BASE, 4 * MiB, MADV_HUGEPAGE)]
+BRK_BLOCK = (START_BRK + 2 * MiB - 1) & ~(2 * MiB - 1)      # the heap's first aligned 2 MiB
 KH_LINUX_CASES = {
     # a PTE-mapped THP: MADV_COLLAPSE gives EINVAL (a tail page's flags fail the anon test)
     "kh_tail_page_flags": ("618_always_none0_shared0", TWO_THPS + [
@@ -512,6 +513,14 @@ KH_LINUX_CASES = {
         (0, "advance", 30_000_000), (0, "madvise", BASE, 2 * MiB, MADV_COLLAPSE),
         (0, "touch", BASE + 8192, 4096, 4096, True), (0, "fork"),
         (1, "madvise", BASE, 2 * MiB, MADV_COLLAPSE), (1, "advance", 30_000_000)]),
+    # an mmap that merges into a written VMA (vma_merge_new_range), and a brk that grows a written
+    # heap (do_brk_flags), enrol the mm: khugepaged then collapses the block the written page is in
+    "merge_enrols": ("310_always", [
+        (0, "mmap", MiB, RW, F, BASE), (0, "touch", BASE + 8192, 4096, 4096, True),
+        (0, "mmap", 3 * MiB, RW, F, BASE + MiB), (0, "advance", 30_000_000)]),
+    "brk_enrols": ("310_always", [
+        (0, "brk", START_BRK + MiB), (0, "touch", BRK_BLOCK, 4096, 4096, True),
+        (0, "advance", 30_000_000), (0, "brk", START_BRK + 5 * MiB), (0, "advance", 30_000_000)]),
 }
 
 
@@ -531,6 +540,9 @@ KH_FIXED = {   # what the engine did before 1f6b716
                      "5.8+) where 4.13 required page_count() == 1",
     "no_anon_vma": "engine: no anon_vma: a VMA only read, or never faulted, was scanned, "
                    "collapsible and enrolled by MADV_HUGEPAGE",
+    "merge_enrols": "engine: an anonymous mmap never enrolled, even one merged into a VMA with "
+                    "an anon_vma (khugepaged_enter_vma in vma_merge_new_range)",
+    "brk_enrols": "engine: a brk that grew the heap VMA never enrolled (do_brk_flags)",
 }
 
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import mmcore
-from mmcore import (MADV_COLLAPSE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, PR_SET_THP_DISABLE, PROT_READ,
-                    PROT_WRITE)
+from mmcore import (MADV_COLLAPSE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MAP_ANONYMOUS, MAP_FIXED,
+                    MAP_PRIVATE, PR_SET_THP_DISABLE, PROT_READ, PROT_WRITE)
 from mmcore.check import check_invariants
 
 MiB = 1 << 20
@@ -333,6 +333,37 @@ def test_a_vma_without_an_anon_vma_is_passed_over(machine):
     t.touch(a, 4096, write=True)                                  # anon_vma_prepare
     assert t.madvise(a, 2 * MiB, MADV_COLLAPSE) == 0
     assert t.smaps(a)["AnonHugePages"] == 2048
+    check_invariants(m)
+
+
+def test_an_mmap_or_brk_that_grows_a_written_vma_enrols(machine):
+    """khugepaged_enter_vma runs for the VMA an mmap merged into (vma_merge_new_range) and for
+    the heap a brk grew (do_brk_flags). A VMA too small for a THP took its written page by a
+    4 KiB fault, which enrols nothing; grown to hold an aligned 2 MiB block, with the anon_vma
+    that write gave it, it enrols the mm, and khugepaged collapses the page's block."""
+    m = machine(thp_enabled="always")
+    t = m.spawn()
+    fixed = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED
+    base = 1 << 32
+    t.mmap(MiB, flags=fixed, addr=base)
+    t.touch(base + 8192, 4096, write=True)
+    m.advance(60 * SEC)
+    assert m.khugepaged()["pages_scanned"] == 0
+    t.mmap(3 * MiB, flags=fixed, addr=base + MiB)               # merges: one 4 MiB VMA
+    assert t.smaps(base)["Size"] == 4096
+    m.advance(60 * SEC)
+    assert t.smaps(base)["AnonHugePages"] == 2048
+
+    u = m.spawn()
+    start = u.brk()
+    block = (start + 2 * MiB - 1) & ~(2 * MiB - 1)
+    u.brk(start + MiB)
+    u.touch(block, 4096, write=True)
+    m.advance(60 * SEC)
+    assert u.smaps(block)["AnonHugePages"] == 0
+    u.brk(start + 5 * MiB)
+    m.advance(60 * SEC)
+    assert u.smaps(block)["AnonHugePages"] == 2048
     check_invariants(m)
 
 

@@ -1924,6 +1924,7 @@ class RefMachine:
         nxt = next((v for v in mm.vmas if v.start == end and v.flags == flags and v.mergeable()), None)
         if prev is not None and nxt is not None:
             prev.end = nxt.end
+            prev.anon_vma |= nxt.anon_vma
             mm.vmas.remove(nxt)
             return prev
         if prev is not None:
@@ -2008,7 +2009,7 @@ class RefMachine:
             vm_flags |= VM_ACCOUNT
         if flags & MAP_FIXED:
             self._unmap_range(mm, addr, end)
-        self._insert_vma(mm, addr, end, vm_flags)
+        self._enter_merged(mm, self._insert_vma(mm, addr, end, vm_flags))
         if vm_flags & VM_LOCKED:  # mmap_region: locked_vm += len (MCL_FUTURE)
             mm.locked_vm += length >> PAGE_SHIFT
         if flags & MAP_POPULATE or vm_flags & VM_LOCKED:
@@ -2296,7 +2297,7 @@ class RefMachine:
         if newbrk > TASK_SIZE or mm.any_vma_in(oldbrk, newbrk):
             return mm.brk
         vm_flags = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | mm.def_flags | VM_ACCOUNT
-        self._insert_vma(mm, oldbrk, newbrk, vm_flags)
+        self._enter_merged(mm, self._insert_vma(mm, oldbrk, newbrk, vm_flags))
         mm.brk = brk
         if vm_flags & VM_LOCKED:
             mm.locked_vm += (newbrk - oldbrk) >> PAGE_SHIFT
@@ -2346,14 +2347,25 @@ class RefMachine:
 
     def _enrols_at_madv_hugepage(self, mm, v):
         """khugepaged_enter_vma(v, flags with VM_HUGEPAGE): may khugepaged collapse in ``v``?"""
+        return self._enrols(mm, v, (v.flags | VM_HUGEPAGE) & ~VM_NOHUGEPAGE)
+
+    def _enrols(self, mm, v, flags):
+        """khugepaged_enter_vma(v, flags): may khugepaged collapse in ``v`` with ``flags``?"""
         if v.special is not None:
             return False
         h = (v.start + HPAGE_PMD_SIZE - 1) & ~(HPAGE_PMD_SIZE - 1)
         if h + HPAGE_PMD_SIZE > v.end:
             return False                      # thp_vma_suitable_order(vm_end - HPAGE_PMD_SIZE)
-        w = Vma(v.start, v.end, (v.flags | VM_HUGEPAGE) & ~VM_NOHUGEPAGE)
+        w = Vma(v.start, v.end, flags)
         w.anon_vma = v.anon_vma
         return self._collapse_allowed(mm, w, khugepaged=True)
+
+    def _enter_merged(self, mm, v):
+        """mmap_region / do_brk_flags: khugepaged_enter_vma for the VMA the new range became or
+        merged into. A new VMA has no anon_vma yet (it waits for its first THP fault); one grown
+        from a VMA that has one enrols the mm where khugepaged may collapse there."""
+        if v.anon_vma and self._enrols(mm, v, v.flags):
+            self._khugepaged_enter(mm, self._op_start + self.costs["syscall_ps"])
 
     def _madvise_walk(self, mm, addr, end, advice):
         start, unmapped = addr, False
