@@ -446,7 +446,8 @@ MC_WS_RESTORE = 34           # workingset_restore_file
 MC_WS_REFAULT_ANON = 35      # workingset_refault_anon (5.9+)
 MC_WS_ACTIVATE_ANON = 36
 MC_WS_RESTORE_ANON = 37
-NR_MC = 38
+MC_SPLIT_DEFERRED = 38       # the deferred-split shrinker's nr_deferred for this memcg's queue
+NR_MC = 39
 PAGE_COUNTER_MAX = ((1 << 63) - 1) // 4096   # "max": no limit (LONG_MAX / PAGE_SIZE)
 MAX_RECLAIM_RETRIES = 16
 

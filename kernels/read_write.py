@@ -910,7 +910,7 @@ def drop_caches(S, ti, value):
                 ino[I_DCACHE, i] = 0
                 fgs[FG_SLAB] -= 1
         # drop_slab runs every shrinker: the deferred-split one splits every queued THP
-        deferred_split_scan(S, gs[G_DEFERRED_N], 0)
+        deferred_split_scan(S, gs[G_DEFERRED_N], 0, False)
         vmstat[VS_DROP_SLAB] += 1
     task[T_CLOCK, ti] = now
     op_end(gs, task, cpus, ti)

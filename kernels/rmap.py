@@ -15,6 +15,7 @@ from .consts import (
     C_NR_FRAMES,
     C_ZERO_REMAP,
     G_DEFERRED_HEAD,
+    G_DEFERRED_N,
     G_NR_MM,
     MM_ANON,
     MM_ANONPAGES,
@@ -197,13 +198,38 @@ def split_anon_folio(S, head):
     return split_and_remap(S, head)
 
 
+@kernel(inline="always")
+def _deferred_match(gs, fr_memcg, head, target, local):
+    """Is queued THP ``head`` on memcg ``target``'s queue (``local``: charged to it; else to its
+    subtree, every THP for the root)?"""
+    if local:
+        return fr_memcg[head] == target
+    return target == 0 or memcg_is_descendant(gs, fr_memcg[head], target)
+
+
 @kernel
-def deferred_split_scan(S, nr_to_scan, target):
+def deferred_split_count(S, target, local):
+    """deferred_split_count: the THPs on ``target``'s queue (see ``_deferred_match``)."""
+    gs = S.gs
+    if target == 0 and not local:
+        return gs[G_DEFERRED_N]
+    n = 0
+    head = gs[G_DEFERRED_HEAD]
+    while head >= 0:
+        if _deferred_match(gs, S.fr_memcg, head, target, local):
+            n += 1
+        head = S.fr32[FR_NEXT, head + 2]
+    return n
+
+
+@kernel
+def deferred_split_scan(S, nr_to_scan, target, local):
     """The deferred-split shrinker: up to ``nr_to_scan`` queued THPs charged to memcg ``target``'s
-    subtree (every THP for the root, 0), oldest first: the kernel's queues are per memcg (5.4+,
-    memcg-aware), and memcg reclaim shrinks the target's. A partially mapped one is split (it
-    stays queued if it cannot be); from 6.12 an underused one (``thp_underused``) is split too
-    (thp_underused_split_page) and any other leaves the queue. Returns the pages freed."""
+    subtree (every THP for the root, 0; with ``local`` those charged to ``target`` itself, its
+    own queue), oldest first: the kernel's queues are per memcg (5.4+, memcg-aware). A partially
+    mapped one is split (it stays queued if it cannot be); from 6.12 an underused one
+    (``thp_underused``) is split too (thp_underused_split_page) and any other leaves the queue.
+    Returns the pages freed."""
     gs = S.gs
     fr32 = S.fr32
     fr_flags = S.fr_flags
@@ -212,7 +238,7 @@ def deferred_split_scan(S, nr_to_scan, target):
     n = 0
     while head >= 0 and n < nr_to_scan:
         nxt = fr32[FR_NEXT, head + 2]
-        if target != 0 and not memcg_is_descendant(gs, S.fr_memcg[head], target):
+        if not _deferred_match(gs, S.fr_memcg, head, target, local):
             head = nxt
             continue
         n += 1

@@ -78,12 +78,18 @@ from .consts import (
     LRU_INACTIVE_FILE,
     LV_PAGES,
     VS_NR_ANON_PAGES,
+    C_KERNEL,
+    G_DEFERRED_N,
+    LRU_ACTIVE_ANON,
+    LRU_ACTIVE_FILE,
+    LRU_INACTIVE_ANON,
+    MC_SPLIT_DEFERRED,
 )
 from .page_counter import mc, memcg_is_descendant
 from .swap import shrink_anon
 from .filemap import filemap_remove_page
 from .filemap import unmap_file_pte
-from .rmap import deferred_split_scan
+from .rmap import deferred_split_count, deferred_split_scan
 from .jit import kernel
 from .pagetable import pmd_lookup, pte_lookup
 from .tlb import flush_tlb_page
@@ -98,6 +104,8 @@ KSWAPD_IDLE = -1
 # first and anonymous pages only for what it still lacks
 CACHE_TRIM_PAGES = 1 << 12
 SCAN_PER_BATCH = 4 * SWAP_CLUSTER_MAX   # pages examined before a reclaim attempt gives up
+DEF_PRIORITY = 12                       # a reclaim pass scans lru_pages >> priority, 12 down to 0
+SHRINK_BATCH = 128                      # objects a shrinker scans per call (batch 0: default)
 
 
 @kernel
@@ -283,13 +291,101 @@ def take_swap_io(gs):
 
 
 @kernel
+def lru_pages(S, target, anon):
+    """Pages on the lists reclaim scans in ``target``'s subtree: the file lists, and the anon
+    ones when it may swap (get_scan_count's eligible pages)."""
+    gs = S.gs
+    n = 0
+    for c in range(gs[G_NR_MEMCG]):
+        if gs[mc(c, MC_ONLINE)] != 0 and memcg_is_descendant(gs, c, target):
+            n += S.lru[LV_PAGES + LRU_INACTIVE_FILE, c] + S.lru[LV_PAGES + LRU_ACTIVE_FILE, c]
+            if anon:
+                n += S.lru[LV_PAGES + LRU_INACTIVE_ANON, c] + S.lru[LV_PAGES + LRU_ACTIVE_ANON, c]
+    return n
+
+
+@kernel
+def last_priority(eligible, scanned, met):
+    """The priority a reclaim pass (do_try_to_free_pages, balance_pgdat) ended at: it scans
+    ``eligible >> priority`` pages at each priority from DEF_PRIORITY down and stops once it has
+    reclaimed enough (``met``): the first priority whose scans add up to the pages the LRU pass
+    examined; 0 when it never reclaimed enough."""
+    if not met:
+        return 0
+    total = 0
+    for p in range(DEF_PRIORITY, -1, -1):
+        total += eligible >> p
+        if total >= scanned:
+            return p
+    return 0
+
+
+@kernel
+def do_shrink_deferred_split(S, c, local, priority):
+    """do_shrink_slab of the deferred-split shrinker at ``priority`` on memcg ``c``'s queue
+    (``local``: its own, 5.4+; else the whole node's): count_objects gives ``freeable``; the
+    work is ``freeable >> priority`` times 4 / DEFAULT_SEEKS plus the deferred count shifted by
+    the priority, capped at twice ``freeable``, done in SHRINK_BATCH calls while a batch or the
+    whole queue remains; what was not done is deferred to the next call (at most twice
+    ``freeable``). Returns the pages freed."""
+    gs = S.gs
+    freeable = deferred_split_count(S, c, local)
+    if freeable == 0:
+        return 0
+    k = mc(c, MC_SPLIT_DEFERRED)
+    nr = gs[k]
+    gs[k] = 0                                   # xchg_nr_deferred
+    delta = (freeable >> priority) * 4 // 2
+    total = min((nr >> priority) + delta, 2 * freeable)
+    freed = 0
+    scanned = 0
+    while total >= SHRINK_BATCH or total >= freeable:
+        n = min(SHRINK_BATCH, total)
+        got = deferred_split_scan(S, n, c, local)
+        if got == 0 and deferred_split_count(S, c, local) == 0:
+            break                               # SHRINK_STOP: nothing split, the queue empty
+        freed += got
+        total -= n
+        scanned += n
+    gs[k] += min(max(nr + delta - scanned, 0), 2 * freeable)
+    return freed
+
+
+@kernel
+def shrink_slab_split(S, target, last):
+    """The deferred-split shrinker's share of one reclaim pass over ``target``'s subtree that
+    went from DEF_PRIORITY down to priority ``last``: shrink_slab after the lruvecs at each
+    priority, on each memcg's own queue (memcg-aware, 5.4+). Returns the pages freed; those do
+    not count as reclaimed (no reclaim_state accounting), so they do not end the pass early."""
+    gs = S.gs
+    freed = 0
+    for p in range(DEF_PRIORITY, last - 1, -1):
+        for c in range(gs[G_NR_MEMCG]):
+            if gs[mc(c, MC_ONLINE)] != 0 and memcg_is_descendant(gs, c, target):
+                freed += do_shrink_deferred_split(S, c, True, p)
+    return freed
+
+
+@kernel
 def shrink_node(S, nr_to_reclaim, kswapd):
-    """Global reclaim: the deferred-split shrinker first (it frees the unmapped parts of queued
-    THPs), then every memcg's lruvec (``shrink_memcgs`` from the root). Returns the number freed."""
+    """Global reclaim: every memcg's lruvec (``shrink_memcgs`` from the root), and the
+    deferred-split shrinker, which frees the unmapped parts of queued THPs. From 4.16 the
+    shrinkers run after the lruvecs at each priority, with a share of their objects set by the
+    priority (``shrink_slab_split``); before that, the model splits SWAP_CLUSTER_MAX queued
+    THPs first. Returns the number freed."""
     vmstat = S.vmstat
-    freed = deferred_split_scan(S, SWAP_CLUSTER_MAX, 0)
-    got, scanned, af, asc = shrink_anon_and_file(
-        S, 0, nr_to_reclaim - freed if freed < nr_to_reclaim else 0, kswapd, True)
+    if S.cfg[C_KERNEL] >= 416:
+        freed = 0
+        swap_ok = S.gs[G_NR_SWAP_FREE] > 0
+        eligible = lru_pages(S, 0, swap_ok)
+        got, scanned, af, asc = shrink_anon_and_file(S, 0, nr_to_reclaim, kswapd, True)
+        if S.gs[G_DEFERRED_N] > 0:
+            freed = shrink_slab_split(S, 0, last_priority(eligible, scanned + asc,
+                                                          got + af >= nr_to_reclaim))
+    else:
+        freed = deferred_split_scan(S, SWAP_CLUSTER_MAX, 0, False)
+        got, scanned, af, asc = shrink_anon_and_file(
+            S, 0, nr_to_reclaim - freed if freed < nr_to_reclaim else 0, kswapd, True)
     freed += got + af
     if freed > 0:
         S.fgs[FG_KSWAPD_FAILURES] = 0          # shrink_node: reclaimable again
@@ -305,18 +401,24 @@ def shrink_node(S, nr_to_reclaim, kswapd):
 
 @kernel
 def try_to_free_mem_cgroup_pages(S, target, nr_pages):
-    """Memcg reclaim against ``target``'s limit: the deferred-split shrinker over the THPs
-    charged to its subtree first (as ``shrink_node``), then at least SWAP_CLUSTER_MAX pages from
-    its subtree's lruvecs, counted as direct reclaim. Returns the number freed."""
+    """Memcg reclaim against ``target``'s limit: at least SWAP_CLUSTER_MAX pages from its
+    subtree's lruvecs, counted as direct reclaim, and the deferred-split shrinker over the THPs
+    charged to its subtree (its memcgs' own queues), ordered as ``shrink_node`` orders them.
+    Returns the number freed."""
     vmstat = S.vmstat
     gs = S.gs
-    split = deferred_split_scan(S, SWAP_CLUSTER_MAX, target)
+    new = S.cfg[C_KERNEL] >= 416
+    split = 0 if new else deferred_split_scan(S, SWAP_CLUSTER_MAX, target, False)
     # v1: when memory+swap is the limit in the way, swapping out cannot help (no MAY_SWAP)
     may_swap = gs[mc(target, MC_USAGE)] + gs[mc(target, MC_SWAP_USAGE)] + nr_pages <= \
         gs[mc(target, MC_MEMSW_MAX)]
     want = max(nr_pages, SWAP_CLUSTER_MAX)
+    eligible = lru_pages(S, target, may_swap and gs[G_NR_SWAP_FREE] > 0)
     got, scanned, af, asc = shrink_anon_and_file(S, target, want - split if split < want else 0,
                                                  False, may_swap)
+    if new and gs[G_DEFERRED_N] > 0:
+        split = shrink_slab_split(S, target, last_priority(eligible, scanned + asc,
+                                                           got + af >= want))
     vmstat[VS_PGSCAN_DIRECT] += scanned + asc
     vmstat[VS_PGSTEAL_DIRECT] += got + af
     vmstat[VS_PGSTEAL_FILE] += got

@@ -372,15 +372,19 @@ LEDGER: tuple[Mechanism, ...] = (
          "to_the_zero_page",
          _T + "test_thp_underused.py::test_memory_pressure_runs_the_underused_shrinker",
          _T + "test_thp_underused.py::test_memcg_reclaim_shrinks_the_cgroups_own_thps",
+         _T + "test_thp_underused.py::test_one_reclaim_batch_splits_a_short_queue_whole",
+         _T + "test_thp_underused.py::test_page_cache_goes_before_a_short_queue",
          _T + "test_differential.py::test_underused_shrinker_matches_reference"),
         ("rmap", "huge_memory", "memory"),
         ("thp_underused_split_page", "thp_split_page", "thp_split_pmd"),
         "Page contents are one bit per frame (PG_written): zero-filled until a store reaches "
-        "it, copied with the page; a store is taken to write data other than zeros. The "
-        "shrinker's batch is 32 THPs under reclaim, the whole queue for drop_slab, not "
-        "count_objects' share; it runs before the LRUs are shrunk (the kernel runs it after). "
-        "One FIFO queue; memcg reclaim takes the target subtree's THPs from it, as "
-        "the per-memcg queues would give them."),
+        "it, copied with the page; a store is taken to write data other than zeros. Under "
+        "reclaim (6.18) the shrinker runs after the LRUs with do_shrink_slab's share "
+        "(freeable >> priority, nr_deferred, batches of 128) at each priority the pass went "
+        "through, from 12 down to the one its LRU scans reached (0 when the LRUs did not give "
+        "the batch), on each memcg's own queue; the engine's LRU pass is not a priority loop, "
+        "so that last priority is read off the pages it scanned. 4.13: 32 THPs before the "
+        "LRUs, not its nr_scanned arithmetic. drop_slab takes the whole queue."),
     # ---- compaction -----------------------------------------------------------------------------
     Mechanism(
         "Direct compaction, deferral, fragmentation index, vm.compact_memory",

@@ -8,6 +8,7 @@ before, 1024 kB after, ``thp_underused_split_page`` 4, ``thp_split_page`` 4, ``t
 drop_caches 1, nothing changes.
 """
 import errno
+import os
 
 import pytest
 
@@ -178,8 +179,8 @@ def test_written_state_survives_swap(machine):
 
 
 def test_memory_pressure_runs_the_underused_shrinker(machine):
-    """Reclaim (kswapd and direct) runs the deferred-split shrinker first: sparse THPs give
-    back their zero-filled pages before anything is swapped."""
+    """Reclaim (kswapd and direct) runs the deferred-split shrinker after the LRUs, at each
+    priority the pass reaches: under this pressure sparse THPs give back zero-filled pages."""
     m = machine(memory="64MiB", thp_enabled="always", swap="64MiB", min_free_kbytes=1024)
     t, a = sparse_thps(m, n=12)
     u = m.spawn()
@@ -259,4 +260,60 @@ def test_zero_filled_pages_go_to_the_swap_zeromap(machine):
     # swapped in, it is still zero-filled: out again, no write either
     t.madvise(a, 2 * 4096, K.MADV_PAGEOUT)
     assert m.vmstat()["pswpout"] == 257
+    check_invariants(m)
+
+
+def test_one_reclaim_batch_splits_a_short_queue_whole(machine):
+    """This 6.18 host, a memcg v1 limit of 300 MiB, no swap: 100 THPs with one page each
+    unmapped (queued, partially mapped), then 4 KiB pages written until the limit:
+    thp_split_page went up by 100 between two looks 64 pages apart, at the first charges over
+    the limit. The reclaim pass found nothing on its LRUs, so it ran down to priority 0, and
+    shrink_slab's share of the queue (freeable >> priority, plus what earlier priorities
+    deferred) reached all of it."""
+    m = machine(memory="1GiB", thp_enabled="madvise", cgroup_version=1)
+    cg = m.cgroup("/ds", create=True)
+    cg.write("memory.limit_in_bytes", 300 * MiB)
+    t = m.spawn()
+    cg.attach(t)
+    a = aligned_mmap(t, 100 * 2 * MiB)
+    t.madvise(a, 100 * 2 * MiB, MADV_HUGEPAGE)
+    t.touch(a, 100 * 2 * MiB, write=True)
+    for k in range(100):
+        t.madvise(a + k * 2 * MiB + 7 * 4096, 4096, mmcore.MADV_DONTNEED)
+    assert m.vmstat()["thp_deferred_split_page"] == 100
+    b = t.mmap(120 * MiB)
+    t.madvise(b, 120 * MiB, MADV_NOHUGEPAGE)
+    steps = []
+    for off in range(0, 120 * MiB, 64 * 4096):
+        t.touch(b + off, 64 * 4096, write=True)
+        steps.append(m.vmstat()["thp_split_page"])
+        if steps[-1]:
+            break
+    assert steps[-1] == 100 and steps[:-1] == [0] * (len(steps) - 1)
+    assert cg.read("memory.failcnt") != "0"
+    check_invariants(m)
+
+
+def test_page_cache_goes_before_a_short_queue(machine):
+    """From 4.16 the shrinkers run after the LRUs at each priority, with a share of
+    ``freeable >> priority``: while clean page cache gives the reclaim batch at the first
+    priorities, four queued THPs are left alone."""
+    m = machine(memory="256MiB", thp_enabled="always")
+    m.mount("/d", "ext4", size=512 * MiB)
+    w = m.spawn("writer")
+    fd = w.open("/d/f", os.O_CREAT | os.O_RDWR)
+    w.pwrite(fd, 0, 160 * MiB)
+    w.fsync(fd)                                           # clean page cache
+    t, a = sparse_thps(m, n=4, stride=1, max_none=None)
+    for k in range(4):
+        t.madvise(a + k * 2 * MiB, 4096, mmcore.MADV_DONTNEED)
+    before = m.vmstat()
+    u = m.spawn()
+    b = u.mmap(96 * MiB)
+    u.madvise(b, 96 * MiB, MADV_NOHUGEPAGE)
+    u.touch(b, 96 * MiB, write=True)
+    v = m.vmstat()
+    assert v["pgsteal_file"] - before["pgsteal_file"] > 0
+    assert v["thp_split_page"] == before["thp_split_page"] == 0
+    assert v["thp_deferred_split_page"] == 4
     check_invariants(m)

@@ -799,6 +799,7 @@ class RefMachine:
         self.kh_pages_scanned = 0
         # THP splitting (SEMANTICS 12): the deferred split queue, oldest first, and kswapd
         self.deferred = []
+        self.split_nr_deferred = 0   # the deferred-split shrinker's nr_deferred (6.18 reclaim)
         self.kswapd_ps = None       # kswapd's own clock; None: asleep
         self.kswapd_failures = 0    # its runs that freed nothing in a row (MAX_RECLAIM_RETRIES)
         self.wmark_min, self.wmark_low, self.wmark_high = self._watermarks(memory_bytes)
@@ -1397,7 +1398,7 @@ class RefMachine:
             # batch of direct reclaim (SEMANTICS 12)
             self._kswapd_catch_up(self._fault_start)
             if self.buddy.nr_free() <= self.wmark_min:
-                got = self._deferred_split_scan(SWAP_CLUSTER_MAX)
+                got = self._reclaim_split()
                 self._cost += got * self.costs["reclaim_page_ps"]
                 if got:
                     self.kswapd_failures = 0
@@ -1429,7 +1430,7 @@ class RefMachine:
                 pfn = self.buddy.alloc(0, MIGRATE_MOVABLE)
                 if pfn >= 0:
                     return pfn
-            got = self._deferred_split_scan(SWAP_CLUSTER_MAX)
+            got = self._reclaim_split()
             self._cost += got * self.costs["reclaim_page_ps"]
             if got:
                 self.kswapd_failures = 0
@@ -1712,6 +1713,38 @@ class RefMachine:
         limit = self.kh_knobs["max_ptes_none"]
         return limit < HPAGE_PMD_NR - 1 and folio.written.count(False) > limit
 
+    def _reclaim_split(self):
+        """The deferred-split shrinker's share of one reclaim pass (SEMANTICS 12). No page of the
+        LRU can go here (no swap), so a pass never reclaims enough and runs from DEF_PRIORITY
+        (12) down to 0; 6.18's shrink_slab runs the shrinker at each priority
+        (``_do_shrink_split``). 4.13: SWAP_CLUSTER_MAX queued THPs. The pages freed."""
+        if self.kernel != "6.18":
+            return self._deferred_split_scan(SWAP_CLUSTER_MAX)
+        return sum(self._do_shrink_split(p) for p in range(12, -1, -1))
+
+    def _do_shrink_split(self, priority):
+        """do_shrink_slab: freeable = the queue's length; work = (freeable >> priority) * 4 /
+        DEFAULT_SEEKS (2) plus nr_deferred >> priority, at most 2 * freeable, done in batches of
+        128 while a batch or the whole queue remains (stopping when a batch split nothing and
+        left the queue empty); the work not done is deferred, at most 2 * freeable."""
+        freeable = len(self.deferred)
+        if not freeable:
+            return 0
+        nr, self.split_nr_deferred = self.split_nr_deferred, 0
+        delta = (freeable >> priority) * 4 // 2
+        total = min((nr >> priority) + delta, 2 * freeable)
+        freed = scanned = 0
+        while total >= 128 or total >= freeable:
+            n = min(128, total)
+            got = self._deferred_split_scan(n)
+            if got == 0 and not self.deferred:
+                break
+            freed += got
+            total -= n
+            scanned += n
+        self.split_nr_deferred += min(max(nr + delta - scanned, 0), 2 * freeable)
+        return freed
+
     def _deferred_split_scan(self, nr_to_scan):
         """deferred_split_scan: the ``nr_to_scan`` oldest queued THPs. A partially mapped one
         is split (it stays queued if it cannot be); an underused one (6.18) is split and counts
@@ -1760,7 +1793,7 @@ class RefMachine:
             return
         per = max(1, self.costs["kswapd_page_ps"])
         while self.buddy.nr_free() < self.wmark_high and self.kswapd_ps < now:
-            got = self._deferred_split_scan(SWAP_CLUSTER_MAX)
+            got = self._reclaim_split()
             self.kswapd_ps += max(got, 1) * per
             if got == 0:
                 self.kswapd_failures += 1
