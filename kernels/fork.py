@@ -60,6 +60,7 @@ from .jit import kernel
 from .memory import zap_page_range
 from .mlock import mlock_range
 from .pagetable import (
+    alloc_deposit_table,
     alloc_table,
     deposit_table,
     entry_pfn,
@@ -149,8 +150,8 @@ def copy_mm(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux
                 cost += n * tcost
                 if cpos < 0:
                     return -ENOMEM, cost
-                dep = alloc_table(gs, cfg, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
-                                  pt_aux, cm)
+                dep = alloc_deposit_table(gs, cfg, vmstat, fr32, fr_idx, fr_flags, fr_order,
+                                          pb_mt, pt_aux, cm)
                 if dep < 0:
                     return -ENOMEM, cost
                 cost += tcost + ccost

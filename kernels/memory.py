@@ -159,6 +159,7 @@ from .page_counter import (
     page_counter_uncharge,
 )
 from .pagetable import (
+    alloc_deposit_table,
     alloc_table,
     deposit_table,
     entry_pfn,
@@ -355,7 +356,8 @@ def do_huge_pmd_anonymous_page(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order
     if pfn < 0:
         vmstat[VS_THP_FAULT_FALLBACK] += 1
         return OK, cost, False
-    table = alloc_table(gs, cfg, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mmi)
+    table = alloc_deposit_table(gs, cfg, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt_aux,
+                                mmi)
     if table < 0:
         free_pages(gs, fr32, fr_flags, fr_order, pb_mt, pfn, HPAGE_PMD_ORDER)
         return -ENOMEM, cost, False
@@ -395,7 +397,8 @@ def map_huge_zero(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, 
         return OK, False, 0
     # allocating the huge zero folio zeroes 2 MiB once (get_huge_zero_folio, __GFP_ZERO)
     zc = HPAGE_PMD_NR * cfg[C_COST_CLEAR_PAGE] if fresh else 0
-    table = alloc_table(gs, cfg, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mmi)
+    table = alloc_deposit_table(gs, cfg, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt_aux,
+                                mmi)
     if table < 0:
         return -ENOMEM, False, zc
     pt[pos] = leaf_prot(vm_flags) | _PAGE_PSE | _PAGE_SPECIAL | (hz << 12)

@@ -75,6 +75,22 @@ def alloc_table(gs, cfg, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
 
     The caller has checked ``pt_slots_available``: the pool never runs out here.
     """
+    pfn = alloc_deposit_table(gs, cfg, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt_aux,
+                              owner)
+    if pfn >= 0:
+        base = fr_idx[pfn] * PTRS_PER_TABLE
+        pt[base:base + PTRS_PER_TABLE] = 0
+    return pfn
+
+
+@kernel(inline="always")
+def alloc_deposit_table(gs, cfg, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt_aux, owner):
+    """A table frame from the pool with its entries left as they were: ``alloc_table`` zeroes
+    them; the PTE table a PMD leaf deposits (pgtable_trans_huge_deposit) is taken as it is. The
+    kernel's comes zeroed too, but nothing reads a deposited table before the PMD split that
+    withdraws it writes all 512 of its entries (``__split_huge_pmd_locked``), and a zap frees it
+    unread, so the 4 KiB the zeroing would write are host time for nothing. The page-table
+    accounting and the simulated cost are the same."""
     pfn = rmqueue(gs, cfg, fr32, fr_flags, fr_order, pb_mt, 0, MIGRATE_UNMOVABLE)
     if pfn < 0:
         return -1
@@ -84,8 +100,6 @@ def alloc_table(gs, cfg, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
     else:
         slot = gs[G_PT_NEXT]
         gs[G_PT_NEXT] = slot + 1
-    base = slot * PTRS_PER_TABLE
-    pt[base:base + PTRS_PER_TABLE] = 0
     pt_aux[0, slot] = pfn
     fr_idx[pfn] = slot
     fr_flags[pfn] = PG_head | PG_pgtable
