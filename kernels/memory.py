@@ -752,27 +752,39 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
     while i < n:
         # A tight loop over consecutive accesses that hit the entry the previous one used (the
         # common case of a sequential stream), before the general path below.
-        if last >= 0:
-            while i < n and clock < next_event:
+        # Per access it only compares keys: the entry's age, the clock and the counts move once
+        # for the whole run (each access would set the same entry's age to the next stamp, and
+        # only the last value is ever seen), and the run stops where the next timed event falls
+        # (the accesses that start before it: clock + k * access_cost < next_event).
+        if last >= 0 and clock < next_event:
+            t = tags[last]
+            tk = t >> 1
+            writable = (t & 1) != 0
+            lim = n
+            if access_cost > 0:
+                lim = min(n, i + (next_event - clock + access_cost - 1) // access_cost)
+            j = i
+            while j < lim:
                 if from_array:
-                    va = addrs[i]
-                    write = (writes[0] if one else writes[i]) != 0
+                    va = addrs[j]
+                    write = (writes[0] if one else writes[j]) != 0
                 else:
-                    va = start + i * stride
+                    va = start + j * stride
                     write = writes[0] != 0
-                t = tags[last]
-                if va < 0 or (((va >> 12) | (asid << 37)) != (t >> 1) and
-                              ((va >> 21) | (asid << 37) | KEY_2M) != (t >> 1)):
+                if va < 0 or (((va >> 12) | (asid << 37)) != tk and
+                              ((va >> 21) | (asid << 37) | KEY_2M) != tk):
                     break
                 if write:
-                    if (t & 1) == 0:
+                    if not writable:
                         break
                     mark_written(fr_flags, t, pfns[last], va)
-                stamp += 1
+                j += 1
+            if j > i:
+                stamp += j - i
                 ages[last] = stamp
-                clock += access_cost
-                accesses += 1
-                i += 1
+                clock += (j - i) * access_cost
+                accesses += j - i
+                i = j
             if i >= n:
                 break
         if from_array and npdpte > 0 and i + 2 * PREFETCH_AHEAD < n:
