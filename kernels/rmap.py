@@ -16,6 +16,7 @@ from .consts import (
     C_ZERO_REMAP,
     G_DEFERRED_HEAD,
     G_DEFERRED_N,
+    G_NR_MEMCG,
     G_NR_MM,
     MM_ANON,
     MM_ANONPAGES,
@@ -211,8 +212,8 @@ def _deferred_match(gs, fr_memcg, head, target, local):
 def deferred_split_count(S, target, local):
     """deferred_split_count: the THPs on ``target``'s queue (see ``_deferred_match``)."""
     gs = S.gs
-    if target == 0 and not local:
-        return gs[G_DEFERRED_N]
+    if (target == 0 and not local) or gs[G_NR_MEMCG] == 1:
+        return gs[G_DEFERRED_N]             # the whole queue (one memcg: every THP is the root's)
     n = 0
     head = gs[G_DEFERRED_HEAD]
     while head >= 0:

@@ -360,6 +360,8 @@ def shrink_slab_split(S, target, last):
     gs = S.gs
     freed = 0
     for p in range(DEF_PRIORITY, last - 1, -1):
+        if gs[G_DEFERRED_N] == 0:
+            break                                   # every queue empty: each call would stop
         for c in range(gs[G_NR_MEMCG]):
             if gs[mc(c, MC_ONLINE)] != 0 and memcg_is_descendant(gs, c, target):
                 freed += do_shrink_deferred_split(S, c, True, p)
