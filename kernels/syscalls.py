@@ -258,13 +258,21 @@ def do_munmap(S, mmi, start, end):
     return zapped
 
 
+@kernel(inline="always")
+def anon_enrols(cfg, mm, vma, mmi, p, flags):
+    """khugepaged_enter_vma's test for anonymous VMA ``p`` seen with VMA flags ``flags``: it has
+    an anon_vma, khugepaged runs, and the sysfs mode, the prctl and an aligned 2 MiB range allow
+    a collapse there."""
+    return vma[V_ANON_VMA, p] != 0 and hugepage_pmd_enabled(cfg) and collapse_vma_ok(
+        cfg, mm[MM_FLAGS, mmi], flags, -1, True, vma[V_START, p], vma[V_END, p], 1)
+
+
 @kernel
 def anon_vma_enter(cfg, gs, mm, vma, mmi, p, now):
     """khugepaged_enter_vma for anonymous VMA ``p`` with its own flags, after an mmap or brk
     made or grew it: a new VMA has no anon_vma yet, so it waits for its first THP fault; one that
     merged into a VMA with an anon_vma enrols the mm where khugepaged may collapse there."""
-    if vma[V_ANON_VMA, p] != 0 and hugepage_pmd_enabled(cfg) and collapse_vma_ok(
-            cfg, mm[MM_FLAGS, mmi], vma[V_FLAGS, p], -1, True, vma[V_START, p], vma[V_END, p], 1):
+    if anon_enrols(cfg, mm, vma, mmi, p, vma[V_FLAGS, p]):
         khugepaged_enter(cfg, gs, mm, mmi, now)
 
 
@@ -639,9 +647,8 @@ def sys_madvise(S, ti, addr, length, advice):
             q = parts[0, k]
             f = vma[V_FILE, q]
             if f == -1:
-                anon = anon or (hugepage_pmd_enabled(cfg) and collapse_vma_ok(
-                    cfg, mm[MM_FLAGS, mmi], (vma[V_FLAGS, q] | VM_HUGEPAGE) & ~VM_NOHUGEPAGE, f,
-                    True, vma[V_START, q], vma[V_END, q], vma[V_ANON_VMA, q]))
+                anon = anon or anon_enrols(cfg, mm, vma, mmi, q,
+                                           (vma[V_FLAGS, q] | VM_HUGEPAGE) & ~VM_NOHUGEPAGE)
             elif f >= 0:
                 khugepaged_enter_file_vma(cfg, gs, fs, ino, mm, mmi, f, vma[V_START, q],
                                           vma[V_END, q], vma[V_PGOFF, q],
