@@ -6,8 +6,12 @@ the pages it holds. A slot stores only the frame number: the key, (inode, index)
 frame's own metadata (``fr32[FR_OWNER]`` and ``fr_idx``, as ``folio->mapping`` and
 ``folio->index`` do), so the table costs 4 bytes a slot and a lookup checks the frame it finds.
 Linear probing, with backward-shift deletion instead of tombstones, keeps probe lengths short
-however long a run lasts. Every subpage of a large folio has its own slot (as the 2013 huge page
-cache gave a huge page 512 radix-tree slots), so a lookup of any index finds its subpage.
+however long a run lasts. The hash keeps neighbours together: the 16 pages of an aligned 16-page
+block of a file share one hashed home, each at its own offset in a 64-byte line of slots, so a
+walk along a file (a sequential read, fault-around, readahead, writeback) meets one new line of
+the table every 16 pages instead of one every page. Every subpage of a large folio has its
+own slot (as the 2013 huge page cache gave a huge page 512 radix-tree slots), so a lookup of any
+index finds its subpage.
 
 The same functions serve the simulated machine and ``mmcore.pagecache.replay``.
 """
@@ -73,9 +77,11 @@ _AHEAD = 16                       # requests between a slot's prefetch and its u
 
 @kernel(inline="always")
 def pc_home(ino, index, mask):
-    """The home slot of (ino, index): the high bits of a multiplicative hash."""
-    h = index * _H1 + ino * _H2
-    return (h >> 32) & mask
+    """The home slot of (ino, index): the high bits of a multiplicative hash of the page's
+    16-page block, times 16, plus the page's place in its block (``mask`` + 1 is a power of two
+    of at least 16 slots)."""
+    h = (index >> 4) * _H1 + ino * _H2
+    return (((h >> 32) << 4) | (index & 15)) & mask
 
 
 @kernel(inline="always")

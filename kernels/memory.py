@@ -7,6 +7,8 @@ from .borrow import borrow_state, borrow, prefetch
 from .compaction import alloc_thp
 from .consts import (
     C_ZERO_REMAP,
+    C_HPC_MODEL,
+    HPC_2013,
     C_SHRINK_UNDERUSED,
     G_STALL_PS,
     PG_workingset,
@@ -142,6 +144,7 @@ from .huge_memory import (
     thp_vma_allowable,
 )
 from .file_fault import do_file_fault, do_file_huge_fault, do_file_wp, file_room
+from .shmem import huge_cache_capable
 from .filemap import unmap_file_pte, zap_file_pmd
 from .jit import kernel
 from .swap import anon_pte_of, swap_put, swapin_memcg
@@ -543,8 +546,10 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
         flush_tlb_page(cfg, tlb, pwc, mmi + 1, va)
         cost += cfg[C_COST_TLB_FLUSH]
         pmde = pt[pos]
-    if vfile >= 0 and (pt[pos] & _PAGE_PSE) == 0:
+    if vfile >= 0 and (pt[pos] & _PAGE_PSE) == 0 and cfg[C_HPC_MODEL] != HPC_2013 and \
+            huge_cache_capable(cfg, S.fs, S.ino, vfile):
         # a page-cache THP: allocated here for a memory filesystem, PMD-mapped where it can be
+        # (do_file_huge_fault's own first test, made here: most file faults need no call)
         st, c, done = do_file_huge_fault(S, mmi, vm_flags, vma[V_START, p], vma[V_END, p],
                                          vma[V_PGOFF, p], vfile, pos, va, write, now + cost)
         cost += c

@@ -149,3 +149,27 @@ def test_index_agrees_with_a_set(steps, stride):
         elif op == 2:
             present.discard(k)
     assert sorted(int(x) for x in table if x >= 0) == sorted(present)
+
+
+@numba.njit
+def _insert_all(pc_, fr32, fr_idx):
+    for k in range(1, fr_idx.shape[0]):
+        filemap_insert(pc_, fr32, fr_idx, k)
+
+
+def test_a_files_neighbouring_pages_share_lines_of_the_index():
+    """The 16 pages of an aligned block sit in one 64-byte line of slots, so a walk along a file
+    meets a new line every 16 pages: 256 pages of one file fill 16 lines (a little more where
+    two blocks' homes collide), where a hash of each page would scatter them over ~225 lines."""
+    n = 256
+    fr32 = np.zeros((K.NR_FR_I32, n + 1), np.int32)
+    fr_idx = np.arange(-1, n, dtype=np.int64) + 1000 * 16        # pages 16000..16255 at frames 1..
+    table = np.full(1 << 12, -1, np.int32)
+    _insert_all(table, fr32, fr_idx)
+    slots = np.flatnonzero(table >= 0)
+    assert len(slots) == n
+    lines = set((slots // 16).tolist())
+    assert 16 <= len(lines) <= 24, len(lines)
+    out = np.empty(n, np.int64)          # and every page is found: lookups only (op 0)
+    _apply(np.zeros(n, np.int64), np.arange(1, n + 1), table, fr32, fr_idx, out)
+    assert out.tolist() == list(range(1, n + 1))
