@@ -18,11 +18,17 @@ import time
 import mmcore
 from mmcore.config import parse_size
 
+# fr_memcg is a view of fr32's memcg row: its bytes are fr32's, counted once (see own_nbytes)
 FRAME_ARRAYS = ("fr32", "fr_idx", "fr_flags", "fr_order", "fr_memcg", "pb_mt")
 PT_ARRAYS = ("pt", "pt_aux")
 # Left unmapped so the page tables (one deposited PTE table per THP, PMD and PUD tables) have
 # frames: 256 GiB of THPs needs 512 MiB of tables.
 HEADROOM_BYTES = 1 << 30
+
+
+def own_nbytes(a) -> int:
+    """Bytes an array holds itself: 0 for a view of another array's memory."""
+    return 0 if a.base is not None and not a.flags.owndata else a.nbytes
 
 
 def proc_status_kb(field: str) -> int:
@@ -59,19 +65,19 @@ def main(memory: str) -> dict:
     hwm = proc_status_kb("VmHWM") * 1024
     s = m.state
     nframes = int(parse_size(memory, "memory")) >> 12
-    frame_nbytes = sum(getattr(s, k).nbytes for k in FRAME_ARRAYS)
-    pt_nbytes = sum(getattr(s, k).nbytes for k in PT_ARRAYS)
+    frame_nbytes = sum(own_nbytes(getattr(s, k)) for k in FRAME_ARRAYS)
+    pt_nbytes = sum(own_nbytes(getattr(s, k)) for k in PT_ARRAYS)
     vs = m.vmstat()
     return {
         "memory": memory, "frames": nframes, "mapped_bytes": length,
         "thp_fault_alloc": vs["thp_fault_alloc"], "thp_fault_fallback": vs["thp_fault_fallback"],
         "nr_page_table_pages": vs["nr_page_table_pages"],
         "build_s": build_s, "fault_s": fault_s,
-        "frame_arrays_nbytes": {k: getattr(s, k).nbytes for k in FRAME_ARRAYS},
+        "frame_arrays_nbytes": {k: own_nbytes(getattr(s, k)) for k in FRAME_ARRAYS},
         "frame_metadata_bytes_per_frame": frame_nbytes / nframes,
         "pt_pool_nbytes": pt_nbytes,
         "pt_pool_bytes_per_frame": pt_nbytes / nframes,
-        "other_state_nbytes": sum(a.nbytes for k, a in s._asdict().items()
+        "other_state_nbytes": sum(own_nbytes(a) for k, a in s._asdict().items()
                                   if k not in FRAME_ARRAYS + PT_ARRAYS),
         "rss_baseline_bytes": rss0,
         "rss_after_build_bytes": rss_built - rss0,
