@@ -69,13 +69,17 @@ PG_unevictable = 1 << 18     # on the unevictable list (ramfs, mlocked): counted
 PG_mappedtodisk = 1 << 19    # its buffers map blocks already (write_begin/page_mkwrite done)
 PG_falloc_new = 1 << 20      # tmpfs: added by fallocate and not written yet (reads as a hole)
 PG_partially_mapped = 1 << 21  # THP head: some subpages unmapped (it is on the deferred split queue)
-PG_file_thp = 1 << 22        # every frame of a PMD-sized page-cache folio (head: PG_head too);
-                             # page[1]'s FR_NEXT holds its entire (PMD) mapcount (FILE_ENTIRE)
+PG_file_thp = 1 << 22        # every frame of a large page-cache folio (head: PG_head too), its
+                             # order in bits FOLIO_ORDER_SHIFT.. of each frame's flags (so any
+                             # frame finds its head at once); page[1]'s FR_NEXT holds the entire
+                             # (PMD) mapcount of a PMD-sized one (FILE_ENTIRE)
 PG_ramfs = 1 << 23           # a page of an unevictable mapping (ramfs: mapping_unevictable)
 PG_readahead = 1 << 24       # readahead's mark: reaching it starts the next window (async)
 PG_deferred = 1 << 25        # THP head: on the deferred split queue (folio->_deferred_list linked)
 PG_written = 1 << 26         # a store reached the page since it was zero-filled: its content is
                              # not all zeros (thp_underused, the zero-page remap on split, 6.12+)
+FOLIO_ORDER_SHIFT = 27       # bits 27-30: the order of the large page-cache folio (PG_file_thp)
+FOLIO_ORDER_MASK = 15 << FOLIO_ORDER_SHIFT
 
 # ---- LRU lists (include/linux/mmzone.h enum lru_list) and replacement policies ---------------
 LRU_INACTIVE_ANON = 0

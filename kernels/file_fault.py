@@ -28,6 +28,10 @@ writable at once in a shared writable mapping, as shmem has no write-notify. Und
 there are no huge mappings: a fault that finds a huge page splits it and maps 4 KiB.
 """
 from .consts import (
+    BLK_HOLE,
+    ENOSPC,
+    FST_EXT4,
+    I_BLK,
     MM_MEMCG,
     PG_written,
     C_COST_CLEAR_PAGE,
@@ -90,6 +94,8 @@ from .consts import (
 from .filemap import (
     account_page_dirtied,
     file_folio_head,
+    file_folio_nr,
+    file_folio_pmd,
     filemap_get_folio,
     map_file_pmd,
     map_file_pte,
@@ -159,6 +165,25 @@ def file_room(fgs, pc, wbq, vmstat, pc_more, wb_more, pt_slots, gs):
 
 
 @kernel
+def folio_mkwrite_blocks(cfg, fs, ino, blk, ii, base, nr):
+    """page_mkwrite of a large folio, pages [base, base + nr): ext4_page_mkwrite maps every block
+    of the folio up to EOF at once, all or nothing (-ENOSPC). Returns the cost in ps: one base
+    cost, and each block's own work."""
+    last = min(base + nr, (ino[I_SIZE, ii] + PAGE - 1) >> 12)
+    f = ino[I_FS, ii]
+    if fs[FS_TYPE, f] == FST_EXT4:
+        holes = 0
+        for j in range(base, last):
+            holes += blk[ino[I_BLK, ii] + j] == BLK_HOLE
+        if holes > fs[FS_FREE, f]:
+            return -ENOSPC
+    c = cfg[C_COST_MKWRITE]
+    for j in range(base, last):
+        c += fs_write_begin(cfg, fs, ino, blk, ii, j, False) - cfg[C_COST_MKWRITE]
+    return c
+
+
+@kernel
 def shared_mkwrite(S, ii, index, pfn, ppos, now):
     """``page_mkwrite`` and dirtying for a store through a shared mapping. Returns (status, cost,
     clock after any dirty throttling)."""
@@ -168,7 +193,11 @@ def shared_mkwrite(S, ii, index, pfn, ppos, now):
     if fr_flags[pfn] & PG_mappedtodisk:
         c = cfg[C_COST_MKWRITE]                  # its buffers are mapped already: base cost
     else:
-        c = fs_write_begin(cfg, fs, ino, blk, ii, index, False)
+        if fr_flags[pfn] & PG_file_thp:
+            c = folio_mkwrite_blocks(cfg, fs, ino, blk, ii, fr_idx[pfn],
+                                     file_folio_nr(fr_flags, pfn))
+        else:
+            c = fs_write_begin(cfg, fs, ino, blk, ii, index, False)
         if c < 0:
             return SIGBUS, 0, now
         fr_flags[pfn] |= PG_mappedtodisk
@@ -251,7 +280,7 @@ def do_file_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, ppos, va, write
     if fr_flags[h] & PG_falloc_new:
         # shmem_fault on a fallocated folio: zeroed and uptodate now
         fr_flags[h] &= ~PG_falloc_new
-        t += (HPAGE_PMD_NR if fr_flags[h] & PG_file_thp else 1) * cfg[C_COST_CLEAR_PAGE]
+        t += file_folio_nr(fr_flags, h) * cfg[C_COST_CLEAR_PAGE]
     prot = leaf_prot(vm_flags)
     shared = (vm_flags & VM_SHARED) != 0
     if write and not shared:
@@ -377,7 +406,7 @@ def do_file_huge_fault(S, mmi, vm_flags, vstart, vend, pgoff, ii, pos, va, write
         if pfn < 0:
             return OK, cost, False
     shared = (vm_flags & VM_SHARED) != 0
-    if pt[pos] != 0 or (fr_flags[pfn] & PG_file_thp) == 0 or (write and not shared):
+    if pt[pos] != 0 or not file_folio_pmd(fr_flags, pfn) or (write and not shared):
         return OK, cost, False
     # do_set_pmd (6.12+ also asks vma_thp_disabled: VM_NOHUGEPAGE and the prctl)
     if vm_flags & VM_NOHUGEPAGE or thp_disabled_by_mm(cfg, mm_flags, vm_flags):

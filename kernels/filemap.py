@@ -18,6 +18,8 @@ The same functions serve the simulated machine and ``mmcore.pagecache.replay``.
 from .borrow import borrow, prefetch
 from .consts import (
     FILE_ENTIRE,
+    FOLIO_ORDER_MASK,
+    FOLIO_ORDER_SHIFT,
     HPAGE_PMD_NR,
     HPAGE_PMD_ORDER,
     PG_file_thp,
@@ -279,18 +281,20 @@ def filemap_remove_page(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, 
 
 @kernel(inline="always")
 def account_page_dirtied(vmstat, fr_flags, fs, ino, ii, pfn, now):
-    """``folio_mark_dirty`` on a page of a filesystem that writes back (tmpfs and ramfs pages are
-    never counted as Dirty). Returns True if the page was clean."""
+    """``folio_mark_dirty`` on the folio whose head is ``pfn``, of a filesystem that writes back
+    (tmpfs and ramfs pages are never counted as Dirty): every page of it counts. Returns True if
+    it was clean."""
     if fr_flags[pfn] & PG_dirty:
         return False
     fr_flags[pfn] |= PG_dirty
     if fr_flags[pfn] & PG_swapbacked:
         return True
-    vmstat[VS_NR_DIRTY] += 1
-    vmstat[VS_NR_DIRTIED] += 1
+    nr = file_folio_nr(fr_flags, pfn)
+    vmstat[VS_NR_DIRTY] += nr
+    vmstat[VS_NR_DIRTIED] += nr
     if ino[I_NRDIRTY, ii] == 0:
         ino[I_DIRTIED_WHEN, ii] = now
-    ino[I_NRDIRTY, ii] += 1
+    ino[I_NRDIRTY, ii] += nr
     return True
 
 
@@ -299,8 +303,9 @@ def account_page_cleaned(vmstat, fr_flags, fs, ino, ii, pfn):
     fr_flags[pfn] &= ~PG_dirty
     if fr_flags[pfn] & PG_swapbacked:
         return
-    vmstat[VS_NR_DIRTY] -= 1
-    ino[I_NRDIRTY, ii] -= 1
+    nr = file_folio_nr(fr_flags, pfn)
+    vmstat[VS_NR_DIRTY] -= nr
+    ino[I_NRDIRTY, ii] -= nr
     if ino[I_NRDIRTY, ii] == 0:
         ino[I_DIRTIED_WHEN, ii] = -1
 
@@ -310,19 +315,50 @@ def account_page_cleaned(vmstat, fr_flags, fs, ino, ii, pfn):
 # pages, each once). The entire (PMD) mapcount of a page-cache THP lives in page[1]'s FILE_ENTIRE.
 
 @kernel(inline="always")
+def file_folio_order(fr_flags, pfn):
+    """The order of the page-cache folio holding frame ``pfn`` (0: an order-0 page)."""
+    return (fr_flags[pfn] >> FOLIO_ORDER_SHIFT) & 15
+
+
+@kernel(inline="always")
+def file_folio_nr(fr_flags, pfn):
+    """Pages in the page-cache folio holding frame ``pfn``."""
+    return 1 << ((fr_flags[pfn] >> FOLIO_ORDER_SHIFT) & 15)
+
+
+@kernel(inline="always")
 def file_folio_head(fr_flags, pfn):
-    """The head frame of the page-cache folio holding frame ``pfn``."""
-    if fr_flags[pfn] & PG_file_thp:
-        return pfn & ~(HPAGE_PMD_NR - 1)
-    return pfn
+    """The head frame of the page-cache folio holding frame ``pfn`` (folios are naturally
+    aligned, and every frame of a large one carries its order)."""
+    return pfn & ~((1 << ((fr_flags[pfn] >> FOLIO_ORDER_SHIFT) & 15)) - 1)
+
+
+@kernel(inline="always")
+def file_folio_pmd(fr_flags, pfn):
+    """Whether frame ``pfn`` belongs to a PMD-sized page-cache folio (folio_test_pmd_mappable)."""
+    return file_folio_order(fr_flags, pfn) == HPAGE_PMD_ORDER
 
 
 @kernel(inline="always")
 def file_entire_mapcount(fr32, fr_flags, pfn):
-    """PMD mappings of the folio holding ``pfn`` (0 for an order-0 page)."""
-    if fr_flags[pfn] & PG_file_thp:
-        return fr32[FILE_ENTIRE, (pfn & ~(HPAGE_PMD_NR - 1)) + 1]
+    """PMD mappings of the folio holding ``pfn`` (0 unless it is PMD-sized)."""
+    if file_folio_pmd(fr_flags, pfn):
+        return fr32[FILE_ENTIRE, file_folio_head(fr_flags, pfn) + 1]
     return 0
+
+
+@kernel(inline="always")
+def file_folio_mapped(fr32, fr_flags, head):
+    """folio_mapped: any page of the folio at ``head`` mapped by a PTE, or the folio by a PMD."""
+    nr = file_folio_nr(fr_flags, head)
+    if nr == 1:
+        return fr32[FR_MAPCOUNT, head] > 0
+    if file_entire_mapcount(fr32, fr_flags, head) > 0:
+        return True
+    for i in range(nr):
+        if fr32[FR_MAPCOUNT, head + i] > 0:
+            return True
+    return False
 
 
 @kernel(inline="always")
@@ -401,34 +437,39 @@ def zap_file_pmd(vmstat, fr32, fr_flags, pt, mm, mmi, pos, whole):
         vmstat[VS_THP_SPLIT_PMD] += 1
 
 
-# ---- PMD-sized page-cache folios (the huge page cache) -------------------------------------------
+# ---- large page-cache folios (the huge page cache, and ext4's large folios) ----------------------
 # Every subpage keeps its own index entry, owner and index, as the 2013 series gave a huge page 512
-# radix-tree slots; the folio sits on its LRU list once, by its head, counting 512 pages.
+# radix-tree slots; the folio sits on its LRU list once, by its head, counting all its pages, and
+# its state (dirty, writeback, referenced, active) lives in the head.
 
 @kernel(inline="always")
 def _thp_counter(fr_flags, head):
-    """The vmstat row counting this folio: nr_shmem_hugepages for tmpfs, nr_file_hugepages else."""
+    """The vmstat row counting a PMD-sized folio: nr_shmem_hugepages for tmpfs,
+    nr_file_hugepages else."""
     if fr_flags[head] & PG_swapbacked and not fr_flags[head] & PG_ramfs:
         return VS_NR_SHMEM_HUGEPAGES
     return VS_NR_FILE_HUGEPAGES
 
 
 @kernel
-def filemap_add_huge(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs, ino, ii, base,
-                     head):
-    """Add the freshly allocated order-9 block at ``head`` as pages [base, base + 512) of inode
-    ``ii`` (the caller checked the range is empty, the index has room and the filesystem has
-    512 blocks free)."""
+def filemap_add_large(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs, ino, ii, base,
+                      head, order):
+    """Add the freshly allocated block of ``order`` at ``head`` as pages [base, base + 2**order)
+    of inode ``ii`` (the caller checked the range is empty, the index has room and, on a memory
+    filesystem, that it has the blocks free)."""
+    nr = 1 << order
     t = fs[FS_TYPE, ino[I_FS, ii]]
-    f = PG_swapbacked | PG_file_thp
-    if t == FST_RAMFS:
-        f |= PG_unevictable | PG_ramfs
-        vmstat[VS_NR_UNEVICTABLE] += HPAGE_PMD_NR
-        vmstat[VS_UNEVICTABLE_PGS_CULLED] += HPAGE_PMD_NR
-    else:
-        vmstat[VS_NR_SHMEM] += HPAGE_PMD_NR
-    fs[FS_FREE, ino[I_FS, ii]] -= HPAGE_PMD_NR
-    for i in range(HPAGE_PMD_NR):
+    f = PG_file_thp | (order << FOLIO_ORDER_SHIFT)
+    if t == FST_TMPFS or t == FST_RAMFS:
+        f |= PG_swapbacked
+        if t == FST_RAMFS:
+            f |= PG_unevictable | PG_ramfs
+            vmstat[VS_NR_UNEVICTABLE] += nr
+            vmstat[VS_UNEVICTABLE_PGS_CULLED] += nr
+        else:
+            vmstat[VS_NR_SHMEM] += nr
+        fs[FS_FREE, ino[I_FS, ii]] -= nr
+    for i in range(nr):
         p = head + i
         fr32[FR_OWNER, p] = ii
         fr32[FR_MAPCOUNT, p] = 0
@@ -437,60 +478,72 @@ def filemap_add_huge(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs,
         filemap_insert(pc, fr32, fr_idx, p)
     fr_flags[head] = f | PG_head
     fr32[FILE_ENTIRE, head + 1] = 0
-    fgs[FG_PC_USED] += HPAGE_PMD_NR
-    ino[I_NRPAGES, ii] += HPAGE_PMD_NR
-    if base + HPAGE_PMD_NR > ino[I_PAGES_END, ii]:
-        ino[I_PAGES_END, ii] = base + HPAGE_PMD_NR
-    vmstat[VS_NR_FILE_PAGES] += HPAGE_PMD_NR
-    vmstat[_thp_counter(fr_flags, head)] += 1
-    folio_add_lru(lru, fr32, fr_flags, fr_memcg[head], head, HPAGE_PMD_NR)
+    fgs[FG_PC_USED] += nr
+    ino[I_NRPAGES, ii] += nr
+    if base + nr > ino[I_PAGES_END, ii]:
+        ino[I_PAGES_END, ii] = base + nr
+    vmstat[VS_NR_FILE_PAGES] += nr
+    if order == HPAGE_PMD_ORDER:
+        vmstat[_thp_counter(fr_flags, head)] += 1
+    folio_add_lru(lru, fr32, fr_flags, fr_memcg[head], head, nr)
 
 
 @kernel
-def filemap_remove_huge(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc, lru,
-                        fgs, fs, ino, head):
-    """Remove and free a whole page-cache THP (unmapped everywhere)."""
+def filemap_remove_large(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc, lru,
+                         fgs, fs, ino, head):
+    """Remove and free a whole large page-cache folio (unmapped everywhere, not under
+    writeback; a dirty one, truncated, is cleaned first)."""
     ii = fr32[FR_OWNER, head]
     f = fr_flags[head]
-    memcg_uncharge_folio(gs, fr32, head, HPAGE_PMD_NR, charge_kind(fs, ino, ii))
-    folio_del_lru(lru, fr32, fr_flags, fr_memcg[head], head, HPAGE_PMD_NR)
-    vmstat[_thp_counter(fr_flags, head)] -= 1
-    for i in range(HPAGE_PMD_NR):
+    order = file_folio_order(fr_flags, head)
+    nr = 1 << order
+    memcg_uncharge_folio(gs, fr32, head, nr, charge_kind(fs, ino, ii))
+    if f & PG_dirty:
+        account_page_cleaned(vmstat, fr_flags, fs, ino, ii, head)
+    folio_del_lru(lru, fr32, fr_flags, fr_memcg[head], head, nr)
+    if order == HPAGE_PMD_ORDER:
+        vmstat[_thp_counter(fr_flags, head)] -= 1
+    for i in range(nr):
         filemap_delete(pc, fr32, fr_idx, head + i)
-    for i in range(HPAGE_PMD_NR):
+    for i in range(nr):
         p = head + i
         fr_flags[p] = 0
         fr32[FR_OWNER, p] = 0
         fr32[FR_NEXT, p] = 0
         fr32[FR_PREV, p] = 0
         fr_idx[p] = 0
-    fgs[FG_PC_USED] -= HPAGE_PMD_NR
-    ino[I_NRPAGES, ii] -= HPAGE_PMD_NR
-    vmstat[VS_NR_FILE_PAGES] -= HPAGE_PMD_NR
+    fgs[FG_PC_USED] -= nr
+    ino[I_NRPAGES, ii] -= nr
+    vmstat[VS_NR_FILE_PAGES] -= nr
     if f & PG_unevictable:
-        vmstat[VS_NR_UNEVICTABLE] -= HPAGE_PMD_NR
-    if not f & PG_ramfs:
-        vmstat[VS_NR_SHMEM] -= HPAGE_PMD_NR
-    fs[FS_FREE, ino[I_FS, ii]] += HPAGE_PMD_NR
-    vmstat[VS_PGFREE] += HPAGE_PMD_NR
-    free_pages(gs, fr32, fr_flags, fr_order, pb_mt, head, HPAGE_PMD_ORDER)
+        vmstat[VS_NR_UNEVICTABLE] -= nr
+    if f & PG_swapbacked:
+        if not f & PG_ramfs:
+            vmstat[VS_NR_SHMEM] -= nr
+        fs[FS_FREE, ino[I_FS, ii]] += nr
+    vmstat[VS_PGFREE] += nr
+    free_pages(gs, fr32, fr_flags, fr_order, pb_mt, head, order)
 
 
 @kernel
 def split_file_folio(vmstat, fr32, fr_flags, fr_order, fr_memcg, lru, head):
-    """``split_folio`` of a page-cache THP that no PMD maps: its 512 pages become order-0 folios
-    with the head's state, PTE mappings untouched, each on the head's list (the head first, as
-    ``lru_add_split_folio`` puts the tails after it). Returns False if a PMD still maps it."""
-    if fr32[FILE_ENTIRE, head + 1] != 0:
+    """``split_folio`` of a large page-cache folio that no PMD maps: its pages become order-0
+    folios with the head's state, PTE mappings untouched, each on the head's list (the head
+    first, as ``lru_add_split_folio`` puts the tails after it). Returns False if a PMD still
+    maps it. thp_split_page counts PMD-sized folios."""
+    if fr32[FILE_ENTIRE, head + 1] != 0 and file_folio_pmd(fr_flags, head):
         return False
-    keep = fr_flags[head] & ~(PG_file_thp | PG_lru)
-    folio_del_lru(lru, fr32, fr_flags, fr_memcg[head], head, HPAGE_PMD_NR)
-    vmstat[_thp_counter(fr_flags, head)] -= 1
+    order = file_folio_order(fr_flags, head)
+    nr = 1 << order
+    keep = fr_flags[head] & ~(PG_file_thp | PG_lru | FOLIO_ORDER_MASK)
+    folio_del_lru(lru, fr32, fr_flags, fr_memcg[head], head, nr)
+    if order == HPAGE_PMD_ORDER:
+        vmstat[_thp_counter(fr_flags, head)] -= 1
+        vmstat[VS_THP_SPLIT_PAGE] += 1
     fr32[FILE_ENTIRE, head + 1] = 0
-    for i in range(HPAGE_PMD_NR - 1, -1, -1):
+    for i in range(nr - 1, -1, -1):
         p = head + i
         fr_order[p] = 0
         fr_flags[p] = keep
         folio_add_lru(lru, fr32, fr_flags, fr_memcg[p], p, 1)
-    vmstat[VS_THP_SPLIT_PAGE] += 1
     return True

@@ -161,7 +161,7 @@ from .mmap import find_vma_index
 from .filemap import (
     charge_kind,
     file_folio_head,
-    filemap_add_huge,
+    filemap_add_large,
     filemap_get_folio,
     filemap_remove_page,
     map_file_pmd,
@@ -783,8 +783,8 @@ def collapse_file(S, mmi, p, haddr, khugepaged, direct):
             filemap_remove_page(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc,
                                 lru, fgs, fs, ino, pfn)
     memcg_commit(gs, fr32, cg, new, HPAGE_PMD_NR, charge_kind(fs, ino, ii))
-    filemap_add_huge(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs, ino, ii, index,
-                     new)
+    filemap_add_large(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs, ino, ii, index,
+                      new, HPAGE_PMD_ORDER)
     if fs[FS_TYPE, f] == FST_TMPFS:
         fr_flags[new] |= PG_dirty                # collapse_file: folio_mark_dirty (shmem)
     present = HPAGE_PMD_NR - none

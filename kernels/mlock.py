@@ -64,6 +64,7 @@ from .consts import (
     PG_tail,
     PG_file_thp,
 )
+from .filemap import file_folio_head, file_folio_nr
 from .jit import kernel
 from .lru import mlock_cache_folio, munlock_cache_folio
 from .mmap import vma_lookup
@@ -210,9 +211,10 @@ def mlock_vma_pages_range(cfg, gs, vmstat, lru, pt, fr32, fr_idx, fr_flags, fr_o
     MLOCK_ZAP, the munlocks a zap of that range makes (zap_pte_range / zap_huge_pmd), including
     the one of a PMD split first because it is only partly inside (vma_adjust_trans_huge).
 
-    MLOCK_LOCK: a PMD-mapped THP and an order-0 page are mlocked; a PTE-mapped THP only when one
-    run of PTEs maps all of it. MLOCK_UNLOCK and MLOCK_ZAP: every PMD-mapped THP, run of PTEs
-    of a THP and order-0 page is munlocked once. The zero pages are never touched.
+    MLOCK_LOCK: a PMD-mapped THP and an order-0 page are mlocked; a PTE-mapped THP or large
+    page-cache folio only when one run of PTEs maps all of it. MLOCK_UNLOCK and MLOCK_ZAP: every
+    PMD-mapped THP, run of PTEs of a large folio and order-0 page is munlocked once. The zero
+    pages are never touched (nor PMD-mapped page-cache folios).
     """
     pgd = mm[MM_PGD, mmi]
     if pgd < 0:
@@ -246,7 +248,17 @@ def mlock_vma_pages_range(cfg, gs, vmstat, lru, pt, fr32, fr_idx, fr_flags, fr_o
                 continue
             pfn = entry_pfn(pe)
             if fr_flags[pfn] & PG_file_thp:
-                k += 1
+                # a large page-cache folio: mlocked when this run of PTEs maps all of it
+                # (allow_mlock_munlock), munlocked once per run (folio_remove_rmap_ptes)
+                head = file_folio_head(fr_flags, pfn)
+                nr = file_folio_nr(fr_flags, pfn)
+                step = folio_pte_batch(pt, tb + k, pfn, min(n - k, head + nr - pfn))
+                if mode != MLOCK_LOCK:
+                    munlock_cache_folio(vmstat, lru, fr32, fr_flags, fr32[FR_MEMCG, head], head,
+                                        nr)
+                elif pfn == head and step == nr:
+                    mlock_cache_folio(vmstat, lru, fr32, fr_flags, fr32[FR_MEMCG, head], head, nr)
+                k += step
                 continue
             if (fr_flags[pfn] & PG_tail) == 0 and fr_order[pfn] == 0:
                 if mode == MLOCK_LOCK:

@@ -20,6 +20,7 @@ import numpy as np
 
 from .consts import (
     _PAGE_PRESENT,
+    _PAGE_PSE,
     _PAGE_DIRTY,
     _PAGE_RW,
     VM_SHARED,
@@ -72,7 +73,7 @@ from .consts import (
     VS_PGPGOUT,
     VS_PGROTATED,
 )
-from .filemap import account_page_cleaned, filemap_get_folio
+from .filemap import account_page_cleaned, file_folio_head, file_folio_nr, filemap_get_folio
 from .fs import fs_writeback_block
 from .jit import kernel
 from .pagetable import pmd_lookup, pte_lookup
@@ -99,25 +100,26 @@ def wb_complete(vmstat, fr32, fr_flags, fr_memcg, lru, fgs, wbq, now):
         s = h % cap
         if wbq[1, s] > now:
             break
-        pfn = wbq[0, s]
+        pfn = wbq[0, s]                      # a folio's head
         f = fr_flags[pfn]
+        nr = file_folio_nr(fr_flags, pfn)
         fr_flags[pfn] = f & ~PG_writeback
-        vmstat[VS_NR_WRITEBACK] -= 1
-        vmstat[VS_NR_WRITTEN] += 1
+        vmstat[VS_NR_WRITEBACK] -= nr
+        vmstat[VS_NR_WRITTEN] += nr
         if f & PG_reclaim:
             fr_flags[pfn] &= ~(PG_reclaim | PG_active)
             if f & PG_lru and not f & PG_unevictable:    # mlocked since: not rotated
                 lv = fr_memcg[pfn]
                 li = LRU_ACTIVE_FILE if f & PG_active else LRU_INACTIVE_FILE
-                lru_del(lru, fr32, lv, li, pfn, 1)
-                _lru_add_tail(lru, fr32, lv, LRU_INACTIVE_FILE, pfn)
-                vmstat[VS_PGROTATED] += 1
+                lru_del(lru, fr32, lv, li, pfn, nr)
+                _lru_add_tail(lru, fr32, lv, LRU_INACTIVE_FILE, pfn, nr)
+                vmstat[VS_PGROTATED] += nr
         h += 1
     fgs[FG_WB_HEAD] = h
 
 
 @kernel(inline="always")
-def _lru_add_tail(lru, links, lv, li, pfn):
+def _lru_add_tail(lru, links, lv, li, pfn, nr):
     tail = lru[LV_TAIL + li, lv]
     links[1, pfn] = tail                 # FR_PREV
     links[0, pfn] = -1                   # FR_NEXT
@@ -126,7 +128,7 @@ def _lru_add_tail(lru, links, lv, li, pfn):
     else:
         lru[li, lv] = pfn                # LV_HEAD
     lru[LV_TAIL + li, lv] = pfn
-    lru[LV_PAGES + li, lv] += 1
+    lru[LV_PAGES + li, lv] += nr
 
 
 @kernel
@@ -168,8 +170,8 @@ def folio_mkclean(S, ii, index):
         if off < 0 or va >= vma[V_END, p]:
             continue
         pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, mmi], va)
-        if pos < 0 or (pt[pos] & _PAGE_PRESENT) == 0:
-            continue
+        if pos < 0 or (pt[pos] & _PAGE_PRESENT) == 0 or pt[pos] & _PAGE_PSE:
+            continue                             # a PMD maps only clean, read-only folios here
         q = pte_lookup(pt, fr_idx, pt[pos], va)
         if pt[q] & _PAGE_RW:
             pt[q] &= ~(_PAGE_RW | _PAGE_DIRTY)
@@ -177,25 +179,30 @@ def folio_mkclean(S, ii, index):
 
 
 @kernel
-def _submit_page(S, ii, f, index, pfn, done):
-    """Page ``index`` (frame ``pfn``, dirty) of inode ``ii`` into the request ending at
-    ``done`` on filesystem ``f``: cleaned and write-protected where mapped (folio_clear_dirty_for_io),
-    PG_writeback, an entry in the writeback ring. Returns the request's new end."""
+def _submit_folio(S, ii, f, head, done):
+    """The dirty folio at ``head`` (pages ``fr_idx[head]`` on) of inode ``ii`` into the request
+    ending at ``done`` on filesystem ``f``: each page's block written, the folio cleaned and its
+    mapped pages write-protected (folio_clear_dirty_for_io), PG_writeback, one entry in the
+    writeback ring. Returns (the request's new end, pages submitted)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
-    done += fs[FS_WR_PAGE, f] + fs_writeback_block(cfg, fs, ino, blk, ii, index)
-    account_page_cleaned(vmstat, fr_flags, fs, ino, ii, pfn)
-    if fr32[FR_MAPCOUNT, pfn] > 0:
-        folio_mkclean(S, ii, index)
-    fr_flags[pfn] |= PG_writeback
-    vmstat[VS_NR_WRITEBACK] += 1
-    vmstat[VS_PGPGOUT] += 4
+    base = fr_idx[head]
+    nr = file_folio_nr(fr_flags, head)
+    for j in range(nr):
+        done += fs[FS_WR_PAGE, f] + fs_writeback_block(cfg, fs, ino, blk, ii, base + j)
+    account_page_cleaned(vmstat, fr_flags, fs, ino, ii, head)
+    for j in range(nr):
+        if fr32[FR_MAPCOUNT, head + j] > 0:
+            folio_mkclean(S, ii, base + j)
+    fr_flags[head] |= PG_writeback
+    vmstat[VS_NR_WRITEBACK] += nr
+    vmstat[VS_PGPGOUT] += 4 * nr
     t = fgs[FG_WB_TAIL]
     cap = wbq.shape[1]
-    wbq[0, t % cap] = pfn
+    wbq[0, t % cap] = head
     wbq[1, t % cap] = done
     fgs[FG_WB_TAIL] = t + 1
-    return done
+    return done, nr
 
 
 @kernel(inline="always")
@@ -225,16 +232,19 @@ def write_inode_pages(S, ii, now, nr_to_write):
     first = ino[I_WB_NEXT, ii] if ino[I_WB_NEXT, ii] < npages else 0
     index = first
     for k in range(npages):
-        if sent == n:
+        if sent >= n:
             break
         index = first + k
         if index >= npages:
             index -= npages
         pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
-        if pfn < 0 or not fr_flags[pfn] & PG_dirty:
+        if pfn < 0:
             continue
-        done = _submit_page(S, ii, f, index, pfn, done)
-        sent += 1
+        pfn = file_folio_head(fr_flags, pfn)      # a large folio goes whole, met at any page
+        if not fr_flags[pfn] & PG_dirty:
+            continue
+        done, got = _submit_folio(S, ii, f, pfn, done)
+        sent += got
     ino[I_WB_NEXT, ii] = index + 1
     _end_request(fs, ino, ii, f, sent, done)
     return sent
@@ -255,10 +265,13 @@ def write_range_pages(S, ii, now, lo, hi):
     hi = min(hi, max((ino[I_SIZE, ii] + 4095) >> 12, ino[I_BLKCAP, ii]))
     for index in range(lo, hi):
         pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
-        if pfn < 0 or not fr_flags[pfn] & PG_dirty:
+        if pfn < 0:
             continue
-        done = _submit_page(S, ii, f, index, pfn, done)
-        sent += 1
+        pfn = file_folio_head(fr_flags, pfn)
+        if not fr_flags[pfn] & PG_dirty:
+            continue
+        done, got = _submit_folio(S, ii, f, pfn, done)
+        sent += got
     if sent == 0:
         return 0
     _end_request(fs, ino, ii, f, sent, done)

@@ -32,6 +32,7 @@ from .consts import (
     V_FILE,
     V_START,
 )
+from .filemap import file_entire_mapcount, file_folio_head
 from .jit import kernel
 from .pagetable import entry_pfn, next_pmd, pte_lookup, swp_offset
 from .syscalls import op_begin, op_end
@@ -109,8 +110,8 @@ def smaps_walk(cfg, pt, fr32, fr_idx, fr_flags, fr_order, mm, mmi, start, end, o
             mc = fr32[FR_MAPCOUNT, pfn]
             f = fr_flags[pfn]
             if f & PG_file_thp:
-                head = pfn & ~(HPAGE_PMD_NR - 1)
-                mc += fr32[FILE_ENTIRE, head + 1]
+                head = file_folio_head(fr_flags, pfn)
+                mc += file_entire_mapcount(fr32, fr_flags, pfn)
                 f = fr_flags[head]                 # the folio's dirty bit
             elif f & PG_tail or fr_order[pfn] > 0:
                 mc += fr32[FR_OWNER, (pfn & ~(HPAGE_PMD_NR - 1)) + 1]

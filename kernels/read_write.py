@@ -22,6 +22,12 @@ completions, the flusher's wakeups and kswapd. Then:
   neither open nor cached.
 """
 from .consts import (
+    FG_WMARK_LOW,
+    G_NR_FREE,
+    G_STALL_PS,
+    HPAGE_PMD_ORDER,
+    MIGRATE_MOVABLE,
+    VS_PGALLOC,
     G_CUR_MEMCG,
     T_MEMCG,
     V_FLAGS,
@@ -124,11 +130,14 @@ from .consts import (
 )
 from .filemap import (
     account_page_dirtied,
-    file_entire_mapcount,
+    charge_kind,
     file_folio_head,
+    file_folio_mapped,
+    file_folio_nr,
+    filemap_add_large,
     filemap_add_page,
     filemap_get_folio,
-    filemap_remove_huge,
+    filemap_remove_large,
     filemap_remove_page,
     split_file_folio,
     unmap_file_pte,
@@ -175,6 +184,10 @@ from .readahead import (
     wait_read,
 )
 from .memcontrol import pagecache_alloc
+from .page_alloc import rmqueue
+from .page_counter import memcg_commit, memcg_try_charge, page_counter_uncharge
+from .vmscan import try_to_free_mem_cgroup_pages
+from .workingset import shadow_take
 from .vmscan import kswapd_catch_up
 
 PAGE = 4096
@@ -240,7 +253,7 @@ def sys_pread(S, ti, ii, pos, count, ra):
                 pfn = file_folio_head(fr_flags, pfn)
             if pfn >= 0 and not fr_flags[pfn] & PG_falloc_new and (index > first or pos & 4095 == 0):
                 folio_mark_accessed(policy, vmstat, lru, fr32, fr_flags, fr_memcg[pfn], pfn,
-                                    folio_nr(fr_flags, pfn))
+                                    file_folio_nr(fr_flags, pfn))
             now += cfg[C_COST_PC_COPY]
             index += 1
             continue
@@ -283,7 +296,7 @@ def sys_pread(S, ti, ii, pos, count, ra):
         if not (index == first and skip):
             pfn = file_folio_head(fr_flags, pfn)
             folio_mark_accessed(policy, vmstat, lru, fr32, fr_flags, fr_memcg[pfn], pfn,
-                                folio_nr(fr_flags, pfn))
+                                file_folio_nr(fr_flags, pfn))
         now += cfg[C_COST_PC_COPY]
         index += 1
     ra[RA_PREV] = end if cfg[C_KERNEL] >= 500 or end & 4095 else end - PAGE
@@ -332,6 +345,11 @@ def sys_pwrite(S, ti, ii, pos, count):
                 if shmem_huge_wanted(cfg, fs, ino, ii, index, end, 0, 0, HUGE_FOR_WRITE):
                     pfn, c = shmem_alloc_huge(S, ii, index, 0, HUGE_FOR_WRITE, now)
                     now += c
+                elif large_folios(cfg, t):
+                    order = write_order(index, lo, end)
+                    if order > 0:
+                        pfn, c = pagecache_alloc_large(S, ii, index, order, now)
+                        now += c
                 if pfn < 0:
                     pfn, c = pagecache_alloc(S, ii, now)
                     now += c + cfg[C_COST_PC_ALLOC]
@@ -351,20 +369,22 @@ def sys_pwrite(S, ti, ii, pos, count):
         if fr_flags[pfn] & PG_mappedtodisk:
             c = cfg[C_COST_MKWRITE]              # its buffers are mapped already
         else:
+            # write_begin maps the blocks of the pages written (a large folio's others wait)
             c = fs_write_begin(cfg, fs, ino, blk, ii, index, True)
             if c < 0:
                 err = c
                 if index * PAGE >= size and not fr_flags[pfn] & PG_dirty:
                     drop_page(S, pfn)            # ext4_truncate_failed_write: nothing past EOF
                 break
-            fr_flags[pfn] |= PG_mappedtodisk
+            if (fr_flags[pfn] & (PG_file_thp | PG_swapbacked)) != PG_file_thp:
+                fr_flags[pfn] |= PG_mappedtodisk  # not for a large folio on a disk
         now += c + cfg[C_COST_PC_COPY]
         account_page_dirtied(vmstat, fr_flags, fs, ino, ii, pfn, now)
         fr_flags[pfn] &= ~PG_falloc_new                   # written: no longer a fallocated page
         if t == FST_TMPFS or cfg[C_KERNEL] < 407:
             # shmem's write path marks the page accessed; generic writes stopped doing so in 4.7
             folio_mark_accessed(policy, vmstat, lru, fr32, fr_flags, fr_memcg[pfn], pfn,
-                                folio_nr(fr_flags, pfn))
+                                file_folio_nr(fr_flags, pfn))
         written += hi - lo
         if hi > size:
             size = hi
@@ -434,9 +454,71 @@ def sys_sync(S, ti):
 
 
 @kernel(inline="always")
-def folio_nr(fr_flags, head):
-    """Pages in the page-cache folio whose head is ``head``."""
-    return HPAGE_PMD_NR if fr_flags[head] & PG_file_thp else 1
+def large_folios(cfg, t):
+    """Whether files of filesystem type ``t`` get large page-cache folios on write: ext4 from
+    6.16 (mainline's huge page cache; mapping_set_large_folios in ext4_set_inode_mapping_order)."""
+    return t == FST_EXT4 and cfg[C_KERNEL] >= 616 and cfg[C_HPC_MODEL] == HPC_MAINLINE
+
+
+@kernel(inline="always")
+def write_order(index, lo, end):
+    """The folio order generic_perform_write asks __filemap_get_folio for at page ``index`` of a
+    write going on at byte ``lo`` up to ``end``: the bytes left in the write's 2 MiB chunk
+    (mapping_max_folio_size) give fgf_set_order's ilog2, capped at PMD order and by the
+    alignment of ``index`` (``__ffs``)."""
+    n = min(HPAGE_PMD_SIZE - (lo & (HPAGE_PMD_SIZE - 1)), end - lo)
+    order = 0
+    while (PAGE << (order + 1)) <= n and order < HPAGE_PMD_ORDER:
+        order += 1
+    while order > 0 and index & ((1 << order) - 1):
+        order -= 1
+    return order
+
+
+@kernel
+def pagecache_alloc_large(S, ii, index, order, now):
+    """__filemap_get_folio(FGP_CREAT) above order 0 for page ``index`` of inode ``ii``: from
+    ``order`` down to 1, the first order whose aligned range at ``index`` holds no cached page
+    (filemap_add_folio's -EEXIST), whose block the buddy allocator hands out without going below
+    the low watermark (__GFP_NORETRY: no reclaim or compaction for it here) and that the memcg
+    takes after at most one reclaim pass (__GFP_NORETRY: no OOM). Returns (the frame of page
+    ``index``, or -1 for the order-0 fallback, cost in ps)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
+    cost = 0
+    cg = gs[G_CUR_MEMCG]
+    while order > 0:
+        nr = 1 << order
+        free = gs[G_NR_FREE] - nr > fgs[FG_WMARK_LOW]
+        holes = 0
+        for i in range(nr):
+            if not free:
+                break
+            free = filemap_get_folio(pc, fr32, fr_idx, ii, index + i) < 0
+            holes += index + i >= ino[I_BLKCAP, ii] or blk[ino[I_BLK, ii] + index + i] == BLK_HOLE
+        # the write maps every block of the folio before copying (ext4_block_write_begin): a
+        # folio it cannot reserve in full is not taken
+        free = free and holes <= fs[FS_FREE, ino[I_FS, ii]]
+        if free:
+            over = memcg_try_charge(gs, cg, nr)
+            if over >= 0:
+                got = try_to_free_mem_cgroup_pages(S, over, nr)
+                cost += got * cfg[C_COST_RECLAIM_PAGE]
+                gs[G_STALL_PS] += got * cfg[C_COST_RECLAIM_PAGE]
+                over = memcg_try_charge(gs, cg, nr)
+            if over < 0:
+                head = rmqueue(gs, cfg, fr32, fr_flags, fr_order, pb_mt, order, MIGRATE_MOVABLE)
+                if head >= 0:
+                    vmstat[VS_PGALLOC] += nr
+                    memcg_commit(gs, fr32, cg, head, nr, charge_kind(fs, ino, ii))
+                    for i in range(nr):
+                        shadow_take(shadow, ino, ii, index + i)   # a write: no refault
+                    filemap_add_large(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs,
+                                      ino, ii, index, head, order)
+                    return head, cost + cfg[C_COST_PC_ALLOC]
+                page_counter_uncharge(gs, cg, nr)
+        order -= 1
+    return -1, cost
 
 
 @kernel
@@ -454,8 +536,8 @@ def drop_page(S, pfn):
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     if fr_flags[pfn] & PG_file_thp:
-        filemap_remove_huge(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc,
-                            lru, fgs, fs, ino, file_folio_head(fr_flags, pfn))
+        filemap_remove_large(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc,
+                             lru, fgs, fs, ino, file_folio_head(fr_flags, pfn))
         return
     filemap_remove_page(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg,
                         pb_mt, pc, lru, fgs, fs, ino, pfn)
@@ -519,10 +601,10 @@ def sys_fadvise(S, ti, ii, offset, length, advice, ra):
             if pfn >= 0:
                 h = file_folio_head(fr_flags, pfn)
                 f = fr_flags[h]
-                nr = folio_nr(fr_flags, h)
+                nr = file_folio_nr(fr_flags, h)
                 whole = (fr_idx[h] >= first and fr_idx[h] + nr - 1 <= last) if nr > 1 else True
-                if whole and (f & (PG_dirty | PG_writeback)) == 0 and fr32[FR_MAPCOUNT, pfn] == 0 \
-                        and file_entire_mapcount(fr32, fr_flags, pfn) == 0:
+                if whole and (f & (PG_dirty | PG_writeback)) == 0 and \
+                        not file_folio_mapped(fr32, fr_flags, h):
                     drop_page(S, h)
                     n += nr
                     now += nr * cfg[C_COST_RECLAIM_PAGE]
@@ -625,9 +707,15 @@ def truncate_range(S, ii, first, last, now, even_cows):
         if fr_flags[pfn] & PG_file_thp:
             head = file_folio_head(fr_flags, pfn)
             base = fr_idx[head]
-            if base >= first and base + HPAGE_PMD_NR <= last:
+            nr = file_folio_nr(fr_flags, head)
+            if fr_flags[head] & PG_writeback:
+                # truncate_inode_pages_range waits for the folio's writeback either way
+                if ino[I_WB_DONE, ii] > now:
+                    now = ino[I_WB_DONE, ii]
+                wb_complete(vmstat, fr32, fr_flags, fr_memcg, lru, fgs, wbq, now)
+            if base >= first and base + nr <= last:
                 drop_page(S, head)                 # wholly inside: the folio goes
-                index = base + HPAGE_PMD_NR - 1
+                index = base + nr - 1
                 if ino[I_NRPAGES, ii] == 0:
                     break
                 continue
@@ -635,7 +723,7 @@ def truncate_range(S, ii, first, last, now, even_cows):
             # 2013 series, older kernels or a folio that cannot split: zero that part, keep it
             if cfg[C_HPC_MODEL] != HPC_MAINLINE or cfg[C_KERNEL] < 517 or \
                     not split_file_folio(vmstat, fr32, fr_flags, fr_order, fr_memcg, lru, head):
-                stop = min(last, base + HPAGE_PMD_NR)
+                stop = min(last, base + nr)
                 now += (stop - index) * cfg[C_COST_CLEAR_PAGE]
                 index = stop - 1
                 continue
@@ -897,9 +985,10 @@ def drop_caches(S, ti, value):
             while pfn >= 0:
                 nxt = fr32[FR_NEXT, pfn]           # read before the page goes
                 f = fr_flags[pfn]
-                if (f & (PG_dirty | PG_writeback | PG_swapbacked)) == 0 and fr32[FR_MAPCOUNT, pfn] == 0:
+                if (f & (PG_dirty | PG_writeback | PG_swapbacked)) == 0 and \
+                        not file_folio_mapped(fr32, fr_flags, pfn):
+                    dropped += file_folio_nr(fr_flags, pfn)
                     drop_page(S, pfn)
-                    dropped += 1
                 pfn = nxt
         vmstat[VS_DROP_PAGECACHE] += 1
         now += dropped * cfg[C_COST_RECLAIM_PAGE]

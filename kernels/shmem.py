@@ -39,6 +39,7 @@ from .consts import (
     FST_RAMFS,
     FST_TMPFS,
     HPAGE_PMD_NR,
+    HPAGE_PMD_ORDER,
     HPC_MAINLINE,
     I_FS,
     I_SIZE,
@@ -57,7 +58,7 @@ from .consts import (
     VS_THP_WRITE_ALLOC,
     VS_THP_WRITE_ALLOC_FAILED,
 )
-from .filemap import charge_kind, filemap_add_huge, filemap_get_folio
+from .filemap import charge_kind, filemap_add_large, filemap_get_folio
 from .huge_memory import hugepage_pmd_enabled, khugepaged_enter, thp_disabled_by_mm
 from .jit import kernel
 from .memcontrol import mem_cgroup_charge
@@ -149,8 +150,8 @@ def shmem_alloc_huge(S, ii, index, vm_flags, why, now):
         vmstat[VS_THP_READ_ALLOC] += 1
     vmstat[VS_PGALLOC] += HPAGE_PMD_NR
     memcg_commit(gs, fr32, cg, head, HPAGE_PMD_NR, charge_kind(fs, ino, ii))
-    filemap_add_huge(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs, ino, ii, base,
-                     head)
+    filemap_add_large(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs, ino, ii, base,
+                      head, HPAGE_PMD_ORDER)
     cost += cfg[C_COST_PC_ALLOC] + HPAGE_PMD_NR * cfg[C_COST_CLEAR_PAGE]
     return head + (index - base), cost
 

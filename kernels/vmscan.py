@@ -17,6 +17,8 @@ reclaimer that freed nothing waits for a batch of writeback to complete (``recla
 tries again; written pages that reclaim passed over are rotated to the inactive tail.
 """
 from .consts import (
+    VM_LOCKED,
+    V_FLAGS,
     V_PGOFF,
     V_END,
     V_START,
@@ -87,13 +89,13 @@ from .consts import (
 )
 from .page_counter import mc, memcg_is_descendant
 from .swap import shrink_anon
-from .filemap import filemap_remove_page
+from .filemap import file_folio_mapped, file_folio_nr, filemap_remove_large, filemap_remove_page
 from .filemap import unmap_file_pte
 from .rmap import deferred_split_count, deferred_split_scan
 from .jit import kernel
 from .pagetable import pmd_lookup, pte_lookup
 from .tlb import flush_tlb_page
-from .lru import folio_add_lru, isolate_victim
+from .lru import folio_add_lru, isolate_victim, mlock_cache_folio
 from .workingset import workingset_eviction
 from .page_alloc import rmqueue
 from .page_writeback import ALL, inode_vmas, wb_complete, wb_room, wb_wait_until, write_inode_pages
@@ -126,6 +128,31 @@ def folio_referenced(S, pfn):
             pt[q] &= ~_PAGE_ACCESSED
             refs += 1
     return refs
+
+
+@kernel
+def folio_locked_mapping(S, head, nr):
+    """How VM_LOCKED VMAs map the large page-cache folio at ``head`` (``nr`` pages): 2 when one
+    maps all of it by PTEs, 1 when one maps only part of it, else 0."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
+    ii = fr32[FR_OWNER, head]
+    base = fr_idx[head]
+    where = inode_vmas(gs, mm, vma, ii, False)
+    out = 0
+    for k in range(where.shape[1]):
+        mmi, p = where[0, k], where[1, k]
+        if not vma[V_FLAGS, p] & VM_LOCKED:
+            continue
+        n = 0
+        for j in range(nr):
+            if file_pte_of(cfg, pt, fr_idx, mm, vma, mmi, p, base + j, head + j) >= 0:
+                n += 1
+        if n == nr:
+            return 2
+        if n > 0:
+            out = 1
+    return out
 
 
 @kernel
@@ -178,25 +205,46 @@ def shrink_lruvec(S, lv, nr_to_reclaim, target):
                              SCAN_PER_BATCH, True)
         if pfn < 0:
             break
-        if fr32[FR_MAPCOUNT, pfn] > 0:
-            refs = folio_referenced(S, pfn)
+        nr = file_folio_nr(fr_flags, pfn)         # the folio's head, with all its pages
+        if nr > 1 and file_folio_mapped(fr32, fr_flags, pfn):
+            locked = folio_locked_mapping(S, pfn, nr)
+            if locked > 0:
+                # a VM_LOCKED VMA maps it: folio_referenced_one mlocks a large folio it maps
+                # whole ("restore the mlock which got missed"), and try_to_unmap_one gives up
+                # on it either way
+                folio_add_lru(lru, fr32, fr_flags, lv, pfn, nr)
+                if locked == 2:
+                    mlock_cache_folio(vmstat, lru, fr32, fr_flags, lv, pfn, nr)
+                continue
+        if file_folio_mapped(fr32, fr_flags, pfn):
+            refs = 0
+            for j in range(nr):
+                if fr32[FR_MAPCOUNT, pfn + j] > 0:
+                    refs += folio_referenced(S, pfn + j)
             if refs > 0 and policy == POLICY_LINUX:
                 # folio_check_references: a page used through its mappings stays; used by more
                 # than one PTE, or twice, it is activated
                 if fr_flags[pfn] & PG_referenced or refs > 1:
                     fr_flags[pfn] = (fr_flags[pfn] | PG_active) & ~PG_referenced
-                    vmstat[VS_PGACTIVATE] += 1
+                    vmstat[VS_PGACTIVATE] += nr
                 else:
                     fr_flags[pfn] |= PG_referenced
-                folio_add_lru(lru, fr32, fr_flags, lv, pfn, 1)
+                folio_add_lru(lru, fr32, fr_flags, lv, pfn, nr)
                 continue
-            try_to_unmap(S, pfn)
+            for j in range(nr):
+                if fr32[FR_MAPCOUNT, pfn + j] > 0:
+                    try_to_unmap(S, pfn + j)
         if cfg[C_WORKINGSET]:
-            workingset_eviction(gs, lru, shadow, ino, fr_flags, fr32[FR_OWNER, pfn], fr_idx[pfn],
-                                pfn, target)
-        filemap_remove_page(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pc,
-                            lru, fgs, fs, ino, pfn)
-        freed += 1
+            for j in range(nr):
+                workingset_eviction(gs, lru, shadow, ino, fr_flags, fr32[FR_OWNER, pfn],
+                                    fr_idx[pfn] + j, pfn, target)
+        if nr == 1:
+            filemap_remove_page(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt,
+                                pc, lru, fgs, fs, ino, pfn)
+        else:
+            filemap_remove_large(gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt,
+                                 pc, lru, fgs, fs, ino, pfn)
+        freed += nr
     scanned = vmstat[VS_PGSCAN_FILE] - scanned0
     gs[mc(lv, MC_PGSCAN)] += scanned
     gs[mc(lv, MC_PGSTEAL)] += freed

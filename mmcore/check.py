@@ -6,6 +6,16 @@ import numpy as np
 from .kernels import consts as K
 
 
+def _forder(flags):
+    """The order a large page-cache folio's frames carry in their flags (0: not one)."""
+    return (flags >> K.FOLIO_ORDER_SHIFT) & 15
+
+
+def _fhead(flags, p):
+    """The head of the page-cache folio holding frame(s) ``p``."""
+    return p & ~((1 << _forder(flags[p])) - 1)
+
+
 def check_invariants(m) -> None:
     """Raise AssertionError if the state is inconsistent.
 
@@ -64,15 +74,18 @@ def check_invariants(m) -> None:
         elif f & K.PG_head:
             sz = 1 << int(order[p])
             if f & K.PG_file_thp:
-                # a page-cache THP: every frame flagged, none a PG_tail or PG_head
-                assert sz == K.HPAGE_PMD_NR and p % sz == 0, f"file THP {p}: order {order[p]}"
+                # a large page-cache folio: every frame flagged with its order, none a PG_tail
+                # or PG_head
+                assert sz > 1 and sz == 1 << _forder(f) and p % sz == 0, \
+                    f"file folio {p}: order {order[p]}, flagged {_forder(f)}"
                 t = flags[p + 1:p + sz]
                 assert np.all(t & K.PG_file_thp) and not np.any(t & (K.PG_tail | K.PG_head)), \
                     f"file THP {p}: bad tails"
+                assert np.all(_forder(t) == _forder(f)), f"file folio {p}: tails of another order"
                 assert np.all(s.fr32[K.FR_OWNER, p:p + sz] == s.fr32[K.FR_OWNER, p]), \
                     f"file THP {p}: subpages of different files"
                 assert np.array_equal(s.fr_idx[p:p + sz], s.fr_idx[p] + np.arange(sz)), \
-                    f"file THP {p}: its pages' indexes are not its 512 consecutive slots"
+                    f"file folio {p}: its pages' indexes are not consecutive"
                 assert s.fr_idx[p] % sz == 0, f"file THP {p}: index {s.fr_idx[p]} not aligned"
             else:
                 assert np.all(flags[p + 1:p + sz] & K.PG_tail), f"folio {p}: bad tails"
@@ -129,7 +142,7 @@ def check_invariants(m) -> None:
             if flags[pfn] & (K.PG_anon | K.PG_tail):
                 anon += 1
             else:
-                hd = pfn & ~511 if flags[pfn] & K.PG_file_thp else pfn
+                hd = _fhead(flags, pfn)
                 assert flags[hd] & K.PG_lru, f"pte at {va:#x} maps a file page not in the cache"
                 filemapped[mmi] = filemapped.get(mmi, 0) + 1
         assert anon == s.mm[K.MM_ANONPAGES, mmi], f"mm {mmi}: RssAnon {s.mm[K.MM_ANONPAGES, mmi]} != mapped {anon}"
@@ -163,9 +176,10 @@ def check_invariants(m) -> None:
     for head in fheads.tolist():
         assert s.fr32[K.FILE_ENTIRE, head + 1] == fentire.get(head, 0), f"file THP {head}: entire mapcount"
     v = s.vmstat
-    shmem_thp = [h for h in fheads.tolist() if flags[h] & K.PG_swapbacked and not flags[h] & K.PG_ramfs]
+    fpmd = [h for h in fheads.tolist() if _forder(flags[h]) == K.HPAGE_PMD_ORDER]
+    shmem_thp = [h for h in fpmd if flags[h] & K.PG_swapbacked and not flags[h] & K.PG_ramfs]
     assert v[K.VS_NR_SHMEM_HUGEPAGES] == len(shmem_thp), "nr_shmem_hugepages"
-    assert v[K.VS_NR_FILE_HUGEPAGES] == len(fheads) - len(shmem_thp), "nr_file_hugepages"
+    assert v[K.VS_NR_FILE_HUGEPAGES] == len(fpmd) - len(shmem_thp), "nr_file_hugepages"
     pmd_mapped = [h for h in fheads.tolist() if fentire.get(h, 0) > 0]
     shmem_pmd = [h for h in pmd_mapped if h in set(shmem_thp)]
     assert v[K.VS_NR_SHMEM_PMDMAPPED] == len(shmem_pmd), "nr_shmem_pmdmapped"
@@ -267,7 +281,7 @@ def check_files(m) -> None:
         fl = int(flags[p])
         ii = int(owner[p])
         if fl & K.PG_file_thp:
-            fl = int(flags[p & ~511])          # a page-cache THP's state lives in its head
+            fl = int(flags[_fhead(flags, p)])  # a large folio's state lives in its head
         assert fl & K.PG_head and not fl & K.PG_anon, f"cached pfn {p}: flags {fl:#x}"
         assert f.ino[K.I_ALIVE, ii], f"cached pfn {p} of a freed inode {ii}"
         assert filemap_get_folio(f.pc, s.fr32, s.fr_idx, ii, int(idx[p])) == p, f"pfn {p} unreachable"
@@ -289,27 +303,31 @@ def check_files(m) -> None:
     v = s.vmstat
     assert v[K.VS_NR_FILE_PAGES] == len(pfns), "nr_file_pages"
     assert v[K.VS_NR_DIRTY] == dirty.sum(), "nr_dirty"
-    wb = int(np.sum((flags[pfns] & K.PG_writeback) != 0)) if len(pfns) else 0
-    assert v[K.VS_NR_WRITEBACK] == wb == f.fgs[K.FG_WB_TAIL] - f.fgs[K.FG_WB_HEAD], "nr_writeback"
+    wbheads = [p for p in pfns.tolist() if flags[p] & K.PG_writeback]
+    assert all(_fhead(flags, p) == p for p in wbheads), "PG_writeback on a tail"
+    wb = sum(1 << int(_forder(flags[p])) for p in wbheads)
+    assert v[K.VS_NR_WRITEBACK] == wb, "nr_writeback"
+    assert len(wbheads) == f.fgs[K.FG_WB_TAIL] - f.fgs[K.FG_WB_HEAD], "writeback ring"
     cap = f.wbq.shape[1]
     for k in range(int(f.fgs[K.FG_WB_HEAD]), int(f.fgs[K.FG_WB_TAIL])):
         assert flags[f.wbq[0, k % cap]] & K.PG_writeback, "ring entry not under writeback"
     sb = (flags[pfns] & (K.PG_swapbacked | K.PG_ramfs)) if len(pfns) else np.zeros(0)
     # nr_mapped: cached pages mapped by a PTE, or whose THP a PMD maps
-    fe = s.fr32[K.FILE_ENTIRE, (pfns & ~511) + 1] * ((flags[pfns] & K.PG_file_thp) != 0) if len(pfns) else 0
+    fe = (s.fr32[K.FILE_ENTIRE, _fhead(flags, pfns) + 1] * (_forder(flags[pfns]) == K.HPAGE_PMD_ORDER)
+          if len(pfns) else 0)
     mapped = int(np.sum((s.fr32[K.FR_MAPCOUNT, pfns] > 0) | (fe > 0))) if len(pfns) else 0
     assert v[K.VS_NR_MAPPED] == mapped, f"nr_mapped {v[K.VS_NR_MAPPED]} != {mapped}"
     assert v[K.VS_NR_SHMEM] == int(np.sum(sb == K.PG_swapbacked)), "nr_shmem"
     # LRU lists: linked both ways, counted, and holding exactly the cached pages
     seen = set()
     from .kernels.lru import file_lru
-    heads = [p for p in pfns.tolist() if not (flags[p] & K.PG_file_thp and p % 512)]
+    heads = [p for p in pfns.tolist() if _fhead(flags, p) == p]
     for lv in range(f.lru.shape[1]):                  # one lruvec per memcg
         # the unevictable list is a count alone (lruvec_add_folio, 5.18+)
         li = K.LRU_UNEVICTABLE
         assert f.lru[K.LV_HEAD + li, lv] == -1 and f.lru[K.LV_TAIL + li, lv] == -1, "unevictable linked"
         uv = [p for p in heads if flags[p] & K.PG_unevictable and int(s.fr32[K.FR_MEMCG, p]) == lv]
-        assert sum(512 if flags[p] & K.PG_file_thp else 1 for p in uv) == f.lru[K.LV_PAGES + li, lv], \
+        assert sum(1 << int(_forder(flags[p])) for p in uv) == f.lru[K.LV_PAGES + li, lv], \
             f"memcg {lv}: unevictable count"
         seen.update(uv)
         for li in range(K.NR_LRU_LISTS - 1):
@@ -320,7 +338,7 @@ def check_files(m) -> None:
                 assert file_lru(flags, p) == li, f"pfn {p} on list {li}"
                 assert int(s.fr32[K.FR_MEMCG, p]) == lv, f"pfn {p} on memcg {lv}'s lists"
                 seen.add(p)
-                cnt += 512 if flags[p] & K.PG_file_thp else 1
+                cnt += 1 << int(_forder(flags[p]))
                 prev, p = p, int(s.fr32[K.FR_NEXT, p])
             assert int(f.lru[K.LV_TAIL + li, lv]) == prev, f"list {li}: tail"
             assert cnt == f.lru[K.LV_PAGES + li, lv], f"list {li}: count {cnt}"
@@ -345,8 +363,9 @@ def check_files(m) -> None:
 def _check_mlocked_cache(m, heads) -> None:
     """mlock on page-cache folios: an order-0 page is PG_mlocked exactly when PTEs of VM_LOCKED
     VMAs map it, its mlock_count (FR_PREV while on the unevictable list) is the number of those
-    PTEs, and it is on the unevictable list exactly when it is mlocked or ramfs's; page-cache
-    THPs are never mlocked. Mlocked and Unevictable add up over anonymous and cached folios."""
+    PTEs, and it is on the unevictable list exactly when it is mlocked or ramfs's; a large one is
+    mlocked only while some locked PTE maps it. Mlocked and Unevictable add up over anonymous and
+    cached folios."""
     s, f = m.state, m.vfs.state
     flags = s.fr_flags
     cached = set(heads)
@@ -362,7 +381,7 @@ def _check_mlocked_cache(m, heads) -> None:
         for va, e in _leaves(m, mmi):
             if e & K._PAGE_PSE or not any(lo <= va < hi for lo, hi in spans):
                 continue
-            pfn = (e & K.PTE_PFN_MASK) >> 12
+            pfn = int(_fhead(flags, (e & K.PTE_PFN_MASK) >> 12))
             if pfn in cached:
                 locked[pfn] = locked.get(pfn, 0) + 1
     cached_mlocked = 0
@@ -370,7 +389,14 @@ def _check_mlocked_cache(m, heads) -> None:
         fl = int(flags[p])
         n = locked.get(p, 0)
         if fl & K.PG_file_thp:
-            assert not fl & K.PG_mlocked, f"page-cache THP {p} mlocked"
+            # a large folio: mlocked only where one locked run of PTEs mapped all of it, and
+            # munlocked at any unmap of a run, so its count is no exact tally of locked PTEs
+            assert not fl & K.PG_mlocked or n > 0, f"large folio {p} mlocked, no locked PTE"
+            assert bool(fl & K.PG_unevictable) == bool(fl & (K.PG_mlocked | K.PG_ramfs)), \
+                f"large folio {p}: unevictable {fl:#x}"
+            if fl & K.PG_mlocked:
+                assert int(s.fr32[K.FR_PREV, p]) >= 1, f"large folio {p}: mlock_count 0"
+                cached_mlocked += 1 << int(_forder(fl))
             continue
         assert bool(fl & K.PG_mlocked) == (n > 0), f"cached pfn {p}: PG_mlocked with {n} locked PTEs"
         assert bool(fl & K.PG_unevictable) == bool(fl & (K.PG_mlocked | K.PG_ramfs)), \

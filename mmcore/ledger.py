@@ -283,8 +283,10 @@ LEDGER: tuple[Mechanism, ...] = (
         "their list for the unevictable one, keeping mlock_count there, so reclaim never meets "
         "them; the events match a 6.18 host's for order-0 folios. Anonymous pages sit on no LRU "
         "list: for them the unevictable list is a count (meminfo Unevictable, not memcg's "
-        "memory.stat unevictable). Page-cache THPs are never mlocked (6.18 mlocks a large "
-        "folio a locked VMA maps whole)."),
+        "memory.stat unevictable). A large page-cache folio mapped by PTEs is mlocked by "
+        "mlock() where one run of PTEs maps all of it (allow_mlock_munlock) and munlocked at "
+        "each unmap of a run; a fault mlocks order-0 folios only (__folio_add_file_rmap). "
+        "PMD-mapped page-cache folios are not mlocked (6.18's mlock_pte_range mlocks them)."),
     Mechanism(
         "madvise: MADV_DONTNEED, MADV_HUGEPAGE, MADV_NOHUGEPAGE",
         marks("exact"),
@@ -800,17 +802,31 @@ LEDGER: tuple[Mechanism, ...] = (
         "are no _anon ones."),
     Mechanism(
         "Page-cache large folios on ext4 and XFS",
-        marks("n/a", v6_18="absent"),
-        "mm/filemap.c `__filemap_get_folio` with `fgf_set_order` and readahead's "
-        "`page_cache_ra_order` (XFS 5.18, ext4 6.16)",
-        (_T + "test_huge_page_cache.py::test_madvise_collapse_on_ext4_is_einval",
+        marks("n/a", v6_18="approximate"),
+        "mm/filemap.c `__filemap_get_folio` with `fgf_set_order`, `generic_perform_write`'s "
+        "chunk (`mapping_max_folio_size`), `filemap_add_folio`; fs/ext4/inode.c "
+        "`ext4_set_inode_mapping_order` (ext4 6.16; XFS 5.18)",
+        (_T + "test_large_folios.py::test_a_write_makes_the_folios_its_order_asks_for",
+         _T + "test_large_folios.py::test_no_large_folios_before_6_16_or_on_ext2",
+         _T + "test_large_folios.py::test_dirtying_and_writeback_count_the_whole_folio",
+         _T + "test_large_folios.py::test_a_truncation_that_cuts_a_folio_splits_it",
+         _T + "test_large_folios.py::test_reclaim_evicts_whole_folios",
+         _T + "test_large_folios.py::test_a_write_takes_a_smaller_folio_where_the_range_is_partly_cached",
+         _T + "test_huge_page_cache.py::test_madvise_collapse_on_ext4_is_einval",
          _T + "test_validate.py::test_host_folio_values_are_the_kernels",
-         _T + "test_validate.py::test_engine_folio_scenario_reads_its_own_pagemap"), (), (),
-        "ext4 and ext2 cache 4 KiB pages only; only tmpfs (and the 2013 models' ramfs) hold "
-        "PMD-sized folios. `mmcore validate`'s ext4-folios group shows the gap on a 6.16+ host: "
-        "a 100-page pwrite at page 3 makes folios of 1 4 8 16 32 32 4 2 1 pages there, a 4 MiB "
-        "one two PMD-sized folios that a read fault maps by PMD (FilePmdMapped 4096 kB), "
-        "single-page writes 4 KiB folios (the one row that matches)."),
+         _T + "test_validate.py::test_engine_folio_scenario_reads_its_own_pagemap"),
+        ("filemap", "read_write", "page_writeback", "vmscan", "mlock"),
+        ("nr_file_hugepages",),
+        "ext4 on the 6.18 profile caches written data in large folios: each write step asks for "
+        "the order its bytes left in the 2 MiB chunk and its page's alignment allow, falling to "
+        "smaller orders where the range is partly cached, its blocks cannot all be reserved, the "
+        "buddy allocator has no such block above the low watermark, or the memcg refuses it "
+        "after one reclaim pass. The folio is the unit of dirtying, writeback, reclaim, "
+        "drop_caches and truncation (a cut folio splits into order-0 pages, not 6.15+'s "
+        "non-uniform split). The folio sizes of `mmcore validate`'s ext4-folios group match a "
+        "6.18 host's. Not modelled: large folios from readahead and faults (reads bring order-0 "
+        "pages), PMD mappings of ext4 folios (the host maps the 4 MiB file's folios by PMD: "
+        "FilePmdMapped 4096 kB; the engine 0), mTHP counters, XFS. ext2 caches 4 KiB pages."),
     Mechanism(
         "Anonymous multi-size THP (mTHP orders below PMD)",
         marks("n/a", v6_18="absent"),

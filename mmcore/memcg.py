@@ -188,8 +188,9 @@ class Cgroup:
         src = [self] if local else self.subtree()
         ids = np.array([c.id for c in src], np.int64)
         lists = s.lru[K.LV_PAGES:K.LV_PAGES + K.NR_LRU_LISTS][:, ids[ids < s.lru.shape[1]]].sum(axis=1)
-        heads = np.flatnonzero((s.fr_flags & (K.PG_file_thp | K.PG_head)) ==
-                               (K.PG_file_thp | K.PG_head))
+        heads = np.flatnonzero(((s.fr_flags & (K.PG_file_thp | K.PG_head)) ==
+                                (K.PG_file_thp | K.PG_head)) &
+                               ((s.fr_flags >> K.FOLIO_ORDER_SHIFT) & 15 == K.HPAGE_PMD_ORDER))
         heads = heads[np.isin(s.fr32[K.FR_MEMCG, heads], ids)]
         fs_type = s.fs[K.FS_TYPE, s.ino[K.I_FS, s.fr32[K.FR_OWNER, heads]]]
         tmpfs_thp = int((fs_type == K.FST_TMPFS).sum())

@@ -71,8 +71,8 @@ def engine_pages(m) -> dict:
     out = {}
     for p in f.pc[f.pc >= 0].tolist():
         fl = int(s.fr_flags[p])
-        if fl & K.PG_file_thp:
-            fl = int(s.fr_flags[p & ~(K.HPAGE_PMD_NR - 1)])   # a PMD-sized folio's state: its head's
+        if fl & K.PG_file_thp:                                # a large folio's state: its head's
+            fl = int(s.fr_flags[p & ~((1 << ((fl >> K.FOLIO_ORDER_SHIFT) & 15)) - 1)])
         out[(int(s.fr32[K.FR_OWNER, p]), int(s.fr_idx[p]))] = (
             bool(fl & K.PG_dirty), bool(fl & K.PG_writeback), bool(fl & K.PG_referenced),
             bool(fl & K.PG_active), bool(fl & K.PG_mappedtodisk))
@@ -334,6 +334,16 @@ def _written(path, npages, fd=3):
 
 
 REGRESSIONS = {
+    # ext4's large folios (6.16+): a write's folio orders, dirtying and writing back whole
+    # folios, an overwrite of one page, a truncation that cuts a folio, drop_caches, and the
+    # order a write falls back to where the range is partly cached or short of blocks
+    "large_folios": ((EXT4, EXT4_SMALL), [
+        (0, "open", "/a/f", RWC), (0, "pwrite", 3, 3 * PG, 100 * PG), (0, "pwrite", 3, 0, 4 * MiB),
+        (0, "fsync", 3), (0, "pwrite", 3, 37 * PG + 5, 10), (0, "sync"),
+        (0, "ftruncate", 3, 70 * PG + 1), (0, "pwrite", 3, 6 * MiB + 6 * PG, PG),
+        (0, "pwrite", 3, 6 * MiB, 16 * PG), (0, "fsync", 3), (0, "drop_caches", 1),
+        (0, "open", "/s/g", RWC), (0, "pwrite", 4, 0, 13 * PG), (0, "fsync", 4),
+        (0, "pwrite", 4, 16 * PG, 4 * PG), (0, "fsync", 4)]),
     # sequential reads: the initial window, then windows growing to read_ahead_kb
     "readahead_sequential": ((EXT4,), _written("/a/f", 200) + [(0, "pread", 3, i * 8 * PG, 8 * PG)
                                                                  for i in range(24)]),

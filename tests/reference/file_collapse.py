@@ -271,7 +271,7 @@ class RefCollapse(RefFileMaps):
             return SCAN_FAIL, cost
         for i in present:
             self._remove_page(ino, i)
-        page = Page(huge=index)
+        page = Page(huge=index, nr=HPAGE_NR)
         page.dirty = self.fstype(ino) == "tmpfs" and not self.dev("collapse_clean_folio")
         for i in range(index, index + HPAGE_NR):
             ino.pages[i] = page

@@ -433,7 +433,7 @@ class RefFileMaps(RefFiles):
             if page is None:
                 return False
         shared = bool(v.flags & VM_SHARED)
-        if h in mm.tables or page.huge < 0 or (write and not shared) or refused:
+        if h in mm.tables or page.nr != HPAGE_NR or (write and not shared) or refused:
             return False
         if not self.dev("fault_ignores_falloc"):
             page.falloc = False                    # shmem_fault: a fallocated folio is zeroed

@@ -118,6 +118,17 @@ def get_next_ra_size(cur: int, mx: int) -> int:
     return mx
 
 
+def write_order(index: int, lo: int, end: int) -> int:
+    """The folio order a write at page ``index``, going on at byte ``lo`` up to ``end``, asks
+    for (FILES.md 16): ilog2 of the bytes left in its 2 MiB chunk, less 12, capped at PMD order
+    and at the alignment of ``index`` (generic_perform_write, fgf_set_order, __ffs)."""
+    n = min(HPAGE_NR * PAGE - lo % (HPAGE_NR * PAGE), end - lo)
+    order = min(max(n.bit_length() - 1 - 12, 0), 9)
+    while order and index % (1 << order):
+        order -= 1
+    return order
+
+
 @dataclass
 class Mount:
     path: str
@@ -143,7 +154,8 @@ class Page:
     active: bool = False
     mapped: bool = False        # its buffers map blocks (write_begin done: PG_mappedtodisk)
     falloc: bool = False        # tmpfs: fallocated, never written (!uptodate: reads as a hole)
-    huge: int = -1              # first index of its PMD-sized folio (one Page for all 512), or -1
+    huge: int = -1              # first index of its large folio (one Page for all its pages), or -1
+    nr: int = 1                 # pages in its folio (HPAGE_NR: PMD-sized)
     readahead: bool = False     # PG_readahead: reaching it starts the next window (FILES.md 4)
 
 
@@ -328,7 +340,7 @@ class RefFiles:
         page of a PMD-sized folio the whole folio goes."""
         page = ino.pages[index]
         assert not page.writeback, "removing a page under writeback"
-        nr = HPAGE_NR if page.huge >= 0 else 1
+        nr = page.nr
         first = page.huge if page.huge >= 0 else index
         self._unmapped_check(ino, first, first + nr)
         for i in range(first, first + nr):
@@ -389,7 +401,7 @@ class RefFiles:
             self.vm["thp_file_alloc"] += 1
         else:
             self.vm["thp_write_alloc" if why == "write" else "thp_read_alloc"] += 1
-        page = Page(huge=base)
+        page = Page(huge=base, nr=HPAGE_NR)
         for i in range(base, base + HPAGE_NR):
             ino.pages[i] = page
         self.lru[self._list_of(ino, page)].insert(0, (ino.ino, base))
@@ -399,19 +411,54 @@ class RefFiles:
         return page, now + self.c["alloc"] + HPAGE_NR * self.c["clear"]
 
     def _split_folio(self, ino: Inode, base: int) -> None:
-        """split_folio of a folio no PMD maps: 512 order-0 pages with its state; they go to the
-        head of its list, first page first (the engine's order; FILES.md 13)."""
+        """split_folio of a large folio no PMD maps: order-0 pages with its state; they go to the
+        head of its list, first page first (the engine's order; FILES.md 13). thp_split_page
+        counts PMD-sized folios."""
         page = ino.pages[base]
         li = self._list_of(ino, page)
         self.lru[li].remove((ino.ino, base))
-        for i in range(base + HPAGE_NR - 1, base - 1, -1):
+        for i in range(base + page.nr - 1, base - 1, -1):
             ino.pages[i] = Page(page.dirty, page.writeback, page.referenced, page.active,
                                 page.mapped, page.falloc)
             self.lru[li].insert(0, (ino.ino, i))
-        self.vm["thp_split_page"] += 1
+        if page.nr == HPAGE_NR:
+            self.vm["thp_split_page"] += 1
 
     def huge_folios(self, ino: Inode) -> list:
-        return sorted({p.huge for p in ino.pages.values() if p.huge >= 0})
+        """First pages of the file's PMD-sized folios."""
+        return sorted({p.huge for p in ino.pages.values() if p.huge >= 0 and p.nr == HPAGE_NR})
+
+    def large_folios(self, ino: Inode) -> dict:
+        """First page -> pages of every large folio of the file."""
+        return dict(sorted({p.huge: p.nr for p in ino.pages.values() if p.huge >= 0}.items()))
+
+    # ---- ext4's large folios (FILES.md 16) -------------------------------------------------------
+    def large_capable(self, ino: Inode) -> bool:
+        """ext4 from 6.16 caches written data in large folios (mainline's page cache)."""
+        return self.fstype(ino) == "ext4" and self.kernel >= 616 and self.hpc == "mainline"
+
+    def _alloc_large(self, ino: Inode, index: int, order: int):
+        """__filemap_get_folio(FGP_CREAT) above order 0 for a write at page ``index``: from
+        ``order`` down to 1, the first order whose aligned range holds no cached page and whose
+        blocks can all be reserved (FILES.md 16). Returns the folio's Page, or None for the
+        order-0 fallback. The regime keeps free memory far above the low watermark."""
+        m = self.mounts[ino.fs]
+        while order > 0:
+            nr = 1 << order
+            span = range(index, index + nr)
+            holes = sum(ino.blocks.get(i, BLK_HOLE) == BLK_HOLE for i in span)
+            if not any(i in ino.pages for i in span) and holes <= m.free:
+                if self._free_pages() - nr <= self.wmark_low:
+                    raise OutOfRegime("free memory would fall below the low watermark")
+                page = Page(huge=index, nr=nr)
+                for i in span:
+                    ino.pages[i] = page
+                self.lru[self._list_of(ino, page)].insert(0, (ino.ino, index))
+                if not self.dev("pgalloc_uncounted"):
+                    self.vm["pgalloc_normal"] += nr
+                return page
+            order -= 1
+        return None
 
     def _mark_accessed(self, ino: Inode, index: int) -> None:
         """folio_mark_accessed under the configured policy (mm/swap.c; lru.py for the others)."""
@@ -425,7 +472,7 @@ class RefFiles:
                 self.lru[li].remove(key)
                 page.active, page.referenced = True, False
                 self.lru[li + 1].insert(0, key)
-                self.vm["pgactivate"] += HPAGE_NR if page.huge >= 0 else 1   # folio_nr_pages
+                self.vm["pgactivate"] += page.nr                            # folio_nr_pages
         elif self.policy == "lru":
             li = self._list_of(ino, page)
             self.lru[li].remove(key)
@@ -440,9 +487,9 @@ class RefFiles:
         page.dirty = True
         if self.fstype(ino) in MEMFS:
             return
-        self.vm["nr_dirty"] += 1
-        self.vm["nr_dirtied"] += 1
-        ino.nrdirty += 1
+        self.vm["nr_dirty"] += page.nr
+        self.vm["nr_dirtied"] += page.nr
+        ino.nrdirty += page.nr
         if self.first_dirtied is None:
             self.first_dirtied = now
 
@@ -450,8 +497,8 @@ class RefFiles:
         page.dirty = False
         if self.fstype(ino) in MEMFS:
             return
-        self.vm["nr_dirty"] -= 1
-        ino.nrdirty -= 1
+        self.vm["nr_dirty"] -= page.nr
+        ino.nrdirty -= page.nr
 
     # ---- blocks (FILES.md 3) --------------------------------------------------------------------------
     def _reads_zeros(self, ino: Inode, index: int) -> bool:
@@ -642,35 +689,40 @@ class RefFiles:
         return self._ra_wait(ino, index, now)
 
     def _write_inode(self, ino: Inode, now: int) -> None:
-        """Submit every dirty page of ``ino`` as one request (index order; FILES.md 5)."""
-        dirty = sorted(i for i, p in ino.pages.items() if p.dirty)
+        """Submit every dirty folio of ``ino`` as one request (index order; FILES.md 5): a large
+        folio goes whole, one ring entry for all its pages."""
+        dirty = sorted(i for i, p in ino.pages.items() if p.dirty and p.huge in (-1, i))
         if self.fstype(ino) in MEMFS or not dirty:
             return
         m = self.mounts[ino.fs]
         done = max(now, m.disk_free_at) + m.wr_lat
+        sent = 0
         for index in dirty:
             page = ino.pages[index]
-            done += m.wr_page + self._writeback_block(ino, index)
+            for j in range(index, index + page.nr):
+                done += m.wr_page + self._writeback_block(ino, j)
             self._clean(ino, page)
             page.writeback = True
-            self.vm["nr_writeback"] += 1
-            self.vm["pgpgout"] += 4
+            self.vm["nr_writeback"] += page.nr
+            self.vm["pgpgout"] += 4 * page.nr
             self.ring.append(((ino.ino, index), done))
+            sent += page.nr
         m.disk_free_at = done
-        m.bytes_written += len(dirty) * PAGE
+        m.bytes_written += sent * PAGE
         ino.wb_done = max(ino.wb_done, done)
 
     def _complete(self, now: int) -> None:
         """folio_end_writeback for the pages done by ``now``, in submission order."""
         while self.ring and self.ring[0][1] <= now:
             (i, index), _ = self.ring.pop(0)
-            self.inodes[i].pages[index].writeback = False
-            self.vm["nr_writeback"] -= 1
-            self.vm["nr_written"] += 1
+            page = self.inodes[i].pages[index]
+            page.writeback = False
+            self.vm["nr_writeback"] -= page.nr
+            self.vm["nr_written"] += page.nr
 
     def _check_dirty_limits(self) -> None:
         """balance_dirty_pages must find Dirty below the background threshold (the regime)."""
-        avail = self._free_pages() + len(self.lru[LRU_INACTIVE_FILE]) + len(self.lru[LRU_ACTIVE_FILE])
+        avail = self._free_pages() + self._lru_pages(LRU_INACTIVE_FILE) + self._lru_pages(LRU_ACTIVE_FILE)
         thresh = avail * self.dirty_ratio // 100
         bg = avail * self.dirty_bg_ratio // 100
         if bg >= thresh:
@@ -932,6 +984,10 @@ class RefFiles:
                     page = None
                     if self.huge_wanted(ino, index, end, "write"):
                         page, now = self._alloc_huge(ino, index, "write", now)
+                    elif self.large_capable(ino) and write_order(index, lo, end):
+                        page = self._alloc_large(ino, index, write_order(index, lo, end))
+                        if page is not None:
+                            now += self.c["alloc"]
                     if page is None:
                         now += self.c["alloc"]
                         self._alloc_page(ino, index)
@@ -946,7 +1002,9 @@ class RefFiles:
                 if added and index >= _pages(ino.size) and not self.dev("failed_write_keeps_page"):
                     self._remove_page(ino, index)
                 break
-            page.mapped, page.falloc = True, False
+            # a large ext4 folio's blocks are mapped page by page as writes reach them
+            page.mapped = page.mapped or page.huge < 0 or t not in BLOCKFS
+            page.falloc = False
             now += c + self.c["copy"]
             self._dirty(ino, page, now)
             if marks:
@@ -999,12 +1057,12 @@ class RefFiles:
                 continue                           # its folio went already
             if page.huge >= 0:
                 base = page.huge
-                if base >= first and base + HPAGE_NR <= last:
+                if base >= first and base + page.nr <= last:
                     self._remove_page(ino, base)
                     continue
                 if self.hpc != "mainline" or self.kernel < 517:
                     if index == max(first, base):  # once per folio
-                        now += (min(last, base + HPAGE_NR) - index) * self.c["clear"]
+                        now += (min(last, base + page.nr) - index) * self.c["clear"]
                     continue
                 self._split_folio(ino, base)
                 page = ino.pages[index]
@@ -1266,7 +1324,7 @@ class RefFiles:
                     page = ino.pages[key2[1]]
                     if not page.dirty and not page.writeback:
                         self._remove_page(ino, key2[1])
-                        dropped += 1
+                        dropped += page.nr
             self.vm["drop_pagecache"] += 1
             now += dropped * self.c["reclaim_page"]
         if v & 2:
@@ -1320,9 +1378,13 @@ class RefFiles:
             return self.slab_objects * SLAB_BYTES_PER_FILE // 1024
         return 4 * self._slab_pages()
 
+    def _lru_pages(self, li: int) -> int:
+        """Pages on list ``li``: each folio there counts all its pages (lru_zone_size)."""
+        return sum(self.inodes[i].pages[x].nr for i, x in self.lru[li])
+
     def meminfo(self) -> dict:
         free = self._free_pages()
-        file_lru = len(self.lru[LRU_INACTIVE_FILE]) + len(self.lru[LRU_ACTIVE_FILE])
+        file_lru = self._lru_pages(LRU_INACTIVE_FILE) + self._lru_pages(LRU_ACTIVE_FILE)
         slab = self._slab_pages()
         avail = max(0, free - self.wmark_high + file_lru - min(file_lru // 2, self.wmark_low)
                     + slab - min(slab // 2, self.wmark_low))
@@ -1331,8 +1393,8 @@ class RefFiles:
         h = self._huge_counts()
         return {"MemTotal": self.total_pages * 4, "MemFree": free * 4, "MemAvailable": avail * 4,
                 "Buffers": 0, "Cached": self.nr_file_pages() * 4,
-                "Active(file)": len(self.lru[LRU_ACTIVE_FILE]) * 4,
-                "Inactive(file)": len(self.lru[LRU_INACTIVE_FILE]) * 4,
+                "Active(file)": self._lru_pages(LRU_ACTIVE_FILE) * 4,
+                "Inactive(file)": self._lru_pages(LRU_INACTIVE_FILE) * 4,
                 "Unevictable": unevictable * 4, "Dirty": self.vm["nr_dirty"] * 4,
                 "Writeback": self.vm["nr_writeback"] * 4, "Mapped": self._nr_mapped() * 4,
                 "Shmem": shmem * 4, "KReclaimable": self._slab_kb(), "SReclaimable": self._slab_kb(),
@@ -1346,8 +1408,8 @@ class RefFiles:
         d = dict(self.vm)
         d["nr_free_pages"] = self._free_pages()
         d["nr_file_pages"] = self.nr_file_pages()
-        d["nr_inactive_file"] = len(self.lru[LRU_INACTIVE_FILE])
-        d["nr_active_file"] = len(self.lru[LRU_ACTIVE_FILE])
+        d["nr_inactive_file"] = self._lru_pages(LRU_INACTIVE_FILE)
+        d["nr_active_file"] = self._lru_pages(LRU_ACTIVE_FILE)
         d["nr_shmem"] = sum(len(i.pages) for i in self.inodes if self.fstype(i) == "tmpfs")
         d["nr_unevictable"] = sum(len(i.pages) for i in self.inodes if self.fstype(i) == "ramfs")
         d["nr_slab_reclaimable"] = self._slab_pages()
@@ -1399,9 +1461,9 @@ class RefFiles:
         """The reference's own consistency."""
         keys = {(i.ino, x) for i in self.inodes for x, p in i.pages.items() if p.huge in (-1, x)}
         for i in self.inodes:
-            for b in self.huge_folios(i):
-                assert b % HPAGE_NR == 0 and all(i.pages.get(b + k) is i.pages[b]
-                                                 for k in range(HPAGE_NR)), f"folio {b} of {i.ino}"
+            for b, nr in self.large_folios(i).items():
+                assert b % nr == 0 and all(i.pages.get(b + k) is i.pages[b]
+                                           for k in range(nr)), f"folio {b} of {i.ino}"
         listed = [k for li in LISTS for k in self.lru[li]]
         assert len(listed) == len(set(listed)) and set(listed) == keys, "LRU lists vs cache"
         for li in LISTS:
@@ -1411,7 +1473,7 @@ class RefFiles:
         assert self.vm["nr_dirty"] == sum(i.nrdirty for i in self.inodes)
         for i in self.inodes:
             assert i.nrdirty == sum(p.dirty for p in i.pages.values()) or self.fstype(i) in MEMFS
-        assert self.vm["nr_writeback"] == len(self.ring)
+        assert self.vm["nr_writeback"] == sum(self.inodes[i].pages[x].nr for (i, x), _ in self.ring)
         for k, m in enumerate(self.mounts):
             used = sum(len(i.blocks) if m.fstype in BLOCKFS else len(i.pages)
                        for i in self.inodes if i.fs == k and (i.alive or m.fstype in MEMFS))

@@ -1,0 +1,218 @@
+"""ext4's large page-cache folios (6.16+; tests/reference/FILES.md 16): the order a write asks
+for, the folio as the unit of dirtying, writeback, reclaim, drop_caches and truncation."""
+import os
+
+import pytest
+
+import mmcore
+from mmcore.check import check_files, check_invariants
+from mmcore.pageflags import folio_runs
+
+PAGE = 4096
+MiB = 1 << 20
+RW_ = os.O_CREAT | os.O_RDWR
+
+
+def checked(m):
+    check_invariants(m)
+    check_files(m)
+
+
+def ext4(kernel="6.18", fstype="ext4", memory="256MiB", **kw):
+    m = mmcore.Machine({"memory": memory, "kernel": kernel, **kw})
+    m.mount("/d", fstype, size="64MiB")
+    return m, m.spawn("app")
+
+
+def folio_sizes(m, t, fd, first, n):
+    """Folio sizes (pages) behind pages [first, first + n) of the file, read the way a script
+    reads them on Linux: map it shared, read each page, pagemap + kpageflags."""
+    a = t.mmap((first + n) * PAGE, mmcore.PROT_READ, mmcore.MAP_SHARED, fd=fd)
+    t.touch(a + first * PAGE, n * PAGE, write=False)
+    runs = folio_runs(m.state, t.pagemap(a + first * PAGE, n * PAGE))
+    t.munmap(a, (first + n) * PAGE)
+    return runs
+
+
+@pytest.mark.parametrize("writes, first, n, expect", [
+    ([(3 * PAGE, 100 * PAGE)], 3, 100, [1, 4, 8, 16, 32, 32, 4, 2, 1]),
+    ([(0, 4 * MiB)], 0, 1024, [512, 512]),
+    ([(k * PAGE, PAGE) for k in range(8)], 0, 8, [1] * 8),
+    ([(100, 64 * PAGE)], 0, 65, [64, 1]),             # unaligned: 100 bytes spill over
+    ([(0, 3 * MiB)], 0, 768, [512, 256]),
+])
+def test_a_write_makes_the_folios_its_order_asks_for(writes, first, n, expect):
+    m, t = ext4()
+    fd = t.open("/d/f", RW_)
+    for off, length in writes:
+        t.pwrite(fd, off, length)
+    assert folio_sizes(m, t, fd, first, n) == expect
+    checked(m)
+
+
+@pytest.mark.parametrize("kernel, fstype", [("6.18", "ext2"), ("4.13", "ext4"), ("3.10", "ext4")])
+def test_no_large_folios_before_6_16_or_on_ext2(kernel, fstype):
+    m, t = ext4(kernel, fstype)
+    fd = t.open("/d/f", RW_)
+    t.pwrite(fd, 0, 64 * PAGE)
+    assert folio_sizes(m, t, fd, 0, 64) == [1] * 64
+    checked(m)
+
+
+def test_dirtying_and_writeback_count_the_whole_folio():
+    m, t = ext4()
+    fd = t.open("/d/f", RW_)
+    v0 = m.vmstat()
+    t.pwrite(fd, 0, 64 * PAGE)                       # one order-6 folio
+    v = m.vmstat()
+    assert v["nr_dirty"] == 64 and v["nr_dirtied"] - v0["nr_dirtied"] == 64
+    t.fsync(fd)
+    v1 = m.vmstat()
+    assert v1["nr_dirty"] == 0 and v1["nr_written"] - v["nr_written"] == 64
+    assert v1["pgpgout"] - v["pgpgout"] == 64 * 4
+    # one byte into page 5 dirties the folio: the next fsync writes all 64 pages again
+    t.pwrite(fd, 5 * PAGE + 7, 1)
+    v2 = m.vmstat()
+    assert v2["nr_dirty"] == 64 and v2["nr_dirtied"] - v1["nr_dirtied"] == 64
+    t.fsync(fd)
+    v3 = m.vmstat()
+    assert v3["nr_written"] - v2["nr_written"] == 64 and v3["nr_dirty"] == 0
+    checked(m)
+
+
+def test_a_truncation_that_cuts_a_folio_splits_it():
+    m, t = ext4()
+    fd = t.open("/d/f", RW_)
+    t.pwrite(fd, 0, 64 * PAGE)
+    t.fsync(fd)
+    t.ftruncate(fd, 10 * PAGE + 100)                 # keeps pages 0..10 of the order-6 folio
+    assert m.vmstat()["nr_file_pages"] == 11
+    assert folio_sizes(m, t, fd, 0, 11) == [1] * 11
+    assert m.vmstat()["thp_split_page"] == 0         # only PMD-sized splits count there
+    checked(m)
+
+
+def test_a_truncation_of_a_pmd_sized_folio_counts_a_split():
+    m, t = ext4()
+    fd = t.open("/d/f", RW_)
+    t.pwrite(fd, 0, 2 * MiB)
+    assert m.vmstat()["nr_file_hugepages"] == 1
+    assert m.meminfo()["FileHugePages"] == 2048
+    t.ftruncate(fd, MiB)
+    v = m.vmstat()
+    assert v["thp_split_page"] == 1 and v["nr_file_hugepages"] == 0
+    assert v["nr_file_pages"] == 256 and v["nr_dirty"] == 256
+    checked(m)
+
+
+def test_drop_caches_drops_whole_clean_folios():
+    m, t = ext4()
+    fd = t.open("/d/f", RW_)
+    t.pwrite(fd, 0, 100 * PAGE)
+    t.fsync(fd)
+    t.pwrite(fd, 64 * PAGE, 1)                       # dirties the order-5 folio at 64
+    assert m.vmstat()["nr_dirty"] == 32
+    t.write_sysctl("vm.drop_caches", 1)
+    assert m.vmstat()["nr_file_pages"] == 32         # the dirty folio stays, whole
+    checked(m)
+
+
+def test_reclaim_evicts_whole_folios():
+    """A file four times the size of memory, written in 1 MiB steps and synced as it goes: the
+    page cache holds folios of 256 pages, and reclaim frees them whole."""
+    m, t = ext4(memory="32MiB")
+    m.mount("/big", "ext4", size="256MiB")
+    fd = t.open("/big/f", RW_)
+    for k in range(128):
+        t.pwrite(fd, k * MiB, MiB)
+        if k % 8 == 7:
+            t.fsync(fd)
+        checked(m) if k % 32 == 31 else None
+    v = m.vmstat()
+    assert v["pgsteal_kswapd"] + v["pgsteal_direct"] > 0
+    assert v["nr_file_pages"] % 256 == 0              # whole folios left, whole folios gone
+    checked(m)
+
+
+def test_a_shared_store_into_a_clean_folio_dirties_it_whole():
+    m, t = ext4()
+    fd = t.open("/d/f", RW_)
+    t.pwrite(fd, 0, 64 * PAGE)
+    t.fsync(fd)
+    a = t.mmap(64 * PAGE, mmcore.PROT_READ | mmcore.PROT_WRITE, mmcore.MAP_SHARED, fd=fd)
+    t.touch(a + 3 * PAGE, 1, write=True)
+    assert m.vmstat()["nr_dirty"] == 64
+    t.fsync(fd)
+    assert m.vmstat()["nr_dirty"] == 0
+    t.touch(a + 9 * PAGE, 1, write=True)             # write-protected again by the writeback
+    assert m.vmstat()["nr_dirty"] == 64
+    checked(m)
+
+
+def test_a_write_takes_a_smaller_folio_where_the_range_is_partly_cached():
+    m, t = ext4()
+    fd = t.open("/d/f", RW_)
+    t.pwrite(fd, 6 * PAGE, PAGE)                     # page 6 alone
+    t.pwrite(fd, 0, 16 * PAGE)                       # order 4 at 0 collides: 4 + 2 + (6) + 1 + 8
+    assert folio_sizes(m, t, fd, 0, 16) == [4, 2, 1, 1, 8]
+    checked(m)
+
+
+def test_a_folio_whose_blocks_cannot_all_be_reserved_is_not_taken():
+    m = mmcore.Machine({"memory": "256MiB"})
+    m.mount("/d", "ext4", size="64KiB")               # 16 blocks
+    t = m.spawn("app")
+    fd = t.open("/d/f", RW_)
+    assert t.pwrite(fd, 0, 13 * PAGE) == 13 * PAGE    # 8 + 4 + 1: 3 blocks left
+    t.fsync(fd)
+    # 4 pages at 16: order 2 needs 4 blocks, order 1 takes 2, then one page, then ENOSPC
+    assert t.pwrite(fd, 16 * PAGE, 4 * PAGE) == 3 * PAGE
+    assert folio_sizes(m, t, fd, 16, 3) == [2, 1]
+    checked(m)
+
+
+def test_mlock_locks_a_folio_its_ptes_map_whole():
+    """mlock_pte_range mlocks a large folio when one run of the locked range's PTEs maps all of
+    it (allow_mlock_munlock); munlock rescues it."""
+    m, t = ext4()
+    fd = t.open("/d/f", RW_)
+    t.pwrite(fd, 0, 64 * PAGE)                       # one order-6 folio
+    a = t.mmap(64 * PAGE, mmcore.PROT_READ, mmcore.MAP_SHARED, fd=fd)
+    t.touch(a, 64 * PAGE, write=False)               # mapped before the mlock
+    t.mlock(a, 32 * PAGE)                            # half of it: left alone
+    assert m.meminfo()["Mlocked"] == 0
+    t.munlock(a, 32 * PAGE)
+    t.mlock(a, 64 * PAGE)
+    v, mi = m.vmstat(), m.meminfo()
+    assert mi["Mlocked"] == mi["Unevictable"] == 256
+    assert v["unevictable_pgs_mlocked"] == v["unevictable_pgs_culled"] == 64
+    checked(m)
+    t.munlock(a, 64 * PAGE)
+    v, mi = m.vmstat(), m.meminfo()
+    assert mi["Mlocked"] == mi["Unevictable"] == 0 and v["unevictable_pgs_rescued"] == 64
+    checked(m)
+
+
+def test_a_locked_mapping_keeps_its_large_folios_from_reclaim():
+    """A fault mlocks order-0 folios only, so a large folio faulted into a locked VMA stays
+    evictable until reclaim meets it: folio_referenced mlocks it then (it is mapped whole), and
+    it is never reclaimed."""
+    m, t = ext4(memory="64MiB")
+    fd = t.open("/d/f", RW_)
+    t.pwrite(fd, 0, 16 * MiB)                        # eight PMD-sized folios
+    t.fsync(fd)
+    a = t.mmap(16 * MiB, mmcore.PROT_READ, mmcore.MAP_SHARED, fd=fd)
+    t.mlock(a, 16 * MiB)                             # populates: faults map the folios' pages
+    assert m.meminfo()["Mlocked"] == 0
+    other = t.open("/d/g", RW_)                      # an unlocked file for reclaim to take
+    t.pwrite(other, 0, 16 * MiB)
+    t.fsync(other)
+    hog = m.spawn("hog")
+    b = hog.mmap(36 * MiB)
+    hog.touch(b, 36 * MiB)
+    v = m.vmstat()
+    assert v["pgsteal_kswapd"] + v["pgsteal_direct"] > 0
+    assert t.smaps(a)["Rss"] == 16384                 # every page still mapped
+    mlocked = m.meminfo()["Mlocked"]                 # those reclaim met, whole
+    assert 0 < mlocked and mlocked % 2048 == 0 and v["unevictable_pgs_culled"] == mlocked // 4
+    checked(m)
