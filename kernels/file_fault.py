@@ -96,6 +96,7 @@ from .filemap import (
     file_folio_head,
     file_folio_nr,
     file_folio_pmd,
+    large_folios,
     filemap_get_folio,
     map_file_pmd,
     map_file_pte,
@@ -386,7 +387,10 @@ def do_file_huge_fault(S, mmi, vm_flags, vstart, vend, pgoff, ii, pos, va, write
     (and finds any folio allocated here in the page cache)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
-    if cfg[C_HPC_MODEL] == HPC_2013 or not huge_cache_capable(cfg, fs, ino, ii):
+    if cfg[C_HPC_MODEL] == HPC_2013:
+        return OK, 0, False
+    memfs = huge_cache_capable(cfg, fs, ino, ii)
+    if not memfs and not large_folios(cfg, fs[FS_TYPE, ino[I_FS, ii]]):
         return OK, 0, False
     haddr = va & ~(HPAGE_PMD_SIZE - 1)
     if haddr < vstart or haddr + HPAGE_PMD_SIZE > vend or \
@@ -397,7 +401,8 @@ def do_file_huge_fault(S, mmi, vm_flags, vstart, vend, pgoff, ii, pos, va, write
         return OK, 0, False                    # beyond EOF: SIGBUS at PTE level
     cost = 0
     mm_flags = mm[MM_FLAGS, mmi]
-    wanted = shmem_huge_wanted(cfg, fs, ino, ii, index, 0, vm_flags, mm_flags, HUGE_FOR_FAULT)
+    wanted = memfs and shmem_huge_wanted(cfg, fs, ino, ii, index, 0, vm_flags, mm_flags,
+                                         HUGE_FOR_FAULT)
     pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
     if pfn < 0:
         if not wanted:
@@ -408,6 +413,9 @@ def do_file_huge_fault(S, mmi, vm_flags, vstart, vend, pgoff, ii, pos, va, write
     shared = (vm_flags & VM_SHARED) != 0
     if pt[pos] != 0 or not file_folio_pmd(fr_flags, pfn) or (write and not shared):
         return OK, cost, False
+    if write and not memfs:
+        return OK, cost, False     # ext4: a store goes through page_mkwrite by PTEs (not modelled
+                                   # at PMD level); a read maps the folio write-protected
     # do_set_pmd (6.12+ also asks vma_thp_disabled: VM_NOHUGEPAGE and the prctl)
     if vm_flags & VM_NOHUGEPAGE or thp_disabled_by_mm(cfg, mm_flags, vm_flags):
         return OK, cost, False
@@ -416,8 +424,8 @@ def do_file_huge_fault(S, mmi, vm_flags, vstart, vend, pgoff, ii, pos, va, write
         fr_flags[head] &= ~PG_falloc_new           # shmem_fault zeroes a fallocated folio
         cost += HPAGE_PMD_NR * cfg[C_COST_CLEAR_PAGE]
     e = leaf_prot(vm_flags) | _PAGE_PSE | (head << 12)
-    if shared and vm_flags & VM_WRITE:
-        e |= _PAGE_RW                          # shmem: no write-notify
+    if memfs and shared and vm_flags & VM_WRITE:
+        e |= _PAGE_RW                          # shmem: no write-notify (ext4: a store splits it)
     if write:
         e |= _PAGE_DIRTY
         account_page_dirtied(vmstat, fr_flags, fs, ino, ii, head, now + cost)

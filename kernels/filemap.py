@@ -17,6 +17,10 @@ The same functions serve the simulated machine and ``mmcore.pagecache.replay``.
 """
 from .borrow import borrow, prefetch
 from .consts import (
+    C_HPC_MODEL,
+    C_KERNEL,
+    FST_EXT4,
+    HPC_MAINLINE,
     FILE_ENTIRE,
     FOLIO_ORDER_MASK,
     FOLIO_ORDER_SHIFT,
@@ -313,6 +317,13 @@ def account_page_cleaned(vmstat, fr_flags, fs, ino, ii, pfn):
 # ---- file pages mapped by PTEs and PMDs (mm/rmap.c for file folios) ----------------------------
 # A page counts in nr_mapped while a PTE maps it or a PMD maps its folio (NR_FILE_MAPPED counts
 # pages, each once). The entire (PMD) mapcount of a page-cache THP lives in page[1]'s FILE_ENTIRE.
+
+@kernel(inline="always")
+def large_folios(cfg, t):
+    """Whether files of filesystem type ``t`` get large page-cache folios on write: ext4 from
+    6.16 (mainline's huge page cache; mapping_set_large_folios in ext4_set_inode_mapping_order)."""
+    return t == FST_EXT4 and cfg[C_KERNEL] >= 616 and cfg[C_HPC_MODEL] == HPC_MAINLINE
+
 
 @kernel(inline="always")
 def file_folio_order(fr_flags, pfn):

@@ -8,6 +8,9 @@ from .compaction import alloc_thp
 from .consts import (
     C_ZERO_REMAP,
     C_HPC_MODEL,
+    FR_MEMCG,
+    FS_TYPE,
+    I_FS,
     HPC_2013,
     C_SHRINK_UNDERUSED,
     G_STALL_PS,
@@ -145,10 +148,12 @@ from .huge_memory import (
 )
 from .file_fault import do_file_fault, do_file_huge_fault, do_file_wp, file_room
 from .shmem import huge_cache_capable
+from .filemap import large_folios
 from .filemap import unmap_file_pte, zap_file_pmd
 from .jit import kernel
 from .swap import anon_pte_of, swap_put, swapin_memcg
 from .rmap import free_folio, pte_mapped_pages, queue_if_partial, remove_rmap_pte
+from .lru import munlock_cache_folio
 from .mlock import mlock_folio, munlock_anon_pte_page, munlock_thp
 from .workingset import workingset_refault_anon
 from .mmap import range_has_vma, vma_lookup
@@ -540,6 +545,9 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
             return OK, cost
         if vm_flags & VM_LOCKED and (fr_flags[head] & (PG_hugezero | PG_file_thp)) == 0:
             munlock_thp(fr_idx, fr_flags, vmstat, head)      # the split drops the PMD mapping
+        elif vm_flags & VM_LOCKED and fr_flags[head] & PG_file_thp:
+            munlock_cache_folio(vmstat, S.lru, fr32, fr_flags, fr32[FR_MEMCG, head], head,
+                                HPAGE_PMD_NR)
         split_huge_pmd(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, mmi, pos)
         split_page_too(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,
                        tlb, pwc, head)
@@ -547,9 +555,11 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
         cost += cfg[C_COST_TLB_FLUSH]
         pmde = pt[pos]
     if vfile >= 0 and (pt[pos] & _PAGE_PSE) == 0 and cfg[C_HPC_MODEL] != HPC_2013 and \
-            huge_cache_capable(cfg, S.fs, S.ino, vfile):
+            (huge_cache_capable(cfg, S.fs, S.ino, vfile) or
+             (pt[pos] == 0 and large_folios(cfg, S.fs[FS_TYPE, S.ino[I_FS, vfile]]))):
         # a page-cache THP: allocated here for a memory filesystem, PMD-mapped where it can be
-        # (do_file_huge_fault's own first test, made here: most file faults need no call)
+        # (ext4's PMD-sized folios too; do_file_huge_fault's own first tests, made here: most
+        # file faults need no call)
         st, c, done = do_file_huge_fault(S, mmi, vm_flags, vma[V_START, p], vma[V_END, p],
                                          vma[V_PGOFF, p], vfile, pos, va, write, now + cost)
         cost += c

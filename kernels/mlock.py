@@ -227,9 +227,17 @@ def mlock_vma_pages_range(cfg, gs, vmstat, lru, pt, fr32, fr_idx, fr_flags, fr_o
             continue
         e = pt[pos]
         if e & _PAGE_PSE:
-            # page-cache THPs are not mlocked here (their index slots hold page indexes)
-            if (e & _PAGE_SPECIAL) == 0 and (fr_flags[entry_pfn(e)] & PG_file_thp) == 0:
-                head = entry_pfn(e)
+            head = entry_pfn(e)
+            if (e & _PAGE_SPECIAL) == 0 and (fr_flags[head] & PG_file_thp) != 0:
+                # a PMD-mapped page-cache folio: mlock_pte_range mlocks it; a zap or munlock
+                # (folio_remove_rmap_pmd) munlocks it once
+                if mode == MLOCK_LOCK:
+                    mlock_cache_folio(vmstat, lru, fr32, fr_flags, fr32[FR_MEMCG, head], head,
+                                      HPAGE_PMD_NR)
+                else:
+                    munlock_cache_folio(vmstat, lru, fr32, fr_flags, fr32[FR_MEMCG, head], head,
+                                        HPAGE_PMD_NR)
+            elif (e & _PAGE_SPECIAL) == 0:
                 if mode == MLOCK_LOCK:
                     mlock_folio(fr_idx, fr_flags, fr_order, vmstat, head)
                 else:
@@ -279,7 +287,7 @@ def mlock_vma_pages_range(cfg, gs, vmstat, lru, pt, fr32, fr_idx, fr_flags, fr_o
 
 
 @kernel
-def munlock_pmd_at(cfg, vmstat, pt, fr_idx, fr_flags, mm, mmi, va):
+def munlock_pmd_at(cfg, vmstat, lru, pt, fr32, fr_idx, fr_flags, mm, mmi, va):
     """The munlock of a PMD split at a VMA boundary ``va`` inside a VM_LOCKED VMA (call it before
     split_pmd_at): __split_huge_pmd_locked removes the PMD mapping (folio_remove_rmap_pmd)."""
     if (va & (HPAGE_PMD_SIZE - 1)) == 0:
@@ -289,8 +297,13 @@ def munlock_pmd_at(cfg, vmstat, pt, fr_idx, fr_flags, mm, mmi, va):
         return
     e = pt[pos]
     if (e & _PAGE_PSE) != 0 and (e & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0 and \
-            (e & _PAGE_SPECIAL) == 0 and (fr_flags[entry_pfn(e)] & PG_file_thp) == 0:
-        munlock_thp(fr_idx, fr_flags, vmstat, entry_pfn(e))
+            (e & _PAGE_SPECIAL) == 0:
+        head = entry_pfn(e)
+        if fr_flags[head] & PG_file_thp:
+            munlock_cache_folio(vmstat, lru, fr32, fr_flags, fr32[FR_MEMCG, head], head,
+                                HPAGE_PMD_NR)
+        else:
+            munlock_thp(fr_idx, fr_flags, vmstat, head)
 
 
 @kernel

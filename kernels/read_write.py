@@ -136,6 +136,7 @@ from .filemap import (
     file_folio_nr,
     filemap_add_large,
     filemap_add_page,
+    large_folios,
     filemap_get_folio,
     filemap_remove_large,
     filemap_remove_page,
@@ -451,13 +452,6 @@ def sys_sync(S, ti):
     elif now > gs[G_NOW]:
         gs[G_NOW] = now
     return OK, 0
-
-
-@kernel(inline="always")
-def large_folios(cfg, t):
-    """Whether files of filesystem type ``t`` get large page-cache folios on write: ext4 from
-    6.16 (mainline's huge page cache; mapping_set_large_folios in ext4_set_inode_mapping_order)."""
-    return t == FST_EXT4 and cfg[C_KERNEL] >= 616 and cfg[C_HPC_MODEL] == HPC_MAINLINE
 
 
 @kernel(inline="always")

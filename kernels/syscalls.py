@@ -501,7 +501,7 @@ def modify_vmas(S, mmi, start, end, kind, a, b, stop_at_hole, cap_sys_admin):
             new |= VM_ACCOUNT
         if vma[V_START, p] < va:
             if old & VM_LOCKED:
-                munlock_pmd_at(cfg, vmstat, pt, fr_idx, fr_flags, mm, mmi, va)
+                munlock_pmd_at(cfg, vmstat, lru, pt, fr32, fr_idx, fr_flags, mm, mmi, va)
             splits += split_pmd_at(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
                                    pt_aux, mm, tlb, pwc, mmi, va)
             vma_split_at(mm, vma, mmi, va)
@@ -509,7 +509,7 @@ def modify_vmas(S, mmi, start, end, kind, a, b, stop_at_hole, cap_sys_admin):
             p = mm[MM_VBASE, mmi] + i
         if vma[V_END, p] > end:
             if old & VM_LOCKED:
-                munlock_pmd_at(cfg, vmstat, pt, fr_idx, fr_flags, mm, mmi, end)
+                munlock_pmd_at(cfg, vmstat, lru, pt, fr32, fr_idx, fr_flags, mm, mmi, end)
             splits += split_pmd_at(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt,
                                    pt_aux, mm, tlb, pwc, mmi, end)
             vma_split_at(mm, vma, mmi, end)

@@ -18,6 +18,7 @@ tries again; written pages that reclaim passed over are rotated to the inactive 
 """
 from .consts import (
     VM_LOCKED,
+    HPAGE_PMD_SIZE,
     V_FLAGS,
     V_PGOFF,
     V_END,
@@ -89,12 +90,13 @@ from .consts import (
 )
 from .page_counter import mc, memcg_is_descendant
 from .swap import shrink_anon
-from .filemap import file_folio_mapped, file_folio_nr, filemap_remove_large, filemap_remove_page
+from .filemap import file_entire_mapcount, file_folio_mapped, file_folio_nr, filemap_remove_large, \
+    filemap_remove_page, zap_file_pmd
 from .filemap import unmap_file_pte
 from .rmap import deferred_split_count, deferred_split_scan
 from .jit import kernel
 from .pagetable import pmd_lookup, pte_lookup
-from .tlb import flush_tlb_page
+from .tlb import flush_tlb_page, flush_tlb_range
 from .lru import folio_add_lru, isolate_victim, mlock_cache_folio
 from .workingset import workingset_eviction
 from .page_alloc import rmqueue
@@ -156,6 +158,37 @@ def folio_locked_mapping(S, head, nr):
 
 
 @kernel
+def folio_pmd_walk(S, head, unmap):
+    """The PMDs mapping the PMD-sized page-cache folio at ``head`` (through the file's
+    mappings): returns (how many have their accessed bit set, which it clears; whether one is in
+    a VM_LOCKED VMA); with ``unmap`` every one goes instead (try_to_unmap, TTU_SPLIT_HUGE_PMD
+    for a file folio: the PMD is cleared)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
+    where = inode_vmas(gs, mm, vma, fr32[FR_OWNER, head], False)
+    refs = 0
+    locked = False
+    for k in range(where.shape[1]):
+        mmi, p = where[0, k], where[1, k]
+        off = fr_idx[head] - vma[V_PGOFF, p]
+        va = vma[V_START, p] + (off << 12)
+        if off < 0 or va >= vma[V_END, p] or va & (HPAGE_PMD_SIZE - 1):
+            continue
+        pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, mmi], va)
+        if pos < 0 or (pt[pos] & _PAGE_PSE) == 0 or ((pt[pos] & PTE_PFN_MASK) >> 12) != head:
+            continue
+        if unmap:
+            zap_file_pmd(vmstat, fr32, fr_flags, pt, mm, mmi, pos, True)
+            flush_tlb_range(cfg, tlb, pwc, mmi + 1, va, va + HPAGE_PMD_SIZE)
+            continue
+        locked = locked or (vma[V_FLAGS, p] & VM_LOCKED) != 0
+        if pt[pos] & _PAGE_ACCESSED:
+            pt[pos] &= ~_PAGE_ACCESSED
+            refs += 1
+    return refs, locked
+
+
+@kernel
 def try_to_unmap(S, pfn):
     """Remove every PTE that maps page-cache page ``pfn`` (``try_to_unmap`` through the file's
     mappings), flushing each from the TLBs."""
@@ -200,24 +233,37 @@ def shrink_lruvec(S, lv, nr_to_reclaim, target):
     policy = cfg[C_LRU_POLICY]
     freed = 0
     scanned0 = vmstat[VS_PGSCAN_FILE]
+    kept = 0
     while freed < nr_to_reclaim:
         pfn = isolate_victim(policy, vmstat, lru, fr32, fr32, fr_flags, fr_order, lv,
                              SCAN_PER_BATCH, True)
         if pfn < 0:
             break
         nr = file_folio_nr(fr_flags, pfn)         # the folio's head, with all its pages
-        if nr > 1 and file_folio_mapped(fr32, fr_flags, pfn):
+        pmd_refs = 0
+        locked = 0
+        if file_entire_mapcount(fr32, fr_flags, pfn) > 0:
+            pmd_refs, pmd_locked = folio_pmd_walk(S, pfn, False)
+            locked = 2 if pmd_locked else 0
+        if locked == 0 and nr > 1 and file_folio_mapped(fr32, fr_flags, pfn):
             locked = folio_locked_mapping(S, pfn, nr)
-            if locked > 0:
-                # a VM_LOCKED VMA maps it: folio_referenced_one mlocks a large folio it maps
-                # whole ("restore the mlock which got missed"), and try_to_unmap_one gives up
-                # on it either way
-                folio_add_lru(lru, fr32, fr_flags, lv, pfn, nr)
-                if locked == 2:
-                    mlock_cache_folio(vmstat, lru, fr32, fr_flags, lv, pfn, nr)
-                continue
+        if locked > 0:
+            # a VM_LOCKED VMA maps it: folio_referenced_one mlocks a large folio it maps by a
+            # PMD or whole by PTEs ("restore the mlock which got missed"); try_to_unmap_one gives
+            # up on it either way (activate_locked)
+            if locked == 1 and policy == POLICY_LINUX:
+                fr_flags[pfn] |= PG_active
+                vmstat[VS_PGACTIVATE] += nr
+            folio_add_lru(lru, fr32, fr_flags, lv, pfn, nr)
+            if locked == 2:
+                mlock_cache_folio(vmstat, lru, fr32, fr_flags, lv, pfn, nr)
+            else:
+                kept += nr
+                if kept > lru_pages(S, lv, False):
+                    break                          # nothing here reclaim may take
+            continue
         if file_folio_mapped(fr32, fr_flags, pfn):
-            refs = 0
+            refs = pmd_refs
             for j in range(nr):
                 if fr32[FR_MAPCOUNT, pfn + j] > 0:
                     refs += folio_referenced(S, pfn + j)
@@ -231,6 +277,8 @@ def shrink_lruvec(S, lv, nr_to_reclaim, target):
                     fr_flags[pfn] |= PG_referenced
                 folio_add_lru(lru, fr32, fr_flags, lv, pfn, nr)
                 continue
+            if file_entire_mapcount(fr32, fr_flags, pfn) > 0:
+                folio_pmd_walk(S, pfn, True)
             for j in range(nr):
                 if fr32[FR_MAPCOUNT, pfn + j] > 0:
                     try_to_unmap(S, pfn + j)

@@ -379,8 +379,10 @@ def _check_mlocked_cache(m, heads) -> None:
         if not spans:
             continue
         for va, e in _leaves(m, mmi):
-            if e & K._PAGE_PSE or not any(lo <= va < hi for lo, hi in spans):
+            if not any(lo <= va < hi for lo, hi in spans):
                 continue
+            if e & K._PAGE_PSE and not flags[(e & K.PTE_PFN_MASK) >> 12] & K.PG_file_thp:
+                continue                           # an anonymous THP (checked elsewhere)
             pfn = int(_fhead(flags, (e & K.PTE_PFN_MASK) >> 12))
             if pfn in cached:
                 locked[pfn] = locked.get(pfn, 0) + 1

@@ -274,7 +274,10 @@ LEDGER: tuple[Mechanism, ...] = (
          _T + "test_differential.py::test_mlocked_of_thps_partly_covered",
          _T + "test_mlock_cache.py::test_mlock_moves_file_pages_to_the_unevictable_list_and_back",
          _T + "test_mlock_cache.py::test_reclaim_never_takes_mlocked_file_pages",
-         _T + "test_mlock_cache.py::test_two_lockers_keep_count"),
+         _T + "test_mlock_cache.py::test_two_lockers_keep_count",
+         _T + "test_large_folios.py::test_mlock_locks_a_folio_its_ptes_map_whole",
+         _T + "test_large_folios.py::test_a_locked_mapping_keeps_its_large_folios_from_reclaim",
+         _T + "test_large_folios.py::test_mlock_locks_a_pmd_mapped_folio_and_munmap_unlocks_it"),
         ("mlock", "syscalls", "lru"),
         ("nr_mlock", "nr_unevictable", "unevictable_pgs_culled", "unevictable_pgs_scanned",
          "unevictable_pgs_rescued", "unevictable_pgs_mlocked", "unevictable_pgs_munlocked",
@@ -286,7 +289,7 @@ LEDGER: tuple[Mechanism, ...] = (
         "memory.stat unevictable). A large page-cache folio mapped by PTEs is mlocked by "
         "mlock() where one run of PTEs maps all of it (allow_mlock_munlock) and munlocked at "
         "each unmap of a run; a fault mlocks order-0 folios only (__folio_add_file_rmap). "
-        "PMD-mapped page-cache folios are not mlocked (6.18's mlock_pte_range mlocks them)."),
+        "mlock() mlocks a PMD-mapped page-cache folio too, and its unmap munlocks it."),
     Mechanism(
         "madvise: MADV_DONTNEED, MADV_HUGEPAGE, MADV_NOHUGEPAGE",
         marks("exact"),
@@ -812,21 +815,25 @@ LEDGER: tuple[Mechanism, ...] = (
          _T + "test_large_folios.py::test_a_truncation_that_cuts_a_folio_splits_it",
          _T + "test_large_folios.py::test_reclaim_evicts_whole_folios",
          _T + "test_large_folios.py::test_a_write_takes_a_smaller_folio_where_the_range_is_partly_cached",
+         _T + "test_large_folios.py::test_a_read_fault_maps_a_pmd_sized_folio_by_its_pmd",
+         _T + "test_large_folios.py::test_a_store_into_a_pmd_mapped_folio_splits_the_pmd",
+         _T + "test_large_folios.py::test_reclaim_unmaps_pmd_mapped_folios_no_one_uses",
          _T + "test_huge_page_cache.py::test_madvise_collapse_on_ext4_is_einval",
          _T + "test_validate.py::test_host_folio_values_are_the_kernels",
          _T + "test_validate.py::test_engine_folio_scenario_reads_its_own_pagemap"),
         ("filemap", "read_write", "page_writeback", "vmscan", "mlock"),
-        ("nr_file_hugepages",),
+        ("nr_file_hugepages", "nr_file_pmdmapped"),
         "ext4 on the 6.18 profile caches written data in large folios: each write step asks for "
         "the order its bytes left in the 2 MiB chunk and its page's alignment allow, falling to "
         "smaller orders where the range is partly cached, its blocks cannot all be reserved, the "
         "buddy allocator has no such block above the low watermark, or the memcg refuses it "
         "after one reclaim pass. The folio is the unit of dirtying, writeback, reclaim, "
         "drop_caches and truncation (a cut folio splits into order-0 pages, not 6.15+'s "
-        "non-uniform split). The folio sizes of `mmcore validate`'s ext4-folios group match a "
-        "6.18 host's. Not modelled: large folios from readahead and faults (reads bring order-0 "
-        "pages), PMD mappings of ext4 folios (the host maps the 4 MiB file's folios by PMD: "
-        "FilePmdMapped 4096 kB; the engine 0), mTHP counters, XFS. ext2 caches 4 KiB pages."),
+        "non-uniform split). A read fault maps a PMD-sized folio by its PMD, write-protected (a "
+        "store splits it); reclaim clears such PMDs. `mmcore validate`'s ext4-folios group (folio "
+        "sizes, FilePmdMapped) matches a 6.18 host's. Not modelled: large folios from readahead "
+        "and faults (reads bring order-0 pages), a write fault mapping a PMD (it maps a PTE "
+        "here), mTHP counters, XFS. ext2 caches 4 KiB pages."),
     Mechanism(
         "Anonymous multi-size THP (mTHP orders below PMD)",
         marks("n/a", v6_18="absent"),

@@ -216,3 +216,98 @@ def test_a_locked_mapping_keeps_its_large_folios_from_reclaim():
     mlocked = m.meminfo()["Mlocked"]                 # those reclaim met, whole
     assert 0 < mlocked and mlocked % 2048 == 0 and v["unevictable_pgs_culled"] == mlocked // 4
     checked(m)
+
+
+def pmd_map(t, fd, length, prot=mmcore.PROT_READ, flags=mmcore.MAP_SHARED, at=1 << 32):
+    """The file mapped at a 2 MiB-aligned address (MAP_FIXED), from offset 0."""
+    return t.mmap(length, prot, flags | mmcore.MAP_FIXED, fd=fd, addr=at)
+
+
+def test_a_read_fault_maps_a_pmd_sized_folio_by_its_pmd():
+    m, t = ext4()
+    fd = t.open("/d/f", RW_)
+    t.pwrite(fd, 0, 4 * MiB)
+    a = pmd_map(t, fd, 4 * MiB)
+    t.touch(a + 5 * PAGE, 1, write=False)
+    sm = t.smaps(a)
+    assert sm["FilePmdMapped"] == 2048 and sm["Rss"] == 2048
+    t.touch(a, 4 * MiB, write=False)
+    v, mi = m.vmstat(), m.meminfo()
+    assert t.smaps(a)["FilePmdMapped"] == 4096 and mi["FilePmdMapped"] == 4096
+    assert v["thp_file_mapped"] == 2 and v["nr_file_pmdmapped"] == 2
+    checked(m)
+    # from a file offset that is not 2 MiB-aligned against the address: PTEs only
+    b = t.mmap(2 * MiB, mmcore.PROT_READ, mmcore.MAP_SHARED | mmcore.MAP_FIXED, fd=fd,
+               addr=(2 << 32) + 64 * PAGE)
+    t.touch(b, 2 * MiB - 64 * PAGE, write=False)
+    assert t.smaps(b)["FilePmdMapped"] == 0
+    checked(m)
+
+
+def test_a_store_into_a_pmd_mapped_folio_splits_the_pmd():
+    """The PMD maps the folio write-protected (ext4 needs page_mkwrite): a store splits it
+    (wp_huge_pmd) and dirties the folio through a PTE."""
+    m, t = ext4()
+    fd = t.open("/d/f", RW_)
+    t.pwrite(fd, 0, 2 * MiB)
+    t.fsync(fd)
+    a = pmd_map(t, fd, 2 * MiB, mmcore.PROT_READ | mmcore.PROT_WRITE)
+    t.touch(a, 1, write=False)
+    assert t.smaps(a)["FilePmdMapped"] == 2048 and m.vmstat()["nr_dirty"] == 0
+    t.touch(a + 7 * PAGE, 1, write=True)
+    v = m.vmstat()
+    assert v["thp_split_pmd"] == 1 and t.smaps(a)["FilePmdMapped"] == 0
+    assert v["nr_dirty"] == 512 and v["nr_file_hugepages"] == 1     # the folio stays whole
+    checked(m)
+
+
+def test_a_private_write_copies_after_the_split():
+    m, t = ext4()
+    fd = t.open("/d/f", RW_)
+    t.pwrite(fd, 0, 2 * MiB)
+    a = pmd_map(t, fd, 2 * MiB, mmcore.PROT_READ | mmcore.PROT_WRITE, mmcore.MAP_PRIVATE)
+    t.touch(a, 2 * MiB, write=False)
+    assert t.smaps(a)["FilePmdMapped"] == 2048
+    t.touch(a + 3 * PAGE, 1, write=True)
+    sm = t.smaps(a)
+    assert sm["FilePmdMapped"] == 0 and sm["Anonymous"] == 4
+    checked(m)
+
+
+def test_reclaim_unmaps_pmd_mapped_folios_no_one_uses():
+    m, t = ext4(memory="64MiB")
+    fd = t.open("/d/f", RW_)
+    t.pwrite(fd, 0, 16 * MiB)
+    t.fsync(fd)
+    a = pmd_map(t, fd, 16 * MiB)
+    t.touch(a, 16 * MiB, stride=2 * MiB, write=False)
+    assert t.smaps(a)["FilePmdMapped"] == 16384
+    hog = m.spawn("hog")
+    b = hog.mmap(52 * MiB)
+    hog.touch(b, 52 * MiB)
+    v = m.vmstat()
+    assert v["pgsteal_kswapd"] + v["pgsteal_direct"] >= 512
+    left = t.smaps(a)["FilePmdMapped"]
+    assert left < 16384 and left % 2048 == 0
+    assert m.meminfo()["FilePmdMapped"] == left
+    checked(m)
+
+
+def test_mlock_locks_a_pmd_mapped_folio_and_munmap_unlocks_it():
+    m, t = ext4()
+    fd = t.open("/d/f", RW_)
+    t.pwrite(fd, 0, 4 * MiB)
+    a = pmd_map(t, fd, 4 * MiB)
+    t.touch(a, 4 * MiB, stride=2 * MiB, write=False)
+    t.mlock(a, 4 * MiB)
+    mi = m.meminfo()
+    assert mi["Mlocked"] == mi["Unevictable"] == 4096
+    checked(m)
+    t.munmap(a, 2 * MiB)
+    assert m.meminfo()["Mlocked"] == 2048
+    checked(m)
+    t.munmap(a + 2 * MiB, 2 * MiB)
+    v, mi = m.vmstat(), m.meminfo()
+    assert mi["Mlocked"] == mi["Unevictable"] == 0
+    assert v["unevictable_pgs_mlocked"] == v["unevictable_pgs_munlocked"] == 1024
+    checked(m)

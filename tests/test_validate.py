@@ -99,17 +99,10 @@ needs_ext4_dir = pytest.mark.skipif(
     not (_LINUX and _PROC) or V._fs_type(V.FILE_DIR) != "ext4",
     reason=f"needs {V.FILE_DIR} on ext4")
 _RELEASE = tuple(int(x) for x in re.findall(r"\d+", platform.release())[:2]) if _LINUX else (0, 0)
-# Known on hosts whose ext4 has large folios (6.16+): the engine's faults map an ext4 folio's
-# pages by PTEs, never a PMD-sized one by its PMD
-LARGE_FOLIO_ROWS = {(V.FOLIO_SCENARIO, V.FOLIO_PMD)}
-if _RELEASE >= (6, 16):
-    for _row in LARGE_FOLIO_ROWS:
-        KNOWN_MISMATCHES[_row] = ("PMD mappings of ext4 folios are not modelled: a fault maps "
-                                  "their pages by PTEs")
-elif _RELEASE >= (4, 14):
+if (4, 14) <= _RELEASE < (6, 16):
     # hosts the 6.18 profile stands for whose ext4 predates large folios (6.16)
-    for _case in V.FOLIO_CASES[:2]:
-        KNOWN_MISMATCHES[(V.FOLIO_SCENARIO, V.folio_label(_case[0]))] = (
+    for _row in [V.folio_label(case) for case, _ in V.FOLIO_CASES[:2]] + [V.FOLIO_PMD]:
+        KNOWN_MISMATCHES[(V.FOLIO_SCENARIO, _row)] = (
             "the 6.18 profile's ext4 makes large folios on write; this host's (before 6.16) does not")
 
 
@@ -778,11 +771,11 @@ def test_runs_text_folds_repeats():
 
 def test_engine_folio_scenario_reads_its_own_pagemap():
     """The engine side of the folio group, from the engine's pagemap and kpageflags: the host's
-    folio sizes (its ext4 on 6.18 makes large folios on write), but no PMD maps the 4 MiB file's
-    PMD-sized folios; on 4.13 every written page is a folio of its own."""
+    folio sizes (its ext4 on 6.18 makes large folios on write), and a read fault maps the 4 MiB
+    file's PMD-sized folios by PMD; on 4.13 every written page is a folio of its own."""
     cases = [case for case, _ in V.FOLIO_CASES]
     got = V.engine_folios(V.engine_config(_host(MADVISE)))
-    assert got == {cases[0]: "1 4 8 16 32x2 4 2 1", cases[1]: "512x2", V.FOLIO_PMD: 0,
+    assert got == {cases[0]: "1 4 8 16 32x2 4 2 1", cases[1]: "512x2", V.FOLIO_PMD: 4096,
                    cases[2]: "1x64"}
     old = V.engine_folios(V.engine_config(_host(MADVISE, release="4.13.0")))
     assert old == {cases[0]: "1x100", cases[1]: "1x1024", V.FOLIO_PMD: 0, cases[2]: "1x64"}
