@@ -18,7 +18,8 @@ import time
 import mmcore
 from mmcore.config import parse_size
 
-# fr_memcg is a view of fr32's memcg row: its bytes are fr32's, counted once (see own_nbytes)
+# fr_order, fr_memcg and pb_mt are views of fr32's packed row: their bytes are fr32's, counted once
+# (see own_nbytes)
 FRAME_ARRAYS = ("fr32", "fr_idx", "fr_flags", "fr_order", "fr_memcg", "pb_mt")
 PT_ARRAYS = ("pt", "pt_aux")
 # Left unmapped so the page tables (one deposited PTE table per THP, PMD and PUD tables) have

@@ -34,7 +34,6 @@ from .consts import (
     DEFRAG_DEFER_MADVISE,
     DEFRAG_MADVISE,
     FR_MAPCOUNT,
-    FR_MEMCG,
     FR_OWNER,
     G_HIGH_WATER,
     G_NR_FREE,
@@ -60,6 +59,7 @@ from .consts import (
 from .events import rearm
 from .jit import kernel
 from .page_alloc import _expand, _list_del, free_pages, rmqueue
+from .page_counter import frame_memcg, set_frame_memcg
 from .pagetable import entry_pfn, pmd_lookup, pte_lookup
 from .tlb import flush_tlb_page
 
@@ -277,7 +277,7 @@ def compact_zone(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, m
                 fr_order[new] = 0
                 fr32[FR_OWNER, new] = anon
                 fr32[FR_MAPCOUNT, new] = fr32[FR_MAPCOUNT, p]
-                fr32[FR_MEMCG, new] = fr32[FR_MEMCG, p]       # mem_cgroup_migrate
+                set_frame_memcg(fr32, new, frame_memcg(fr32, p))     # mem_cgroup_migrate
                 fr_idx[new] = vpn
                 if fr32[FR_MAPCOUNT, p] > 0:
                     m = _repoint_pte(cfg, pt, fr_idx, mm, gs, anon, vpn, p, new)

@@ -111,7 +111,10 @@ FR_NEXT = 0
 FR_PREV = 1
 FR_OWNER = 2                 # for page[1] of a large folio: the entire (PMD) mapcount
 FR_MAPCOUNT = 3
-FR_MEMCG = 4                 # the memory cgroup the frame's folio is charged to (State.fr_memcg)
+FR_MEMCG = 4                 # packed word: the memcg the frame's folio is charged to (bits 0-15,
+                             # State.fr_memcg), its order (16-23, State.fr_order) and, on a
+                             # pageblock's first frame, the pageblock's migratetype (24-31)
+FR_MEMCG_MASK = 0xFFFF       # the memcg id's bits of the FR_MEMCG word
 NR_FR_I32 = 5
 
 # ---- VM flags (include/linux/mm.h) ------------------------------------------------------------

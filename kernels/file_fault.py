@@ -85,7 +85,6 @@ from .consts import (
     RA_SIZE,
     RA_START,
     PG_readahead,
-    FR_MEMCG,
     VM_NOHUGEPAGE,
     VS_NR_ANON_PAGES,
     VS_PGALLOC,
@@ -115,7 +114,7 @@ from .jit import kernel
 from .lru import mlock_cache_folio, munlock_cache_folio
 from .mlock import mlock_folio
 from .memcontrol import mem_cgroup_charge
-from .page_counter import CHARGE_ANON, memcg_commit, page_counter_uncharge
+from .page_counter import CHARGE_ANON, frame_memcg, memcg_commit, page_counter_uncharge
 from .pagetable import pt_slots_available
 from .page_alloc import rmqueue
 from .page_writeback import balance_dirty_pages
@@ -139,14 +138,14 @@ def mlock_mapped(vmstat, lru, fr32, fr_flags, pfn):
     """mlock_vma_folio when a PTE of a VM_LOCKED VMA starts mapping page-cache page ``pfn``
     (``folio_add_file_rmap_ptes``: order-0 folios only, so page-cache THPs are left alone)."""
     if not fr_flags[pfn] & PG_file_thp:
-        mlock_cache_folio(vmstat, lru, fr32, fr_flags, fr32[FR_MEMCG, pfn], pfn, 1)
+        mlock_cache_folio(vmstat, lru, fr32, fr_flags, frame_memcg(fr32, pfn), pfn, 1)
 
 
 @kernel(inline="always")
 def munlock_mapped(vmstat, lru, fr32, fr_flags, pfn):
     """munlock_vma_folio when such a PTE stops mapping it (``folio_remove_rmap_ptes``)."""
     if not fr_flags[pfn] & PG_file_thp:
-        munlock_cache_folio(vmstat, lru, fr32, fr_flags, fr32[FR_MEMCG, pfn], pfn, 1)
+        munlock_cache_folio(vmstat, lru, fr32, fr_flags, frame_memcg(fr32, pfn), pfn, 1)
 
 
 @kernel(inline="always")

@@ -8,7 +8,6 @@ from .compaction import alloc_thp
 from .consts import (
     C_ZERO_REMAP,
     C_HPC_MODEL,
-    FR_MEMCG,
     FS_TYPE,
     I_FS,
     HPC_2013,
@@ -162,6 +161,7 @@ from .vmscan import alloc_page_fast, reclaim_for_tables
 from .page_alloc import free_pages
 from .page_counter import (
     CHARGE_ANON,
+    frame_memcg,
     mc,
     memcg_commit,
     page_counter_uncharge,
@@ -546,7 +546,7 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
         if vm_flags & VM_LOCKED and (fr_flags[head] & (PG_hugezero | PG_file_thp)) == 0:
             munlock_thp(fr_idx, fr_flags, vmstat, head)      # the split drops the PMD mapping
         elif vm_flags & VM_LOCKED and fr_flags[head] & PG_file_thp:
-            munlock_cache_folio(vmstat, S.lru, fr32, fr_flags, fr32[FR_MEMCG, head], head,
+            munlock_cache_folio(vmstat, S.lru, fr32, fr_flags, frame_memcg(fr32, head), head,
                                 HPAGE_PMD_NR)
         split_huge_pmd(cfg, vmstat, fr32, fr_idx, fr_flags, pt, pt_aux, mm, mmi, pos)
         split_page_too(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm,

@@ -37,7 +37,6 @@ from .consts import (
     _PAGE_RW,
     _PAGE_SPECIAL,
     FR_MAPCOUNT,
-    FR_MEMCG,
     FR_OWNER,
     G_NR_MM,
     HPAGE_PMD_NR,
@@ -69,6 +68,7 @@ from .jit import kernel
 from .lru import mlock_cache_folio, munlock_cache_folio
 from .mmap import vma_lookup
 from .mprotect import split_pmd_at
+from .page_counter import frame_memcg
 from .pagetable import entry_pfn, next_pmd, pmd_lookup, pte_lookup
 
 MLOCK_COUNT = 2          # a THP's mlock_count: fr_idx[head + MLOCK_COUNT]
@@ -132,7 +132,7 @@ def munlock_page(cfg, gs, pt, fr32, fr_idx, fr_flags, vmstat, lru, mm, vma, mmi,
     VMA (module docstring): an anonymous page stays PG_mlocked while another address space maps
     it in one; a page-cache page keeps count."""
     if (fr_flags[pfn] & PG_anon) == 0:
-        munlock_cache_folio(vmstat, lru, fr32, fr_flags, fr32[FR_MEMCG, pfn], pfn, 1)
+        munlock_cache_folio(vmstat, lru, fr32, fr_flags, frame_memcg(fr32, pfn), pfn, 1)
         return
     if (fr_flags[pfn] & PG_mlocked) == 0:
         return
@@ -147,7 +147,7 @@ def munlock_page(cfg, gs, pt, fr32, fr_idx, fr_flags, vmstat, lru, mm, vma, mmi,
 def mlock_page(fr32, fr_idx, fr_flags, fr_order, vmstat, lru, pfn):
     """mlock_vma_folio for an order-0 page newly mapped (or found mapped) in a VM_LOCKED VMA."""
     if (fr_flags[pfn] & PG_anon) == 0:
-        mlock_cache_folio(vmstat, lru, fr32, fr_flags, fr32[FR_MEMCG, pfn], pfn, 1)
+        mlock_cache_folio(vmstat, lru, fr32, fr_flags, frame_memcg(fr32, pfn), pfn, 1)
     else:
         mlock_folio(fr_idx, fr_flags, fr_order, vmstat, pfn)
 
@@ -232,10 +232,10 @@ def mlock_vma_pages_range(cfg, gs, vmstat, lru, pt, fr32, fr_idx, fr_flags, fr_o
                 # a PMD-mapped page-cache folio: mlock_pte_range mlocks it; a zap or munlock
                 # (folio_remove_rmap_pmd) munlocks it once
                 if mode == MLOCK_LOCK:
-                    mlock_cache_folio(vmstat, lru, fr32, fr_flags, fr32[FR_MEMCG, head], head,
+                    mlock_cache_folio(vmstat, lru, fr32, fr_flags, frame_memcg(fr32, head), head,
                                       HPAGE_PMD_NR)
                 else:
-                    munlock_cache_folio(vmstat, lru, fr32, fr_flags, fr32[FR_MEMCG, head], head,
+                    munlock_cache_folio(vmstat, lru, fr32, fr_flags, frame_memcg(fr32, head), head,
                                         HPAGE_PMD_NR)
             elif (e & _PAGE_SPECIAL) == 0:
                 if mode == MLOCK_LOCK:
@@ -262,10 +262,10 @@ def mlock_vma_pages_range(cfg, gs, vmstat, lru, pt, fr32, fr_idx, fr_flags, fr_o
                 nr = file_folio_nr(fr_flags, pfn)
                 step = folio_pte_batch(pt, tb + k, pfn, min(n - k, head + nr - pfn))
                 if mode != MLOCK_LOCK:
-                    munlock_cache_folio(vmstat, lru, fr32, fr_flags, fr32[FR_MEMCG, head], head,
+                    munlock_cache_folio(vmstat, lru, fr32, fr_flags, frame_memcg(fr32, head), head,
                                         nr)
                 elif pfn == head and step == nr:
-                    mlock_cache_folio(vmstat, lru, fr32, fr_flags, fr32[FR_MEMCG, head], head, nr)
+                    mlock_cache_folio(vmstat, lru, fr32, fr_flags, frame_memcg(fr32, head), head, nr)
                 k += step
                 continue
             if (fr_flags[pfn] & PG_tail) == 0 and fr_order[pfn] == 0:
@@ -300,7 +300,7 @@ def munlock_pmd_at(cfg, vmstat, lru, pt, fr32, fr_idx, fr_flags, mm, mmi, va):
             (e & _PAGE_SPECIAL) == 0:
         head = entry_pfn(e)
         if fr_flags[head] & PG_file_thp:
-            munlock_cache_folio(vmstat, lru, fr32, fr_flags, fr32[FR_MEMCG, head], head,
+            munlock_cache_folio(vmstat, lru, fr32, fr_flags, frame_memcg(fr32, head), head,
                                 HPAGE_PMD_NR)
         else:
             munlock_thp(fr_idx, fr_flags, vmstat, head)

@@ -2,7 +2,8 @@
 
 The memcg table lives at the end of ``gs`` (``gs[G_MCG + id * NR_MC + MC_*]``), so every kernel
 that frees a folio, and already holds ``gs``, can uncharge it; each frame's memcg id is the
-``FR_MEMCG`` row of ``fr32`` (``State.fr_memcg`` is a view of it). Id 0 is the root, which has
+low 16 bits of ``fr32``'s ``FR_MEMCG`` word (``State.fr_memcg`` is a view of them;
+``frame_memcg``/``set_frame_memcg`` reach them through ``fr32``). Id 0 is the root, which has
 no limit; every other memcg has a parent with a smaller id.
 
 The memory counter is hierarchical as in the kernel: a charge adds to the memcg and every
@@ -14,6 +15,7 @@ Nothing here reclaims: ``memcontrol.try_charge`` does, around ``memcg_try_charge
 """
 from .consts import (
     FR_MEMCG,
+    FR_MEMCG_MASK,
     G_MCG,
     HPAGE_PMD_NR,
     MC_ANON,
@@ -35,6 +37,19 @@ from .jit import kernel
 CHARGE_ANON = 0
 CHARGE_FILE = 1
 CHARGE_SHMEM = 2
+
+
+@kernel(inline="always")
+def frame_memcg(fr32, pfn):
+    """The memcg frame ``pfn``'s folio is charged to (the low bits of its packed word)."""
+    return fr32[FR_MEMCG, pfn] & FR_MEMCG_MASK
+
+
+@kernel(inline="always")
+def set_frame_memcg(fr32, pfn, cg):
+    """Charge frame ``pfn`` to memcg ``cg``, leaving the rest of its packed word (the order, a
+    pageblock's migratetype) as it is."""
+    fr32[FR_MEMCG, pfn] = (fr32[FR_MEMCG, pfn] & ~FR_MEMCG_MASK) | cg
 
 
 @kernel(inline="always")
@@ -109,7 +124,8 @@ def memcg_commit(gs, fr32, cg, head, nr, kind):
     """A charged folio of ``nr`` frames at ``head`` now belongs to ``cg`` (commit_charge): every
     frame records the memcg (a split keeps it), and the memcg's statistics count it. Shmem
     counts in both ``file`` and ``shmem``, as memory.stat does."""
-    fr32[FR_MEMCG, head:head + nr] = cg
+    for p in range(head, head + nr):
+        set_frame_memcg(fr32, p, cg)
     item, thp = _stat_items(kind)
     gs[mc(cg, item)] += nr
     if kind == CHARGE_SHMEM:
@@ -121,7 +137,7 @@ def memcg_commit(gs, fr32, cg, head, nr, kind):
 @kernel
 def memcg_uncharge_folio(gs, fr32, head, nr, kind):
     """Uncharge a folio being freed (mem_cgroup_uncharge): its memcg's counters and statistics."""
-    cg = fr32[FR_MEMCG, head]
+    cg = frame_memcg(fr32, head)
     page_counter_uncharge(gs, cg, nr)
     item, thp = _stat_items(kind)
     gs[mc(cg, item)] -= nr
@@ -136,7 +152,7 @@ def memcg_split_stat(gs, fr32, head, kind):
     """A charged PMD-sized folio was split into base pages: the THP statistic drops by one."""
     _, thp = _stat_items(kind)
     if thp >= 0:
-        gs[mc(fr32[FR_MEMCG, head], thp)] -= 1
+        gs[mc(frame_memcg(fr32, head), thp)] -= 1
 
 
 @kernel

@@ -28,6 +28,9 @@ def check_invariants(m) -> None:
     hw = int(s.gs[K.G_HIGH_WATER])
     flags = s.fr_flags
     order = s.fr_order
+    # the packed fields are views of fr32's FR_MEMCG row, not arrays of their own
+    for name in ("fr_order", "fr_memcg", "pb_mt"):
+        assert np.shares_memory(getattr(s, name), s.fr32[K.FR_MEMCG]), f"{name} is not a view of fr32"
     # free lists
     free = 0
     listed = np.zeros(n + 1, bool)
@@ -162,7 +165,7 @@ def check_invariants(m) -> None:
     hz = int(s.gs[K.G_HUGE_ZERO_PFN])
     if hz >= 0:                                           # nor the huge zero folio's tails
         user = user[(user < hz) | (user >= hz + K.HPAGE_PMD_NR)]
-    local = np.bincount(s.fr32[K.FR_MEMCG, user], minlength=ncg)
+    local = np.bincount(s.fr_memcg[user], minlength=ncg)
     assert local.shape[0] == ncg, "a frame charged to a memcg that does not exist"
     usage = local.copy()
     for c in range(ncg - 1, 0, -1):                      # parents have smaller ids
@@ -326,7 +329,7 @@ def check_files(m) -> None:
         # the unevictable list is a count alone (lruvec_add_folio, 5.18+)
         li = K.LRU_UNEVICTABLE
         assert f.lru[K.LV_HEAD + li, lv] == -1 and f.lru[K.LV_TAIL + li, lv] == -1, "unevictable linked"
-        uv = [p for p in heads if flags[p] & K.PG_unevictable and int(s.fr32[K.FR_MEMCG, p]) == lv]
+        uv = [p for p in heads if flags[p] & K.PG_unevictable and int(s.fr_memcg[p]) == lv]
         assert sum(1 << int(_forder(flags[p])) for p in uv) == f.lru[K.LV_PAGES + li, lv], \
             f"memcg {lv}: unevictable count"
         seen.update(uv)
@@ -336,7 +339,7 @@ def check_files(m) -> None:
                 assert int(s.fr32[K.FR_PREV, p]) == prev, f"list {li}: bad prev at {p}"
                 assert p not in seen, f"pfn {p} on two lists"
                 assert file_lru(flags, p) == li, f"pfn {p} on list {li}"
-                assert int(s.fr32[K.FR_MEMCG, p]) == lv, f"pfn {p} on memcg {lv}'s lists"
+                assert int(s.fr_memcg[p]) == lv, f"pfn {p} on memcg {lv}'s lists"
                 seen.add(p)
                 cnt += 1 << int(_forder(flags[p]))
                 prev, p = p, int(s.fr32[K.FR_NEXT, p])

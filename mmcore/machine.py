@@ -21,7 +21,7 @@ from .kernels import syscalls as S_
 from .kernels import read_write as RW
 from .files import VFS
 from .kernels import vmscan as VM
-from .kernels.state import State
+from .kernels.state import State, new_frames, with_frame_views
 from .memcg import Cgroup, parse_path, workingset_names
 from . import psi as PSI
 from . import pageflags as PF
@@ -186,13 +186,12 @@ class Machine:
         fr_flags[n] = K.PG_reserved                      # the 4 KiB zero page
         tlb = np.zeros((ncpu, 3, total), np.int64)
         tlb[:, 0, :] = -1
-        fr32 = np.zeros((K.NR_FR_I32, n + 1), np.int32)
+        fr32, fr_order, fr_memcg, pb_mt = new_frames(n)      # the last three: views of fr32
+        pb_mt[:] = K.MIGRATE_MOVABLE
         return State(
             cfg=cfg, gs=gs, vmstat=np.zeros(K.NR_VMSTAT, np.int64),
             fr32=fr32, fr_idx=np.zeros(n + 1, np.int64),
-            fr_flags=fr_flags, fr_order=np.zeros(n + 1, np.int8),
-            fr_memcg=fr32[K.FR_MEMCG],                  # a view: the memcg row of fr32
-            pb_mt=np.full(n >> K.PAGEBLOCK_ORDER, K.MIGRATE_MOVABLE, np.int8),
+            fr_flags=fr_flags, fr_order=fr_order, fr_memcg=fr_memcg, pb_mt=pb_mt,
             pt=np.zeros(pt_cap * K.PTRS_PER_TABLE, np.int64),
             pt_aux=np.full((2, pt_cap), -1, np.int32),
             mm=np.zeros((K.NR_MM_FIELDS, mm_cap), np.int64),
@@ -989,12 +988,13 @@ class Machine:
 
     # ---- snapshots --------------------------------------------------------------------------------
     def __setstate__(self, d: dict) -> None:
-        """Unpickling and deep copies: ``State.fr_memcg`` is a view of a row of ``fr32``, which a
-        copy would turn into an array of its own; point it at the copied row again."""
+        """Unpickling and deep copies: ``fr_order``, ``fr_memcg`` and ``pb_mt`` are views of a row
+        of ``fr32``, which a copy would turn into arrays of their own; point them at the copied
+        row again."""
         self.__dict__.update(d)
         s = d.get("state")
         if s is not None:
-            self.state = s._replace(fr_memcg=s.fr32[K.FR_MEMCG])
+            self.state = with_frame_views(s)
 
     def _psi_groups(self, cg: int) -> list[int]:
         """The PSI groups a task of memcg ``cg`` counts in: its memcg and every ancestor (the
@@ -1057,6 +1057,8 @@ class Machine:
             with h5py.File(tmp, "w") as f:
                 g = f.create_group("state")
                 for name, arr in self.state._asdict().items():
+                    if name in _FRAME_VIEWS:
+                        continue                  # their bytes are fr32's
                     g.create_dataset(name, data=arr, compression="lzf" if arr.size > 4096 else None)
                 f.create_dataset("python", data=np.frombuffer(blob, np.uint8))
                 f.attrs["mmcore_version"] = _version()
@@ -1079,10 +1081,10 @@ class Machine:
             if f.attrs.get("layout") != _layout_hash():
                 raise ValueError(f"{path}: written by mmcore {f.attrs.get('mmcore_version')} with "
                                  f"another state layout; this is mmcore {_version()}")
-            arrays = {name: f["state"][name][()] for name in State._fields}
+            arrays = {name: (None if name in _FRAME_VIEWS else f["state"][name][()])
+                      for name in State._fields}
             m = pickle.loads(f["python"][()].tobytes())
-        arrays["fr_memcg"] = arrays["fr32"][K.FR_MEMCG]
-        m.state = State(**arrays)
+        m.state = with_frame_views(State(**arrays))
         return m
 
     # ---- filesystems ---------------------------------------------------------------------------
@@ -1366,6 +1368,9 @@ class MachineSnapshot:
 def _version() -> str:
     from . import __version__
     return __version__
+
+
+_FRAME_VIEWS = ("fr_order", "fr_memcg", "pb_mt")   # State fields that are views of fr32
 
 
 def _layout_hash() -> str:

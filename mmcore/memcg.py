@@ -191,7 +191,7 @@ class Cgroup:
         heads = np.flatnonzero(((s.fr_flags & (K.PG_file_thp | K.PG_head)) ==
                                 (K.PG_file_thp | K.PG_head)) &
                                ((s.fr_flags >> K.FOLIO_ORDER_SHIFT) & 15 == K.HPAGE_PMD_ORDER))
-        heads = heads[np.isin(s.fr32[K.FR_MEMCG, heads], ids)]
+        heads = heads[np.isin(s.fr_memcg[heads], ids)]
         fs_type = s.fs[K.FS_TYPE, s.ino[K.I_FS, s.fr32[K.FR_OWNER, heads]]]
         tmpfs_thp = int((fs_type == K.FST_TMPFS).sum())
 

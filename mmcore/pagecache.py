@@ -23,6 +23,7 @@ import numpy as np
 
 from .kernels import consts as K
 from .kernels.filemap import replay_requests
+from .kernels.state import new_frames
 
 POLICIES = {name: i for i, name in enumerate(K.POLICY_NAMES)}
 
@@ -70,10 +71,9 @@ def replay(pages, capacity_pages: int, policy: str = "lru", *, per_request: bool
     cap = int(capacity_pages)
     slots = 1 << max(4, (2 * cap - 1).bit_length())
     pc = np.full(slots, -1, np.int32)
-    fr32 = np.zeros((K.NR_FR_I32, cap + 1), np.int32)
+    fr32, fr_order, _, _ = new_frames(cap)          # fr_order: a view of fr32, as in a Machine
     fr_idx = np.zeros(cap + 1, np.int64)
     fr_flags = np.zeros(cap + 1, np.int32)
-    fr_order = np.zeros(cap + 1, np.int8)
     lru = np.zeros((K.NR_LV_FIELDS, 1), np.int64)
     lru[K.LV_HEAD:K.LV_PAGES] = -1
     vmstat = np.zeros(K.NR_VMSTAT, np.int64)

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 import mmcore
+from mmcore.check import check_invariants
+from mmcore.kernels import consts as K
 from mmcore import (MADV_DONTNEED, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_POPULATE_READ,
                     MADV_POPULATE_WRITE, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE,
                     MAP_PRIVATE, PR_GET_THP_DISABLE, PR_SET_THP_DISABLE,
@@ -437,3 +439,34 @@ def test_five_level_paging_walks_one_level_more(machine, checked):
         assert t.page_table()[a] & 1
         checked(m)
     assert loads == {4: 8, 5: 10}
+
+
+def test_order_memcg_and_migratetype_share_one_word_per_frame(tmp_path):
+    """fr_order, fr_memcg and pb_mt are views of fr32's packed row: a THP charged to a cgroup
+    carries all three in its head's word, none clobbering another, and copies and saved
+    machines keep them as views of their own fr32."""
+    m = mmcore.Machine(mmcore.Config(memory="64MiB", thp_enabled="always"))
+    cg = m.cgroup("/a", create=True)
+    t = m.spawn("a")
+    cg.attach(t)
+    a = t.mmap(4 << 20)
+    t.touch(a, 4 << 20)
+    s = m.state
+    heads = np.flatnonzero(((s.fr_flags & K.PG_head) != 0) & ((s.fr_flags & K.PG_anon) != 0)
+                           & (s.fr_order == K.HPAGE_PMD_ORDER))
+    assert len(heads) >= 1
+    cg_id = int(s.fr_memcg[heads[0]])
+    assert cg_id > 0 and all(int(s.fr_memcg[h]) == cg_id for h in heads)
+    for h in heads:
+        mt = int(s.pb_mt[h >> K.PAGEBLOCK_ORDER])          # a THP's head starts its pageblock
+        assert int(s.fr_order[h]) == K.HPAGE_PMD_ORDER and mt == K.MIGRATE_MOVABLE
+        assert int(s.fr32[K.FR_MEMCG, h]) == (mt << 24) | (K.HPAGE_PMD_ORDER << 16) | cg_id
+    t.munmap(a, 4 << 20)                                     # freed: the charge is gone
+    assert cg.current == 0
+    check_invariants(m)
+    m.save(tmp_path / "m.h5")
+    for other in (mmcore.Machine.load(tmp_path / "m.h5"), mmcore.Machine.restore(m.snapshot())):
+        for name in ("fr_order", "fr_memcg", "pb_mt"):
+            assert np.shares_memory(getattr(other.state, name), other.state.fr32)
+            assert np.array_equal(getattr(other.state, name), getattr(s, name))
+        check_invariants(other)

@@ -94,7 +94,7 @@ def engine_lists(m) -> dict:
     pfns = pc[pc >= 0]
     fl = s.fr_flags[pfns]
     heads = pfns[((fl & (K.PG_unevictable | K.PG_lru)) == (K.PG_unevictable | K.PG_lru))
-                 & ((fl & K.PG_head) != 0) & (s.fr32[K.FR_MEMCG, pfns] == 0)]
+                 & ((fl & K.PG_head) != 0) & (s.fr_memcg[pfns] == 0)]
     out[K.LRU_UNEVICTABLE] = sorted((int(s.fr32[K.FR_OWNER, p]), int(s.fr_idx[p])) for p in heads)
     return out
 
