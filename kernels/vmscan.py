@@ -113,22 +113,43 @@ SHRINK_BATCH = 128                      # objects a shrinker scans per call (bat
 
 
 @kernel
-def folio_referenced(S, pfn):
-    """How many PTEs mapping page-cache page ``pfn`` have their accessed bit set; the bits are
-    cleared (``folio_referenced`` through the file's mappings; x86 does not flush the TLB for
-    it, so an access that hits the TLB leaves the bit clear)."""
+def folio_referenced(S, head, nr):
+    """How many PTEs mapping the page-cache folio at ``head`` (``nr`` pages) have their accessed
+    bit set; the bits are cleared (``folio_referenced``: one walk of the file's mappings for the
+    whole folio; x86 does not flush the TLB for it, so an access that hits the TLB leaves the
+    bit clear)."""
+    return _folio_pte_walk(S, head, nr, False)
+
+
+@kernel
+def _folio_pte_walk(S, head, nr, unmap):
+    """Every PTE through which the file's mappings map a page of the folio at ``head``: counts
+    (and clears) the accessed bits, or with ``unmap`` removes each PTE and flushes it from the
+    TLBs (try_to_unmap). The inode's VMAs are listed once for the folio."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
-    ii = fr32[FR_OWNER, pfn]
-    index = fr_idx[pfn]
-    where = inode_vmas(gs, mm, vma, ii, False)
+    base = fr_idx[head]
+    where = inode_vmas(gs, mm, vma, fr32[FR_OWNER, head], False)
     refs = 0
     for k in range(where.shape[1]):
         mmi, p = where[0, k], where[1, k]
-        q = file_pte_of(cfg, pt, fr_idx, mm, vma, mmi, p, index, pfn)
-        if q >= 0 and pt[q] & _PAGE_ACCESSED:
-            pt[q] &= ~_PAGE_ACCESSED
-            refs += 1
+        # the folio's pages inside the VMA: index base + j at V_START + (base + j - V_PGOFF) pages
+        lo = max(0, vma[V_PGOFF, p] - base)
+        hi = min(nr, vma[V_PGOFF, p] + ((vma[V_END, p] - vma[V_START, p]) >> 12) - base)
+        for j in range(lo, hi):
+            if fr32[FR_MAPCOUNT, head + j] <= 0:
+                continue
+            q = file_pte_of(cfg, pt, fr_idx, mm, vma, mmi, p, base + j, head + j)
+            if q < 0:
+                continue
+            if unmap:
+                pt[q] = 0
+                unmap_file_pte(vmstat, fr32, fr_flags, mm, mmi, head + j)
+                flush_tlb_page(cfg, tlb, pwc, mmi + 1,
+                               vma[V_START, p] + ((base + j - vma[V_PGOFF, p]) << 12))
+            elif pt[q] & _PAGE_ACCESSED:
+                pt[q] &= ~_PAGE_ACCESSED
+                refs += 1
     return refs
 
 
@@ -189,21 +210,10 @@ def folio_pmd_walk(S, head, unmap):
 
 
 @kernel
-def try_to_unmap(S, pfn):
-    """Remove every PTE that maps page-cache page ``pfn`` (``try_to_unmap`` through the file's
-    mappings), flushing each from the TLBs."""
-    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
-        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
-    ii = fr32[FR_OWNER, pfn]
-    index = fr_idx[pfn]
-    where = inode_vmas(gs, mm, vma, ii, False)
-    for k in range(where.shape[1]):
-        mmi, p = where[0, k], where[1, k]
-        q = file_pte_of(cfg, pt, fr_idx, mm, vma, mmi, p, index, pfn)
-        if q >= 0:
-            pt[q] = 0
-            unmap_file_pte(vmstat, fr32, fr_flags, mm, mmi, pfn)
-            flush_tlb_page(cfg, tlb, pwc, mmi + 1, vma[V_START, p] + ((index - vma[V_PGOFF, p]) << 12))
+def try_to_unmap(S, head, nr):
+    """Remove every PTE that maps a page of the page-cache folio at ``head`` (``nr`` pages)
+    (``try_to_unmap``: one walk of the file's mappings), flushing each from the TLBs."""
+    _folio_pte_walk(S, head, nr, True)
 
 
 @kernel(inline="always")
@@ -263,10 +273,7 @@ def shrink_lruvec(S, lv, nr_to_reclaim, target):
                     break                          # nothing here reclaim may take
             continue
         if file_folio_mapped(fr32, fr_flags, pfn):
-            refs = pmd_refs
-            for j in range(nr):
-                if fr32[FR_MAPCOUNT, pfn + j] > 0:
-                    refs += folio_referenced(S, pfn + j)
+            refs = pmd_refs + folio_referenced(S, pfn, nr)
             if refs > 0 and policy == POLICY_LINUX:
                 # folio_check_references: a page used through its mappings stays; used by more
                 # than one PTE, or twice, it is activated
@@ -279,9 +286,7 @@ def shrink_lruvec(S, lv, nr_to_reclaim, target):
                 continue
             if file_entire_mapcount(fr32, fr_flags, pfn) > 0:
                 folio_pmd_walk(S, pfn, True)
-            for j in range(nr):
-                if fr32[FR_MAPCOUNT, pfn + j] > 0:
-                    try_to_unmap(S, pfn + j)
+            try_to_unmap(S, pfn, nr)
         if cfg[C_WORKINGSET]:
             for j in range(nr):
                 workingset_eviction(gs, lru, shadow, ino, fr_flags, fr32[FR_OWNER, pfn],
