@@ -498,13 +498,13 @@ I_PAGES_END = 16             # one past the highest page index ever cached (trun
 I_SHADOW_GEN = 17            # bumped when truncation drops the file's shadow entries
 I_MRA = 18                   # the readahead state mappings of the file use (file_ra_state:
                              # the RA_* fields in rows I_MRA to I_MRA + NR_RA_FIELDS - 1)
-I_IO_LO = 24                 # the latest read request maybe still in flight: pages
-I_IO_HI = 25                 # [I_IO_LO, I_IO_HI) are locked until I_IO_DONE (ps)
-I_IO_DONE = 26
-I_IO_LO_OLD = 27             # the one before it
-I_IO_HI_OLD = 28
-I_IO_DONE_OLD = 29
-NR_I_FIELDS = 30
+I_IO_LO = 25                 # the latest read request maybe still in flight: pages
+I_IO_HI = 26                 # [I_IO_LO, I_IO_HI) are locked until I_IO_DONE (ps)
+I_IO_DONE = 27
+I_IO_LO_OLD = 28             # the one before it
+I_IO_HI_OLD = 29
+I_IO_DONE_OLD = 30
+NR_I_FIELDS = 31
 
 # file_ra_state fields (an open file's ``ra`` array, or a column of ino rows from I_MRA)
 RA_START = 0                 # where the most recent readahead window starts
@@ -513,7 +513,8 @@ RA_ASYNC = 2                 # async_size: the mark sits at RA_START + RA_SIZE -
 RA_PREV = 3                  # prev_pos: the byte after the last read (-1: none)
 RA_PAGES = 4                 # ra_pages: the window's maximum (-1: the device's read_ahead_kb)
 RA_FLAGS = 5                 # RA_RANDOM: FMODE_RANDOM (POSIX_FADV_RANDOM)
-NR_RA_FIELDS = 6
+RA_ORDER = 6                 # the folio order the next window asks for (6.11+ ra->order)
+NR_RA_FIELDS = 7
 RA_RANDOM = 1
 
 POSIX_FADV_NORMAL = 0

@@ -82,6 +82,7 @@ from .consts import (
     I_MRA,
     NR_RA_FIELDS,
     RA_ASYNC,
+    RA_ORDER,
     RA_SIZE,
     RA_START,
     PG_readahead,
@@ -119,7 +120,7 @@ from .pagetable import pt_slots_available
 from .page_alloc import rmqueue
 from .page_writeback import balance_dirty_pages
 from .readahead import (
-    do_page_cache_ra,
+    page_cache_ra_order,
     ra_busy,
     ra_hit,
     ra_pages,
@@ -230,7 +231,7 @@ def do_file_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, ppos, va, write
         # its read is pending; the window's allocations may reclaim the page (Linux holds it):
         # then it is read again
         t, started = ra_hit(S, fr_flags, ino, ii, ra, index, pfn, mx,
-                            0 if vm_flags & VM_RAND_READ else mx, t)
+                            0 if vm_flags & VM_RAND_READ else mx, t, False)
         if started:
             pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
     if pfn < 0 and cfg[C_HPC_MODEL] == HPC_2013 and \
@@ -265,7 +266,8 @@ def do_file_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, ppos, va, write
                 ra[RA_START] = max(0, index - mx // 2)
                 ra[RA_SIZE] = mx
                 ra[RA_ASYNC] = mx // 4
-                st, cpu, done, thrash = do_page_cache_ra(S, ii, ra[RA_START], mx, mx // 4, t)
+                ra[RA_ORDER] = 0
+                st, cpu, done, thrash = page_cache_ra_order(S, ii, ra, t)
             t = wait_read(S, cpu, done, thrash)
             if filemap_get_folio(pc, fr32, fr_idx, ii, index) < 0:
                 if st < 0:

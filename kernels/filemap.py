@@ -467,7 +467,15 @@ def filemap_add_large(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs
                       head, order):
     """Add the freshly allocated block of ``order`` at ``head`` as pages [base, base + 2**order)
     of inode ``ii`` (the caller checked the range is empty, the index has room and, on a memory
-    filesystem, that it has the blocks free)."""
+    filesystem, that it has the blocks free), and put it on its LRU list."""
+    filemap_index_large(vmstat, fr32, fr_idx, fr_flags, pc, fgs, fs, ino, ii, base, head, order)
+    folio_add_lru(lru, fr32, fr_flags, fr_memcg[head], head, 1 << order)
+
+
+@kernel
+def filemap_index_large(vmstat, fr32, fr_idx, fr_flags, pc, fgs, fs, ino, ii, base, head, order):
+    """``filemap_add_large`` without the LRU: index and account the folio (a read decides on its
+    refault before it joins a list)."""
     nr = 1 << order
     t = fs[FS_TYPE, ino[I_FS, ii]]
     f = PG_file_thp | (order << FOLIO_ORDER_SHIFT)
@@ -496,7 +504,6 @@ def filemap_add_large(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs
     vmstat[VS_NR_FILE_PAGES] += nr
     if order == HPAGE_PMD_ORDER:
         vmstat[_thp_counter(fr_flags, head)] += 1
-    folio_add_lru(lru, fr32, fr_flags, fr_memcg[head], head, nr)
 
 
 @kernel

@@ -16,7 +16,9 @@ modelled).
 """
 from .consts import (
     C_COST_RECLAIM_PAGE,
+    FG_WMARK_LOW,
     G_CUR_MEMCG,
+    G_NR_FREE,
     G_OOM_MEMCG,
     G_STALL_PS,
     MAX_RECLAIM_RETRIES,
@@ -27,11 +29,14 @@ from .consts import (
     MC_MEMSW_MAX,
     MC_SWAP_USAGE,
     MC_USAGE,
+    MIGRATE_MOVABLE,
     PAGE_COUNTER_MAX,
+    VS_PGALLOC,
     SWAP_CLUSTER_MAX,
 )
 from .jit import kernel
 from .filemap import charge_kind
+from .page_alloc import rmqueue
 from .page_counter import (
     mc,
     memcg_commit,
@@ -132,3 +137,38 @@ def pagecache_alloc(S, ii, now):
         return -1, cost
     memcg_commit(gs, S.fr32, cg, pfn, 1, charge_kind(S.fs, S.ino, ii))
     return pfn, cost
+
+
+@kernel
+def pagecache_alloc_order(S, ii, order, now):
+    """A large folio of ``order`` for inode ``ii``'s page cache, as a page-cache allocation above
+    order 0 asks for one (``__GFP_NORETRY``): the buddy allocator hands out the block only above
+    the low watermark (no reclaim or compaction for it here), and the memcg takes the charge
+    after at most one reclaim pass (no OOM), then reclaims back under memory.high as after any
+    charge. Returns (the block's first frame, charged and committed, or -1 with nothing
+    charged; cost in ps)."""
+    cfg, gs, fgs = S.cfg, S.gs, S.fgs
+    nr = 1 << order
+    if gs[G_NR_FREE] - nr <= fgs[FG_WMARK_LOW]:
+        return -1, 0
+    cost = 0
+    cg = gs[G_CUR_MEMCG]
+    over = memcg_try_charge(gs, cg, nr)
+    if over >= 0:
+        got = try_to_free_mem_cgroup_pages(S, over, nr)
+        cost += got * cfg[C_COST_RECLAIM_PAGE]
+        gs[G_STALL_PS] += got * cfg[C_COST_RECLAIM_PAGE]
+        over = memcg_try_charge(gs, cg, nr)
+        if over >= 0:
+            return -1, cost
+    if cg > 0:
+        high = handle_over_high(S, cg)           # charged: memory.high is kept as for any charge
+        cost += high
+        gs[G_STALL_PS] += high
+    head = rmqueue(gs, cfg, S.fr32, S.fr_flags, S.fr_order, S.pb_mt, order, MIGRATE_MOVABLE)
+    if head < 0:
+        page_counter_uncharge(gs, cg, nr)
+        return -1, cost
+    S.vmstat[VS_PGALLOC] += nr
+    memcg_commit(gs, S.fr32, cg, head, nr, charge_kind(S.fs, S.ino, ii))
+    return head, cost

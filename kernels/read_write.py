@@ -22,12 +22,7 @@ completions, the flusher's wakeups and kswapd. Then:
   neither open nor cached.
 """
 from .consts import (
-    FG_WMARK_LOW,
-    G_NR_FREE,
-    G_STALL_PS,
     HPAGE_PMD_ORDER,
-    MIGRATE_MOVABLE,
-    VS_PGALLOC,
     G_CUR_MEMCG,
     T_MEMCG,
     V_FLAGS,
@@ -130,7 +125,6 @@ from .consts import (
 )
 from .filemap import (
     account_page_dirtied,
-    charge_kind,
     file_folio_head,
     file_folio_mapped,
     file_folio_nr,
@@ -184,10 +178,7 @@ from .readahead import (
     read_pages,
     wait_read,
 )
-from .memcontrol import pagecache_alloc
-from .page_alloc import rmqueue
-from .page_counter import memcg_commit, memcg_try_charge, page_counter_uncharge
-from .vmscan import try_to_free_mem_cgroup_pages
+from .memcontrol import pagecache_alloc, pagecache_alloc_order
 from .workingset import shadow_take
 from .vmscan import kswapd_catch_up
 
@@ -260,7 +251,7 @@ def sys_pread(S, ti, ii, pos, count, ra):
             continue
         if pfn >= 0 and t != FST_RAMFS and ra_busy(fr_flags, ino, ii, pfn, now):
             now, started = ra_hit(S, fr_flags, ino, ii, ra, index, pfn, last - index, mx,
-                                  now)
+                                  now, True)
             if started:
                 # Linux holds the folio meanwhile; here the async window's allocations may have
                 # reclaimed it, and then it is read again
@@ -480,37 +471,26 @@ def pagecache_alloc_large(S, ii, index, order, now):
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     cost = 0
-    cg = gs[G_CUR_MEMCG]
     while order > 0:
         nr = 1 << order
-        free = gs[G_NR_FREE] - nr > fgs[FG_WMARK_LOW]
+        free = True
         holes = 0
         for i in range(nr):
+            free = filemap_get_folio(pc, fr32, fr_idx, ii, index + i) < 0
             if not free:
                 break
-            free = filemap_get_folio(pc, fr32, fr_idx, ii, index + i) < 0
             holes += index + i >= ino[I_BLKCAP, ii] or blk[ino[I_BLK, ii] + index + i] == BLK_HOLE
         # the write maps every block of the folio before copying (ext4_block_write_begin): a
         # folio it cannot reserve in full is not taken
-        free = free and holes <= fs[FS_FREE, ino[I_FS, ii]]
-        if free:
-            over = memcg_try_charge(gs, cg, nr)
-            if over >= 0:
-                got = try_to_free_mem_cgroup_pages(S, over, nr)
-                cost += got * cfg[C_COST_RECLAIM_PAGE]
-                gs[G_STALL_PS] += got * cfg[C_COST_RECLAIM_PAGE]
-                over = memcg_try_charge(gs, cg, nr)
-            if over < 0:
-                head = rmqueue(gs, cfg, fr32, fr_flags, fr_order, pb_mt, order, MIGRATE_MOVABLE)
-                if head >= 0:
-                    vmstat[VS_PGALLOC] += nr
-                    memcg_commit(gs, fr32, cg, head, nr, charge_kind(fs, ino, ii))
-                    for i in range(nr):
-                        shadow_take(shadow, ino, ii, index + i)   # a write: no refault
-                    filemap_add_large(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs,
-                                      ino, ii, index, head, order)
-                    return head, cost + cfg[C_COST_PC_ALLOC]
-                page_counter_uncharge(gs, cg, nr)
+        if free and holes <= fs[FS_FREE, ino[I_FS, ii]]:
+            head, c = pagecache_alloc_order(S, ii, order, now + cost)
+            cost += c
+            if head >= 0:
+                for i in range(nr):
+                    shadow_take(shadow, ino, ii, index + i)   # a write: no refault
+                filemap_add_large(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs,
+                                  ino, ii, index, head, order)
+                return head, cost + cfg[C_COST_PC_ALLOC]
         order -= 1
     return -1, cost
 

@@ -11,7 +11,9 @@ The rules are two eras' (``C_KERNEL``): ``ondemand_readahead`` (3.10 to 6.10: a 
 expected index ramps the window up too; a window the reader would hit at once grows by the next
 size) and ``page_cache_sync_ra``/``page_cache_async_ra`` since 6.11 (a new window's async part is
 half of it when the read covers it all; an async window is trimmed to a multiple of four pages).
-Mappings here have no large folios, so the 6.11+ folio order never grows past that.
+From 6.11 a window also carries a folio order (``RA_ORDER``): a sync window starts at 0, each
+async one asks for 2 more, and ``page_cache_ra_order`` fills the window with folios of that order
+where the mapping has large folios (ext4 from 6.16); elsewhere the order falls back to 0.
 
 A page under read I/O is locked until its request completes: each inode remembers its latest two
 readahead requests (``I_IO_*``: pages [lo, hi) locked until done), and a reader of a page in one
@@ -29,8 +31,10 @@ from .consts import (
     FS_DISK_FREE_AT,
     FS_RD_LAT,
     FS_RD_PAGE,
+    FS_TYPE,
     G_OOM_MEMCG,
     G_STALL_PS,
+    HPAGE_PMD_ORDER,
     I_FS,
     I_IO_DONE,
     I_IO_DONE_OLD,
@@ -43,15 +47,25 @@ from .consts import (
     PG_readahead,
     PG_writeback,
     RA_ASYNC,
+    RA_ORDER,
     RA_PREV,
     RA_SIZE,
     RA_START,
     VS_PGPGIN,
 )
-from .filemap import file_folio_head, filemap_add_page, filemap_get_folio
+from .filemap import (
+    file_folio_head,
+    file_folio_nr,
+    filemap_add_page,
+    filemap_get_folio,
+    filemap_index_large,
+    large_folios,
+)
 from .fs import fs_reads_zeros
 from .jit import kernel
-from .memcontrol import pagecache_alloc
+from .lru import folio_add_lru
+from .memcontrol import pagecache_alloc, pagecache_alloc_order
+from .workingset import workingset_refault_folio
 
 PAGE = 4096
 
@@ -102,7 +116,6 @@ def read_pages_ra(S, ii, first, last, mark, now):
     ready, whether it brings back workingset pages)."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
-    f = ino[I_FS, ii]
     nio = 0
     cpu = now
     thrash = False
@@ -129,18 +142,25 @@ def read_pages_ra(S, ii, first, last, mark, now):
             if lo < 0:
                 lo = index
             hi = index + 1
+    return st, cpu, submit_read(vmstat, fs, ino, ii, nio, lo, hi, cpu), thrash
+
+
+@kernel
+def submit_read(vmstat, fs, ino, ii, nio, lo, hi, cpu):
+    """``read_pages``: one disk request for the ``nio`` pages holding data among [lo, hi) of inode
+    ``ii``, submitted at ``cpu``; its pages stay locked until it completes (the inode keeps its
+    latest two requests). Returns when they are ready (``cpu`` with nothing to read)."""
     if nio == 0:
-        return st, cpu, cpu, thrash
+        return cpu
     vmstat[VS_PGPGIN] += 4 * nio
-    done = disk_read(fs, f, cpu, nio)
-    # the pages stay locked until the request completes
+    done = disk_read(fs, ino[I_FS, ii], cpu, nio)
     ino[I_IO_LO_OLD, ii] = ino[I_IO_LO, ii]
     ino[I_IO_HI_OLD, ii] = ino[I_IO_HI, ii]
     ino[I_IO_DONE_OLD, ii] = ino[I_IO_DONE, ii]
     ino[I_IO_LO, ii] = lo
     ino[I_IO_HI, ii] = hi
     ino[I_IO_DONE, ii] = done
-    return st, cpu, done, thrash
+    return done
 
 
 @kernel
@@ -193,6 +213,92 @@ def do_page_cache_ra(S, ii, index, nr, lookahead, now):
         mark = index + nr - lookahead
         last = min(index + nr, end_index + 1)
     return read_pages_ra(S, ii, index, last, mark, now)
+
+
+@kernel
+def page_cache_ra_order(S, ii, ra, now):
+    """``page_cache_ra_order`` for the window in ``ra``. A mapping without large folios reads it
+    with order-0 pages (``do_page_cache_ra``; ``ra->order`` falls back to 0). ext4 from 6.16
+    (``large_folios``) fills it with folios of the window's order: ``RA_ORDER`` capped at PMD
+    order and at ``ilog2(size)``, each folio's order lowered to its index's alignment
+    (``__ffs``) and to what fits before the window's end or EOF; the folio holding the mark
+    (rounded down to the folio) gets PG_readahead. The first cached page in the way (-EEXIST) or
+    a folio not allocated (``__GFP_NORETRY``) ends that loop, and the rest of the window is read
+    with order-0 pages, as a second request. Returns as ``read_pages_ra``."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
+    start = ra[RA_START]
+    size = ra[RA_SIZE]
+    if not large_folios(cfg, fs[FS_TYPE, ino[I_FS, ii]]):
+        ra[RA_ORDER] = 0
+        return do_page_cache_ra(S, ii, start, size, ra[RA_ASYNC], now)
+    if ino[I_SIZE, ii] == 0 or size <= 0:
+        return OK, now, now, False
+    limit = min((ino[I_SIZE, ii] - 1) >> 12, start + size - 1)
+    mark = start + size - ra[RA_ASYNC]
+    new_order = min(HPAGE_PMD_ORDER, ra[RA_ORDER])
+    while new_order > 0 and (1 << new_order) > size:
+        new_order -= 1                               # ilog2(ra->size)
+    ra[RA_ORDER] = new_order
+    index = start
+    cpu = now
+    nio = 0
+    lo = -1
+    hi = -1
+    thrash = False
+    stopped = False
+    while index <= limit:
+        order = new_order
+        if index & ((1 << order) - 1):
+            order = 0
+            while not (index >> order) & 1:
+                order += 1                           # __ffs(index)
+        while order > 0 and index + (1 << order) - 1 > limit:
+            order -= 1
+        nr = 1 << order
+        for i in range(nr):
+            if filemap_get_folio(pc, fr32, fr_idx, ii, index + i) >= 0:
+                stopped = True                       # filemap_add_folio: -EEXIST
+                break
+        if stopped:
+            break
+        if order == 0:
+            pfn, c = pagecache_alloc(S, ii, cpu)
+        else:
+            pfn, c = pagecache_alloc_order(S, ii, order, cpu)
+        cpu += c + cfg[C_COST_PC_ALLOC]
+        if pfn < 0:
+            stopped = True
+            break
+        if order == 0:
+            thrash |= filemap_add_page(vmstat, fr32, fr_idx, fr_flags, fr_memcg, pc, lru, fgs, fs,
+                                       ino, ii, index, pfn, gs, shadow, True)
+        else:
+            filemap_index_large(vmstat, fr32, fr_idx, fr_flags, pc, fgs, fs, ino, ii, index, pfn,
+                                order)
+            thrash |= workingset_refault_folio(gs, vmstat, lru, shadow, ino, fr_flags, fr_memcg,
+                                               ii, index, pfn, nr)
+            folio_add_lru(lru, fr32, fr_flags, fr_memcg[pfn], pfn, nr)
+        if index == (mark >> order) << order:
+            fr_flags[pfn] |= PG_readahead
+        for i in range(nr):
+            if fs_reads_zeros(ino, blk, fs, ii, index + i):
+                cpu += cfg[C_COST_CLEAR_PAGE]
+            else:
+                nio += 1
+                if lo < 0:
+                    lo = index + i
+                hi = index + i + 1
+        index += nr
+    done = submit_read(vmstat, fs, ino, ii, nio, lo, hi, cpu)
+    st = OK
+    if stopped and size > index - start:
+        # pages already cached left gaps (or memory ran short): the regular path reads the rest
+        st, cpu, done2, thrash2 = do_page_cache_ra(S, ii, index, size - (index - start),
+                                                   ra[RA_ASYNC], cpu)
+        done = max(done, done2)
+        thrash |= thrash2
+    return st, cpu, done, thrash
 
 
 @kernel
@@ -304,15 +410,18 @@ def ra_sync(S, ii, ra, index, req, mx, now):
         ra[RA_ASYNC] = 1
     if not new:
         _merge_self_hit(ra, index, mx)
-    return do_page_cache_ra(S, ii, ra[RA_START], ra[RA_SIZE], ra[RA_ASYNC], now)
+        return do_page_cache_ra(S, ii, ra[RA_START], ra[RA_SIZE], ra[RA_ASYNC], now)
+    ra[RA_ORDER] = 0
+    return page_cache_ra_order(S, ii, ra, now)
 
 
 @kernel
-def ra_async(S, ii, ra, index, req, mx, now):
-    """``page_cache_async_ra`` for a reader reaching the PG_readahead mark at ``index``: at the
-    expected place the window moves on and grows; a mark without matching state (interleaved
-    streams) sizes the next window from the cached run after it. The reader does not wait.
-    Returns (time the request is submitted)."""
+def ra_async(S, ii, ra, index, nr, req, mx, now):
+    """``page_cache_async_ra`` for a reader reaching the PG_readahead mark of an ``nr``-page folio
+    at ``index``: at the expected place (6.11+: the mark rounded down to the folio) the window
+    moves on and grows; a mark without matching state (interleaved streams) sizes the next
+    window from the cached run after it. The reader does not wait. Returns (time the request is
+    submitted)."""
     cfg, gs = S.cfg, S.gs
     pc, fr32, fr_idx = S.pc, S.fr32, S.fr_idx
     new = cfg[C_KERNEL] >= 611
@@ -321,7 +430,7 @@ def ra_async(S, ii, ra, index, req, mx, now):
         ra[RA_START] = 0
         ra[RA_SIZE] = get_init_ra_size(req, mx)
         ra[RA_ASYNC] = ra[RA_SIZE] - req if ra[RA_SIZE] > req else ra[RA_SIZE]
-    elif index == ra[RA_START] + ra[RA_SIZE] - ra[RA_ASYNC] or \
+    elif index == (ra[RA_START] + ra[RA_SIZE] - ra[RA_ASYNC]) // nr * nr or \
             (not new and index == ra[RA_START] + ra[RA_SIZE]):
         ra[RA_START] += ra[RA_SIZE]
         nxt = get_next_ra_size(ra[RA_SIZE], mx)
@@ -334,11 +443,14 @@ def ra_async(S, ii, ra, index, req, mx, now):
         ra[RA_START] = start
         ra[RA_SIZE] = get_next_ra_size(start - index + req, mx)
         ra[RA_ASYNC] = ra[RA_SIZE]
+    oom = gs[G_OOM_MEMCG]
     if new:
-        # 6.11+: ra->order grows by 2 (and falls back to 0 on a mapping without large folios),
-        # and the window's end is aligned to 1 << min(order, ffs(ra_pages) - 1) pages
+        # 6.11+: ra->order grows by 2 (page_cache_ra_order sets it back to 0 on a mapping
+        # without large folios), and the window's end is aligned to
+        # 1 << min(order, ffs(ra_pages) - 1) pages
+        ra[RA_ORDER] += 2
         tz = 0
-        while tz < 2 and (mx >> tz) & 1 == 0:
+        while tz < ra[RA_ORDER] and (mx >> tz) & 1 == 0:
             tz += 1
         align = 1 << tz
         end = ra[RA_START] + ra[RA_SIZE]
@@ -346,10 +458,11 @@ def ra_async(S, ii, ra, index, req, mx, now):
         if aligned > ra[RA_START]:
             ra[RA_SIZE] -= end - aligned
         ra[RA_ASYNC] = ra[RA_SIZE]
+        st, cpu, done, thrash = page_cache_ra_order(S, ii, ra, now)
     else:
         _merge_self_hit(ra, index, mx)
-    oom = gs[G_OOM_MEMCG]
-    st, cpu, done, thrash = do_page_cache_ra(S, ii, ra[RA_START], ra[RA_SIZE], ra[RA_ASYNC], now)
+        st, cpu, done, thrash = do_page_cache_ra(S, ii, ra[RA_START], ra[RA_SIZE], ra[RA_ASYNC],
+                                                 now)
     gs[G_OOM_MEMCG] = oom                    # readahead's allocations fail quietly
     return cpu
 
@@ -363,18 +476,23 @@ def ra_busy(fr_flags, ino, ii, pfn, now):
 
 
 @kernel
-def ra_hit(S, fr_flags, ino, ii, ra, index, pfn, req, mx, now):
+def ra_hit(S, fr_flags, ino, ii, ra, index, pfn, req, mx, now, by_folio):
     """A reader found page ``index`` cached as frame ``pfn``: if its folio carries the mark, clear
     it and start the next window (not while the page is under writeback: Linux shares the bit
-    with PG_reclaim); then wait for the page if its read is still pending. Returns (the time the
-    reader goes on, whether a window started: its allocations may have reclaimed the page).
-    ``fr_flags`` and ``ino`` are the caller's: taking them from ``S`` here would cost a
-    reference-count round trip per page."""
+    with PG_reclaim); then wait for the page if its read is still pending. read() asks for the
+    window from the folio (``by_folio``: its index, and ``req`` counted from it), a fault from
+    the faulting page. Returns (the time the reader goes on, whether a window started: its
+    allocations may have reclaimed the page). ``fr_flags`` and ``ino`` are the caller's: taking
+    them from ``S`` here would cost a reference-count round trip per page."""
     h = file_folio_head(fr_flags, pfn)
     started = False
     if fr_flags[h] & PG_readahead and not fr_flags[h] & PG_writeback:
         fr_flags[h] &= ~PG_readahead
         if mx > 0:
-            now = ra_async(S, ii, ra, index, req, mx, now)
+            at = index
+            if by_folio:
+                at = S.fr_idx[h]
+                req += index - at
+            now = ra_async(S, ii, ra, at, file_folio_nr(fr_flags, h), req, mx, now)
             started = True
     return ra_wait(ino, ii, index, now), started

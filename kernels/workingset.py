@@ -190,10 +190,33 @@ def workingset_refault(gs, vmstat, lru, shadow, ino, fr_flags, fr_memcg, ii, ind
     val = shadow_take(shadow, ino, ii, index)
     if val < 0 or not read:
         return False
+    return _refault(gs, vmstat, lru, fr_flags, fr_memcg, pfn, val, 1)
+
+
+@kernel
+def workingset_refault_folio(gs, vmstat, lru, shadow, ino, fr_flags, fr_memcg, ii, base, head, nr):
+    """``workingset_refault`` for a large folio read into pages [base, base + nr) at frame
+    ``head``: the range's shadows are consumed and the last one found decides for the folio
+    (``__filemap_add_folio`` keeps the last value entry it replaces); the counters count its
+    pages (folio_nr_pages). Returns True for a restore."""
+    val = -1
+    for i in range(nr):
+        v = shadow_take(shadow, ino, ii, base + i)
+        if v >= 0:
+            val = v
+    if val < 0:
+        return False
+    return _refault(gs, vmstat, lru, fr_flags, fr_memcg, head, val, nr)
+
+
+@kernel
+def _refault(gs, vmstat, lru, fr_flags, fr_memcg, pfn, val, nr):
+    """The refault of the ``nr``-page folio at ``pfn`` whose shadow was ``val``: activated when
+    recent, a restore when it had been in the workingset."""
     lv = fr_memcg[pfn]
     mc = G_MCG + lv * NR_MC
-    vmstat[VS_WORKINGSET_REFAULT_FILE] += 1
-    gs[mc + MC_WS_REFAULT] += 1
+    vmstat[VS_WORKINGSET_REFAULT_FILE] += nr
+    gs[mc + MC_WS_REFAULT] += nr
     evict_memcg = (val >> _MEMCG_SHIFT) & 0xFFFF
     if evict_memcg >= gs[G_NR_MEMCG] or gs[G_MCG + evict_memcg * NR_MC + MC_ONLINE] == 0:
         return False                               # the memcg is gone: not recent
@@ -201,13 +224,13 @@ def workingset_refault(gs, vmstat, lru, shadow, ino, fr_flags, fr_memcg, ii, ind
     if distance > workingset_size(gs, lru, evict_memcg):
         return False
     fr_flags[pfn] |= PG_active
-    workingset_age_nonresident(lru, lv, 1)
-    vmstat[VS_WORKINGSET_ACTIVATE_FILE] += 1
-    gs[mc + MC_WS_ACTIVATE] += 1
+    workingset_age_nonresident(lru, lv, nr)
+    vmstat[VS_WORKINGSET_ACTIVATE_FILE] += nr
+    gs[mc + MC_WS_ACTIVATE] += nr
     if (val >> _WS_SHIFT) & 1:
         fr_flags[pfn] |= PG_workingset
-        vmstat[VS_WORKINGSET_RESTORE_FILE] += 1
-        gs[mc + MC_WS_RESTORE] += 1
+        vmstat[VS_WORKINGSET_RESTORE_FILE] += nr
+        gs[mc + MC_WS_RESTORE] += nr
         return True
     return False
 

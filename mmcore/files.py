@@ -55,13 +55,14 @@ def _oserror(code: int, what: str) -> OSError:
 
 class OpenFile:
     """An open file description: its inode, flags, path and readahead state (``file_ra_state``:
-    start, size, async_size, prev_pos, ra_pages and FMODE_RANDOM, the ``RA_*`` fields; shared by
-    the descriptors fork copies, as in Linux)."""
+    start, size, async_size, prev_pos, ra_pages, FMODE_RANDOM and the folio order, the ``RA_*``
+    fields; shared by the descriptors fork copies, as in Linux)."""
     __slots__ = ("ino", "flags", "path", "ra")
 
     def __init__(self, ino: int, flags: int, path: str):
         self.ino, self.flags, self.path = ino, flags, path
-        self.ra = np.array([0, 0, 0, -1, -1, 0], np.int64)
+        self.ra = np.zeros(K.NR_RA_FIELDS, np.int64)          # file_ra_state (RA_* fields)
+        self.ra[K.RA_PREV] = self.ra[K.RA_PAGES] = -1
 
 
 class VFS:

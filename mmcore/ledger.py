@@ -501,8 +501,9 @@ LEDGER: tuple[Mechanism, ...] = (
         "A page under a pending read is waited for; an inode remembers its latest two requests "
         "(older ones count as done). "
         "Large reads and WILLNEED use the device's `io_pages` (`max_sectors_kb`, 4.10+). "
-        "Not modelled: 6.11+'s growing folio order (6.18's ext4 has large folios, which "
-        "trims its read() windows differently), `mmap_miss`, and fadvise on tmpfs (a no-op "
+        "6.11+ windows carry a folio order that grows by 2 per async window (filled with large "
+        "folios where the file has them: 6.18's ext4; elsewhere back to 0). "
+        "Not modelled: `mmap_miss`, VM_HUGEPAGE read faults, and fadvise on tmpfs (a no-op "
         "here). Mappings share one `file_ra_state` per inode; MADV_WILLNEED on anonymous "
         "memory does nothing (no swap cache). An async window's "
         "workingset refaults are not a memory stall."),
@@ -818,10 +819,15 @@ LEDGER: tuple[Mechanism, ...] = (
          _T + "test_large_folios.py::test_a_read_fault_maps_a_pmd_sized_folio_by_its_pmd",
          _T + "test_large_folios.py::test_a_store_into_a_pmd_mapped_folio_splits_the_pmd",
          _T + "test_large_folios.py::test_reclaim_unmaps_pmd_mapped_folios_no_one_uses",
+         _T + "test_large_folios.py::test_reclaim_unmaps_pte_mapped_folios_whole_from_every_mapping",
+         _T + "test_large_folios.py::test_readahead_fills_windows_with_folios_of_growing_order",
+         _T + "test_large_folios.py::test_a_cached_page_in_the_window_leaves_the_rest_to_order_0",
+         _T + "test_large_folios.py::test_a_fault_reads_around_at_order_0_and_a_marked_folio_starts_order_2",
+         _T + "test_large_folios.py::test_readahead_orders_match_a_6_18_hosts_tracepoints",
          _T + "test_huge_page_cache.py::test_madvise_collapse_on_ext4_is_einval",
          _T + "test_validate.py::test_host_folio_values_are_the_kernels",
          _T + "test_validate.py::test_engine_folio_scenario_reads_its_own_pagemap"),
-        ("filemap", "read_write", "page_writeback", "vmscan", "mlock"),
+        ("filemap", "read_write", "readahead", "page_writeback", "vmscan", "mlock"),
         ("nr_file_hugepages", "nr_file_pmdmapped"),
         "ext4 on the 6.18 profile caches written data in large folios: each write step asks for "
         "the order its bytes left in the 2 MiB chunk and its page's alignment allow, falling to "
@@ -831,9 +837,14 @@ LEDGER: tuple[Mechanism, ...] = (
         "drop_caches and truncation (a cut folio splits into order-0 pages, not 6.15+'s "
         "non-uniform split). A read fault maps a PMD-sized folio by its PMD, write-protected (a "
         "store splits it); reclaim clears such PMDs. `mmcore validate`'s ext4-folios group (folio "
-        "sizes, FilePmdMapped) matches a 6.18 host's. Not modelled: large folios from readahead "
-        "and faults (reads bring order-0 pages), a write fault mapping a PMD (it maps a PTE "
-        "here), mTHP counters, XFS. ext2 caches 4 KiB pages."),
+        "sizes, FilePmdMapped) matches a 6.18 host's. Readahead fills its windows with folios "
+        "of the window's order (`page_cache_ra_order`: 0 for a sync window or a fault's "
+        "read-around, 2 more per async window, capped by the window's size and each index's "
+        "alignment; a cached page in the way leaves the rest to order 0), the orders a 6.18 "
+        "host's `page_cache_ra_order` tracepoint shows for 4 KiB reads. Reclaim walks a mapped "
+        "folio's mappings once. Not modelled: VM_HUGEPAGE read faults reading a PMD-sized "
+        "folio, a write fault mapping a PMD (it maps a PTE here), mTHP counters, XFS. ext2 "
+        "caches 4 KiB pages."),
     Mechanism(
         "Anonymous multi-size THP (mTHP orders below PMD)",
         marks("n/a", v6_18="absent"),

@@ -344,6 +344,16 @@ REGRESSIONS = {
         (0, "pwrite", 3, 6 * MiB, 16 * PG), (0, "fsync", 3), (0, "drop_caches", 1),
         (0, "open", "/s/g", RWC), (0, "pwrite", 4, 0, 13 * PG), (0, "fsync", 4),
         (0, "pwrite", 4, 16 * PG, 4 * PG), (0, "fsync", 4)]),
+    # 6.16+ ext4 readahead in large folios: orders growing by 2 per async window, a random read
+    # already cached in the way (-EEXIST: the rest of that window in order-0 pages), 64 KiB reads,
+    # and a sparse file whose holes read as zeros without I/O
+    "readahead_large_folios": ((EXT4,), _written("/a/f", 300) + [(0, "pread", 3, 150 * PG, 3 * PG)]
+                               + [(0, "pread", 3, i * PG, PG) for i in range(0, 200)]
+                               + _written("/a/g", 300, fd=4)
+                               + [(0, "pread", 4, i * 16 * PG, 16 * PG) for i in range(19)]
+                               + [(0, "open", "/a/h", RWC), (0, "pwrite", 5, 0, 3 * PG),
+                                  (0, "pwrite", 5, 90 * PG, 2 * PG), (0, "fsync", 5), (0, "drop_caches", 1)]
+                               + [(0, "pread", 5, i * 4 * PG, 4 * PG) for i in range(23)]),
     # sequential reads: the initial window, then windows growing to read_ahead_kb
     "readahead_sequential": ((EXT4,), _written("/a/f", 200) + [(0, "pread", 3, i * 8 * PG, 8 * PG)
                                                                  for i in range(24)]),

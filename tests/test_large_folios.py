@@ -341,3 +341,81 @@ def test_mlock_locks_a_pmd_mapped_folio_and_munmap_unlocks_it():
     assert mi["Mlocked"] == mi["Unevictable"] == 0
     assert v["unevictable_pgs_mlocked"] == v["unevictable_pgs_munlocked"] == 1024
     checked(m)
+
+
+def cold_file(m, t, path, npages):
+    """A file of ``npages`` written, written back and dropped from the page cache."""
+    fd = t.open(path, RW_)
+    t.pwrite(fd, 0, npages * PAGE)
+    t.fsync(fd)
+    t.write_sysctl("vm.drop_caches", 1)
+    assert m.meminfo()["Cached"] == 0
+    return fd
+
+
+@pytest.mark.parametrize("step, expect", [
+    # read_ahead_kb 128 (32 pages): the first window of 4 pages is order 0, then every async
+    # window asks for 2 orders more, capped by ilog2 of its size and its end aligned to it
+    (1, [1, 1, 1, 1, 4, 4, 4, 8, 8, 16, 16] + [32] * 6),
+    (16, [1] * 32 + [4] * 8 + [16, 16] + [32] * 5),
+])
+def test_readahead_fills_windows_with_folios_of_growing_order(step, expect):
+    m, t = ext4()
+    fd = cold_file(m, t, "/d/f", 256)
+    for k in range(0, 256, step):
+        t.pread(fd, k * PAGE, step * PAGE)
+    assert folio_sizes(m, t, fd, 0, 256) == expect
+    assert m.vmstat()["pgpgin"] == 256 * 4
+    checked(m)
+
+
+@pytest.mark.parametrize("kernel, fstype", [("6.18", "ext2"), ("4.13", "ext4")])
+def test_readahead_stays_at_order_0_without_large_folios(kernel, fstype):
+    m, t = ext4(kernel, fstype)
+    fd = cold_file(m, t, "/d/f", 256)
+    for k in range(256):
+        t.pread(fd, k * PAGE, PAGE)
+    assert folio_sizes(m, t, fd, 0, 256) == [1] * 256
+    checked(m)
+
+
+def test_a_cached_page_in_the_window_leaves_the_rest_to_order_0():
+    """A page already cached inside a window's range ends the large-folio loop (-EEXIST); the
+    rest of the window comes in order-0 pages, around the cached one."""
+    m, t = ext4()
+    fd = cold_file(m, t, "/d/f", 64)
+    t.pread(fd, 13 * PAGE, 1)                          # a random read: page 13 alone
+    for k in range(64):
+        t.pread(fd, k * PAGE, PAGE)
+    # windows [0,4) order 0, [4,12) order 2, [12,16) hits page 13: all order 0, then [16,24)
+    # asks for order 4 (capped at 3 by its 8 pages)
+    runs = folio_sizes(m, t, fd, 0, 64)
+    assert runs[:4] == [1] * 4 and runs[4:6] == [4, 4] and runs[6:10] == [1] * 4
+    assert runs[10] == 8 and sum(runs) == 64
+    checked(m)
+
+
+def test_a_fault_reads_around_at_order_0_and_a_marked_folio_starts_order_2():
+    m, t = ext4()
+    fd = cold_file(m, t, "/d/f", 256)
+    a = t.mmap(256 * PAGE, mmcore.PROT_READ, mmcore.MAP_SHARED, fd=fd)
+    t.touch(a, PAGE, write=False)                      # read-around: [0, 32), mark at 24
+    assert m.meminfo()["Cached"] == 32 * 4
+    t.touch(a + 24 * PAGE, PAGE, write=False)          # the mark: the next window at order 2
+    assert m.meminfo()["Cached"] == 64 * 4
+    assert folio_sizes(m, t, fd, 0, 64) == [1] * 32 + [4] * 8
+    checked(m)
+
+
+def test_readahead_orders_match_a_6_18_hosts_tracepoints():
+    """read_ahead_kb 8192 (2048 pages), a cold 4 MiB ext4 file read 4 KiB at a time: the windows
+    (size 4 at order 0, 16 at order 2, 60 at order 4, 240 at order 6) and the folios they add,
+    as a 6.18 host's readahead:page_cache_ra_order and filemap:mm_filemap_add_to_page_cache
+    tracepoints show them for the same reads."""
+    m, t = ext4(read_ahead_kb=8192)
+    fd = cold_file(m, t, "/d/f", 1024)
+    for k in range(320):
+        t.pread(fd, k * PAGE, PAGE)
+    expect = [1] * 4 + [4] * 4 + [4, 8, 16, 16, 16] + [16, 32, 64, 64, 64]
+    assert folio_sizes(m, t, fd, 0, 320) == expect
+    checked(m)

@@ -459,7 +459,8 @@ class RefFileMaps(RefFiles):
         if page is None:
             self._fault_in(ino, index, eof, va)
         elif self.fstype(ino) not in MEMFS:
-            self._ra_hit(ino, ino.mra, index, max(1, self.ra_max), self.now)  # async_mmap_readahead
+            self._ra_hit(ino, ino.mra, index, max(1, self.ra_max), self.now,   # async_mmap_readahead
+                         by_folio=False)
         page = ino.pages[index]
         if not self.dev("fault_ignores_falloc"):
             page.falloc = False                    # shmem_fault: a fallocated page is zeroed
@@ -496,8 +497,8 @@ class RefFileMaps(RefFiles):
             # do_sync_mmap_readahead's read-around, a quarter of it marked async (FILES.md 4)
             mx = max(1, self.ra_max)
             ra = ino.mra
-            ra.start, ra.size, ra.async_size = max(0, index - mx // 2), mx, mx // 4
-            self._do_page_cache_ra(ino, ra.start, mx, mx // 4, self.now)
+            ra.start, ra.size, ra.async_size, ra.order = max(0, index - mx // 2), mx, mx // 4, 0
+            self._ra_order(ino, ra, self.now)
             if index not in ino.pages:
                 self._read_pages(ino, index, index + 1, self.now)
             self.vm["pgmajfault"] += 1

@@ -166,6 +166,7 @@ class ReadState:
     size: int = 0               # its pages
     async_size: int = 0         # the mark sits at start + size - async_size
     prev_pos: int = -1          # byte after the last byte the previous read copied
+    order: int = 0              # 6.11+ ra->order: the folio order the next window asks for
 
 
 @dataclass
@@ -642,18 +643,84 @@ class RefFiles:
             if contig >= index:
                 contig *= 2
             ra.start, ra.size, ra.async_size = index, min(contig + req, mx), 1
-        if not new and index == ra.start and ra.size == ra.async_size:
-            ra.async_size = get_next_ra_size(ra.size, mx)
-            ra.size += ra.async_size
-        return self._do_page_cache_ra(ino, ra.start, ra.size, ra.async_size, now)
+        if not new:
+            if index == ra.start and ra.size == ra.async_size:
+                ra.async_size = get_next_ra_size(ra.size, mx)
+                ra.size += ra.async_size
+            return self._do_page_cache_ra(ino, ra.start, ra.size, ra.async_size, now)
+        ra.order = 0
+        return self._ra_order(ino, ra, now)
 
-    def _ra_async(self, ino: Inode, ra: ReadState, index: int, req: int, now: int) -> int:
-        """page_cache_async_ra at a marked page: returns when the request is submitted."""
+    def _ra_order(self, ino: Inode, ra: ReadState, now: int):
+        """page_cache_ra_order (FILES.md 4): the window in order-0 pages, or, where the file has
+        large folios (FILES.md 16), in folios of the window's order, each lowered to its index's
+        alignment and to what fits before the window's end or EOF, the one holding the mark
+        (rounded down to it) marked; a cached page in the way ends the loop and the rest of the
+        window is read with order-0 pages as a second request. Returns (submitted, ready)."""
+        start, size = ra.start, ra.size
+        if not self.large_capable(ino):
+            ra.order = 0
+            return self._do_page_cache_ra(ino, start, size, ra.async_size, now)
+        if ino.size == 0 or size <= 0:
+            return now, now
+        limit = min((ino.size - 1) >> 12, start + size - 1)
+        mark = start + size - ra.async_size
+        order = min(9, ra.order)
+        while order and (1 << order) > size:
+            order -= 1
+        ra.order = new_order = order
+        index, cpu, nio, lo, hi, stopped = start, now, 0, -1, -1, False
+        while index <= limit:
+            order = new_order
+            if index % (1 << order):
+                order = (index & -index).bit_length() - 1          # __ffs(index)
+            while order and index + (1 << order) - 1 > limit:
+                order -= 1
+            nr = 1 << order
+            if any(i in ino.pages for i in range(index, index + nr)):
+                stopped = True                                       # -EEXIST
+                break
+            cpu += self.c["alloc"]
+            if order == 0:
+                page = self._alloc_page(ino, index)
+            else:
+                if self._free_pages() - nr <= self.wmark_low:
+                    raise OutOfRegime("free memory would fall below the low watermark")
+                page = Page(huge=index, nr=nr)
+                for i in range(index, index + nr):
+                    ino.pages[i] = page
+                self.lru[self._list_of(ino, page)].insert(0, (ino.ino, index))
+                if not self.dev("pgalloc_uncounted"):
+                    self.vm["pgalloc_normal"] += nr
+            if index == mark - mark % nr:
+                page.readahead = True
+            for i in range(index, index + nr):
+                if self._reads_zeros(ino, i):
+                    cpu += self.c["clear"]
+                else:
+                    nio += 1
+                    lo = i if lo < 0 else lo
+                    hi = i + 1
+            index += nr
+        done = cpu
+        if nio:
+            self.vm["pgpgin"] += 4 * nio
+            done = self._disk_read(self.mounts[ino.fs], cpu, nio)
+            ino.io = [(lo, hi, done), ino.io[0]]
+        if stopped and size > index - start:
+            cpu, done2 = self._do_page_cache_ra(ino, index, size - (index - start), ra.async_size, cpu)
+            done = max(done, done2)
+        return cpu, done
+
+    def _ra_async(self, ino: Inode, ra: ReadState, index: int, nr: int, req: int, now: int) -> int:
+        """page_cache_async_ra at the marked ``nr``-page folio at ``index``: returns when the
+        request is submitted."""
         mx, new = self._max_pages(req), self.kernel >= 611
         if not new and index == 0:
             ra.start, ra.size = 0, get_init_ra_size(req, mx)
             ra.async_size = ra.size - req if ra.size > req else ra.size
-        elif index == ra.start + ra.size - ra.async_size or (not new and index == ra.start + ra.size):
+        elif index == (ra.start + ra.size - ra.async_size) // nr * nr or \
+                (not new and index == ra.start + ra.size):
             ra.start += ra.size
             nxt = get_next_ra_size(ra.size, mx)
             ra.size = max(ra.size, nxt) if new else nxt
@@ -666,26 +733,32 @@ class RefFiles:
             ra.start, ra.size = start, get_next_ra_size(start - index + req, mx)
             ra.async_size = ra.size
         if new:
-            align = 4 if mx % 4 == 0 else (2 if mx % 2 == 0 else 1)   # 1 << min(2, ffs(mx) - 1)
+            ra.order += 2
+            align = 1 << min(ra.order, (mx & -mx).bit_length() - 1)   # 1 << min(order, ffs - 1)
             end = ra.start + ra.size
             if end - end % align > ra.start:
                 ra.size -= end % align
             ra.async_size = ra.size
-        elif index == ra.start and ra.size == ra.async_size:
+            return self._ra_order(ino, ra, now)[0]
+        if index == ra.start and ra.size == ra.async_size:
             ra.async_size = get_next_ra_size(ra.size, mx)
             ra.size += ra.async_size
         return self._do_page_cache_ra(ino, ra.start, ra.size, ra.async_size, now)[0]
 
-    def _ra_hit(self, ino: Inode, ra: ReadState, index: int, req: int, now: int) -> int:
-        """A cached page reached: its mark starts the next window (not under writeback), then a
-        pending read of it is waited for."""
+    def _ra_hit(self, ino: Inode, ra: ReadState, index: int, req: int, now: int,
+                by_folio: bool = True) -> int:
+        """A cached page reached: its folio's mark starts the next window (not under writeback),
+        asked for from the folio by read() (``by_folio``), from the page by a fault; then a
+        pending read of the page is waited for."""
         page = ino.pages[index]
-        if page.huge >= 0:
-            page = ino.pages[page.huge]
         if page.readahead and not page.writeback:
             page.readahead = False
             if not self.ra_off:
-                now = self._ra_async(ino, ra, index, req, now)
+                at = index
+                if by_folio and page.huge >= 0:
+                    at = page.huge
+                    req += index - at
+                now = self._ra_async(ino, ra, at, page.nr, req, now)
         return self._ra_wait(ino, index, now)
 
     def _write_inode(self, ino: Inode, now: int) -> None:
