@@ -120,6 +120,8 @@ from .pagetable import pt_slots_available
 from .page_alloc import rmqueue
 from .page_writeback import balance_dirty_pages
 from .readahead import (
+    hugepage_ra_wanted,
+    hugepage_readahead,
     page_cache_ra_order,
     ra_busy,
     ra_hit,
@@ -258,7 +260,9 @@ def do_file_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, ppos, va, write
             # do_sync_mmap_readahead: nothing under MADV_RANDOM or with readahead off; ahead
             # under MADV_SEQUENTIAL; else read around the page (a quarter of the window async)
             st, cpu, done, thrash = OK, t, t, False
-            if mx == 0 or vm_flags & VM_RAND_READ:
+            if hugepage_ra_wanted(cfg, vm_flags):
+                st, cpu, done, thrash = hugepage_readahead(S, ii, ra, index, vm_flags, t)
+            elif mx == 0 or vm_flags & VM_RAND_READ:
                 pass
             elif vm_flags & VM_SEQ_READ:
                 st, cpu, done, thrash = ra_sync(S, ii, ra, index, mx, mx, t)
@@ -267,7 +271,7 @@ def do_file_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, ppos, va, write
                 ra[RA_SIZE] = mx
                 ra[RA_ASYNC] = mx // 4
                 ra[RA_ORDER] = 0
-                st, cpu, done, thrash = page_cache_ra_order(S, ii, ra, t)
+                st, cpu, done, thrash = page_cache_ra_order(S, ii, ra, ra[RA_START], t)
             t = wait_read(S, cpu, done, thrash)
             if filemap_get_folio(pc, fr32, fr_idx, ii, index) < 0:
                 if st < 0:
@@ -382,7 +386,7 @@ def do_file_wp(S, mmi, vm_flags, vstart, pgoff, ii, ppos, va, now):
 
 
 @kernel
-def do_file_huge_fault(S, mmi, vm_flags, vstart, vend, pgoff, ii, pos, va, write, now):
+def do_file_huge_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, pos, va, write, now):
     """The page-cache THP part of a fault on a file mapping whose PMD holds no leaf (module
     docstring). Returns (status, cost in ps, done): not done means the PTE-level fault goes on
     (and finds any folio allocated here in the page cache)."""
@@ -405,7 +409,30 @@ def do_file_huge_fault(S, mmi, vm_flags, vstart, vend, pgoff, ii, pos, va, write
     wanted = memfs and shmem_huge_wanted(cfg, fs, ino, ii, index, 0, vm_flags, mm_flags,
                                          HUGE_FOR_FAULT)
     pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
-    if pfn < 0:
+    if not memfs:
+        # ext4: filemap_fault. A miss under MADV_HUGEPAGE reads PMD-sized folios (a major
+        # fault), a marked folio starts the next window; finish_fault then maps a PMD-sized one
+        # by its PMD. Anything else goes on at PTE level (the read-around, fault-around).
+        ra = ino[I_MRA:I_MRA + NR_RA_FIELDS, ii]
+        if pfn < 0:
+            if not hugepage_ra_wanted(cfg, vm_flags) or pt[pos] != 0 or write:
+                return OK, 0, False
+            st, cpu, done, thrash = hugepage_readahead(S, ii, ra, index, vm_flags, now)
+            cost = wait_read(S, cpu, done, thrash) - now
+            pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
+            if pfn < 0:
+                return OK, cost, False             # the PTE-level fault reads the page
+            vmstat[VS_PGMAJFAULT] += 1
+            task[T_MAJFLT, ti] += 1
+        elif ra_busy(fr_flags, ino, ii, pfn, now + cost):
+            mx = ra_pages(cfg, ra)
+            t, started = ra_hit(S, fr_flags, ino, ii, ra, index, pfn, mx,
+                                0 if vm_flags & VM_RAND_READ else mx, now + cost, False)
+            cost = t - now
+            pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
+            if pfn < 0:
+                return OK, cost, False
+    elif pfn < 0:
         if not wanted:
             return OK, 0, False
         pfn, cost = shmem_alloc_huge(S, ii, index, vm_flags, HUGE_FOR_FAULT, now)

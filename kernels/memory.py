@@ -560,7 +560,7 @@ def _handle_mm_fault(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, p
         # a page-cache THP: allocated here for a memory filesystem, PMD-mapped where it can be
         # (ext4's PMD-sized folios too; do_file_huge_fault's own first tests, made here: most
         # file faults need no call)
-        st, c, done = do_file_huge_fault(S, mmi, vm_flags, vma[V_START, p], vma[V_END, p],
+        st, c, done = do_file_huge_fault(S, mmi, ti, vm_flags, vma[V_START, p], vma[V_END, p],
                                          vma[V_PGOFF, p], vfile, pos, va, write, now + cost)
         cost += c
         if st != OK or done:

@@ -22,6 +22,7 @@ waits for it (``ra_wait``). Older requests are taken as complete.
 from .consts import (
     C_COST_CLEAR_PAGE,
     C_COST_PC_ALLOC,
+    C_HPC_MODEL,
     C_KERNEL,
     C_READ_AHEAD,
     C_IO_PAGES,
@@ -34,7 +35,9 @@ from .consts import (
     FS_TYPE,
     G_OOM_MEMCG,
     G_STALL_PS,
+    HPAGE_PMD_NR,
     HPAGE_PMD_ORDER,
+    HPC_MAINLINE,
     I_FS,
     I_IO_DONE,
     I_IO_DONE_OLD,
@@ -51,6 +54,8 @@ from .consts import (
     RA_PREV,
     RA_SIZE,
     RA_START,
+    VM_HUGEPAGE,
+    VM_RAND_READ,
     VS_PGPGIN,
 )
 from .filemap import (
@@ -216,18 +221,19 @@ def do_page_cache_ra(S, ii, index, nr, lookahead, now):
 
 
 @kernel
-def page_cache_ra_order(S, ii, ra, now):
-    """``page_cache_ra_order`` for the window in ``ra``. A mapping without large folios reads it
-    with order-0 pages (``do_page_cache_ra``; ``ra->order`` falls back to 0). ext4 from 6.16
-    (``large_folios``) fills it with folios of the window's order: ``RA_ORDER`` capped at PMD
-    order and at ``ilog2(size)``, each folio's order lowered to its index's alignment
-    (``__ffs``) and to what fits before the window's end or EOF; the folio holding the mark
-    (rounded down to the folio) gets PG_readahead. The first cached page in the way (-EEXIST) or
-    a folio not allocated (``__GFP_NORETRY``) ends that loop, and the rest of the window is read
-    with order-0 pages, as a second request. Returns as ``read_pages_ra``."""
+def page_cache_ra_order(S, ii, ra, start, now):
+    """``page_cache_ra_order`` for the window in ``ra`` read from page ``start`` (``ractl``'s
+    index: ``ra[RA_START]`` but for a VM_HUGEPAGE fault's window, which leaves ``ra->start``).
+    A mapping without large folios reads it with order-0 pages (``do_page_cache_ra``;
+    ``ra->order`` falls back to 0). ext4 from 6.16 (``large_folios``) fills it with folios of the
+    window's order: ``RA_ORDER`` capped at PMD order and at ``ilog2(size)``, each folio's order
+    lowered to its index's alignment (``__ffs``) and to what fits before the window's end or EOF;
+    the folio holding the mark (rounded down to the folio) gets PG_readahead. The first cached
+    page in the way (-EEXIST) or a folio not allocated (``__GFP_NORETRY``) ends that loop, and
+    the rest of the window is read with order-0 pages, as a second request. Returns as
+    ``read_pages_ra``."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
-    start = ra[RA_START]
     size = ra[RA_SIZE]
     if not large_folios(cfg, fs[FS_TYPE, ino[I_FS, ii]]):
         ra[RA_ORDER] = 0
@@ -299,6 +305,26 @@ def page_cache_ra_order(S, ii, ra, now):
         done = max(done, done2)
         thrash |= thrash2
     return st, cpu, done, thrash
+
+
+@kernel(inline="always")
+def hugepage_ra_wanted(cfg, vm_flags):
+    """do_sync_mmap_readahead's VM_HUGEPAGE branch (5.18+ mainline page cache, checked before
+    MADV_RANDOM and read_ahead_kb): a MADV_HUGEPAGE file mapping reads PMD-sized folios."""
+    return (vm_flags & VM_HUGEPAGE) != 0 and cfg[C_KERNEL] >= 518 and \
+        cfg[C_HPC_MODEL] == HPC_MAINLINE
+
+
+@kernel
+def hugepage_readahead(S, ii, ra, index, vm_flags, now):
+    """The VM_HUGEPAGE read fault's window: from the PMD-aligned page at or below ``index``, two
+    PMD-sized folios (one under MADV_RANDOM), the second marked (``async_size`` = 512),
+    ``ra->order`` = PMD order; ``ra->start`` keeps its old value. On a file without large folios
+    the same pages come as order-0 ones. Returns as ``read_pages_ra``."""
+    ra[RA_SIZE] = HPAGE_PMD_NR if vm_flags & VM_RAND_READ else 2 * HPAGE_PMD_NR
+    ra[RA_ASYNC] = HPAGE_PMD_NR
+    ra[RA_ORDER] = HPAGE_PMD_ORDER
+    return page_cache_ra_order(S, ii, ra, index & ~(HPAGE_PMD_NR - 1), now)
 
 
 @kernel
@@ -412,7 +438,7 @@ def ra_sync(S, ii, ra, index, req, mx, now):
         _merge_self_hit(ra, index, mx)
         return do_page_cache_ra(S, ii, ra[RA_START], ra[RA_SIZE], ra[RA_ASYNC], now)
     ra[RA_ORDER] = 0
-    return page_cache_ra_order(S, ii, ra, now)
+    return page_cache_ra_order(S, ii, ra, ra[RA_START], now)
 
 
 @kernel
@@ -458,7 +484,7 @@ def ra_async(S, ii, ra, index, nr, req, mx, now):
         if aligned > ra[RA_START]:
             ra[RA_SIZE] -= end - aligned
         ra[RA_ASYNC] = ra[RA_SIZE]
-        st, cpu, done, thrash = page_cache_ra_order(S, ii, ra, now)
+        st, cpu, done, thrash = page_cache_ra_order(S, ii, ra, ra[RA_START], now)
     else:
         _merge_self_hit(ra, index, mx)
         st, cpu, done, thrash = do_page_cache_ra(S, ii, ra[RA_START], ra[RA_SIZE], ra[RA_ASYNC],

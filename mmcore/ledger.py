@@ -503,7 +503,8 @@ LEDGER: tuple[Mechanism, ...] = (
         "Large reads and WILLNEED use the device's `io_pages` (`max_sectors_kb`, 4.10+). "
         "6.11+ windows carry a folio order that grows by 2 per async window (filled with large "
         "folios where the file has them: 6.18's ext4; elsewhere back to 0). "
-        "Not modelled: `mmap_miss`, VM_HUGEPAGE read faults, and fadvise on tmpfs (a no-op "
+        "A MADV_HUGEPAGE read fault reads two PMD-sized folios from the aligned page (5.18+). "
+        "Not modelled: `mmap_miss`, and fadvise on tmpfs (a no-op "
         "here). Mappings share one `file_ra_state` per inode; MADV_WILLNEED on anonymous "
         "memory does nothing (no swap cache). An async window's "
         "workingset refaults are not a memory stall."),
@@ -824,6 +825,8 @@ LEDGER: tuple[Mechanism, ...] = (
          _T + "test_large_folios.py::test_a_cached_page_in_the_window_leaves_the_rest_to_order_0",
          _T + "test_large_folios.py::test_a_fault_reads_around_at_order_0_and_a_marked_folio_starts_order_2",
          _T + "test_large_folios.py::test_readahead_orders_match_a_6_18_hosts_tracepoints",
+         _T + "test_large_folios.py::test_a_madv_hugepage_read_fault_reads_pmd_sized_folios_and_maps_them",
+         _T + "test_large_folios.py::test_without_madv_hugepage_a_read_fault_reads_around_in_small_folios",
          _T + "test_huge_page_cache.py::test_madvise_collapse_on_ext4_is_einval",
          _T + "test_validate.py::test_host_folio_values_are_the_kernels",
          _T + "test_validate.py::test_engine_folio_scenario_reads_its_own_pagemap"),
@@ -841,10 +844,12 @@ LEDGER: tuple[Mechanism, ...] = (
         "of the window's order (`page_cache_ra_order`: 0 for a sync window or a fault's "
         "read-around, 2 more per async window, capped by the window's size and each index's "
         "alignment; a cached page in the way leaves the rest to order 0), the orders a 6.18 "
-        "host's `page_cache_ra_order` tracepoint shows for 4 KiB reads. Reclaim walks a mapped "
-        "folio's mappings once. Not modelled: VM_HUGEPAGE read faults reading a PMD-sized "
-        "folio, a write fault mapping a PMD (it maps a PTE here), mTHP counters, XFS. ext2 "
-        "caches 4 KiB pages."),
+        "host's `page_cache_ra_order` tracepoint shows for 4 KiB reads. A MADV_HUGEPAGE read "
+        "fault that misses reads two PMD-sized folios (one under MADV_RANDOM) and maps the first "
+        "by its PMD; the marked second starts the next window when a fault reaches it (cached "
+        "pages and FilePmdMapped after each fault as on a 6.18 host). Reclaim walks a mapped "
+        "folio's mappings once. Not modelled: a write fault mapping a PMD (it maps a PTE "
+        "here), mTHP counters, XFS. ext2 caches 4 KiB pages."),
     Mechanism(
         "Anonymous multi-size THP (mTHP orders below PMD)",
         marks("n/a", v6_18="absent"),

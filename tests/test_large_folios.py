@@ -419,3 +419,40 @@ def test_readahead_orders_match_a_6_18_hosts_tracepoints():
     expect = [1] * 4 + [4] * 4 + [4, 8, 16, 16, 16] + [16, 32, 64, 64, 64]
     assert folio_sizes(m, t, fd, 0, 320) == expect
     checked(m)
+
+
+@pytest.mark.parametrize("advice, cached_kb", [
+    # a cold 8 MiB file mapped 2 MiB-aligned and faulted at 0, 2 MiB and 4 MiB, as on a 6.18
+    # host: MADV_HUGEPAGE reads two PMD-sized folios at the first fault and the marked second
+    # one starts a window of two more; with MADV_RANDOM too, one folio per fault and no window
+    ((mmcore.MADV_HUGEPAGE,), [4096, 8192, 8192]),
+    ((mmcore.MADV_HUGEPAGE, mmcore.MADV_RANDOM), [2048, 4096, 6144]),
+])
+def test_a_madv_hugepage_read_fault_reads_pmd_sized_folios_and_maps_them(advice, cached_kb):
+    m, t = ext4(read_ahead_kb=8192)
+    fd = cold_file(m, t, "/d/f", 2048)
+    a = pmd_map(t, fd, 8 * MiB)
+    for adv in advice:
+        t.madvise(a, 8 * MiB, adv)
+    majflt = []
+    for k in range(3):
+        t.touch(a + k * 2 * MiB, 1, write=False)
+        assert m.meminfo()["Cached"] == cached_kb[k]
+        assert t.smaps(a)["FilePmdMapped"] == (k + 1) * 2048
+        majflt.append(m.vmstat()["pgmajfault"])
+    assert majflt == ([1, 1, 1] if len(advice) == 1 else [1, 2, 3])   # a miss is a major fault
+    assert folio_runs(m.state, t.pagemap(a, 6 * MiB)) == [512] * 3
+    checked(m)
+
+
+def test_without_madv_hugepage_a_read_fault_reads_around_in_small_folios():
+    """The same file and fault without the advice: the read-around window (read_ahead_kb 8192:
+    the whole file) at order 0, fault-around mapping 16 pages (host: 2048 pages cached, Rss
+    64 kB)."""
+    m, t = ext4(read_ahead_kb=8192)
+    fd = cold_file(m, t, "/d/f", 2048)
+    a = pmd_map(t, fd, 8 * MiB)
+    t.touch(a, 1, write=False)
+    assert m.meminfo()["Cached"] == 8192
+    assert t.smaps(a)["Rss"] == 64 and t.smaps(a)["FilePmdMapped"] == 0
+    checked(m)
