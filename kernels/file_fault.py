@@ -415,7 +415,8 @@ def do_file_huge_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, pos, va, w
         # by its PMD. Anything else goes on at PTE level (the read-around, fault-around).
         ra = ino[I_MRA:I_MRA + NR_RA_FIELDS, ii]
         if pfn < 0:
-            if not hugepage_ra_wanted(cfg, vm_flags) or pt[pos] != 0 or write:
+            if not hugepage_ra_wanted(cfg, vm_flags) or pt[pos] != 0 or \
+                    (write and not vm_flags & VM_SHARED):
                 return OK, 0, False
             st, cpu, done, thrash = hugepage_readahead(S, ii, ra, index, vm_flags, now)
             cost = wait_read(S, cpu, done, thrash) - now
@@ -441,22 +442,33 @@ def do_file_huge_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, pos, va, w
     shared = (vm_flags & VM_SHARED) != 0
     if pt[pos] != 0 or not file_folio_pmd(fr_flags, pfn) or (write and not shared):
         return OK, cost, False
-    if write and not memfs:
-        return OK, cost, False     # ext4: a store goes through page_mkwrite by PTEs (not modelled
-                                   # at PMD level); a read maps the folio write-protected
     # do_set_pmd (6.12+ also asks vma_thp_disabled: VM_NOHUGEPAGE and the prctl)
     if vm_flags & VM_NOHUGEPAGE or thp_disabled_by_mm(cfg, mm_flags, vm_flags):
         return OK, cost, False
     head = file_folio_head(fr_flags, pfn)
+    if write and not memfs:
+        # ext4, do_shared_fault: page_mkwrite maps every block of the folio (all or nothing),
+        # then finish_fault maps it by its PMD, writable and dirty. A store into a
+        # write-protected PMD comes here too: wp_huge_pmd zapped it, and the fault that
+        # follows finds the PMD empty
+        if fr_flags[head] & PG_mappedtodisk:
+            c = cfg[C_COST_MKWRITE]
+        else:
+            c = folio_mkwrite_blocks(cfg, fs, ino, blk, ii, fr_idx[head], HPAGE_PMD_NR)
+            if c < 0:
+                return SIGBUS, cost, True
+            fr_flags[head] |= PG_mappedtodisk
+        cost += c
     if fr_flags[head] & PG_falloc_new:
         fr_flags[head] &= ~PG_falloc_new           # shmem_fault zeroes a fallocated folio
         cost += HPAGE_PMD_NR * cfg[C_COST_CLEAR_PAGE]
     e = leaf_prot(vm_flags) | _PAGE_PSE | (head << 12)
-    if memfs and shared and vm_flags & VM_WRITE:
-        e |= _PAGE_RW                          # shmem: no write-notify (ext4: a store splits it)
+    if shared and vm_flags & VM_WRITE and (memfs or write):
+        e |= _PAGE_RW                          # shmem: no write-notify; ext4: after page_mkwrite
     if write:
         e |= _PAGE_DIRTY
-        account_page_dirtied(vmstat, fr_flags, fs, ino, ii, head, now + cost)
+        if account_page_dirtied(vmstat, fr_flags, fs, ino, ii, head, now + cost) and not memfs:
+            cost = balance_dirty_pages(S, now + cost) - now
     pt[pos] = e
     map_file_pmd(vmstat, fr32, fr_flags, mm, mmi, head)
     mm[MM_HAD_PMD, mmi] = 1

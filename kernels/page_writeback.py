@@ -19,6 +19,9 @@ writeback until pages submitted before it to a slower disk complete.
 import numpy as np
 
 from .consts import (
+    HPAGE_PMD_NR,
+    HPAGE_PMD_SIZE,
+    PTE_PFN_MASK,
     _PAGE_PRESENT,
     _PAGE_PSE,
     _PAGE_DIRTY,
@@ -73,11 +76,17 @@ from .consts import (
     VS_PGPGOUT,
     VS_PGROTATED,
 )
-from .filemap import account_page_cleaned, file_folio_head, file_folio_nr, filemap_get_folio
+from .filemap import (
+    account_page_cleaned,
+    file_entire_mapcount,
+    file_folio_head,
+    file_folio_nr,
+    filemap_get_folio,
+)
 from .fs import fs_writeback_block
 from .jit import kernel
 from .pagetable import pmd_lookup, pte_lookup
-from .tlb import flush_tlb_page
+from .tlb import flush_tlb_page, flush_tlb_range
 from .lru import lru_del
 
 NEVER = 1 << 62
@@ -171,11 +180,33 @@ def folio_mkclean(S, ii, index):
             continue
         pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, mmi], va)
         if pos < 0 or (pt[pos] & _PAGE_PRESENT) == 0 or pt[pos] & _PAGE_PSE:
-            continue                             # a PMD maps only clean, read-only folios here
+            continue                             # PMDs: folio_mkclean_pmd
         q = pte_lookup(pt, fr_idx, pt[pos], va)
         if pt[q] & _PAGE_RW:
             pt[q] &= ~(_PAGE_RW | _PAGE_DIRTY)
             flush_tlb_page(cfg, tlb, pwc, mmi + 1, va)
+
+
+@kernel
+def folio_mkclean_pmd(S, ii, head):
+    """``folio_mkclean`` for the PMDs that map the PMD-sized folio at ``head`` of inode ``ii``
+    through shared mappings: each writable one is write-protected and cleaned, so the next store
+    faults (wp_huge_pmd zaps it, and the fault maps it again after page_mkwrite)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
+    where = inode_vmas(gs, mm, vma, ii, True)
+    for k in range(where.shape[1]):
+        mmi, p = where[0, k], where[1, k]
+        off = fr_idx[head] - vma[V_PGOFF, p]
+        va = vma[V_START, p] + (off << 12)
+        if off < 0 or va >= vma[V_END, p] or va & (HPAGE_PMD_SIZE - 1):
+            continue
+        pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, mmi], va)
+        if pos < 0 or (pt[pos] & _PAGE_PSE) == 0 or ((pt[pos] & PTE_PFN_MASK) >> 12) != head:
+            continue
+        if pt[pos] & _PAGE_RW:
+            pt[pos] &= ~(_PAGE_RW | _PAGE_DIRTY)
+            flush_tlb_range(cfg, tlb, pwc, mmi + 1, va, va + HPAGE_PMD_SIZE)
 
 
 @kernel
@@ -194,6 +225,8 @@ def _submit_folio(S, ii, f, head, done):
     for j in range(nr):
         if fr32[FR_MAPCOUNT, head + j] > 0:
             folio_mkclean(S, ii, base + j)
+    if nr == HPAGE_PMD_NR and file_entire_mapcount(fr32, fr_flags, head) > 0:
+        folio_mkclean_pmd(S, ii, head)
     fr_flags[head] |= PG_writeback
     vmstat[VS_NR_WRITEBACK] += nr
     vmstat[VS_PGPGOUT] += 4 * nr

@@ -818,7 +818,8 @@ LEDGER: tuple[Mechanism, ...] = (
          _T + "test_large_folios.py::test_reclaim_evicts_whole_folios",
          _T + "test_large_folios.py::test_a_write_takes_a_smaller_folio_where_the_range_is_partly_cached",
          _T + "test_large_folios.py::test_a_read_fault_maps_a_pmd_sized_folio_by_its_pmd",
-         _T + "test_large_folios.py::test_a_store_into_a_pmd_mapped_folio_splits_the_pmd",
+         _T + "test_large_folios.py::test_a_store_into_a_write_protected_pmd_maps_it_again_writable",
+         _T + "test_large_folios.py::test_a_shared_write_fault_maps_a_cached_pmd_sized_folio_by_its_pmd",
          _T + "test_large_folios.py::test_reclaim_unmaps_pmd_mapped_folios_no_one_uses",
          _T + "test_large_folios.py::test_reclaim_unmaps_pte_mapped_folios_whole_from_every_mapping",
          _T + "test_large_folios.py::test_readahead_fills_windows_with_folios_of_growing_order",
@@ -838,8 +839,10 @@ LEDGER: tuple[Mechanism, ...] = (
         "buddy allocator has no such block above the low watermark, or the memcg refuses it "
         "after one reclaim pass. The folio is the unit of dirtying, writeback, reclaim, "
         "drop_caches and truncation (a cut folio splits into order-0 pages, not 6.15+'s "
-        "non-uniform split). A read fault maps a PMD-sized folio by its PMD, write-protected (a "
-        "store splits it); reclaim clears such PMDs. `mmcore validate`'s ext4-folios group (folio "
+        "non-uniform split). A read fault maps a PMD-sized folio by its PMD, write-protected; a "
+        "shared write fault maps it writable after page_mkwrite, and a store into a "
+        "write-protected PMD zaps it and maps it again so (thp_split_pmd counts the zap); "
+        "writeback write-protects it; reclaim clears such PMDs. `mmcore validate`'s ext4-folios group (folio "
         "sizes, FilePmdMapped) matches a 6.18 host's. Readahead fills its windows with folios "
         "of the window's order (`page_cache_ra_order`: 0 for a sync window or a fault's "
         "read-around, 2 more per async window, capped by the window's size and each index's "
@@ -848,8 +851,7 @@ LEDGER: tuple[Mechanism, ...] = (
         "fault that misses reads two PMD-sized folios (one under MADV_RANDOM) and maps the first "
         "by its PMD; the marked second starts the next window when a fault reaches it (cached "
         "pages and FilePmdMapped after each fault as on a 6.18 host). Reclaim walks a mapped "
-        "folio's mappings once. Not modelled: a write fault mapping a PMD (it maps a PTE "
-        "here), mTHP counters, XFS. ext2 caches 4 KiB pages."),
+        "folio's mappings once. Not modelled: mTHP counters, XFS. ext2 caches 4 KiB pages."),
     Mechanism(
         "Anonymous multi-size THP (mTHP orders below PMD)",
         marks("n/a", v6_18="absent"),

@@ -274,20 +274,56 @@ def test_a_read_fault_maps_a_pmd_sized_folio_by_its_pmd():
     checked(m)
 
 
-def test_a_store_into_a_pmd_mapped_folio_splits_the_pmd():
-    """The PMD maps the folio write-protected (ext4 needs page_mkwrite): a store splits it
-    (wp_huge_pmd) and dirties the folio through a PTE."""
+def test_a_store_into_a_write_protected_pmd_maps_it_again_writable():
+    """A read maps the folio by a write-protected PMD (ext4 needs page_mkwrite). A store zaps it
+    (wp_huge_pmd: thp_split_pmd), and the fault that follows finds the PMD empty: page_mkwrite,
+    then finish_fault maps the folio by its PMD again, writable and dirty. Writeback
+    write-protects it (folio_mkclean), and the next store does it all again. As on a 6.18 host:
+    FilePmdMapped 2048 kB throughout, Private_Dirty 0, 2048, 0, 2048 kB, one thp_split_pmd per
+    store."""
     m, t = ext4()
     fd = t.open("/d/f", RW_)
     t.pwrite(fd, 0, 2 * MiB)
     t.fsync(fd)
     a = pmd_map(t, fd, 2 * MiB, mmcore.PROT_READ | mmcore.PROT_WRITE)
     t.touch(a, 1, write=False)
-    assert t.smaps(a)["FilePmdMapped"] == 2048 and m.vmstat()["nr_dirty"] == 0
-    t.touch(a + 7 * PAGE, 1, write=True)
-    v = m.vmstat()
-    assert v["thp_split_pmd"] == 1 and t.smaps(a)["FilePmdMapped"] == 0
-    assert v["nr_dirty"] == 512 and v["nr_file_hugepages"] == 1     # the folio stays whole
+    sm = t.smaps(a)
+    assert sm["FilePmdMapped"] == 2048 and sm["Private_Dirty"] == 0 and m.vmstat()["nr_dirty"] == 0
+    for k in (1, 2):
+        t.touch(a + 7 * PAGE, 1, write=True)
+        v, sm = m.vmstat(), t.smaps(a)
+        assert v["thp_split_pmd"] == k and sm["FilePmdMapped"] == 2048 and sm["Private_Dirty"] == 2048
+        assert v["nr_dirty"] == 512 and v["nr_file_hugepages"] == 1
+        t.touch(a + 9 * PAGE, 1, write=True)          # writable now: no fault
+        assert m.vmstat()["thp_split_pmd"] == k
+        checked(m)
+        t.fsync(fd)
+        assert t.smaps(a)["Private_Dirty"] == 0 and m.vmstat()["nr_dirty"] == 0
+    checked(m)
+
+
+def test_a_shared_write_fault_maps_a_cached_pmd_sized_folio_by_its_pmd():
+    """A store into an empty PMD over a cached PMD-sized folio: page_mkwrite, then the folio
+    mapped by its PMD, writable and dirty (host: FilePmdMapped and Private_Dirty 2048 kB); on a
+    file with MADV_HUGEPAGE and nothing cached, the fault reads the folios first."""
+    m, t = ext4()
+    fd = t.open("/d/f", RW_)
+    t.pwrite(fd, 0, 4 * MiB)
+    a = pmd_map(t, fd, 4 * MiB, mmcore.PROT_READ | mmcore.PROT_WRITE)
+    t.touch(a, 1, write=True)
+    sm = t.smaps(a)
+    assert sm["FilePmdMapped"] == 2048 and sm["Private_Dirty"] == 2048 and sm["Rss"] == 2048
+    t.touch(a + 2 * MiB, 1, write=False)
+    assert t.smaps(a)["FilePmdMapped"] == 4096
+    checked(m)
+    m, t = ext4()
+    fd = cold_file(m, t, "/d/g", 1024)
+    b = pmd_map(t, fd, 4 * MiB, mmcore.PROT_READ | mmcore.PROT_WRITE)
+    t.madvise(b, 4 * MiB, mmcore.MADV_HUGEPAGE)
+    t.touch(b, 1, write=True)
+    sm = t.smaps(b)
+    assert sm["FilePmdMapped"] == 2048 and sm["Private_Dirty"] == 2048
+    assert m.vmstat()["nr_dirty"] == 512 and m.vmstat()["pgmajfault"] == 1
     checked(m)
 
 
