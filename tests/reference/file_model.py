@@ -449,17 +449,23 @@ class RefFiles:
             span = range(index, index + nr)
             holes = sum(ino.blocks.get(i, BLK_HOLE) == BLK_HOLE for i in span)
             if not any(i in ino.pages for i in span) and holes <= m.free:
-                if self._free_pages() - nr <= self.wmark_low:
-                    raise OutOfRegime("free memory would fall below the low watermark")
-                page = Page(huge=index, nr=nr)
-                for i in span:
-                    ino.pages[i] = page
-                self.lru[self._list_of(ino, page)].insert(0, (ino.ino, index))
-                if not self.dev("pgalloc_uncounted"):
-                    self.vm["pgalloc_normal"] += nr
-                return page
+                return self._add_large(ino, index, nr)
             order -= 1
         return None
+
+    def _add_large(self, ino: Inode, index: int, nr: int) -> Page:
+        """A fresh large folio of ``nr`` pages as pages [index, index + nr), on its LRU list (the
+        caller checked the range is empty). The regime keeps free memory above the low
+        watermark."""
+        if self._free_pages() - nr <= self.wmark_low:
+            raise OutOfRegime("free memory would fall below the low watermark")
+        page = Page(huge=index, nr=nr)
+        for i in range(index, index + nr):
+            ino.pages[i] = page
+        self.lru[self._list_of(ino, page)].insert(0, (ino.ino, index))
+        if not self.dev("pgalloc_uncounted"):
+            self.vm["pgalloc_normal"] += nr
+        return page
 
     def _mark_accessed(self, ino: Inode, index: int) -> None:
         """folio_mark_accessed under the configured policy (mm/swap.c; lru.py for the others)."""
@@ -582,12 +588,17 @@ class RefFiles:
                 nio += 1
                 lo = index if lo < 0 else lo
                 hi = index + 1
+        return cpu, self._submit_read(ino, nio, lo, hi, cpu)
+
+    def _submit_read(self, ino: Inode, nio: int, lo: int, hi: int, cpu: int) -> int:
+        """read_pages: one request for the ``nio`` pages holding data among [lo, hi), locked until
+        it completes (the inode keeps its latest two requests). Returns when they are ready."""
         if nio == 0:
-            return cpu, cpu
+            return cpu
         self.vm["pgpgin"] += 4 * nio
         done = self._disk_read(self.mounts[ino.fs], cpu, nio)
         ino.io = [(lo, hi, done), ino.io[0]]
-        return cpu, done
+        return done
 
     def _read_pages(self, ino: Inode, first: int, last: int, now: int) -> int:
         """Bring the missing pages of [first, last) in and wait: returns when they are ready."""
@@ -681,17 +692,7 @@ class RefFiles:
                 stopped = True                                       # -EEXIST
                 break
             cpu += self.c["alloc"]
-            if order == 0:
-                page = self._alloc_page(ino, index)
-            else:
-                if self._free_pages() - nr <= self.wmark_low:
-                    raise OutOfRegime("free memory would fall below the low watermark")
-                page = Page(huge=index, nr=nr)
-                for i in range(index, index + nr):
-                    ino.pages[i] = page
-                self.lru[self._list_of(ino, page)].insert(0, (ino.ino, index))
-                if not self.dev("pgalloc_uncounted"):
-                    self.vm["pgalloc_normal"] += nr
+            page = self._alloc_page(ino, index) if order == 0 else self._add_large(ino, index, nr)
             if index == mark - mark % nr:
                 page.readahead = True
             for i in range(index, index + nr):
@@ -702,11 +703,7 @@ class RefFiles:
                     lo = i if lo < 0 else lo
                     hi = i + 1
             index += nr
-        done = cpu
-        if nio:
-            self.vm["pgpgin"] += 4 * nio
-            done = self._disk_read(self.mounts[ino.fs], cpu, nio)
-            ino.io = [(lo, hi, done), ino.io[0]]
+        done = self._submit_read(ino, nio, lo, hi, cpu)
         if stopped and size > index - start:
             cpu, done2 = self._do_page_cache_ra(ino, index, size - (index - start), ra.async_size, cpu)
             done = max(done, done2)
