@@ -212,6 +212,21 @@ def shared_mkwrite(S, ii, index, pfn, ppos, now):
     return OK, c, now
 
 
+@kernel(inline="always")
+def async_mmap_readahead(S, ii, ra, index, pfn, vm_flags, t):
+    """do_async_mmap_readahead on the marked page ``pfn`` (no window under MADV_RANDOM), then the
+    wait if its read is pending. The window's allocations may reclaim the page (Linux holds it):
+    then it is looked up again, and read by the caller if gone. Returns (time, frame or -1)."""
+    cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
+        task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
+    mx = ra_pages(cfg, ra)
+    t, started = ra_hit(S, fr_flags, ino, ii, ra, index, pfn, mx,
+                        0 if vm_flags & VM_RAND_READ else mx, t, False)
+    if started:
+        pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
+    return t, pfn
+
+
 @kernel
 def do_file_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, ppos, va, write, now):
     """A fault on a non-present PTE of a file mapping. Returns (status, cost in ps from ``now``:
@@ -229,13 +244,7 @@ def do_file_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, ppos, va, write
     ra = ino[I_MRA:I_MRA + NR_RA_FIELDS, ii]
     mx = ra_pages(cfg, ra)
     if pfn >= 0 and not memfs and ra_busy(fr_flags, ino, ii, pfn, t):
-        # do_async_mmap_readahead on a marked page (none under MADV_RANDOM), then the wait if
-        # its read is pending; the window's allocations may reclaim the page (Linux holds it):
-        # then it is read again
-        t, started = ra_hit(S, fr_flags, ino, ii, ra, index, pfn, mx,
-                            0 if vm_flags & VM_RAND_READ else mx, t, False)
-        if started:
-            pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
+        t, pfn = async_mmap_readahead(S, ii, ra, index, pfn, vm_flags, t)
     if pfn < 0 and cfg[C_HPC_MODEL] == HPC_2013 and \
             shmem_huge_wanted(cfg, fs, ino, ii, index, 0, vm_flags, mm[MM_FLAGS, mmi], HUGE_FOR_FAULT):
         pfn, c = shmem_alloc_huge(S, ii, index, vm_flags, HUGE_FOR_FAULT, t)
@@ -426,11 +435,8 @@ def do_file_huge_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, pos, va, w
             vmstat[VS_PGMAJFAULT] += 1
             task[T_MAJFLT, ti] += 1
         elif ra_busy(fr_flags, ino, ii, pfn, now + cost):
-            mx = ra_pages(cfg, ra)
-            t, started = ra_hit(S, fr_flags, ino, ii, ra, index, pfn, mx,
-                                0 if vm_flags & VM_RAND_READ else mx, now + cost, False)
+            t, pfn = async_mmap_readahead(S, ii, ra, index, pfn, vm_flags, now + cost)
             cost = t - now
-            pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
             if pfn < 0:
                 return OK, cost, False
     elif pfn < 0:

@@ -187,6 +187,20 @@ def folio_mkclean(S, ii, index):
             flush_tlb_page(cfg, tlb, pwc, mmi + 1, va)
 
 
+@kernel(inline="always")
+def file_pmd_of(cfg, pt, fr_idx, mm, vma, mmi, p, head):
+    """(position, address) of the PMD through which VMA ``p`` of mm ``mmi`` maps the PMD-sized
+    page-cache folio at ``head`` by that PMD, or (-1, address)."""
+    off = fr_idx[head] - vma[V_PGOFF, p]
+    va = vma[V_START, p] + (off << 12)
+    if off < 0 or va >= vma[V_END, p] or va & (HPAGE_PMD_SIZE - 1):
+        return -1, va
+    pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, mmi], va)
+    if pos < 0 or (pt[pos] & _PAGE_PSE) == 0 or ((pt[pos] & PTE_PFN_MASK) >> 12) != head:
+        return -1, va
+    return pos, va
+
+
 @kernel
 def folio_mkclean_pmd(S, ii, head):
     """``folio_mkclean`` for the PMDs that map the PMD-sized folio at ``head`` of inode ``ii``
@@ -196,15 +210,9 @@ def folio_mkclean_pmd(S, ii, head):
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     where = inode_vmas(gs, mm, vma, ii, True)
     for k in range(where.shape[1]):
-        mmi, p = where[0, k], where[1, k]
-        off = fr_idx[head] - vma[V_PGOFF, p]
-        va = vma[V_START, p] + (off << 12)
-        if off < 0 or va >= vma[V_END, p] or va & (HPAGE_PMD_SIZE - 1):
-            continue
-        pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, mmi], va)
-        if pos < 0 or (pt[pos] & _PAGE_PSE) == 0 or ((pt[pos] & PTE_PFN_MASK) >> 12) != head:
-            continue
-        if pt[pos] & _PAGE_RW:
+        mmi = where[0, k]
+        pos, va = file_pmd_of(cfg, pt, fr_idx, mm, vma, mmi, where[1, k], head)
+        if pos >= 0 and pt[pos] & _PAGE_RW:
             pt[pos] &= ~(_PAGE_RW | _PAGE_DIRTY)
             flush_tlb_range(cfg, tlb, pwc, mmi + 1, va, va + HPAGE_PMD_SIZE)
 

@@ -100,7 +100,7 @@ from .tlb import flush_tlb_page, flush_tlb_range
 from .lru import folio_add_lru, isolate_victim, mlock_cache_folio
 from .workingset import workingset_eviction
 from .page_alloc import rmqueue
-from .page_writeback import ALL, inode_vmas, wb_complete, wb_room, wb_wait_until, write_inode_pages
+from .page_writeback import ALL, file_pmd_of, inode_vmas, wb_complete, wb_room, wb_wait_until, write_inode_pages
 
 KSWAPD_IDLE = -1
 # get_scan_count's cache trim mode, approximately: while the lists being reclaimed hold this many
@@ -191,12 +191,8 @@ def folio_pmd_walk(S, head, unmap):
     locked = False
     for k in range(where.shape[1]):
         mmi, p = where[0, k], where[1, k]
-        off = fr_idx[head] - vma[V_PGOFF, p]
-        va = vma[V_START, p] + (off << 12)
-        if off < 0 or va >= vma[V_END, p] or va & (HPAGE_PMD_SIZE - 1):
-            continue
-        pos = pmd_lookup(cfg, pt, fr_idx, mm[MM_PGD, mmi], va)
-        if pos < 0 or (pt[pos] & _PAGE_PSE) == 0 or ((pt[pos] & PTE_PFN_MASK) >> 12) != head:
+        pos, va = file_pmd_of(cfg, pt, fr_idx, mm, vma, mmi, p, head)
+        if pos < 0:
             continue
         if unmap:
             zap_file_pmd(vmstat, fr32, fr_flags, pt, mm, mmi, pos, True)
