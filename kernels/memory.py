@@ -184,6 +184,7 @@ from .tlb import (
     KEY_2M,
     fill_2m,
     fill_l1,
+    fill_new_4k,
     fill_stlb,
     fixed_geometry,
     flush_tlb_page,
@@ -195,7 +196,7 @@ from .tlb import (
 )
 
 FAULT_RESERVE_TABLES = 8     # pool slots a fault may need: P4D, PUD, PMD, PTE, deposit, spare
-PREFETCH_AHEAD = 8           # accesses between a prefetch and its use
+PREFETCH_AHEAD = 16          # accesses between a prefetch and its use
 
 
 @kernel
@@ -682,6 +683,18 @@ def mark_written(fr_flags, tag, pfn, va):
         fr_flags[pfn] = f | PG_written
 
 
+@kernel(inline="always")
+def prefetch_pte(pt, fr_idx, cpwc, npde, npdpte, npwc, asid, va):
+    """Software prefetch (a hint only: nothing observable changes). The walks of a random stream
+    wait on their PTE loads, so the access loop starts loading the PTE of an access a few ahead,
+    found through the PDPTE cache's PMD-table pointer (no walk of its own)."""
+    j = set_index(va >> 30, npdpte)
+    if va >= 0 and cpwc[npde + j] == ((asid << 37) | (va >> 30)):
+        pmde = pt[cpwc[npwc + npde + j] * PTRS_PER_TABLE + ((va >> 21) & 511)]
+        if (pmde & (_PAGE_PRESENT | _PAGE_PSE)) == _PAGE_PRESENT:
+            prefetch(pt, fr_idx[entry_pfn(pmde)] * PTRS_PER_TABLE + ((va >> 12) & 511))
+
+
 @kernel
 def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt_aux, mm, vma,
                 tlb, pwc, task, cpus, ev, smp, ti, addrs, writes, start, stride, n, i0, results,
@@ -746,6 +759,8 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
     one = writes.shape[0] == 1
     from_array = addrs.shape[0] > 0
     record = results.shape[0] == n
+    # the read-only loop below applies: loads from an array on the default TLB geometry
+    reads_fast = from_array and fixed and one and writes[0] == 0
     stamp = cpus[c, CPU_STAMP]
     clock = task[T_CLOCK, ti]
     accesses = 0
@@ -775,9 +790,15 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
             t = tags[last]
             tk = t >> 1
             writable = (t & 1) != 0
-            lim = n
-            if access_cost > 0:
-                lim = min(n, i + (next_event - clock + access_cost - 1) // access_cost)
+            # the first access decides whether the run starts (a random stream's seldom does),
+            # before the division that bounds it
+            va = addrs[i] if from_array else start + i * stride
+            lim = i
+            if va >= 0 and (((va >> 12) | (asid << 37)) == tk or
+                            ((va >> 21) | (asid << 37) | KEY_2M) == tk):
+                lim = n
+                if access_cost > 0:
+                    lim = min(n, i + (next_event - clock + access_cost - 1) // access_cost)
             j = i
             while j < lim:
                 if from_array:
@@ -802,24 +823,110 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
                 i = j
             if i >= n:
                 break
-        if from_array and npdpte > 0 and i + 2 * PREFETCH_AHEAD < n:
-            # Software prefetch for the walks ahead (a hint only: nothing observable changes).
-            # Through the PDPTE cache's PMD-table pointer, start loading the PTE-table slot of
-            # an access two strides ahead, and the PTE itself of one a stride ahead.
-            for ahead in range(1, 3):
-                vj = addrs[i + ahead * PREFETCH_AHEAD]
-                if vj < 0 or vj >= TASK_SIZE:
+        # The read-only loop: loads that hit a TLB or walk to a present 4 KiB PTE, over an
+        # address space that never mapped a PMD leaf (no 2 MiB keys to probe), while no timed
+        # event is due, the pool has a fault's reserve and the event buffer has room (so the
+        # general path below would neither stop nor flush before them). It does exactly what
+        # that path does for such an access, with the few values it needs kept in registers;
+        # anything else (a fault, a 2 MiB leaf, a bad address) goes to the general path with
+        # nothing of that access done except accessed bits the general walk sets again: the
+        # walk's paging-structure-cache fills wait until it has succeeded, so the general walk
+        # starts where it would have. An L1 hit on the entry the previous access used leaves it
+        # too, for the run loop above.
+        if reads_fast and clock < next_event and slots >= FAULT_RESERVE_TABLES and \
+                mm[MM_HAD_PMD, mmi] == 0 and (not rec_fault or ev_room(gs, ev, 3)):
+            while i < n and clock < next_event:
+                va = addrs[i]
+                if va < 0 or va >= TASK_SIZE:
+                    break
+                v4 = va >> 12
+                k4 = (asid << 37) | v4
+                if last >= 0 and (tags[last] >> 1) == k4:
+                    break
+                s1st = stamp + 1
+                e = probe_l1(True, tags, ages, s1, w1, v4, k4, s1st)
+                if e >= 0:
+                    stamp = s1st
+                    last = e
+                    clock += access_cost
+                    accesses += 1
+                    i += 1
                     continue
-                pj = set_index(vj >> 30, npdpte)
-                if cpwc[npde + pj] != ((asid << 37) | (vj >> 30)):
+                e3 = probe_stlb(True, tags, ages, b3, s3, w3, v4, k4, s1st)
+                if e3 >= 0:
+                    stamp = s1st + 1
+                    last = fill_l1(True, tags, ages, pfns, s1, w1, v4, k4, 1 & tags[e3],
+                                   pfns[e3], stamp)
+                    dtlb += 1
+                    clock += access_cost + stlb_cost
+                    accesses += 1
+                    i += 1
                     continue
-                pmde = pt[cpwc[npwc + npde + pj] * PTRS_PER_TABLE + ((vj >> 21) & 511)]
-                if (pmde & _PAGE_PRESENT) == 0 or (pmde & _PAGE_PSE) != 0:
-                    continue
-                if ahead == 2:
-                    prefetch(fr_idx, entry_pfn(pmde))
+                if npdpte > 0 and i + PREFETCH_AHEAD < n:
+                    prefetch_pte(pt, fr_idx, cpwc, npde, npdpte, npwc, asid,
+                                 addrs[i + PREFETCH_AHEAD])
+                v2 = va >> 21
+                pdpte_i = set_index(v2 >> 9, npdpte) if npdpte > 0 else 0
+                pde_i = set_index(v2, npde) if npde > 0 else 0
+                kp = (asid << 37) | (v2 >> 9)
+                kd = (asid << 37) | v2
+                if npde > 0 and cpwc[pde_i] == kd:
+                    slot = cpwc[npwc + pde_i]
+                    level = 1
+                elif npdpte > 0 and cpwc[npde + pdpte_i] == kp:
+                    slot = cpwc[npwc + npde + pdpte_i]
+                    level = 2
                 else:
-                    prefetch(pt, fr_idx[entry_pfn(pmde)] * PTRS_PER_TABLE + ((vj >> 12) & 511))
+                    pgd = mm[MM_PGD, mmi]
+                    slot = fr_idx[pgd] if pgd >= 0 else -1
+                    level = levels
+                loads = 0
+                lpos = -1
+                pdpte_child = -1
+                pde_child = -1
+                while slot >= 0:
+                    loads += 1
+                    pos = slot * PTRS_PER_TABLE + ((va >> (3 + 9 * level)) & 511)
+                    ent = pt[pos]
+                    if (ent & _PAGE_PRESENT) == 0:
+                        break
+                    if (ent & _PAGE_ACCESSED) == 0:
+                        pt[pos] = ent | _PAGE_ACCESSED
+                    if level == 1:
+                        lpos = pos
+                        break
+                    if level == 2 and (ent & _PAGE_PSE) != 0:
+                        break
+                    child = fr_idx[entry_pfn(ent)]
+                    if level == 3:
+                        pdpte_child = child
+                    elif level == 2:
+                        pde_child = child
+                    slot = child
+                    level -= 1
+                if lpos < 0:
+                    break
+                if npdpte > 0 and pdpte_child >= 0:
+                    cpwc[npde + pdpte_i] = kp
+                    cpwc[npwc + npde + pdpte_i] = pdpte_child
+                if npde > 0 and pde_child >= 0:
+                    cpwc[pde_i] = kd
+                    cpwc[npwc + pde_i] = pde_child
+                leaf = pt[lpos]
+                stamp = s1st + 1
+                last = fill_new_4k(True, tags, ages, pfns, b3, s1, w1, s3, w3, v4, k4,
+                                   1 if (leaf & (_PAGE_RW | _PAGE_DIRTY)) ==
+                                   (_PAGE_RW | _PAGE_DIRTY) else 0, entry_pfn(leaf), stamp)
+                wc = loads * walk_cost
+                dtlb += 1
+                stlb += 1
+                wloads += loads
+                wps += wc
+                clock += access_cost + wc
+                accesses += 1
+                i += 1
+            if i >= n:
+                break
         if clock >= next_event:
             st = run_timers(cfg, gs, vmstat, smp, clock)
             if st != OK:
@@ -876,6 +983,7 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
             clock += cost
             i += 1
             continue
+        missed = False                   # neither TLB level holds the 4 KiB key
         if e < 0:
             dtlb += 1
             e3 = probe_stlb(fixed, tags, ages, b3, s3, w3, v4, k4, stamp)
@@ -895,7 +1003,10 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
                 clock += cost
                 i += 1
                 continue
+            missed = e3 < 0 or (tags[e3] >> 1) != k4
         # page walk (a TLB miss, or a store through a clean entry), then fault and walk again
+        if from_array and npdpte > 0 and i + PREFETCH_AHEAD < n:
+            prefetch_pte(pt, fr_idx, cpwc, npde, npdpte, npwc, asid, addrs[i + PREFETCH_AHEAD])
         pdpte_i = set_index(v2 >> 9, npdpte) if npdpte > 0 else 0
         pde_i = set_index(v2, npde) if npde > 0 else 0
         kp = (asid << 37) | (v2 >> 9)
@@ -950,7 +1061,10 @@ def access_loop(cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, pb_mt, pt, pt
                     d = 1 if (leaf & (_PAGE_RW | _PAGE_DIRTY)) == (_PAGE_RW | _PAGE_DIRTY) else 0
                     stamp += 1
                     f = entry_pfn(leaf)
-                    if level == 2:
+                    if level == 1 and missed:
+                        last = fill_new_4k(fixed, tags, ages, pfns, b3, s1, w1, s3, w3, v4, k4, d,
+                                           f, stamp)
+                    elif level == 2:
                         fill_stlb(fixed, tags, ages, pfns, b3, s3, w3, v2, k2, d, f, stamp)
                         last = fill_2m(fixed, tags, ages, pfns, b2, s2, w2, v2, k2, d, f, stamp)
                     else:

@@ -111,6 +111,39 @@ def tlb_fill(tags, ages, pfns, base, sets, ways, vpn, key, dirty, pfn, stamp):
 
 
 @kernel(inline="always")
+def tlb_fill_new(tags, ages, pfns, base, sets, ways, vpn, key, dirty, pfn, stamp):
+    """``tlb_fill`` of a key known to be absent from the set: the lowest invalid way, else the
+    least recently used (the same way ``tlb_fill`` picks), without looking for the key."""
+    b = base + set_index(vpn, sets) * ways
+    e = b
+    oldest = ages[b]
+    for w in range(ways):
+        if tags[b + w] < 0:
+            e = b + w
+            break
+        if ages[b + w] < oldest:
+            oldest = ages[b + w]
+            e = b + w
+    tags[e] = key * 2 + dirty
+    ages[e] = stamp
+    pfns[e] = pfn
+    return e
+
+
+@kernel(inline="always")
+def fill_new_4k(fixed, tags, ages, pfns, b3, s1, w1, s3, w3, vpn, key, dirty, pfn, stamp):
+    """A 4 KiB translation neither the L1 dTLB nor the STLB holds (both probes missed): into
+    the STLB, then the L1 dTLB; returns the L1 entry."""
+    if fixed:
+        tlb_fill_new(tags, ages, pfns, FIXED_STLB_BASE, FIXED_STLB_SETS, FIXED_STLB_WAYS, vpn,
+                     key, dirty, pfn, stamp)
+        return tlb_fill_new(tags, ages, pfns, 0, FIXED_L1_SETS, FIXED_L1_WAYS, vpn, key, dirty,
+                            pfn, stamp)
+    tlb_fill_new(tags, ages, pfns, b3, s3, w3, vpn, key, dirty, pfn, stamp)
+    return tlb_fill_new(tags, ages, pfns, 0, s1, w1, vpn, key, dirty, pfn, stamp)
+
+
+@kernel(inline="always")
 def probe_l1(fixed, tags, ages, s1, w1, vpn, key, stamp):
     """``tlb_probe`` of the L1 dTLB for 4 KiB pages."""
     if fixed:
