@@ -266,7 +266,7 @@ C_LRU_POLICY = 34            # POLICY_*
 C_COST_PC_COPY = 35          # read()/write(): copying 4 KiB to or from a page-cache page
 C_COST_PC_ALLOC = 36         # allocating a page-cache page and adding it (not zeroing)
 C_COST_MKWRITE = 37          # page_mkwrite (or write_begin) on a page whose blocks are mapped
-C_COST_DA_RESERVE = 38       # ext4 delalloc: reserving one block (ext4_da_get_block_prep)
+C_COST_DA_RESERVE = 38       # delalloc: reserving one block (ext4_da_get_block_prep; XFS too)
 C_COST_UNWRITTEN_MAP = 39    # preparing a buffer over an unwritten (fallocated) block
 C_COST_BLOCK_ALLOC = 40      # writeback: allocating one delalloc block (journalled)
 C_COST_UNWRITTEN_CONVERT = 41  # writeback: converting one unwritten block to written
@@ -463,7 +463,17 @@ FST_EXT4 = 1                 # delayed allocation, unwritten extents, willwrite
 FST_EXT2 = 2                 # blocks allocated by write() or at writeback; nothing at mkwrite
 FST_TMPFS = 3                # memory only, swap-backed (Shmem)
 FST_RAMFS = 4                # memory only, unevictable
-FSTYPE_NAMES = ("", "ext4", "ext2", "tmpfs", "ramfs")
+FST_XFS = 5                  # ext4's block model (iomap delalloc, unwritten extents); no willwrite
+FSTYPE_NAMES = ("", "ext4", "ext2", "tmpfs", "ramfs", "xfs")
+# the Python layer's form of kernels/fs.py's delalloc_fs and block_fs
+DELALLOC_FSTYPES = (FST_EXT4, FST_XFS)
+BLOCK_FSTYPES = (FST_EXT4, FST_EXT2, FST_XFS)
+# xfs_alloc_file_space: a transaction reserves at most one extent's worth of data blocks
+# (XFS_MAX_BMBT_EXTLEN) plus XFS_EXTENTADD_SPACE_RES, the bmap btree's levels less one: 4 for 4 KiB
+# blocks without nrext64 (mkfs.xfs 6.1's default: on a 6.18 host a fallocate of free - 4 blocks
+# succeeded, of free - 3 failed; with nrext64=1, newer mkfs.xfs's default, it is 6)
+XFS_MAX_BMBT_EXTLEN = (1 << 21) - 1
+XFS_EXTENTADD_SPACE_RES = 4
 FS_TYPE = 0
 FS_BLOCKS = 1                # capacity in 4 KiB blocks (tmpfs: pages)
 FS_FREE = 2                  # blocks neither allocated nor reserved
@@ -525,7 +535,7 @@ POSIX_FADV_DONTNEED = 4
 POSIX_FADV_NOREUSE = 5
 
 BLK_HOLE = 0
-BLK_DELALLOC = 1             # reserved by ext4's delayed allocation, no block yet
+BLK_DELALLOC = 1             # reserved by delayed allocation (ext4, XFS), no block yet
 BLK_UNWRITTEN = 2            # allocated by fallocate, reads as zeros
 BLK_WRITTEN = 3
 

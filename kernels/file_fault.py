@@ -7,8 +7,8 @@ do_fault_around / wp_page_shared, mm/filemap.c filemap_fault / filemap_map_pages
   already-cached neighbours too (``fault_around_bytes``, aligned, within the VMA, the PTE table
   and the file), all read-only.
 - A write fault on a shared mapping runs the filesystem's ``page_mkwrite`` (``fs_write_begin``:
-  ext4 reserves a delalloc block for a hole; a page whose buffers are already mapped pays only the
-  base cost), maps the page writable and dirty and dirties it; ENOSPC there is SIGBUS.
+  ext4 and XFS reserve a delalloc block for a hole; a page whose buffers are already mapped pays
+  only the base cost), maps the page writable and dirty and dirties it; ENOSPC there is SIGBUS.
 - A write to a clean page mapped read-only in a shared mapping (``wp_page_shared``) does the same
   without the lookup; writeback write-protects the PTEs again (``folio_mkclean``), so the next
   store pays ``page_mkwrite`` again.
@@ -30,7 +30,6 @@ there are no huge mappings: a fault that finds a huge page splits it and maps 4 
 from .consts import (
     BLK_HOLE,
     ENOSPC,
-    FST_EXT4,
     I_BLK,
     MM_MEMCG,
     PG_written,
@@ -109,7 +108,7 @@ from .shmem import (
     shmem_alloc_huge,
     shmem_huge_wanted,
 )
-from .fs import fs_write_begin
+from .fs import delalloc_fs, fs_write_begin
 from .huge_memory import leaf_prot, prep_anon_folio, thp_disabled_by_mm
 from .jit import kernel
 from .lru import mlock_cache_folio, munlock_cache_folio
@@ -169,12 +168,12 @@ def file_room(fgs, pc, wbq, vmstat, pc_more, wb_more, pt_slots, gs):
 
 @kernel
 def folio_mkwrite_blocks(cfg, fs, ino, blk, ii, base, nr):
-    """page_mkwrite of a large folio, pages [base, base + nr): ext4_page_mkwrite maps every block
-    of the folio up to EOF at once, all or nothing (-ENOSPC). Returns the cost in ps: one base
-    cost, and each block's own work."""
+    """page_mkwrite of a large folio, pages [base, base + nr): ext4_page_mkwrite (XFS:
+    iomap_page_mkwrite) maps every block of the folio up to EOF at once, all or nothing (-ENOSPC).
+    Returns the cost in ps: one base cost, and each block's own work."""
     last = min(base + nr, (ino[I_SIZE, ii] + PAGE - 1) >> 12)
     f = ino[I_FS, ii]
-    if fs[FS_TYPE, f] == FST_EXT4:
+    if delalloc_fs(fs[FS_TYPE, f]):
         holes = 0
         for j in range(base, last):
             holes += blk[ino[I_BLK, ii] + j] == BLK_HOLE
@@ -419,7 +418,7 @@ def do_file_huge_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, pos, va, w
                                          HUGE_FOR_FAULT)
     pfn = filemap_get_folio(pc, fr32, fr_idx, ii, index)
     if not memfs:
-        # ext4: filemap_fault. A miss under MADV_HUGEPAGE reads PMD-sized folios (a major
+        # ext4, XFS: filemap_fault. A miss under MADV_HUGEPAGE reads PMD-sized folios (a major
         # fault), a marked folio starts the next window; finish_fault then maps a PMD-sized one
         # by its PMD. Anything else goes on at PTE level (the read-around, fault-around).
         ra = ino[I_MRA:I_MRA + NR_RA_FIELDS, ii]
@@ -453,7 +452,7 @@ def do_file_huge_fault(S, mmi, ti, vm_flags, vstart, vend, pgoff, ii, pos, va, w
         return OK, cost, False
     head = file_folio_head(fr_flags, pfn)
     if write and not memfs:
-        # ext4, do_shared_fault: page_mkwrite maps every block of the folio (all or nothing),
+        # ext4, XFS, do_shared_fault: page_mkwrite maps every block of the folio (all or nothing),
         # then finish_fault maps it by its PMD, writable and dirty. A store into a
         # write-protected PMD comes here too: wp_huge_pmd zapped it, and the fault that
         # follows finds the PMD empty

@@ -20,6 +20,7 @@ from .consts import (
     C_HPC_MODEL,
     C_KERNEL,
     FST_EXT4,
+    FST_XFS,
     HPC_MAINLINE,
     FILE_ENTIRE,
     FOLIO_ORDER_MASK,
@@ -320,9 +321,15 @@ def account_page_cleaned(vmstat, fr_flags, fs, ino, ii, pfn):
 
 @kernel(inline="always")
 def large_folios(cfg, t):
-    """Whether files of filesystem type ``t`` get large page-cache folios on write: ext4 from
-    6.16 (mainline's huge page cache; mapping_set_large_folios in ext4_set_inode_mapping_order)."""
-    return t == FST_EXT4 and cfg[C_KERNEL] >= 616 and cfg[C_HPC_MODEL] == HPC_MAINLINE
+    """Whether files of filesystem type ``t`` get large page-cache folios (writes, readahead,
+    faults), in mainline's huge page cache: XFS from 5.18 ("xfs: Support large folios":
+    ``xfs_setup_inode`` calls ``mapping_set_large_folios``), ext4 from 6.16
+    (``ext4_set_inode_mapping_order``)."""
+    if cfg[C_HPC_MODEL] != HPC_MAINLINE:
+        return False
+    if t == FST_XFS:
+        return cfg[C_KERNEL] >= 518
+    return t == FST_EXT4 and cfg[C_KERNEL] >= 616
 
 
 @kernel(inline="always")
@@ -448,7 +455,7 @@ def zap_file_pmd(vmstat, fr32, fr_flags, pt, mm, mmi, pos, whole):
         vmstat[VS_THP_SPLIT_PMD] += 1
 
 
-# ---- large page-cache folios (the huge page cache, and ext4's large folios) ----------------------
+# ---- large page-cache folios (the huge page cache, and ext4's and XFS's large folios) ------------
 # Every subpage keeps its own index entry, owner and index, as the 2013 series gave a huge page 512
 # radix-tree slots; the folio sits on its LRU list once, by its head, counting all its pages, and
 # its state (dirty, writeback, referenced, active) lives in the head.

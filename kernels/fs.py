@@ -6,6 +6,13 @@ One int8 per block of each file (``blk[ino[I_BLK] + index]``), ``BLK_*``:
   BLK_DELALLOC, the filesystem's free count drops, ENOSPC when none is left) and writeback
   allocates it; ``fallocate`` allocates unwritten blocks, which read as zeros and are converted to
   written at writeback completion (``ext4_end_io``: a journalled extent change).
+- XFS: the same block model (``delalloc_fs``): iomap's buffered write and ``page_mkwrite`` reserve
+  delalloc blocks (``xfs_buffered_write_iomap_begin``, ``xfs_bmapi_reserve_delalloc``), writeback
+  allocates them (``xfs_map_blocks``), unwritten extents are converted at I/O completion
+  (``xfs_end_ioend``), with ext4's costs. Not modelled: the indirect-block reservation that comes
+  with each delalloc extent, speculative preallocation beyond EOF, and the whole-extent
+  reservation that makes a write larger than the free space fail with ENOSPC rather than write
+  short (each seen on a 6.18 host).
 - ext2: ``write()`` allocates a hole's block in ``write_begin``; a write through a shared mapping
   allocates nothing until writeback (``page_mkwrite`` does "almost nothing"), so a full disk
   loses that data at writeback and fsync reports ENOSPC.
@@ -29,6 +36,7 @@ from .consts import (
     FS_TYPE,
     FST_EXT2,
     FST_EXT4,
+    FST_XFS,
     I_BLK,
     I_BLKCAP,
     I_FS,
@@ -38,9 +46,22 @@ from .jit import kernel
 
 
 @kernel(inline="always")
+def delalloc_fs(t):
+    """Filesystem type ``t`` reserves blocks at write time and allocates them at writeback, and
+    has unwritten extents: ext4 and XFS (``consts.DELALLOC_FSTYPES`` in Python)."""
+    return t == FST_EXT4 or t == FST_XFS
+
+
+@kernel(inline="always")
+def block_fs(t):
+    """Filesystem type ``t`` keeps block states on a disk: ext4, XFS and ext2
+    (``consts.BLOCK_FSTYPES``); tmpfs and ramfs have none."""
+    return delalloc_fs(t) or t == FST_EXT2
+
+
+@kernel(inline="always")
 def has_blocks(fs, ino, ii):
-    t = fs[FS_TYPE, ino[I_FS, ii]]
-    return t == FST_EXT4 or t == FST_EXT2
+    return block_fs(fs[FS_TYPE, ino[I_FS, ii]])
 
 
 @kernel(inline="always")
@@ -57,11 +78,12 @@ def fs_write_begin(cfg, fs, ino, blk, ii, index, via_syscall):
     ``page_mkwrite`` for a store through a shared mapping). Returns the cost in ps, or -ENOSPC."""
     f = ino[I_FS, ii]
     t = fs[FS_TYPE, f]
-    if t != FST_EXT4 and t != FST_EXT2:
+    if not block_fs(t):
         return cfg[C_COST_MKWRITE]
     b = ino[I_BLK, ii] + index
     s = blk[b]
-    if t == FST_EXT4:
+    if delalloc_fs(t):
+        # ext4_da_get_block_prep; XFS: xfs_buffered_write_iomap_begin reserves the hole
         if s == BLK_HOLE:
             if fs[FS_FREE, f] <= 0:
                 return -ENOSPC
@@ -87,8 +109,7 @@ def fs_writeback_block(cfg, fs, ino, blk, ii, index):
     unwritten ones. Returns the cost in ps; a block that cannot be allocated loses the page's data
     and leaves -ENOSPC for the next fsync."""
     f = ino[I_FS, ii]
-    t = fs[FS_TYPE, f]
-    if t != FST_EXT4 and t != FST_EXT2:
+    if not block_fs(fs[FS_TYPE, f]):
         return 0
     b = ino[I_BLK, ii] + index
     s = blk[b]

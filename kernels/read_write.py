@@ -90,9 +90,11 @@ from .consts import (
     FS_TYPE,
     FS_WR_LAT,
     FS_WR_PAGE,
-    FST_EXT4,
     FST_RAMFS,
     FST_TMPFS,
+    FST_XFS,
+    XFS_EXTENTADD_SPACE_RES,
+    XFS_MAX_BMBT_EXTLEN,
     G_NOW,
     I_ALIVE,
     I_BLK,
@@ -145,7 +147,7 @@ from .shmem import (
     shmem_alloc_huge,
     shmem_huge_wanted,
 )
-from .fs import fs_punch_blocks, fs_reads_zeros, fs_write_begin, has_blocks
+from .fs import delalloc_fs, fs_punch_blocks, fs_reads_zeros, fs_write_begin, has_blocks
 from .file_fault import file_room, munlock_mapped
 from .mlock import MLOCK_ZAP, mlock_vma_pages_range
 import numpy as np
@@ -366,7 +368,8 @@ def sys_pwrite(S, ti, ii, pos, count):
             if c < 0:
                 err = c
                 if index * PAGE >= size and not fr_flags[pfn] & PG_dirty:
-                    drop_page(S, pfn)            # ext4_truncate_failed_write: nothing past EOF
+                    drop_page(S, pfn)            # ext4_truncate_failed_write (XFS:
+                                                 # iomap_write_failed): nothing past EOF
                 break
             if (fr_flags[pfn] & (PG_file_thp | PG_swapbacked)) != PG_file_thp:
                 fr_flags[pfn] |= PG_mappedtodisk  # not for a large folio on a disk
@@ -480,8 +483,9 @@ def pagecache_alloc_large(S, ii, index, order, now):
             if not free:
                 break
             holes += index + i >= ino[I_BLKCAP, ii] or blk[ino[I_BLK, ii] + index + i] == BLK_HOLE
-        # the write maps every block of the folio before copying (ext4_block_write_begin): a
-        # folio it cannot reserve in full is not taken
+        # the write maps every block of the folio before copying (ext4_block_write_begin; XFS's
+        # iomap_begin reserves the write's range, which the folio lies in): a folio it cannot
+        # reserve in full is not taken
         if free and holes <= fs[FS_FREE, ino[I_FS, ii]]:
             head, c = pagecache_alloc_order(S, ii, order, now + cost)
             cost += c
@@ -755,6 +759,35 @@ def ext4_alloc_unwritten(fs, ino, blk, ii, first, last, grow_to):
 
 
 @kernel
+def xfs_alloc_file_space(fs, ino, blk, ii, first, last):
+    """``xfs_alloc_file_space``: [first, last) is mapped one extent at a time (``xfs_bmapi_write``
+    with one map, XFS_BMAPI_PREALLOC), each step in a transaction that first reserves as many
+    blocks as the rest of the range holds, mapped or not (at most XFS_MAX_BMBT_EXTLEN), plus the
+    bmap btree's XFS_EXTENTADD_SPACE_RES; a run of holes becomes one unwritten extent, a run of
+    mapped blocks (delalloc ones included) is stepped over. A step that cannot reserve ends it with
+    -ENOSPC; what earlier steps allocated stays. The caller grows the size only on success
+    (``xfs_falloc_setsize``). Extents are as long as the free space allows (no allocation
+    groups). Returns 0 or -ENOSPC."""
+    f = ino[I_FS, ii]
+    base = ino[I_BLK, ii]
+    i = first
+    while i < last:
+        want = min(last - i, XFS_MAX_BMBT_EXTLEN)
+        if want + XFS_EXTENTADD_SPACE_RES > fs[FS_FREE, f]:
+            return -ENOSPC                       # xfs_trans_alloc_inode
+        hole = blk[base + i] == BLK_HOLE
+        j = i + 1
+        while j < i + want and (blk[base + j] == BLK_HOLE) == hole:
+            j += 1
+        if hole:
+            for k in range(i, j):
+                blk[base + k] = BLK_UNWRITTEN
+            fs[FS_FREE, f] -= j - i
+        i = j
+    return OK
+
+
+@kernel
 def falloc_mode_check(mode):
     """``vfs_fallocate``'s mode checks: -EOPNOTSUPP or 0 (before any access check)."""
     known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE | FALLOC_FL_WRITE_ZEROES
@@ -773,11 +806,14 @@ def falloc_mode_check(mode):
 
 @kernel
 def sys_fallocate(S, ti, ii, mode, offset, length):
-    """fallocate(2) (``vfs_fallocate``, then ext4's or shmem's): ext4 allocates unwritten
+    """fallocate(2) (``vfs_fallocate``, then ext4's, XFS's or shmem's): ext4 allocates unwritten
     extents (on ENOSPC what was allocated stays, and the size grows to cover it), punches holes,
     zeroes a range (its interior becomes unwritten, pages dropped) and, from 6.17, writes zeroes
-    (every block of the range written by the device); tmpfs allocates pages (undone on ENOSPC)
-    and punches; other filesystems give EOPNOTSUPP. Partial edge pages are not zeroed."""
+    (every block of the range written by the device); XFS leaves what ext4 leaves where there is
+    room, but allocates by ``xfs_alloc_file_space``'s rule (reserved up front, the size unchanged
+    on ENOSPC; ZERO_RANGE punches before it allocates) and has no WRITE_ZEROES (6.18); tmpfs
+    allocates pages (undone on ENOSPC) and punches; other filesystems give EOPNOTSUPP. Partial
+    edge pages are not zeroed."""
     cfg, gs, vmstat, fr32, fr_idx, fr_flags, fr_order, fr_memcg, pb_mt, pt, pt_aux, mm, vma, \
         task, tlb, pwc, cpus, ev, smp, fs, ino, blk, pc, lru, fgs, wbq, swp, shadow = S
     f = ino[I_FS, ii]
@@ -788,7 +824,9 @@ def sys_fallocate(S, ti, ii, mode, offset, length):
     inner_first = (offset + PAGE - 1) >> 12
     inner_last = end >> 12
     m = mode & ~FALLOC_FL_KEEP_SIZE
-    if t != FST_EXT4 and not (t == FST_TMPFS and (m == 0 or m == FALLOC_FL_PUNCH_HOLE)):
+    if t == FST_XFS and m == FALLOC_FL_WRITE_ZEROES:
+        return -EOPNOTSUPP, 0                    # xfs_file_fallocate: not XFS_FALLOC_FL_SUPPORTED
+    if not delalloc_fs(t) and not (t == FST_TMPFS and (m == 0 or m == FALLOC_FL_PUNCH_HOLE)):
         return -EOPNOTSUPP, 0
     if t == FST_TMPFS and not file_room(fgs, pc, wbq, vmstat,
                                         last - first + huge_room(S, ii, first, last), 0, 0, gs):
@@ -801,7 +839,7 @@ def sys_fallocate(S, ti, ii, mode, offset, length):
     if m == FALLOC_FL_PUNCH_HOLE:
         if inner_last > inner_first:
             now = truncate_range(S, ii, inner_first, inner_last, now, False)
-            if t == FST_EXT4:
+            if delalloc_fs(t):
                 fs_punch_blocks(fs, ino, blk, ii, inner_first, inner_last)
     elif t == FST_TMPFS:
         # shmem_fallocate: a page for every index of the range, all or nothing
@@ -843,6 +881,16 @@ def sys_fallocate(S, ti, ii, mode, offset, length):
                     drop_page(S, new_pages[k])
             elif not keep and end > ino[I_SIZE, ii]:
                 ino[I_SIZE, ii] = end
+    elif t == FST_XFS and m == FALLOC_FL_ZERO_RANGE:
+        # xfs_falloc_zero_range: xfs_free_file_space punches the range's whole blocks (their
+        # pages go), then xfs_alloc_file_space preallocates the whole range; on ENOSPC the
+        # punched blocks stay holes and the size stays. Success leaves what ext4's leaves.
+        if inner_last > inner_first:
+            now = truncate_range(S, ii, inner_first, inner_last, now, False)
+            fs_punch_blocks(fs, ino, blk, ii, inner_first, inner_last)
+        st = xfs_alloc_file_space(fs, ino, blk, ii, first, last)
+        if st == OK and not keep and end > ino[I_SIZE, ii]:
+            ino[I_SIZE, ii] = end
     elif m == FALLOC_FL_ZERO_RANGE or m == FALLOC_FL_WRITE_ZEROES:
         # ext4_zero_range: unaligned edges preallocated (unwritten); the interior's pages go and
         # its blocks become unwritten (ZERO_RANGE) or are zeroed by the device (WRITE_ZEROES)
@@ -870,6 +918,11 @@ def sys_fallocate(S, ti, ii, mode, offset, length):
             if (st == OK or nz > 0) and grow_to >= 0:
                 reached = last if st == OK else inner_first + nz
                 ino[I_SIZE, ii] = max(ino[I_SIZE, ii], min(grow_to, reached * PAGE))
+    elif t == FST_XFS:
+        # xfs_falloc_allocate_range: the size moves only when every block was allocated
+        st = xfs_alloc_file_space(fs, ino, blk, ii, first, last)
+        if st == OK and not keep and end > ino[I_SIZE, ii]:
+            ino[I_SIZE, ii] = end
     else:
         st = ext4_alloc_unwritten(fs, ino, blk, ii, first, last, -1 if keep else end)
     task[T_CLOCK, ti] = now

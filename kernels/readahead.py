@@ -13,7 +13,8 @@ size) and ``page_cache_sync_ra``/``page_cache_async_ra`` since 6.11 (a new windo
 half of it when the read covers it all; an async window is trimmed to a multiple of four pages).
 From 6.11 a window also carries a folio order (``RA_ORDER``): a sync window starts at 0, each
 async one asks for 2 more, and ``page_cache_ra_order`` fills the window with folios of that order
-where the mapping has large folios (ext4 from 6.16); elsewhere the order falls back to 0.
+where the mapping has large folios (XFS from 5.18, ext4 from 6.16); elsewhere the order falls
+back to 0.
 
 A page under read I/O is locked until its request completes: each inode remembers its latest two
 readahead requests (``I_IO_*``: pages [lo, hi) locked until done), and a reader of a page in one
@@ -225,7 +226,7 @@ def page_cache_ra_order(S, ii, ra, start, now):
     """``page_cache_ra_order`` for the window in ``ra`` read from page ``start`` (``ractl``'s
     index: ``ra[RA_START]`` but for a VM_HUGEPAGE fault's window, which leaves ``ra->start``).
     A mapping without large folios reads it with order-0 pages (``do_page_cache_ra``;
-    ``ra->order`` falls back to 0). ext4 from 6.16 (``large_folios``) fills it with folios of the
+    ``ra->order`` falls back to 0). XFS and 6.16+ ext4 (``large_folios``) fill it with folios of the
     window's order: ``RA_ORDER`` capped at PMD order and at ``ilog2(size)``, each folio's order
     lowered to its index's alignment (``__ffs``) and to what fits before the window's end or EOF;
     the folio holding the mark (rounded down to the folio) gets PG_readahead. The first cached

@@ -2,11 +2,12 @@
 blocks for writing before the first write, so that write is cheap (spec 1.4-1.9).
 
 ``madvise_willwrite_vma`` is the RFC's per-VMA step (1.6): no VM_WRITE -> -EFAULT; a private or
-anonymous mapping -> 0 ("not yet supported"); a filesystem without the hook (ext2, tmpfs,
-ramfs) -> 0; ext4 -> ``block_willwrite`` (1.9): per 4 KiB page, read-fault it in, -EFAULT beyond
-the end of the file, then ``__block_write_begin`` over it (ext4: reserve a delalloc block for a
-hole, map the buffers of an unwritten one) without dirtying anything; the PTE stays read-only,
-so the later first store still faults, but only for the base ``page_mkwrite`` cost.
+anonymous mapping -> 0 ("not yet supported"); a filesystem without the hook (ext2, XFS, tmpfs,
+ramfs: the RFC implemented ext4's alone) -> 0; ext4 -> ``block_willwrite`` (1.9): per 4 KiB
+page, read-fault it in, -EFAULT beyond the end of the file, then ``__block_write_begin`` over it
+(ext4: reserve a delalloc block for a hole, map the buffers of an unwritten one) without
+dirtying anything; the PTE stays read-only, so the later first store still faults, but only for
+the base ``page_mkwrite`` cost.
 
 The RFC's future work, both off by default (``Config.willwrite_cow_ahead``,
 ``Config.willwrite_full_prep``): copy-on-write ahead for private file and anonymous mappings

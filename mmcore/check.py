@@ -294,10 +294,10 @@ def check_files(m) -> None:
         pages[ii] += 1
         if fl & K.PG_dirty and not fl & K.PG_swapbacked:
             dirty[ii] += 1
-            if f.fs[K.FS_TYPE, f.ino[K.I_FS, ii]] == K.FST_EXT4:
+            if f.fs[K.FS_TYPE, f.ino[K.I_FS, ii]] in K.DELALLOC_FSTYPES:   # ext4, XFS
                 b = int(f.ino[K.I_BLK, ii]) + int(idx[p])
                 assert int(f.ino[K.I_BLKCAP, ii]) > int(idx[p]) and f.blk[b] != K.BLK_HOLE, \
-                    f"dirty ext4 page {int(idx[p])} of inode {ii} has no block or reservation"
+                    f"dirty delalloc-fs page {int(idx[p])} of inode {ii} has no block or reservation"
     alive = f.ino[K.I_ALIVE, :nino] != 0
     assert np.array_equal(pages[alive], f.ino[K.I_NRPAGES, :nino][alive]), "I_NRPAGES"
     assert np.array_equal(dirty[alive], f.ino[K.I_NRDIRTY, :nino][alive]), "I_NRDIRTY"
@@ -354,7 +354,7 @@ def check_files(m) -> None:
         for ii in np.nonzero(alive)[0]:
             if f.ino[K.I_FS, ii] != fsi:
                 continue
-            if t in (K.FST_EXT4, K.FST_EXT2):
+            if t in K.BLOCK_FSTYPES:
                 b, c = int(f.ino[K.I_BLK, ii]), int(f.ino[K.I_BLKCAP, ii])
                 used += int(np.sum(f.blk[b:b + c] != K.BLK_HOLE))
             else:

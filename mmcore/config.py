@@ -109,12 +109,12 @@ class Costs:
     migrate_page_ns: float = 700.0    # migrating one 4 KiB page (copy, unmap, remap)
     copy_pte_ns: float = 2.0          # fork: copying one page-table leaf entry
     # files (spec section 8 calibrates the write-fault ratios: a first write to a sparse or
-    # fallocated page costs several times one to an already-written page)
+    # fallocated page costs several times one to an already-written page). XFS uses ext4's costs.
     pagecache_copy_ns: float = 150.0  # read()/write(): copying 4 KiB from or into the page cache
     pagecache_alloc_ns: float = 100.0  # allocating a page-cache page and indexing it
     mkwrite_ns: float = 150.0         # page_mkwrite / write_begin on mapped blocks (+ mtime)
-    da_reserve_ns: float = 2500.0     # ext4 delalloc: reserving one block, buffer heads, quota
-    unwritten_map_ns: float = 2000.0  # ext4: mapping buffers over an unwritten extent
+    da_reserve_ns: float = 2500.0     # ext4/XFS delalloc: reserving one block, buffer heads, quota
+    unwritten_map_ns: float = 2000.0  # ext4/XFS: mapping buffers over an unwritten extent
     block_alloc_ns: float = 500.0     # writeback: allocating one delalloc block (journalled)
     unwritten_convert_ns: float = 500.0  # writeback: unwritten -> written, per block (journalled)
     reclaim_page_ns: float = 200.0    # direct reclaim or drop_caches: freeing one clean page

@@ -502,7 +502,7 @@ LEDGER: tuple[Mechanism, ...] = (
         "(older ones count as done). "
         "Large reads and WILLNEED use the device's `io_pages` (`max_sectors_kb`, 4.10+). "
         "6.11+ windows carry a folio order that grows by 2 per async window (filled with large "
-        "folios where the file has them: 6.18's ext4; elsewhere back to 0). "
+        "folios where the file has them: 6.18's ext4 and XFS; elsewhere back to 0). "
         "A MADV_HUGEPAGE read fault reads two PMD-sized folios from the aligned page (5.18+). "
         "Not modelled: `mmap_miss`, and fadvise on tmpfs (a no-op "
         "here). Mappings share one `file_ra_state` per inode; MADV_WILLNEED on anonymous "
@@ -555,16 +555,24 @@ LEDGER: tuple[Mechanism, ...] = (
         ("read_write",), ("nr_slab_reclaimable",),
         "One cached 1288-byte unit (dentry and inode) per file; no other slab caches."),
     Mechanism(
-        "Filesystems: ext4 (delalloc, unwritten extents), ext2, tmpfs, ramfs",
+        "Filesystems: ext4 and XFS (delalloc, unwritten extents), ext2, tmpfs, ramfs",
         marks("approximate"),
-        "fs/ext4/inode.c `ext4_da_get_block_prep`, `ext4_end_io`; fs/ext2; mm/shmem.c; fs/ramfs",
+        "fs/ext4/inode.c `ext4_da_get_block_prep`, `ext4_end_io`; fs/xfs/xfs_iomap.c "
+        "`xfs_buffered_write_iomap_begin`, fs/xfs/xfs_bmap_util.c `xfs_alloc_file_space`; "
+        "fs/ext2; mm/shmem.c; fs/ramfs",
         (_T + "test_files.py::test_ext4_write_reserves_then_writeback_allocates",
          _T + "test_files.py::test_ext2_allocates_on_write_and_ext4_enospc",
          _T + "test_files.py::test_fallocate_unwritten_reads_zero_and_converts_at_writeback",
-         _T + "test_files.py::test_first_write_costs_follow_the_block_state"),
+         _T + "test_files.py::test_first_write_costs_follow_the_block_state",
+         _T + "test_xfs.py::test_xfs_write_reserves_delalloc_then_writeback_allocates",
+         _T + "test_xfs.py::test_xfs_page_mkwrite_reserves_and_a_full_disk_is_sigbus",
+         _T + "test_xfs.py::test_xfs_uses_ext4s_costs"),
         ("fs",), (),
         "Block states only: no journal, reserved blocks, extent-tree blocks or "
-        "`ext4_nonda_switch`; file contents are not simulated."),
+        "`ext4_nonda_switch`; file contents are not simulated. XFS is ext4's block model with "
+        "ext4's costs; not modelled: its indirect-block reservation per delalloc extent, "
+        "speculative preallocation beyond EOF, a buffered write's whole-extent reservation "
+        "(ENOSPC where ext4 writes short), allocation groups (tests/reference/FILES.md 11)."),
     Mechanism(
         "File system calls: open, pread, pwrite, fsync, ftruncate, unlink, fallocate",
         marks("approximate"),
@@ -573,21 +581,32 @@ LEDGER: tuple[Mechanism, ...] = (
         (_T + "test_files.py::test_fallocate_modes",
          _T + "test_files.py::test_unlink_frees_on_last_close_and_truncate_frees_blocks",
          _T + "test_files_differential.py::test_seeded_streams_agree",
-         _T + "test_files_differential.py::test_deviation_stream_against_linux"),
+         _T + "test_files_differential.py::test_seeded_xfs_streams_agree",
+         _T + "test_files_differential.py::test_deviation_stream_against_linux",
+         _T + "test_xfs.py::test_xfs_fallocate_reserves_the_whole_range_up_front",
+         _T + "test_xfs.py::test_xfs_fallocate_beyond_one_extent_keeps_what_earlier_transactions_allocated",
+         _T + "test_xfs.py::test_xfs_zero_range_punches_before_it_allocates",
+         _T + "test_xfs.py::test_xfs_write_zeroes_is_eopnotsupp_in_6_18"),
         ("read_write",), (),
         "Compared with a reference model of Linux in a quiet regime (tests/reference/FILES.md "
         "0); the departure left (`efbig_small_fs`) has an xfail test. No directories, `dup`, "
-        "COLLAPSE_RANGE or INSERT_RANGE."),
+        "COLLAPSE_RANGE or INSERT_RANGE (nor XFS's UNSHARE_RANGE). XFS's fallocate follows "
+        "`xfs_alloc_file_space` (the range reserved up front, one extent per transaction; the "
+        "size unchanged on ENOSPC) and has no WRITE_ZEROES (6.18), as on a 6.18 host; its "
+        "PUNCH_HOLE and ZERO_RANGE keep ext4's page handling (no `xfs_flush_unmap_range` of "
+        "the edge pages)."),
     Mechanism(
         "MADV_WILLWRITE (the 2013 RFC)",
         marks("approximate"),
         "Andy Lutomirski, \"[RFC] madvise: add MADV_WILLWRITE\", 5 Aug 2013 (never merged)",
         (_T + "test_file_mappings.py::test_madv_willwrite_rfc_return_values",
          _T + "test_file_mappings.py::test_madv_willwrite_reserves_without_dirtying",
-         _T + "test_file_mappings.py::test_willwrite_story_moves_the_cost_out_of_the_time_sensitive_phase"),
+         _T + "test_file_mappings.py::test_willwrite_story_moves_the_cost_out_of_the_time_sensitive_phase",
+         _T + "test_xfs.py::test_madv_willwrite_returns_0_on_xfs"),
         ("willwrite", "syscalls"), (),
         "The RFC's semantics (no kernel ran it, so nothing to compare with); advice value 64, "
-        "since mainline gave 18 to MADV_WIPEONFORK; the future-work options are config flags."),
+        "since mainline gave 18 to MADV_WIPEONFORK; the future-work options are config flags. "
+        "Only ext4 has the hook (the RFC's), so XFS, like ext2, returns 0."),
     # ---- huge page cache -----------------------------------------------------------------------
     Mechanism(
         "tmpfs huge= and shmem_enabled (the mainline huge page cache)",
@@ -810,7 +829,8 @@ LEDGER: tuple[Mechanism, ...] = (
         marks("n/a", v6_18="approximate"),
         "mm/filemap.c `__filemap_get_folio` with `fgf_set_order`, `generic_perform_write`'s "
         "chunk (`mapping_max_folio_size`), `filemap_add_folio`; fs/ext4/inode.c "
-        "`ext4_set_inode_mapping_order` (ext4 6.16; XFS 5.18)",
+        "`ext4_set_inode_mapping_order` (ext4 6.16); fs/xfs/xfs_iops.c `xfs_setup_inode` "
+        "(XFS 5.18)",
         (_T + "test_large_folios.py::test_a_write_makes_the_folios_its_order_asks_for",
          _T + "test_large_folios.py::test_no_large_folios_before_6_16_or_on_ext2",
          _T + "test_large_folios.py::test_dirtying_and_writeback_count_the_whole_folio",
@@ -829,11 +849,15 @@ LEDGER: tuple[Mechanism, ...] = (
          _T + "test_large_folios.py::test_a_madv_hugepage_read_fault_reads_pmd_sized_folios_and_maps_them",
          _T + "test_large_folios.py::test_without_madv_hugepage_a_read_fault_reads_around_in_small_folios",
          _T + "test_huge_page_cache.py::test_madvise_collapse_on_ext4_is_einval",
+         _T + "test_xfs.py::test_xfs_large_folios_on_6_18_not_before",
+         _T + "test_xfs.py::test_large_folios_start_with_5_18_xfs_and_6_16_ext4",
+         _T + "test_xfs.py::test_xfs_readahead_orders_match_a_6_18_hosts_tracepoints",
          _T + "test_validate.py::test_host_folio_values_are_the_kernels",
          _T + "test_validate.py::test_engine_folio_scenario_reads_its_own_pagemap"),
         ("filemap", "read_write", "readahead", "page_writeback", "vmscan", "mlock"),
         ("nr_file_hugepages", "nr_file_pmdmapped"),
-        "ext4 on the 6.18 profile caches written data in large folios: each write step asks for "
+        "ext4 and XFS on the 6.18 profile (the only one from XFS's 5.18 on) cache file data in "
+        "large folios: each write step asks for "
         "the order its bytes left in the 2 MiB chunk and its page's alignment allow, falling to "
         "smaller orders where the range is partly cached, its blocks cannot all be reserved, the "
         "buddy allocator has no such block above the low watermark, or the memcg refuses it "
@@ -851,7 +875,8 @@ LEDGER: tuple[Mechanism, ...] = (
         "fault that misses reads two PMD-sized folios (one under MADV_RANDOM) and maps the first "
         "by its PMD; the marked second starts the next window when a fault reaches it (cached "
         "pages and FilePmdMapped after each fault as on a 6.18 host). Reclaim walks a mapped "
-        "folio's mappings once. Not modelled: mTHP counters, XFS. ext2 caches 4 KiB pages."),
+        "folio's mappings once. XFS's readahead orders match a 6.18 host's tracepoint on an "
+        "XFS loop device. Not modelled: mTHP counters. ext2 caches 4 KiB pages."),
     Mechanism(
         "Anonymous multi-size THP (mTHP orders below PMD)",
         marks("n/a", v6_18="absent"),

@@ -19,7 +19,7 @@ from .kernels import proc as P
 from .kernels import sched as SCH
 from .kernels import syscalls as S_
 from .kernels import read_write as RW
-from .files import VFS
+from .files import DISK_FSTYPES, VFS
 from .kernels import vmscan as VM
 from .kernels.state import State, new_frames, with_frame_views
 from .memcg import Cgroup, parse_path, workingset_names
@@ -1090,7 +1090,8 @@ class Machine:
     # ---- filesystems ---------------------------------------------------------------------------
     def mount(self, path: str, fstype: str, size: int | str | None = None, *, disk=None,
               huge: str = "never") -> None:
-        """Mount a filesystem: ``ext4`` (delayed allocation, unwritten extents), ``ext2`` (blocks
+        """Mount a filesystem: ``ext4`` (delayed allocation, unwritten extents), ``xfs`` (ext4's
+        block model, its own fallocate ENOSPC rule, large folios from 5.18), ``ext2`` (blocks
         allocated by write() or at writeback), ``tmpfs`` (memory, size defaults to half of it) or
         ``ramfs`` (memory, unlimited). ``disk`` is a ``mmcore.files.Disk`` or a dict of its
         fields. Sizes are bytes or strings such as ``"8GiB"``. ``huge`` is tmpfs's ``huge=``
@@ -1107,7 +1108,7 @@ class Machine:
                 raise ValueError(f"huge: tmpfs huge= is the mainline huge page cache; this machine "
                                  f"models {self.config.huge_page_cache!r} (ramfs only)")
         if size is None:
-            if fstype in ("ext4", "ext2"):
+            if fstype in DISK_FSTYPES:
                 raise ValueError(f"size: a {fstype} filesystem needs a size, e.g. size='8GiB'")
             size = self.config.memory_bytes // 2 if fstype == "tmpfs" else 0
         self.vfs.mount(path, fstype, size, disk)
@@ -1765,7 +1766,7 @@ class Task:
         nblocks = int(vfs.state.fs[K.FS_BLOCKS, fsi])
         if offset + length > (1 << 44):
             raise _oserror(_errno.EFBIG, "pwrite")
-        if vfs.state.fs[K.FS_TYPE, fsi] in (K.FST_EXT4, K.FST_EXT2):
+        if vfs.state.fs[K.FS_TYPE, fsi] in K.BLOCK_FSTYPES:
             if (offset + length + 4095) // 4096 > 4 * nblocks + 16:
                 raise _oserror(_errno.EFBIG, "pwrite")
             vfs.ensure_blocks(of.ino, (offset + length + 4095) // 4096)
@@ -1828,14 +1829,15 @@ class Task:
         if of.flags & (os.O_RDONLY | os.O_WRONLY | os.O_RDWR) == os.O_RDONLY:
             raise _oserror(_errno.EINVAL, "ftruncate")             # do_ftruncate: not writable
         vfs = self.machine.vfs
-        if vfs.state.fs[K.FS_TYPE, int(vfs.state.ino[K.I_FS, of.ino])] in (K.FST_EXT4, K.FST_EXT2):
+        if vfs.state.fs[K.FS_TYPE, int(vfs.state.ino[K.I_FS, of.ino])] in K.BLOCK_FSTYPES:
             vfs.ensure_blocks(of.ino, (length + 4095) // 4096)    # every page in EOF has a state
         vfs.call(RW.sys_ftruncate, self._ti, of.ino, length, 1)
 
     def fallocate(self, fd: int, mode: int, offset: int, length: int) -> None:
-        """fallocate(2): mode 0 or FALLOC_FL_KEEP_SIZE allocate unwritten extents (ext4) or pages
-        (tmpfs); FALLOC_FL_PUNCH_HOLE | KEEP_SIZE, FALLOC_FL_ZERO_RANGE and (kernel 6.17+)
-        FALLOC_FL_WRITE_ZEROES as in ext4."""
+        """fallocate(2): mode 0 or FALLOC_FL_KEEP_SIZE allocate unwritten extents (ext4, XFS) or
+        pages (tmpfs); FALLOC_FL_PUNCH_HOLE | KEEP_SIZE, FALLOC_FL_ZERO_RANGE and (kernel 6.17+,
+        not XFS) FALLOC_FL_WRITE_ZEROES as in ext4. Out of space, ext4 keeps what it allocated
+        and grows the size over it; XFS reserves the range up front and leaves the size."""
         self._alive()
         mode = _check_int("mode", mode, 0, (1 << 31) - 1)
         offset = _check_int("offset", offset, 0, 1 << 44)
@@ -1849,7 +1851,7 @@ class Task:
         if mode & K.FALLOC_FL_WRITE_ZEROES and self.machine.config.profile.version < 617:
             raise _oserror(_errno.EOPNOTSUPP, "fallocate (FALLOC_FL_WRITE_ZEROES is 6.17+)")
         vfs = self.machine.vfs
-        if vfs.state.fs[K.FS_TYPE, int(vfs.state.ino[K.I_FS, of.ino])] == K.FST_EXT4:
+        if vfs.state.fs[K.FS_TYPE, int(vfs.state.ino[K.I_FS, of.ino])] in K.DELALLOC_FSTYPES:
             vfs.ensure_blocks(of.ino, (offset + length + 4095) // 4096)
         gs = self.machine.state.gs
         while True:

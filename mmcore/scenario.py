@@ -13,7 +13,7 @@ Top-level tables (any other key is an error)::
                  quantum (bytes: long writes/touches/brk populates yield between slices)
     [params]     name = value defaults; any value elsewhere may be "${name}"
     [machine]    any mmcore.Config field, nested tables tlb = {...} and costs = {...} included
-    [[mount]]    path, fstype ("ext4" | "ext2" | "tmpfs" | "ramfs"), size, disk = {...},
+    [[mount]]    path, fstype ("ext4" | "xfs" | "ext2" | "tmpfs" | "ramfs"), size, disk = {...},
                  huge ("never" | "always" | "within_size" | "advise": tmpfs only)
                  (disk: read_latency_us, write_latency_us, read_mb_s, write_mb_s)
     [[task]]     name, comm (default: name), oom_score_adj (default 0),
@@ -184,7 +184,8 @@ _THP_SYSFS = "kernel/mm/transparent_hugepage/"
 SYSFS = (_THP_SYSFS + "enabled", _THP_SYSFS + "defrag", _THP_SYSFS + "use_zero_page",
          _THP_SYSFS + "shmem_enabled", _THP_SYSFS + "shrink_underused") + tuple(
     _THP_SYSFS + "khugepaged/" + k for k in KhugepagedConfig.LIMITS)
-FSTYPES = ("ext4", "ext2", "tmpfs", "ramfs")
+FSTYPES = ("ext4", "xfs", "ext2", "tmpfs", "ramfs")
+DISK_FSTYPES = tuple(K.FSTYPE_NAMES[t] for t in K.BLOCK_FSTYPES)    # a mount needs a size
 DISK_KEYS = ("read_latency_us", "write_latency_us", "read_mb_s", "write_mb_s")
 RECORD_KEYS = ("record_faults", "record_syscalls", "sample_interval_ns")
 MAX_TLB_GEOMETRIES = 64        # [record] tlb_geometries: one replay pass holds them all
@@ -760,7 +761,7 @@ class _Validator:
             seen.add(p)
             fst = self.choice(d["fstype"], _sub(key, "fstype"), FSTYPES)
             size = self.size(d["size"], _sub(key, "size"), 4096) if "size" in d else None
-            if size is None and fst in ("ext4", "ext2"):
+            if size is None and fst in DISK_FSTYPES:
                 raise self.err(_sub(key, "size"), f"missing: an {fst} filesystem needs a size, e.g. \"8GiB\"")
             disk = None
             if "disk" in d:

@@ -281,7 +281,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match="flags: .* the model does not support"):
         t.open("/data/g", os.O_CREAT | os.O_DIRECT)
     with pytest.raises(ValueError, match="fstype: expected one of"):
-        m.mount("/x", "xfs", size="1GiB")
+        m.mount("/x", "btrfs", size="1GiB")
     with pytest.raises(ValueError, match="size: a ext4 filesystem needs a size"):
         m.mount("/x", "ext4")
     with pytest.raises(OSError) as e:

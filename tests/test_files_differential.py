@@ -42,8 +42,12 @@ EXT4_SMALL = ("/s", "ext4", 64 * KiB, SLOW)
 EXT2 = ("/b", "ext2", 96 * KiB, SLOW)
 TMPFS = ("/t", "tmpfs", 64 * KiB, None)
 RAMFS = ("/r", "ramfs", None, None)
+XFS = ("/x", "xfs", 64 * MiB, None)
+XFS_SMALL = ("/y", "xfs", 64 * KiB, SLOW)
 MOUNT_SETS = [(EXT4, TMPFS), (EXT4_SMALL, EXT2, RAMFS), (EXT4, EXT4_SMALL, TMPFS), (EXT2, TMPFS, RAMFS),
               (EXT4, EXT2), (EXT4_SMALL, TMPFS, RAMFS)]
+# XFS beside the others (its own seeds, so the streams above stay as they were)
+XFS_SETS = [(XFS, XFS_SMALL, TMPFS), (XFS_SMALL, EXT4, RAMFS), (XFS, EXT2), (XFS_SMALL, EXT4_SMALL, TMPFS)]
 MEMINFO_KEYS = ("MemTotal", "MemFree", "MemAvailable", "Buffers", "Cached", "Active(file)",
                 "Inactive(file)", "Unevictable", "Dirty", "Writeback", "Mapped", "Shmem",
                 "KReclaimable", "SReclaimable")
@@ -256,12 +260,23 @@ def test_seeded_streams_agree(seed):
     run(pair, random_ops(rng, mounts, 150))
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(16))
+def test_seeded_xfs_streams_agree(seed):
+    """XFS (ext4's block model, xfs_alloc_file_space's ENOSPC rule, no WRITE_ZEROES, large
+    folios on 6.18) against the reference, on both profiles that differ for it."""
+    rng = np.random.default_rng(1000 + seed)
+    mounts = XFS_SETS[seed % len(XFS_SETS)]
+    pair = Pair(mounts, kernel="4.13" if seed % 4 == 1 else "6.18", ncpus=1 + seed % 2,
+                read_ahead_kb=(128, 16, 512, 0)[seed % 4])
+    run(pair, random_ops(rng, mounts, 150))
+
+
+@pytest.mark.parametrize("seed", range(10))
 def test_linux_reference_keeps_its_invariants(seed):
     """The reference without the engine's departures, alone: its own consistency after every op,
     and none of the states the departures produce (pages beyond EOF, pages of freed inodes)."""
     rng = np.random.default_rng(500 + seed)
-    mounts = MOUNT_SETS[seed % len(MOUNT_SETS)]
+    mounts = (MOUNT_SETS + XFS_SETS)[seed % (len(MOUNT_SETS) + len(XFS_SETS))]
     cfg = mmcore.Config(memory="256MiB", kernel="6.18", **REGIME)
     r = RefFiles(cfg.memory_bytes, costs_ps(cfg.costs), cfg.watermarks(), deviations=())
     for path, fstype, size, disk in mounts:
@@ -313,7 +328,7 @@ def _op_strategy(mounts):
 
 @st.composite
 def _streams(draw):
-    mounts = draw(st.sampled_from(MOUNT_SETS))
+    mounts = draw(st.sampled_from(MOUNT_SETS + XFS_SETS))
     ops = draw(st.lists(_op_strategy(mounts), min_size=8, max_size=40))
     return mounts, draw(st.integers(1, 2)), _opening(mounts) + ops
 
@@ -406,6 +421,27 @@ REGRESSIONS = {
                                        (0, "fallocate", 3, PUNCH | KEEP, PG, 3 * PG),
                                        (0, "fallocate", 3, ZERO, 4 * PG, 2 * PG),
                                        (0, "fallocate", 3, WZ, 12 * PG, 2 * PG)]),
+    # XFS (xfs_alloc_file_space): a fallocate reserves its whole range, mapped blocks included,
+    # plus 4 bmap btree blocks before allocating anything: on ENOSPC nothing is allocated and the
+    # size stays; what fits is allocated unwritten and converted at writeback. ZERO_RANGE punches
+    # first (the punched blocks stay holes when the preallocation fails); no WRITE_ZEROES
+    "xfs_fallocate": ((XFS_SMALL, XFS), [
+        (0, "open", "/y/f", RWC), (0, "pwrite", 3, 0, 4 * PG), (0, "fallocate", 3, 0, 0, 14 * PG),
+        (0, "fallocate", 3, KEEP, 0, 12 * PG), (0, "fsync", 3), (0, "fallocate", 3, 0, 0, 8 * PG),
+        (0, "fallocate", 3, KEEP, 8 * PG, 5 * PG), (0, "fallocate", 3, KEEP, 8 * PG, 4 * PG),
+        (0, "ftruncate", 3, 2 * PG + 7), (0, "fallocate", 3, ZERO, PG, 6 * PG),
+        (0, "fallocate", 3, ZERO | KEEP, PG + 100, 2 * PG), (0, "fallocate", 3, WZ, 0, PG),
+        (0, "fallocate", 3, PUNCH | KEEP, 0, 2 * PG), (0, "open", "/y/h", RWC),
+        (0, "pwrite", 4, 0, 6 * PG), (0, "fallocate", 3, KEEP, 6 * PG, PG),
+        (0, "fallocate", 3, KEEP, 2 * PG, 5 * PG), (0, "pwrite", 4, 6 * PG, 3 * PG),
+        (0, "fallocate", 3, ZERO, 2 * PG, 4 * PG),
+        (0, "open", "/x/g", RWC), (0, "fallocate", 5, 0, 0, 8 * PG), (0, "pread", 5, 0, 8 * PG),
+        (0, "pwrite", 5, 2 * PG, PG), (0, "sync"), (0, "fallocate", 5, KEEP, 8 * PG, 4 * PG),
+        (0, "ftruncate", 5, 8 * PG)]),
+    # XFS's large folios (5.18+; the 6.18 profile): a write's orders, readahead's
+    "xfs_large_folios": ((XFS,), [(0, "open", "/x/f", RWC), (0, "pwrite", 3, 3 * PG, 100 * PG),
+                                  (0, "pwrite", 3, 0, 4 * MiB), (0, "fsync", 3), (0, "drop_caches", 1)]
+                         + [(0, "pread", 3, i * PG, PG) for i in range(0, 300)]),
     # tmpfs counts its pages against size=, and a write fills it exactly
     "tmpfs_full": ((TMPFS,), [(0, "open", "/t/f", RWC), (0, "pwrite", 3, 0, 20 * PG),
                               (0, "pwrite", 3, 20 * PG, 1), (0, "fallocate", 3, KEEP, 0, 4 * PG),

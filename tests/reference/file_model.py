@@ -35,6 +35,8 @@ from mmcore.kernels.consts import (
     LRU_UNEVICTABLE,
     VM_HUGEPAGE,
     VM_NOHUGEPAGE,
+    XFS_EXTENTADD_SPACE_RES,
+    XFS_MAX_BMBT_EXTLEN,
 )
 
 PAGE = 4096
@@ -42,14 +44,15 @@ HPAGE_NR = 512                              # pages in a PMD-sized folio (FILES.
 FALLOC_FL_COLLAPSE_RANGE = 0x08
 FALLOC_FL_INSERT_RANGE = 0x20
 FALLOC_FL_UNSHARE_RANGE = 0x40
-SLAB_BYTES_PER_FILE = 192 + 1096            # a dentry and an ext4 inode (FILES.md 9)
+SLAB_BYTES_PER_FILE = 192 + 1096            # a dentry and an ext4 inode, on XFS too (FILES.md 9)
 NEVER = 1 << 62
 MAX_FILE_BYTES = 1 << 44                    # s_maxbytes of every filesystem here (16 TiB)
 LISTS = (LRU_INACTIVE_ANON, LRU_ACTIVE_ANON, LRU_INACTIVE_FILE, LRU_ACTIVE_FILE, LRU_UNEVICTABLE)
 O_ACCMODE = os.O_RDONLY | os.O_WRONLY | os.O_RDWR
 KNOWN_O = O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC | os.O_NOATIME
 MEMFS = ("tmpfs", "ramfs")
-BLOCKFS = ("ext4", "ext2")
+BLOCKFS = ("ext4", "ext2", "xfs")
+DELALLOC = ("ext4", "xfs")                  # delayed allocation and unwritten extents (FILES.md 3)
 
 # Where the engine departs from Linux (FILES.md 12 gives each one's Linux rule and reproducer).
 DEVIATIONS = {
@@ -70,7 +73,7 @@ DEVIATIONS = {
     "drop_slab_memfs": "drop_caches 2 frees tmpfs/ramfs dentries and inodes",
     "pgalloc_uncounted": "page-cache allocations do not count pgalloc_normal",
     "slab_units": "SReclaimable (kB) and nr_slab_reclaimable (pages) disagree",
-    "efbig_small_fs": "pwrite beyond 4x the size of an ext4/ext2 filesystem gives EFBIG",
+    "efbig_small_fs": "pwrite beyond 4x the size of an ext4/ext2/xfs filesystem gives EFBIG",
     "memfs_reads": "tmpfs reads allocate pages for holes; tmpfs/ramfs reads use readahead",
     "truncate_beyond_eof": "truncation and unlink ignore pages and blocks beyond EOF",
     "huge_falloc_head_only": "tmpfs fallocate initialises a cached huge folio only at its first index",
@@ -433,10 +436,12 @@ class RefFiles:
         """First page -> pages of every large folio of the file."""
         return dict(sorted({p.huge: p.nr for p in ino.pages.values() if p.huge >= 0}.items()))
 
-    # ---- ext4's large folios (FILES.md 16) -------------------------------------------------------
+    # ---- ext4's and XFS's large folios (FILES.md 16) -------------------------------------------
     def large_capable(self, ino: Inode) -> bool:
-        """ext4 from 6.16 caches written data in large folios (mainline's page cache)."""
-        return self.fstype(ino) == "ext4" and self.kernel >= 616 and self.hpc == "mainline"
+        """XFS from 5.18 and ext4 from 6.16 cache file data in large folios (mainline's page
+        cache)."""
+        since = {"xfs": 518, "ext4": 616}.get(self.fstype(ino))
+        return since is not None and self.kernel >= since and self.hpc == "mainline"
 
     def _alloc_large(self, ino: Inode, index: int, order: int):
         """__filemap_get_folio(FGP_CREAT) above order 0 for a write at page ``index``: from
@@ -523,12 +528,12 @@ class RefFiles:
             if m.free <= 0:
                 return None
             m.free -= 1
-            if t == "ext4":                        # ext4_da_get_block_prep: a reservation
+            if t in DELALLOC:                      # ext4_da_get_block_prep, XFS's iomap_begin
                 ino.blocks[index] = BLK_DELALLOC
                 return c["mkwrite"] + c["da_reserve"]
             ino.blocks[index] = BLK_WRITTEN        # ext2_get_block allocates now
             return c["mkwrite"] + c["block_alloc"]
-        if s == BLK_UNWRITTEN and t == "ext4":
+        if s == BLK_UNWRITTEN and t in DELALLOC:
             return c["mkwrite"] + c["unwritten_map"]
         return c["mkwrite"]
 
@@ -1151,9 +1156,10 @@ class RefFiles:
         old = ino.size
         t = self.fstype(ino)
         beyond = self.dev("truncate_beyond_eof")
-        # ext4_setattr calls ext4_truncate and shmem_setattr truncates even when the size does not
-        # change, to drop what fallocate(KEEP_SIZE) placed beyond EOF
-        if length < old or (length == old and t in ("ext4", "tmpfs") and not beyond):
+        # ext4_setattr calls ext4_truncate, xfs_setattr_size xfs_itruncate_extents and
+        # shmem_setattr truncates even when the size does not change, to drop what
+        # fallocate(KEEP_SIZE) placed beyond EOF (XFS: seen on a 6.18 host)
+        if length < old or (length == old and t in ("ext4", "xfs", "tmpfs") and not beyond):
             first = _pages(length)
             last = _pages(old) if beyond and t in MEMFS else NEVER
             now = self._truncate_pages(ino, first, last, now, cows=True)
@@ -1201,8 +1207,11 @@ class RefFiles:
             raise _err(errno.EOPNOTSUPP, "fallocate")
         if not of.flags & (os.O_WRONLY | os.O_RDWR):
             raise _err(errno.EBADF, "fallocate")
-        if m in (FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE) and self.fstype(self.inodes[of.ino]) == "ext4":
-            raise NotImplementedError("fallocate: COLLAPSE_RANGE and INSERT_RANGE are not modelled")
+        t = self.fstype(self.inodes[of.ino])
+        if m in (FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE) and t in DELALLOC \
+                or m == FALLOC_FL_UNSHARE_RANGE and t == "xfs":
+            raise NotImplementedError("fallocate: COLLAPSE_RANGE, INSERT_RANGE and XFS's "
+                                      "UNSHARE_RANGE are not modelled")
         return of
 
     def fallocate(self, pid: int, fd: int, mode: int, offset: int, length: int) -> None:
@@ -1213,8 +1222,10 @@ class RefFiles:
         if self.dev("fallocate_checks") and m & FALLOC_FL_PUNCH_HOLE:
             m = FALLOC_FL_PUNCH_HOLE               # the engine takes PUNCH|ZERO as a punch
         tmpfs_modes = (0,) if self.dev("tmpfs_punch_unsupported") else (0, FALLOC_FL_PUNCH_HOLE)
-        if not (t == "ext4" and m in (0, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, FALLOC_FL_WRITE_ZEROES)
-                or t == "tmpfs" and m in tmpfs_modes):
+        fs_modes = {"ext4": (0, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, FALLOC_FL_WRITE_ZEROES),
+                    "xfs": (0, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE),   # no WRITE_ZEROES in 6.18
+                    "tmpfs": tmpfs_modes}
+        if m not in fs_modes.get(t, ()):
             raise _err(errno.EOPNOTSUPP, "fallocate")
         keep = bool(mode & FALLOC_FL_KEEP_SIZE)
         end = offset + length
@@ -1223,6 +1234,12 @@ class RefFiles:
             ok, now = self._falloc_tmpfs(ino, m, offset, end, keep, now)
         elif m == FALLOC_FL_PUNCH_HOLE:
             ok, now = True, self._punch_hole(ino, offset, end, now)
+        elif t == "xfs" and m == FALLOC_FL_ZERO_RANGE:
+            ok, now = self._xfs_zero_range(ino, offset, end, keep, now)
+        elif t == "xfs":
+            ok = self._xfs_alloc_file_space(ino, offset >> 12, _pages(end))
+            if ok and not keep:                    # xfs_falloc_setsize, after success only
+                ino.size = max(ino.size, end)
         elif m == FALLOC_FL_ZERO_RANGE:
             ok, now = self._zero_range(ino, offset, end, keep, False, now)
         elif m == FALLOC_FL_WRITE_ZEROES:
@@ -1270,6 +1287,43 @@ class RefFiles:
             ino.blocks[i] = BLK_UNWRITTEN
         self._grow(ino, new_size, last)
         return True
+
+    def _xfs_alloc_file_space(self, ino: Inode, first: int, last: int) -> bool:
+        """xfs_alloc_file_space (FILES.md 8): an extent per transaction, each reserving, before
+        it allocates, the blocks left in the range (mapped or not, at most XFS_MAX_BMBT_EXTLEN)
+        plus XFS_EXTENTADD_SPACE_RES; a run of holes becomes unwritten, a run of mapped blocks
+        is passed over. False on ENOSPC, with the extents allocated before it kept."""
+        m = self.mounts[ino.fs]
+
+        def hole(i):
+            return ino.blocks.get(i, BLK_HOLE) == BLK_HOLE
+
+        i = first
+        while i < last:
+            want = min(last - i, XFS_MAX_BMBT_EXTLEN)
+            if want + XFS_EXTENTADD_SPACE_RES > m.free:
+                return False
+            run = 1
+            while run < want and hole(i + run) == hole(i):
+                run += 1
+            if hole(i):
+                for k in range(i, i + run):
+                    ino.blocks[k] = BLK_UNWRITTEN
+                m.free -= run
+            i += run
+        return True
+
+    def _xfs_zero_range(self, ino: Inode, offset: int, end: int, keep: bool, now: int):
+        """xfs_falloc_zero_range: punch the whole pages and blocks inside the range (FILES.md 8),
+        then preallocate the whole range; the size grows only on success. Returns (ok, now)."""
+        a, b = _pages(offset), end >> 12
+        if b > a:
+            now = self._truncate_pages(ino, a, b, now)
+            self._punch(ino, a, b)
+        ok = self._xfs_alloc_file_space(ino, offset >> 12, _pages(end))
+        if ok and not keep:
+            ino.size = max(ino.size, end)
+        return ok, now
 
     def _zero_range(self, ino: Inode, offset: int, end: int, keep: bool, zeroes: bool, now: int):
         """ext4_zero_range (ZERO_RANGE; WRITE_ZEROES with ``zeroes``). Returns (ok, now)."""
